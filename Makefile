@@ -1,0 +1,47 @@
+# Two commands on a fresh machine with Python 3.11 and make:
+#   make up    — set up, then run the whole system on the embedded default
+#   make test  — set up, then run the checks and the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup up test lint unit integration e2e format schemas clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,dev]'
+	touch $(STAMP)
+
+up: setup
+	$(BIN)/gridloop up
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	$(BIN)/pytest -q tests/integration
+
+e2e: setup
+	$(BIN)/pytest -q tests/e2e
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schemas: setup
+	$(BIN)/gridloop schemas export schemas/json
+
+clean:
+	rm -rf $(VENV) .gridloop .mypy_cache .pytest_cache .ruff_cache

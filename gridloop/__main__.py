@@ -1,0 +1,3 @@
+from gridloop.cli import app
+
+app(prog_name="gridloop")

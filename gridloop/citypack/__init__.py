@@ -1,0 +1,9 @@
+"""The city pack: a city's reference data, loaded and validated at start-up.
+
+An invalid pack is refused with every error listed (`CityPackError.errors`).
+"""
+
+from gridloop.citypack.load import CityPackError, load_city_pack
+from gridloop.citypack.model import CityPack, Department, EventClass, Grid
+
+__all__ = ["CityPack", "CityPackError", "Department", "EventClass", "Grid", "load_city_pack"]

@@ -1,0 +1,43 @@
+"""All configuration in one place, from the environment (twelve-factor).
+
+`KAFKA_BOOTSTRAP_SERVERS` and `MONGODB_URI` point every service at external servers; when
+they are unset, `gridloop up` starts the embedded ones and sets them for its children.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_CITY_PACK = Path(__file__).parent / "citypack" / "demo"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDLOOP_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    mongodb_uri: str = Field(
+        "mongodb://127.0.0.1:27017", validation_alias=AliasChoices("MONGODB_URI")
+    )
+    mongodb_database: str = "gridloop"
+    city_pack: Path = DEMO_CITY_PACK
+    data_dir: Path = Path(".gridloop")
+    host: str = "127.0.0.1"
+    intake_port: int = 8000
+    dispatch_port: int = 8001
+    notify_port: int = 8002
+    sla_port: int = 8003
+    projections_port: int = 8004
+    desk_port: int = 8009  # the demo department desk that receives webhooks
+    # Seconds between deadline scans of the SLA engine.
+    sla_tick_seconds: float = 1.0
+    # Webhook delivery: attempts before a notification is dead-lettered, first back-off.
+    webhook_attempts: int = 5
+    webhook_backoff_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    # Consumer group session timeout; short values make failover fast in tests.
+    kafka_session_timeout_ms: int = 10_000

@@ -1,0 +1,58 @@
+"""The department desk: a stand-in for a department's own system, for the demo and tests.
+
+It receives webhooks, verifies each signature with the `standardwebhooks` library and the
+department's secret from the city pack, drops repeated deliveries by `webhook-id`, and
+shows what arrived (`GET /hooks`). A real department runs its own receiver.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from rich.console import Console
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import Settings
+from gridloop.runtime import add_ops_routes, serve
+
+console = Console(stderr=True)
+
+
+def create_desk(pack: CityPack, echo: bool = True) -> FastAPI:
+    app = FastAPI(title="gridloop department desk (demo)")
+    received: dict[str, dict[str, Any]] = {}
+    add_ops_routes(app)
+
+    @app.post("/hooks/{department}", status_code=204)
+    async def receive(department: str, request: Request) -> None:
+        dept = pack.departments.get(department)
+        if dept is None or dept.webhook is None:
+            raise HTTPException(404, f"no department {department} with a webhook")
+        body = await request.body()
+        try:
+            Webhook(dept.webhook.secret).verify(body, dict(request.headers))
+        except WebhookVerificationError as exc:
+            raise HTTPException(401, f"bad signature: {exc}") from exc
+        webhook_id = request.headers["webhook-id"]
+        if webhook_id in received:
+            return  # a retry of a delivery we already have
+        message = json.loads(body)
+        received[webhook_id] = {"department": department, "webhook_id": webhook_id, **message}
+        if echo:
+            data = message.get("data", {})
+            console.print(f"[green]webhook[/] {department} ← {message.get('type')} "
+                          f"case {data.get('case_id')} due {data.get('deadline')}")
+
+    @app.get("/hooks")
+    async def listing() -> list[dict[str, Any]]:
+        return list(received.values())
+
+    return app
+
+
+async def run(settings: Settings) -> None:
+    desk = create_desk(load_city_pack(settings.city_pack))
+    await serve(desk, settings.host, settings.desk_port, [])

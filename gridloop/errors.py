@@ -1,0 +1,52 @@
+"""Refusals with a status code, the field at fault and the reason, in one JSON shape:
+`{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` — the shape FastAPI already
+uses for validation errors, so clients parse one format."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gridloop.kafka import EventProducer
+from gridloop.lifecycle import InvalidTransition
+from schemas.envelope import Envelope
+
+
+class Rejected(Exception):
+    """A command refused by the domain; nothing was changed."""
+
+    def __init__(
+        self, status: int, loc: tuple[str, ...], reason: str, kind: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.status, self.loc, self.reason, self.kind = status, loc, reason, kind
+        self.headers = headers
+
+
+async def publish_or_refuse(producer: EventProducer, envelopes: Sequence[Envelope]) -> None:
+    """Publish, or refuse the request with 503: never acknowledge what Kafka has not."""
+    try:
+        await producer.publish(envelopes)
+    except (KafkaError, TimeoutError) as exc:
+        raise Rejected(503, ("kafka",), f"the event log is unavailable ({type(exc).__name__}); "
+                       "nothing was recorded, retry later", "unavailable",
+                       {"Retry-After": "5"}) from exc
+
+
+def _body(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, list[dict[str, object]]]:
+    return {"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Rejected)
+    async def rejected(_: Request, exc: Rejected) -> JSONResponse:
+        body = _body(exc.loc, exc.reason, exc.kind)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(InvalidTransition)
+    async def invalid(_: Request, exc: InvalidTransition) -> JSONResponse:
+        return JSONResponse(_body(("state",), str(exc), "invalid_transition"), status_code=409)

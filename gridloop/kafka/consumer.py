@@ -1,0 +1,155 @@
+"""consume → handle → produce → commit, once for every service.
+
+At least once: an offset is committed only after the handler's effects are done and the
+events it returned are acknowledged by Kafka. Handlers are idempotent, so a record handled
+again after a crash changes nothing a user can see.
+
+A record that can never be handled (undecodable, or the handler raises `Poison` or any
+error that is not transient) goes to `<topic>.dlq` with the reason, and the loop moves on.
+A transient failure (broker or database unreachable) is retried with back-off, without
+committing, until it succeeds: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
+
+from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, HANDLE_SECONDS, RETRIES
+from gridloop.kafka.producer import EventProducer
+from schemas.envelope import Envelope, decode
+from schemas.topics import dead_letter_topic
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope], Awaitable[Sequence[Envelope]]]
+
+
+
+class Poison(Exception):
+    """Raised by a handler for a record it can never handle; the message is the reason."""
+
+
+class Retry(Exception):
+    """Raised by a handler for a record it cannot handle yet (a read model lags behind)."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    Retry,
+    KafkaError,
+    ConnectionFailure,
+    AutoReconnect,
+    ServerSelectionTimeoutError,
+    OSError,
+    TimeoutError,
+)
+
+
+class Pipeline:
+    """One consumer group: `handler` runs for every record of `topics`."""
+
+    def __init__(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: Handler,
+        producer: EventProducer,
+        bootstrap_servers: str,
+        session_timeout_ms: int = 10_000,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self.group = group
+        self.topics = list(topics)
+        self._handler = handler
+        self._producer = producer
+        self._max_backoff = max_backoff_seconds
+        self._consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group,
+            client_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(session_timeout_ms // 5, 100),
+            rebalance_timeout_ms=max(session_timeout_ms, 1_000),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._consumer.start()
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=500)
+                for tp, records in batch.items():
+                    done = await self._handle_partition(records, stop)
+                    if done is not None:
+                        await self._consumer.commit({tp: done + 1})
+        finally:
+            await self._consumer.stop()
+
+    async def _handle_partition(
+        self, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+    ) -> int | None:
+        """Handle records in order; return the last offset fully handled."""
+        last: int | None = None
+        for record in records:
+            if not await self._handle_until_done(record, stop):
+                break  # stopping: leave the rest uncommitted for the next owner
+            last = record.offset
+        if last is not None and last != records[-1].offset:
+            # Stopped mid-batch: rewind so this member does not skip what it fetched.
+            self._consumer.seek(TopicPartition(records[0].topic, records[0].partition), last + 1)
+        return last
+
+    async def _handle_until_done(
+        self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
+    ) -> bool:
+        backoff = 0.1
+        while True:
+            try:
+                await self._handle(record)
+                return True
+            except TRANSIENT as exc:
+                RETRIES.labels(self.group).inc()
+                log.warning("%s: transient failure, retrying in %.1fs: %r", self.group, backoff, exc)
+            if stop.is_set():
+                return False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        started = time.perf_counter()
+        try:
+            envelope = decode(record.value, record.headers)
+            derived = await self._handler(envelope)
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # EnvelopeError, Poison or a bug: never handleable as is
+            await self._dead_letter(record, exc)
+            return
+        await self._producer.publish(derived)
+        CONSUMED.labels(self.group, record.topic).inc()
+        HANDLE_SECONDS.labels(self.group).observe(time.perf_counter() - started)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:4000]
+        log.error("%s: dead-lettering %s[%d]@%d: %s", self.group, record.topic,
+                  record.partition, record.offset, reason)
+        headers = [
+            *record.headers,
+            ("dlq_error", reason.encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_group", self.group.encode()),
+        ]
+        await self._producer.send_raw(
+            dead_letter_topic(record.topic), record.key, record.value, headers
+        )
+        DEAD_LETTERED.labels(self.group, record.topic).inc()

@@ -1,0 +1,78 @@
+"""The case state machine (the closed loop, 闭环). Pure: no I/O.
+
+    reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ checked ─▶ closed ─▶ evaluated
+       ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
+       ├─▶ voided / merged          returned, parked ⇄ resumed, extended
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    reported = "reported"
+    verified = "verified"
+    filed = "filed"
+    voided = "voided"  # 作废
+    merged = "merged"
+    dispatched = "dispatched"
+    returned = "returned"  # 回退
+    parked = "parked"  # 挂账
+    handled = "handled"
+    checked = "checked"
+    rework = "rework"  # 返工
+    closed = "closed"  # 结案
+    evaluated = "evaluated"
+
+
+S = State
+# event type suffix → (states it may follow, state it leads to); None is "no case yet".
+TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
+    "reported": (frozenset({None}), S.reported),
+    "verified": (frozenset({S.reported}), S.verified),
+    "filed": (frozenset({S.reported, S.verified}), S.filed),
+    "voided": (frozenset({S.reported, S.verified, S.filed}), S.voided),
+    "merged": (frozenset({S.reported, S.verified}), S.merged),
+    "dispatched": (frozenset({S.filed, S.returned, S.rework}), S.dispatched),
+    "returned": (frozenset({S.dispatched}), S.returned),
+    "extended": (frozenset({S.dispatched}), S.dispatched),
+    "parked": (frozenset({S.dispatched}), S.parked),
+    "resumed": (frozenset({S.parked}), S.dispatched),
+    "handled": (frozenset({S.dispatched}), S.handled),
+    "checked": (frozenset({S.handled}), S.checked),
+    "closed": (frozenset({S.checked}), S.closed),
+    "rework": (frozenset({S.checked, S.evaluated}), S.rework),  # evaluated: reopened
+    "feedback": (frozenset({S.closed}), S.evaluated),
+}
+OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated}
+
+
+class InvalidTransition(ValueError):
+    """A command that the case's current state does not allow."""
+
+    def __init__(self, state: State | None, transition: str) -> None:
+        self.state = state
+        self.transition = transition
+        allowed = sorted(s or "(new)" for s in TRANSITIONS[transition][0])
+        super().__init__(
+            f"cannot apply '{transition}' to a case that is {state or 'new'}; "
+            f"allowed from: {', '.join(allowed)}"
+        )
+
+
+def transition_name(ce_type: str) -> str:
+    """`gridloop.case.filed` → `filed`."""
+    return ce_type.rsplit(".", 1)[-1]
+
+
+def next_state(state: State | None, transition: str) -> State:
+    """The state after `transition`, or InvalidTransition."""
+    sources, target = TRANSITIONS[transition]
+    if state not in sources:
+        raise InvalidTransition(state, transition)
+    return target
+
+
+def can(state: State | None, transition: str) -> bool:
+    return state in TRANSITIONS[transition][0]

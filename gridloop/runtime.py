@@ -1,0 +1,116 @@
+"""Run one service: its HTTP app (API, `/metrics`, `/healthz`) beside its Kafka workers,
+on one event loop, stopping cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.config import Settings
+from gridloop.kafka import EventProducer, Handler, Pipeline, ensure_topics
+from gridloop.mongo import Document, connect, database
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def add_ops_routes(app: FastAPI) -> None:
+    """`/metrics` for Prometheus and `/healthz` for orchestrators."""
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+
+def ops_app(title: str) -> FastAPI:
+    """The HTTP face of a service that has no API of its own."""
+    app = FastAPI(title=title, openapi_url=None)
+    add_ops_routes(app)
+    return app
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises a captured signal after serving, which would kill the process
+        # before the Kafka workers commit and leave their group; handle it ourselves.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+async def serve(app: FastAPI, host: str, port: int, workers: Sequence[Worker]) -> None:
+    """Serve `app` and run `workers` until a signal arrives or a worker fails."""
+    stop = asyncio.Event()
+    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    failures: list[BaseException] = []
+
+    async def guarded(worker: Worker) -> None:
+        try:
+            await worker(stop)
+        except Exception as exc:
+            log.exception("worker failed; stopping the service so that it is restarted")
+            failures.append(exc)
+        finally:
+            server.should_exit = True
+
+    tasks = [asyncio.create_task(guarded(w)) for w in workers]
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+    if failures:
+        raise failures[0]
+
+
+@dataclass
+class Infra:
+    """What every service is built from: settings, the database and the producer."""
+
+    settings: Settings
+    db: AsyncDatabase[Document]
+    producer: EventProducer
+
+    def pipeline(self, group: str, topics: Sequence[str], handler: Handler) -> Pipeline:
+        return Pipeline(
+            group,
+            topics,
+            handler,
+            self.producer,
+            self.settings.kafka_bootstrap_servers,
+            self.settings.kafka_session_timeout_ms,
+        )
+
+
+@contextlib.asynccontextmanager
+async def infrastructure(settings: Settings, client_id: str) -> AsyncIterator[Infra]:
+    """Topics created, database connected, producer started; all closed on exit."""
+    await ensure_topics(settings.kafka_bootstrap_servers)
+    client = connect(settings)
+    producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
+    await producer.start()
+    try:
+        yield Infra(settings, database(client, settings), producer)
+    finally:
+        await producer.stop()
+        await client.close()

@@ -1,0 +1,131 @@
+"""`gridloop up`: the whole system on one machine, each service its own process.
+
+Used by the CLI and by the end-to-end tests alike, so what the tests drive is what a
+newcomer runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from gridloop import embedded
+from gridloop.config import Settings
+from gridloop.embedded import ServerProcess
+from gridloop.kafka import ensure_topics
+
+# Readers first, so that the first report finds its consumers ready.
+SERVICES = ("projections", "dispatch", "notify", "sla", "intake", "desk")
+PORT_ENV = {
+    "intake": "GRIDLOOP_INTAKE_PORT",
+    "dispatch": "GRIDLOOP_DISPATCH_PORT",
+    "notify": "GRIDLOOP_NOTIFY_PORT",
+    "sla": "GRIDLOOP_SLA_PORT",
+    "projections": "GRIDLOOP_PROJECTIONS_PORT",
+    "desk": "GRIDLOOP_DESK_PORT",
+}
+
+
+
+
+@dataclass
+class System:
+    """The services as child processes of this one, configured by one environment."""
+
+    env: dict[str, str]
+    logs: Path
+    services: tuple[str, ...] = SERVICES
+    processes: dict[str, ServerProcess] = field(default_factory=dict)
+
+    def start(self, timeout: float = 60.0) -> None:
+        for name in self.services:
+            self.start_service(name, timeout)
+
+    def start_service(self, name: str, timeout: float = 60.0) -> None:
+        argv = [sys.executable, "-m", "gridloop", "run", name]
+        proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log",
+                             env=self.env)
+        self.processes[name] = proc
+        proc.start(timeout)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.processes.pop(name).stop()
+
+    def port(self, name: str) -> int:
+        default: int = Settings.model_fields[f"{name}_port"].default
+        return int(self.env.get(PORT_ENV[name], default))
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port(name)}"
+
+    def failed(self) -> list[str]:
+        return [n for n, p in self.processes.items() if p.proc and p.proc.poll() is not None]
+
+
+def _print(console: Console, system: System, servers: dict[str, str]) -> None:
+    table = Table(title="gridloop is up", show_lines=False)
+    table.add_column("component")
+    table.add_column("listens on")
+    table.add_column("log")
+    for name, where in servers.items():
+        table.add_row(name, where, "")
+    for name, proc in system.processes.items():
+        table.add_row(name, system.url(name), str(proc.log_path))
+    console.print(table)
+    console.print(f"Submit a report:  curl -X POST {system.url('intake')}/reports "
+                  "-H 'content-type: application/json' -d @docs/example-report.json")
+    console.print("Press Ctrl-C to stop.")
+
+
+def run_all(data_dir: Path, console: Console) -> int:
+    """Start everything, wait for Ctrl-C or a failing service, stop everything."""
+    data_dir = data_dir.resolve()
+    servers: list[ServerProcess] = []
+    env = dict(os.environ, GRIDLOOP_DATA_DIR=str(data_dir))
+    shown: dict[str, str] = {}
+    system: System | None = None
+    try:
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            servers.append(embedded.tansu(data_dir))
+            env["KAFKA_BOOTSTRAP_SERVERS"] = embedded.kafka_bootstrap(servers[-1])
+        if "MONGODB_URI" not in os.environ:
+            servers.append(embedded.secantus(data_dir))
+            env["MONGODB_URI"] = embedded.mongodb_uri(servers[-1])
+        for server in servers:
+            console.print(f"starting {server.name} on 127.0.0.1:{server.port}")
+            server.start()
+        shown = {"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "mongodb": env["MONGODB_URI"]}
+        asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"]))
+        system = System(env, data_dir / "logs")
+        system.start()
+        _print(console, system, shown)
+        return _wait(system, console)
+    finally:
+        if system is not None:
+            system.stop()
+        for server in reversed(servers):
+            server.stop()
+        console.print("stopped")
+
+
+def _wait(system: System, console: Console) -> int:
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _: stopping.append(signum))
+    while not stopping:
+        if failed := system.failed():
+            console.print(f"[red]service(s) {', '.join(failed)} stopped; see their logs[/]")
+            return 1
+        with contextlib.suppress(InterruptedError):
+            time.sleep(0.5)
+    return 0

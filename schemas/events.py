@@ -1,0 +1,259 @@
+"""Lifecycle and SLA events (the data part of each CloudEvent).
+
+A lifecycle event (`CaseEvent`) is one transition of the closed loop and carries the case's
+`version` after it: producers derive it from the state they acted on, the projection keeps
+the highest. SLA events annotate a case without moving it, so they carry the version they
+were computed from instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Version = Annotated[int, Field(ge=1)]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class Role(StrEnum):
+    citizen = "citizen"
+    hotline = "hotline"
+    supervisor = "supervisor"
+    supervision_centre = "supervision_centre"
+    command_centre = "command_centre"
+    department = "department"
+    system = "system"
+
+
+class Channel(StrEnum):
+    """Where a report came in: supervisors' handhelds, the hotline, the website/app."""
+
+    supervisor = "supervisor"
+    hotline = "hotline"
+    website = "website"
+
+
+class Actor(BaseModel):
+    """Who did it: every transition records who, when (ce_time) and why (`reason`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Role
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Point(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Annotated[float, Field(ge=-90, le=90)]
+
+
+class Reporter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: Annotated[str | None, Field(max_length=64)] = None
+    name: Annotated[str | None, Field(max_length=100)] = None
+    phone: Annotated[str | None, Field(max_length=32)] = None
+
+
+class EventData(BaseModel):
+    """Base of every event's data; subclasses set `ce_type`."""
+
+    model_config = ConfigDict(extra="forbid")
+    ce_type: ClassVar[str]
+    case_id: CaseId
+
+    def identity(self) -> str:
+        """What makes two events the same fact; the event id is derived from it."""
+        raise NotImplementedError
+
+
+class CaseEvent(EventData):
+    version: Version
+    actor: Actor
+    reason: Text | None = None
+
+    def identity(self) -> str:
+        # One transition of a given type per case version: a retried or re-derived
+        # event gets the same id, so consumers drop it as a duplicate.
+        return f"{self.case_id}/{self.ce_type}/{self.version}"
+
+
+class CaseReported(CaseEvent):
+    """A problem reported (信息收集): by a supervisor, the hotline or the website."""
+
+    ce_type: ClassVar[str] = "gridloop.case.reported"
+    channel: Channel
+    class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
+    kind: Literal["component", "event"]
+    point: Point
+    grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
+    description: Text
+    reporter: Reporter = Field(default_factory=Reporter)
+
+
+class CaseVerified(CaseEvent):
+    """A supervisor confirmed a citizen report on site (核实)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.verified"
+    note: Text | None = None
+
+
+class CaseFiled(CaseEvent):
+    """The supervision centre filed the case (立案)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.filed"
+    kind: Literal["component", "event"]
+    class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
+    grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
+
+
+class CaseVoided(CaseEvent):
+    """The report was invalid (作废); `reason` says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.voided"
+
+
+class CaseMerged(CaseEvent):
+    """A duplicate of another open case."""
+
+    ce_type: ClassVar[str] = "gridloop.case.merged"
+    into_case_id: CaseId
+
+
+class CaseDispatched(CaseEvent):
+    """The command centre sent the case to its owner with a handling deadline (任务派遣)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.dispatched"
+    department: Annotated[str, Field(min_length=1, max_length=64)]
+    deadline: datetime
+    rule: Annotated[str, Field(max_length=200)]  # which routing rule chose the department
+
+
+class CaseReturned(CaseEvent):
+    """The department says the case is not theirs (回退)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.returned"
+    department: str
+
+
+class CaseExtended(CaseEvent):
+    """The handling deadline moved (延期)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.extended"
+    deadline: datetime
+
+
+class CaseParked(CaseEvent):
+    """The case is parked (挂账): its clock pauses until resumed."""
+
+    ce_type: ClassVar[str] = "gridloop.case.parked"
+
+
+class CaseResumed(CaseEvent):
+    ce_type: ClassVar[str] = "gridloop.case.resumed"
+
+
+class CaseHandled(CaseEvent):
+    """The department reports the problem handled (处理反馈)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.handled"
+    department: str
+    note: Text | None = None
+
+
+class CaseChecked(CaseEvent):
+    """A supervisor checked the handled case on site (核查)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.checked"
+    passed: bool
+    note: Text | None = None
+
+
+class CaseClosed(CaseEvent):
+    """The case is closed (结案)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.closed"
+
+
+class CaseReworked(CaseEvent):
+    """The check failed or the resident was dissatisfied: handle again (返工)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.rework"
+
+
+class FeedbackGiven(CaseEvent):
+    """A resident rated the handled case (满意度)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.feedback"
+    rating: Annotated[int, Field(ge=1, le=5)]
+    comment: Text | None = None
+
+
+class Stage(StrEnum):
+    verify = "verify"
+    file = "file"
+    dispatch = "dispatch"
+    handle = "handle"
+    check = "check"
+
+
+class SlaEvent(EventData):
+    """A deadline fact about one stage of a case, computed from `case_version`."""
+
+    case_version: Version
+    stage: Stage
+    department: str
+    deadline: datetime
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.stage}/{self.case_version}"
+
+
+class SlaWarning(SlaEvent):
+    """80 % of the limit is used: the light turns yellow."""
+
+    ce_type: ClassVar[str] = "gridloop.sla.warning"
+
+
+class SlaBreach(SlaEvent):
+    """The deadline passed unmet: the light turns red."""
+
+    ce_type: ClassVar[str] = "gridloop.sla.breach"
+
+
+class SlaEscalation(SlaEvent):
+    """The case goes up the ladder grid → community → street → district → city."""
+
+    ce_type: ClassVar[str] = "gridloop.sla.escalation"
+    tier: Literal["community", "street", "district", "city"]
+
+    def identity(self) -> str:
+        return f"{super().identity()}/{self.tier}"
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.ce_type: model
+    for model in (
+        CaseReported,
+        CaseVerified,
+        CaseFiled,
+        CaseVoided,
+        CaseMerged,
+        CaseDispatched,
+        CaseReturned,
+        CaseExtended,
+        CaseParked,
+        CaseResumed,
+        CaseHandled,
+        CaseChecked,
+        CaseClosed,
+        CaseReworked,
+        FeedbackGiven,
+        SlaWarning,
+        SlaBreach,
+        SlaEscalation,
+    )
+}

@@ -1,0 +1,60 @@
+"""The topic registry: every topic the services use, with its partitions and configs.
+
+Created explicitly at start-up (the embedded broker does not auto-create topics).
+Keys are case ids, so partitions spread cases while keeping each case's events in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    purpose: str
+    partitions: int = 6
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+_KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}  # the event log is the record
+_DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
+
+REPORTS = Topic("reports", "supervision centre: reported, filed, voided, merged", 6, _KEEP)
+VERIFICATIONS = Topic("verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP)
+DISPATCHES = Topic("dispatches", "command centre: dispatched, returned, extended, parked", 6, _KEEP)
+COMPLETIONS = Topic("completions", "departments: handled", 6, _KEEP)
+CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback", 6, _KEEP)
+SLA = Topic("sla", "deadlines: warning, breach, escalation", 6, _KEEP)
+
+LIFECYCLE_TOPICS = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES, SLA)
+
+
+def dead_letter_topic(source: str) -> str:
+    """Where a consumer parks a record of `source` it cannot process."""
+    return f"{source}.dlq"
+
+
+DEAD_LETTERS = tuple(
+    Topic(dead_letter_topic(t.name), f"poison records of {t.name}", 1, _DLQ)
+    for t in LIFECYCLE_TOPICS
+)
+
+TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS)}
+
+_TOPIC_OF_TYPE: dict[str, Topic] = {
+    **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged")},
+    **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
+    **{
+        f"gridloop.case.{t}": DISPATCHES
+        for t in ("dispatched", "returned", "extended", "parked", "resumed")
+    },
+    "gridloop.case.handled": COMPLETIONS,
+    **{f"gridloop.case.{t}": CLOSURES for t in ("closed", "rework", "feedback")},
+    **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},
+}
+
+
+def topic_for(ce_type: str) -> str:
+    """Each event type has one home topic, so producers never choose."""
+    return _TOPIC_OF_TYPE[ce_type].name

@@ -1,0 +1,20 @@
+"""Bootstrap of the dispatch service."""
+
+from __future__ import annotations
+
+from gridloop.citypack import load_city_pack
+from gridloop.config import Settings
+from gridloop.runtime import infrastructure, serve
+from schemas.topics import CLOSURES, REPORTS
+from services.dispatch.service import Dispatch, create_app
+from services.projections.store import CaseStore
+
+GROUP = "dispatch"
+
+
+async def run(settings: Settings) -> None:
+    pack = load_city_pack(settings.city_pack)
+    async with infrastructure(settings, GROUP) as infra:
+        dispatch = Dispatch(pack, infra.producer, CaseStore(infra.db))
+        pipeline = infra.pipeline(GROUP, [REPORTS.name, CLOSURES.name], dispatch.on_event)
+        await serve(create_app(dispatch), settings.host, settings.dispatch_port, [pipeline.run])

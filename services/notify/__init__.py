@@ -1,0 +1,1 @@
+"""Notify: delivers dispatched cases to departments' webhooks (Standard Webhooks)."""

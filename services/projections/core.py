@@ -1,0 +1,118 @@
+"""What an event changes on the case document. Pure: no I/O.
+
+The case document: `_id` (case id), `state` and `version` (of the newest transition),
+`timeline` (every event, ordered by case version then time), plus facts for queries.
+Events of one case arrive through several topics, so their order across topics is not
+guaranteed: the timeline is a set ordered on read by version, and `state` follows the
+highest version seen, never an older one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gridloop.lifecycle import TRANSITIONS, State, transition_name
+from schemas.envelope import Envelope
+from schemas.events import (
+    CaseDispatched,
+    CaseEvent,
+    CaseExtended,
+    CaseFiled,
+    CaseReported,
+    SlaBreach,
+    SlaEscalation,
+    SlaEvent,
+    SlaWarning,
+)
+
+Document = dict[str, Any]
+
+
+def timeline_entry(env: Envelope) -> Document:
+    data = env.data
+    version = data.version if isinstance(data, CaseEvent) else getattr(data, "case_version", 0)
+    body = data.model_dump(mode="json", exclude={"case_id", "version", "actor", "reason"})
+    return {
+        "event_id": env.id,
+        "type": transition_name(env.type) if isinstance(data, CaseEvent) else env.type,
+        "version": version,
+        "at": env.time,
+        "actor": data.actor.model_dump(mode="json") if isinstance(data, CaseEvent) else None,
+        "reason": data.reason if isinstance(data, CaseEvent) else None,
+        "data": body,
+    }
+
+
+def facts(env: Envelope) -> Document:
+    """Fields that never change once known: safe to set whatever the arrival order."""
+    data = env.data
+    if isinstance(data, CaseReported):
+        return {
+            "channel": data.channel.value,
+            "kind": data.kind,
+            "class_code": data.class_code,
+            "grid_code": data.grid_code,
+            "point": {"type": "Point", "coordinates": [data.point.lon, data.point.lat]},
+            "description": data.description,
+            "reporter": data.reporter.model_dump(mode="json"),
+            "reported_at": env.time,
+        }
+    if isinstance(data, CaseFiled):
+        return {"filed_at": env.time}
+    return {}
+
+
+def state_change(env: Envelope) -> Document:
+    """What a lifecycle event sets when it is the newest version of the case."""
+    data = env.data
+    assert isinstance(data, CaseEvent)
+    name = transition_name(env.type)
+    change: Document = {"version": data.version, "updated_at": env.time}
+    change["state"] = TRANSITIONS[name][1].value
+    if isinstance(data, CaseDispatched):
+        change |= {"department": data.department, "deadline": data.deadline}
+    elif isinstance(data, CaseExtended):
+        change["deadline"] = data.deadline
+    if name in ("closed", "voided", "merged"):
+        change[f"{name}_at"] = env.time
+    return change
+
+
+def sla_change(data: SlaEvent) -> Document:
+    """The traffic light of a stage: yellow on a warning, red on a breach."""
+    light = {SlaWarning: "yellow", SlaBreach: "red", SlaEscalation: "red"}[type(data)]
+    stage = f"sla.{data.stage.value}"
+    change: Document = {
+        f"{stage}.light": light,
+        f"{stage}.deadline": data.deadline,
+        f"{stage}.case_version": data.case_version,
+    }
+    if isinstance(data, SlaEscalation):
+        change[f"{stage}.tier"] = data.tier
+    return change
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """The part of a case document that commands decide on."""
+
+    case_id: str
+    state: State
+    version: int
+    kind: str | None = None
+    class_code: str | None = None
+    grid_code: str | None = None
+    department: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Document) -> CaseView:
+        return cls(
+            case_id=doc["_id"],
+            state=State(doc["state"]),
+            version=doc["version"],
+            kind=doc.get("kind"),
+            class_code=doc.get("class_code"),
+            grid_code=doc.get("grid_code"),
+            department=doc.get("department"),
+        )

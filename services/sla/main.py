@@ -1,0 +1,19 @@
+"""Bootstrap of the SLA service: a faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from gridloop.config import Settings
+from gridloop.kafka import ensure_topics
+from services.sla.app import create_app
+
+
+def run(settings: Settings) -> None:
+    # Faust's source topics must exist before the worker starts.
+    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers))
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
