@@ -13,8 +13,9 @@ from rich.console import Console
 
 from gridloop.config import Settings
 
-app = typer.Typer(help="gridloop: a city's grid-management closed loop (网格化管理).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="gridloop: a city's grid-management closed loop (网格化管理).", no_args_is_help=True
+)
 schemas_app = typer.Typer(help="The event contract: JSON Schemas of every event.")
 city_app = typer.Typer(help="City packs: the reference data of a city.")
 app.add_typer(schemas_app, name="schemas")
@@ -33,8 +34,10 @@ class Service(StrEnum):
 
 @app.command()
 def up(
-    data_dir: Annotated[Path | None, typer.Option(help="Where the embedded database keeps "
-                                                 "its files and the logs go")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the embedded database keeps its files and the logs go"),
+    ] = None,
 ) -> None:
     """Start the whole system on this machine: broker, database, every service."""
     from gridloop.up import run_all
@@ -71,8 +74,9 @@ async def _run_async(service: Service, settings: Settings) -> None:
 
 @schemas_app.command("export")
 def schemas_export(
-    directory: Annotated[Path, typer.Argument(help="Where to write one file per event type")]
-    = Path("schemas/json"),
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write one file per event type")
+    ] = Path("schemas/json"),
 ) -> None:
     """Write the JSON Schema of every event type."""
     from schemas.export import export
@@ -93,5 +97,7 @@ def city_check(path: Path) -> None:
             console.print(f"[red]error[/] {error}")
         console.print(f"{len(exc.errors)} error(s)")
         raise typer.Exit(1) from exc
-    console.print(f"[green]ok[/] {pack.city.name}: {len(pack.grids)} grids, "
-                  f"{len(pack.classes)} classes, {len(pack.departments)} departments")
+    console.print(
+        f"[green]ok[/] {pack.city.name}: {len(pack.grids)} grids, "
+        f"{len(pack.classes)} classes, {len(pack.departments)} departments"
+    )

@@ -15,7 +15,7 @@ DEMO_CITY_PACK = Path(__file__).parent / "citypack" / "demo"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRIDLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDLOOP_", extra="ignore", populate_by_name=True)
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")

@@ -43,8 +43,10 @@ def create_desk(pack: CityPack, echo: bool = True) -> FastAPI:
         received[webhook_id] = {"department": department, "webhook_id": webhook_id, **message}
         if echo:
             data = message.get("data", {})
-            console.print(f"[green]webhook[/] {department} ← {message.get('type')} "
-                          f"case {data.get('case_id')} due {data.get('deadline')}")
+            console.print(
+                f"[green]webhook[/] {department} ← {message.get('type')} "
+                f"case {data.get('case_id')} due {data.get('deadline')}"
+            )
 
     @app.get("/hooks")
     async def listing() -> list[dict[str, Any]]:

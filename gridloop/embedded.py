@@ -52,7 +52,10 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env=self.env,
         )
         try:
@@ -99,8 +102,16 @@ def tansu(data_dir: Path, port: int | None = None) -> ServerProcess:
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     # The advertised URL defaults to localhost:9092 whatever the listener: always set both.
-    argv = [_tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]
+    argv = [
+        _tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
     return ServerProcess("kafka (tansu)", argv, port, data_dir / "logs" / "tansu.log")
 
 
@@ -108,8 +119,17 @@ def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
     port = port or free_port()
     storage = data_dir / "mongodb"
     storage.mkdir(parents=True, exist_ok=True)
-    argv = [_secantus_command(), "--host", "127.0.0.1", "--port", str(port),
-            "--storage-path", str(storage), "--log-level", "WARNING"]
+    argv = [
+        _secantus_command(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage),
+        "--log-level",
+        "WARNING",
+    ]
     return ServerProcess("mongodb (secantusdb)", argv, port, data_dir / "logs" / "secantus.log")
 
 
@@ -119,4 +139,3 @@ def kafka_bootstrap(server: ServerProcess) -> str:
 
 def mongodb_uri(server: ServerProcess) -> str:
     return f"mongodb://127.0.0.1:{server.port}/?directConnection=true"
-

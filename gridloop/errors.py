@@ -19,7 +19,11 @@ class Rejected(Exception):
     """A command refused by the domain; nothing was changed."""
 
     def __init__(
-        self, status: int, loc: tuple[str, ...], reason: str, kind: str,
+        self,
+        status: int,
+        loc: tuple[str, ...],
+        reason: str,
+        kind: str,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(reason)
@@ -32,9 +36,14 @@ async def publish_or_refuse(producer: EventProducer, envelopes: Sequence[Envelop
     try:
         await producer.publish(envelopes)
     except (KafkaError, TimeoutError) as exc:
-        raise Rejected(503, ("kafka",), f"the event log is unavailable ({type(exc).__name__}); "
-                       "nothing was recorded, retry later", "unavailable",
-                       {"Retry-After": "5"}) from exc
+        raise Rejected(
+            503,
+            ("kafka",),
+            f"the event log is unavailable ({type(exc).__name__}); "
+            "nothing was recorded, retry later",
+            "unavailable",
+            {"Retry-After": "5"},
+        ) from exc
 
 
 def _body(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, list[dict[str, object]]]:

@@ -7,6 +7,7 @@ events, which consumers drop as duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -41,14 +42,23 @@ class IdempotencyStore:
         stored = await self.answers.find_one({"_id": doc_id})
         if stored is not None:
             if stored["fingerprint"] != fingerprint:
-                raise Rejected(422, ("header", "Idempotency-Key"),
-                               "this key was used for a different request", "idempotency_key_reused")
+                raise Rejected(
+                    422,
+                    ("header", "Idempotency-Key"),
+                    "this key was used for a different request",
+                    "idempotency_key_reused",
+                )
             return JSONResponse(stored["body"], status_code=stored["status"])
         status, body = await work()
-        try:
-            await self.answers.insert_one({"_id": doc_id, "fingerprint": fingerprint,
-                                           "status": status, "body": body,
-                                           "created_at": datetime.now(UTC)})
-        except DuplicateKeyError:
-            pass  # a concurrent retry stored the same answer first
+        # A concurrent retry may have stored the same answer first: either is the answer.
+        with contextlib.suppress(DuplicateKeyError):
+            await self.answers.insert_one(
+                {
+                    "_id": doc_id,
+                    "fingerprint": fingerprint,
+                    "status": status,
+                    "body": body,
+                    "created_at": datetime.now(UTC),
+                }
+            )
         return JSONResponse(body, status_code=status)

@@ -1,8 +1,8 @@
 """The case state machine (the closed loop, 闭环). Pure: no I/O.
 
-    reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ checked ─▶ closed ─▶ evaluated
-       ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
-       ├─▶ voided / merged          returned, parked ⇄ resumed, extended
+reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ checked ─▶ closed ─▶ evaluated
+   ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
+   ├─▶ voided / merged          returned, parked ⇄ resumed, extended
 """
 
 from __future__ import annotations

@@ -35,8 +35,6 @@ PORT_ENV = {
 }
 
 
-
-
 @dataclass
 class System:
     """The services as child processes of this one, configured by one environment."""
@@ -52,8 +50,7 @@ class System:
 
     def start_service(self, name: str, timeout: float = 60.0) -> None:
         argv = [sys.executable, "-m", "gridloop", "run", name]
-        proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log",
-                             env=self.env)
+        proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log", env=self.env)
         self.processes[name] = proc
         proc.start(timeout)
 
@@ -82,8 +79,10 @@ def _print(console: Console, system: System, servers: dict[str, str]) -> None:
     for name, proc in system.processes.items():
         table.add_row(name, system.url(name), str(proc.log_path))
     console.print(table)
-    console.print(f"Submit a report:  curl -X POST {system.url('intake')}/reports "
-                  "-H 'content-type: application/json' -d @docs/example-report.json")
+    console.print(
+        f"Submit a report:  curl -X POST {system.url('intake')}/reports "
+        "-H 'content-type: application/json' -d @docs/example-report.json"
+    )
     console.print("Press Ctrl-C to stop.")
 
 

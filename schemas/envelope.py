@@ -39,6 +39,10 @@ class Envelope:
     id: str = ""
 
     def __post_init__(self) -> None:
+        if self.time.utcoffset() is None:
+            raise ValueError("an event time must carry its UTC offset (RFC 3339)")
+        if not self.source:
+            raise ValueError("an event needs a source")
         if not self.id:
             object.__setattr__(self, "id", event_id(self.data))
 
@@ -67,7 +71,7 @@ def encode(env: Envelope) -> tuple[bytes, bytes, Headers]:
 
 def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]) -> Envelope:
     """Parse a binary-mode record; raise EnvelopeError saying exactly what is wrong."""
-    attrs = {name: raw.decode("utf-8", "replace") for name, raw in headers}
+    attrs = {name: (raw or b"").decode("utf-8", "replace") for name, raw in headers}
     for name in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject"):
         if not attrs.get(name):
             raise EnvelopeError(f"missing header {name}")
@@ -83,6 +87,8 @@ def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]
         raise EnvelopeError(f"invalid {attrs['ce_type']} data: {exc}") from exc
     except ValueError as exc:
         raise EnvelopeError(f"invalid ce_time: {exc}") from exc
+    if time.utcoffset() is None:
+        raise EnvelopeError("ce_time has no UTC offset (RFC 3339 requires one)")
     if data.case_id != attrs["ce_subject"]:
         raise EnvelopeError("ce_subject does not match the case_id of the data")
     return Envelope(data=data, source=attrs["ce_source"], time=time, id=attrs["ce_id"])

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Version = Annotated[int, Field(ge=1)]
 Text = Annotated[str, Field(max_length=2000)]
+Kind = Literal["component", "event"]  # 部件 or 事件
+DepartmentCode = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class Role(StrEnum):
@@ -87,7 +89,7 @@ class CaseReported(CaseEvent):
     ce_type: ClassVar[str] = "gridloop.case.reported"
     channel: Channel
     class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
-    kind: Literal["component", "event"]
+    kind: Kind
     point: Point
     grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
     description: Text
@@ -105,7 +107,7 @@ class CaseFiled(CaseEvent):
     """The supervision centre filed the case (立案)."""
 
     ce_type: ClassVar[str] = "gridloop.case.filed"
-    kind: Literal["component", "event"]
+    kind: Kind
     class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
     grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
 
@@ -127,7 +129,7 @@ class CaseDispatched(CaseEvent):
     """The command centre sent the case to its owner with a handling deadline (任务派遣)."""
 
     ce_type: ClassVar[str] = "gridloop.case.dispatched"
-    department: Annotated[str, Field(min_length=1, max_length=64)]
+    department: DepartmentCode
     deadline: datetime
     rule: Annotated[str, Field(max_length=200)]  # which routing rule chose the department
 
@@ -136,7 +138,7 @@ class CaseReturned(CaseEvent):
     """The department says the case is not theirs (回退)."""
 
     ce_type: ClassVar[str] = "gridloop.case.returned"
-    department: str
+    department: DepartmentCode
 
 
 class CaseExtended(CaseEvent):
@@ -160,7 +162,7 @@ class CaseHandled(CaseEvent):
     """The department reports the problem handled (处理反馈)."""
 
     ce_type: ClassVar[str] = "gridloop.case.handled"
-    department: str
+    department: DepartmentCode
     note: Text | None = None
 
 
@@ -205,7 +207,7 @@ class SlaEvent(EventData):
 
     case_version: Version
     stage: Stage
-    department: str
+    department: DepartmentCode
     deadline: datetime
 
     def identity(self) -> str:

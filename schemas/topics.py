@@ -21,7 +21,9 @@ _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}  # the event log is t
 _DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
 
 REPORTS = Topic("reports", "supervision centre: reported, filed, voided, merged", 6, _KEEP)
-VERIFICATIONS = Topic("verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP)
+VERIFICATIONS = Topic(
+    "verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP
+)
 DISPATCHES = Topic("dispatches", "command centre: dispatched, returned, extended, parked", 6, _KEEP)
 COMPLETIONS = Topic("completions", "departments: handled", 6, _KEEP)
 CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback", 6, _KEEP)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
+from typing import Any, get_args
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from shapely.geometry import Polygon, shape
 
-from gridloop.citypack.model import CityFile, CityPack, Grid
+from gridloop.citypack.model import CityFile, CityPack, District, Grid
 
 
 class CityPackError(ValueError):
@@ -20,9 +20,7 @@ class CityPackError(ValueError):
 
 
 def _pydantic_errors(file: str, exc: ValidationError) -> list[str]:
-    return [
-        f"{file}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-    ]
+    return [f"{file}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
 
 
 def _load_city(path: Path, errors: list[str]) -> CityFile | None:
@@ -35,7 +33,40 @@ def _load_city(path: Path, errors: list[str]) -> CityFile | None:
         errors.append(f"{path.name}: not YAML: {exc}")
     except ValidationError as exc:
         errors.extend(_pydantic_errors(path.name, exc))
+        return _valid_part(raw)
     return None
+
+
+def _valid_part(raw: Any) -> CityFile | None:
+    """The entries of an invalid `city.yaml` that are valid on their own, so that the
+    cross-file checks still run and report their errors too."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        district = District.model_validate(raw.get("district"))
+    except ValidationError:
+        return None
+    parts: dict[str, list[Any]] = {}
+    for name in ("streets", "communities", "departments", "classes"):
+        model = get_args(CityFile.model_fields[name].annotation)[0]
+        entries = raw.get(name)
+        valid = (_try(model, e) for e in (entries if isinstance(entries, list) else []))
+        parts[name] = [m for m in valid if m is not None]
+    # Only the cross-file checks read this partial pack; load_city_pack refuses it anyway.
+    return CityFile.model_construct(
+        None,
+        format="gridloop-citypack/1",
+        name=str(raw.get("name", "")),
+        district=district,
+        **parts,
+    )
+
+
+def _try(model: type[BaseModel], entry: Any) -> BaseModel | None:
+    try:
+        return model.model_validate(entry)
+    except ValidationError:
+        return None
 
 
 def _load_grids(path: Path, errors: list[str]) -> list[tuple[Grid, Polygon]]:
@@ -88,8 +119,10 @@ def _cross_check(city: CityFile, grids: list[tuple[Grid, Polygon]], errors: list
         if not g.code.startswith(city.district.code):
             errors.append(f"grids.geojson: grid {g.code}: not in district {city.district.code}")
         if g.community not in communities or g.code[6:12] != g.community:
-            errors.append(f"grids.geojson: grid {g.code}: community {g.community} is unknown "
-                          "or does not match the code")
+            errors.append(
+                f"grids.geojson: grid {g.code}: community {g.community} is unknown "
+                "or does not match the code"
+            )
 
 
 def load_city_pack(path: Path | str) -> CityPack:
@@ -103,5 +136,3 @@ def load_city_pack(path: Path | str) -> CityPack:
     if errors or city is None:
         raise CityPackError(errors)
     return CityPack(city, grids)
-
-

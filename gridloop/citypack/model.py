@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from shapely import STRtree
 from shapely.geometry import Point, Polygon
 
+from schemas.events import Kind
+
 Code3 = Annotated[str, Field(pattern=r"^\d{3}$")]
 
 
@@ -47,7 +49,7 @@ class EventClass(_Strict):
     """A component class (部件) or event class (事件) of the catalogue."""
 
     code: Annotated[str, Field(pattern=r"^\d{4,5}$")]  # major 2 + minor 2 or 3
-    kind: Literal["component", "event"]
+    kind: Kind
     name: str
     owner: str  # default owner department
     handle_limit: timedelta

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Envelope], Awaitable[Sequence[Envelope]]]
 
 
-
 class Poison(Exception):
     """Raised by a handler for a record it can never handle; the message is the reason."""
 
@@ -117,7 +116,9 @@ class Pipeline:
                 return True
             except TRANSIENT as exc:
                 RETRIES.labels(self.group).inc()
-                log.warning("%s: transient failure, retrying in %.1fs: %r", self.group, backoff, exc)
+                log.warning(
+                    "%s: transient failure, retrying in %.1fs: %r", self.group, backoff, exc
+                )
             if stop.is_set():
                 return False
             await asyncio.sleep(backoff)
@@ -139,8 +140,14 @@ class Pipeline:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:4000]
-        log.error("%s: dead-lettering %s[%d]@%d: %s", self.group, record.topic,
-                  record.partition, record.offset, reason)
+        log.error(
+            "%s: dead-lettering %s[%d]@%d: %s",
+            self.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
         headers = [
             *record.headers,
             ("dlq_error", reason.encode()),

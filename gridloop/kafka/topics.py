@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -28,10 +29,9 @@ async def ensure_topics(
             NewTopic(t.name, t.partitions, replication, topic_configs=dict(t.configs))
             for t in missing
         ]
-        try:
+        # Another service may win the race: the topics are there either way.
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics(new)
-        except TopicAlreadyExistsError:
-            pass  # another service won the race: the topics are there either way
         log.info("created topics %s", [t.name for t in missing])
         return [t.name for t in missing]
     finally:

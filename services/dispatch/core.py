@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridloop.citypack import CityPack
 from gridloop.errors import Rejected
 from gridloop.lifecycle import next_state
-from schemas.events import Actor, CaseDispatched, CaseHandled, Role
+from schemas.events import Actor, CaseDispatched, CaseHandled, Kind, Role
 from services.projections.core import CaseView
 
 COMMAND_CENTRE = Actor(role=Role.command_centre, id="auto-dispatch")
@@ -22,7 +22,7 @@ class HandledIn(BaseModel):
     note: Annotated[str | None, Field(max_length=2000)] = None
 
 
-def route(pack: CityPack, kind: str, class_code: str, grid_code: str) -> tuple[str, str]:
+def route(pack: CityPack, kind: Kind, class_code: str, grid_code: str) -> tuple[str, str]:
     """The owner department and the rule that chose it: the class's default owner, else
     the grid's street office as owner of last resort (属地兜底)."""
     cls = pack.classes.get((kind, class_code))
@@ -36,7 +36,7 @@ def decide_dispatch(
     pack: CityPack,
     case_id: str,
     version: int,
-    kind: Literal["component", "event"],
+    kind: Kind,
     class_code: str,
     grid_code: str,
     since: datetime,
@@ -46,8 +46,12 @@ def decide_dispatch(
     department, rule = route(pack, kind, class_code, grid_code)
     limit = pack.classes[(kind, class_code)].handle_limit
     return CaseDispatched(
-        case_id=case_id, version=version + 1, actor=COMMAND_CENTRE, department=department,
-        deadline=since + limit, rule=rule,
+        case_id=case_id,
+        version=version + 1,
+        actor=COMMAND_CENTRE,
+        department=department,
+        deadline=since + limit,
+        rule=rule,
     )
 
 
@@ -55,11 +59,17 @@ def decide_handled(case: CaseView, department: str, answer: HandledIn) -> CaseHa
     """A department reports the case handled (处理反馈); only the department it was
     dispatched to may."""
     if case.department != department:
-        raise Rejected(403, ("path", "department"),
-                       f"case {case.case_id} is not dispatched to {department}", "forbidden")
+        raise Rejected(
+            403,
+            ("path", "department"),
+            f"case {case.case_id} is not dispatched to {department}",
+            "forbidden",
+        )
     next_state(case.state, "handled")
     return CaseHandled(
-        case_id=case.case_id, version=case.version + 1,
+        case_id=case.case_id,
+        version=case.version + 1,
         actor=Actor(role=Role.department, id=f"{department}/{answer.handler_id}"),
-        department=department, note=answer.note,
+        department=department,
+        note=answer.note,
     )

@@ -33,8 +33,15 @@ class Dispatch:
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
         data = env.data
         if isinstance(data, CaseFiled):
-            event = decide_dispatch(self.pack, data.case_id, data.version, data.kind,
-                                    data.class_code, data.grid_code, env.time)
+            event = decide_dispatch(
+                self.pack,
+                data.case_id,
+                data.version,
+                data.kind,
+                data.class_code,
+                data.grid_code,
+                env.time,
+            )
             return [Envelope(event, SOURCE)]
         if isinstance(data, CaseReworked):
             doc = await self.cases.get(data.case_id)
@@ -42,8 +49,15 @@ class Dispatch:
                 raise CaseNotYetProjected(data.case_id)
             case = CaseView.from_doc(doc)
             assert case.kind is not None and case.class_code and case.grid_code
-            event = decide_dispatch(self.pack, case.case_id, data.version, case.kind,
-                                    case.class_code, case.grid_code, env.time)
+            event = decide_dispatch(
+                self.pack,
+                case.case_id,
+                data.version,
+                case.kind,
+                case.class_code,
+                case.grid_code,
+                env.time,
+            )
             return [Envelope(event, SOURCE)]
         return []
 
@@ -58,7 +72,9 @@ router = APIRouter()
 
 @router.post("/departments/{department}/cases/{case_id}/handled", status_code=202)
 async def report_handled(
-    department: str, case_id: str, answer: HandledIn,
+    department: str,
+    case_id: str,
+    answer: HandledIn,
     dispatch: Annotated[Dispatch, Depends(_dispatch)],
 ) -> JSONResponse:
     """A department's callback: the case is handled."""

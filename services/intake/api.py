@@ -35,8 +35,13 @@ _CASE_NAMESPACE = uuid.UUID("0d7b3a4e-2f7e-4bd4-8f53-9d61d1f0c3a1")
 class Intake:
     """What the routes need; built once by the service's bootstrap."""
 
-    def __init__(self, pack: CityPack, producer: EventProducer, cases: CaseStore,
-                 idempotency: IdempotencyStore) -> None:
+    def __init__(
+        self,
+        pack: CityPack,
+        producer: EventProducer,
+        cases: CaseStore,
+        idempotency: IdempotencyStore,
+    ) -> None:
         self.pack, self.producer, self.cases, self.idempotency = pack, producer, cases, idempotency
 
     async def publish(self, events: Sequence[CaseEvent]) -> None:
@@ -84,8 +89,9 @@ async def submit_report(report: ReportIn, intake: Deps, key: IdempotencyKey = No
 
 
 @router.post("/cases/{case_id}/verification", status_code=202)
-async def verify(case_id: str, answer: VerificationIn, intake: Deps,
-                 key: IdempotencyKey = None) -> JSONResponse:
+async def verify(
+    case_id: str, answer: VerificationIn, intake: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
     """A supervisor's verification (核实) of a citizen report: confirmed or refuted."""
 
     async def work() -> Answer:
@@ -98,8 +104,9 @@ async def verify(case_id: str, answer: VerificationIn, intake: Deps,
 
 
 @router.post("/cases/{case_id}/check", status_code=202)
-async def check(case_id: str, answer: CheckIn, intake: Deps,
-                key: IdempotencyKey = None) -> JSONResponse:
+async def check(
+    case_id: str, answer: CheckIn, intake: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
     """A supervisor's on-site check (核查) of a handled case: closed, or back to rework."""
 
     async def work() -> Answer:

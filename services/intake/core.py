@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ from schemas.events import (
     CaseVerified,
     CaseVoided,
     Channel,
+    Kind,
     Point,
     Reporter,
     Role,
@@ -35,7 +36,7 @@ class ReportIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     channel: Channel
-    kind: Literal["component", "event"]
+    kind: Kind
     class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
     point: Point
     description: Annotated[str, Field(min_length=1, max_length=2000)]
@@ -59,8 +60,12 @@ class CheckIn(BaseModel):
 def _reporting_actor(report: ReportIn) -> Actor:
     if report.channel is Channel.supervisor:
         if not report.reporter.id:
-            raise Rejected(422, ("body", "reporter", "id"),
-                           "a supervisor report must name its supervisor", "missing")
+            raise Rejected(
+                422,
+                ("body", "reporter", "id"),
+                "a supervisor report must name its supervisor",
+                "missing",
+            )
         return Actor(role=Role.supervisor, id=report.reporter.id)
     role = Role.hotline if report.channel is Channel.hotline else Role.citizen
     return Actor(role=role, id=report.reporter.id or report.channel.value)
@@ -70,25 +75,44 @@ def decide_report(report: ReportIn, pack: CityPack, case_id: str) -> list[CaseEv
     """A report becomes a case. Supervisors' reports are filed at once (立案); citizens'
     wait for a supervisor to verify them."""
     if (report.kind, report.class_code) not in pack.classes:
-        raise Rejected(422, ("body", "class_code"),
-                       f"no {report.kind} class {report.class_code} in this city's catalogue",
-                       "unknown_class")
+        raise Rejected(
+            422,
+            ("body", "class_code"),
+            f"no {report.kind} class {report.class_code} in this city's catalogue",
+            "unknown_class",
+        )
     grid = pack.locate(report.point.lon, report.point.lat)
     if grid is None:
-        raise Rejected(422, ("body", "point"),
-                       f"({report.point.lon}, {report.point.lat}) lies outside every grid of "
-                       f"{pack.city.name}", "outside_grids")
+        raise Rejected(
+            422,
+            ("body", "point"),
+            f"({report.point.lon}, {report.point.lat}) lies outside every grid of {pack.city.name}",
+            "outside_grids",
+        )
     actor = _reporting_actor(report)
     reported = CaseReported(
-        case_id=case_id, version=1, actor=actor, channel=report.channel, kind=report.kind,
-        class_code=report.class_code, point=report.point, grid_code=grid.code,
-        description=report.description, reporter=report.reporter,
+        case_id=case_id,
+        version=1,
+        actor=actor,
+        channel=report.channel,
+        kind=report.kind,
+        class_code=report.class_code,
+        point=report.point,
+        grid_code=grid.code,
+        description=report.description,
+        reporter=report.reporter,
     )
     if report.channel is not Channel.supervisor:
         return [reported]
-    filed = CaseFiled(case_id=case_id, version=2, actor=actor, kind=report.kind,
-                      class_code=report.class_code, grid_code=grid.code,
-                      reason="reported by a supervisor")
+    filed = CaseFiled(
+        case_id=case_id,
+        version=2,
+        actor=actor,
+        kind=report.kind,
+        class_code=report.class_code,
+        grid_code=grid.code,
+        reason="reported by a supervisor",
+    )
     return [reported, filed]
 
 
@@ -104,9 +128,15 @@ def decide_verification(case: CaseView, answer: VerificationIn) -> list[CaseEven
     assert case.kind in ("component", "event") and case.class_code and case.grid_code
     return [
         CaseVerified(case_id=case.case_id, version=v + 1, actor=actor, note=answer.note),
-        CaseFiled(case_id=case.case_id, version=v + 2, actor=actor, kind=case.kind,
-                  class_code=case.class_code, grid_code=case.grid_code,
-                  reason="verified by a supervisor"),
+        CaseFiled(
+            case_id=case.case_id,
+            version=v + 2,
+            actor=actor,
+            kind=case.kind,
+            class_code=case.class_code,
+            grid_code=case.grid_code,
+            reason="verified by a supervisor",
+        ),
     ]
 
 
@@ -115,8 +145,9 @@ def decide_check(case: CaseView, answer: CheckIn) -> list[CaseEvent]:
     actor = Actor(role=Role.supervisor, id=answer.supervisor_id)
     v = case.version
     next_state(case.state, "checked")
-    checked = CaseChecked(case_id=case.case_id, version=v + 1, actor=actor,
-                          passed=answer.passed, note=answer.note)
+    checked = CaseChecked(
+        case_id=case.case_id, version=v + 1, actor=actor, passed=answer.passed, note=answer.note
+    )
     if answer.passed:
         return [checked, CaseClosed(case_id=case.case_id, version=v + 2, actor=actor)]
     reason = answer.note or "the on-site check failed"

@@ -8,7 +8,7 @@ drop a repeated delivery; `webhook-signature` is `v1,` + HMAC-SHA256 over
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -46,6 +46,7 @@ def encode_body(message: dict[str, Any]) -> str:
 
 
 def signed_headers(secret: str, webhook_id: str, at: datetime, body: str) -> dict[str, str]:
+    at = at.astimezone(UTC)  # the library signs the UTC wall-clock time
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(at.timestamp())),
@@ -56,4 +57,4 @@ def signed_headers(secret: str, webhook_id: str, at: datetime, body: str) -> dic
 
 def backoff(attempt: int, base_seconds: float) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, …): doubling from the base."""
-    return base_seconds * 2 ** (attempt - 1)
+    return float(base_seconds * 2 ** (attempt - 1))

@@ -17,8 +17,8 @@ async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)
     async with infrastructure(settings, GROUP) as infra, httpx.AsyncClient(timeout=timeout) as http:
-        notify = Notify(pack, infra.db, http, settings.webhook_attempts,
-                        settings.webhook_backoff_seconds)
+        notify = Notify(
+            pack, infra.db, http, settings.webhook_attempts, settings.webhook_backoff_seconds
+        )
         pipeline = infra.pipeline(GROUP, [DISPATCHES.name], notify.on_event)
-        await serve(ops_app("gridloop notify"), settings.host, settings.notify_port,
-                    [pipeline.run])
+        await serve(ops_app("gridloop notify"), settings.host, settings.notify_port, [pipeline.run])

@@ -21,13 +21,20 @@ from services.notify.core import backoff, dispatched_message, encode_body, signe
 from services.projections.store import CaseStore
 
 log = logging.getLogger(__name__)
-WEBHOOKS = Counter("gridloop_webhook_deliveries_total", "Webhook delivery attempts",
-                   ["department", "outcome"])
+WEBHOOKS = Counter(
+    "gridloop_webhook_deliveries_total", "Webhook delivery attempts", ["department", "outcome"]
+)
 
 
 class Notify:
-    def __init__(self, pack: CityPack, db: AsyncDatabase[Document], http: httpx.AsyncClient,
-                 attempts: int, backoff_seconds: float) -> None:
+    def __init__(
+        self,
+        pack: CityPack,
+        db: AsyncDatabase[Document],
+        http: httpx.AsyncClient,
+        attempts: int,
+        backoff_seconds: float,
+    ) -> None:
         self.pack, self.http = pack, http
         self.cases = CaseStore(db)
         self.deliveries = db["deliveries"]
@@ -38,8 +45,11 @@ class Notify:
             return []
         department = self.pack.departments.get(env.data.department)
         if department is None or department.webhook is None:
-            log.warning("department %s has no webhook; case %s not notified",
-                        env.data.department, env.data.case_id)
+            log.warning(
+                "department %s has no webhook; case %s not notified",
+                env.data.department,
+                env.data.case_id,
+            )
             return []
         if await self.deliveries.find_one({"_id": env.id, "status": "delivered"}):
             return []  # delivered before a restart: never twice
@@ -47,18 +57,26 @@ class Notify:
         if case is None:
             raise Retry(f"case {env.data.case_id} not projected yet")
         body = encode_body(dispatched_message(env, case))
-        status = await self._deliver(env.id, department.code, str(department.webhook.url),
-                                     department.webhook.secret, body)
+        status = await self._deliver(
+            env.id, department.code, str(department.webhook.url), department.webhook.secret, body
+        )
         await self.deliveries.update_one(
             {"_id": env.id},
-            {"$set": {"department": department.code, "status": status,
-                      "case_id": env.data.case_id, "at": datetime.now(UTC)}},
+            {
+                "$set": {
+                    "department": department.code,
+                    "status": status,
+                    "case_id": env.data.case_id,
+                    "at": datetime.now(UTC),
+                }
+            },
             upsert=True,
         )
         return []
 
-    async def _deliver(self, webhook_id: str, department: str, url: str, secret: str,
-                       body: str) -> str:
+    async def _deliver(
+        self, webhook_id: str, department: str, url: str, secret: str, body: str
+    ) -> str:
         for attempt in range(1, self.attempts + 1):
             headers = signed_headers(secret, webhook_id, datetime.now(UTC), body)
             try:

@@ -20,6 +20,7 @@ from schemas.events import (
     CaseExtended,
     CaseFiled,
     CaseReported,
+    Kind,
     SlaBreach,
     SlaEscalation,
     SlaEvent,
@@ -100,7 +101,7 @@ class CaseView:
     case_id: str
     state: State
     version: int
-    kind: str | None = None
+    kind: Kind | None = None
     class_code: str | None = None
     grid_code: str | None = None
     department: str | None = None

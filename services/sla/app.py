@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> faust.App:
         "gridloop-sla",
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",  # recovered from the changelog topic on restart
+        datadir=str(settings.data_dir / "sla"),
         processing_guarantee="at_least_once",  # the embedded broker has no transactions
         topic_partitions=DISPATCHES.partitions,
         table_standby_replicas=0,
@@ -43,14 +44,16 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
     )
     deadlines = app.Table("deadlines", partitions=DISPATCHES.partitions)
-    sources = app.topic(DISPATCHES.name, COMPLETIONS.name, value_serializer="raw",
-                        key_serializer="raw")
+    sources = app.topic(
+        DISPATCHES.name, COMPLETIONS.name, value_serializer="raw", key_serializer="raw"
+    )
     sla = app.topic(SLA.name, value_serializer="raw", key_serializer="raw")
     emitted: set[tuple[str, int]] = set()  # breaches sent but not yet read back
 
     async def dead_letter(event: Any, exc: Exception) -> None:
-        topic = app.topic(dead_letter_topic(event.message.topic), value_serializer="raw",
-                          key_serializer="raw")
+        topic = app.topic(
+            dead_letter_topic(event.message.topic), value_serializer="raw", key_serializer="raw"
+        )
         headers = {**event.headers, "dlq_error": str(exc).encode(), "dlq_group": b"sla"}
         await topic.send(key=event.key, value=event.value, headers=headers)
 
@@ -77,11 +80,12 @@ def create_app(settings: Settings) -> faust.App:
         async for env in envelopes(stream):
             raw = deadlines.get(env.data.case_id)
             if isinstance(env.data, SlaBreach) and raw:
-                deadlines[env.data.case_id] = mark_breached(Deadline.from_json(raw),
-                                                            env.data).to_json()
+                deadlines[env.data.case_id] = mark_breached(
+                    Deadline.from_json(raw), env.data
+                ).to_json()
                 emitted.discard((env.data.case_id, env.data.case_version))
 
-    @app.timer(interval=settings.sla_tick_seconds)
+    @app.timer(interval=settings.sla_tick_seconds)  # type: ignore[untyped-decorator]
     async def scan() -> None:
         # TODO(issue 5): a due-time index, so that a tick touches only what is due.
         now = datetime.now(UTC)

@@ -51,30 +51,59 @@ def apply(current: Deadline | None, event: CaseEvent) -> Deadline | None:
     if current is not None and event.version <= current.version:
         return None  # late or repeated
     if isinstance(event, CaseDispatched):
-        return Deadline(event.version, RUNNING, event.department, event.deadline, event.version,
-                        current.breached_version if current else 0)
+        return Deadline(
+            event.version,
+            RUNNING,
+            event.department,
+            event.deadline,
+            event.version,
+            current.breached_version if current else 0,
+        )
     if isinstance(event, CaseExtended | CaseResumed) and current is not None:
         # TODO(issue 5): credit the parked time to the deadline on resume.
         deadline = event.deadline if isinstance(event, CaseExtended) else current.deadline
-        return Deadline(event.version, RUNNING, current.department, deadline,
-                        current.dispatched_version, current.breached_version)
+        return Deadline(
+            event.version,
+            RUNNING,
+            current.department,
+            deadline,
+            current.dispatched_version,
+            current.breached_version,
+        )
     # Any other transition stops the handling clock (handled, returned, parked, closed, ...).
     if current is None:
         return Deadline(event.version, STOPPED)
-    return Deadline(event.version, STOPPED, current.department, current.deadline,
-                    current.dispatched_version, current.breached_version)
+    return Deadline(
+        event.version,
+        STOPPED,
+        current.department,
+        current.deadline,
+        current.dispatched_version,
+        current.breached_version,
+    )
 
 
 def breach(case_id: str, entry: Deadline, now: datetime) -> SlaBreach | None:
-    """The breach due now, unless it was already recorded for this dispatch."""
-    if entry.status != RUNNING or entry.deadline is None or entry.deadline > now:
+    """The breach due now (red is *over* 100 % of the limit), unless already recorded."""
+    if entry.status != RUNNING or entry.deadline is None or now <= entry.deadline:
         return None
     if entry.breached_version >= entry.dispatched_version:
         return None
-    return SlaBreach(case_id=case_id, case_version=entry.dispatched_version,
-                     stage=Stage.handle, department=entry.department, deadline=entry.deadline)
+    return SlaBreach(
+        case_id=case_id,
+        case_version=entry.dispatched_version,
+        stage=Stage.handle,
+        department=entry.department,
+        deadline=entry.deadline,
+    )
 
 
 def mark_breached(entry: Deadline, event: SlaBreach) -> Deadline:
-    return Deadline(entry.version, entry.status, entry.department, entry.deadline,
-                    entry.dispatched_version, max(entry.breached_version, event.case_version))
+    return Deadline(
+        entry.version,
+        entry.status,
+        entry.department,
+        entry.deadline,
+        entry.dispatched_version,
+        max(entry.breached_version, event.case_version),
+    )

@@ -1,0 +1,53 @@
+"""Real servers for the whole test run: a Tansu broker and a SecantusDB server, started once.
+
+Set KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI to run the same tests against external servers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gridloop import embedded
+from gridloop.config import Settings
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka: str
+    mongodb: str
+
+    def settings(self, **overrides: object) -> Settings:
+        """Settings for in-process services, with a database of their own."""
+        values: dict[str, object] = {
+            "kafka_bootstrap_servers": self.kafka,
+            "mongodb_uri": self.mongodb,
+            "mongodb_database": f"test_{uuid.uuid4().hex[:12]}",
+        }
+        values.update(overrides)
+        return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    kafka, mongodb = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URI")
+    started: list[embedded.ServerProcess] = []
+    data: Path = tmp_path_factory.mktemp("servers")
+    try:
+        if not kafka:
+            started.append(embedded.tansu(data))
+            started[-1].start()
+            kafka = embedded.kafka_bootstrap(started[-1])
+        if not mongodb:
+            started.append(embedded.secantus(data))
+            started[-1].start()
+            mongodb = embedded.mongodb_uri(started[-1])
+        yield Servers(kafka, mongodb)
+    finally:
+        for server in reversed(started):
+            server.stop()

@@ -1,0 +1,122 @@
+"""The whole system, as `gridloop up` runs it (one process per service), against the
+session's broker and database, with a city pack whose webhooks reach a real HTTP receiver
+in this test process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import uvicorn
+import yaml
+from fastapi import FastAPI, Request, Response
+
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.embedded import free_port
+from gridloop.up import PORT_ENV, System
+from tests.conftest import Servers
+
+# A class with a deadline short enough to pass during a test.
+FAST_CLASS = ("event", "0505")
+FAST_LIMIT = "PT3S"
+
+
+@dataclass
+class Delivery:
+    department: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """A department's webhook endpoint: stores what arrives, answers 204."""
+
+    port: int
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hooks/{department}")
+        async def receive(department: str, request: Request) -> Response:
+            self.deliveries.append(
+                Delivery(department, dict(request.headers), await request.body())
+            )
+            return Response(status_code=204)
+
+        return app
+
+
+def write_pack(target: Path, receiver_port: int) -> Path:
+    shutil.copytree(DEMO_CITY_PACK, target)
+    city: dict[str, Any] = yaml.safe_load((target / "city.yaml").read_text(encoding="utf-8"))
+    for dept in city["departments"]:
+        dept["webhook"]["url"] = f"http://127.0.0.1:{receiver_port}/hooks/{dept['code']}"
+    for cls in city["classes"]:
+        if (cls["kind"], cls["code"]) == FAST_CLASS:
+            cls["handle_limit"] = FAST_LIMIT
+    (target / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), "utf-8")
+    return target
+
+
+@dataclass
+class Running:
+    system: System
+    pack: CityPack
+    receiver: Receiver
+    kafka: str
+
+
+@pytest.fixture(scope="package")
+def receiver() -> Receiver:
+    return Receiver(free_port())
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="session")
+async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
+    server = uvicorn.Server(
+        uvicorn.Config(receiver.app(), "127.0.0.1", receiver.port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+        await asyncio.sleep(0.05)
+    yield receiver
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture(scope="package")
+def running(
+    servers: Servers, receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("system")
+    pack_dir = write_pack(root / "citypack", receiver.port)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
+        "MONGODB_URI": servers.mongodb,
+        "GRIDLOOP_MONGODB_DATABASE": f"e2e_{uuid.uuid4().hex[:8]}",
+        "GRIDLOOP_CITY_PACK": str(pack_dir),
+        "GRIDLOOP_DATA_DIR": str(root / "data"),
+        "GRIDLOOP_SLA_TICK_SECONDS": "0.5",
+        "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "GRIDLOOP_WEBHOOK_BACKOFF_SECONDS": "0.2",
+        **{var: str(free_port()) for var in PORT_ENV.values()},
+    }
+    services = ("projections", "dispatch", "notify", "sla", "intake")
+    system = System(env, root / "logs", services)
+    try:
+        system.start()
+        yield Running(system, load_city_pack(pack_dir), receiver, servers.kafka)
+    finally:
+        system.stop()

@@ -1,0 +1,55 @@
+"""Small helpers shared by integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], within: float = 30.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something other than None (or False)."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    within: float = 30.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` from the start, read without a group, until `until` holds."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        await consumer.seek_to_beginning()
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + within
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic}: {len(records)} records")
+            batch = await consumer.getmany(timeout_ms=200)
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()

@@ -1,0 +1,71 @@
+"""The `cases` projection on a real MongoDB-protocol server: idempotent, order-tolerant."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import CaseDispatched, CaseFiled, CaseReported, SlaBreach
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+from tests.samples import TIME, sample_of
+
+
+@pytest.fixture
+async def store(servers: Servers) -> AsyncIterator[CaseStore]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    yield CaseStore(client[f"test_{uuid.uuid4().hex[:12]}"])
+    await client.close()
+
+
+def envelopes(case_id: str) -> list[Envelope]:
+    return [
+        Envelope(sample_of(CaseReported, case_id=case_id, version=1), "/t", TIME),
+        Envelope(
+            sample_of(CaseFiled, case_id=case_id, version=2), "/t", TIME + timedelta(seconds=1)
+        ),
+        Envelope(
+            sample_of(CaseDispatched, case_id=case_id, version=3), "/t", TIME + timedelta(seconds=2)
+        ),
+    ]
+
+
+async def test_events_out_of_order_and_repeated_give_one_ordered_timeline(
+    store: CaseStore,
+) -> None:
+    reported, filed, dispatched = envelopes("case-1")
+    for env in (dispatched, reported, dispatched, filed, reported):
+        await store.apply(env)
+    doc = await store.get("case-1")
+    assert doc is not None
+    assert [e["type"] for e in doc["timeline"]] == ["reported", "filed", "dispatched"]
+    assert doc["state"] == "dispatched" and doc["version"] == 3
+    assert doc["class_code"] == reported.data.class_code  # type: ignore[attr-defined]
+    assert doc["department"] == dispatched.data.department  # type: ignore[attr-defined]
+
+
+async def test_a_duplicate_is_reported_and_changes_nothing(store: CaseStore) -> None:
+    reported, filed, _ = envelopes("case-2")
+    assert await store.apply(reported) is True
+    assert await store.apply(filed) is True
+    before = await store.get("case-2")
+    assert await store.apply(reported) is False
+    assert await store.get("case-2") == before
+
+
+async def test_a_breach_turns_the_handling_light_red(store: CaseStore) -> None:
+    _, _, dispatched = envelopes("case-3")
+    await store.apply(dispatched)
+    breach = sample_of(SlaBreach, case_id="case-3", case_version=3)
+    await store.apply(Envelope(breach, "/t", TIME + timedelta(hours=5)))
+    doc = await store.get("case-3")
+    assert doc is not None
+    assert doc["sla"]["handle"]["light"] == "red"
+    assert doc["state"] == "dispatched"  # an SLA fact does not move the case
+    assert doc["timeline"][-1]["type"] == "gridloop.sla.breach"

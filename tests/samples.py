@@ -1,0 +1,100 @@
+"""One valid event per CloudEvents type, for tests.
+
+    sample("gridloop.case.filed")                  # an EventData of that type
+    sample("gridloop.case.filed", version=3)       # with fields overridden
+    sample_of(CaseFiled, case_id="C-2")            # typed as CaseFiled
+    all_samples()                                  # ce_type → one instance each
+
+A new event type needs an entry in `_FIELDS`; `tests/unit/test_envelope.py` fails until it
+has one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from schemas.events import EVENT_TYPES, CaseEvent, EventData, SlaEvent
+
+CASE_ID = "C-20250301-0001"
+SOURCE = "/gridloop/tests"
+TIME = datetime(2025, 3, 1, 8, 30, 15, 123456, tzinfo=UTC)
+DEADLINE = datetime(2025, 3, 3, 17, 0, tzinfo=UTC)
+ACTOR: dict[str, Any] = {"role": "supervisor", "id": "sup-0042"}
+
+E = TypeVar("E", bound=EventData)
+
+# The fields of each type beyond the common ones of CaseEvent / SlaEvent.
+_FIELDS: dict[str, dict[str, Any]] = {
+    "gridloop.case.reported": {
+        "channel": "supervisor",
+        "class_code": "01010",
+        "kind": "component",
+        "point": {"lon": 116.397, "lat": 39.909},
+        "grid_code": "110101001001001",
+        "description": "井盖破损 — manhole cover broken",
+        "reporter": {"id": "sup-0042", "name": "张伟", "phone": "13800000000"},
+    },
+    "gridloop.case.verified": {"note": "confirmed on site"},
+    "gridloop.case.filed": {
+        "kind": "event",
+        "class_code": "0201",
+        "grid_code": "11010100100100",
+    },
+    "gridloop.case.voided": {"reason": "not a city problem"},
+    "gridloop.case.merged": {"into_case_id": "C-20250228-0007"},
+    "gridloop.case.dispatched": {
+        "department": "sanitation",
+        "deadline": DEADLINE,
+        "rule": "class 0201 → sanitation",
+    },
+    "gridloop.case.returned": {"department": "water", "reason": "not our pipe"},
+    "gridloop.case.extended": {"deadline": DEADLINE},
+    "gridloop.case.parked": {"reason": "waiting for spare parts"},
+    "gridloop.case.resumed": {},
+    "gridloop.case.handled": {"department": "sanitation", "note": "replaced the cover"},
+    "gridloop.case.checked": {"passed": True},
+    "gridloop.case.closed": {},
+    "gridloop.case.rework": {"reason": "check failed"},
+    "gridloop.case.feedback": {"rating": 4, "comment": "fast"},
+    "gridloop.sla.warning": {},
+    "gridloop.sla.breach": {},
+    "gridloop.sla.escalation": {"tier": "street"},
+}
+
+
+def sample_types() -> set[str]:
+    """The ce_types the factory knows."""
+    return set(_FIELDS)
+
+
+def sample(ce_type: str, **overrides: Any) -> EventData:
+    """A valid event of `ce_type`; `overrides` replace (or add) data fields."""
+    model = EVENT_TYPES[ce_type]
+    if ce_type not in _FIELDS:
+        raise KeyError(f"no sample for {ce_type}: add one to tests/samples.py")
+    fields: dict[str, Any] = {"case_id": CASE_ID}
+    if issubclass(model, CaseEvent):
+        fields |= {"version": 1, "actor": ACTOR}
+    elif issubclass(model, SlaEvent):
+        fields |= {
+            "case_version": 1,
+            "stage": "handle",
+            "department": "sanitation",
+            "deadline": DEADLINE,
+        }
+    fields |= _FIELDS[ce_type]
+    fields |= overrides
+    return model.model_validate(fields)
+
+
+def sample_of(model: type[E], **overrides: Any) -> E:
+    """Like `sample`, typed as the model class."""
+    event = sample(model.ce_type, **overrides)
+    assert isinstance(event, model)
+    return event
+
+
+def all_samples() -> dict[str, EventData]:
+    """ce_type → one valid instance, for every registered event type."""
+    return {ce_type: sample(ce_type) for ce_type in sorted(EVENT_TYPES)}

@@ -1,0 +1,167 @@
+"""Dispatch decisions: routing to the owner department, deadlines, handled callbacks."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from shapely.geometry import shape
+
+from gridloop.citypack import CityPack, Grid, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.errors import Rejected
+from gridloop.lifecycle import InvalidTransition, State
+from schemas.envelope import event_id
+from schemas.events import CaseDispatched, CaseHandled, Kind, Role
+from services.dispatch.core import HandledIn, decide_dispatch, decide_handled, route
+from services.projections.core import CaseView
+
+CASE = "C-20250301-0042"
+SINCE = datetime(2025, 3, 3, 9, 15, tzinfo=UTC)
+GRID_STREET_1 = "110101001002001"
+GRID_STREET_2 = "110101002001001"
+
+
+@pytest.fixture(scope="module")
+def pack() -> CityPack:
+    return load_city_pack(DEMO_CITY_PACK)
+
+
+def _without_department(pack: CityPack, code: str) -> CityPack:
+    """The demo pack with one department gone, so classes it owns have an unknown owner.
+    `load_city_pack` refuses such a pack, so build it from its parts."""
+    features = json.loads((DEMO_CITY_PACK / "grids.geojson").read_text(encoding="utf-8"))
+    grids = [
+        (Grid.model_validate(f["properties"]), shape(f["geometry"])) for f in features["features"]
+    ]
+    departments = [d for d in pack.city.departments if d.code != code]
+    city = pack.city.model_copy(update={"departments": departments})
+    variant = CityPack(city, grids)
+    assert code not in variant.departments
+    return variant
+
+
+def _dispatched_case(version: int = 4, **overrides: Any) -> CaseView:
+    fields: dict[str, Any] = {
+        "case_id": CASE,
+        "state": State.dispatched,
+        "version": version,
+        "kind": "event",
+        "class_code": "0102",
+        "grid_code": GRID_STREET_1,
+        "department": "SANITATION",
+    }
+    return CaseView(**(fields | overrides))
+
+
+# --- route ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "class_code", "owner"),
+    [
+        ("component", "0101", "WATER"),
+        ("component", "0118", "ROADS"),
+        ("event", "0101", "STREET-001"),
+        ("event", "0102", "SANITATION"),
+        ("event", "0505", "TRAFFIC-POLICE"),
+    ],
+)
+def test_route_to_the_class_default_owner(
+    pack: CityPack, kind: Kind, class_code: str, owner: str
+) -> None:
+    department, rule = route(pack, kind, class_code, GRID_STREET_2)
+    assert department == owner
+    assert "default owner" in rule
+    assert class_code in rule
+    assert kind in rule
+
+
+def test_route_falls_back_to_the_street_office_when_the_owner_is_unknown(pack: CityPack) -> None:
+    variant = _without_department(pack, "WATER")
+    department, rule = route(variant, "component", "0101", GRID_STREET_2)
+    assert department == "STREET-002"
+    assert "street office" in rule
+    assert GRID_STREET_2 in rule
+    department, _ = route(variant, "component", "0101", GRID_STREET_1)
+    assert department == "STREET-001"
+    # other classes are unaffected
+    assert route(variant, "component", "0118", GRID_STREET_2)[0] == "ROADS"
+
+
+def test_route_falls_back_to_the_street_office_for_an_unknown_class(pack: CityPack) -> None:
+    department, rule = route(pack, "component", "0999", GRID_STREET_1)
+    assert department == "STREET-001"
+    assert "last resort" in rule
+
+
+# --- decide_dispatch -----------------------------------------------------------------------
+
+
+def test_dispatch_deadline_is_since_plus_the_handle_limit(pack: CityPack) -> None:
+    event = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE)
+    assert isinstance(event, CaseDispatched)
+    assert event.case_id == CASE
+    assert event.version == 3
+    assert event.department == "SANITATION"
+    assert event.deadline == SINCE + timedelta(hours=4)
+    assert "default owner of event class 0102" in event.rule
+    assert event.actor.role is Role.command_centre
+
+
+def test_dispatch_deadline_follows_the_class_limit(pack: CityPack) -> None:
+    lamp = decide_dispatch(pack, CASE, 6, "component", "0118", GRID_STREET_2, SINCE)
+    assert lamp.deadline == SINCE + timedelta(days=2)
+    assert lamp.version == 7
+    assert lamp.department == "ROADS"
+
+
+def test_dispatch_by_fallback_names_the_fallback_rule(pack: CityPack) -> None:
+    variant = _without_department(pack, "SANITATION")
+    event = decide_dispatch(variant, CASE, 2, "event", "0102", GRID_STREET_2, SINCE)
+    assert event.department == "STREET-002"
+    assert "street office" in event.rule
+    assert event.deadline == SINCE + timedelta(hours=4)
+
+
+def test_dispatch_is_deterministic(pack: CityPack) -> None:
+    first = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE)
+    again = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE)
+    assert first == again
+    assert event_id(first) == event_id(again)
+    later = decide_dispatch(pack, CASE, 7, "event", "0102", GRID_STREET_1, SINCE)
+    assert event_id(later) != event_id(first)
+
+
+# --- decide_handled ------------------------------------------------------------------------
+
+
+def test_handled_by_the_wrong_department_is_forbidden() -> None:
+    with pytest.raises(Rejected) as info:
+        decide_handled(_dispatched_case(), "WATER", HandledIn(handler_id="h-1"))
+    assert info.value.status == 403
+    assert info.value.loc[-1] == "department"
+    assert info.value.kind == "forbidden"
+    assert CASE in info.value.reason
+
+
+@pytest.mark.parametrize("state", [State.handled, State.filed, State.parked, State.closed])
+def test_handled_in_the_wrong_state_is_invalid(state: State) -> None:
+    with pytest.raises(InvalidTransition) as info:
+        decide_handled(_dispatched_case(state=state), "SANITATION", HandledIn(handler_id="h-1"))
+    assert info.value.state is state
+    assert info.value.transition == "handled"
+
+
+def test_handled_by_the_right_department() -> None:
+    answer = HandledIn(handler_id="h-1", note="swept")
+    event = decide_handled(_dispatched_case(version=4), "SANITATION", answer)
+    assert isinstance(event, CaseHandled)
+    assert event.case_id == CASE
+    assert event.version == 5
+    assert event.department == "SANITATION"
+    assert event.note == "swept"
+    assert event.actor.role is Role.department
+    assert event.actor.id == "SANITATION/h-1"

@@ -1,0 +1,251 @@
+"""Intake decisions: reports become cases, verifications file or void them, checks close them
+or send them back for rework."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.errors import Rejected
+from gridloop.lifecycle import InvalidTransition, State
+from schemas.envelope import event_id
+from schemas.events import (
+    CaseChecked,
+    CaseClosed,
+    CaseFiled,
+    CaseReported,
+    CaseReworked,
+    CaseVerified,
+    CaseVoided,
+    Channel,
+    Role,
+)
+from services.intake.core import (
+    CheckIn,
+    ReportIn,
+    VerificationIn,
+    decide_check,
+    decide_report,
+    decide_verification,
+)
+from services.projections.core import CaseView
+
+CASE = "C-20250301-0042"
+INSIDE = {"lon": 116.4015, "lat": 39.9205}  # grid 110101001001002
+GRID = "110101001001002"
+
+
+@pytest.fixture(scope="module")
+def pack() -> CityPack:
+    return load_city_pack(DEMO_CITY_PACK)
+
+
+def _report(**overrides: Any) -> ReportIn:
+    fields: dict[str, Any] = {
+        "channel": "supervisor",
+        "kind": "component",
+        "class_code": "0101",
+        "point": INSIDE,
+        "description": "井盖破损 manhole cover broken",
+        "reporter": {"id": "sup-0042", "name": "张伟"},
+    }
+    return ReportIn.model_validate(fields | overrides)
+
+
+def _case(state: State, version: int, **overrides: Any) -> CaseView:
+    fields: dict[str, Any] = {
+        "case_id": CASE,
+        "state": state,
+        "version": version,
+        "kind": "component",
+        "class_code": "0101",
+        "grid_code": GRID,
+    }
+    return CaseView(**(fields | overrides))
+
+
+def _rejected(excinfo: pytest.ExceptionInfo[Rejected], status: int, last_loc: str) -> Rejected:
+    exc = excinfo.value
+    assert exc.status == status
+    assert exc.loc[-1] == last_loc
+    assert exc.reason
+    return exc
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def test_supervisor_report_is_reported_and_filed(pack: CityPack) -> None:
+    events = decide_report(_report(), pack, CASE)
+    assert [type(e) for e in events] == [CaseReported, CaseFiled]
+    reported, filed = events
+    assert isinstance(reported, CaseReported)
+    assert isinstance(filed, CaseFiled)
+    assert (reported.version, filed.version) == (1, 2)
+    assert reported.case_id == filed.case_id == CASE
+    assert reported.grid_code == filed.grid_code == GRID
+    assert (filed.kind, filed.class_code) == ("component", "0101")
+    assert reported.channel is Channel.supervisor
+    assert reported.point.lon == INSIDE["lon"]
+    assert reported.reporter.name == "张伟"
+    for event in events:
+        assert event.actor.role is Role.supervisor
+        assert event.actor.id == "sup-0042"
+    assert filed.reason
+
+
+@pytest.mark.parametrize(
+    ("channel", "role"), [("website", Role.citizen), ("hotline", Role.hotline)]
+)
+def test_citizen_report_waits_for_verification(pack: CityPack, channel: str, role: Role) -> None:
+    events = decide_report(_report(channel=channel, reporter={}), pack, CASE)
+    assert len(events) == 1
+    reported = events[0]
+    assert isinstance(reported, CaseReported)
+    assert reported.version == 1
+    assert reported.grid_code == GRID
+    assert reported.actor.role is role
+    assert reported.actor.id == channel  # anonymous: the channel stands in for the person
+
+
+def test_citizen_report_keeps_the_reporter_id(pack: CityPack) -> None:
+    events = decide_report(_report(channel="website", reporter={"id": "u-7"}), pack, CASE)
+    assert events[0].actor.id == "u-7"
+
+
+def test_event_class_report_is_located_too(pack: CityPack) -> None:
+    point = {"lon": 116.4075, "lat": 39.9201}
+    events = decide_report(_report(kind="event", class_code="0505", point=point), pack, CASE)
+    filed = events[-1]
+    assert isinstance(filed, CaseFiled)
+    assert (filed.kind, filed.class_code, filed.grid_code) == ("event", "0505", "110101002002002")
+
+
+def test_unknown_class_is_rejected(pack: CityPack) -> None:
+    with pytest.raises(Rejected) as info:
+        decide_report(_report(class_code="9999"), pack, CASE)
+    exc = _rejected(info, 422, "class_code")
+    assert "9999" in exc.reason
+    assert exc.kind == "unknown_class"
+
+
+def test_class_of_the_other_kind_is_rejected(pack: CityPack) -> None:
+    """0118 is a component class only: as an event it does not exist."""
+    with pytest.raises(Rejected) as info:
+        decide_report(_report(kind="event", class_code="0118"), pack, CASE)
+    _rejected(info, 422, "class_code")
+
+
+def test_point_outside_every_grid_is_rejected(pack: CityPack) -> None:
+    with pytest.raises(Rejected) as info:
+        decide_report(_report(point={"lon": 116.3, "lat": 39.9}), pack, CASE)
+    exc = _rejected(info, 422, "point")
+    assert exc.kind == "outside_grids"
+    assert "116.3" in exc.reason
+
+
+def test_supervisor_report_without_reporter_id_is_rejected(pack: CityPack) -> None:
+    with pytest.raises(Rejected) as info:
+        decide_report(_report(reporter={"name": "张伟"}), pack, CASE)
+    exc = _rejected(info, 422, "id")
+    assert exc.loc == ("body", "reporter", "id")
+
+
+def test_report_event_ids_are_deterministic(pack: CityPack) -> None:
+    first = decide_report(_report(), pack, CASE)
+    again = decide_report(_report(), pack, CASE)
+    ids = [event_id(e) for e in first]
+    assert ids == [event_id(e) for e in again]
+    assert len(set(ids)) == 2
+    other = decide_report(_report(), pack, "C-20250301-0043")
+    assert not set(ids) & {event_id(e) for e in other}
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+def test_confirmed_verification_verifies_and_files() -> None:
+    answer = VerificationIn(supervisor_id="sup-7", confirmed=True, note="seen it")
+    events = decide_verification(_case(State.reported, 3), answer)
+    assert [type(e) for e in events] == [CaseVerified, CaseFiled]
+    verified, filed = events
+    assert isinstance(verified, CaseVerified)
+    assert isinstance(filed, CaseFiled)
+    assert (verified.version, filed.version) == (4, 5)
+    assert verified.note == "seen it"
+    assert (filed.kind, filed.class_code, filed.grid_code) == ("component", "0101", GRID)
+    for event in events:
+        assert event.case_id == CASE
+        assert event.actor.role is Role.supervisor
+        assert event.actor.id == "sup-7"
+    again = decide_verification(_case(State.reported, 3), answer)
+    assert [event_id(e) for e in events] == [event_id(e) for e in again]
+
+
+def test_refuted_verification_voids() -> None:
+    answer = VerificationIn(supervisor_id="sup-7", confirmed=False, note="nothing there")
+    events = decide_verification(_case(State.reported, 1), answer)
+    assert len(events) == 1
+    voided = events[0]
+    assert isinstance(voided, CaseVoided)
+    assert voided.version == 2
+    assert voided.reason == "nothing there"
+
+
+def test_refuted_verification_without_note_still_has_a_reason() -> None:
+    answer = VerificationIn(supervisor_id="sup-7", confirmed=False)
+    (voided,) = decide_verification(_case(State.reported, 1), answer)
+    assert voided.reason
+
+
+@pytest.mark.parametrize("state", [State.filed, State.dispatched, State.closed])
+def test_verification_of_a_case_past_reported_is_invalid(state: State) -> None:
+    answer = VerificationIn(supervisor_id="sup-7", confirmed=True)
+    with pytest.raises(InvalidTransition) as info:
+        decide_verification(_case(state, 2), answer)
+    assert info.value.state is state
+    assert info.value.transition == "verified"
+
+
+def test_refuting_a_closed_case_is_invalid() -> None:
+    answer = VerificationIn(supervisor_id="sup-7", confirmed=False)
+    with pytest.raises(InvalidTransition):
+        decide_verification(_case(State.closed, 8), answer)
+
+
+# --- check ---------------------------------------------------------------------------------
+
+
+def test_passed_check_closes() -> None:
+    answer = CheckIn(supervisor_id="sup-9", passed=True)
+    events = decide_check(_case(State.handled, 5), answer)
+    assert [type(e) for e in events] == [CaseChecked, CaseClosed]
+    checked, closed = events
+    assert isinstance(checked, CaseChecked)
+    assert checked.passed is True
+    assert (checked.version, closed.version) == (6, 7)
+    assert closed.actor.id == "sup-9"
+
+
+def test_failed_check_sends_back_for_rework() -> None:
+    answer = CheckIn(supervisor_id="sup-9", passed=False, note="still broken")
+    events = decide_check(_case(State.handled, 5), answer)
+    assert [type(e) for e in events] == [CaseChecked, CaseReworked]
+    checked, rework = events
+    assert isinstance(checked, CaseChecked)
+    assert checked.passed is False
+    assert checked.note == "still broken"
+    assert (checked.version, rework.version) == (6, 7)
+    assert rework.reason == "still broken"
+    assert len({event_id(e) for e in events}) == 2
+
+
+@pytest.mark.parametrize("state", [State.dispatched, State.filed, State.checked])
+def test_check_of_an_unhandled_case_is_invalid(state: State) -> None:
+    with pytest.raises(InvalidTransition) as info:
+        decide_check(_case(state, 4), CheckIn(supervisor_id="sup-9", passed=True))
+    assert info.value.state is state
+    assert info.value.transition == "checked"
