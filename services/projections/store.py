@@ -52,4 +52,5 @@ class CaseStore:
         return result.modified_count == 1 or result.upserted_id is not None
 
     async def get(self, case_id: str) -> Document | None:
-        return await self.cases.find_one({"_id": case_id})
+        # A document whose first event is still being written has no state yet: not a case.
+        return await self.cases.find_one({"_id": case_id, "state": {"$exists": True}})

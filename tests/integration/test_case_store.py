@@ -69,3 +69,9 @@ async def test_a_breach_turns_the_handling_light_red(store: CaseStore) -> None:
     assert doc["sla"]["handle"]["light"] == "red"
     assert doc["state"] == "dispatched"  # an SLA fact does not move the case
     assert doc["timeline"][-1]["type"] == "gridloop.sla.breach"
+
+
+async def test_a_document_without_a_lifecycle_event_is_not_yet_a_case(store: CaseStore) -> None:
+    breach = sample_of(SlaBreach, case_id="case-4", case_version=3)
+    assert await store.apply(Envelope(breach, "/t", TIME)) is True
+    assert await store.get("case-4") is None
