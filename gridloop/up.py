@@ -70,19 +70,20 @@ class System:
 
 
 def _print(console: Console, system: System, servers: dict[str, str]) -> None:
-    table = Table(title="gridloop is up", show_lines=False)
+    table = Table(title="gridloop is up")
     table.add_column("component")
-    table.add_column("listens on")
-    table.add_column("log")
+    table.add_column("listens on", overflow="fold")
     for name, where in servers.items():
-        table.add_row(name, where, "")
-    for name, proc in system.processes.items():
-        table.add_row(name, system.url(name), str(proc.log_path))
+        table.add_row(name, where)
+    for name in system.processes:
+        table.add_row(name, system.url(name))
     console.print(table)
+    console.print(f"Logs: {system.logs}")
     console.print(
         f"Submit a report:  curl -X POST {system.url('intake')}/reports "
         "-H 'content-type: application/json' -d @docs/example-report.json"
     )
+    console.print(f"Webhooks received by the demo departments: {system.url('desk')}/hooks")
     console.print("Press Ctrl-C to stop.")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 from aiokafka import ConsumerRecord
 from standardwebhooks import Webhook
 
+from gridloop.kafka import EventProducer
 from tests.e2e.conftest import FAST_CLASS, Delivery, Receiver, Running
 from tests.helpers import eventually, read_topic
 
@@ -143,3 +145,30 @@ async def test_an_unhandled_deadline_becomes_a_breach(
         r for r in await read_topic(running.kafka, "sla", breach) if r.key == case_id.encode()
     ]
     assert dict(records[0].headers)["ce_type"] == b"gridloop.sla.breach"
+
+
+async def test_a_malformed_record_is_dead_lettered_and_the_next_report_still_flows(
+    running: Running, receiving: Receiver
+) -> None:
+    junk_key = f"junk-{uuid.uuid4().hex[:8]}".encode()
+    producer = EventProducer(running.kafka)
+    await producer.start()
+    try:
+        await producer.send_raw("reports", junk_key, b"{oops", [("ce_type", b"x")])
+    finally:
+        await producer.stop()
+    report = WEBSITE_REPORT | {"channel": "supervisor", "reporter": {"id": "SUP-7"}}
+    async with httpx.AsyncClient(base_url=running.system.url("intake")) as intake:
+        case_id = (await intake.post("/reports", json=report)).json()["case_id"]
+        await case_in_state(intake, case_id, "dispatched")
+
+    def both_groups(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return {dict(r.headers)["dlq_group"] for r in records if r.key == junk_key} >= {
+            b"dispatch",
+            b"projections",
+        }
+
+    dead = [
+        r for r in await read_topic(running.kafka, "reports.dlq", both_groups) if r.key == junk_key
+    ]
+    assert all(b"missing header" in dict(r.headers)["dlq_error"] for r in dead)
