@@ -101,3 +101,38 @@ def city_check(path: Path) -> None:
         f"[green]ok[/] {pack.city.name}: {len(pack.grids)} grids, "
         f"{len(pack.classes)} classes, {len(pack.departments)} departments"
     )
+
+
+credentials_app = typer.Typer(help="Credentials: bearer tokens with a role.")
+app.add_typer(credentials_app, name="credentials")
+
+
+@credentials_app.command("issue")
+def credentials_issue(
+    role: Annotated[
+        str,
+        typer.Argument(
+            help="hotline, supervisor, supervision_centre, command_centre, department or admin"
+        ),
+    ],
+    subject: Annotated[
+        str,
+        typer.Argument(help="Who holds it: a supervisor id, a department code, an operator's name"),
+    ],
+    note: str = "",
+) -> None:
+    """Issue a token (printed once; only its hash is stored)."""
+    from gridloop.auth import CredentialStore, Role
+    from gridloop.mongo import connect, database
+
+    async def issue() -> str:
+        settings = Settings()
+        client = connect(settings)
+        try:
+            return await CredentialStore(database(client, settings)).issue(
+                Role(role), subject, note
+            )
+        finally:
+            await client.close()
+
+    console.print(asyncio.run(issue()))
