@@ -86,6 +86,8 @@ class CaseEvent(EventData):
 class CaseReported(CaseEvent):
     """A problem reported (信息收集): by a supervisor, the hotline or the website."""
 
+    # The coded component instance (16 or 17 digits), when the problem is a component.
+    component_id: Annotated[str | None, Field(pattern=r"^\d{16,17}$")] = None
     ce_type: ClassVar[str] = "gridloop.case.reported"
     channel: Channel
     class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
@@ -107,6 +109,7 @@ class CaseFiled(CaseEvent):
     """The supervision centre filed the case (立案)."""
 
     ce_type: ClassVar[str] = "gridloop.case.filed"
+    component_id: Annotated[str | None, Field(pattern=r"^\d{16,17}$")] = None
     kind: Kind
     class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
     grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
@@ -194,6 +197,25 @@ class FeedbackGiven(CaseEvent):
     comment: Text | None = None
 
 
+class CaseAnnotation(EventData):
+    """A fact about a case that does not move it, as of `case_version`."""
+
+    case_version: Version
+    actor: Actor
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.case_version}"
+
+
+class CaseExplained(CaseAnnotation):
+    """The department explains an overdue case: every overdue case gets an explicit answer
+    (Zhoushan's rule)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.explained"
+    department: DepartmentCode
+    explanation: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
 class Stage(StrEnum):
     verify = "verify"
     file = "file"
@@ -254,6 +276,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CaseClosed,
         CaseReworked,
         FeedbackGiven,
+        CaseExplained,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

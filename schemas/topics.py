@@ -25,7 +25,7 @@ VERIFICATIONS = Topic(
     "verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP
 )
 DISPATCHES = Topic("dispatches", "command centre: dispatched, returned, extended, parked", 6, _KEEP)
-COMPLETIONS = Topic("completions", "departments: handled", 6, _KEEP)
+COMPLETIONS = Topic("completions", "departments: handled, explained", 6, _KEEP)
 CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback", 6, _KEEP)
 SLA = Topic("sla", "deadlines: warning, breach, escalation", 6, _KEEP)
 
@@ -52,6 +52,7 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
         for t in ("dispatched", "returned", "extended", "parked", "resumed")
     },
     "gridloop.case.handled": COMPLETIONS,
+    "gridloop.case.explained": COMPLETIONS,
     **{f"gridloop.case.{t}": CLOSURES for t in ("closed", "rework", "feedback")},
     **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},
 }

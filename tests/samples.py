@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from schemas.events import EVENT_TYPES, CaseEvent, EventData, SlaEvent
+from schemas.events import EVENT_TYPES, CaseAnnotation, CaseEvent, EventData, SlaEvent
 
 CASE_ID = "C-20250301-0001"
 SOURCE = "/gridloop/tests"
@@ -57,6 +57,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "gridloop.case.closed": {},
     "gridloop.case.rework": {"reason": "check failed"},
     "gridloop.case.feedback": {"rating": 4, "comment": "fast"},
+    "gridloop.case.explained": {"department": "SANITATION", "explanation": "crew was at a fire"},
     "gridloop.sla.warning": {},
     "gridloop.sla.breach": {},
     "gridloop.sla.escalation": {"tier": "street"},
@@ -76,6 +77,8 @@ def sample(ce_type: str, **overrides: Any) -> EventData:
     fields: dict[str, Any] = {"case_id": CASE_ID}
     if issubclass(model, CaseEvent):
         fields |= {"version": 1, "actor": ACTOR}
+    elif issubclass(model, CaseAnnotation):
+        fields |= {"case_version": 1, "actor": ACTOR}
     elif issubclass(model, SlaEvent):
         fields |= {
             "case_version": 1,

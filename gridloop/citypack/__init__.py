@@ -4,6 +4,14 @@ An invalid pack is refused with every error listed (`CityPackError.errors`).
 """
 
 from gridloop.citypack.load import CityPackError, load_city_pack
-from gridloop.citypack.model import CityPack, Department, EventClass, Grid
+from gridloop.citypack.model import CityPack, ComponentInstance, Department, EventClass, Grid
 
-__all__ = ["CityPack", "CityPackError", "Department", "EventClass", "Grid", "load_city_pack"]
+__all__ = [
+    "CityPack",
+    "CityPackError",
+    "ComponentInstance",
+    "Department",
+    "EventClass",
+    "Grid",
+    "load_city_pack",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -68,6 +69,21 @@ class Grid(_Strict):
         return self.code[6:9]
 
 
+class ComponentInstance(_Strict):
+    """A coded city component (部件) of the inventory: 16 digits (CJ/T 214: admin 6 + major 2
+    + minor 2 + serial 6) or 17 (GB/T 47678.5: minor of 3 digits)."""
+
+    id: Annotated[str, Field(pattern=r"^\d{16,17}$")]
+    class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
+    name: str
+    lon: float
+    lat: float
+    grid: Annotated[str, Field(pattern=r"^\d{14,15}$")]
+    owner: str  # 权属单位
+    maintainer: str  # 养护单位
+    status: Literal["intact", "damaged", "lost", "abandoned", "removed"] = "intact"
+
+
 class CityFile(_Strict):
     """`city.yaml`: everything but the grid polygons."""
 
@@ -83,8 +99,14 @@ class CityFile(_Strict):
 class CityPack:
     """The loaded pack, with a spatial index of the grids."""
 
-    def __init__(self, city: CityFile, grids: list[tuple[Grid, Polygon]]) -> None:
+    def __init__(
+        self,
+        city: CityFile,
+        grids: list[tuple[Grid, Polygon]],
+        components: Sequence[ComponentInstance] = (),
+    ) -> None:
         self.city = city
+        self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}
         self.streets = {s.code: s for s in city.streets}

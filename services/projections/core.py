@@ -15,6 +15,7 @@ from typing import Any
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from schemas.envelope import Envelope
 from schemas.events import (
+    CaseAnnotation,
     CaseDispatched,
     CaseEvent,
     CaseExtended,
@@ -28,18 +29,20 @@ from schemas.events import (
 )
 
 Document = dict[str, Any]
+HasActor = CaseEvent | CaseAnnotation
 
 
 def timeline_entry(env: Envelope) -> Document:
     data = env.data
     version = data.version if isinstance(data, CaseEvent) else getattr(data, "case_version", 0)
+    # Lifecycle types are named by their transition; annotations and SLA facts in full.
     body = data.model_dump(mode="json", exclude={"case_id", "version", "actor", "reason"})
     return {
         "event_id": env.id,
         "type": transition_name(env.type) if isinstance(data, CaseEvent) else env.type,
         "version": version,
         "at": env.time,
-        "actor": data.actor.model_dump(mode="json") if isinstance(data, CaseEvent) else None,
+        "actor": data.actor.model_dump(mode="json") if isinstance(data, HasActor) else None,
         "reason": data.reason if isinstance(data, CaseEvent) else None,
         "data": body,
     }

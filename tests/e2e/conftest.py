@@ -18,10 +18,13 @@ import pytest_asyncio
 import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
+from pymongo import AsyncMongoClient
 
+from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
+from gridloop.mongo import Document
 from gridloop.up import PORT_ENV, System
 from tests.conftest import Servers
 
@@ -75,6 +78,15 @@ class Running:
     pack: CityPack
     receiver: Receiver
     kafka: str
+
+    async def token(self, role: Role, subject: str) -> str:
+        """A credential for `subject` in `role`, issued in the system's own database."""
+        client: AsyncMongoClient[Document] = AsyncMongoClient(self.system.env["MONGODB_URI"])
+        try:
+            db = client[self.system.env["GRIDLOOP_MONGODB_DATABASE"]]
+            return await CredentialStore(db).issue(role, subject)
+        finally:
+            await client.close()
 
 
 @pytest.fixture(scope="package")
