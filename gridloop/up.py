@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import time
@@ -99,6 +100,10 @@ def run_all(data_dir: Path, console: Console) -> int:
             servers.append(embedded.tansu(data_dir))
             env["KAFKA_BOOTSTRAP_SERVERS"] = embedded.kafka_bootstrap(servers[-1])
         if "MONGODB_URI" not in os.environ:
+            if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+                # The embedded broker keeps the log in memory: a new `up` starts a new log,
+                # so the last run's projections go too, or they would outlive their source.
+                shutil.rmtree(data_dir / "mongodb", ignore_errors=True)
             servers.append(embedded.secantus(data_dir))
             env["MONGODB_URI"] = embedded.mongodb_uri(servers[-1])
         for server in servers:
