@@ -94,12 +94,15 @@ def city_check(path: Path) -> None:
         pack = load_city_pack(path)
     except CityPackError as exc:
         for error in exc.errors:
-            console.print(f"[red]error[/] {error}")
+            console.print("[red]error[/]", end=" ")
+            console.print(error, markup=False, highlight=False, soft_wrap=True)
         console.print(f"{len(exc.errors)} error(s)")
         raise typer.Exit(1) from exc
     console.print(
         f"[green]ok[/] {pack.city.name}: {len(pack.grids)} grids, "
-        f"{len(pack.classes)} classes, {len(pack.departments)} departments"
+        f"{len(pack.classes)} classes, {len(pack.departments)} departments, "
+        f"{len(pack.components)} components",
+        soft_wrap=True,
     )
 
 
@@ -136,3 +139,76 @@ def credentials_issue(
             await client.close()
 
     console.print(asyncio.run(issue()))
+
+
+department_app = typer.Typer(help="Departments: webhook endpoints and their secrets.")
+app.add_typer(department_app, name="department")
+webhooks_app = typer.Typer(help="Webhook deliveries: dead letters and replay.")
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@department_app.command("set-webhook")
+def department_set_webhook(
+    code: Annotated[str, typer.Argument(help="The department's code in the city pack")],
+    url: Annotated[str, typer.Argument(help="Where its webhooks go")],
+    previous_secret_hours: Annotated[
+        float, typer.Option(help="How long the previous secrets keep signing (key rotation)")
+    ] = 24.0,
+) -> None:
+    """Set a department's webhook URL with a new secret, printed once."""
+    from datetime import timedelta
+
+    from gridloop.citypack import load_city_pack
+    from gridloop.errors import Rejected
+    from gridloop.mongo import connect, database
+    from services.notify.admin import set_webhook
+    from services.notify.store import DeliveryStore
+
+    async def work() -> str:
+        settings = Settings()
+        client = connect(settings)
+        try:
+            store = DeliveryStore(database(client, settings))
+            pack = load_city_pack(settings.city_pack)
+            overlap = timedelta(hours=previous_secret_hours)
+            return await set_webhook(pack, store, code, url, overlap)
+        finally:
+            await client.close()
+
+    try:
+        secret = asyncio.run(work())
+    except Rejected as exc:
+        console.print(f"[red]refused[/] {'.'.join(exc.loc)}: {exc.reason}")
+        raise typer.Exit(1) from exc
+    console.print(f"{code} → {url}")
+    console.print("secret (shown once; give it to the department):")
+    console.print(secret, soft_wrap=True)
+
+
+@webhooks_app.command("replay")
+def webhooks_replay(
+    webhook_id: Annotated[str | None, typer.Option("--id", help="One delivery")] = None,
+    department: Annotated[str | None, typer.Option(help="Every dead delivery of one")] = None,
+    case_id: Annotated[str | None, typer.Option(help="Every dead delivery of one case")] = None,
+) -> None:
+    """Send dead-lettered webhook deliveries again (same webhook-id); the running notify
+    service picks them up."""
+    from gridloop.mongo import connect, database
+    from services.notify.store import DeliveryStore
+
+    query = {
+        k: v
+        for k, v in (("_id", webhook_id), ("department", department), ("case_id", case_id))
+        if v
+    }
+
+    async def work() -> int:
+        settings = Settings()
+        client = connect(settings)
+        try:
+            return await DeliveryStore(database(client, settings)).replay(query)
+        finally:
+            await client.close()
+
+    count = asyncio.run(work())
+    console.print(f"replaying {count} delivery(ies)" if count != 1 else "replaying 1 delivery")

@@ -35,9 +35,15 @@ class Settings(BaseSettings):
     desk_port: int = 8009  # the demo department desk that receives webhooks
     # Seconds between deadline scans of the SLA engine.
     sla_tick_seconds: float = 1.0
-    # Webhook delivery: attempts before a notification is dead-lettered, first back-off.
-    webhook_attempts: int = 5
-    webhook_backoff_seconds: float = 1.0
+    # Webhook delivery (services/notify): seconds before each attempt, comma-separated (the
+    # Standard Webhooks schedule; a delivery is dead-lettered after the last), spread by
+    # ±jitter; a timeout per attempt; attempts in flight per department; the circuit breaker.
+    webhook_retry_schedule: str = "0,5,300,1800,7200,18000,36000,36000"
+    webhook_jitter: float = 0.2
     webhook_timeout_seconds: float = 10.0
+    webhook_concurrency: int = 4
+    webhook_circuit_threshold: int = 5
+    webhook_circuit_cooldown_seconds: float = 30.0
+    webhook_poll_seconds: float = 0.5
     # Consumer group session timeout; short values make failover fast in tests.
     kafka_session_timeout_ms: int = 10_000

@@ -34,7 +34,12 @@ TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
     "filed": (frozenset({S.reported, S.verified}), S.filed),
     "voided": (frozenset({S.reported, S.verified, S.filed}), S.voided),
     "merged": (frozenset({S.reported, S.verified}), S.merged),
-    "dispatched": (frozenset({S.filed, S.returned, S.rework}), S.dispatched),
+    "split": (frozenset({S.merged}), S.reported),  # a merge undone by hand
+    # From dispatched or parked: the command centre re-dispatches by hand (改派).
+    "dispatched": (
+        frozenset({S.filed, S.returned, S.rework, S.dispatched, S.parked}),
+        S.dispatched,
+    ),
     "returned": (frozenset({S.dispatched}), S.returned),
     "extended": (frozenset({S.dispatched}), S.dispatched),
     "parked": (frozenset({S.dispatched}), S.parked),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -82,10 +83,53 @@ def _print(console: Console, system: System, servers: dict[str, str]) -> None:
     console.print(f"Logs: {system.logs}")
     console.print(
         f"Submit a report:  curl -X POST {system.url('intake')}/reports "
-        "-H 'content-type: application/json' -d @docs/example-report.json"
+        '-H "authorization: Bearer $TOKEN" '
+        "-H 'content-type: application/json' -d @docs/example-report.json  (README.md)"
     )
     console.print(f"Webhooks received by the demo departments: {system.url('desk')}/hooks")
     console.print("Press Ctrl-C to stop.")
+
+
+# Credentials `gridloop up` issues for trying the system out, one per role.
+DEMO_CREDENTIALS = {
+    "supervisor": ("supervisor", "SUP-0001"),  # patrols grids …001001001 and …001001002
+    "hotline": ("hotline", "hotline-demo"),
+    "supervision_centre": ("supervision_centre", "centre-demo"),
+    "command_centre": ("command_centre", "command-demo"),
+    "department_water": ("department", "WATER"),
+    "department_sanitation": ("department", "SANITATION"),
+    "citizen": ("public", "citizen-demo"),
+    "admin": ("admin", "admin-demo"),
+}
+
+
+def seed_demo_credentials(mongodb_uri: str, database: str, target: Path) -> Path:
+    """Issue the demo credentials (revoking the previous run's) and write them to `target`."""
+    issued = asyncio.run(_issue_demo_credentials(mongodb_uri, database))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(issued, indent=2) + "\n", encoding="utf-8")
+    target.chmod(0o600)
+    return target
+
+
+async def _issue_demo_credentials(mongodb_uri: str, database: str) -> dict[str, dict[str, str]]:
+    from pymongo import AsyncMongoClient
+
+    from gridloop.auth import CredentialStore, Role
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_uri)
+    try:
+        store = CredentialStore(client[database])
+        issued: dict[str, dict[str, str]] = {}
+        for name, (role, subject) in DEMO_CREDENTIALS.items():
+            await store.credentials.update_many(
+                {"subject": subject, "note": "demo"}, {"$set": {"revoked": True}}
+            )
+            token = await store.issue(Role(role), subject, "demo")
+            issued[name] = {"role": role, "subject": subject, "token": token}
+    finally:
+        await client.close()
+    return issued
 
 
 def run_all(data_dir: Path, console: Console) -> int:
@@ -112,7 +156,12 @@ def run_all(data_dir: Path, console: Console) -> int:
         shown = {"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "mongodb": env["MONGODB_URI"]}
         asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"]))
         system = System(env, data_dir / "logs")
+        database = env.get("GRIDLOOP_MONGODB_DATABASE", Settings().mongodb_database)
+        credentials = seed_demo_credentials(
+            env["MONGODB_URI"], database, data_dir / "demo-credentials.json"
+        )
         system.start()
+        console.print(f"Demo credentials (bearer tokens, one per role): {credentials}")
         _print(console, system, shown)
         return _wait(system, console)
     finally:

@@ -19,6 +19,13 @@ Version = Annotated[int, Field(ge=1)]
 Text = Annotated[str, Field(max_length=2000)]
 Kind = Literal["component", "event"]  # 部件 or 事件
 DepartmentCode = Annotated[str, Field(min_length=1, max_length=64)]
+RequestId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+PhotoUrl = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://")]
+# Which routing rule chose the department (most specific first), or a dispatcher's hand.
+RoutingBasis = Literal["component", "location", "class_default", "street_office", "manual"]
+# An uploaded photo or voice note held by intake (GridFS id).
+MediaId = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+MediaIds = Annotated[list[MediaId], Field(max_length=20)]
 
 
 class Role(StrEnum):
@@ -96,6 +103,11 @@ class CaseReported(CaseEvent):
     grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
     description: Text
     reporter: Reporter = Field(default_factory=Reporter)
+    media: MediaIds = []  # photos and voice notes
+    address: Text | None = None  # as the caller gave it (hotline, website)
+    # A citizen report is a verification task (核实) for its grid's supervisor, due then.
+    verifier: Annotated[str | None, Field(max_length=64)] = None
+    verification_due: datetime | None = None
 
 
 class CaseVerified(CaseEvent):
@@ -103,6 +115,7 @@ class CaseVerified(CaseEvent):
 
     ce_type: ClassVar[str] = "gridloop.case.verified"
     note: Text | None = None
+    media: MediaIds = []  # the supervisor's photos of the confirmed problem
 
 
 class CaseFiled(CaseEvent):
@@ -110,6 +123,8 @@ class CaseFiled(CaseEvent):
 
     ce_type: ClassVar[str] = "gridloop.case.filed"
     component_id: Annotated[str | None, Field(pattern=r"^\d{16,17}$")] = None
+    # class + date + sequence, unique in the district, e.g. B0101-20260301-0007 (B 部件, S 事件)
+    case_number: Annotated[str | None, Field(max_length=40)] = None
     kind: Kind
     class_code: Annotated[str, Field(pattern=r"^\d{4,5}$")]
     grid_code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
@@ -128,6 +143,13 @@ class CaseMerged(CaseEvent):
     into_case_id: CaseId
 
 
+class CaseSplit(CaseEvent):
+    """A merged report split off its case by hand: a case of its own again (reported)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.split"
+    from_case_id: CaseId
+
+
 class CaseDispatched(CaseEvent):
     """The command centre sent the case to its owner with a handling deadline (任务派遣)."""
 
@@ -135,6 +157,9 @@ class CaseDispatched(CaseEvent):
     department: DepartmentCode
     deadline: datetime
     rule: Annotated[str, Field(max_length=200)]  # which routing rule chose the department
+    # Joint cases (联合处置): departments that assist the lead `department`.
+    assisting: Annotated[list[DepartmentCode], Field(max_length=10)] = []
+    basis: RoutingBasis | None = None
 
 
 class CaseReturned(CaseEvent):
@@ -149,12 +174,14 @@ class CaseExtended(CaseEvent):
 
     ce_type: ClassVar[str] = "gridloop.case.extended"
     deadline: datetime
+    request_id: RequestId | None = None  # the department's request the command centre approved
 
 
 class CaseParked(CaseEvent):
     """The case is parked (挂账): its clock pauses until resumed."""
 
     ce_type: ClassVar[str] = "gridloop.case.parked"
+    request_id: RequestId | None = None  # the department's request the command centre approved
 
 
 class CaseResumed(CaseEvent):
@@ -167,6 +194,7 @@ class CaseHandled(CaseEvent):
     ce_type: ClassVar[str] = "gridloop.case.handled"
     department: DepartmentCode
     note: Text | None = None
+    photos: Annotated[list[PhotoUrl], Field(max_length=20)] = []
 
 
 class CaseChecked(CaseEvent):
@@ -216,12 +244,57 @@ class CaseExplained(CaseAnnotation):
     explanation: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
+class CaseAcknowledged(CaseAnnotation):
+    """The department confirms it received the dispatched case (签收)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.acknowledged"
+    department: DepartmentCode
+
+
+class DepartmentRequest(CaseAnnotation):
+    """A department asks the command centre for something; `request_id` names the request,
+    so a second request after a denial is a new fact, and a retried one is not."""
+
+    department: DepartmentCode
+    request_id: RequestId
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.request_id}"
+
+
+class ExtensionRequested(DepartmentRequest):
+    """The department asks for a later deadline (延期申请); approval is `case.extended`."""
+
+    ce_type: ClassVar[str] = "gridloop.case.extension_requested"
+    deadline: datetime
+
+
+class ExtensionDenied(DepartmentRequest):
+    """The command centre refuses an extension; `reason` says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.extension_denied"
+
+
+class ParkingRequested(DepartmentRequest):
+    """The department asks to park the case (挂账申请); approval is `case.parked`."""
+
+    ce_type: ClassVar[str] = "gridloop.case.parking_requested"
+
+
+class ParkingDenied(DepartmentRequest):
+    """The command centre refuses to park the case; `reason` says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.parking_denied"
+
+
 class Stage(StrEnum):
     verify = "verify"
     file = "file"
     dispatch = "dispatch"
     handle = "handle"
     check = "check"
+    explain = "explain"  # the department's explanation of an overdue case (Zhoushan)
 
 
 class SlaEvent(EventData):
@@ -231,6 +304,9 @@ class SlaEvent(EventData):
     stage: Stage
     department: DepartmentCode
     deadline: datetime
+    # Years the deadline reaches that nobody supplied a calendar for: reckoned on weekends
+    # alone, so the deadline is an estimate (the city pack can supply the year).
+    assumed_years: Annotated[list[int], Field(max_length=10)] = []
 
     def identity(self) -> str:
         return f"{self.case_id}/{self.ce_type}/{self.stage}/{self.case_version}"
@@ -253,6 +329,8 @@ class SlaEscalation(SlaEvent):
 
     ce_type: ClassVar[str] = "gridloop.sla.escalation"
     tier: Literal["community", "street", "district", "city"]
+    # The tier's office (city pack `sla.yaml` offices): notify delivers the escalation there.
+    notify_department: DepartmentCode | None = None
 
     def identity(self) -> str:
         return f"{super().identity()}/{self.tier}"
@@ -266,6 +344,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CaseFiled,
         CaseVoided,
         CaseMerged,
+        CaseSplit,
         CaseDispatched,
         CaseReturned,
         CaseExtended,
@@ -277,6 +356,11 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CaseReworked,
         FeedbackGiven,
         CaseExplained,
+        CaseAcknowledged,
+        ExtensionRequested,
+        ExtensionDenied,
+        ParkingRequested,
+        ParkingDenied,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

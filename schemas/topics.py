@@ -20,7 +20,7 @@ class Topic:
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}  # the event log is the record
 _DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
 
-REPORTS = Topic("reports", "supervision centre: reported, filed, voided, merged", 6, _KEEP)
+REPORTS = Topic("reports", "supervision centre: reported, filed, voided, merged, split", 6, _KEEP)
 VERIFICATIONS = Topic(
     "verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP
 )
@@ -45,7 +45,7 @@ DEAD_LETTERS = tuple(
 TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS)}
 
 _TOPIC_OF_TYPE: dict[str, Topic] = {
-    **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged")},
+    **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged", "split")},
     **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
     **{
         f"gridloop.case.{t}": DISPATCHES
@@ -53,6 +53,12 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
     },
     "gridloop.case.handled": COMPLETIONS,
     "gridloop.case.explained": COMPLETIONS,
+    "gridloop.case.acknowledged": COMPLETIONS,
+    # Requests and their decisions share a topic (and key), so they stay in order.
+    **{
+        f"gridloop.case.{t}": DISPATCHES
+        for t in ("extension_requested", "extension_denied", "parking_requested", "parking_denied")
+    },
     **{f"gridloop.case.{t}": CLOSURES for t in ("closed", "rework", "feedback")},
     **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},
 }

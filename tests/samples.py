@@ -43,6 +43,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     },
     "gridloop.case.voided": {"reason": "not a city problem"},
     "gridloop.case.merged": {"into_case_id": "C-20250228-0007"},
+    "gridloop.case.split": {"from_case_id": "C-20250228-0007", "reason": "a different bin"},
     "gridloop.case.dispatched": {
         "department": "sanitation",
         "deadline": DEADLINE,
@@ -58,9 +59,31 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "gridloop.case.rework": {"reason": "check failed"},
     "gridloop.case.feedback": {"rating": 4, "comment": "fast"},
     "gridloop.case.explained": {"department": "SANITATION", "explanation": "crew was at a fire"},
+    "gridloop.case.acknowledged": {"department": "SANITATION"},
+    "gridloop.case.extension_requested": {
+        "department": "SANITATION",
+        "request_id": "r-1",
+        "reason": "the crane is booked",
+        "deadline": DEADLINE,
+    },
+    "gridloop.case.extension_denied": {
+        "department": "SANITATION",
+        "request_id": "r-1",
+        "reason": "the street must be clear by then",
+    },
+    "gridloop.case.parking_requested": {
+        "department": "SANITATION",
+        "request_id": "r-2",
+        "reason": "waiting for the owner's permit",
+    },
+    "gridloop.case.parking_denied": {
+        "department": "SANITATION",
+        "request_id": "r-2",
+        "reason": "a permit is not needed",
+    },
     "gridloop.sla.warning": {},
     "gridloop.sla.breach": {},
-    "gridloop.sla.escalation": {"tier": "street"},
+    "gridloop.sla.escalation": {"tier": "street", "notify_department": "STREET-001"},
 }
 
 

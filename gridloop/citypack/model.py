@@ -1,4 +1,5 @@
-"""The city pack's model: location hierarchy, catalogue, departments, grids. Pure."""
+"""The city pack's model: location hierarchy, catalogue, departments, grids, component
+inventory. Pure."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
+import numpy as np
+import shapely
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from shapely import STRtree
 from shapely.geometry import Point, Polygon
@@ -13,6 +16,10 @@ from shapely.geometry import Point, Polygon
 from schemas.events import Kind
 
 Code3 = Annotated[str, Field(pattern=r"^\d{3}$")]
+# The format versions this code reads. 2 adds, all optional: components.csv, `majors`,
+# `timezone`, `intake`, a class's duplicate radius and window, a grid's supervisor.
+FORMATS = ("gridloop-citypack/1", "gridloop-citypack/2")
+Format = Literal["gridloop-citypack/1", "gridloop-citypack/2"]
 
 
 class _Strict(BaseModel):
@@ -55,6 +62,33 @@ class EventClass(_Strict):
     owner: str  # default owner department
     handle_limit: timedelta
     clock: Literal["working", "natural"] = "working"
+    # Duplicates (重复上报): a report of this class within this distance and time of an open
+    # case is merged into it.
+    duplicate_radius_m: Annotated[float, Field(ge=0, le=5000)] = 50.0
+    duplicate_window: timedelta = timedelta(days=3)
+
+    @property
+    def major(self) -> str:
+        return self.code[:2]
+
+
+class Major(_Strict):
+    """A major class (大类): 01 公用设施, 02 道路交通, … for components; 01 市容环境, … for
+    events. Groups the catalogue (Open311 `group`)."""
+
+    kind: Kind
+    code: Annotated[str, Field(pattern=r"^\d{2}$")]
+    name: str
+
+
+class IntakePolicy(_Strict):
+    """How the supervision centre runs intake."""
+
+    # File supervisor reports and confirmed citizen reports at once (by rule), or leave each
+    # to a supervision-centre operator (POST /cases/{id}/file or /void).
+    auto_file: bool = True
+    # A citizen report becomes a verification task (核实) due within this time.
+    verify_limit: timedelta = timedelta(hours=2)
 
 
 class Grid(_Strict):
@@ -63,6 +97,7 @@ class Grid(_Strict):
     code: Annotated[str, Field(pattern=r"^\d{14,15}$")]
     community: str
     name: str = ""
+    supervisor: Annotated[str | None, Field(min_length=1, max_length=64)] = None  # 监督员
 
     @property
     def street(self) -> str:
@@ -87,13 +122,16 @@ class ComponentInstance(_Strict):
 class CityFile(_Strict):
     """`city.yaml`: everything but the grid polygons."""
 
-    format: Literal["gridloop-citypack/1"]
+    format: Format
     name: str
     district: District
+    timezone: str = "Asia/Shanghai"  # case numbers are dated in the city's time
     streets: list[Street]
     communities: list[Community]
     departments: list[Department]
+    majors: list[Major] = Field(default_factory=list)
     classes: list[EventClass]
+    intake: IntakePolicy = Field(default_factory=IntakePolicy)
 
 
 class CityPack:
@@ -110,14 +148,36 @@ class CityPack:
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}
         self.streets = {s.code: s for s in city.streets}
-        self.grids = [g for g, _ in grids]
-        self._polygons = [p for _, p in grids]
+        self.majors = {(m.kind, m.code): m for m in city.majors}
+        # Sorted by code: index order is code order, so the smallest index wins a tie.
+        ordered = sorted(grids, key=lambda gp: gp[0].code)
+        self.grids = [g for g, _ in ordered]
+        self.grid_by_code = {g.code: g for g in self.grids}
+        self._polygons = [p for _, p in ordered]
+        self._polygon_by_code = {g.code: p for g, p in ordered}
         self._index = STRtree(self._polygons)
 
     def locate(self, lon: float, lat: float) -> Grid | None:
-        """The grid containing the point. A point on a shared edge belongs to the grid with
-        the smallest code, so the answer never depends on load order."""
-        point = Point(lon, lat)
-        hits = self._index.query(point, predicate="intersects")
-        candidates = sorted((self.grids[i] for i in hits), key=lambda g: g.code)
-        return candidates[0] if candidates else None
+        """The grid containing the point (its interior or boundary). A point on a shared
+        edge or vertex belongs to the grid with the smallest code, so the answer never
+        depends on load order; a point in a hole belongs to no grid but one filling it."""
+        hits = self._index.query(Point(lon, lat), predicate="intersects")
+        return self.grids[int(hits.min())] if len(hits) else None
+
+    def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> list[Grid | None]:
+        """`locate` for many points at once (vectorised): the same answers, in order."""
+        points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
+        which, grid = self._index.query(points, predicate="intersects")
+        best = np.full(len(points), len(self.grids), dtype=np.int64)
+        np.minimum.at(best, which, grid)
+        return [self.grids[i] if i < len(self.grids) else None for i in best.tolist()]
+
+    def polygon(self, grid_code: str) -> Polygon:
+        return self._polygon_by_code[grid_code]
+
+    def component(self, component_id: str) -> ComponentInstance | None:
+        return self.components.get(component_id)
+
+    def supervised_by(self, supervisor: str) -> list[str]:
+        """The codes of the grids this supervisor patrols."""
+        return [g.code for g in self.grids if g.supervisor == supervisor]

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
-from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, HANDLE_SECONDS, RETRIES
+from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, HANDLE_SECONDS, LAG, RETRIES
 from gridloop.kafka.producer import EventProducer
 from schemas.envelope import Envelope, decode
 from schemas.topics import dead_letter_topic
@@ -89,8 +89,20 @@ class Pipeline:
                     done = await self._handle_partition(records, stop)
                     if done is not None:
                         await self._consumer.commit({tp: done + 1})
+                await self._measure_lag()
         finally:
             await self._consumer.stop()
+
+    async def _measure_lag(self) -> None:
+        """`gridloop_consumer_lag` per topic: what the group has still to read."""
+        lag: dict[str, int] = {}
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                position = await self._consumer.position(tp)
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(high - position, 0)
+        for topic, behind in lag.items():
+            LAG.labels(self.group, topic).set(behind)
 
     async def _handle_partition(
         self, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event

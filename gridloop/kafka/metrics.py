@@ -1,6 +1,6 @@
 """Prometheus metrics of the Kafka plumbing, shared by every service."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 CONSUMED = Counter(
     "gridloop_records_consumed_total", "Records consumed and handled", ["group", "topic"]
@@ -12,6 +12,11 @@ RETRIES = Counter(
     "gridloop_handler_retries_total", "Transient failures retried by a consumer", ["group"]
 )
 PRODUCED = Counter("gridloop_events_produced_total", "Events acknowledged by Kafka", ["topic"])
+LAG = Gauge(
+    "gridloop_consumer_lag",
+    "Records on the topic not yet consumed by the group (high watermark - position)",
+    ["group", "topic"],
+)
 HANDLE_SECONDS = Histogram(
     "gridloop_handle_seconds", "Time to handle one record, effects included", ["group"]
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
+from gridloop.idempotency import IdempotencyStore
 from gridloop.runtime import infrastructure, serve
 from schemas.topics import CLOSURES, REPORTS
 from services.dispatch.service import Dispatch, create_app
@@ -15,6 +17,9 @@ GROUP = "dispatch"
 async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
     async with infrastructure(settings, GROUP) as infra:
-        dispatch = Dispatch(pack, infra.producer, CaseStore(infra.db))
+        idempotency = IdempotencyStore(infra.db)
+        await idempotency.create_indexes()
+        dispatch = Dispatch(pack, infra.producer, CaseStore(infra.db), idempotency)
         pipeline = infra.pipeline(GROUP, [REPORTS.name, CLOSURES.name], dispatch.on_event)
-        await serve(create_app(dispatch), settings.host, settings.dispatch_port, [pipeline.run])
+        app = create_app(dispatch, CredentialStore(infra.db))
+        await serve(app, settings.host, settings.dispatch_port, [pipeline.run])

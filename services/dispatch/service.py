@@ -1,39 +1,78 @@
-"""Dispatch's adapters: the Kafka handler for filed and reworked cases, and the
-departments' callback API."""
+"""Dispatch's adapters: the Kafka handler for filed and reworked cases, the departments'
+callback API and the command centre's actions.
+
+Every action reads the case from the projection, decides (pure, `core`), publishes the event
+and answers 202 only once Kafka acknowledged it. A department's credential (role
+`department`, subject = its code) reaches only the cases dispatched to it; the command
+centre's actions need the role `command_centre`.
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
+from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
 from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse
+from gridloop.idempotency import Answer, IdempotencyStore
 from gridloop.kafka import EventProducer, Retry
+from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
 from schemas.envelope import Envelope
-from schemas.events import CaseFiled, CaseReworked
-from services.dispatch.core import HandledIn, decide_dispatch, decide_handled
+from schemas.events import (
+    Actor,
+    CaseAnnotation,
+    CaseEvent,
+    CaseFiled,
+    CaseReworked,
+    EventData,
+    Point,
+)
+from schemas.events import Role as ActorRole
+from services.dispatch import core
 from services.projections.core import CaseView
 from services.projections.store import CaseStore
 
 SOURCE = "/gridloop/dispatch"
+_REQUEST_NAMESPACE = uuid.UUID("a9d2f1e4-5c3b-4e7a-8f60-1b2c3d4e5f60")
 
 
 class CaseNotYetProjected(Retry):
     """The projection lags behind the event: retried, as a transient failure."""
 
 
+def _point(doc: Document) -> Point | None:
+    coordinates = (doc.get("point") or {}).get("coordinates")
+    return Point(lon=coordinates[0], lat=coordinates[1]) if coordinates else None
+
+
 class Dispatch:
-    def __init__(self, pack: CityPack, producer: EventProducer, cases: CaseStore) -> None:
+    def __init__(
+        self,
+        pack: CityPack,
+        producer: EventProducer,
+        cases: CaseStore,
+        idempotency: IdempotencyStore | None = None,
+    ) -> None:
         self.pack, self.producer, self.cases = pack, producer, cases
+        self.idempotency = idempotency
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
         data = env.data
         if isinstance(data, CaseFiled):
-            event = decide_dispatch(
+            # The point of the report decides location rules; it is on the projection,
+            # which has the report before the filing (same topic, same key).
+            doc = await self.cases.get(data.case_id)
+            if doc is None:
+                raise CaseNotYetProjected(data.case_id)
+            event = core.decide_dispatch(
                 self.pack,
                 data.case_id,
                 data.version,
@@ -41,6 +80,8 @@ class Dispatch:
                 data.class_code,
                 data.grid_code,
                 env.time,
+                point=_point(doc),
+                component_id=data.component_id or doc.get("component_id"),
             )
             return [Envelope(event, SOURCE)]
         if isinstance(data, CaseReworked):
@@ -48,18 +89,40 @@ class Dispatch:
             if doc is None or not doc.get("class_code"):
                 raise CaseNotYetProjected(data.case_id)
             case = CaseView.from_doc(doc)
-            assert case.kind is not None and case.class_code and case.grid_code
-            event = decide_dispatch(
-                self.pack,
-                case.case_id,
-                data.version,
-                case.kind,
-                case.class_code,
-                case.grid_code,
-                env.time,
-            )
+            event = core.decide_rework_dispatch(self.pack, case, data.version, env.time)
             return [Envelope(event, SOURCE)]
         return []
+
+    async def case(self, case_id: str) -> CaseView:
+        doc = await self.cases.get(case_id)
+        if doc is None:
+            raise Rejected(404, ("path", "case_id"), f"no case {case_id}", "not_found")
+        return CaseView.from_doc(doc)
+
+    async def publish(self, event: EventData) -> Answer:
+        envelope = Envelope(event, SOURCE)
+        await publish_or_refuse(self.producer, [envelope])
+        answer: dict[str, Any] = {
+            "case_id": event.case_id,
+            "type": event.ce_type,
+            "events": [envelope.id],
+        }
+        if isinstance(event, CaseEvent):
+            answer |= {"state": event.ce_type.rsplit(".", 1)[-1], "version": event.version}
+        elif isinstance(event, CaseAnnotation):
+            answer["case_version"] = event.case_version
+        if request_id := getattr(event, "request_id", None):
+            answer["request_id"] = request_id
+        return 202, answer
+
+    async def once(
+        self, scope: str, key: str | None, body: BaseModel | None, work: Any
+    ) -> JSONResponse:
+        if self.idempotency is None:
+            status, answer = await work()
+            return JSONResponse(answer, status_code=status)
+        fingerprint = f"{scope}:{body.model_dump_json() if body else ''}".encode()
+        return await self.idempotency.once(scope, key, fingerprint, work)
 
 
 def _dispatch(request: Request) -> Dispatch:
@@ -67,29 +130,265 @@ def _dispatch(request: Request) -> Dispatch:
     return dispatch
 
 
-router = APIRouter()
+Deps = Annotated[Dispatch, Depends(_dispatch)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+DepartmentCaller = Annotated[Principal, Depends(require(Role.department))]
+CommandCentre = Annotated[Principal, Depends(require(Role.command_centre))]
+
+departments = APIRouter(prefix="/departments/{department}/cases/{case_id}", tags=["departments"])
+command = APIRouter(prefix="/cases/{case_id}", tags=["command centre"])
 
 
-@router.post("/departments/{department}/cases/{case_id}/handled", status_code=202)
+def _own(who: Principal, department: str) -> str:
+    """A department's credential speaks only for that department."""
+    if who.department != department:
+        raise Rejected(
+            403,
+            ("path", "department"),
+            f"this credential is {who.department}'s, not {department}'s",
+            "forbidden",
+        )
+    return department
+
+
+def _request_id(case_id: str, key: str | None) -> str:
+    # With an Idempotency-Key the request id is derived from it: a retry is the same fact.
+    return str(uuid.uuid5(_REQUEST_NAMESPACE, f"{case_id}:{key}") if key else uuid.uuid4())
+
+
+@departments.post("/acknowledge", status_code=202)
+async def acknowledge(
+    department: str,
+    case_id: str,
+    answer: core.AcknowledgeIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """签收: the department confirms it received the case (lead or assisting)."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        return await dispatch.publish(core.decide_acknowledge(case, department, answer))
+
+    return await dispatch.once(f"ack:{department}:{case_id}", key, answer, work)
+
+
+@departments.post("/handled", status_code=202)
 async def report_handled(
     department: str,
     case_id: str,
-    answer: HandledIn,
-    dispatch: Annotated[Dispatch, Depends(_dispatch)],
+    answer: core.HandledIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """A department's callback: the case is handled."""
-    doc = await dispatch.cases.get(case_id)
-    if doc is None:
-        raise Rejected(404, ("path", "case_id"), f"no case {case_id}", "not_found")
-    event = Envelope(decide_handled(CaseView.from_doc(doc), department, answer), SOURCE)
-    await publish_or_refuse(dispatch.producer, [event])
-    return JSONResponse({"case_id": case_id, "state": "handled", "events": [event.id]}, 202)
+    """处理反馈: the case is handled, with notes and links to photos."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        return await dispatch.publish(core.decide_handled(case, department, answer))
+
+    return await dispatch.once(f"handled:{department}:{case_id}", key, answer, work)
 
 
-def create_app(dispatch: Dispatch) -> FastAPI:
+@departments.post("/return", status_code=202)
+async def return_case(
+    department: str,
+    case_id: str,
+    answer: core.ReturnIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """回退: not ours, with the reason; back to the command centre to re-dispatch."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        return await dispatch.publish(core.decide_return(case, department, answer))
+
+    return await dispatch.once(f"return:{department}:{case_id}", key, answer, work)
+
+
+@departments.post("/extension", status_code=202)
+async def request_extension(
+    department: str,
+    case_id: str,
+    answer: core.ExtensionIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """延期: ask for a later deadline; the command centre approves or denies."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        event = core.decide_extension_request(
+            case, department, answer, _request_id(case_id, key), datetime.now(UTC)
+        )
+        return await dispatch.publish(event)
+
+    return await dispatch.once(f"extension:{department}:{case_id}", key, answer, work)
+
+
+@departments.post("/parking", status_code=202)
+async def request_parking(
+    department: str,
+    case_id: str,
+    answer: core.ParkingIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """挂账: ask to pause the clock; the command centre approves or denies."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        event = core.decide_parking_request(case, department, answer, _request_id(case_id, key))
+        return await dispatch.publish(event)
+
+    return await dispatch.once(f"parking:{department}:{case_id}", key, answer, work)
+
+
+@departments.post("/resume", status_code=202)
+async def department_resume(
+    department: str,
+    case_id: str,
+    answer: core.ResumeIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A parked case resumes: its clock runs again."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        core.authorize(case, department)
+        actor = Actor(role=ActorRole.department, id=f"{department}/{answer.handler_id}")
+        return await dispatch.publish(core.decide_resume(case, actor, answer.reason))
+
+    return await dispatch.once(f"resume:{department}:{case_id}", key, answer, work)
+
+
+@departments.post("/explanation", status_code=202)
+async def explain(
+    department: str,
+    case_id: str,
+    answer: core.ExplainIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """An overdue case's explanation, owed by its department."""
+    _own(who, department)
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        event = core.decide_explain(case, department, answer, datetime.now(UTC))
+        return await dispatch.publish(event)
+
+    return await dispatch.once(f"explain:{department}:{case_id}", key, answer, work)
+
+
+@command.post("/dispatch", status_code=202)
+async def dispatch_by_hand(
+    case_id: str,
+    order: core.DispatchIn,
+    _: CommandCentre,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Dispatch or re-dispatch (改派) by hand, to a lead and assisting departments."""
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        event = core.decide_manual_dispatch(dispatch.pack, case, order, datetime.now(UTC))
+        return await dispatch.publish(event)
+
+    return await dispatch.once(f"dispatch:{case_id}", key, order, work)
+
+
+def _decision_route(kind: str, approve: bool) -> Any:
+    async def decide(
+        case_id: str,
+        decision: core.DecisionIn,
+        _: CommandCentre,
+        dispatch: Deps,
+        key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        async def work() -> Answer:
+            case = await dispatch.case(case_id)
+            event: EventData
+            if kind == "extension":
+                event = core.decide_extension(case, decision, approve, datetime.now(UTC))
+            else:
+                event = core.decide_parking(case, decision, approve)
+            return await dispatch.publish(event)
+
+        verb = "approve" if approve else "deny"
+        return await dispatch.once(f"{kind}-{verb}:{case_id}", key, decision, work)
+
+    verb = "approve" if approve else "deny"
+    decide.__doc__ = f"{verb.capitalize()} the case's pending {kind} request."
+    decide.__name__ = f"{verb}_{kind}"
+    return decide
+
+
+for _kind in ("extension", "parking"):
+    for _approve in (True, False):
+        command.add_api_route(
+            f"/{_kind}/{'approve' if _approve else 'deny'}",
+            _decision_route(_kind, _approve),
+            methods=["POST"],
+            status_code=202,
+        )
+
+
+@command.post("/resume", status_code=202)
+async def command_resume(
+    case_id: str,
+    decision: core.DecisionIn,
+    _: CommandCentre,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The command centre resumes a parked case."""
+
+    async def work() -> Answer:
+        case = await dispatch.case(case_id)
+        actor = Actor(role=ActorRole.command_centre, id=decision.dispatcher)
+        return await dispatch.publish(core.decide_resume(case, actor, decision.reason))
+
+    return await dispatch.once(f"resume:{case_id}", key, decision, work)
+
+
+@command.get("")
+async def read_case(case_id: str, _: CommandCentre, dispatch: Deps) -> dict[str, Any]:
+    """The case as the command centre sees it: state, department, pending request."""
+    case = await dispatch.case(case_id)
+    return {
+        "case_id": case.case_id,
+        "state": case.state.value,
+        "version": case.version,
+        "department": case.department,
+        "assisting": list(case.assisting),
+        "deadline": case.deadline.isoformat() if case.deadline else None,
+        "pending_request": case.pending_request.__dict__ if case.pending_request else None,
+    }
+
+
+def create_app(dispatch: Dispatch, credentials: CredentialStore) -> FastAPI:
     app = FastAPI(title="gridloop dispatch: department callbacks", version="0.1.0")
     app.state.dispatch = dispatch
-    app.include_router(router)
+    app.state.credentials = credentials
+    app.include_router(departments)
+    app.include_router(command)
     install_error_handlers(app)
     add_ops_routes(app)
     return app

@@ -1,60 +1,284 @@
-"""Webhook messages and their signatures. Pure.
+"""Webhook messages, signatures, the retry schedule and URL checks. Pure.
 
-Standard Webhooks: `webhook-id` is the event id, stable across retries, so a receiver can
-drop a repeated delivery; `webhook-signature` is `v1,` + HMAC-SHA256 over
-`id.timestamp.body` with the department's `whsec_` secret.
+Standard Webhooks: `webhook-id` is stable across retries (derived from the event id and the
+department), so a receiver can drop a repeated delivery; `webhook-signature` is `v1,` +
+HMAC-SHA256 over `id.timestamp.body` with the department's `whsec_` secret — one signature
+per current secret, space-separated, while a secret is being rotated.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
-from schemas.events import CaseDispatched
+from schemas.events import (
+    CaseDispatched,
+    CaseExtended,
+    CaseParked,
+    CaseResumed,
+    DepartmentRequest,
+    ExtensionDenied,
+    ParkingDenied,
+    SlaBreach,
+    SlaEscalation,
+)
+
+_WEBHOOK_NAMESPACE = uuid.UUID("5e0c7d1a-3b2f-4f6e-9a8d-7c6b5a4f3e2d")
+# The Standard Webhooks schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+SPEC_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+MAX_RETRY_AFTER = 24 * 3600.0
 
 
-def dispatched_message(env: Envelope, case: Document) -> dict[str, Any]:
+# --- who is told what ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One message for one department."""
+
+    department: str
+    message: dict[str, Any]
+
+
+def _case_facts(case: Document) -> dict[str, Any]:
+    point = (case.get("point") or {}).get("coordinates")
+    return {
+        "kind": case.get("kind"),
+        "class_code": case.get("class_code"),
+        "grid_code": case.get("grid_code"),
+        "point": {"lon": point[0], "lat": point[1]} if point else None,
+        "description": case.get("description"),
+    }
+
+
+def _message(env: Envelope, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": env.type.removeprefix("gridloop."),
+        "timestamp": env.time.isoformat(),
+        "data": data,
+    }
+
+
+def dispatched_message(env: Envelope, case: Document, role: str = "lead") -> dict[str, Any]:
     """The payload `{type, timestamp, data}` for a department: what, where, by when."""
     data = env.data
     assert isinstance(data, CaseDispatched)
-    point = case.get("point", {}).get("coordinates")
-    return {
-        "type": "case.dispatched",
-        "timestamp": env.time.isoformat(),
-        "data": {
-            "case_id": data.case_id,
-            "version": data.version,
+    body = {
+        "case_id": data.case_id,
+        "version": data.version,
+        "department": data.department,
+        "deadline": data.deadline.isoformat(),
+        "rule": data.rule,
+        **_case_facts(case),
+    }
+    if data.assisting or role != "lead":
+        body |= {"role": role, "assisting": data.assisting}
+    return _message(env, body)
+
+
+def notices(env: Envelope, case: Document) -> list[Notice]:
+    """Whom `env` concerns, and what each is told: a dispatched case goes to its lead and
+    assisting departments; decisions on a case to its department; a breach to the department
+    that owns the deadline; an escalation to the department named to be notified."""
+    data = env.data
+    if isinstance(data, CaseDispatched):
+        lead = Notice(data.department, dispatched_message(env, case))
+        return [lead] + [
+            Notice(code, dispatched_message(env, case, "assisting")) for code in data.assisting
+        ]
+    body: dict[str, Any] = {"case_id": data.case_id}
+    department: str | None = case.get("department")
+    if isinstance(data, CaseExtended | CaseParked | CaseResumed):
+        body |= {"version": data.version, "reason": data.reason}
+        if isinstance(data, CaseExtended):
+            body["deadline"] = data.deadline.isoformat()
+        if isinstance(data, CaseExtended | CaseParked):
+            body["request_id"] = data.request_id
+    elif isinstance(data, ExtensionDenied | ParkingDenied):
+        assert isinstance(data, DepartmentRequest)
+        department = data.department
+        body |= {"request_id": data.request_id, "reason": data.reason}
+    elif isinstance(data, SlaBreach | SlaEscalation):
+        department = data.department
+        body |= {
+            "case_version": data.case_version,
+            "stage": data.stage.value,
             "department": data.department,
             "deadline": data.deadline.isoformat(),
-            "rule": data.rule,
-            "kind": case.get("kind"),
-            "class_code": case.get("class_code"),
-            "grid_code": case.get("grid_code"),
-            "point": {"lon": point[0], "lat": point[1]} if point else None,
-            "description": case.get("description"),
-        },
-    }
+        }
+        if isinstance(data, SlaEscalation):
+            body["tier"] = data.tier
+            department = data.notify_department  # the tier's office
+            if not department:
+                return []
+    else:
+        return []
+    if not department:
+        return []
+    return [Notice(department, _message(env, body | _case_facts(case)))]
+
+
+NOTIFIED = (
+    CaseDispatched,
+    CaseExtended,
+    CaseParked,
+    CaseResumed,
+    ExtensionDenied,
+    ParkingDenied,
+    SlaBreach,
+    SlaEscalation,
+)
+
+
+def concerns_departments(env: Envelope) -> bool:
+    """Whether `env` is of a type some department is told about."""
+    return isinstance(env.data, NOTIFIED)
+
+
+def webhook_id(event_id: str, department: str) -> str:
+    """Stable per event and department: the same across retries, replays and restarts."""
+    return f"msg_{uuid.uuid5(_WEBHOOK_NAMESPACE, f'{event_id}/{department}').hex}"
 
 
 def encode_body(message: dict[str, Any]) -> str:
     return json.dumps(message, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def signed_headers(secret: str, webhook_id: str, at: datetime, body: str) -> dict[str, str]:
+def signed_headers(
+    secrets: str | Sequence[str], webhook_id: str, at: datetime, body: str
+) -> dict[str, str]:
+    """Headers for one attempt: one `v1,` signature per secret (several during rotation)."""
     at = at.astimezone(UTC)  # the library signs the UTC wall-clock time
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not keys:
+        raise ValueError("no secret to sign with")
     return {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(webhook_id, at, body),
+        "webhook-signature": " ".join(Webhook(k).sign(webhook_id, at, body) for k in keys),
         "content-type": "application/json",
     }
 
 
-def backoff(attempt: int, base_seconds: float) -> float:
-    """Seconds to wait before retry number `attempt` (1, 2, …): doubling from the base."""
-    return float(base_seconds * 2 ** (attempt - 1))
+# --- the retry schedule ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetrySchedule:
+    """`delays[n]` is the wait before attempt n+1 (the first is normally 0: immediately);
+    after `len(delays)` failed attempts the delivery is dead-lettered. Each wait is spread
+    by ±`jitter` (a fraction), so a department coming back is not hit by every retry at once.
+    """
+
+    delays: tuple[float, ...]
+    jitter: float = 0.2
+
+    @classmethod
+    def parse(cls, text: str, jitter: float = 0.2) -> RetrySchedule:
+        try:
+            delays = tuple(float(part) for part in text.split(",") if part.strip())
+        except ValueError as exc:
+            raise ValueError(f"a retry schedule is comma-separated seconds: {text!r}") from exc
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError(f"a retry schedule needs at least one delay, none negative: {text!r}")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter is a fraction in [0, 1)")
+        return cls(delays, jitter)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.delays)
+
+    def next_delay(
+        self,
+        failed_attempts: int,
+        retry_after: float | None = None,
+        rng: random.Random | None = None,
+    ) -> float | None:
+        """Seconds until the next attempt after `failed_attempts` failures, or None when the
+        delivery is exhausted. A receiver's `Retry-After` is a floor, never shortened."""
+        if failed_attempts >= self.attempts:
+            return None
+        base = self.delays[failed_attempts]
+        spread = (rng or random).uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+        delay = base * (1 + spread)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
+
+
+Verdict = Literal["delivered", "retry", "gone"]
+
+
+def verdict(status: int | None) -> Verdict:
+    """Only 2xx is success; 410 Gone disables the endpoint; everything else (other 4xx and
+    5xx, 3xx redirects, no answer at all) is retried."""
+    if status is not None and 200 <= status < 300:
+        return "delivered"
+    if status == 410:
+        return "gone"
+    return "retry"
+
+
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """`Retry-After` as seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+# --- server-side request forgery -------------------------------------------------------
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL's form, or None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if not parts.hostname:
+        return "the URL has no host"
+    if parts.username or parts.password:
+        return "credentials in the URL are not allowed"
+    return None
+
+
+def address_problem(addresses: Sequence[str], allow_private: bool) -> str | None:
+    """Why the resolved `addresses` of a webhook host may not be called, or None. Private,
+    loopback, link-local (cloud metadata), multicast and reserved addresses are refused
+    unless the city pack allows private addresses."""
+    if not addresses:
+        return "the host does not resolve"
+    for text in addresses:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if ip.is_multicast or ip.is_unspecified or (ip.is_reserved and not ip.is_loopback):
+            return f"{ip} is not a unicast address"
+        if ip.is_loopback or ip.is_private or ip.is_link_local:
+            if allow_private:
+                continue
+            return f"{ip} is a private, loopback or link-local address"
+        if not ip.is_global and not allow_private:
+            return f"{ip} is a private (non-global) address"
+    return None

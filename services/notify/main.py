@@ -1,24 +1,51 @@
-"""Bootstrap of the notify service."""
+"""Bootstrap of the notify service: the outbox consumer, the delivery workers, the admin API."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
+from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
-from gridloop.runtime import infrastructure, ops_app, serve
-from schemas.topics import DISPATCHES
-from services.notify.service import Notify
+from gridloop.runtime import infrastructure, serve
+from schemas.topics import DISPATCHES, SLA
+from services.notify.admin import create_app
+from services.notify.core import RetrySchedule
+from services.notify.service import Deliverer, DeliveryPolicy, Notify
+from services.notify.store import DeliveryStore
+from services.projections.store import CaseStore
 
 GROUP = "notify"
 
 
+def policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        schedule=RetrySchedule.parse(settings.webhook_retry_schedule, settings.webhook_jitter),
+        timeout=settings.webhook_timeout_seconds,
+        concurrency=settings.webhook_concurrency,
+        circuit_threshold=settings.webhook_circuit_threshold,
+        circuit_cooldown=settings.webhook_circuit_cooldown_seconds,
+        poll=settings.webhook_poll_seconds,
+    )
+
+
 async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
+    rules = policy(settings)
+    # No redirects: a redirect could lead a webhook to an address the checks refused.
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-    async with infrastructure(settings, GROUP) as infra, httpx.AsyncClient(timeout=timeout) as http:
-        notify = Notify(
-            pack, infra.db, http, settings.webhook_attempts, settings.webhook_backoff_seconds
-        )
-        pipeline = infra.pipeline(GROUP, [DISPATCHES.name], notify.on_event)
-        await serve(ops_app("gridloop notify"), settings.host, settings.notify_port, [pipeline.run])
+    async with (
+        infrastructure(settings, GROUP) as infra,
+        httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http,
+    ):
+        store = DeliveryStore(infra.db)
+        await store.create_indexes()
+        wake = asyncio.Event()
+        notify = Notify(pack, CaseStore(infra.db), store, wake)
+        deliverer = Deliverer(pack, store, http, rules, wake)
+        topics = [DISPATCHES.name, SLA.name]
+        pipeline = infra.pipeline(GROUP, topics, notify.on_event)
+        app = create_app(pack, store, CredentialStore(infra.db))
+        await serve(app, settings.host, settings.notify_port, [pipeline.run, deliverer.run])

@@ -1,94 +1,330 @@
-"""Delivery of webhooks, logged in MongoDB `deliveries` so a delivered message is not sent
-again after a restart."""
+"""Webhook delivery: the Kafka handler that fills the outbox, and the workers that drain it.
+
+The handler only records what is to be sent (`deliveries`, idempotent by webhook id) and
+commits, so a slow department never holds up the consumer. The `Deliverer` sends: each
+department's endpoint has its own concurrency limit and circuit breaker, so one slow or dead
+department never delays another; a case's messages to a department go one at a time in their
+order (the next waits until the previous is delivered or dead-lettered). Every attempt is
+logged; an exhausted delivery is dead-lettered (`status: dead`) and can be replayed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
+import socket
+import time
+import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
-from prometheus_client import Counter
-from pymongo.asynchronous.database import AsyncDatabase
+from prometheus_client import Counter, Gauge, Histogram
 
 from gridloop.citypack import CityPack
+from gridloop.citypack.routing import routing_of
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
-from schemas.events import CaseDispatched
-from services.notify.core import backoff, dispatched_message, encode_body, signed_headers
+from services.notify.core import (
+    RetrySchedule,
+    address_problem,
+    concerns_departments,
+    encode_body,
+    notices,
+    retry_after_seconds,
+    signed_headers,
+    url_problem,
+    verdict,
+    webhook_id,
+)
+from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint
 from services.projections.store import CaseStore
 
 log = logging.getLogger(__name__)
 WEBHOOKS = Counter(
-    "gridloop_webhook_deliveries_total", "Webhook delivery attempts", ["department", "outcome"]
+    "gridloop_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, failed, exhausted, gone, refused)",
+    ["department", "outcome"],
+)
+ATTEMPT_SECONDS = Histogram(
+    "gridloop_webhook_attempt_seconds", "Duration of one webhook attempt", ["department"]
+)
+DELIVERY_LAG = Histogram(
+    "gridloop_webhook_delivery_lag_seconds",
+    "From the message being queued to its delivery",
+    ["department"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000),
+)
+PENDING_GAUGE = Gauge("gridloop_webhook_pending", "Messages waiting for delivery", ["department"])
+ENDPOINT_UP = Gauge(
+    "gridloop_webhook_endpoint_up",
+    "1 if the last attempt to the endpoint succeeded",
+    ["department"],
+)
+CONSECUTIVE_FAILURES = Gauge(
+    "gridloop_webhook_consecutive_failures",
+    "Failed attempts since the last success",
+    ["department"],
+)
+CIRCUIT_OPEN = Gauge(
+    "gridloop_webhook_circuit_open",
+    "1 while the endpoint's circuit breaker is open",
+    ["department"],
+)
+ENDPOINT_DISABLED = Gauge(
+    "gridloop_webhook_endpoint_disabled", "1 if the endpoint is disabled (410 Gone)", ["department"]
 )
 
 
+def _seq(env: Envelope, wid: str) -> str:
+    """Sort key of a message: its event time (UTC, fixed width), then its id."""
+    return f"{env.time.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%f')}|{wid}"
+
+
 class Notify:
+    """The consumer's handler: every event that concerns a department becomes deliveries."""
+
     def __init__(
         self,
         pack: CityPack,
-        db: AsyncDatabase[Document],
-        http: httpx.AsyncClient,
-        attempts: int,
-        backoff_seconds: float,
+        cases: CaseStore,
+        store: DeliveryStore,
+        wake: asyncio.Event | None = None,
     ) -> None:
-        self.pack, self.http = pack, http
-        self.cases = CaseStore(db)
-        self.deliveries = db["deliveries"]
-        self.attempts, self.backoff_seconds = attempts, backoff_seconds
+        self.pack, self.cases, self.store = pack, cases, store
+        self.wake = wake or asyncio.Event()
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
-        if not isinstance(env.data, CaseDispatched):
-            return []
-        department = self.pack.departments.get(env.data.department)
-        if department is None or department.webhook is None:
-            log.warning(
-                "department %s has no webhook; case %s not notified",
-                env.data.department,
-                env.data.case_id,
-            )
-            return []
-        if await self.deliveries.find_one({"_id": env.id, "status": "delivered"}):
-            return []  # delivered before a restart: never twice
+        if not concerns_departments(env):
+            return []  # cheap test first: most events concern no department
         case = await self.cases.get(env.data.case_id)
         if case is None:
             raise Retry(f"case {env.data.case_id} not projected yet")
-        body = encode_body(dispatched_message(env, case))
-        status = await self._deliver(
-            env.id, department.code, str(department.webhook.url), department.webhook.secret, body
-        )
-        await self.deliveries.update_one(
-            {"_id": env.id},
-            {
-                "$set": {
-                    "department": department.code,
-                    "status": status,
+        now = datetime.now(UTC)
+        for notice in notices(env, case):
+            wid = webhook_id(env.id, notice.department)
+            await self.store.enqueue(
+                {
+                    "_id": wid,
+                    "event_id": env.id,
+                    "type": notice.message["type"],
+                    "department": notice.department,
                     "case_id": env.data.case_id,
-                    "at": datetime.now(UTC),
+                    "seq": _seq(env, wid),
+                    "body": encode_body(notice.message),
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_at": now,
+                    "created_at": now,
+                    "lease_until": None,
                 }
-            },
-            upsert=True,
-        )
+            )
+        self.wake.set()
         return []
 
-    async def _deliver(
-        self, webhook_id: str, department: str, url: str, secret: str, body: str
-    ) -> str:
-        for attempt in range(1, self.attempts + 1):
-            headers = signed_headers(secret, webhook_id, datetime.now(UTC), body)
-            try:
-                response = await self.http.post(url, content=body.encode(), headers=headers)
-                if 200 <= response.status_code < 300:
-                    WEBHOOKS.labels(department, "delivered").inc()
-                    return "delivered"
-                log.warning("webhook %s to %s: HTTP %d", webhook_id, url, response.status_code)
-            except httpx.HTTPError as exc:
-                log.warning("webhook %s to %s: %r", webhook_id, url, exc)
-            WEBHOOKS.labels(department, "failed").inc()
-            if attempt < self.attempts:
-                await asyncio.sleep(backoff(attempt, self.backoff_seconds))
-        WEBHOOKS.labels(department, "exhausted").inc()
-        return "exhausted"
+
+@dataclass
+class _EndpointState:
+    in_flight: set[str] = field(default_factory=set)  # case ids being sent to
+    failures: int = 0
+    open_until: float = 0.0  # monotonic time; the circuit is open before it
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    schedule: RetrySchedule
+    timeout: float = 10.0  # seconds per attempt
+    concurrency: int = 4  # attempts in flight per endpoint
+    circuit_threshold: int = 5  # consecutive failures that open the circuit
+    circuit_cooldown: float = 30.0  # seconds the circuit stays open before one probe
+    poll: float = 0.5  # seconds between scans of the outbox when nothing wakes the workers
+
+
+class Deliverer:
+    def __init__(
+        self,
+        pack: CityPack,
+        store: DeliveryStore,
+        http: httpx.AsyncClient,
+        policy: DeliveryPolicy,
+        wake: asyncio.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pack, self.store, self.http, self.policy = pack, store, http, policy
+        self.wake = wake or asyncio.Event()
+        self.rng = rng or random.Random()
+        self.owner = f"notify-{uuid.uuid4().hex[:8]}"
+        self.allow_private = routing_of(pack).webhooks.allow_private_addresses
+        self._state: dict[str, _EndpointState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                await self.tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken(stop), self.policy.poll)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _woken(self, stop: asyncio.Event) -> None:
+        waits = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def tick(self) -> None:
+        """Start every attempt that is due and allowed; never wait for one to finish."""
+        endpoints = await self.store.all_endpoints(self.pack)
+        pending = await self.store.pending()
+        now, mono = datetime.now(UTC), time.monotonic()
+        heads: dict[tuple[str, str], Document] = {}
+        counts: dict[str, int] = {}
+        for doc in pending:  # sorted by seq: the first of each (department, case) is its head
+            heads.setdefault((doc["department"], doc["case_id"]), doc)
+            counts[doc["department"]] = counts.get(doc["department"], 0) + 1
+        for code in endpoints.keys() | counts.keys():
+            PENDING_GAUGE.labels(code).set(counts.get(code, 0))
+            ENDPOINT_DISABLED.labels(code).set(
+                1 if code in endpoints and endpoints[code].disabled else 0
+            )
+        for (department, case_id), doc in heads.items():
+            endpoint = endpoints.get(department)
+            if endpoint is None or endpoint.disabled:
+                continue  # waits until the department has an enabled endpoint again
+            state = self._state.setdefault(department, _EndpointState())
+            half_open = state.failures >= self.policy.circuit_threshold
+            if half_open and mono < state.open_until:
+                continue
+            limit = 1 if half_open else self.policy.concurrency
+            if case_id in state.in_flight or len(state.in_flight) >= limit:
+                continue
+            if doc["next_at"] > now:
+                continue
+            lease = timedelta(seconds=self.policy.timeout + 30)
+            if not await self.store.claim(doc, self.owner, lease):
+                continue  # another notify instance has it
+            state.in_flight.add(case_id)
+            task = asyncio.create_task(self._attempt(doc, endpoint, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _attempt(self, doc: Document, endpoint: Endpoint, state: _EndpointState) -> None:
+        try:
+            await self._attempt_once(doc, endpoint, state)
+        finally:
+            # Only once the outcome is recorded may the case's next message (or this one's
+            # retry) be considered.
+            state.in_flight.discard(doc["case_id"])
+            self.wake.set()
+
+    async def _attempt_once(self, doc: Document, endpoint: Endpoint, state: _EndpointState) -> None:
+        department = endpoint.department
+        number = doc["attempts"] + 1
+        started, at = time.perf_counter(), datetime.now(UTC)
+        status: int | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        try:
+            refused = await self._refusal(endpoint.url)
+            if refused is not None:
+                error = f"refused: {refused}"
+            else:
+                headers = signed_headers(endpoint.secrets, doc["_id"], at, doc["body"])
+                response = await asyncio.wait_for(
+                    self.http.post(endpoint.url, content=doc["body"].encode(), headers=headers),
+                    self.policy.timeout,
+                )
+                status = response.status_code
+                retry_after = retry_after_seconds(response.headers.get("retry-after"), at)
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        except Exception as exc:  # never lose the worker to one odd answer
+            log.exception("webhook %s: unexpected error", doc["_id"])
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        seconds = time.perf_counter() - started
+        ATTEMPT_SECONDS.labels(department).observe(seconds)
+        outcome: str = "refused" if error and error.startswith("refused") else verdict(status)
+        change: Document = {"attempts": number, "last_status": status, "last_error": error}
+        if outcome == "delivered":
+            change |= {"status": DELIVERED, "delivered_at": datetime.now(UTC)}
+            state.failures = 0
+            DELIVERY_LAG.labels(department).observe(
+                (datetime.now(UTC) - doc["created_at"]).total_seconds()
+            )
+        elif outcome in ("gone", "refused"):
+            change |= {"status": DEAD, "dead_at": datetime.now(UTC), "dead_reason": outcome}
+            if outcome == "gone":
+                await self.store.disable(department, f"410 Gone at {at.isoformat()}")
+                log.warning("department %s answered 410 Gone: endpoint disabled", department)
+        else:
+            state.failures += 1
+            delay = self.policy.schedule.next_delay(number, retry_after, self.rng)
+            if delay is None:
+                change |= {"status": DEAD, "dead_at": datetime.now(UTC), "dead_reason": "exhausted"}
+                outcome = "exhausted"
+            else:
+                change["next_at"] = datetime.now(UTC) + timedelta(seconds=delay)
+                outcome = "failed"
+            if state.failures >= self.policy.circuit_threshold:
+                state.open_until = time.monotonic() + self.policy.circuit_cooldown
+        WEBHOOKS.labels(department, outcome).inc()
+        ENDPOINT_UP.labels(department).set(1 if outcome == "delivered" else 0)
+        CONSECUTIVE_FAILURES.labels(department).set(state.failures)
+        CIRCUIT_OPEN.labels(department).set(
+            1 if state.failures >= self.policy.circuit_threshold else 0
+        )
+        if outcome != "delivered":
+            log.warning(
+                "webhook %s to %s attempt %d: %s (%s)",
+                doc["_id"],
+                department,
+                number,
+                outcome,
+                status or error,
+            )
+        attempt = {
+            "delivery_id": doc["_id"],
+            "department": department,
+            "case_id": doc["case_id"],
+            "attempt": number,
+            "replay": doc.get("replays", 0),
+            "at": at,
+            "url": endpoint.url,
+            "status_code": status,
+            "error": error,
+            "retry_after": retry_after,
+            "seconds": round(seconds, 4),
+            "outcome": outcome,
+        }
+        await self.store.record_attempt(attempt, change)
+
+    async def _refusal(self, url: str) -> str | None:
+        """Check the URL and the addresses its host resolves to now (SSRF)."""
+        if problem := url_problem(url):
+            return problem
+        parts = urlsplit(url)
+        addresses = await resolve(parts.hostname or "", parts.port)
+        if not addresses:
+            return None  # not resolvable now: the attempt fails and is retried
+        return address_problem(addresses, self.allow_private)
+
+
+async def resolve(host: str, port: int | None) -> list[str]:
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port or 443, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in infos})

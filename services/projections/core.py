@@ -10,6 +10,7 @@ highest version seen, never an older one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
@@ -20,8 +21,15 @@ from schemas.events import (
     CaseEvent,
     CaseExtended,
     CaseFiled,
+    CaseMerged,
     CaseReported,
+    CaseSplit,
+    DepartmentRequest,
+    ExtensionDenied,
+    ExtensionRequested,
     Kind,
+    ParkingDenied,
+    ParkingRequested,
     SlaBreach,
     SlaEscalation,
     SlaEvent,
@@ -52,19 +60,37 @@ def facts(env: Envelope) -> Document:
     """Fields that never change once known: safe to set whatever the arrival order."""
     data = env.data
     if isinstance(data, CaseReported):
-        return {
-            "channel": data.channel.value,
-            "kind": data.kind,
-            "class_code": data.class_code,
-            "grid_code": data.grid_code,
-            "point": {"type": "Point", "coordinates": [data.point.lon, data.point.lat]},
-            "description": data.description,
-            "reporter": data.reporter.model_dump(mode="json"),
-            "reported_at": env.time,
-        }
+        return (
+            {
+                "channel": data.channel.value,
+                "kind": data.kind,
+                "class_code": data.class_code,
+                "grid_code": data.grid_code,
+                "point": {"type": "Point", "coordinates": [data.point.lon, data.point.lat]},
+                "description": data.description,
+                "reporter": data.reporter.model_dump(mode="json"),
+                "reported_at": env.time,
+            }
+            | ({"component_id": data.component_id} if data.component_id else {})
+            | _intake_facts(data)
+        )
     if isinstance(data, CaseFiled):
-        return {"filed_at": env.time}
+        return (
+            {"filed_at": env.time}
+            | ({"component_id": data.component_id} if data.component_id else {})
+            | ({"case_number": data.case_number} if data.case_number else {})
+        )
     return {}
+
+
+def _intake_facts(data: CaseReported) -> Document:
+    """Media, address and the verification task of a report, when it has them."""
+    found: Document = {"media": data.media} if data.media else {}
+    if data.address:
+        found["address"] = data.address
+    if data.verification_due:
+        found |= {"verifier": data.verifier, "verification_due": data.verification_due}
+    return found
 
 
 def state_change(env: Envelope) -> Document:
@@ -74,10 +100,19 @@ def state_change(env: Envelope) -> Document:
     name = transition_name(env.type)
     change: Document = {"version": data.version, "updated_at": env.time}
     change["state"] = TRANSITIONS[name][1].value
+    change["pending_request"] = None  # a transition settles (or supersedes) any request
     if isinstance(data, CaseDispatched):
-        change |= {"department": data.department, "deadline": data.deadline}
+        change |= {
+            "department": data.department,
+            "assisting": data.assisting,
+            "deadline": data.deadline,
+        }
     elif isinstance(data, CaseExtended):
         change["deadline"] = data.deadline
+    elif isinstance(data, CaseMerged):
+        change["merged_into"] = data.into_case_id
+    elif isinstance(data, CaseSplit):
+        change["merged_into"] = None
     if name in ("closed", "voided", "merged"):
         change[f"{name}_at"] = env.time
     return change
@@ -97,6 +132,36 @@ def sla_change(data: SlaEvent) -> Document:
     return change
 
 
+def request_change(data: DepartmentRequest) -> tuple[Document, Document] | None:
+    """(filter, $set) for a department's request or its denial: a request is pending while
+    the case is still at the version it was made at; a denial settles that request."""
+    if isinstance(data, ExtensionRequested | ParkingRequested):
+        pending = {
+            "request_id": data.request_id,
+            "kind": "extension" if isinstance(data, ExtensionRequested) else "parking",
+            "department": data.department,
+            "reason": data.reason,
+            "case_version": data.case_version,
+            "deadline": getattr(data, "deadline", None),
+        }
+        return {"version": data.case_version}, {"pending_request": pending}
+    if isinstance(data, ExtensionDenied | ParkingDenied):
+        return {"pending_request.request_id": data.request_id}, {"pending_request": None}
+    return None
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A department's extension or parking request awaiting the command centre."""
+
+    request_id: str
+    kind: str  # extension | parking
+    department: str
+    reason: str
+    case_version: int
+    deadline: datetime | None = None
+
+
 @dataclass(frozen=True)
 class CaseView:
     """The part of a case document that commands decide on."""
@@ -108,9 +173,14 @@ class CaseView:
     class_code: str | None = None
     grid_code: str | None = None
     department: str | None = None
+    component_id: str | None = None
+    assisting: tuple[str, ...] = ()
+    deadline: datetime | None = None
+    pending_request: PendingRequest | None = None
 
     @classmethod
     def from_doc(cls, doc: Document) -> CaseView:
+        pending = doc.get("pending_request")
         return cls(
             case_id=doc["_id"],
             state=State(doc["state"]),
@@ -119,4 +189,8 @@ class CaseView:
             class_code=doc.get("class_code"),
             grid_code=doc.get("grid_code"),
             department=doc.get("department"),
+            component_id=doc.get("component_id"),
+            assisting=tuple(doc.get("assisting") or ()),
+            deadline=doc.get("deadline"),
+            pending_request=PendingRequest(**pending) if pending else None,
         )

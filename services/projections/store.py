@@ -8,8 +8,14 @@ from pymongo.errors import DuplicateKeyError
 
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
-from schemas.events import CaseEvent, SlaEvent
-from services.projections.core import facts, sla_change, state_change, timeline_entry
+from schemas.events import CaseEvent, DepartmentRequest, SlaEvent
+from services.projections.core import (
+    facts,
+    request_change,
+    sla_change,
+    state_change,
+    timeline_entry,
+)
 
 
 class CaseStore:
@@ -37,6 +43,8 @@ class CaseStore:
             )
         elif isinstance(env.data, SlaEvent):
             await self.cases.update_one({"_id": case_id}, {"$set": sla_change(env.data)})
+        elif isinstance(env.data, DepartmentRequest) and (change := request_change(env.data)):
+            await self.cases.update_one({"_id": case_id, **change[0]}, {"$set": change[1]})
         return added
 
     async def _add_to_timeline(self, env: Envelope) -> bool:

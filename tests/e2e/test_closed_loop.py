@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -9,6 +10,7 @@ import httpx
 from aiokafka import ConsumerRecord
 from standardwebhooks import Webhook
 
+from gridloop.auth import Role
 from gridloop.kafka import EventProducer
 from tests.e2e.conftest import FAST_CLASS, Delivery, Receiver, Running
 from tests.helpers import eventually, read_topic
@@ -34,6 +36,18 @@ async def case_in_state(http: httpx.AsyncClient, case_id: str, state: str) -> di
     return await eventually(probe, what=f"case {case_id} {state}")
 
 
+async def intake_client(running: Running) -> httpx.AsyncClient:
+    """An intake client reading as the supervision centre (`GET /cases` is for staff)."""
+    token = await running.token(Role.supervision_centre, "centre-e2e")
+    return httpx.AsyncClient(
+        base_url=running.system.url("intake"), headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def as_supervisor(running: Running, supervisor: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await running.token(Role.supervisor, supervisor)}"}
+
+
 async def delivery_for(receiver: Receiver, case_id: str, n: int = 1) -> list[Delivery]:
     async def probe() -> list[Delivery] | None:
         found = [d for d in receiver.deliveries if case_id.encode() in d.body]
@@ -43,16 +57,21 @@ async def delivery_for(receiver: Receiver, case_id: str, n: int = 1) -> list[Del
 
 
 async def test_report_to_closure(running: Running, receiving: Receiver) -> None:
-    intake = httpx.AsyncClient(base_url=running.system.url("intake"))
+    intake = await intake_client(running)
     dispatch = httpx.AsyncClient(base_url=running.system.url("dispatch"))
+    supervisor = await as_supervisor(running, "SUP-9")
     async with intake, dispatch:
-        submitted = await intake.post("/reports", json=WEBSITE_REPORT)
+        # A citizen reports through the website, without an account.
+        async with httpx.AsyncClient(base_url=running.system.url("intake")) as citizen:
+            submitted = await citizen.post("/reports", json=WEBSITE_REPORT)
         assert submitted.status_code == 202, submitted.text
         case_id = submitted.json()["case_id"]
         await case_in_state(intake, case_id, "reported")
 
         verified = await intake.post(
-            f"/cases/{case_id}/verification", json={"supervisor_id": "SUP-9", "confirmed": True}
+            f"/cases/{case_id}/verification",
+            json={"supervisor_id": "SUP-9", "confirmed": True},
+            headers=supervisor,
         )
         assert verified.status_code == 202, verified.text
 
@@ -65,15 +84,21 @@ async def test_report_to_closure(running: Running, receiving: Receiver) -> None:
         assert message["data"]["description"] == WEBSITE_REPORT["description"]
 
         await case_in_state(intake, case_id, "dispatched")
+        sanitation = {
+            "Authorization": f"Bearer {await running.token(Role.department, 'SANITATION')}"
+        }
         handled = await dispatch.post(
             f"/departments/SANITATION/cases/{case_id}/handled",
             json={"handler_id": "crew-3", "note": "cleared"},
+            headers=sanitation,
         )
         assert handled.status_code == 202, handled.text
 
         await case_in_state(intake, case_id, "handled")
         checked = await intake.post(
-            f"/cases/{case_id}/check", json={"supervisor_id": "SUP-9", "passed": True}
+            f"/cases/{case_id}/check",
+            json={"supervisor_id": "SUP-9", "passed": True},
+            headers=supervisor,
         )
         assert checked.status_code == 202, checked.text
 
@@ -94,19 +119,32 @@ async def test_report_to_closure(running: Running, receiving: Receiver) -> None:
 async def test_a_failed_check_sends_the_case_back_to_its_department(
     running: Running, receiving: Receiver
 ) -> None:
-    report = WEBSITE_REPORT | {"channel": "supervisor", "reporter": {"id": "SUP-2"}}
-    intake = httpx.AsyncClient(base_url=running.system.url("intake"))
+    report = WEBSITE_REPORT | {
+        "channel": "supervisor",
+        "reporter": {"id": "SUP-2"},
+        "point": {"lon": 116.4045, "lat": 39.9205},  # not a duplicate of another test's case
+    }
+    intake = await intake_client(running)
     dispatch = httpx.AsyncClient(base_url=running.system.url("dispatch"))
+    supervisor = await as_supervisor(running, "SUP-2")
     async with intake, dispatch:
-        case_id = (await intake.post("/reports", json=report)).json()["case_id"]
+        posted = await intake.post("/reports", json=report, headers=supervisor)
+        case_id = posted.json()["case_id"]
         await case_in_state(intake, case_id, "dispatched")
-        await dispatch.post(
-            f"/departments/SANITATION/cases/{case_id}/handled", json={"handler_id": "crew-1"}
+        sanitation = {
+            "Authorization": f"Bearer {await running.token(Role.department, 'SANITATION')}"
+        }
+        handled = await dispatch.post(
+            f"/departments/SANITATION/cases/{case_id}/handled",
+            json={"handler_id": "crew-1"},
+            headers=sanitation,
         )
+        assert handled.status_code == 202, handled.text
         await case_in_state(intake, case_id, "handled")
         await intake.post(
             f"/cases/{case_id}/check",
             json={"supervisor_id": "SUP-2", "passed": False, "note": "still dirty"},
+            headers=supervisor,
         )
         case = await case_in_state(intake, case_id, "dispatched")
         first, second = await delivery_for(receiving, case_id, 2)
@@ -125,8 +163,13 @@ async def test_an_unhandled_deadline_becomes_a_breach(
         "class_code": code,
         "reporter": {"id": "SUP-5"},
     }
-    async with httpx.AsyncClient(base_url=running.system.url("intake")) as intake:
-        case_id = (await intake.post("/reports", json=report)).json()["case_id"]
+    supervisor = {"Authorization": f"Bearer {await running.token(Role.supervisor, 'SUP-5')}"}
+    async with httpx.AsyncClient(
+        base_url=running.system.url("intake"), headers=supervisor
+    ) as intake:
+        submitted = await intake.post("/reports", json=report)
+        assert submitted.status_code == 202, submitted.text
+        case_id = submitted.json()["case_id"]
 
         async def red() -> dict[str, Any] | None:
             doc: dict[str, Any] = (await intake.get(f"/cases/{case_id}")).json()
@@ -135,16 +178,27 @@ async def test_an_unhandled_deadline_becomes_a_breach(
 
         case = await eventually(red, within=60, what="the handling light turns red")
     assert case["state"] == "dispatched"
-    assert case["timeline"][-1]["type"] == "gridloop.sla.breach"
-    assert case["timeline"][-1]["data"]["department"] == "TRAFFIC-POLICE"
+    [breach] = [e for e in case["timeline"] if e["type"] == "gridloop.sla.breach"]
+    assert breach["data"]["department"] == "TRAFFIC-POLICE"
+    assert breach["data"]["stage"] == "handle"
 
-    def breach(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
-        return any(r.key == case_id.encode() for r in records)
+    def types(records: list[ConsumerRecord[bytes, bytes]]) -> list[bytes]:
+        return [dict(r.headers)["ce_type"] for r in records if r.key == case_id.encode()]
 
-    records = [
-        r for r in await read_topic(running.kafka, "sla", breach) if r.key == case_id.encode()
+    def escalated(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return b"gridloop.sla.escalation" in types(records)
+
+    # The breach goes up the ladder at once to the case's community (sla.yaml).
+    records = await read_topic(running.kafka, "sla", escalated)
+    sent = types(records)
+    assert sent.index(b"gridloop.sla.breach") < sent.index(b"gridloop.sla.escalation")
+    [escalation] = [
+        json.loads(r.value or b"")
+        for r in records
+        if r.key == case_id.encode() and dict(r.headers)["ce_type"] == b"gridloop.sla.escalation"
     ]
-    assert dict(records[0].headers)["ce_type"] == b"gridloop.sla.breach"
+    assert escalation["tier"] == "community"
+    assert escalation["notify_department"].startswith("COMMUNITY-")
 
 
 async def test_a_malformed_record_is_dead_lettered_and_the_next_report_still_flows(
@@ -157,9 +211,15 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_report_still_flo
         await producer.send_raw("reports", junk_key, b"{oops", [("ce_type", b"x")])
     finally:
         await producer.stop()
-    report = WEBSITE_REPORT | {"channel": "supervisor", "reporter": {"id": "SUP-7"}}
-    async with httpx.AsyncClient(base_url=running.system.url("intake")) as intake:
-        case_id = (await intake.post("/reports", json=report)).json()["case_id"]
+    report = WEBSITE_REPORT | {
+        "channel": "supervisor",
+        "reporter": {"id": "SUP-7"},
+        "point": {"lon": 116.4065, "lat": 39.9205},  # not a duplicate of another test's case
+    }
+    supervisor = await as_supervisor(running, "SUP-7")
+    async with await intake_client(running) as intake:
+        posted = await intake.post("/reports", json=report, headers=supervisor)
+        case_id = posted.json()["case_id"]
         await case_in_state(intake, case_id, "dispatched")
 
     def both_groups(records: list[ConsumerRecord[bytes, bytes]]) -> bool:

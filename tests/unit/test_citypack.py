@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely.geometry
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridloop.citypack import CityPack, CityPackError, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -141,8 +144,9 @@ def test_locate_on_a_vertex(demo: CityPack) -> None:
 def test_locate_on_an_edge_does_not_depend_on_load_order(tmp_path: Path) -> None:
     grids = _demo_grids()
     grids["features"] = list(reversed(grids["features"]))
-    pack = load_city_pack(_write(tmp_path / "reversed", _demo_city(), grids))
-    assert pack.grids[0].code == LAST  # really loaded in the other order
+    root = _write(tmp_path / "reversed", _demo_city(), grids)
+    assert LAST in (root / "grids.geojson").read_text(encoding="utf-8")[:200]  # really reversed
+    pack = load_city_pack(root)
     for lon, lat, code in [(116.401, 39.9205, G1), (116.402, 39.92, G2), (116.4015, 39.92, G2)]:
         grid = pack.locate(lon, lat)
         assert grid is not None
@@ -213,8 +217,8 @@ def test_bad_fields_in_both_files_are_all_listed(tmp_path: Path) -> None:
     grids["features"][6]["geometry"]["coordinates"] = BOW_TIE
     errors = _errors(_write(tmp_path / "both", city, grids))
     assert _has(errors, "city.yaml", "classes.1.handle_limit"), errors
-    assert _has(errors, "grids.geojson: feature 5", "code"), errors
-    assert _has(errors, "grids.geojson: feature 6", "not a valid polygon"), errors
+    assert _has(errors, "grids.geojson:", "feature 5", "code"), errors
+    assert _has(errors, "grids.geojson:", "feature 6", "not a valid polygon"), errors
 
 
 def test_unknown_street_office_and_community_street(tmp_path: Path) -> None:
@@ -245,3 +249,321 @@ def test_missing_or_unparsable_files(tmp_path: Path) -> None:
     errors = _errors(root)
     assert _has(errors, "city.yaml", "not YAML"), errors
     assert _has(errors, "grids.geojson", "not a GeoJSON FeatureCollection"), errors
+
+
+# --- format 2: lines, geometry, overlaps, the component inventory ---------------------------
+
+COMPONENT_HEADER = "id,class_code,name,lon,lat,grid,owner,maintainer,status\n"
+COVER = "1101010101000001,0101,cover,116.4005,39.9204,110101001001001,WATER,WATER,intact\n"
+
+
+def _write_lines(root: Path, city_text: str, grids: dict[str, Any], csv: str | None) -> Path:
+    """A pack written as text with one value per line, so line numbers can be asserted."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "city.yaml").write_text(city_text, encoding="utf-8")
+    (root / "grids.geojson").write_text(json.dumps(grids, indent=1), encoding="utf-8")
+    if csv is not None:
+        (root / "components.csv").write_text(csv, encoding="utf-8")
+    return root
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_demo_components_are_loaded(demo: CityPack) -> None:
+    assert len(demo.components) == 8
+    cover = demo.component("1101010101000001")
+    assert cover is not None
+    assert (cover.class_code, cover.grid, cover.owner) == ("0101", G1, "WATER")
+    assert cover.status == "intact"  # written 完好 in the file
+    tree = demo.components["1101010402000001"]
+    assert (tree.owner, tree.maintainer) == ("GREENING", "STREET-002")
+    assert demo.components["1101010305000002"].status == "removed"  # 移除
+    for c in demo.components.values():  # every component lies in its own grid
+        assert demo.polygon(c.grid).covers(shapely.geometry.Point(c.lon, c.lat))
+
+
+def test_demo_supervisors_majors_and_policy(demo: CityPack) -> None:
+    assert demo.city.format == "gridloop-citypack/2"
+    assert demo.supervised_by("SUP-0001") == [G1, G2]
+    assert demo.supervised_by("nobody") == []
+    assert demo.majors[("component", "01")].name.startswith("公用设施")
+    assert demo.city.intake.auto_file is True
+    assert demo.city.intake.verify_limit == timedelta(hours=2)
+    garbage = demo.classes[("event", "0102")]
+    assert garbage.duplicate_radius_m == 30
+    assert demo.classes[("event", "0505")].duplicate_radius_m == 50  # the default
+
+
+def test_format_1_packs_still_load(tmp_path: Path) -> None:
+    city = _demo_city()
+    city["format"] = "gridloop-citypack/1"
+    for key in ("majors", "intake", "timezone"):
+        city.pop(key)
+    pack = load_city_pack(_write(tmp_path / "v1", city, _demo_grids()))
+    assert pack.city.intake.auto_file is True  # the default policy
+
+
+def test_an_unknown_format_is_named(tmp_path: Path) -> None:
+    city = _demo_city()
+    city["format"] = "gridloop-citypack/9"
+    errors = _errors(_write(tmp_path / "v9", city, _demo_grids()))
+    assert _has(errors, "city.yaml:", "format", "gridloop-citypack/9", "gridloop-citypack/2")
+
+
+def test_errors_carry_the_line_in_every_file(tmp_path: Path) -> None:
+    city_text = (DEMO / "city.yaml").read_text(encoding="utf-8")
+    city_text = city_text.replace("handle_limit: P2D", "handle_limit: soon")  # class 0118
+    grids = _demo_grids()
+    grids["features"][2]["properties"]["code"] = "11010100100200X"
+    csv = COMPONENT_HEADER + COVER + "1101010101000009,0101,cover,116.4005,39.9204,x,W,W,ok\n"
+    root = _write_lines(tmp_path / "lines", city_text, grids, csv)
+    errors = _errors(root)
+    limit_line = _line_of(city_text, "handle_limit: soon")
+    assert _has(errors, f"city.yaml:{limit_line}: classes.1.handle_limit"), errors
+    grids_text = (root / "grids.geojson").read_text(encoding="utf-8")
+    feature_line = _line_of(grids_text, "11010100100200X") - 3  # {, type, properties, code
+    assert _has(errors, f"grids.geojson:{feature_line}: feature 2", "code"), errors
+    assert _has(errors, "components.csv:3: component 1101010101000009", "grid"), errors
+    assert _has(errors, "components.csv:3:", "status"), errors
+
+
+def test_a_polygon_that_does_not_close_is_refused(tmp_path: Path) -> None:
+    grids = _demo_grids()
+    ring = grids["features"][1]["geometry"]["coordinates"][0]
+    ring[-1] = [116.40101, 39.92]  # near, not equal, to the first position
+    grids["features"][3]["geometry"]["coordinates"][0] = ring[:3]  # three positions
+    errors = _errors(_write(tmp_path / "open", _demo_city(), grids))
+    assert _has(errors, "feature 1", G2, "does not close"), errors
+    assert _has(errors, "feature 3", "fewer than 4 positions"), errors
+    assert len(errors) == 2, errors
+
+
+def test_overlapping_grids_are_refused_but_shared_edges_are_not(tmp_path: Path) -> None:
+    grids = _demo_grids()
+    # Grid 2 reaches 0.0005° into grid 3 (its east edge moved east).
+    ring = grids["features"][1]["geometry"]["coordinates"][0]
+    for position in ring:
+        if position[0] == 116.402:
+            position[0] = 116.4025
+    errors = _errors(_write(tmp_path / "overlap", _demo_city(), grids))
+    assert _has(errors, f"grid {G3} overlaps grid {G2}"), errors
+    assert len(errors) == 1, errors  # the seven shared edges are no overlap
+
+
+def test_a_grid_inside_another_is_an_overlap(tmp_path: Path) -> None:
+    grids = _demo_grids()
+    inner = json.loads(json.dumps(grids["features"][0]))
+    inner["properties"]["code"] = "110101001001003"
+    inner["geometry"]["coordinates"] = [
+        [[116.4002, 39.9202], [116.4004, 39.9202], [116.4004, 39.9204], [116.4002, 39.9202]]
+    ]
+    grids["features"].append(inner)
+    errors = _errors(_write(tmp_path / "nested", _demo_city(), grids))
+    assert _has(errors, "grid 110101001001003 overlaps grid 110101001001001"), errors
+
+
+def test_a_geometry_other_than_a_polygon_is_refused(tmp_path: Path) -> None:
+    grids = _demo_grids()
+    grids["features"][0]["geometry"] = {"type": "Point", "coordinates": [116.4, 39.92]}
+    errors = _errors(_write(tmp_path / "point", _demo_city(), grids))
+    assert _has(errors, "feature 0", "Point, not a Polygon"), errors
+
+
+def test_unknown_major_class(tmp_path: Path) -> None:
+    city = _demo_city()
+    city["classes"].append(
+        {"kind": "event", "code": "0901", "name": "x", "owner": "ROADS", "handle_limit": "P1D"}
+    )
+    errors = _errors(_write(tmp_path / "major", city, _demo_grids()))
+    assert _has(errors, "event class 0901", "unknown major class 09"), errors
+    assert len(errors) == 1, errors
+
+
+def _with_components(tmp_path: Path, rows: str, city: dict[str, Any] | None = None) -> Path:
+    root = _write(tmp_path / "inventory", city or _demo_city(), _demo_grids())
+    (root / "components.csv").write_text(COMPONENT_HEADER + rows, encoding="utf-8")
+    return root
+
+
+def test_every_component_error_is_listed(tmp_path: Path) -> None:
+    rows = (
+        COVER
+        + COVER  # line 3: duplicate id
+        # line 4: outside its grid (in G2)
+        + "1101010101000003,0101,cover,116.4015,39.9204,110101001001001,WATER,WATER,intact\n"
+        # line 5: outside every grid
+        + "1101010101000004,0101,cover,116.3,39.9,110101001001001,WATER,WATER,intact\n"
+        # line 6: unknown owner and maintainer
+        + "1101010101000005,0101,cover,116.4005,39.9204,110101001001001,ACME,NOBODY,intact\n"
+        # line 7: id says 0118, class says 0101
+        + "1101010118000006,0101,cover,116.4005,39.9204,110101001001001,WATER,WATER,intact\n"
+        # line 8: unknown component class (0999 exists nowhere)
+        + "1101010999000007,0999,thing,116.4005,39.9204,110101001001001,WATER,WATER,intact\n"
+        # line 9: unknown grid
+        + "1101010101000008,0101,cover,116.4005,39.9204,110101001001009,WATER,WATER,intact\n"
+        # line 10: another district
+        + "1101020101000009,0101,cover,116.4005,39.9204,110101001001001,WATER,WATER,intact\n"
+        # line 11: a 17-digit id with a 4-digit class code
+        + "11010101010000010,0101,cover,116.4005,39.9204,110101001001001,WATER,WATER,intact\n"
+        # line 12: bad fields
+        + "12345,0101,cover,east,39.9204,110101001001001,WATER,WATER,broken\n"
+    )
+    errors = _errors(_with_components(tmp_path, rows))
+    expected = [
+        (3, "duplicate id (first on line 2)"),
+        (4, f"outside its grid 110101001001001: it lies in grid {G2}"),
+        (5, "outside its grid 110101001001001: it lies outside every grid"),
+        (6, "unknown owner department ACME"),
+        (6, "unknown maintainer department NOBODY"),
+        (7, "id says class 0118, class_code says 0101"),
+        (8, "unknown component class 0999"),
+        (9, "unknown grid 110101001001009"),
+        (10, "not in district 110101"),
+        (11, "a 17-digit id needs a 5-digit class code"),
+        (12, "id:"),
+        (12, "lon:"),
+        (12, "status:"),
+    ]
+    for line, fragment in expected:
+        assert _has(errors, f"components.csv:{line}:", fragment), (line, fragment, errors)
+    assert len(errors) == len(expected), errors
+
+
+def test_a_17_digit_inventory_with_2_plus_3_class_codes(tmp_path: Path) -> None:
+    city = _demo_city()
+    city["classes"].append(
+        {"kind": "component", "code": "01010", "name": "井盖 (GB/T 47678.5)", "owner": "WATER",
+         "handle_limit": "PT4H"}
+    )  # fmt: skip
+    row = "11010101010000001,01010,cover,116.4005,39.9204,110101001001001,WATER,ROADS,破损\n"
+    pack = load_city_pack(_with_components(tmp_path, row, city))
+    component = pack.components["11010101010000001"]
+    assert (component.class_code, component.maintainer, component.status) == (
+        "01010",
+        "ROADS",
+        "damaged",
+    )
+
+
+def test_a_components_file_without_its_columns(tmp_path: Path) -> None:
+    root = _write(tmp_path / "columns", _demo_city(), _demo_grids())
+    (root / "components.csv").write_text("id,name\n1,x\n", encoding="utf-8")
+    errors = _errors(root)
+    assert _has(errors, "components.csv:1:", "missing column(s): class_code, lon"), errors
+
+
+def test_a_component_on_its_grid_edge_is_inside(tmp_path: Path) -> None:
+    row = "1101010101000001,0101,cover,116.401,39.9205,110101001001002,WATER,WATER,intact\n"
+    pack = load_city_pack(_with_components(tmp_path, row))  # on the G1/G2 edge, says G2
+    assert pack.components["1101010101000001"].grid == G2
+
+
+# --- 14-digit grids, holes, bulk location -----------------------------------------------------
+
+
+def test_a_pack_of_14_digit_grids_cjt_213(tmp_path: Path) -> None:
+    grids = _demo_grids()
+    for feature in grids["features"]:
+        code = feature["properties"]["code"]
+        feature["properties"]["code"] = code[:12] + code[13:]  # grid serial of 2 digits
+    pack = load_city_pack(_write(tmp_path / "cjt213", _demo_city(), grids))
+    grid = pack.locate(116.4015, 39.9205)
+    assert grid is not None
+    assert grid.code == "11010100100102"
+    assert len(grid.code) == 14
+
+
+HOLE_CITY_GRIDS: dict[str, Any] = {
+    "type": "FeatureCollection",
+    "features": [
+        {  # a ring of grid around a courtyard
+            "type": "Feature",
+            "properties": {"code": "110101001001005", "community": "001001"},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [[116.5, 39.9], [116.51, 39.9], [116.51, 39.91], [116.5, 39.91], [116.5, 39.9]],
+                    [[116.502, 39.902], [116.502, 39.908], [116.508, 39.908], [116.508, 39.902],
+                     [116.502, 39.902]],
+                ],
+            },
+        },
+        {  # a grid filling half of the courtyard
+            "type": "Feature",
+            "properties": {"code": "110101001001006", "community": "001001"},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [
+                    [[116.502, 39.902], [116.505, 39.902], [116.505, 39.908], [116.502, 39.908],
+                     [116.502, 39.902]]
+                ],
+            },
+        },
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def holed(tmp_path_factory: pytest.TempPathFactory) -> CityPack:
+    root = tmp_path_factory.mktemp("holed")
+    return load_city_pack(_write(root, _demo_city(), HOLE_CITY_GRIDS))
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "code"),
+    [
+        (116.501, 39.905, "110101001001005"),  # in the ring
+        (116.507, 39.905, None),  # in the part of the hole no grid fills
+        (116.503, 39.905, "110101001001006"),  # in the grid filling the hole
+        (116.508, 39.905, "110101001001005"),  # on the hole's edge: the ring's boundary
+        (116.502, 39.905, "110101001001005"),  # on an edge of both: the smaller code
+        (116.502, 39.902, "110101001001005"),  # on a vertex of both
+        (116.505, 39.905, "110101001001006"),  # on the filler's edge inside the hole
+        (116.49, 39.905, None),  # outside
+    ],
+)
+def test_locate_around_a_hole(holed: CityPack, lon: float, lat: float, code: str | None) -> None:
+    grid = holed.locate(lon, lat)
+    assert (grid.code if grid else None) == code
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=90).map(lambda n: round(116.3995 + n * 0.0001, 4)),
+            st.integers(min_value=-2, max_value=11).map(lambda n: round(39.92 + n * 0.0001, 4)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_bulk_location_agrees_with_single_location(points: list[tuple[float, float]]) -> None:
+    """On a lattice that hits edges, vertices and the outside often."""
+    pack = _DEMO_PACK
+    lons, lats = [p[0] for p in points], [p[1] for p in points]
+    assert pack.locate_many(lons, lats) == [pack.locate(lon, lat) for lon, lat in points]
+
+
+_DEMO_PACK = load_city_pack(DEMO)
+
+
+def test_city_check_lists_every_error_and_exits_non_zero(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gridloop.cli import app
+
+    city = _demo_city()
+    city["classes"][0]["owner"] = "NO-SUCH-DEPT"
+    row = "1101010101000001,0101,cover,116.3,39.9,110101001001001,WATER,WATER,intact\n"
+    root = _with_components(tmp_path, row, city)
+    result = CliRunner().invoke(app, ["city", "check", str(root)])
+    assert result.exit_code == 1
+    assert "unknown owner department NO-SUCH-DEPT" in result.output
+    assert "components.csv:2: component 1101010101000001" in result.output
+    assert "2 error(s)" in result.output
+    ok = CliRunner().invoke(app, ["city", "check", str(DEMO)])
+    assert ok.exit_code == 0
+    assert "8 components" in ok.output

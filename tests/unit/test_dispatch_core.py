@@ -72,29 +72,31 @@ def _dispatched_case(version: int = 4, **overrides: Any) -> CaseView:
 def test_route_to_the_class_default_owner(
     pack: CityPack, kind: Kind, class_code: str, owner: str
 ) -> None:
-    department, rule = route(pack, kind, class_code, GRID_STREET_2)
-    assert department == owner
-    assert "default owner" in rule
-    assert class_code in rule
-    assert kind in rule
+    routed = route(pack, kind, class_code, GRID_STREET_2)
+    assert routed.department == owner
+    assert routed.basis == "class_default"
+    assert routed.assisting == ()
+    assert "default owner" in routed.rule
+    assert class_code in routed.rule
+    assert kind in routed.rule
 
 
 def test_route_falls_back_to_the_street_office_when_the_owner_is_unknown(pack: CityPack) -> None:
     variant = _without_department(pack, "WATER")
-    department, rule = route(variant, "component", "0101", GRID_STREET_2)
-    assert department == "STREET-002"
-    assert "street office" in rule
-    assert GRID_STREET_2 in rule
-    department, _ = route(variant, "component", "0101", GRID_STREET_1)
-    assert department == "STREET-001"
+    routed = route(variant, "component", "0101", GRID_STREET_2)
+    assert routed.department == "STREET-002"
+    assert routed.basis == "street_office"
+    assert "street office" in routed.rule
+    assert GRID_STREET_2 in routed.rule
+    assert route(variant, "component", "0101", GRID_STREET_1).department == "STREET-001"
     # other classes are unaffected
-    assert route(variant, "component", "0118", GRID_STREET_2)[0] == "ROADS"
+    assert route(variant, "component", "0118", GRID_STREET_2).department == "ROADS"
 
 
 def test_route_falls_back_to_the_street_office_for_an_unknown_class(pack: CityPack) -> None:
-    department, rule = route(pack, "component", "0999", GRID_STREET_1)
-    assert department == "STREET-001"
-    assert "last resort" in rule
+    routed = route(pack, "component", "0999", GRID_STREET_1)
+    assert routed.department == "STREET-001"
+    assert "last resort" in routed.rule
 
 
 # --- decide_dispatch -----------------------------------------------------------------------
@@ -156,12 +158,13 @@ def test_handled_in_the_wrong_state_is_invalid(state: State) -> None:
 
 
 def test_handled_by_the_right_department() -> None:
-    answer = HandledIn(handler_id="h-1", note="swept")
+    answer = HandledIn(handler_id="h-1", note="swept", photos=["https://img.example/a.jpg"])
     event = decide_handled(_dispatched_case(version=4), "SANITATION", answer)
     assert isinstance(event, CaseHandled)
     assert event.case_id == CASE
     assert event.version == 5
     assert event.department == "SANITATION"
     assert event.note == "swept"
+    assert event.photos == ["https://img.example/a.jpg"]
     assert event.actor.role is Role.department
     assert event.actor.id == "SANITATION/h-1"

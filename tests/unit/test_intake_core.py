@@ -3,16 +3,20 @@ or send them back for rework."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from gridloop.auth import Principal
+from gridloop.auth import Role as Access
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.errors import Rejected
 from gridloop.lifecycle import InvalidTransition, State
 from schemas.envelope import event_id
 from schemas.events import (
+    Actor,
     CaseChecked,
     CaseClosed,
     CaseFiled,
@@ -34,6 +38,13 @@ from services.intake.core import (
 from services.projections.core import CaseView
 
 CASE = "C-20250301-0042"
+NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 01:30 on 2 March in Beijing
+SUPERVISOR = Principal(Access.supervisor, "sup-0042")
+CITIZEN = Principal(Access.public, "anonymous")
+HOTLINE = Principal(Access.hotline, "op-3")
+CENTRE = Principal(Access.supervision_centre, "centre-1")
+SUP7 = Principal(Access.supervisor, "sup-7")
+SUP9 = Principal(Access.supervisor, "sup-9")
 INSIDE = {"lon": 116.4015, "lat": 39.9205}  # grid 110101001001002
 GRID = "110101001001002"
 
@@ -53,6 +64,14 @@ def _report(**overrides: Any) -> ReportIn:
         "reporter": {"id": "sup-0042", "name": "张伟"},
     }
     return ReportIn.model_validate(fields | overrides)
+
+
+WHO = {"supervisor": SUPERVISOR, "website": CITIZEN, "hotline": HOTLINE}
+
+
+def _decide(report: ReportIn, pack: CityPack, case_id: str = CASE, **kw: Any) -> list[Any]:
+    who = kw.pop("who", WHO[report.channel.value])
+    return decide_report(report, pack, case_id, who, kw.pop("now", NOW), **kw)
 
 
 def _case(state: State, version: int, **overrides: Any) -> CaseView:
@@ -79,7 +98,7 @@ def _rejected(excinfo: pytest.ExceptionInfo[Rejected], status: int, last_loc: st
 
 
 def test_supervisor_report_is_reported_and_filed(pack: CityPack) -> None:
-    events = decide_report(_report(), pack, CASE)
+    events = _decide(_report(), pack, case_number="B0101-20260302-0001")
     assert [type(e) for e in events] == [CaseReported, CaseFiled]
     reported, filed = events
     assert isinstance(reported, CaseReported)
@@ -91,34 +110,42 @@ def test_supervisor_report_is_reported_and_filed(pack: CityPack) -> None:
     assert reported.channel is Channel.supervisor
     assert reported.point.lon == INSIDE["lon"]
     assert reported.reporter.name == "张伟"
-    for event in events:
-        assert event.actor.role is Role.supervisor
-        assert event.actor.id == "sup-0042"
+    assert reported.actor == Actor(role=Role.supervisor, id="sup-0042")
+    assert filed.actor.role is Role.system  # filed by the pack's rule
+    assert filed.case_number == "B0101-20260302-0001"
     assert filed.reason
+    assert reported.verification_due is None  # a supervisor's report needs no verification
 
 
 @pytest.mark.parametrize(
     ("channel", "role"), [("website", Role.citizen), ("hotline", Role.hotline)]
 )
 def test_citizen_report_waits_for_verification(pack: CityPack, channel: str, role: Role) -> None:
-    events = decide_report(_report(channel=channel, reporter={}), pack, CASE)
+    reporter = {"phone": "13900000000"} if channel == "hotline" else {}
+    events = _decide(_report(channel=channel, reporter=reporter), pack, CASE)
     assert len(events) == 1
     reported = events[0]
     assert isinstance(reported, CaseReported)
     assert reported.version == 1
     assert reported.grid_code == GRID
     assert reported.actor.role is role
-    assert reported.actor.id == channel  # anonymous: the channel stands in for the person
+    if channel == "website":  # anonymous: the channel stands in for the person
+        assert reported.actor.id == "website"
+    else:
+        assert reported.actor.id == "op-3"
+    # a verification task for the supervisor of grid …001002, due within the pack's limit
+    assert reported.verifier == "SUP-0001"
+    assert reported.verification_due == NOW + timedelta(hours=2)
 
 
 def test_citizen_report_keeps_the_reporter_id(pack: CityPack) -> None:
-    events = decide_report(_report(channel="website", reporter={"id": "u-7"}), pack, CASE)
+    events = _decide(_report(channel="website", reporter={"id": "u-7"}), pack, CASE)
     assert events[0].actor.id == "u-7"
 
 
 def test_event_class_report_is_located_too(pack: CityPack) -> None:
     point = {"lon": 116.4075, "lat": 39.9201}
-    events = decide_report(_report(kind="event", class_code="0505", point=point), pack, CASE)
+    events = _decide(_report(kind="event", class_code="0505", point=point), pack, CASE)
     filed = events[-1]
     assert isinstance(filed, CaseFiled)
     assert (filed.kind, filed.class_code, filed.grid_code) == ("event", "0505", "110101002002002")
@@ -126,7 +153,7 @@ def test_event_class_report_is_located_too(pack: CityPack) -> None:
 
 def test_unknown_class_is_rejected(pack: CityPack) -> None:
     with pytest.raises(Rejected) as info:
-        decide_report(_report(class_code="9999"), pack, CASE)
+        _decide(_report(class_code="9999"), pack, CASE)
     exc = _rejected(info, 422, "class_code")
     assert "9999" in exc.reason
     assert exc.kind == "unknown_class"
@@ -135,32 +162,32 @@ def test_unknown_class_is_rejected(pack: CityPack) -> None:
 def test_class_of_the_other_kind_is_rejected(pack: CityPack) -> None:
     """0118 is a component class only: as an event it does not exist."""
     with pytest.raises(Rejected) as info:
-        decide_report(_report(kind="event", class_code="0118"), pack, CASE)
+        _decide(_report(kind="event", class_code="0118"), pack, CASE)
     _rejected(info, 422, "class_code")
 
 
 def test_point_outside_every_grid_is_rejected(pack: CityPack) -> None:
     with pytest.raises(Rejected) as info:
-        decide_report(_report(point={"lon": 116.3, "lat": 39.9}), pack, CASE)
+        _decide(_report(point={"lon": 116.3, "lat": 39.9}), pack, CASE)
     exc = _rejected(info, 422, "point")
     assert exc.kind == "outside_grids"
     assert "116.3" in exc.reason
 
 
-def test_supervisor_report_without_reporter_id_is_rejected(pack: CityPack) -> None:
-    with pytest.raises(Rejected) as info:
-        decide_report(_report(reporter={"name": "张伟"}), pack, CASE)
-    exc = _rejected(info, 422, "id")
-    assert exc.loc == ("body", "reporter", "id")
+def test_a_supervisor_report_is_the_credential_holder_s(pack: CityPack) -> None:
+    events = _decide(_report(reporter={"name": "张伟"}), pack, CASE)
+    reported = events[0]
+    assert isinstance(reported, CaseReported)
+    assert reported.actor.id == reported.reporter.id == "sup-0042"
 
 
 def test_report_event_ids_are_deterministic(pack: CityPack) -> None:
-    first = decide_report(_report(), pack, CASE)
-    again = decide_report(_report(), pack, CASE)
+    first = _decide(_report(), pack, CASE)
+    again = _decide(_report(), pack, CASE, now=NOW + timedelta(seconds=5))
     ids = [event_id(e) for e in first]
     assert ids == [event_id(e) for e in again]
     assert len(set(ids)) == 2
-    other = decide_report(_report(), pack, "C-20250301-0043")
+    other = _decide(_report(), pack, "C-20250301-0043")
     assert not set(ids) & {event_id(e) for e in other}
 
 
@@ -168,8 +195,8 @@ def test_report_event_ids_are_deterministic(pack: CityPack) -> None:
 
 
 def test_confirmed_verification_verifies_and_files() -> None:
-    answer = VerificationIn(supervisor_id="sup-7", confirmed=True, note="seen it")
-    events = decide_verification(_case(State.reported, 3), answer)
+    answer = VerificationIn(confirmed=True, note="seen it")
+    events = decide_verification(_case(State.reported, 3), answer, SUP7)
     assert [type(e) for e in events] == [CaseVerified, CaseFiled]
     verified, filed = events
     assert isinstance(verified, CaseVerified)
@@ -177,17 +204,17 @@ def test_confirmed_verification_verifies_and_files() -> None:
     assert (verified.version, filed.version) == (4, 5)
     assert verified.note == "seen it"
     assert (filed.kind, filed.class_code, filed.grid_code) == ("component", "0101", GRID)
+    assert verified.actor == Actor(role=Role.supervisor, id="sup-7")
+    assert filed.actor.role is Role.system
     for event in events:
         assert event.case_id == CASE
-        assert event.actor.role is Role.supervisor
-        assert event.actor.id == "sup-7"
-    again = decide_verification(_case(State.reported, 3), answer)
+    again = decide_verification(_case(State.reported, 3), answer, SUP7)
     assert [event_id(e) for e in events] == [event_id(e) for e in again]
 
 
 def test_refuted_verification_voids() -> None:
-    answer = VerificationIn(supervisor_id="sup-7", confirmed=False, note="nothing there")
-    events = decide_verification(_case(State.reported, 1), answer)
+    answer = VerificationIn(confirmed=False, note="nothing there")
+    events = decide_verification(_case(State.reported, 1), answer, SUP7)
     assert len(events) == 1
     voided = events[0]
     assert isinstance(voided, CaseVoided)
@@ -196,32 +223,32 @@ def test_refuted_verification_voids() -> None:
 
 
 def test_refuted_verification_without_note_still_has_a_reason() -> None:
-    answer = VerificationIn(supervisor_id="sup-7", confirmed=False)
-    (voided,) = decide_verification(_case(State.reported, 1), answer)
+    answer = VerificationIn(confirmed=False)
+    (voided,) = decide_verification(_case(State.reported, 1), answer, SUP7)
     assert voided.reason
 
 
 @pytest.mark.parametrize("state", [State.filed, State.dispatched, State.closed])
 def test_verification_of_a_case_past_reported_is_invalid(state: State) -> None:
-    answer = VerificationIn(supervisor_id="sup-7", confirmed=True)
+    answer = VerificationIn(confirmed=True)
     with pytest.raises(InvalidTransition) as info:
-        decide_verification(_case(state, 2), answer)
+        decide_verification(_case(state, 2), answer, SUP7)
     assert info.value.state is state
     assert info.value.transition == "verified"
 
 
 def test_refuting_a_closed_case_is_invalid() -> None:
-    answer = VerificationIn(supervisor_id="sup-7", confirmed=False)
+    answer = VerificationIn(confirmed=False)
     with pytest.raises(InvalidTransition):
-        decide_verification(_case(State.closed, 8), answer)
+        decide_verification(_case(State.closed, 8), answer, SUP7)
 
 
 # --- check ---------------------------------------------------------------------------------
 
 
 def test_passed_check_closes() -> None:
-    answer = CheckIn(supervisor_id="sup-9", passed=True)
-    events = decide_check(_case(State.handled, 5), answer)
+    answer = CheckIn(passed=True)
+    events = decide_check(_case(State.handled, 5), answer, SUP9)
     assert [type(e) for e in events] == [CaseChecked, CaseClosed]
     checked, closed = events
     assert isinstance(checked, CaseChecked)
@@ -231,8 +258,8 @@ def test_passed_check_closes() -> None:
 
 
 def test_failed_check_sends_back_for_rework() -> None:
-    answer = CheckIn(supervisor_id="sup-9", passed=False, note="still broken")
-    events = decide_check(_case(State.handled, 5), answer)
+    answer = CheckIn(passed=False, note="still broken")
+    events = decide_check(_case(State.handled, 5), answer, SUP9)
     assert [type(e) for e in events] == [CaseChecked, CaseReworked]
     checked, rework = events
     assert isinstance(checked, CaseChecked)
@@ -246,6 +273,6 @@ def test_failed_check_sends_back_for_rework() -> None:
 @pytest.mark.parametrize("state", [State.dispatched, State.filed, State.checked])
 def test_check_of_an_unhandled_case_is_invalid(state: State) -> None:
     with pytest.raises(InvalidTransition) as info:
-        decide_check(_case(state, 4), CheckIn(supervisor_id="sup-9", passed=True))
+        decide_check(_case(state, 4), CheckIn(passed=True), SUP9)
     assert info.value.state is state
     assert info.value.transition == "checked"

@@ -20,7 +20,7 @@ from gridloop.lifecycle import (
 from schemas.events import EVENT_TYPES, CaseEvent
 
 S = State
-TERMINAL = {S.voided, S.merged}
+TERMINAL = {S.voided}  # merged is left only by a split done by hand
 ALL_STATES: list[State | None] = [None, *State]
 
 
@@ -150,6 +150,11 @@ def test_open_states() -> None:
     # Every open state has a way forward.
     for state in OPEN_STATES:
         assert any(can(state, t) for t in TRANSITIONS), state
+
+
+def test_a_merged_report_only_splits_back_to_reported() -> None:
+    assert [t for t in TRANSITIONS if can(S.merged, t)] == ["split"]
+    assert next_state(S.merged, "split") is S.reported
 
 
 @pytest.mark.parametrize("state", sorted(TERMINAL))

@@ -14,7 +14,7 @@ from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from schemas.envelope import Envelope
 from schemas.events import CaseDispatched
-from services.notify.core import backoff, dispatched_message, encode_body, signed_headers
+from services.notify.core import dispatched_message, encode_body, signed_headers
 from tests.samples import CASE_ID, DEADLINE, SOURCE, TIME, sample, sample_of
 
 WEBHOOK_ID = "3f2a6c1e-0d7b-5b8e-9a51-2c4d6e8f0a1b"
@@ -142,13 +142,3 @@ def test_signed_headers_verify_for_a_non_utc_time() -> None:
     beijing = datetime.now(UTC).astimezone(timezone(timedelta(hours=8)))
     headers = signed_headers(secret, WEBHOOK_ID, beijing, body)
     Webhook(secret).verify(body, headers)
-
-
-# --- backoff -------------------------------------------------------------------------------
-
-
-def test_backoff_doubles_from_the_base() -> None:
-    assert [backoff(n, 0.5) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0]
-    assert backoff(1, 3.0) == 3.0
-    for n in range(1, 10):
-        assert backoff(n + 1, 1.5) == 2 * backoff(n, 1.5)

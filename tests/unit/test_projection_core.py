@@ -21,6 +21,7 @@ EXPECTED_STATE = {
     "gridloop.case.filed": "filed",
     "gridloop.case.voided": "voided",
     "gridloop.case.merged": "merged",
+    "gridloop.case.split": "reported",
     "gridloop.case.dispatched": "dispatched",
     "gridloop.case.returned": "returned",
     "gridloop.case.extended": "dispatched",

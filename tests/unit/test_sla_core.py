@@ -1,229 +1,507 @@
-"""Deadline bookkeeping: clocks start and stop by case version, breaches fire once per
-dispatch, and the outcome does not depend on the order the topics are read in."""
+"""The SLA engine's decisions on the demo city's policy: every stage's clock in working time,
+the traffic light once per clock, parking, extension, return and rework, the escalation
+ladder, explanations, and independence from the order the topics are read in."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridloop.calendar import SHANGHAI
+from gridloop.citypack import load_city_pack
+from gridloop.citypack.sla import SlaPolicy, load_sla_policy
+from gridloop.config import DEMO_CITY_PACK
 from schemas.envelope import event_id
 from schemas.events import (
+    CaseChecked,
+    CaseClosed,
     CaseDispatched,
-    CaseEvent,
+    CaseExplained,
     CaseExtended,
+    CaseFiled,
     CaseHandled,
     CaseParked,
+    CaseReported,
     CaseResumed,
     CaseReturned,
+    CaseReworked,
+    CaseVerified,
+    EventData,
     SlaBreach,
+    SlaEscalation,
+    SlaEvent,
+    SlaWarning,
     Stage,
 )
-from services.sla.core import RUNNING, STOPPED, Deadline, apply, breach, mark_breached
-from tests.samples import CASE_ID, DEADLINE, sample_of
+from services.sla.core import CaseClocks, StageClock, apply, due_events, next_due, record
+from tests.samples import CASE_ID, sample_of
 
-SECOND = timedelta(seconds=1)
+POLICY: SlaPolicy = load_sla_policy(DEMO_CITY_PACK, load_city_pack(DEMO_CITY_PACK))
+H = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+GRID = "110101001002001"  # community 001002 (Zhide), street 001 (Donghuamen)
 
 
-def dispatched(version: int, deadline: datetime = DEADLINE, department: str = "WATER") -> CaseEvent:
+def local(d: int, hh: int = 9, mm: int = 0, month: int = 3, year: int = 2025) -> datetime:
+    return datetime(year, month, d, hh, mm, tzinfo=SHANGHAI)
+
+
+TUESDAY = local(4)  # Tuesday 4 March 2025, 09:00
+
+
+def reported(channel: str = "website", code: str = "0102", **kw: Any) -> CaseReported:
+    fields = {"version": 1, "channel": channel, "kind": "event", "class_code": code}
+    return sample_of(CaseReported, grid_code=GRID, **(fields | kw))
+
+
+def dispatched(version: int, deadline: datetime, department: str = "SANITATION") -> CaseDispatched:
     return sample_of(CaseDispatched, version=version, deadline=deadline, department=department)
 
 
-def handled(version: int) -> CaseEvent:
-    return sample_of(CaseHandled, version=version, department="WATER")
+def fold(
+    steps: Iterable[tuple[EventData, datetime]], start: CaseClocks | None = None
+) -> CaseClocks:
+    state = start or CaseClocks()
+    for data, at in steps:
+        change = apply(state, data, at, POLICY)
+        if change is not None:
+            state = change.state
+    return state
 
 
-def run(events: Iterable[CaseEvent], start: Deadline | None = None) -> Deadline | None:
-    """Fold events the way the stream processor does: None means "no change"."""
-    current = start
+def mark(state: CaseClocks, events: Sequence[SlaEvent]) -> CaseClocks:
     for event in events:
-        updated = apply(current, event)
-        if updated is not None:
-            current = updated
-    return current
+        state = record(state, event, POLICY) or state
+    return state
 
 
-def _clock(events: Sequence[CaseEvent]) -> Deadline:
-    entry = run(events)
-    assert entry is not None
-    return entry
+def clock(state: CaseClocks, stage: Stage) -> StageClock:
+    found = state.clock(stage)
+    assert found is not None, f"no {stage} clock in {state.clocks}"
+    return found
 
 
-# --- the clock -----------------------------------------------------------------------------
+def stages(state: CaseClocks) -> set[Stage]:
+    return {c.stage for c in state.clocks}
 
 
-def test_dispatched_starts_a_running_clock() -> None:
-    entry = apply(None, dispatched(4))
-    assert entry == Deadline(4, RUNNING, "WATER", DEADLINE, 4, 0)
-
-
-def test_handled_with_a_higher_version_stops_the_clock() -> None:
-    running = _clock([dispatched(4)])
-    stopped = apply(running, handled(5))
-    assert stopped is not None
-    assert stopped.status == STOPPED
-    assert stopped.version == 5
-    assert (stopped.department, stopped.deadline, stopped.dispatched_version) == (
-        "WATER",
-        DEADLINE,
-        4,
+def at_dispatch() -> CaseClocks:
+    """Exposed garbage, dispatched on Tuesday 09:00 with 4 working hours: due 13:30+1h."""
+    return fold(
+        [
+            (reported("supervisor"), TUESDAY),
+            (
+                sample_of(CaseFiled, version=2, kind="event", class_code="0102", grid_code=GRID),
+                TUESDAY,
+            ),
+            (dispatched(3, local(4, 14, 30)), TUESDAY),
+        ]
     )
 
 
-def test_a_late_dispatched_is_ignored() -> None:
-    stopped = _clock([handled(5)])
-    assert stopped.status == STOPPED
-    assert apply(stopped, dispatched(4)) is None
-    assert _clock([handled(5), dispatched(4)]).status == STOPPED
+# --- which stage is on the clock ----------------------------------------------------------------
 
 
-def test_a_repeated_event_is_ignored() -> None:
-    running = _clock([dispatched(4)])
-    assert apply(running, dispatched(4)) is None
-    assert apply(running, dispatched(4, deadline=DEADLINE + timedelta(days=9))) is None
+def test_a_citizen_report_waits_for_verification_and_a_supervisors_for_filing() -> None:
+    citizen = fold([(reported("website"), TUESDAY)])
+    assert stages(citizen) == {Stage.verify}
+    verify = clock(citizen, Stage.verify)
+    assert verify.department == "SUPERVISION-CENTRE"
+    assert verify.due == local(4, 11)  # PT2H of office hours
+    assert verify.warn == local(4, 10, 36)  # 80 % of two hours
+    supervisor = fold([(reported("supervisor"), TUESDAY)])
+    assert stages(supervisor) == {Stage.file}
+    assert clock(supervisor, Stage.file).due == local(4, 10)
 
 
-def test_returned_and_parked_stop_the_clock_and_resumed_restarts_it() -> None:
-    assert _clock([dispatched(4), sample_of(CaseReturned, version=5)]).status == STOPPED
-    parked = _clock([dispatched(4), sample_of(CaseParked, version=5)])
-    assert parked.status == STOPPED
-    assert breach(CASE_ID, parked, DEADLINE + SECOND) is None  # a paused clock never breaches
-    resumed = _clock(
-        [dispatched(4), sample_of(CaseParked, version=5), sample_of(CaseResumed, version=6)]
+def test_each_stage_hands_over_to_the_next() -> None:
+    state = fold(
+        [
+            (reported("hotline"), TUESDAY),
+            (sample_of(CaseVerified, version=2), local(4, 10)),
+        ]
     )
-    assert resumed.status == RUNNING
-    assert resumed.deadline == DEADLINE
-    assert resumed.dispatched_version == 4
+    assert stages(state) == {Stage.file}
+    assert clock(state, Stage.file).due == local(4, 11)
+    state = fold([(sample_of(CaseFiled, version=3, grid_code=GRID), local(4, 11, 30))], state)
+    assert stages(state) == {Stage.dispatch}
+    dispatch = clock(state, Stage.dispatch)
+    assert dispatch.department == "COMMAND-CENTRE"
+    assert dispatch.due == local(4, 14)  # half an hour before lunch, half after 13:30
+    state = fold([(dispatched(4, local(5, 10)), local(4, 12))], state)
+    assert stages(state) == {Stage.handle}
+    state = fold(
+        [(sample_of(CaseHandled, version=5, department="SANITATION"), local(4, 15))], state
+    )
+    assert stages(state) == {Stage.check}
+    assert clock(state, Stage.check).due == local(5, 10, 30)  # 4 office hours
+    state = fold([(sample_of(CaseChecked, version=6), local(4, 16))], state)
+    assert stages(state) == set()
+    closing = apply(state, sample_of(CaseClosed, version=7), local(4, 16, 5), POLICY)
+    assert closing is not None
+    assert closing.closed_case == local(4, 16, 5) - TUESDAY
 
 
-def test_extended_moves_the_deadline() -> None:
-    later = DEADLINE + timedelta(days=2)
-    entry = _clock([dispatched(4), sample_of(CaseExtended, version=5, deadline=later)])
-    assert entry.status == RUNNING
-    assert entry.deadline == later
-    assert entry.version == 5
-    assert entry.dispatched_version == 4
-    assert entry.department == "WATER"
-    assert breach(CASE_ID, entry, DEADLINE + SECOND) is None  # the old deadline no longer counts
-    late = breach(CASE_ID, entry, later + SECOND)
-    assert late is not None
-    assert late.deadline == later
+def test_the_handling_deadline_is_the_one_the_department_was_told() -> None:
+    handle = clock(at_dispatch(), Stage.handle)
+    assert handle.department == "SANITATION"
+    assert handle.due == local(4, 14, 30)
+    assert handle.limit == 4 * H  # 09:00–12:00 and 13:30–14:30 in office hours
+    assert handle.warn == local(4, 13, 42)  # 3.2 working hours
+    assert handle.opened == 3
 
 
-# --- breaches ------------------------------------------------------------------------------
+def test_an_emergency_runs_in_natural_time() -> None:
+    night = local(4, 22)
+    state = fold([(reported("supervisor", code="0401"), night)])
+    assert clock(state, Stage.file).due == night + timedelta(minutes=15)
 
 
-def test_breach_only_when_due() -> None:
-    running = _clock([dispatched(4)])
-    assert breach(CASE_ID, running, DEADLINE - SECOND) is None
-    event = breach(CASE_ID, running, DEADLINE + SECOND)
-    assert isinstance(event, SlaBreach)
-    assert event.case_id == CASE_ID
-    assert event.case_version == 4
-    assert event.stage is Stage.handle
-    assert event.department == "WATER"
-    assert event.deadline == DEADLINE
+# --- the traffic light, once per clock ----------------------------------------------------------
 
 
-def test_no_breach_once_handled() -> None:
-    stopped = _clock([dispatched(4), handled(5)])
-    assert breach(CASE_ID, stopped, DEADLINE + timedelta(days=30)) is None
+def test_yellow_at_80_percent_then_red_past_100_each_once() -> None:
+    state = at_dispatch()
+    handle = clock(state, Stage.handle)
+    assert handle.warn is not None and handle.due is not None
+    assert due_events(CASE_ID, state, handle.warn, POLICY) == []  # exactly 80 %: still green
+    [warning] = due_events(CASE_ID, state, handle.warn + MINUTE, POLICY)
+    assert isinstance(warning, SlaWarning)
+    assert (warning.stage, warning.case_version, warning.department) == (
+        Stage.handle,
+        3,
+        "SANITATION",
+    )
+    assert warning.deadline == handle.due
+    state = mark(state, [warning])
+    assert clock(state, Stage.handle).light == "yellow"
+    assert due_events(CASE_ID, state, handle.due, POLICY) == []  # warned, not yet red
+    [breach] = due_events(CASE_ID, state, handle.due + MINUTE, POLICY)
+    assert isinstance(breach, SlaBreach)
+    state = mark(state, [breach])
+    assert clock(state, Stage.handle).light == "red"
+    later = [e for e in due_events(CASE_ID, state, handle.due + 30 * H, POLICY)]
+    assert not any(isinstance(e, SlaWarning | SlaBreach) and e.stage is Stage.handle for e in later)
+    assert record(state, breach, POLICY) is None  # a repeat read back changes nothing
+    assert record(state, warning, POLICY) is None
 
 
-def test_breach_only_once_per_dispatch() -> None:
-    running = _clock([dispatched(4)])
-    event = breach(CASE_ID, running, DEADLINE + SECOND)
-    assert event is not None
-    marked = mark_breached(running, event)
-    assert marked.breached_version == 4
-    assert (marked.status, marked.version, marked.deadline) == (RUNNING, 4, DEADLINE)
-    assert breach(CASE_ID, marked, DEADLINE + SECOND) is None
-    assert breach(CASE_ID, marked, DEADLINE + timedelta(days=30)) is None
-    # a repeated breach (the same fact read back twice) changes nothing
-    assert mark_breached(marked, event) == marked
+def test_a_breach_due_with_its_warning_goes_alone() -> None:
+    state = at_dispatch()
+    events = due_events(CASE_ID, state, local(4, 15), POLICY)
+    assert [type(e) for e in events] == [SlaBreach]
+    state = mark(state, events)
+    assert clock(state, Stage.handle).warned  # red implies yellow
 
 
-def test_rework_redispatch_can_breach_again() -> None:
-    first_clock = _clock([dispatched(4)])
-    first = breach(CASE_ID, first_clock, DEADLINE + SECOND)
-    assert first is not None
-    later = DEADLINE + timedelta(days=3)
-    entry = run([handled(5), dispatched(8, deadline=later)], mark_breached(first_clock, first))
-    assert entry is not None
-    assert entry.status == RUNNING
-    assert entry.dispatched_version == 8
-    assert entry.breached_version == 4  # the old breach is remembered...
-    assert breach(CASE_ID, entry, later - SECOND) is None
-    second = breach(CASE_ID, entry, later + SECOND)
-    assert second is not None  # ...but the new dispatch may breach on its own
-    assert second.case_version == 8
-    assert second.deadline == later
-    assert event_id(second) != event_id(first)
-    assert breach(CASE_ID, mark_breached(entry, second), later + SECOND) is None
+def test_ids_are_per_case_stage_and_opening_version() -> None:
+    state = at_dispatch()
+    [breach] = due_events(CASE_ID, state, local(4, 15), POLICY)
+    again = due_events(CASE_ID, fold([], state), local(4, 16), POLICY)[0]
+    assert event_id(breach) == event_id(again)  # recomputed later: the same fact
+    restarted = fold(
+        [(sample_of(CaseReturned, version=4, department="SANITATION"), local(4, 15))], state
+    )
+    restarted = fold([(dispatched(5, local(5, 12)), local(4, 16))], restarted)
+    [second] = due_events(CASE_ID, restarted, local(5, 13, 31), POLICY)
+    assert second.case_version == 5
+    assert event_id(second) != event_id(breach)
 
 
-def test_a_late_breach_of_an_old_dispatch_does_not_silence_the_new_one() -> None:
-    old = breach(CASE_ID, _clock([dispatched(4)]), DEADLINE + SECOND)
-    assert old is not None
-    later = DEADLINE + timedelta(days=3)
-    entry = mark_breached(_clock([dispatched(4), handled(5), dispatched(8, later)]), old)
-    assert breach(CASE_ID, entry, later + SECOND) is not None
+# --- parking, extension, return, rework ---------------------------------------------------------
 
 
-# --- persistence ---------------------------------------------------------------------------
+def test_parking_pauses_the_clock_and_resuming_restarts_it() -> None:
+    state = fold([(sample_of(CaseParked, version=4), local(4, 10))], at_dispatch())
+    handle = clock(state, Stage.handle)
+    assert not handle.running
+    assert handle.used == H
+    assert due_events(CASE_ID, state, local(20, 9), POLICY) == []  # a paused clock never fires
+    assert next_due(state, POLICY) is None
+    # Resumed on Thursday at 09:00: three working hours are left.
+    state = fold([(sample_of(CaseResumed, version=5), local(6, 9))], state)
+    handle = clock(state, Stage.handle)
+    assert handle.running
+    assert handle.due == local(6, 12)
+    assert handle.warn == local(6, 11, 12)  # 3.2 h of 4 in all, 1 h used before parking
+
+
+def test_an_extension_moves_the_deadline() -> None:
+    later = local(6, 17, 30)
+    state = fold(
+        [(sample_of(CaseExtended, version=4, deadline=later), local(4, 10))], at_dispatch()
+    )
+    handle = clock(state, Stage.handle)
+    assert handle.due == later
+    assert handle.limit == 3 * 7 * H  # Tuesday to Thursday, whole days
+    assert due_events(CASE_ID, state, local(4, 15), POLICY) == []  # the old deadline is gone
+    assert [type(e) for e in due_events(CASE_ID, state, later + MINUTE, POLICY)] == [SlaBreach]
+
+
+def test_an_extension_while_parked_counts_from_the_resumption() -> None:
+    state = fold(
+        [
+            (sample_of(CaseParked, version=4), local(4, 10)),
+            (sample_of(CaseExtended, version=5, deadline=local(4, 17, 30)), local(4, 11)),
+        ],
+        at_dispatch(),
+    )
+    handle = clock(state, Stage.handle)
+    assert not handle.running
+    assert handle.limit == H + 5 * H  # used before parking, then 11:00 to the new deadline
+
+
+def test_a_return_restarts_the_dispatch_clock() -> None:
+    state = fold(
+        [(sample_of(CaseReturned, version=4, department="SANITATION"), local(4, 10))], at_dispatch()
+    )
+    assert stages(state) == {Stage.dispatch}
+    dispatch = clock(state, Stage.dispatch)
+    assert dispatch.opened == 4
+    assert dispatch.due == local(4, 11)
+
+
+def test_rework_restarts_the_handling_clock_with_the_class_limit() -> None:
+    state = fold(
+        [
+            (sample_of(CaseHandled, version=4, department="SANITATION"), local(4, 10)),
+            (sample_of(CaseChecked, version=5, passed=False), local(4, 11)),
+            (sample_of(CaseReworked, version=6), local(4, 11)),
+        ],
+        at_dispatch(),
+    )
+    handle = clock(state, Stage.handle)
+    assert (handle.opened, handle.department) == (6, "SANITATION")
+    assert handle.due == local(4, 16, 30)  # 4 office hours: 11–12 and 13:30–16:30
+    assert not handle.breached
+
+
+# --- escalation up the ladder -------------------------------------------------------------------
+
+
+def breached() -> CaseClocks:
+    state = at_dispatch()
+    return mark(state, due_events(CASE_ID, state, local(4, 15), POLICY))
+
+
+def test_a_handling_breach_climbs_the_ladder_with_its_grace_periods() -> None:
+    state = breached()
+    due = clock(state, Stage.handle).due
+    assert due == local(4, 14, 30)
+    [community] = [
+        e for e in due_events(CASE_ID, state, local(4, 15), POLICY) if isinstance(e, SlaEscalation)
+    ]
+    assert (community.tier, community.notify_department) == ("community", "COMMUNITY-001002")
+    assert (community.department, community.case_version) == ("SANITATION", 3)
+    state = mark(state, [community])
+    state = fold([(explained(3), local(4, 16))], state)  # explaining does not stop the ladder
+    # Street after one working day: Wednesday 14:30.
+    assert next_due(state, POLICY) == local(5, 14, 30)
+    assert not any(
+        isinstance(e, SlaEscalation) for e in due_events(CASE_ID, state, local(5, 14, 30), POLICY)
+    )
+    [street] = [
+        e
+        for e in due_events(CASE_ID, state, local(5, 14, 31), POLICY)
+        if isinstance(e, SlaEscalation)
+    ]
+    assert (street.tier, street.notify_department) == ("street", "STREET-001")
+    state = mark(state, [street])
+    # District after three working days (Friday 14:30), city after five (next Tuesday).
+    assert next_due(state, POLICY) == local(7, 14, 30)
+    rest = [
+        e for e in due_events(CASE_ID, state, local(11, 15), POLICY) if isinstance(e, SlaEscalation)
+    ]
+    assert [(e.tier, e.notify_department) for e in rest] == [
+        ("district", "DISTRICT-110101"),
+        ("city", "CITY-110000"),
+    ]
+    state = mark(state, rest)
+    assert not any(
+        isinstance(e, SlaEscalation) for e in due_events(CASE_ID, state, local(31, 9), POLICY)
+    )
+    assert len({event_id(e) for e in [community, street, *rest]}) == 4
+
+
+def test_escalation_waits_for_its_breach_and_stops_when_handled() -> None:
+    state = at_dispatch()
+    assert not any(
+        isinstance(e, SlaEscalation) for e in due_events(CASE_ID, state, local(20), POLICY)
+    )
+    state = fold(
+        [(sample_of(CaseHandled, version=4, department="SANITATION"), local(4, 16))], breached()
+    )
+    assert not any(
+        isinstance(e, SlaEscalation) for e in due_events(CASE_ID, state, local(20), POLICY)
+    )
+
+
+# --- explanations -------------------------------------------------------------------------------
+
+
+def explained(version: int) -> CaseExplained:
+    return sample_of(CaseExplained, case_version=version, department="SANITATION")
+
+
+def test_an_unexplained_breach_becomes_overdue_itself() -> None:
+    state = breached()
+    explain = clock(state, Stage.explain)
+    assert (explain.opened, explain.department) == (3, "SANITATION")
+    assert explain.due == local(5, 14, 30)  # one working day after the missed deadline
+    events = due_events(CASE_ID, state, local(5, 14, 31), POLICY)
+    [late] = [e for e in events if e.stage is Stage.explain]
+    assert isinstance(late, SlaBreach)
+    assert late.department == "SANITATION"
+
+
+def test_an_explanation_closes_the_explanation_clock() -> None:
+    change = apply(breached(), explained(3), local(4, 16), POLICY)
+    assert change is not None
+    assert change.state.clock(Stage.explain) is None
+    assert apply(change.state, explained(3), local(4, 17), POLICY) is None  # repeated
+
+
+def test_an_explanation_given_before_the_breach_is_read_back_counts() -> None:
+    state = fold([(explained(3), local(4, 14))], at_dispatch())
+    state = mark(state, due_events(CASE_ID, state, local(4, 15), POLICY))
+    assert clock(state, Stage.handle).breached
+    assert state.clock(Stage.explain) is None
+
+
+# --- calendar years nobody supplied -------------------------------------------------------------
+
+
+def test_a_deadline_in_an_unsupplied_year_is_flagged() -> None:
+    eve = local(31, 17, month=12, year=2026)
+    state = fold([(reported("website"), eve)])
+    verify = clock(state, Stage.verify)
+    assert verify.assumed == (2027,)
+    [breach] = due_events(CASE_ID, state, local(5, 9, month=1, year=2027), POLICY)
+    assert breach.assumed_years == [2027]
+    current = fold([(reported("website"), TUESDAY)])
+    assert clock(current, Stage.verify).assumed == ()
+
+
+# --- the due-time index agrees with the decisions -----------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(min_value=0, max_value=60 * 24 * 14))
+def test_nothing_is_due_before_next_due_and_something_after(minutes: int) -> None:
+    state = breached()
+    for _ in range(4):  # walk through warnings, breaches and escalations
+        when = next_due(state, POLICY)
+        assert when is not None
+        assert due_events(CASE_ID, state, when, POLICY) == []
+        events = due_events(CASE_ID, state, when + MINUTE, POLICY)
+        assert events
+        state = mark(state, events)
+    probe = TUESDAY + timedelta(minutes=minutes)
+    state = at_dispatch()
+    when = next_due(state, POLICY)
+    assert when is not None
+    assert bool(due_events(CASE_ID, state, probe, POLICY)) == (probe > when)
+
+
+# --- persistence and order ----------------------------------------------------------------------
 
 
 def test_json_round_trip() -> None:
-    entries = [
-        Deadline(8, RUNNING, "WATER", DEADLINE, 8, 4),
-        Deadline(5, STOPPED),
-    ]
-    for entry in entries:
-        raw = entry.to_json()
-        text = json.dumps(raw)  # what the table stores
-        assert Deadline.from_json(json.loads(text)) == entry
-    assert entries[0].to_json()["deadline"] == DEADLINE.isoformat()
-    assert Deadline.from_json(entries[0].to_json()).deadline == DEADLINE
+    for state in (
+        CaseClocks(),
+        at_dispatch(),
+        breached(),
+        fold([(sample_of(CaseParked, version=4), local(4, 10))], at_dispatch()),
+    ):
+        assert CaseClocks.from_json(json.loads(json.dumps(state.to_json()))) == state
 
 
-# --- order independence --------------------------------------------------------------------
+def test_a_late_event_keeps_its_facts_but_moves_no_clock() -> None:
+    state = fold([(dispatched(3, local(4, 14, 30)), TUESDAY)])
+    state = fold([(reported("website"), TUESDAY)], state)
+    assert (state.kind, state.class_code, state.grid_code) == ("event", "0102", GRID)
+    assert stages(state) == {Stage.handle}  # no verify clock for a case long past it
 
 
-@given(st.permutations([dispatched(4), handled(5)]))
-def test_any_order_of_dispatched_and_handled_gives_the_same_status(
-    events: list[CaseEvent],
-) -> None:
-    in_order = _clock([dispatched(4), handled(5)])
-    shuffled = _clock(events)
-    assert shuffled.status == in_order.status == STOPPED
-    assert shuffled.version == 5
-
-
-# What the SLA processor reads: `dispatches` and `completions`, each in order per case, but
-# interleaved in any way.
-DISPATCHES = [
-    dispatched(4),
-    sample_of(CaseExtended, version=5, deadline=DEADLINE + timedelta(days=1)),
-    sample_of(CaseParked, version=6),
-    sample_of(CaseResumed, version=7),
-    dispatched(11, deadline=DEADLINE + timedelta(days=5)),  # after handled v8, check, rework
+LIFECYCLE: list[tuple[EventData, datetime]] = [
+    (reported("website"), TUESDAY),
+    (sample_of(CaseVerified, version=2), local(4, 9, 30)),
+    (
+        sample_of(CaseFiled, version=3, kind="event", class_code="0102", grid_code=GRID),
+        local(4, 10),
+    ),
+    (dispatched(4, local(4, 15)), local(4, 10)),
+    (sample_of(CaseParked, version=5), local(4, 11)),
+    (sample_of(CaseResumed, version=6), local(4, 14)),
+    (sample_of(CaseHandled, version=7, department="SANITATION"), local(4, 16)),
 ]
-COMPLETIONS = [handled(8)]
+TOPIC_OF = {1: "r", 2: "v", 3: "r", 4: "d", 5: "d", 6: "d", 7: "c"}
 
 
 @st.composite
-def interleavings(draw: st.DrawFn) -> list[CaseEvent]:
-    """`dispatches` in order with the `handled` of `completions` read at any point."""
-    at = draw(st.integers(min_value=0, max_value=len(DISPATCHES)))
-    return [*DISPATCHES[:at], *COMPLETIONS, *DISPATCHES[at:]]
+def interleavings(draw: st.DrawFn) -> list[tuple[EventData, datetime]]:
+    """Each topic in order, the topics interleaved any way."""
+    queues = {t: [s for s in LIFECYCLE if TOPIC_OF[s[0].version] == t] for t in "rvdc"}  # type: ignore[attr-defined]
+    out: list[tuple[EventData, datetime]] = []
+    while any(queues.values()):
+        topic = draw(st.sampled_from(sorted(t for t, q in queues.items() if q)))
+        out.append(queues[topic].pop(0))
+    return out
 
 
+@settings(max_examples=100, deadline=None)
 @given(interleavings())
-def test_any_interleaving_of_the_topics_gives_the_same_deadline(events: list[CaseEvent]) -> None:
-    in_order = _clock(sorted(events, key=lambda e: e.version))
-    assert _clock(events) == in_order
-    assert in_order.status == RUNNING
-    assert in_order.dispatched_version == 11
+def test_the_outcome_does_not_depend_on_the_order_topics_are_read(
+    steps: list[tuple[EventData, datetime]],
+) -> None:
+    in_order = fold(LIFECYCLE)
+    shuffled = fold(steps)
+    assert shuffled.version == in_order.version == 7
+    assert stages(shuffled) == stages(in_order) == {Stage.check}
+    assert (shuffled.kind, shuffled.class_code, shuffled.grid_code) == ("event", "0102", GRID)
+
+
+@pytest.mark.parametrize("stage", [Stage.verify, Stage.file, Stage.dispatch, Stage.check])
+def test_every_stage_can_breach(stage: Stage) -> None:
+    steps: dict[Stage, list[tuple[EventData, datetime]]] = {
+        Stage.verify: [(reported("website"), TUESDAY)],
+        Stage.file: [(reported("supervisor"), TUESDAY)],
+        Stage.dispatch: [
+            (reported("supervisor"), TUESDAY),
+            (sample_of(CaseFiled, version=2, grid_code=GRID), TUESDAY),
+        ],
+        Stage.check: [*LIFECYCLE],
+    }
+    state = fold(steps[stage])
+    due = clock(state, stage).due
+    assert due is not None
+    [breach] = [e for e in due_events(CASE_ID, state, due + MINUTE, POLICY) if e.stage is stage]
+    assert isinstance(breach, SlaBreach)
+
+
+def test_a_natural_deadline_given_at_night_does_not_warn_at_once() -> None:
+    """Dispatch reckons 4 h naturally at 23:00; the class runs in working time, so the
+    clock gives the department its 4 office hours: 09:00–12:00 and 13:30–14:30 next day."""
+    night = local(4, 23)
+    state = fold(
+        [
+            (reported("supervisor"), night),
+            (
+                sample_of(CaseFiled, version=2, kind="event", class_code="0102", grid_code=GRID),
+                night,
+            ),
+            (dispatched(3, night + 4 * H), night),
+        ]
+    )
+    handle = clock(state, Stage.handle)
+    assert handle.due == local(5, 14, 30)
+    assert handle.warn == local(5, 13, 42)
+    assert [
+        e for e in due_events(CASE_ID, state, night + 5 * H, POLICY) if e.stage is Stage.handle
+    ] == []

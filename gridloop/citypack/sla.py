@@ -1,0 +1,274 @@
+"""The SLA part of a city pack (`sla.yaml`): office hours, the calendar years the city
+supplies, stage time limits (时限) per class and urgency, escalation ladders (逐级上报) and the
+office each tier notifies. Loaded and validated like the rest of the pack; pure once loaded.
+
+    policy = load_sla_policy(pack_dir, pack)
+    terms = policy.terms("event", "0102", "normal")
+    terms.limits[Stage.handle], terms.clock, terms.ladder
+    policy.office("street", grid_code)
+
+A pack without `sla.yaml` times only the handling stage, with each class's `handle_limit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gridloop.calendar import (
+    Clock,
+    NaturalClock,
+    OfficeHours,
+    WorkingCalendar,
+    YearDays,
+    chinese_calendar_years,
+    merge_years,
+)
+from gridloop.citypack.load import CityPackError
+from gridloop.citypack.model import CityPack
+from schemas.events import Kind, Stage
+
+Tier = Literal["community", "street", "district", "city"]
+TIERS: tuple[Tier, ...] = ("community", "street", "district", "city")
+ClockKind = Literal["working", "natural"]
+DEFAULT_URGENCY = "normal"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rung(_Strict):
+    """One step up the ladder: `tier` is notified `after` the breach (grace period)."""
+
+    tier: Tier
+    after: timedelta
+
+
+class YearFile(_Strict):
+    """A year the city supplies (published each November): its days off and 调休 days."""
+
+    holidays: list[date]
+    workdays: list[date] = []
+
+
+class Match(_Strict):
+    kind: Kind | None = None
+    code: Annotated[str | None, Field(pattern=r"^\d{4,5}$")] = None
+    urgency: str | None = None
+
+
+class Rule(_Strict):
+    """Applied in order to the cases it matches; each sets only what it names."""
+
+    match: Match = Match()
+    clock: ClockKind | None = None
+    limits: dict[Stage, timedelta] = {}
+    ladder: list[Rung] | None = None
+
+
+class Offices(_Strict):
+    """The department that each tier's escalations are delivered to."""
+
+    community: dict[Annotated[str, Field(pattern=r"^\d{6}$")], str] = {}
+    street: dict[Annotated[str, Field(pattern=r"^\d{3}$")], str] = {}  # default: city.yaml
+    district: str | None = None
+    city: str | None = None
+
+
+class Centres(_Strict):
+    """Who answers for the stages before and after the department's: verify, file and check
+    (supervision centre 监督中心), dispatch (command centre 指挥中心)."""
+
+    supervision: Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,32}$")] = "SUPERVISION-CENTRE"
+    command: Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,32}$")] = "COMMAND-CENTRE"
+
+
+class SlaFile(_Strict):
+    format: Literal["gridloop-sla/1"]
+    office_hours: list[tuple[time, time]]
+    warning_at: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    calendar: dict[int, YearFile] = {}
+    centres: Centres = Centres()
+    rules: list[Rule] = []
+    offices: Offices = Offices()
+
+    @field_validator("office_hours")
+    @classmethod
+    def _valid_hours(cls, value: list[tuple[time, time]]) -> list[tuple[time, time]]:
+        OfficeHours(tuple(value))
+        return value
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What applies to one case: its clock, stage limits (as clock time) and ladder."""
+
+    clock_kind: ClockKind
+    limits: dict[Stage, timedelta]
+    ladder: tuple[Rung, ...]
+
+
+class SlaPolicy:
+    """The loaded SLA policy of a city: answers which limits, clock and ladder apply."""
+
+    def __init__(self, file: SlaFile, pack: CityPack) -> None:
+        self.file = file
+        self.pack = pack
+        self.warning_at = file.warning_at
+        years = {
+            y: YearDays(frozenset(f.holidays), frozenset(f.workdays))
+            for y, f in file.calendar.items()
+        }
+        self.calendar = WorkingCalendar(
+            merge_years(chinese_calendar_years(), years), OfficeHours(tuple(file.office_hours))
+        )
+        self.natural = NaturalClock()
+        self._terms: dict[tuple[str, str, str], Terms] = {}
+
+    def clock(self, kind: ClockKind) -> Clock:
+        return self.calendar if kind == "working" else self.natural
+
+    def terms(self, kind: str | None, code: str | None, urgency: str | None = None) -> Terms:
+        """Limits, clock and ladder of a class at an urgency (memoised: a pack is fixed)."""
+        key = (kind or "", code or "", urgency or DEFAULT_URGENCY)
+        found = self._terms.get(key)
+        if found is None:
+            found = self._terms[key] = self._resolve(*key)
+        return found
+
+    def _resolve(self, kind: str, code: str, urgency: str) -> Terms:
+        cls = next(
+            (c for (k, c_code), c in self.pack.classes.items() if (k, c_code) == (kind, code)),
+            None,
+        )
+        clock: ClockKind = cls.clock if cls else "working"
+        limits: dict[Stage, timedelta] = {}
+        if cls is not None:
+            limits[Stage.handle] = cls.handle_limit
+        ladder: tuple[Rung, ...] = ()
+        for rule in self.file.rules:
+            m = rule.match
+            if (
+                (m.kind is not None and m.kind != kind)
+                or (m.code is not None and m.code != code)
+                or (m.urgency is not None and m.urgency != urgency)
+            ):
+                continue
+            clock = rule.clock or clock
+            limits.update(rule.limits)
+            if rule.ladder is not None:
+                ladder = tuple(rule.ladder)
+        measure = self.clock(clock)
+        return Terms(
+            clock,
+            {stage: measure.working(limit) for stage, limit in limits.items()},
+            tuple(Rung(tier=r.tier, after=measure.working(r.after)) for r in ladder),
+        )
+
+    def office(self, tier: Tier, grid_code: str | None) -> str | None:
+        """The department an escalation to `tier` is delivered to, for a case in that grid."""
+        offices = self.file.offices
+        if tier == "district":
+            return offices.district
+        if tier == "city":
+            return offices.city
+        if grid_code is None:
+            return None
+        if tier == "community":
+            return offices.community.get(grid_code[6:12])
+        street = grid_code[6:9]
+        if street in offices.street:
+            return offices.street[street]
+        known = self.pack.streets.get(street)
+        return known.office if known else None
+
+    def centre(self, stage: Stage) -> str:
+        if stage is Stage.dispatch:
+            return self.file.centres.command
+        return self.file.centres.supervision
+
+    def thresholds(self) -> list[float]:
+        """Every distinct limit in seconds of clock time: histogram buckets at the SLAs."""
+        seconds: set[float] = set()
+        for rule in self.file.rules:
+            for stage, limit in rule.limits.items():
+                clock = self.clock(rule.clock or "working")
+                seconds.add(clock.working(limit).total_seconds())
+                del stage
+        for cls in self.pack.classes.values():
+            seconds.add(self.clock(cls.clock).working(cls.handle_limit).total_seconds())
+        return sorted(s for s in seconds if s > 0)
+
+
+DEFAULT = SlaFile(
+    format="gridloop-sla/1",
+    office_hours=[(time(9), time(12)), (time(13, 30), time(17, 30))],
+)
+
+
+def _cross_check(file: SlaFile, pack: CityPack) -> list[str]:
+    errors = []
+    departments = set(pack.departments)
+    named = [
+        *(f"offices.community.{c}: {d}" for c, d in file.offices.community.items()),
+        *(f"offices.street.{s}: {d}" for s, d in file.offices.street.items()),
+        *(f"offices.{t}: {d}" for t in ("district", "city") if (d := getattr(file.offices, t))),
+    ]
+    for entry in named:
+        where, department = entry.rsplit(": ", 1)
+        if department not in departments:
+            errors.append(f"sla.yaml: {where}: unknown department {department}")
+    communities = {c.code for c in pack.city.communities}
+    for community in file.offices.community:
+        if community not in communities:
+            errors.append(f"sla.yaml: offices.community: unknown community {community}")
+    for street in file.offices.street:
+        if street not in pack.streets:
+            errors.append(f"sla.yaml: offices.street: unknown street {street}")
+    for n, rule in enumerate(file.rules):
+        m = rule.match
+        if m.code is not None and m.kind is None:
+            errors.append(f"sla.yaml: rules.{n}: a class code needs its kind")
+        elif m.code is not None and (m.kind, m.code) not in pack.classes:
+            errors.append(f"sla.yaml: rules.{n}: unknown {m.kind} class {m.code}")
+        if rule.ladder is not None:
+            tiers = [r.tier for r in rule.ladder]
+            if tiers != sorted(tiers, key=TIERS.index) or len(set(tiers)) != len(tiers):
+                errors.append(f"sla.yaml: rules.{n}.ladder: tiers must go up, each once")
+            graces = [r.after for r in rule.ladder]
+            if graces != sorted(graces):
+                errors.append(f"sla.yaml: rules.{n}.ladder: grace periods must not shrink")
+        for stage, limit in rule.limits.items():
+            if limit <= timedelta(0):
+                errors.append(f"sla.yaml: rules.{n}.limits.{stage}: must be positive")
+    for year, days in file.calendar.items():
+        for day in [*days.holidays, *days.workdays]:
+            if day.year != year:
+                errors.append(f"sla.yaml: calendar.{year}: {day} is not in {year}")
+    return errors
+
+
+def load_sla_policy(root: Path | str, pack: CityPack) -> SlaPolicy:
+    """`sla.yaml` of the pack at `root`, checked against the pack; CityPackError lists
+    every error."""
+    path = Path(root) / "sla.yaml"
+    if not path.exists():
+        return SlaPolicy(DEFAULT, pack)
+    try:
+        file = SlaFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise CityPackError([f"sla.yaml: not YAML: {exc}"]) from exc
+    except ValidationError as exc:
+        raise CityPackError(
+            [f"sla.yaml: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        ) from exc
+    errors = _cross_check(file, pack)
+    if errors:
+        raise CityPackError(errors)
+    return SlaPolicy(file, pack)

@@ -1,0 +1,250 @@
+"""Grafana dashboards, generated from code and committed under deploy/grafana/dashboards:
+
+    python -m gridloop.dashboards deploy/grafana/dashboards
+
+- SLA by department: on-time rate, open clocks by traffic light, warnings, breaches and
+  escalations by tier, time to handle.
+- Pipeline health: throughput, consumer lag, dead letters, handler retries.
+- Webhook health: outcomes, latency, pending deliveries.
+
+`tests/unit/test_dashboards.py` fails when the committed files differ from this code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+Panel = dict[str, Any]
+
+
+def _panel(
+    title: str, exprs: list[tuple[str, str]], kind: str = "timeseries", unit: str = "short"
+) -> Panel:
+    return {
+        "type": kind,
+        "title": title,
+        "datasource": DATASOURCE,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "targets": [
+            {"refId": chr(ord("A") + n), "expr": expr, "legendFormat": legend}
+            for n, (expr, legend) in enumerate(exprs)
+        ],
+    }
+
+
+def _dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, Any]:
+    for n, panel in enumerate(panels):
+        panel["id"] = n + 1
+        panel["gridPos"] = {"h": 8, "w": 12, "x": 12 * (n % 2), "y": 8 * (n // 2)}
+    return {
+        "uid": uid,
+        "title": title,
+        "tags": ["gridloop"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "refresh": "30s",
+        "time": {"from": "now-24h", "to": "now"},
+        "templating": {"list": []},
+        "panels": panels,
+    }
+
+
+def sla() -> dict[str, Any]:
+    return _dashboard(
+        "gridloop-sla",
+        "gridloop · SLA by department",
+        [
+            _panel(
+                "On-time rate by department (handled within the limit, 24 h)",
+                [
+                    (
+                        'sum by (department) (increase(gridloop_sla_limit_used_ratio_bucket{stage="handle",le="1.0"}[1d]))'  # noqa: E501 (PromQL reads best on one line)
+                        ' / sum by (department) (increase(gridloop_sla_limit_used_ratio_count{stage="handle"}[1d]))',  # noqa: E501 (PromQL reads best on one line)
+                        "{{department}}",
+                    )
+                ],
+                "bargauge",
+                "percentunit",
+            ),
+            _panel(
+                "Open now by light",
+                [("sum by (light) (gridloop_sla_open_clocks)", "{{light}}")],
+                "piechart",
+            ),
+            _panel(
+                "Overdue now (red) by department and stage",
+                [
+                    (
+                        'sum by (department, stage) (gridloop_sla_open_clocks{light="red"})',
+                        "{{department}} {{stage}}",
+                    )
+                ],
+                "bargauge",
+            ),
+            _panel(
+                "Warnings and breaches per hour",
+                [
+                    (
+                        "sum by (stage) (increase(gridloop_sla_warnings_total[1h]))",
+                        "yellow {{stage}}",
+                    ),
+                    ("sum by (stage) (increase(gridloop_sla_breaches_total[1h]))", "red {{stage}}"),
+                ],
+            ),
+            _panel(
+                "Escalations per hour by tier",
+                [("sum by (tier) (increase(gridloop_sla_escalations_total[1h]))", "{{tier}}")],
+            ),
+            _panel(
+                "Time to handle, p50 and p90 (clock time)",
+                [
+                    (
+                        'histogram_quantile(0.5, sum by (le) (rate(gridloop_sla_stage_seconds_bucket{stage="handle"}[1h])))',  # noqa: E501 (PromQL reads best on one line)
+                        "p50",
+                    ),
+                    (
+                        'histogram_quantile(0.9, sum by (le) (rate(gridloop_sla_stage_seconds_bucket{stage="handle"}[1h])))',  # noqa: E501 (PromQL reads best on one line)
+                        "p90",
+                    ),
+                ],
+                unit="s",
+            ),
+            _panel(
+                "Deadline to breach event, p99",
+                [
+                    (
+                        "histogram_quantile(0.99, sum by (le) (rate(gridloop_sla_breach_delay_seconds_bucket[5m])))",  # noqa: E501 (PromQL reads best on one line)
+                        "p99",
+                    )
+                ],
+                unit="s",
+            ),
+            _panel(
+                "Cases on the clock (due-time index)",
+                [("sum(gridloop_sla_due_index_size)", "cases")],
+                "stat",
+            ),
+        ],
+    )
+
+
+def pipeline() -> dict[str, Any]:
+    return _dashboard(
+        "gridloop-pipeline",
+        "gridloop · pipeline health",
+        [
+            _panel(
+                "Records consumed per second",
+                [("sum by (group) (rate(gridloop_records_consumed_total[5m]))", "{{group}}")],
+                unit="ops",
+            ),
+            _panel(
+                "Events produced per second",
+                [("sum by (topic) (rate(gridloop_events_produced_total[5m]))", "{{topic}}")],
+                unit="ops",
+            ),
+            _panel(
+                "Consumer lag",
+                [("sum by (group, topic) (gridloop_consumer_lag)", "{{group}} {{topic}}")],
+            ),
+            _panel(
+                "Dead-lettered records (1 h)",
+                [
+                    (
+                        "sum by (group, topic) (increase(gridloop_records_dead_lettered_total[1h]))",  # noqa: E501 (PromQL reads best on one line)
+                        "{{group}} {{topic}}",
+                    )
+                ],
+            ),
+            _panel(
+                "Handler retries per second",
+                [("sum by (group) (rate(gridloop_handler_retries_total[5m]))", "{{group}}")],
+            ),
+            _panel(
+                "Handle time p99",
+                [
+                    (
+                        "histogram_quantile(0.99, sum by (le, group) (rate(gridloop_handle_seconds_bucket[5m])))",  # noqa: E501 (PromQL reads best on one line)
+                        "{{group}}",
+                    )
+                ],
+                unit="s",
+            ),
+            _panel("Services up", [('up{job=~"gridloop-.*"}', "{{job}}")], "stat"),
+        ],
+    )
+
+
+def webhooks() -> dict[str, Any]:
+    return _dashboard(
+        "gridloop-webhooks",
+        "gridloop · webhook health",
+        [
+            _panel(
+                "Deliveries per second by outcome",
+                [
+                    (
+                        "sum by (outcome) (rate(gridloop_webhook_deliveries_total[5m]))",
+                        "{{outcome}}",
+                    )
+                ],
+                unit="ops",
+            ),
+            _panel(
+                "Failure share by department",
+                [
+                    (
+                        'sum by (department) (rate(gridloop_webhook_deliveries_total{outcome!="delivered"}[10m]))'  # noqa: E501 (PromQL reads best on one line)
+                        " / sum by (department) (rate(gridloop_webhook_deliveries_total[10m]))",
+                        "{{department}}",
+                    )
+                ],
+                unit="percentunit",
+            ),
+            _panel(
+                "Attempt latency p95",
+                [
+                    (
+                        "histogram_quantile(0.95, sum by (le, department) (rate(gridloop_webhook_attempt_seconds_bucket[5m])))",  # noqa: E501 (PromQL reads best on one line)
+                        "{{department}}",
+                    )
+                ],
+                unit="s",
+            ),
+            _panel(
+                "Pending deliveries",
+                [("sum by (department) (gridloop_webhook_pending)", "{{department}}")],
+            ),
+        ],
+    )
+
+
+DASHBOARDS = {"sla.json": sla, "pipeline.json": pipeline, "webhooks.json": webhooks}
+
+
+def render(dashboard: dict[str, Any]) -> str:
+    return json.dumps(dashboard, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def expressions() -> list[str]:
+    """Every PromQL expression of every dashboard."""
+    return [
+        t["expr"] for build in DASHBOARDS.values() for p in build()["panels"] for t in p["targets"]
+    ]
+
+
+def main(target: str) -> None:
+    out = Path(target)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, build in DASHBOARDS.items():
+        (out / name).write_text(render(build()), encoding="utf-8")
+        print(f"wrote {out / name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "deploy/grafana/dashboards")

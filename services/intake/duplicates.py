@@ -1,0 +1,59 @@
+"""Duplicates (重复上报): a report of the same class within a distance and a time window of
+an open case is merged into it. Pure."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from schemas.events import Point
+
+EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """An open case of the report's class, as a candidate it may duplicate."""
+
+    case_id: str
+    lon: float
+    lat: float
+    reported_at: datetime
+
+
+def metres(a_lon: float, a_lat: float, b_lon: float, b_lat: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(a_lat), math.radians(b_lat)
+    dp, dl = p2 - p1, math.radians(b_lon - a_lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+
+
+def find_duplicate(
+    candidates: Sequence[Nearby],
+    case_id: str,
+    point: Point,
+    now: datetime,
+    radius_m: float,
+    window: timedelta,
+) -> tuple[Nearby, float] | None:
+    """The nearest open case within `radius_m` reported within `window` before `now` (the
+    earliest reported on a tie), with its distance; None if there is none."""
+    best: tuple[float, datetime, str, Nearby] | None = None
+    for c in candidates:
+        if c.case_id == case_id or not (now - window <= c.reported_at <= now):
+            continue
+        d = metres(point.lon, point.lat, c.lon, c.lat)
+        if d <= radius_m and (best is None or (d, c.reported_at, c.case_id) < best[:3]):
+            best = (d, c.reported_at, c.case_id, c)
+    return (best[3], best[0]) if best else None
+
+
+def search_box(point: Point, radius_m: float) -> tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) around `point` holding every point within
+    `radius_m`: the database pre-filter before the exact distance."""
+    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+    dlon = dlat / max(math.cos(math.radians(point.lat)), 1e-6)
+    return point.lon - dlon, point.lat - dlat, point.lon + dlon, point.lat + dlat

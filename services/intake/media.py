@@ -1,0 +1,117 @@
+"""Photos and voice notes uploaded with reports and verifications, kept in MongoDB GridFS.
+
+The type is read from the bytes (magic numbers), never trusted from the client; each kind
+has a size limit. The pure part (`sniff`, `check`) is unit-tested without a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from gridfs import AsyncGridFSBucket, NoFile
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.auth import Principal
+from gridloop.errors import Rejected
+from gridloop.mongo import Document
+
+MiB = 1024 * 1024
+LIMITS = {"photo": 10 * MiB, "voice": 5 * MiB}
+MAX_UPLOAD = max(LIMITS.values())
+
+
+@dataclass(frozen=True)
+class MediaType:
+    content_type: str
+    kind: str  # photo | voice
+
+
+def sniff(head: bytes) -> MediaType | None:
+    """The media type of a file from its first bytes, or None if it is not one we take."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return MediaType("image/jpeg", "photo")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return MediaType("image/png", "photo")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return MediaType("image/webp", "photo")
+    if head.startswith(b"#!AMR\n"):
+        return MediaType("audio/amr", "voice")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return MediaType("audio/wav", "voice")
+    if head.startswith(b"OggS"):
+        return MediaType("audio/ogg", "voice")
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return MediaType("audio/mpeg", "voice")
+    if head[4:8] == b"ftyp" and head[8:11] in (b"M4A", b"mp4", b"iso", b"3gp"):
+        return MediaType("audio/mp4", "voice")
+    return None
+
+
+def check(data: bytes) -> MediaType:
+    """The type of an upload, or a refusal saying why (type, size)."""
+    if not data:
+        raise Rejected(422, ("body", "file"), "the file is empty", "empty_file")
+    found = sniff(data[:16])
+    if found is None:
+        raise Rejected(
+            415,
+            ("body", "file"),
+            "only photos (JPEG, PNG, WebP) and voice notes (AMR, MP3, M4A, WAV, Ogg) are taken",
+            "unsupported_media_type",
+        )
+    limit = LIMITS[found.kind]
+    if len(data) > limit:
+        raise Rejected(
+            413,
+            ("body", "file"),
+            f"a {found.kind} may be at most {limit // MiB} MiB; this one is {len(data)} bytes",
+            "too_large",
+        )
+    return found
+
+
+class MediaStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.bucket = AsyncGridFSBucket(db, bucket_name="media")
+        self.files = db["media.files"]
+
+    async def put(self, data: bytes, filename: str, who: Principal) -> dict[str, Any]:
+        media = check(data)
+        digest = hashlib.sha256(data).hexdigest()
+        metadata = {
+            "content_type": media.content_type,
+            "kind": media.kind,
+            "sha256": digest,
+            "uploaded_by": {"role": who.role.value, "subject": who.subject},
+            "uploaded_at": datetime.now(UTC),
+        }
+        file_id = await self.bucket.upload_from_stream(filename[:200], data, metadata=metadata)
+        return {
+            "media_id": str(file_id),
+            "content_type": media.content_type,
+            "kind": media.kind,
+            "size": len(data),
+            "sha256": digest,
+        }
+
+    async def missing(self, ids: list[str]) -> list[str]:
+        """The ids among `ids` that name no uploaded file."""
+        if not ids:
+            return []
+        found = self.files.find({"_id": {"$in": [ObjectId(i) for i in ids]}}, {"_id": 1})
+        have = {str(d["_id"]) async for d in found}
+        return [i for i in ids if i not in have]
+
+    async def get(self, media_id: str) -> tuple[bytes, str]:
+        try:
+            stream = await self.bucket.open_download_stream(ObjectId(media_id))
+        except (InvalidId, NoFile) as exc:
+            raise Rejected(404, ("path", "media_id"), f"no media {media_id}", "not_found") from exc
+        data = await stream.read()
+        metadata = stream.metadata or {}
+        return data, str(metadata.get("content_type", "application/octet-stream"))

@@ -1,0 +1,99 @@
+"""What each reader may see of a case. Pure.
+
+Staff read the projected case; reporters' names and phone numbers are shown only to the
+roles that may see them (`PERSONAL_DATA_ROLES`). A reporter follows their case through its
+public view: state, case number, public notes — nothing about people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from gridloop.auth import Principal
+from gridloop.auth import Role as Access
+from gridloop.lifecycle import OPEN_STATES, State
+from services.intake.core import PERSONAL_DATA_ROLES
+
+Document = dict[str, Any]
+FOLLOW_PREFIX = "glf_"
+# Timeline reasons a reporter may read: why a report was voided, merged or split.
+PUBLIC_NOTES = frozenset({"voided", "merged", "split"})
+
+
+def follow_token(key: bytes, case_id: str) -> str:
+    """The reporter's token to follow a case: derived, so a retried report gets the same."""
+    digest = hmac.new(key, case_id.encode(), hashlib.sha256).hexdigest()
+    return FOLLOW_PREFIX + digest[:32]
+
+
+def may_follow(key: bytes, case_id: str, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(follow_token(key, case_id), token)
+
+
+def _redacted(reporter: Any) -> Document:
+    rid = reporter.get("id") if isinstance(reporter, dict) else None
+    return {"id": rid, "hidden": "name and phone are shown to hotline and supervision centre"}
+
+
+def staff_view(doc: Document, who: Principal, duplicates: int) -> Document:
+    """The case for staff, without personal data unless `who` may see it."""
+    view = dict(doc)
+    view["case_id"] = view.pop("_id")
+    view["duplicates"] = duplicates  # reports merged into this case
+    if who.role in PERSONAL_DATA_ROLES:
+        return view
+    if "reporter" in view:
+        view["reporter"] = _redacted(view["reporter"])
+    timeline = []
+    for entry in view.get("timeline", []):
+        data = entry.get("data") or {}
+        if "reporter" in data:
+            entry = entry | {"data": data | {"reporter": _redacted(data["reporter"])}}
+        timeline.append(entry)
+    view["timeline"] = timeline
+    return view
+
+
+def department_may_read(doc: Document, who: Principal) -> bool:
+    """A department reaches only the cases dispatched to it (lead or assisting)."""
+    if who.role is not Access.department:
+        return True
+    return who.subject == doc.get("department") or who.subject in (doc.get("assisting") or [])
+
+
+def public_status(state: str) -> str:
+    """Open311's two statuses: open while the loop runs, closed once it ended."""
+    return "open" if State(state) in OPEN_STATES else "closed"
+
+
+def public_view(doc: Document, class_name: str, merged_into: Document | None) -> Document:
+    """What a reporter sees of their case: no names, no phones, no staff ids."""
+    notes = [
+        {"type": e["type"], "at": e["at"], "note": e.get("reason")}
+        if e["type"] in PUBLIC_NOTES
+        else {"type": e["type"], "at": e["at"]}
+        for e in doc.get("timeline", [])
+        if "." not in e["type"]  # lifecycle steps only; SLA facts are internal
+    ]
+    view: Document = {
+        "case_id": doc["_id"],
+        "case_number": doc.get("case_number"),
+        "state": doc["state"],
+        "status": public_status(doc["state"]),
+        "class_name": class_name,
+        "description": doc.get("description"),
+        "reported_at": doc.get("reported_at"),
+        "updated_at": doc.get("updated_at"),
+        "timeline": notes,
+    }
+    if merged_into is not None:
+        # A duplicate follows the case it was merged into.
+        view["merged_into"] = {
+            "case_id": merged_into["_id"],
+            "case_number": merged_into.get("case_number"),
+            "state": merged_into["state"],
+            "status": public_status(merged_into["state"]),
+        }
+    return view

@@ -1,0 +1,104 @@
+"""Prometheus metrics of the SLA engine (`gridloop_sla_*`, `gridloop_case_*`).
+
+Labels stay bounded: department, stage, tier, light (and class where named).
+Histogram buckets sit at the SLA thresholds: the city's limits for clock time, and the
+share of a limit used (0.8 yellow, 1.0 red) for the on-time rate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.sla.core import CaseClocks
+
+WARNINGS = Counter(
+    "gridloop_sla_warnings_total",
+    "Stage clocks that turned yellow (80 % of the limit used)",
+    ["department", "stage"],
+)
+BREACHES = Counter(
+    "gridloop_sla_breaches_total", "Stage deadlines passed unmet (red)", ["department", "stage"]
+)
+ESCALATIONS = Counter(
+    "gridloop_sla_escalations_total",
+    "Overdue cases sent up the ladder, by the tier notified",
+    ["department", "tier"],
+)
+ASSUMED_CALENDAR = Counter(
+    "gridloop_sla_assumed_calendar_total",
+    "SLA events whose deadline reaches a year nobody supplied a calendar for",
+    ["stage"],
+)
+OPEN = Gauge(
+    "gridloop_sla_open_clocks",
+    "Open stage clocks (cases on the clock) by department, stage and traffic light",
+    ["department", "stage", "light"],
+)
+DUE_INDEX = Gauge("gridloop_sla_due_index_size", "Cases with something still to fall due")
+DELAY = Histogram(
+    "gridloop_sla_breach_delay_seconds",
+    "From the deadline to the breach event sent",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+LIMIT_USED = Histogram(
+    "gridloop_sla_limit_used_ratio",
+    "Share of the stage limit used when the stage was done (≤ 1 is on time)",
+    ["department", "stage"],
+    buckets=(0.25, 0.5, 0.8, 1.0, 1.5, 2, 5),
+)
+
+# Buckets at the demo city's limits, in seconds of clock time (see SlaPolicy.thresholds).
+DEFAULT_THRESHOLDS: Sequence[float] = (
+    900,
+    1800,
+    3600,
+    7200,
+    14400,
+    25200,
+    50400,
+    75600,
+    378000,
+)
+STAGE_SECONDS = Histogram(
+    "gridloop_sla_stage_seconds",
+    "Clock time a stage took (working or natural, per the class), e.g. time to handle",
+    ["department", "stage"],
+    buckets=DEFAULT_THRESHOLDS,
+)
+CLOSE_SECONDS = Histogram(
+    "gridloop_case_close_seconds",
+    "Time from report to closure (natural time)",
+    buckets=(3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 15 * 86400, 30 * 86400),
+)
+
+
+class OpenClocks:
+    """Counts of open clocks by (department, stage, light), kept in step with the table."""
+
+    def __init__(self) -> None:
+        self.counts: Tally[tuple[str, str, str]] = Tally()
+
+    @staticmethod
+    def _keys(state: CaseClocks | None) -> Iterable[tuple[str, str, str]]:
+        if state is None:
+            return ()
+        return [(c.department, c.stage.value, c.light) for c in state.clocks]
+
+    def change(self, before: CaseClocks | None, after: CaseClocks | None) -> None:
+        old, new = Tally(self._keys(before)), Tally(self._keys(after))
+        if old == new:
+            return
+        self.counts.subtract(old)
+        self.counts.update(new)
+        for key in old.keys() | new.keys():
+            OPEN.labels(*key).set(self.counts[key])
+
+    def reset(self, states: Iterable[CaseClocks]) -> None:
+        for key in self.counts:
+            OPEN.labels(*key).set(0)
+        self.counts = Tally(k for s in states for k in self._keys(s))
+        for key, n in self.counts.items():
+            OPEN.labels(*key).set(n)

@@ -1,0 +1,406 @@
+"""Department actions and command-centre decisions: events, and refusals in wrong states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.errors import Rejected
+from gridloop.lifecycle import InvalidTransition, State
+from schemas.events import (
+    Actor,
+    CaseExtended,
+    CaseParked,
+    ExtensionDenied,
+    ParkingDenied,
+    Role,
+)
+from services.dispatch import core
+from services.projections.core import CaseView, PendingRequest
+
+CASE = "C-20250301-0042"
+NOW = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
+DUE = NOW + timedelta(hours=2)
+LATER = NOW + timedelta(days=2)
+
+
+@pytest.fixture(scope="module")
+def pack() -> CityPack:
+    return load_city_pack(DEMO_CITY_PACK)
+
+
+def case(**overrides: Any) -> CaseView:
+    fields: dict[str, Any] = {
+        "case_id": CASE,
+        "state": State.dispatched,
+        "version": 4,
+        "kind": "event",
+        "class_code": "0102",
+        "grid_code": "110101001002001",
+        "department": "SANITATION",
+        "assisting": ("STREET-001",),
+        "deadline": DUE,
+    }
+    return CaseView(**(fields | overrides))
+
+
+def pending(kind: str, **overrides: Any) -> PendingRequest:
+    fields: dict[str, Any] = {
+        "request_id": "r-1",
+        "kind": kind,
+        "department": "SANITATION",
+        "reason": "the crane is booked",
+        "case_version": 4,
+        "deadline": LATER if kind == "extension" else None,
+    }
+    return PendingRequest(**(fields | overrides))
+
+
+def refused(status: int, kind: str, call: Any, *args: Any) -> Rejected:
+    with pytest.raises(Rejected) as info:
+        call(*args)
+    assert (info.value.status, info.value.kind) == (status, kind), info.value.reason
+    return info.value
+
+
+# --- who may act --------------------------------------------------------------------------
+
+
+def test_another_department_is_refused_everything() -> None:
+    other = "WATER"
+    calls: list[tuple[Any, ...]] = [
+        (core.decide_acknowledge, case(), other, core.AcknowledgeIn(handler_id="h")),
+        (core.decide_handled, case(), other, core.HandledIn(handler_id="h")),
+        (core.decide_return, case(), other, core.ReturnIn(handler_id="h", reason="r")),
+        (
+            core.decide_extension_request,
+            case(),
+            other,
+            core.ExtensionIn(handler_id="h", deadline=LATER, reason="r"),
+            "r-1",
+            NOW,
+        ),
+        (
+            core.decide_parking_request,
+            case(),
+            other,
+            core.ParkingIn(handler_id="h", reason="r"),
+            "r",
+        ),
+        (
+            core.decide_explain,
+            case(),
+            other,
+            core.ExplainIn(handler_id="h", explanation="e"),
+            DUE + timedelta(hours=1),
+        ),
+    ]
+    for call, *args in calls:
+        rejected = refused(403, "forbidden", call, *args)
+        assert rejected.loc == ("path", "department")
+        assert f"not dispatched to {other}" in rejected.reason
+
+
+def test_an_assisting_department_may_acknowledge_but_not_handle_or_return() -> None:
+    event = core.decide_acknowledge(case(), "STREET-001", core.AcknowledgeIn(handler_id="h-9"))
+    assert event.department == "STREET-001"
+    assert event.actor == Actor(role=Role.department, id="STREET-001/h-9")
+    refused(
+        403, "forbidden", core.decide_handled, case(), "STREET-001", core.HandledIn(handler_id="h")
+    )
+    refused(
+        403,
+        "forbidden",
+        core.decide_return,
+        case(),
+        "STREET-001",
+        core.ReturnIn(handler_id="h", reason="r"),
+    )
+
+
+# --- acknowledge, return, handled ---------------------------------------------------------
+
+
+def test_acknowledge_annotates_the_current_version() -> None:
+    event = core.decide_acknowledge(case(), "SANITATION", core.AcknowledgeIn(handler_id="h"))
+    assert (event.case_version, event.department) == (4, "SANITATION")
+    parked = core.decide_acknowledge(
+        case(state=State.parked), "SANITATION", core.AcknowledgeIn(handler_id="h")
+    )
+    assert parked.case_version == 4
+
+
+@pytest.mark.parametrize("state", [State.handled, State.returned, State.closed, State.filed])
+def test_acknowledge_in_the_wrong_state_is_refused(state: State) -> None:
+    rejected = refused(
+        409,
+        "invalid_transition",
+        core.decide_acknowledge,
+        case(state=state),
+        "SANITATION",
+        core.AcknowledgeIn(handler_id="h"),
+    )
+    assert f"is {state}" in rejected.reason
+
+
+def test_return_goes_back_to_the_command_centre_with_the_reason() -> None:
+    answer = core.ReturnIn(handler_id="h", reason="the pipe is the water company's")
+    event = core.decide_return(case(), "SANITATION", answer)
+    assert (event.version, event.department, event.reason) == (5, "SANITATION", answer.reason)
+
+
+@pytest.mark.parametrize("state", [State.parked, State.handled, State.returned])
+def test_return_in_the_wrong_state_is_invalid(state: State) -> None:
+    with pytest.raises(InvalidTransition):
+        core.decide_return(
+            case(state=state), "SANITATION", core.ReturnIn(handler_id="h", reason="r")
+        )
+
+
+def test_handled_photos_must_be_links() -> None:
+    with pytest.raises(ValueError, match="photos"):
+        core.HandledIn.model_validate({"handler_id": "h", "photos": ["not a url"]})
+
+
+# --- extension ----------------------------------------------------------------------------
+
+
+def _extension(deadline: datetime = LATER) -> core.ExtensionIn:
+    return core.ExtensionIn(handler_id="h", deadline=deadline, reason="the crane is booked")
+
+
+def test_an_extension_request_carries_the_deadline_asked_for() -> None:
+    event = core.decide_extension_request(case(), "SANITATION", _extension(), "r-7", NOW)
+    assert (event.deadline, event.request_id, event.case_version) == (LATER, "r-7", 4)
+
+
+def test_an_extension_must_end_after_the_current_deadline() -> None:
+    rejected = refused(
+        422,
+        "deadline_not_later",
+        core.decide_extension_request,
+        case(),
+        "SANITATION",
+        _extension(DUE - timedelta(minutes=1)),
+        "r",
+        NOW,
+    )
+    assert rejected.loc == ("body", "deadline")
+
+
+def test_a_second_request_while_one_is_pending_is_refused() -> None:
+    waiting = case(pending_request=pending("parking"))
+    rejected = refused(
+        409,
+        "request_pending",
+        core.decide_extension_request,
+        waiting,
+        "SANITATION",
+        _extension(),
+        "r",
+        NOW,
+    )
+    assert "parking request r-1" in rejected.reason
+    refused(
+        409,
+        "request_pending",
+        core.decide_parking_request,
+        waiting,
+        "SANITATION",
+        core.ParkingIn(handler_id="h", reason="r"),
+        "r",
+    )
+
+
+def test_extension_of_a_parked_case_is_invalid() -> None:
+    with pytest.raises(InvalidTransition):
+        core.decide_extension_request(
+            case(state=State.parked), "SANITATION", _extension(), "r", NOW
+        )
+
+
+def test_approving_an_extension_moves_the_deadline() -> None:
+    decision = core.DecisionIn(dispatcher="cc-1")
+    event = core.decide_extension(case(pending_request=pending("extension")), decision, True, NOW)
+    assert isinstance(event, CaseExtended)
+    assert (event.version, event.deadline, event.request_id) == (5, LATER, "r-1")
+    assert event.actor == Actor(role=Role.command_centre, id="cc-1")
+    other = NOW + timedelta(days=1)
+    shorter = core.decide_extension(
+        case(pending_request=pending("extension")),
+        core.DecisionIn(dispatcher="cc-1", deadline=other),
+        True,
+        NOW,
+    )
+    assert shorter.deadline == other  # type: ignore[union-attr]
+
+
+def test_denying_an_extension_needs_a_reason() -> None:
+    with_request = case(pending_request=pending("extension"))
+    refused(
+        422,
+        "missing",
+        core.decide_extension,
+        with_request,
+        core.DecisionIn(dispatcher="c"),
+        False,
+        NOW,
+    )
+    event = core.decide_extension(
+        with_request, core.DecisionIn(dispatcher="c", reason="the road must open"), False, NOW
+    )
+    assert isinstance(event, ExtensionDenied)
+    assert (event.request_id, event.department, event.case_version) == ("r-1", "SANITATION", 4)
+
+
+def test_deciding_without_a_pending_request_is_refused() -> None:
+    decision = core.DecisionIn(dispatcher="c", reason="x")
+    for view in (case(), case(pending_request=pending("parking"))):
+        refused(409, "no_pending_request", core.decide_extension, view, decision, True, NOW)
+    refused(
+        409,
+        "no_pending_request",
+        core.decide_parking,
+        case(pending_request=pending("extension")),
+        decision,
+        True,
+    )
+    stale = case(version=6, pending_request=pending("extension"))  # made at version 4
+    refused(409, "no_pending_request", core.decide_extension, stale, decision, True, NOW)
+
+
+# --- parking and resume -------------------------------------------------------------------
+
+
+def test_parking_approved_then_resumed() -> None:
+    request = core.decide_parking_request(
+        case(), "SANITATION", core.ParkingIn(handler_id="h", reason="permit"), "r-2"
+    )
+    assert request.reason == "permit"
+    parked = core.decide_parking(
+        case(pending_request=pending("parking", request_id="r-2")),
+        core.DecisionIn(dispatcher="c"),
+        True,
+    )
+    assert isinstance(parked, CaseParked)
+    assert (parked.version, parked.request_id) == (5, "r-2")
+    actor = Actor(role=Role.department, id="SANITATION/h")
+    resumed = core.decide_resume(case(state=State.parked, version=5), actor, None)
+    assert resumed.version == 6
+
+
+def test_parking_denied() -> None:
+    event = core.decide_parking(
+        case(pending_request=pending("parking")),
+        core.DecisionIn(dispatcher="c", reason="no"),
+        False,
+    )
+    assert isinstance(event, ParkingDenied)
+
+
+def test_resume_of_a_case_that_is_not_parked_is_invalid() -> None:
+    actor = Actor(role=Role.command_centre, id="c")
+    with pytest.raises(InvalidTransition):
+        core.decide_resume(case(), actor, None)
+
+
+# --- explain ------------------------------------------------------------------------------
+
+
+def test_only_an_overdue_case_is_explained() -> None:
+    answer = core.ExplainIn(handler_id="h", explanation="the crew was at a fire")
+    refused(409, "not_overdue", core.decide_explain, case(), "SANITATION", answer, NOW)
+    event = core.decide_explain(case(), "SANITATION", answer, DUE + timedelta(minutes=1))
+    assert (event.case_version, event.explanation) == (4, answer.explanation)
+    refused(
+        409,
+        "invalid_transition",
+        core.decide_explain,
+        case(state=State.handled),
+        "SANITATION",
+        answer,
+        DUE + timedelta(minutes=1),
+    )
+
+
+# --- dispatch by hand ---------------------------------------------------------------------
+
+
+def _order(**overrides: Any) -> core.DispatchIn:
+    fields: dict[str, Any] = {
+        "dispatcher": "cc-1",
+        "department": "WATER",
+        "assisting": ["SANITATION"],
+        "reason": "the pipe burst under the litter",
+    }
+    return core.DispatchIn.model_validate(fields | overrides)
+
+
+@pytest.mark.parametrize(
+    "state", [State.filed, State.returned, State.rework, State.dispatched, State.parked]
+)
+def test_dispatch_by_hand(pack: CityPack, state: State) -> None:
+    event = core.decide_manual_dispatch(pack, case(state=state), _order(), NOW)
+    assert (event.department, event.assisting, event.basis) == ("WATER", ["SANITATION"], "manual")
+    assert event.version == 5
+    assert event.deadline == NOW + timedelta(hours=4)  # the class's limit
+    assert event.actor == Actor(role=Role.command_centre, id="cc-1")
+    assert event.reason == "the pipe burst under the litter"
+
+
+@pytest.mark.parametrize("state", [State.handled, State.closed, State.reported, State.voided])
+def test_dispatch_by_hand_in_the_wrong_state_is_invalid(pack: CityPack, state: State) -> None:
+    with pytest.raises(InvalidTransition):
+        core.decide_manual_dispatch(pack, case(state=state), _order(), NOW)
+
+
+def test_dispatch_by_hand_refuses_unknown_or_repeated_departments(pack: CityPack) -> None:
+    rejected = refused(
+        422,
+        "unknown_department",
+        core.decide_manual_dispatch,
+        pack,
+        case(),
+        _order(department="X"),
+        NOW,
+    )
+    assert rejected.loc == ("body", "department")
+    rejected = refused(
+        422,
+        "unknown_department",
+        core.decide_manual_dispatch,
+        pack,
+        case(),
+        _order(assisting=["SANITATION", "Y"]),
+        NOW,
+    )
+    assert rejected.loc == ("body", "assisting", "1")
+    refused(
+        422,
+        "duplicate_department",
+        core.decide_manual_dispatch,
+        pack,
+        case(),
+        _order(assisting=["WATER"]),
+        NOW,
+    )
+    refused(
+        422,
+        "deadline_passed",
+        core.decide_manual_dispatch,
+        pack,
+        case(),
+        _order(deadline=NOW - timedelta(hours=1)),
+        NOW,
+    )
+
+
+def test_rework_goes_back_to_the_department_that_handled_it(pack: CityPack) -> None:
+    handled_by_water = case(state=State.rework, department="WATER", assisting=(), version=7)
+    event = core.decide_rework_dispatch(pack, handled_by_water, 7, NOW)
+    assert (event.department, event.version) == ("WATER", 8)
+    assert "rework" in event.rule

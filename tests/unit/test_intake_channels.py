@@ -1,0 +1,434 @@
+"""Intake's channels, filing, duplicates, views and media: pure decisions, no servers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gridloop.auth import Principal
+from gridloop.auth import Role as Access
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.errors import Rejected
+from gridloop.lifecycle import InvalidTransition, State
+from schemas.events import CaseFiled, CaseMerged, CaseReported, CaseSplit, CaseVoided, Point, Role
+from services.intake.core import (
+    FileIn,
+    MergeIn,
+    ReportIn,
+    SplitIn,
+    VerificationIn,
+    VoidIn,
+    case_number,
+    decide_file,
+    decide_merge,
+    decide_report,
+    decide_split,
+    decide_verification,
+    decide_void,
+    local_day,
+    to_file,
+)
+from services.intake.duplicates import Nearby, find_duplicate, metres, search_box
+from services.intake.media import LIMITS, check, sniff
+from services.intake.views import follow_token, may_follow, public_view, staff_view
+from services.projections.core import CaseView
+
+NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)
+CASE = "case-1"
+COVER = "1101010101000001"  # water manhole cover in grid …001001 at (116.4005, 39.9204)
+SUPERVISOR = Principal(Access.supervisor, "SUP-0001")
+HOTLINE = Principal(Access.hotline, "op-3")
+CITIZEN = Principal(Access.public, "anonymous")
+ACCOUNT = Principal(Access.public, "user-77")
+CENTRE = Principal(Access.supervision_centre, "centre-1")
+
+
+@pytest.fixture(scope="module")
+def pack() -> CityPack:
+    return load_city_pack(DEMO_CITY_PACK)
+
+
+def report(**fields: Any) -> ReportIn:
+    base: dict[str, Any] = {
+        "channel": "website",
+        "kind": "event",
+        "class_code": "0102",
+        "point": {"lon": 116.4035, "lat": 39.9205},
+        "description": "rubbish",
+    }
+    return ReportIn.model_validate(base | fields)
+
+
+def refused(excinfo: pytest.ExceptionInfo[Rejected], status: int, loc: tuple[str, ...]) -> str:
+    assert excinfo.value.status == status
+    assert excinfo.value.loc == loc
+    return excinfo.value.kind
+
+
+# --- channels and roles ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel", "who", "allowed"),
+    [
+        ("website", CITIZEN, True),
+        ("website", SUPERVISOR, True),
+        ("hotline", CITIZEN, False),
+        ("hotline", SUPERVISOR, False),
+        ("hotline", HOTLINE, True),
+        ("supervisor", CITIZEN, False),
+        ("supervisor", HOTLINE, False),
+        ("supervisor", Principal(Access.department, "WATER"), False),
+        ("supervisor", SUPERVISOR, True),
+    ],
+)
+def test_each_channel_admits_its_roles(
+    pack: CityPack, channel: str, who: Principal, allowed: bool
+) -> None:
+    r = report(channel=channel, reporter={"phone": "13900000000"})
+    if allowed:
+        assert decide_report(r, pack, CASE, who, NOW)
+    else:
+        with pytest.raises(Rejected) as info:
+            decide_report(r, pack, CASE, who, NOW)
+        if who == CITIZEN:  # no credential at all: ask for one
+            assert refused(info, 401, ("header", "Authorization")) == "unauthenticated"
+        else:
+            assert refused(info, 403, ("body", "channel")) == "forbidden"
+
+
+def test_a_citizen_account_reports_as_itself(pack: CityPack) -> None:
+    reported = decide_report(report(), pack, CASE, ACCOUNT, NOW)[0]
+    assert reported.actor.role is Role.citizen
+    assert reported.actor.id == "user-77"
+
+
+def test_a_component_report_takes_point_grid_and_class_from_the_inventory(pack: CityPack) -> None:
+    r = report(channel="supervisor", kind=None, class_code=None, point=None, component_id=COVER)
+    reported, filed = decide_report(r, pack, CASE, SUPERVISOR, NOW, case_number="n")
+    assert isinstance(reported, CaseReported)
+    assert isinstance(filed, CaseFiled)
+    assert reported.point == Point(lon=116.4005, lat=39.9204)
+    assert (reported.kind, reported.class_code) == ("component", "0101")
+    assert reported.grid_code == filed.grid_code == "110101001001001"
+    assert reported.component_id == filed.component_id == COVER
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc", "kind"),
+    [
+        ({"component_id": "1101010101999999"}, ("body", "component_id"), "unknown_component"),
+        ({"component_id": "1101010305000002"}, ("body", "component_id"), "removed_component"),
+        ({"component_id": COVER, "kind": "event"}, ("body", "kind"), "kind_mismatch"),
+        (
+            {"component_id": COVER, "kind": "component", "class_code": "0118"},
+            ("body", "class_code"),
+            "class_mismatch",
+        ),
+        ({"kind": None}, ("body", "kind"), "missing"),
+        ({"class_code": None}, ("body", "class_code"), "missing"),
+        ({"point": None}, ("body", "point"), "missing"),
+        ({"grid_code": "110101001001001"}, ("body", "grid_code"), "grid_mismatch"),
+    ],
+)
+def test_bad_reports_name_the_field(
+    pack: CityPack, fields: dict[str, Any], loc: tuple[str, ...], kind: str
+) -> None:
+    base = {"kind": None, "class_code": None} if "component_id" in fields else {}
+    with pytest.raises(Rejected) as info:
+        decide_report(report(**(base | fields)), pack, CASE, CITIZEN, NOW)
+    assert refused(info, 422, loc) == kind
+
+
+def test_a_hotline_report_needs_the_caller_s_phone(pack: CityPack) -> None:
+    with pytest.raises(Rejected) as info:
+        decide_report(report(channel="hotline"), pack, CASE, HOTLINE, NOW)
+    refused(info, 422, ("body", "reporter", "phone"))
+
+
+def test_a_hotline_report_located_by_address_and_grid(pack: CityPack) -> None:
+    r = report(
+        channel="hotline",
+        point=None,
+        grid_code="110101002001002",
+        address="景山东街 12 号门口",
+        reporter={"name": "李女士", "phone": "13900000000"},
+    )
+    reported = decide_report(r, pack, CASE, HOTLINE, NOW)[0]
+    assert isinstance(reported, CaseReported)
+    assert reported.grid_code == "110101002001002"
+    assert reported.address == "景山东街 12 号门口"
+    assert (
+        pack.locate(reported.point.lon, reported.point.lat) == pack.grid_by_code["110101002001002"]
+    )  # the grid's inner point stands in
+    assert reported.reporter.phone == "13900000000"
+    assert reported.verifier == "SUP-0003"
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc"),
+    [
+        ({"point": None}, ("body", "point")),
+        ({"point": None, "grid_code": "110101002001002"}, ("body", "address")),
+        ({"point": None, "grid_code": "110101009001002", "address": "x"}, ("body", "grid_code")),
+    ],
+)
+def test_a_hotline_report_without_a_location(
+    pack: CityPack, fields: dict[str, Any], loc: tuple[str, ...]
+) -> None:
+    r = report(channel="hotline", reporter={"phone": "1"}, **fields)
+    with pytest.raises(Rejected) as info:
+        decide_report(r, pack, CASE, HOTLINE, NOW)
+    refused(info, 422, loc)
+
+
+def test_supervisor_reports_wait_when_the_pack_files_by_hand(pack: CityPack) -> None:
+    manual = CityPack(
+        pack.city.model_copy(
+            update={"intake": pack.city.intake.model_copy(update={"auto_file": False})}
+        ),
+        [(g, pack.polygon(g.code)) for g in pack.grids],
+        list(pack.components.values()),
+    )
+    events = decide_report(report(channel="supervisor"), manual, CASE, SUPERVISOR, NOW)
+    assert [type(e) for e in events] == [CaseReported]
+    assert to_file(events) is None
+
+
+# --- duplicates -----------------------------------------------------------------------------
+
+
+def near(case_id: str, dlon_m: float, ago: timedelta = timedelta(hours=1)) -> Nearby:
+    # 1 m of longitude at 39.92° N is about 1 / 85,360 degrees.
+    return Nearby(case_id, 116.4035 + dlon_m / 85_360, 39.9205, NOW - ago)
+
+
+def test_a_report_near_an_open_case_of_its_class_is_merged(pack: CityPack) -> None:
+    nearby = [near("far", 45), near("close", 10), near("old", 5, timedelta(days=4))]
+    events = decide_report(report(), pack, CASE, CITIZEN, NOW, nearby)
+    assert [type(e) for e in events] == [CaseReported, CaseMerged]
+    merged = events[1]
+    assert isinstance(merged, CaseMerged)
+    assert merged.into_case_id == "close"
+    assert merged.actor.role is Role.system
+    assert "10 m" in (merged.reason or "")
+
+
+def test_the_radius_is_per_class(pack: CityPack) -> None:
+    """Exposed garbage (0102) merges within 30 m, not 45 m; the default is 50 m."""
+    assert len(decide_report(report(), pack, CASE, CITIZEN, NOW, [near("a", 45)])) == 1
+    parking = report(class_code="0505")
+    assert len(decide_report(parking, pack, CASE, CITIZEN, NOW, [near("a", 45)])) == 2
+
+
+def test_find_duplicate_window_and_ties() -> None:
+    p = Point(lon=116.4035, lat=39.9205)
+    window = timedelta(days=1)
+    assert find_duplicate([near("a", 1, timedelta(days=2))], CASE, p, NOW, 50, window) is None
+    assert find_duplicate([near(CASE, 0)], CASE, p, NOW, 50, window) is None  # itself
+    older, newer = near("b", 5, timedelta(hours=5)), near("a", 5, timedelta(hours=1))
+    found = find_duplicate([newer, older], CASE, p, NOW, 50, window)
+    assert found is not None
+    assert found[0].case_id == "b"  # same distance: the earlier report
+
+
+def test_metres_and_search_box() -> None:
+    assert metres(116.4, 39.92, 116.4, 39.92) == 0
+    assert 110_000 < metres(116.4, 39.0, 116.4, 40.0) < 112_000
+    p = Point(lon=116.4035, lat=39.9205)
+    west, south, east, north = search_box(p, 50)
+    assert metres(p.lon, p.lat, east, p.lat) == pytest.approx(50, rel=1e-3)
+    assert metres(p.lon, p.lat, p.lon, north) == pytest.approx(50, rel=1e-3)
+    assert west < p.lon < east and south < p.lat < north
+
+
+# --- filing, voiding, merging by hand ----------------------------------------------------------
+
+
+def view(state: State, version: int = 2, case_id: str = CASE) -> CaseView:
+    return CaseView(
+        case_id=case_id,
+        state=state,
+        version=version,
+        kind="event",
+        class_code="0102",
+        grid_code="110101001002002",
+        component_id=None,
+    )
+
+
+def test_case_numbers_are_class_date_and_sequence(pack: CityPack) -> None:
+    assert case_number("component", "0101", date(2026, 3, 2), 7) == "B0101-20260302-0007"
+    assert case_number("event", "01010", date(2026, 3, 2), 12345) == "S01010-20260302-12345"
+    assert local_day(pack, NOW) == date(2026, 3, 2)  # 17:30 UTC is the next day in Beijing
+
+
+def test_the_centre_files_a_verified_case_with_its_number() -> None:
+    (filed,) = decide_file(view(State.verified), FileIn(note="clear"), CENTRE, "S0102-1")
+    assert isinstance(filed, CaseFiled)
+    assert filed.version == 3
+    assert filed.case_number == "S0102-1"
+    assert filed.actor.role is Role.supervision_centre
+    assert filed.actor.id == "centre-1"
+    assert filed.reason == "clear"
+    with pytest.raises(InvalidTransition):
+        decide_file(view(State.filed), FileIn(), CENTRE, None)
+
+
+def test_a_confirmation_waits_for_the_centre_when_filing_is_by_hand() -> None:
+    supervisor = Principal(Access.supervisor, "SUP-0002")
+    answer = VerificationIn(confirmed=True, media=["0123456789abcdef01234567"])
+    events = decide_verification(view(State.reported, 1), answer, supervisor, auto_file=False)
+    assert [e.ce_type for e in events] == ["gridloop.case.verified"]
+    assert events[0].model_dump()["media"] == ["0123456789abcdef01234567"]
+
+
+def test_a_verification_by_someone_else_s_name_is_refused() -> None:
+    answer = VerificationIn(confirmed=True, supervisor_id="SUP-9")
+    with pytest.raises(Rejected) as info:
+        decide_verification(view(State.reported, 1), answer, SUPERVISOR)
+    refused(info, 403, ("body", "supervisor_id"))
+
+
+def test_void_needs_a_reason_and_records_it() -> None:
+    (voided,) = decide_void(view(State.reported, 1), VoidIn(reason="not a city matter"), CENTRE)
+    assert isinstance(voided, CaseVoided)
+    assert (voided.reason, voided.version, voided.actor.id) == ("not a city matter", 2, "centre-1")
+    with pytest.raises(ValueError):
+        VoidIn.model_validate({"reason": ""})
+
+
+def test_merge_by_hand() -> None:
+    into = view(State.dispatched, 5, "target")
+    (merged,) = decide_merge(view(State.reported, 1), into, MergeIn(into_case_id="target"), CENTRE)
+    assert isinstance(merged, CaseMerged)
+    assert merged.into_case_id == "target"
+    assert merged.reason
+    with pytest.raises(Rejected) as info:
+        decide_merge(view(State.reported, 1), view(State.closed, 9, "target"), MergeIn(
+            into_case_id="target"), CENTRE)  # fmt: skip
+    refused(info, 409, ("body", "into_case_id"))
+    with pytest.raises(Rejected) as info:
+        decide_merge(view(State.reported, 1), view(State.reported, 1), MergeIn(
+            into_case_id=CASE), CENTRE)  # fmt: skip
+    refused(info, 422, ("body", "into_case_id"))
+    with pytest.raises(InvalidTransition):
+        decide_merge(view(State.filed, 3), into, MergeIn(into_case_id="target"), CENTRE)
+
+
+def test_split_returns_a_merged_report_to_reported() -> None:
+    (split,) = decide_split(view(State.merged, 2), "target", SplitIn(reason="other bin"), CENTRE)
+    assert isinstance(split, CaseSplit)
+    assert (split.version, split.from_case_id, split.reason) == (3, "target", "other bin")
+    with pytest.raises(InvalidTransition):
+        decide_split(view(State.reported, 1), None, SplitIn(reason="x"), CENTRE)
+
+
+# --- views: personal data and the reporter's view ------------------------------------------------
+
+DOC: dict[str, Any] = {
+    "_id": CASE,
+    "state": "dispatched",
+    "version": 4,
+    "kind": "event",
+    "class_code": "0102",
+    "description": "rubbish",
+    "reporter": {"id": None, "name": "李女士", "phone": "13900000000"},
+    "timeline": [
+        {"type": "reported", "at": NOW, "reason": None, "data": {"reporter": {"name": "李女士",
+         "phone": "13900000000"}}, "actor": {"role": "citizen", "id": "website"}},
+        {"type": "voided", "at": NOW, "reason": "spam", "data": {}, "actor": {"id": "c-1"}},
+        {"type": "gridloop.sla.breach", "at": NOW, "data": {"department": "X"}},
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("role", "sees"),
+    [
+        (Access.hotline, True),
+        (Access.supervision_centre, True),
+        (Access.admin, True),
+        (Access.supervisor, False),
+        (Access.command_centre, False),
+        (Access.department, False),
+    ],
+)
+def test_names_and_phones_only_for_roles_that_may_see_them(role: Access, sees: bool) -> None:
+    shown = str(staff_view(DOC, Principal(role, "x"), 2))
+    assert ("13900000000" in shown) is sees
+    assert ("李女士" in shown) is sees
+    assert staff_view(DOC, Principal(role, "x"), 2)["duplicates"] == 2
+
+
+def test_the_public_view_shows_status_and_public_notes_only() -> None:
+    shown = public_view(DOC, "暴露垃圾", None)
+    assert shown["status"] == "open"
+    assert shown["class_name"] == "暴露垃圾"
+    assert [e["type"] for e in shown["timeline"]] == ["reported", "voided"]
+    assert shown["timeline"][1]["note"] == "spam"
+    text = str(shown)
+    for secret in ("13900000000", "李女士", "c-1", "website", "department"):
+        assert secret not in text
+    target = {"_id": "t", "state": "closed", "case_number": "S0102-20260302-0001"}
+    merged = public_view(DOC | {"state": "merged"}, "x", target)
+    assert merged["status"] == "closed"
+    assert merged["merged_into"]["case_number"] == "S0102-20260302-0001"
+
+
+def test_follow_tokens() -> None:
+    token = follow_token(b"k" * 32, CASE)
+    assert token == follow_token(b"k" * 32, CASE)
+    assert may_follow(b"k" * 32, CASE, token)
+    assert not may_follow(b"k" * 32, "case-2", token)
+    assert not may_follow(b"x" * 32, CASE, token)
+    assert not may_follow(b"k" * 32, CASE, None)
+
+
+# --- media ----------------------------------------------------------------------------------
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 100
+AMR = b"#!AMR\n" + b"\x00" * 100
+
+
+@pytest.mark.parametrize(
+    ("head", "content_type"),
+    [
+        (JPEG, "image/jpeg"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 8, "image/png"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (AMR, "audio/amr"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav"),
+        (b"OggS\x00\x02" + b"\x00" * 10, "audio/ogg"),
+        (b"ID3\x04\x00" + b"\x00" * 10, "audio/mpeg"),
+        (b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 4, "audio/mp4"),
+    ],
+)
+def test_media_types_are_read_from_the_bytes(head: bytes, content_type: str) -> None:
+    found = sniff(head[:16])
+    assert found is not None
+    assert found.content_type == content_type
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "kind"),
+    [
+        (b"", 422, "empty_file"),
+        (b"%PDF-1.7 not a photo", 415, "unsupported_media_type"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", 415, "unsupported_media_type"),
+        (JPEG + b"\x00" * LIMITS["photo"], 413, "too_large"),
+        (AMR + b"\x00" * LIMITS["voice"], 413, "too_large"),
+    ],
+)
+def test_media_limits(data: bytes, status: int, kind: str) -> None:
+    with pytest.raises(Rejected) as info:
+        check(data)
+    assert (info.value.status, info.value.kind) == (status, kind)
+    assert info.value.loc == ("body", "file")
+
+
+def test_media_at_the_limit_is_taken() -> None:
+    assert check(JPEG + b"\x00" * (LIMITS["photo"] - len(JPEG))).kind == "photo"

@@ -1,0 +1,100 @@
+"""The SLA part of the city pack: the demo's terms, and every error of a broken sla.yaml."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gridloop.citypack import CityPackError, load_city_pack
+from gridloop.citypack.sla import load_sla_policy
+from gridloop.config import DEMO_CITY_PACK
+from schemas.events import Stage
+
+PACK = load_city_pack(DEMO_CITY_PACK)
+H = timedelta(hours=1)
+
+
+def test_the_demo_terms_per_class_and_urgency() -> None:
+    policy = load_sla_policy(DEMO_CITY_PACK, PACK)
+    garbage = policy.terms("event", "0102", "normal")
+    assert garbage.clock_kind == "working"
+    assert garbage.limits[Stage.handle] == 4 * H
+    assert garbage.limits[Stage.explain] == 7 * H  # P1D: one working day of office hours
+    assert [r.tier for r in garbage.ladder] == ["community", "street", "district", "city"]
+    assert garbage.ladder[1].after == 7 * H
+    urgent = policy.terms("event", "0102", "urgent")
+    assert urgent.limits[Stage.handle] == 2 * H
+    assert [r.tier for r in urgent.ladder] == ["street", "district", "city"]
+    collapse = policy.terms("event", "0401", None)
+    assert collapse.clock_kind == "natural"
+    assert collapse.limits[Stage.handle] == H
+    lamp = policy.terms("component", "0118", None)
+    assert lamp.limits[Stage.handle] == 2 * 7 * H  # the class's P2D in working days
+
+
+def test_tier_offices() -> None:
+    policy = load_sla_policy(DEMO_CITY_PACK, PACK)
+    grid = "110101002001003"
+    assert policy.office("community", grid) == "COMMUNITY-002001"
+    assert policy.office("street", grid) == "STREET-002"
+    assert policy.office("district", grid) == "DISTRICT-110101"
+    assert policy.office("city", None) == "CITY-110000"
+    for tier in ("community", "street", "district", "city"):
+        assert policy.office(tier, grid) in PACK.departments
+
+
+def test_a_pack_without_sla_yaml_times_handling_only(tmp_path: Path) -> None:
+    policy = load_sla_policy(tmp_path, PACK)
+    terms = policy.terms("event", "0102", None)
+    assert set(terms.limits) == {Stage.handle}
+    assert terms.ladder == ()
+
+
+def test_a_city_supplied_year(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(DEMO_CITY_PACK, pack)
+    raw: dict[str, Any] = yaml.safe_load((pack / "sla.yaml").read_text(encoding="utf-8"))
+    raw["calendar"] = {2027: {"holidays": [date(2027, 1, 1)], "workdays": []}}
+    (pack / "sla.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    policy = load_sla_policy(pack, PACK)
+    assert not policy.calendar.is_working_day(date(2027, 1, 1))
+    assert 2027 in policy.calendar.years
+
+
+def test_every_error_is_listed(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(DEMO_CITY_PACK, pack)
+    raw: dict[str, Any] = yaml.safe_load((pack / "sla.yaml").read_text(encoding="utf-8"))
+    raw["offices"]["district"] = "NOWHERE"
+    raw["offices"]["community"]["009009"] = "COMMUNITY-001001"
+    raw["rules"].append({"match": {"kind": "event", "code": "0999"}, "limits": {"handle": "PT1H"}})
+    raw["rules"].append(
+        {"ladder": [{"tier": "city", "after": "PT0S"}, {"tier": "street", "after": "PT1H"}]}
+    )
+    raw["calendar"] = {2027: {"holidays": [date(2028, 1, 1)]}}
+    (pack / "sla.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    with pytest.raises(CityPackError) as caught:
+        load_sla_policy(pack, PACK)
+    errors = "\n".join(caught.value.errors)
+    for expected in (
+        "offices.district: unknown department NOWHERE",
+        "unknown community 009009",
+        "unknown event class 0999",
+        "tiers must go up",
+        "2028-01-01 is not in 2027",
+    ):
+        assert expected in errors, errors
+
+
+def test_office_hours_must_be_sensible(tmp_path: Path) -> None:
+    (tmp_path / "sla.yaml").write_text(
+        'format: gridloop-sla/1\noffice_hours: [["12:00", "09:00"]]\n', "utf-8"
+    )
+    with pytest.raises(CityPackError) as caught:
+        load_sla_policy(tmp_path, PACK)
+    assert "office_hours" in "\n".join(caught.value.errors)
