@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools up test lint unit integration e2e format schemas clean
+.PHONY: setup tools up test lint unit integration e2e faults format schemas clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ integration: setup
 
 e2e: setup
 	$(BIN)/pytest -q tests/e2e
+
+# The fault suite (kills, outages, poison, replay): long, so not part of `make test`. It
+# prints a summary and rewrites docs/reliability.md with the figures.
+faults: setup
+	$(BIN)/pytest -q -p no:cacheprovider tests/faults
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -101,7 +101,8 @@ def city_check(path: Path) -> None:
     console.print(
         f"[green]ok[/] {pack.city.name}: {len(pack.grids)} grids, "
         f"{len(pack.classes)} classes, {len(pack.departments)} departments, "
-        f"{len(pack.components)} components",
+        f"{len(pack.components)} components, {len(pack.routing.rules)} location rules, "
+        f"{len(pack.sla.file.rules)} SLA rules",
         soft_wrap=True,
     )
 
@@ -212,3 +213,18 @@ def webhooks_replay(
 
     count = asyncio.run(work())
     console.print(f"replaying {count} delivery(ies)" if count != 1 else "replaying 1 delivery")
+
+
+projections_app = typer.Typer(help="Projections: the MongoDB read models, rebuilt from Kafka.")
+app.add_typer(projections_app, name="projections")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild() -> None:
+    """Drop the `cases` collection and rebuild it by replaying every lifecycle topic (stop
+    the projections service first; it resumes from its own offsets afterwards)."""
+    from services.projections.main import rebuild
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    applied, skipped = asyncio.run(rebuild(Settings()))
+    console.print(f"rebuilt the cases from {applied} event(s); skipped {skipped} poison record(s)")

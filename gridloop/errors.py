@@ -4,6 +4,7 @@ uses for validation errors, so clients parse one format."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from aiokafka.errors import KafkaError
@@ -31,19 +32,38 @@ class Rejected(Exception):
         self.headers = headers
 
 
+# How long a request waits for Kafka's acknowledgement before it is refused. Without a
+# bound, an unreachable broker holds every request for minutes (the client's request
+# timeout, then its retries) and callers see no answer instead of a 503.
+PUBLISH_TIMEOUT_SECONDS = 5.0
+
+
 async def publish_or_refuse(producer: EventProducer, envelopes: Sequence[Envelope]) -> None:
-    """Publish, or refuse the request with 503: never acknowledge what Kafka has not."""
+    """Publish, or refuse the request with 503: never acknowledge what Kafka has not.
+
+    A refused request's events may still reach the log later (they were sent, only not
+    acknowledged in time): a retry with the same `Idempotency-Key` derives the same events,
+    which consumers drop as duplicates."""
+    # Shielded: giving up waiting must not cancel the sends aiokafka already holds.
+    sending = asyncio.ensure_future(producer.publish(envelopes))
     try:
-        await producer.publish(envelopes)
+        await asyncio.wait_for(asyncio.shield(sending), PUBLISH_TIMEOUT_SECONDS)
     except (KafkaError, TimeoutError) as exc:
+        sending.add_done_callback(_retrieve)
         raise Rejected(
             503,
             ("kafka",),
             f"the event log is unavailable ({type(exc).__name__}); "
-            "nothing was recorded, retry later",
+            "not acknowledged: retry later with the same Idempotency-Key",
             "unavailable",
             {"Retry-After": "5"},
         ) from exc
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Collect the late outcome of a publish the request stopped waiting for."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _body(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, list[dict[str, object]]]:

@@ -26,6 +26,12 @@ RoutingBasis = Literal["component", "location", "class_default", "street_office"
 # An uploaded photo or voice note held by intake (GridFS id).
 MediaId = Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
 MediaIds = Annotated[list[MediaId], Field(max_length=20)]
+# How urgent a report is graded (`normal`, `urgent`, …: the city pack's sla.yaml names them);
+# with the class, it decides the stage limits and the escalation ladder.
+Urgency = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
+# Years a deadline reaches that nobody supplied a calendar for: reckoned on weekends alone,
+# so the deadline is an estimate (the city pack can supply the year).
+AssumedYears = Annotated[list[int], Field(max_length=10)]
 
 
 class Role(StrEnum):
@@ -108,6 +114,7 @@ class CaseReported(CaseEvent):
     # A citizen report is a verification task (核实) for its grid's supervisor, due then.
     verifier: Annotated[str | None, Field(max_length=64)] = None
     verification_due: datetime | None = None
+    urgency: Urgency | None = None  # graded by staff; none: the city's `normal`
 
 
 class CaseVerified(CaseEvent):
@@ -160,6 +167,8 @@ class CaseDispatched(CaseEvent):
     # Joint cases (联合处置): departments that assist the lead `department`.
     assisting: Annotated[list[DepartmentCode], Field(max_length=10)] = []
     basis: RoutingBasis | None = None
+    # A deadline reckoned (not given by hand) into a year nobody supplied a calendar for.
+    assumed_years: AssumedYears = []
 
 
 class CaseReturned(CaseEvent):
@@ -304,9 +313,7 @@ class SlaEvent(EventData):
     stage: Stage
     department: DepartmentCode
     deadline: datetime
-    # Years the deadline reaches that nobody supplied a calendar for: reckoned on weekends
-    # alone, so the deadline is an estimate (the city pack can supply the year).
-    assumed_years: Annotated[list[int], Field(max_length=10)] = []
+    assumed_years: AssumedYears = []
 
     def identity(self) -> str:
         return f"{self.case_id}/{self.ce_type}/{self.stage}/{self.case_version}"

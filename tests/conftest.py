@@ -16,6 +16,16 @@ import pytest
 from gridloop import embedded
 from gridloop.config import Settings
 
+FAULTS = Path(__file__).parent / "faults"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The fault suite is long: it runs only when named (`make faults`, `pytest tests/faults`)."""
+    if collection_path != FAULTS:
+        return None
+    named = (Path(arg.split("::")[0]).resolve() for arg in config.args)
+    return True if not any(p == FAULTS or p.is_relative_to(FAULTS) for p in named) else None
+
 
 @dataclass(frozen=True)
 class Servers:

@@ -34,6 +34,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "grid_code": "110101001001001",
         "description": "井盖破损 — manhole cover broken",
         "reporter": {"id": "sup-0042", "name": "张伟", "phone": "13800000000"},
+        "urgency": "normal",
     },
     "gridloop.case.verified": {"note": "confirmed on site"},
     "gridloop.case.filed": {
@@ -48,6 +49,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "department": "sanitation",
         "deadline": DEADLINE,
         "rule": "class 0201 → sanitation",
+        "assumed_years": [2027],
     },
     "gridloop.case.returned": {"department": "water", "reason": "not our pipe"},
     "gridloop.case.extended": {"deadline": DEADLINE},

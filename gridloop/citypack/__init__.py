@@ -4,7 +4,8 @@ An invalid pack is refused with every error listed (`CityPackError.errors`).
 """
 
 from gridloop.citypack.load import CityPackError, load_city_pack
-from gridloop.citypack.model import CityPack, ComponentInstance, Department, EventClass, Grid
+from gridloop.citypack.model import ComponentInstance, Department, EventClass, Grid
+from gridloop.citypack.pack import CityPack
 
 __all__ = [
     "CityPack",

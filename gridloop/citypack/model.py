@@ -1,17 +1,13 @@
-"""The city pack's model: location hierarchy, catalogue, departments, grids, component
-inventory. Pure."""
+"""The models of `city.yaml`, `grids.geojson` and `components.csv`: location hierarchy,
+catalogue, departments, grids, component inventory. Pure. The loaded pack is
+`gridloop.citypack.pack.CityPack`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
-import numpy as np
-import shapely
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from shapely import STRtree
-from shapely.geometry import Point, Polygon
 
 from schemas.events import Kind
 
@@ -132,52 +128,3 @@ class CityFile(_Strict):
     majors: list[Major] = Field(default_factory=list)
     classes: list[EventClass]
     intake: IntakePolicy = Field(default_factory=IntakePolicy)
-
-
-class CityPack:
-    """The loaded pack, with a spatial index of the grids."""
-
-    def __init__(
-        self,
-        city: CityFile,
-        grids: list[tuple[Grid, Polygon]],
-        components: Sequence[ComponentInstance] = (),
-    ) -> None:
-        self.city = city
-        self.components = {c.id: c for c in components}
-        self.departments = {d.code: d for d in city.departments}
-        self.classes = {(c.kind, c.code): c for c in city.classes}
-        self.streets = {s.code: s for s in city.streets}
-        self.majors = {(m.kind, m.code): m for m in city.majors}
-        # Sorted by code: index order is code order, so the smallest index wins a tie.
-        ordered = sorted(grids, key=lambda gp: gp[0].code)
-        self.grids = [g for g, _ in ordered]
-        self.grid_by_code = {g.code: g for g in self.grids}
-        self._polygons = [p for _, p in ordered]
-        self._polygon_by_code = {g.code: p for g, p in ordered}
-        self._index = STRtree(self._polygons)
-
-    def locate(self, lon: float, lat: float) -> Grid | None:
-        """The grid containing the point (its interior or boundary). A point on a shared
-        edge or vertex belongs to the grid with the smallest code, so the answer never
-        depends on load order; a point in a hole belongs to no grid but one filling it."""
-        hits = self._index.query(Point(lon, lat), predicate="intersects")
-        return self.grids[int(hits.min())] if len(hits) else None
-
-    def locate_many(self, lons: Sequence[float], lats: Sequence[float]) -> list[Grid | None]:
-        """`locate` for many points at once (vectorised): the same answers, in order."""
-        points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
-        which, grid = self._index.query(points, predicate="intersects")
-        best = np.full(len(points), len(self.grids), dtype=np.int64)
-        np.minimum.at(best, which, grid)
-        return [self.grids[i] if i < len(self.grids) else None for i in best.tolist()]
-
-    def polygon(self, grid_code: str) -> Polygon:
-        return self._polygon_by_code[grid_code]
-
-    def component(self, component_id: str) -> ComponentInstance | None:
-        return self.components.get(component_id)
-
-    def supervised_by(self, supervisor: str) -> list[str]:
-        """The codes of the grids this supervisor patrols."""
-        return [g.code for g in self.grids if g.supervisor == supervisor]

@@ -10,7 +10,6 @@ depends on the order of the file.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Container
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -97,39 +96,27 @@ class Routing:
         return self.rules[best]
 
 
-EMPTY = Routing()
-_ROUTING: weakref.WeakKeyDictionary[object, Routing] = weakref.WeakKeyDictionary()
-
-
-def attach_routing(pack: object, routing: Routing) -> None:
-    """Give a loaded city pack its routing (kept beside the pack, not in its model)."""
-    _ROUTING[pack] = routing
-
-
-def routing_of(pack: object) -> Routing:
-    """The pack's routing: no location rules and the strict webhook policy if it has none."""
-    return _ROUTING.get(pack, EMPTY)
-
-
-def load_routing(root: Path, departments: set[str], errors: list[str]) -> Routing:
-    """Read `routing.yaml` from the pack directory if it is there; append every error."""
+def load_routing(root: Path, departments: set[str] | None, errors: list[str]) -> Routing:
+    """`routing.yaml` of the pack at `root` if it is there (else no location rules and the
+    strict webhook policy); its departments are checked when `departments` is known. Every
+    error is appended to `errors`."""
     path = root / ROUTING_FILE
     if not path.exists():
-        return EMPTY
+        return Routing()
     try:
         parsed = RoutingFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except OSError as exc:
         errors.append(f"{ROUTING_FILE}: cannot read: {exc}")
-        return EMPTY
+        return Routing()
     except yaml.YAMLError as exc:
         errors.append(f"{ROUTING_FILE}: not YAML: {exc}")
-        return EMPTY
+        return Routing()
     except ValidationError as exc:
         errors.extend(
             f"{ROUTING_FILE}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
             for e in exc.errors()
         )
-        return EMPTY
+        return Routing()
     names: set[str] = set()
     for n, rule in enumerate(parsed.location_rules):
         where = f"{ROUTING_FILE}: location_rules.{n} ({rule.name})"
@@ -137,7 +124,7 @@ def load_routing(root: Path, departments: set[str], errors: list[str]) -> Routin
             errors.append(f"{where}: duplicate name")
         names.add(rule.name)
         for code in (rule.owner, *rule.assisting):
-            if code not in departments:
+            if departments is not None and code not in departments:
                 errors.append(f"{where}: unknown department {code}")
         if rule.owner in rule.assisting:
             errors.append(f"{where}: the owner {rule.owner} cannot also assist")

@@ -1,11 +1,16 @@
 """The SLA part of a city pack (`sla.yaml`): office hours, the calendar years the city
 supplies, stage time limits (时限) per class and urgency, escalation ladders (逐级上报) and the
-office each tier notifies. Loaded and validated like the rest of the pack; pure once loaded.
+office each tier notifies. Loaded and validated with the rest of the pack
+(`load_city_pack(path).sla`); pure once loaded.
 
-    policy = load_sla_policy(pack_dir, pack)
+    policy = pack.sla
     terms = policy.terms("event", "0102", "normal")
     terms.limits[Stage.handle], terms.clock, terms.ladder
+    policy.deadline(Stage.handle, "event", "0102", "urgent", since)   # due, assumed years
     policy.office("street", grid_code)
+
+`deadline` is the one computation of a stage's deadline: dispatch tells the department the
+handling deadline it gives, the SLA engine times every other stage with it.
 
 A pack without `sla.yaml` times only the handling stage, with each class's `handle_limit`.
 """
@@ -13,7 +18,7 @@ A pack without `sla.yaml` times only the handling stage, with each class's `hand
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,14 +34,14 @@ from gridloop.calendar import (
     chinese_calendar_years,
     merge_years,
 )
-from gridloop.citypack.load import CityPackError
-from gridloop.citypack.model import CityPack
-from schemas.events import Kind, Stage
+from gridloop.citypack.model import CityFile, EventClass, Street
+from schemas.events import Kind, Stage, Urgency
 
 Tier = Literal["community", "street", "district", "city"]
 TIERS: tuple[Tier, ...] = ("community", "street", "district", "city")
 ClockKind = Literal["working", "natural"]
 DEFAULT_URGENCY = "normal"
+SLA_FILE = "sla.yaml"
 
 
 class _Strict(BaseModel):
@@ -60,7 +65,7 @@ class YearFile(_Strict):
 class Match(_Strict):
     kind: Kind | None = None
     code: Annotated[str | None, Field(pattern=r"^\d{4,5}$")] = None
-    urgency: str | None = None
+    urgency: Urgency | None = None
 
 
 class Rule(_Strict):
@@ -114,13 +119,32 @@ class Terms:
     ladder: tuple[Rung, ...]
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a stage started at `since` falls due: `limit` of clock time later, on the
+    class's clock; `assumed_years` are the years on the way nobody supplied a calendar for
+    (reckoned on weekends alone, so `due` is an estimate)."""
+
+    since: datetime
+    due: datetime
+    limit: timedelta
+    assumed_years: tuple[int, ...] = ()
+
+
 class SlaPolicy:
     """The loaded SLA policy of a city: answers which limits, clock and ladder apply."""
 
-    def __init__(self, file: SlaFile, pack: CityPack) -> None:
+    def __init__(self, file: SlaFile, city: CityFile) -> None:
         self.file = file
-        self.pack = pack
+        self.classes: dict[tuple[str, str], EventClass] = {
+            (c.kind, c.code): c for c in city.classes
+        }
+        self.streets: dict[str, Street] = {s.code: s for s in city.streets}
         self.warning_at = file.warning_at
+        # The urgencies the city grades reports by: `normal` and every one a rule names.
+        self.urgencies = frozenset(
+            {DEFAULT_URGENCY} | {r.match.urgency for r in file.rules if r.match.urgency}
+        )
         years = {
             y: YearDays(frozenset(f.holidays), frozenset(f.workdays))
             for y, f in file.calendar.items()
@@ -142,11 +166,27 @@ class SlaPolicy:
             found = self._terms[key] = self._resolve(*key)
         return found
 
+    def deadline(
+        self,
+        stage: Stage,
+        kind: str | None,
+        code: str | None,
+        urgency: str | None,
+        since: datetime,
+    ) -> Deadline | None:
+        """The deadline of `stage` for a case of this class and urgency started at `since`:
+        the stage's limit added on the class's clock (working time: office hours on working
+        days). None when the policy does not time the stage for this class."""
+        terms = self.terms(kind, code, urgency)
+        limit = terms.limits.get(stage)
+        if limit is None:
+            return None
+        clock = self.clock(terms.clock_kind)
+        due = clock.add(since, limit)
+        return Deadline(since, due, limit, tuple(sorted(clock.assumed_years(since, due))))
+
     def _resolve(self, kind: str, code: str, urgency: str) -> Terms:
-        cls = next(
-            (c for (k, c_code), c in self.pack.classes.items() if (k, c_code) == (kind, code)),
-            None,
-        )
+        cls = self.classes.get((kind, code))
         clock: ClockKind = cls.clock if cls else "working"
         limits: dict[Stage, timedelta] = {}
         if cls is not None:
@@ -185,7 +225,7 @@ class SlaPolicy:
         street = grid_code[6:9]
         if street in offices.street:
             return offices.street[street]
-        known = self.pack.streets.get(street)
+        known = self.streets.get(street)
         return known.office if known else None
 
     def centre(self, stage: Stage) -> str:
@@ -201,7 +241,7 @@ class SlaPolicy:
                 clock = self.clock(rule.clock or "working")
                 seconds.add(clock.working(limit).total_seconds())
                 del stage
-        for cls in self.pack.classes.values():
+        for cls in self.classes.values():
             seconds.add(self.clock(cls.clock).working(cls.handle_limit).total_seconds())
         return sorted(s for s in seconds if s > 0)
 
@@ -212,9 +252,11 @@ DEFAULT = SlaFile(
 )
 
 
-def _cross_check(file: SlaFile, pack: CityPack) -> list[str]:
+def _cross_check(file: SlaFile, city: CityFile) -> list[str]:
     errors = []
-    departments = set(pack.departments)
+    departments = {d.code for d in city.departments}
+    classes = {(c.kind, c.code) for c in city.classes}
+    streets = {s.code for s in city.streets}
     named = [
         *(f"offices.community.{c}: {d}" for c, d in file.offices.community.items()),
         *(f"offices.street.{s}: {d}" for s, d in file.offices.street.items()),
@@ -223,52 +265,60 @@ def _cross_check(file: SlaFile, pack: CityPack) -> list[str]:
     for entry in named:
         where, department = entry.rsplit(": ", 1)
         if department not in departments:
-            errors.append(f"sla.yaml: {where}: unknown department {department}")
-    communities = {c.code for c in pack.city.communities}
+            errors.append(f"{SLA_FILE}: {where}: unknown department {department}")
+    communities = {c.code for c in city.communities}
     for community in file.offices.community:
         if community not in communities:
-            errors.append(f"sla.yaml: offices.community: unknown community {community}")
+            errors.append(f"{SLA_FILE}: offices.community: unknown community {community}")
     for street in file.offices.street:
-        if street not in pack.streets:
-            errors.append(f"sla.yaml: offices.street: unknown street {street}")
+        if street not in streets:
+            errors.append(f"{SLA_FILE}: offices.street: unknown street {street}")
     for n, rule in enumerate(file.rules):
         m = rule.match
         if m.code is not None and m.kind is None:
-            errors.append(f"sla.yaml: rules.{n}: a class code needs its kind")
-        elif m.code is not None and (m.kind, m.code) not in pack.classes:
-            errors.append(f"sla.yaml: rules.{n}: unknown {m.kind} class {m.code}")
+            errors.append(f"{SLA_FILE}: rules.{n}: a class code needs its kind")
+        elif m.code is not None and (m.kind, m.code) not in classes:
+            errors.append(f"{SLA_FILE}: rules.{n}: unknown {m.kind} class {m.code}")
         if rule.ladder is not None:
             tiers = [r.tier for r in rule.ladder]
             if tiers != sorted(tiers, key=TIERS.index) or len(set(tiers)) != len(tiers):
-                errors.append(f"sla.yaml: rules.{n}.ladder: tiers must go up, each once")
+                errors.append(f"{SLA_FILE}: rules.{n}.ladder: tiers must go up, each once")
             graces = [r.after for r in rule.ladder]
             if graces != sorted(graces):
-                errors.append(f"sla.yaml: rules.{n}.ladder: grace periods must not shrink")
+                errors.append(f"{SLA_FILE}: rules.{n}.ladder: grace periods must not shrink")
         for stage, limit in rule.limits.items():
             if limit <= timedelta(0):
-                errors.append(f"sla.yaml: rules.{n}.limits.{stage}: must be positive")
+                errors.append(f"{SLA_FILE}: rules.{n}.limits.{stage}: must be positive")
     for year, days in file.calendar.items():
         for day in [*days.holidays, *days.workdays]:
             if day.year != year:
-                errors.append(f"sla.yaml: calendar.{year}: {day} is not in {year}")
+                errors.append(f"{SLA_FILE}: calendar.{year}: {day} is not in {year}")
     return errors
 
 
-def load_sla_policy(root: Path | str, pack: CityPack) -> SlaPolicy:
-    """`sla.yaml` of the pack at `root`, checked against the pack; CityPackError lists
-    every error."""
-    path = Path(root) / "sla.yaml"
-    if not path.exists():
-        return SlaPolicy(DEFAULT, pack)
-    try:
-        file = SlaFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise CityPackError([f"sla.yaml: not YAML: {exc}"]) from exc
-    except ValidationError as exc:
-        raise CityPackError(
-            [f"sla.yaml: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        ) from exc
-    errors = _cross_check(file, pack)
-    if errors:
-        raise CityPackError(errors)
-    return SlaPolicy(file, pack)
+def load_sla(root: Path, city: CityFile | None, errors: list[str]) -> SlaPolicy | None:
+    """`sla.yaml` of the pack at `root` (the default policy when there is none), checked
+    against `city.yaml` when that loaded; every error is appended to `errors`, and None is
+    returned when there was one."""
+    path = root / SLA_FILE
+    file = DEFAULT
+    if path.exists():
+        try:
+            file = SlaFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            errors.append(f"{SLA_FILE}: cannot read: {exc}")
+            return None
+        except yaml.YAMLError as exc:
+            errors.append(f"{SLA_FILE}: not YAML: {exc}")
+            return None
+        except ValidationError as exc:
+            errors.extend(
+                f"{SLA_FILE}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()
+            )
+            return None
+    if city is None:
+        return None
+    found = _cross_check(file, city)
+    errors.extend(found)
+    return None if found else SlaPolicy(file, city)

@@ -65,6 +65,10 @@ class Pipeline:
     ) -> None:
         self.group = group
         self.topics = list(topics)
+        for topic in self.topics:
+            # At 0 from the start: a dead letter is then an increase Prometheus sees (a series
+            # born at 1 has none, and the first poison record would raise no alert).
+            DEAD_LETTERED.labels(group, topic)
         self._handler = handler
         self._producer = producer
         self._max_backoff = max_backoff_seconds

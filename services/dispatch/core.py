@@ -8,6 +8,11 @@ Routing, most specific rule first, each decision explained in the event (`rule`,
 4. the grid's street office, owner of last resort (属地兜底).
 A rule naming a department the pack does not know is skipped, so the next one decides.
 
+The handling deadline comes from the class, the report's urgency and the city's working-time
+calendar (`SlaPolicy.deadline`, the computation the SLA engine uses too); a year nobody
+supplied a calendar for is reckoned on weekends alone and named in `assumed_years`. A
+deadline the command centre gives by hand is taken as given.
+
 Department actions (acknowledge, handled, return, extension and parking requests, resume,
 explain) and the command centre's (dispatch by hand, approve or deny a request) are checked
 here: who may act on the case, and whether its state allows the action. A refusal raises
@@ -18,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from gridloop.citypack import CityPack
-from gridloop.citypack.routing import routing_of
+from gridloop.citypack.sla import Deadline
 from gridloop.errors import Rejected
 from gridloop.lifecycle import State, next_state
 from schemas.events import (
@@ -45,6 +50,7 @@ from schemas.events import (
     Point,
     Role,
     RoutingBasis,
+    Stage,
 )
 from services.projections.core import CaseView, PendingRequest
 
@@ -113,7 +119,7 @@ class DispatchIn(_In):
     dispatcher: Annotated[str, Field(min_length=1, max_length=64)]
     department: Annotated[str, Field(min_length=1, max_length=64)]
     assisting: Annotated[list[str], Field(max_length=10)] = []
-    deadline: datetime | None = None  # default: now plus the class's handling limit
+    deadline: datetime | None = None  # default: the class's handling limit from now
     reason: Reason
 
 
@@ -148,7 +154,7 @@ def route(
                     code, (), "component", f"{role} of component {component.id} ({component.name})"
                 )
     if point is not None:
-        rule = routing_of(pack).match(point.lon, point.lat, kind, class_code, known)
+        rule = pack.routing.match(point.lon, point.lat, kind, class_code, known)
         if rule is not None:
             assisting = tuple(a for a in rule.assisting if a in known)
             return Routed(rule.owner, assisting, "location", f"location rule {rule.name}")
@@ -164,11 +170,20 @@ def route(
     )
 
 
-def _limit(pack: CityPack, kind: Kind | None, class_code: str | None) -> timedelta:
+def handling_deadline(
+    pack: CityPack,
+    kind: Kind | None,
+    class_code: str | None,
+    urgency: str | None,
+    since: datetime,
+) -> Deadline:
+    """The handling deadline of a case of this class and urgency dispatched from `since`,
+    on the class's clock and the city's calendar."""
     cls = pack.classes.get((kind, class_code)) if kind and class_code else None
-    if cls is None:
+    deadline = pack.sla.deadline(Stage.handle, kind, class_code, urgency, since)
+    if cls is None or deadline is None:
         raise Rejected(409, ("case", "class_code"), "the case has no known class", "unknown_class")
-    return cls.handle_limit
+    return deadline
 
 
 def decide_dispatch(
@@ -181,10 +196,12 @@ def decide_dispatch(
     since: datetime,
     point: Point | None = None,
     component_id: str | None = None,
+    urgency: str | None = None,
 ) -> CaseDispatched:
-    """Dispatch with a deadline `handle_limit` after `since`, the time of the event that
-    made the case dispatchable, so re-deriving the event gives the same deadline."""
+    """Dispatch with the handling deadline reckoned from `since`, the time of the event
+    that made the case dispatchable, so re-deriving the event gives the same deadline."""
     routed = route(pack, kind, class_code, grid_code, point, component_id)
+    deadline = handling_deadline(pack, kind, class_code, urgency, since)
     return CaseDispatched(
         case_id=case_id,
         version=version + 1,
@@ -192,7 +209,8 @@ def decide_dispatch(
         department=routed.department,
         assisting=list(routed.assisting),
         basis=routed.basis,
-        deadline=since + pack.classes[(kind, class_code)].handle_limit,
+        deadline=deadline.due,
+        assumed_years=list(deadline.assumed_years),
         rule=routed.rule[:200],
     )
 
@@ -204,15 +222,24 @@ def decide_rework_dispatch(
     assert case.kind is not None and case.class_code and case.grid_code
     if case.department is None or case.department not in pack.departments:
         return decide_dispatch(
-            pack, case.case_id, version, case.kind, case.class_code, case.grid_code, since
+            pack,
+            case.case_id,
+            version,
+            case.kind,
+            case.class_code,
+            case.grid_code,
+            since,
+            urgency=case.urgency,
         )
+    deadline = handling_deadline(pack, case.kind, case.class_code, case.urgency, since)
     return CaseDispatched(
         case_id=case.case_id,
         version=version + 1,
         actor=COMMAND_CENTRE,
         department=case.department,
         assisting=list(case.assisting),
-        deadline=since + _limit(pack, case.kind, case.class_code),
+        deadline=deadline.due,
+        assumed_years=list(deadline.assumed_years),
         rule=f"rework: back to {case.department}, which handled it",
     )
 
@@ -233,7 +260,11 @@ def decide_manual_dispatch(
             "duplicate_department",
         )
     next_state(case.state, "dispatched")
-    deadline = order.deadline or now + _limit(pack, case.kind, case.class_code)
+    assumed: tuple[int, ...] = ()
+    deadline = order.deadline
+    if deadline is None:
+        reckoned = handling_deadline(pack, case.kind, case.class_code, case.urgency, now)
+        deadline, assumed = reckoned.due, reckoned.assumed_years
     if deadline <= now:
         raise Rejected(422, ("body", "deadline"), "the deadline has passed", "deadline_passed")
     return CaseDispatched(
@@ -244,6 +275,7 @@ def decide_manual_dispatch(
         assisting=order.assisting,
         basis="manual",
         deadline=deadline,
+        assumed_years=list(assumed),
         rule=f"dispatched by hand by {order.dispatcher}"[:200],
         reason=order.reason,
     )

@@ -67,8 +67,9 @@ class Dispatch:
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
         data = env.data
         if isinstance(data, CaseFiled):
-            # The point of the report decides location rules; it is on the projection,
-            # which has the report before the filing (same topic, same key).
+            # The point of the report decides location rules, its urgency the deadline;
+            # both are on the projection, which has the report before the filing (same
+            # topic, same key).
             doc = await self.cases.get(data.case_id)
             if doc is None:
                 raise CaseNotYetProjected(data.case_id)
@@ -82,6 +83,7 @@ class Dispatch:
                 env.time,
                 point=_point(doc),
                 component_id=data.component_id or doc.get("component_id"),
+                urgency=doc.get("urgency"),
             )
             return [Envelope(event, SOURCE)]
         if isinstance(data, CaseReworked):
@@ -379,6 +381,7 @@ async def read_case(case_id: str, _: CommandCentre, dispatch: Deps) -> dict[str,
         "department": case.department,
         "assisting": list(case.assisting),
         "deadline": case.deadline.isoformat() if case.deadline else None,
+        "urgency": case.urgency,
         "pending_request": case.pending_request.__dict__ if case.pending_request else None,
     }
 

@@ -40,6 +40,7 @@ from schemas.events import (
     Point,
     Reporter,
     Role,
+    Urgency,
 )
 from services.intake.duplicates import Nearby, find_duplicate
 from services.projections.core import CaseView
@@ -72,6 +73,8 @@ class ReportIn(BaseModel):
     description: Annotated[str, Field(min_length=1, max_length=2000)]
     reporter: Reporter = Field(default_factory=Reporter)
     media: MediaIds = []
+    # Graded by staff (supervisor, hotline): one the city's sla.yaml names; none is `normal`.
+    urgency: Urgency | None = None
 
 
 class VerificationIn(BaseModel):
@@ -273,6 +276,28 @@ def _check_reporter(report: ReportIn) -> None:
         raise _missing(("body", "reporter", "phone"), "a hotline report needs the caller's phone")
 
 
+def _urgency(report: ReportIn, pack: CityPack) -> str | None:
+    """Staff grade a report's urgency; citizens do not (the website channel)."""
+    if report.urgency is None:
+        return None
+    if report.channel is Channel.website:
+        raise Rejected(
+            422,
+            ("body", "urgency"),
+            "urgency is graded by supervisors and hotline operators, not on the website",
+            "urgency_not_allowed",
+        )
+    if report.urgency not in pack.sla.urgencies:
+        known = ", ".join(sorted(pack.sla.urgencies))
+        raise Rejected(
+            422,
+            ("body", "urgency"),
+            f"no urgency {report.urgency} in this city's policy; known: {known}",
+            "unknown_urgency",
+        )
+    return report.urgency
+
+
 # --- reports -------------------------------------------------------------------------------
 
 
@@ -290,6 +315,7 @@ def decide_report(
     report as a verification task for its grid's supervisor."""
     actor = _reporting_actor(report, who)
     _check_reporter(report)
+    urgency = _urgency(report, pack)
     component = _component(report, pack)
     kind, class_code = _class(report, pack, component)
     point, grid = _locate(report, pack, component)
@@ -315,6 +341,7 @@ def decide_report(
         address=report.address,
         verifier=grid.supervisor if citizen else None,
         verification_due=now + pack.city.intake.verify_limit if citizen else None,
+        urgency=urgency,
     )
     cls = pack.classes[(kind, class_code)]
     duplicate = find_duplicate(

@@ -28,13 +28,21 @@ class CaseNumbers:
         given = await self.numbers.find_one({"_id": case_id})
         if given is not None:
             return str(given["number"])
-        counter = await self.counters.find_one_and_update(
-            {"_id": f"{kind}:{class_code}:{day:%Y%m%d}"},
-            {"$inc": {"sequence": 1}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        assert counter is not None  # upserted
+        counter: Document | None = None
+        for _ in range(5):
+            # Two first filings of a (kind, class, day) race to insert its counter: the loser
+            # gets no document (SecantusDB) or a duplicate key (MongoDB), and tries again.
+            with contextlib.suppress(DuplicateKeyError):
+                counter = await self.counters.find_one_and_update(
+                    {"_id": f"{kind}:{class_code}:{day:%Y%m%d}"},
+                    {"$inc": {"sequence": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            if counter is not None:
+                break
+        if counter is None:
+            raise RuntimeError(f"no case number counter for {kind}:{class_code}:{day}")
         number = case_number(kind, class_code, day, int(counter["sequence"]))
         with contextlib.suppress(DuplicateKeyError):
             await self.numbers.insert_one({"_id": case_id, "number": number})

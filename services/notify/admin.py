@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
-from gridloop.citypack.routing import routing_of
 from gridloop.errors import Rejected, install_error_handlers
 from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
@@ -45,7 +44,7 @@ async def check_webhook_url(pack: CityPack, url: str) -> None:
     if problem is None:
         parts = urlsplit(url)
         addresses = await resolve(parts.hostname or "", parts.port)
-        allow = routing_of(pack).webhooks.allow_private_addresses
+        allow = pack.routing.webhooks.allow_private_addresses
         problem = address_problem(addresses, allow)
     if problem is not None:
         raise Rejected(422, ("body", "url"), f"webhook URL refused: {problem}", "url_refused")

@@ -85,6 +85,8 @@ def dispatched_message(env: Envelope, case: Document, role: str = "lead") -> dic
     }
     if data.assisting or role != "lead":
         body |= {"role": role, "assisting": data.assisting}
+    if data.assumed_years:  # reckoned on weekends alone in these years: an estimate
+        body["assumed_years"] = data.assumed_years
     return _message(env, body)
 
 

@@ -26,7 +26,6 @@ import httpx
 from prometheus_client import Counter, Gauge, Histogram
 
 from gridloop.citypack import CityPack
-from gridloop.citypack.routing import routing_of
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
@@ -159,7 +158,7 @@ class Deliverer:
         self.wake = wake or asyncio.Event()
         self.rng = rng or random.Random()
         self.owner = f"notify-{uuid.uuid4().hex[:8]}"
-        self.allow_private = routing_of(pack).webhooks.allow_private_addresses
+        self.allow_private = pack.routing.webhooks.allow_private_addresses
         self._state: dict[str, _EndpointState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 

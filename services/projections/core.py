@@ -84,12 +84,15 @@ def facts(env: Envelope) -> Document:
 
 
 def _intake_facts(data: CaseReported) -> Document:
-    """Media, address and the verification task of a report, when it has them."""
+    """Media, address, the verification task and the urgency of a report, when it has
+    them."""
     found: Document = {"media": data.media} if data.media else {}
     if data.address:
         found["address"] = data.address
     if data.verification_due:
         found |= {"verifier": data.verifier, "verification_due": data.verification_due}
+    if data.urgency:
+        found["urgency"] = data.urgency
     return found
 
 
@@ -106,9 +109,11 @@ def state_change(env: Envelope) -> Document:
             "department": data.department,
             "assisting": data.assisting,
             "deadline": data.deadline,
+            # reckoned into a year nobody supplied a calendar for: an estimate
+            "deadline_assumed_years": data.assumed_years,
         }
     elif isinstance(data, CaseExtended):
-        change["deadline"] = data.deadline
+        change |= {"deadline": data.deadline, "deadline_assumed_years": []}  # a given date
     elif isinstance(data, CaseMerged):
         change["merged_into"] = data.into_case_id
     elif isinstance(data, CaseSplit):
@@ -174,6 +179,7 @@ class CaseView:
     grid_code: str | None = None
     department: str | None = None
     component_id: str | None = None
+    urgency: str | None = None
     assisting: tuple[str, ...] = ()
     deadline: datetime | None = None
     pending_request: PendingRequest | None = None
@@ -190,6 +196,7 @@ class CaseView:
             grid_code=doc.get("grid_code"),
             department=doc.get("department"),
             component_id=doc.get("component_id"),
+            urgency=doc.get("urgency"),
             assisting=tuple(doc.get("assisting") or ()),
             deadline=doc.get("deadline"),
             pending_request=PendingRequest(**pending) if pending else None,

@@ -218,19 +218,17 @@ def _open(
     department: str,
     deadline: datetime | None = None,
 ) -> StageClock | None:
-    terms = policy.terms(state.kind, state.class_code, state.urgency)
-    measure = policy.clock(terms.clock_kind)
-    if stage in terms.limits:
-        limit = terms.limits[stage]
-        if deadline is not None:
-            # The deadline the department was told, but never less than the class's limit
-            # on the class's clock: a deadline reckoned in natural time at night would
-            # otherwise leave no working time at all, and warn at once.
-            deadline = max(deadline, measure.add(at, limit))
-    elif deadline is not None:
+    """A clock for `stage` from `at`: due at the `deadline` the department was told (dispatch
+    reckons it with `SlaPolicy.deadline` too, or the command centre gives it), the time it
+    leaves being the limit; else due when the policy's limit for the stage is used."""
+    measure = _clock_of(state, policy)
+    if deadline is not None:
         limit = measure.between(at, deadline)
     else:
-        return None  # the pack sets no limit for this stage: not timed
+        reckoned = policy.deadline(stage, state.kind, state.class_code, state.urgency, at)
+        if reckoned is None:
+            return None  # the pack sets no limit for this stage: not timed
+        limit, deadline = reckoned.limit, reckoned.due
     clock = StageClock(stage, state.version, department, limit)
     return _start(clock, at, measure, policy.warning_at, deadline)
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from gridloop.citypack.sla import TIERS
+from schemas.events import Stage
 from services.sla.core import CaseClocks
 
 WARNINGS = Counter(
@@ -73,6 +75,17 @@ CLOSE_SECONDS = Histogram(
     "Time from report to closure (natural time)",
     buckets=(3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 15 * 86400, 30 * 86400),
 )
+
+
+def zero(departments: Iterable[str]) -> None:
+    """Create the counters of every department at 0, so that the first warning, breach or
+    escalation is an increase Prometheus sees (a series born at 1 has no `increase`)."""
+    for department in departments:
+        for stage in Stage:
+            WARNINGS.labels(department, stage.value)
+            BREACHES.labels(department, stage.value)
+        for tier in TIERS:
+            ESCALATIONS.labels(department, tier)
 
 
 class OpenClocks:

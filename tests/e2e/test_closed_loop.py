@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from standardwebhooks import Webhook
 
 from gridloop.auth import Role
 from gridloop.kafka import EventProducer
+from schemas.events import Stage
 from tests.e2e.conftest import FAST_CLASS, Delivery, Receiver, Running
 from tests.helpers import eventually, read_topic
 
@@ -25,12 +28,18 @@ WEBSITE_REPORT: dict[str, Any] = {
 }
 
 
-async def case_in_state(http: httpx.AsyncClient, case_id: str, state: str) -> dict[str, Any]:
+async def case_in_state(
+    http: httpx.AsyncClient, case_id: str, state: str, having: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The case once in `state` and, on its timeline, the steps `having` (they come from
+    other topics than the state's event, so the projection may apply them after it)."""
+
     async def probe() -> dict[str, Any] | None:
         response = await http.get(f"/cases/{case_id}")
         if response.status_code == 200 and response.json()["state"] == state:
             doc: dict[str, Any] = response.json()
-            return doc
+            steps = {e["type"] for e in doc["timeline"]}
+            return doc if steps.issuperset(having) else None
         return None
 
     return await eventually(probe, what=f"case {case_id} {state}")
@@ -102,7 +111,8 @@ async def test_report_to_closure(running: Running, receiving: Receiver) -> None:
         )
         assert checked.status_code == 202, checked.text
 
-        case = await case_in_state(intake, case_id, "closed")
+        steps = ("reported", "verified", "filed", "dispatched", "handled", "checked")
+        case = await case_in_state(intake, case_id, "closed", having=steps)
     timeline = [(e["type"], e["version"]) for e in case["timeline"]]
     assert timeline == [
         ("reported", 1),
@@ -146,11 +156,40 @@ async def test_a_failed_check_sends_the_case_back_to_its_department(
             json={"supervisor_id": "SUP-2", "passed": False, "note": "still dirty"},
             headers=supervisor,
         )
-        case = await case_in_state(intake, case_id, "dispatched")
+        case = await case_in_state(intake, case_id, "dispatched", having=("checked", "rework"))
         first, second = await delivery_for(receiving, case_id, 2)
     assert case["version"] == 7
     assert [e["type"] for e in case["timeline"]][-3:] == ["checked", "rework", "dispatched"]
     assert first.headers["webhook-id"] != second.headers["webhook-id"]
+
+
+async def test_an_urgent_report_is_dispatched_with_the_urgent_deadline(
+    running: Running, receiving: Receiver
+) -> None:
+    """The supervisor grades the report urgent; dispatch reckons the handling deadline with
+    the city's policy and calendar, as the SLA engine does: 2 office hours, not 4."""
+    report = WEBSITE_REPORT | {
+        "channel": "supervisor",
+        "reporter": {"id": "SUP-6"},
+        "point": {"lon": 116.4055, "lat": 39.9205},  # not a duplicate of another test's case
+        "urgency": "urgent",
+    }
+    intake = await intake_client(running)
+    async with intake:
+        posted = await intake.post(
+            "/reports", json=report, headers=await as_supervisor(running, "SUP-6")
+        )
+        assert posted.status_code == 202, posted.text
+        case = await case_in_state(intake, posted.json()["case_id"], "dispatched", ("filed",))
+    assert case["urgency"] == "urgent"
+    filed_at = datetime.fromisoformat(case["filed_at"])
+    urgent = running.pack.sla.deadline(Stage.handle, "event", "0102", "urgent", filed_at)
+    normal = running.pack.sla.deadline(Stage.handle, "event", "0102", None, filed_at)
+    assert urgent is not None and normal is not None
+    deadline = datetime.fromisoformat(case["deadline"])
+    assert abs(deadline - urgent.due) < timedelta(milliseconds=1)  # MongoDB keeps milliseconds
+    assert deadline < normal.due
+    assert case["deadline_assumed_years"] == list(urgent.assumed_years)
 
 
 async def test_an_unhandled_deadline_becomes_a_breach(

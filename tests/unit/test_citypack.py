@@ -4,6 +4,7 @@ refused with every error listed."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -566,4 +567,68 @@ def test_city_check_lists_every_error_and_exits_non_zero(tmp_path: Path) -> None
     assert "2 error(s)" in result.output
     ok = CliRunner().invoke(app, ["city", "check", str(DEMO)])
     assert ok.exit_code == 0
-    assert "8 components" in ok.output
+    assert "8 components, 2 location rules, 5 SLA rules" in ok.output
+
+
+# --- routing.yaml and sla.yaml are parts of the pack ---------------------------------------
+
+
+def test_the_demo_pack_carries_its_routing_and_sla_policy(demo: CityPack) -> None:
+    assert [r.owner for r in demo.routing.rules] == ["GREENING", "WATER"]
+    assert demo.routing.webhooks.allow_private_addresses is True
+    assert demo.sla.urgencies == {"normal", "urgent"}
+    assert demo.sla.office("district", None) == "DISTRICT-110101"
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "pack"
+    shutil.copytree(DEMO, root)
+    return root
+
+
+def _edit_yaml(path: Path, edit: Any) -> None:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    edit(raw)
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+
+def test_errors_of_every_file_are_listed_together(tmp_path: Path) -> None:
+    root = _demo_copy(tmp_path)
+    _edit_yaml(root / "city.yaml", lambda c: c["classes"][0].update(owner="NO-SUCH-DEPT"))
+    _edit_yaml(root / "routing.yaml", lambda r: r["location_rules"][0].update(owner="NO-SUCH-BODY"))
+    _edit_yaml(root / "sla.yaml", lambda s: s["offices"].update(city="NO-SUCH-OFFICE"))
+    errors = _errors(root)
+    assert _has(errors, "city.yaml", "unknown owner department NO-SUCH-DEPT"), errors
+    assert _has(errors, "routing.yaml: location_rules.0", "unknown department NO-SUCH-BODY")
+    assert _has(errors, "sla.yaml: offices.city: unknown department NO-SUCH-OFFICE"), errors
+    assert len(errors) == 3, errors
+
+
+def test_a_broken_city_yaml_does_not_hide_the_other_files_errors(tmp_path: Path) -> None:
+    root = _demo_copy(tmp_path)
+    (root / "city.yaml").write_text("district: [unclosed\n", encoding="utf-8")
+    _edit_yaml(root / "routing.yaml", lambda r: r.update(format="gridloop-routing/9"))
+    _edit_yaml(root / "sla.yaml", lambda s: s.update(warning_at=1.5))
+    errors = _errors(root)
+    assert _has(errors, "city.yaml", "not YAML"), errors
+    assert _has(errors, "routing.yaml: format"), errors
+    assert _has(errors, "sla.yaml: warning_at"), errors
+
+
+def test_an_sla_yaml_that_is_not_yaml_is_named(tmp_path: Path) -> None:
+    root = _demo_copy(tmp_path)
+    (root / "sla.yaml").write_text("rules: [unclosed\n", encoding="utf-8")
+    assert _has(_errors(root), "sla.yaml: not YAML")
+
+
+def test_city_check_validates_sla_yaml(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from gridloop.cli import app
+
+    root = _demo_copy(tmp_path)
+    _edit_yaml(root / "sla.yaml", lambda s: s["rules"].append({"match": {"code": "0102"}}))
+    result = CliRunner().invoke(app, ["city", "check", str(root)])
+    assert result.exit_code == 1
+    assert "sla.yaml: rules.5: a class code needs its kind" in result.output
+    assert "1 error(s)" in result.output

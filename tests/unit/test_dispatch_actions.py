@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gridloop.calendar import SHANGHAI
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.errors import Rejected
@@ -347,7 +348,9 @@ def test_dispatch_by_hand(pack: CityPack, state: State) -> None:
     event = core.decide_manual_dispatch(pack, case(state=state), _order(), NOW)
     assert (event.department, event.assisting, event.basis) == ("WATER", ["SANITATION"], "manual")
     assert event.version == 5
-    assert event.deadline == NOW + timedelta(hours=4)  # the class's limit
+    # The class's 4 office hours from Monday 20:00 in Shanghai: Tuesday 14:30.
+    assert event.deadline == datetime(2025, 3, 4, 14, 30, tzinfo=SHANGHAI)
+    assert event.assumed_years == []
     assert event.actor == Actor(role=Role.command_centre, id="cc-1")
     assert event.reason == "the pipe burst under the litter"
 
@@ -399,8 +402,22 @@ def test_dispatch_by_hand_refuses_unknown_or_repeated_departments(pack: CityPack
     )
 
 
+def test_a_deadline_given_by_hand_is_taken_as_given(pack: CityPack) -> None:
+    given = datetime(2027, 1, 8, 17, 0, tzinfo=SHANGHAI)  # in a year nobody supplied
+    event = core.decide_manual_dispatch(pack, case(state=State.filed), _order(deadline=given), NOW)
+    assert event.deadline == given
+    assert event.assumed_years == []  # not reckoned on any calendar
+
+
+def test_dispatch_by_hand_reckons_with_the_cases_urgency(pack: CityPack) -> None:
+    urgent = case(state=State.filed, urgency="urgent")
+    event = core.decide_manual_dispatch(pack, urgent, _order(), NOW)
+    assert event.deadline == datetime(2025, 3, 4, 11, 0, tzinfo=SHANGHAI)  # PT2H
+
+
 def test_rework_goes_back_to_the_department_that_handled_it(pack: CityPack) -> None:
     handled_by_water = case(state=State.rework, department="WATER", assisting=(), version=7)
     event = core.decide_rework_dispatch(pack, handled_by_water, 7, NOW)
     assert (event.department, event.version) == ("WATER", 8)
+    assert event.deadline == datetime(2025, 3, 4, 14, 30, tzinfo=SHANGHAI)
     assert "rework" in event.rule

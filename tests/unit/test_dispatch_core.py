@@ -1,4 +1,5 @@
-"""Dispatch decisions: routing to the owner department, deadlines, handled callbacks."""
+"""Dispatch decisions: routing to the owner department, deadlines in the city's working
+time, handled callbacks."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ from typing import Any
 import pytest
 from shapely.geometry import shape
 
+from gridloop.calendar import SHANGHAI
 from gridloop.citypack import CityPack, Grid, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.errors import Rejected
 from gridloop.lifecycle import InvalidTransition, State
 from schemas.envelope import event_id
-from schemas.events import CaseDispatched, CaseHandled, Kind, Role
+from schemas.events import CaseDispatched, CaseHandled, Kind, Role, Stage
 from services.dispatch.core import HandledIn, decide_dispatch, decide_handled, route
 from services.projections.core import CaseView
 
 CASE = "C-20250301-0042"
-SINCE = datetime(2025, 3, 3, 9, 15, tzinfo=UTC)
+SINCE = datetime(2025, 3, 3, 9, 15, tzinfo=UTC)  # Monday 17:15 in Shanghai: 15 office minutes left
 GRID_STREET_1 = "110101001002001"
 GRID_STREET_2 = "110101002001001"
 
@@ -102,20 +104,26 @@ def test_route_falls_back_to_the_street_office_for_an_unknown_class(pack: CityPa
 # --- decide_dispatch -----------------------------------------------------------------------
 
 
-def test_dispatch_deadline_is_since_plus_the_handle_limit(pack: CityPack) -> None:
+def local(day: int, hh: int, mm: int = 0, month: int = 3, year: int = 2025) -> datetime:
+    return datetime(year, month, day, hh, mm, tzinfo=SHANGHAI)
+
+
+def test_the_deadline_is_the_class_limit_in_working_time(pack: CityPack) -> None:
     event = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE)
     assert isinstance(event, CaseDispatched)
     assert event.case_id == CASE
     assert event.version == 3
     assert event.department == "SANITATION"
-    assert event.deadline == SINCE + timedelta(hours=4)
+    # 4 office hours: 17:15–17:30 on Monday, 09:00–12:00 and 13:30–14:15 on Tuesday.
+    assert event.deadline == local(4, 14, 15)
+    assert event.assumed_years == []
     assert "default owner of event class 0102" in event.rule
     assert event.actor.role is Role.command_centre
 
 
 def test_dispatch_deadline_follows_the_class_limit(pack: CityPack) -> None:
     lamp = decide_dispatch(pack, CASE, 6, "component", "0118", GRID_STREET_2, SINCE)
-    assert lamp.deadline == SINCE + timedelta(days=2)
+    assert lamp.deadline == local(5, 17, 15)  # P2D: two working days of 7 office hours
     assert lamp.version == 7
     assert lamp.department == "ROADS"
 
@@ -125,7 +133,39 @@ def test_dispatch_by_fallback_names_the_fallback_rule(pack: CityPack) -> None:
     event = decide_dispatch(variant, CASE, 2, "event", "0102", GRID_STREET_2, SINCE)
     assert event.department == "STREET-002"
     assert "street office" in event.rule
-    assert event.deadline == SINCE + timedelta(hours=4)
+    assert event.deadline == local(4, 14, 15)
+
+
+def test_an_urgent_report_gets_the_urgent_limit(pack: CityPack) -> None:
+    urgent = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE, urgency="urgent")
+    assert urgent.deadline == local(4, 10, 45)  # PT2H: 15 minutes on Monday, then 09:00–10:45
+    normal = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE, urgency="normal")
+    assert normal.deadline == local(4, 14, 15)
+
+
+def test_an_emergency_runs_in_natural_time(pack: CityPack) -> None:
+    collapse = decide_dispatch(pack, CASE, 2, "event", "0401", GRID_STREET_1, SINCE)
+    assert collapse.deadline == SINCE + timedelta(hours=1)
+
+
+def test_a_deadline_in_a_year_nobody_supplied_is_flagged_not_refused(pack: CityPack) -> None:
+    eve = local(31, 17, month=12, year=2026)  # a Thursday; 2027 is not in chinesecalendar
+    event = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, eve)
+    # 17:00–17:30, then New Year's Day 2027 counted as a working day (weekends alone).
+    assert event.deadline == local(1, 14, month=1, year=2027)
+    assert event.assumed_years == [2027]
+
+
+def test_dispatch_and_the_sla_engine_share_one_deadline(pack: CityPack) -> None:
+    classes: list[tuple[Kind, str]] = [("event", "0102"), ("event", "0401"), ("component", "0118")]
+    for urgency in (None, "urgent"):
+        for kind, code in classes:
+            expected = pack.sla.deadline(Stage.handle, kind, code, urgency, SINCE)
+            assert expected is not None
+            event = decide_dispatch(
+                pack, CASE, 2, kind, code, GRID_STREET_1, SINCE, None, None, urgency
+            )
+            assert event.deadline == expected.due
 
 
 def test_dispatch_is_deterministic(pack: CityPack) -> None:

@@ -13,7 +13,7 @@ import yaml
 from shapely.geometry import shape
 
 from gridloop.citypack import CityPack, CityPackError, ComponentInstance, Grid, load_city_pack
-from gridloop.citypack.routing import LocationRule, Routing, attach_routing, routing_of
+from gridloop.citypack.routing import LocationRule, Routing
 from gridloop.config import DEMO_CITY_PACK
 from schemas.events import Point
 from services.dispatch.core import decide_dispatch, route
@@ -58,9 +58,7 @@ def pack_with(
     ]
     departments = [d for d in demo.city.departments if d.code not in drop]
     city = demo.city.model_copy(update={"departments": departments})
-    pack = CityPack(city, grids, components)
-    attach_routing(pack, Routing(list(rules)))
-    return pack
+    return CityPack(city, grids, components, routing=Routing(list(rules)))
 
 
 def lamp(owner: str = "ROADS", maintainer: str = "TRAFFIC-POLICE") -> ComponentInstance:
@@ -181,7 +179,7 @@ def test_the_dispatched_event_explains_the_decision() -> None:
 
 
 def test_the_demo_pack_has_a_park_and_allows_loopback_webhooks() -> None:
-    routing = routing_of(load_city_pack(DEMO_CITY_PACK))
+    routing = load_city_pack(DEMO_CITY_PACK).routing
     assert routing.webhooks.allow_private_addresses is True
     park = routing.match(116.407, 39.9205, "event", "0102")
     assert park is not None and park.owner == "GREENING"
@@ -194,7 +192,7 @@ def test_a_pack_without_a_routing_file_has_no_rules_and_the_strict_policy() -> N
     grids = [
         (Grid.model_validate(f["properties"]), shape(f["geometry"])) for f in features["features"]
     ]
-    routing = routing_of(CityPack(demo.city, grids))
+    routing = CityPack(demo.city, grids).routing
     assert routing.rules == []
     assert routing.webhooks.allow_private_addresses is False
 

@@ -143,6 +143,31 @@ def test_bad_reports_name_the_field(
     assert refused(info, 422, loc) == kind
 
 
+def test_staff_grade_a_reports_urgency(pack: CityPack) -> None:
+    [urgent, *_] = decide_report(
+        report(channel="supervisor", urgency="urgent"), pack, CASE, SUPERVISOR, NOW
+    )
+    assert isinstance(urgent, CaseReported) and urgent.urgency == "urgent"
+    hotline = report(channel="hotline", reporter={"phone": "1"}, urgency="normal")
+    [graded, *_] = decide_report(hotline, pack, CASE, HOTLINE, NOW)
+    assert isinstance(graded, CaseReported) and graded.urgency == "normal"
+    [ungraded, *_] = decide_report(report(channel="supervisor"), pack, CASE, SUPERVISOR, NOW)
+    assert isinstance(ungraded, CaseReported) and ungraded.urgency is None
+
+
+def test_an_urgency_the_city_does_not_name_is_refused(pack: CityPack) -> None:
+    with pytest.raises(Rejected) as info:
+        decide_report(report(channel="supervisor", urgency="panic"), pack, CASE, SUPERVISOR, NOW)
+    assert refused(info, 422, ("body", "urgency")) == "unknown_urgency"
+    assert "normal, urgent" in info.value.reason
+
+
+def test_citizens_do_not_grade_urgency(pack: CityPack) -> None:
+    with pytest.raises(Rejected) as info:
+        decide_report(report(urgency="urgent"), pack, CASE, CITIZEN, NOW)
+    assert refused(info, 422, ("body", "urgency")) == "urgency_not_allowed"
+
+
 def test_a_hotline_report_needs_the_caller_s_phone(pack: CityPack) -> None:
     with pytest.raises(Rejected) as info:
         decide_report(report(channel="hotline"), pack, CASE, HOTLINE, NOW)

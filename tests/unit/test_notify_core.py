@@ -34,9 +34,14 @@ def _secret(department: str = "WATER") -> str:
     return hook.secret
 
 
-def _env() -> Envelope:
+def _env(assumed_years: tuple[int, ...] = ()) -> Envelope:
     data = sample_of(
-        CaseDispatched, version=3, department="WATER", deadline=DEADLINE, rule="default owner"
+        CaseDispatched,
+        version=3,
+        department="WATER",
+        deadline=DEADLINE,
+        rule="default owner",
+        assumed_years=list(assumed_years),
     )
     return Envelope(data=data, source=SOURCE, time=TIME)
 
@@ -65,6 +70,12 @@ def test_message_has_type_timestamp_and_case_data() -> None:
         "point": {"lon": 116.4015, "lat": 39.9205},
         "description": "井盖破损 manhole cover broken",
     }
+
+
+def test_a_deadline_reckoned_in_an_unsupplied_year_is_flagged_to_the_department() -> None:
+    data = dispatched_message(_env(assumed_years=(2027,)), CASE_DOC)["data"]
+    assert data["assumed_years"] == [2027]
+    assert data["deadline"] == DEADLINE.isoformat()
 
 
 def test_message_of_a_case_not_yet_projected() -> None:

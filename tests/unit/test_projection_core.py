@@ -90,7 +90,10 @@ def test_facts_of_reported() -> None:
         "description": "井盖破损 — manhole cover broken",
         "reporter": {"id": "sup-0042", "name": "张伟", "phone": "13800000000"},
         "reported_at": TIME,
+        "urgency": "normal",
     }
+    ungraded = facts(_env(sample("gridloop.case.reported", urgency=None)))
+    assert "urgency" not in ungraded
 
 
 def test_facts_of_filed_and_others() -> None:
@@ -121,12 +124,14 @@ def test_state_change_of_dispatched_sets_department_and_deadline() -> None:
     change = state_change(_env(sample("gridloop.case.dispatched", department="WATER")))
     assert change["department"] == "WATER"
     assert change["deadline"] == DEADLINE
+    assert change["deadline_assumed_years"] == [2027]  # an estimate: flagged on the case
 
 
 def test_state_change_of_extended_moves_the_deadline() -> None:
     later = DEADLINE + timedelta(days=1)
     change = state_change(_env(sample("gridloop.case.extended", deadline=later)))
     assert change["deadline"] == later
+    assert change["deadline_assumed_years"] == []  # a date given by hand
     assert change["state"] == "dispatched"
     assert "department" not in change
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gridloop.calendar import SHANGHAI
 from gridloop.citypack import load_city_pack
-from gridloop.citypack.sla import SlaPolicy, load_sla_policy
+from gridloop.citypack.sla import SlaPolicy
 from gridloop.config import DEMO_CITY_PACK
 from schemas.envelope import event_id
 from schemas.events import (
@@ -42,7 +42,7 @@ from schemas.events import (
 from services.sla.core import CaseClocks, StageClock, apply, due_events, next_due, record
 from tests.samples import CASE_ID, sample_of
 
-POLICY: SlaPolicy = load_sla_policy(DEMO_CITY_PACK, load_city_pack(DEMO_CITY_PACK))
+POLICY: SlaPolicy = load_city_pack(DEMO_CITY_PACK).sla
 H = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 GRID = "110101001002001"  # community 001002 (Zhide), street 001 (Donghuamen)
@@ -485,23 +485,60 @@ def test_every_stage_can_breach(stage: Stage) -> None:
     assert isinstance(breach, SlaBreach)
 
 
-def test_a_natural_deadline_given_at_night_does_not_warn_at_once() -> None:
-    """Dispatch reckons 4 h naturally at 23:00; the class runs in working time, so the
-    clock gives the department its 4 office hours: 09:00–12:00 and 13:30–14:30 next day."""
+def _dispatched_at_night(deadline: datetime) -> CaseClocks:
     night = local(4, 23)
-    state = fold(
+    return fold(
         [
             (reported("supervisor"), night),
             (
                 sample_of(CaseFiled, version=2, kind="event", class_code="0102", grid_code=GRID),
                 night,
             ),
-            (dispatched(3, night + 4 * H), night),
+            (dispatched(3, deadline), night),
         ]
     )
+
+
+def test_a_deadline_reckoned_at_night_leaves_the_office_hours_of_the_limit() -> None:
+    """Dispatch reckons the deadline with the policy, as the engine does: 4 office hours
+    from 23:00 are 09:00–12:00 and 13:30–14:30 the next day, so nothing warns at night."""
+    night = local(4, 23)
+    reckoned = POLICY.deadline(Stage.handle, "event", "0102", None, night)
+    assert reckoned is not None and reckoned.due == local(5, 14, 30)
+    state = _dispatched_at_night(reckoned.due)
     handle = clock(state, Stage.handle)
-    assert handle.due == local(5, 14, 30)
+    assert (handle.due, handle.limit) == (local(5, 14, 30), 4 * H)
     assert handle.warn == local(5, 13, 42)
     assert [
         e for e in due_events(CASE_ID, state, night + 5 * H, POLICY) if e.stage is Stage.handle
     ] == []
+
+
+def test_the_deadline_the_department_was_told_is_kept_as_told() -> None:
+    """A deadline given by hand (here 4 natural hours from 23:00) is the one that counts:
+    the engine no longer stretches it to the class's limit; it warns at 80 % of the working
+    time it leaves (none at night: at once), and breaches right after it."""
+    night = local(4, 23)
+    state = _dispatched_at_night(night + 4 * H)
+    handle = clock(state, Stage.handle)
+    assert handle.due == night + 4 * H
+    assert handle.limit == timedelta(0)
+    [breach] = [
+        e for e in due_events(CASE_ID, state, night + 5 * H, POLICY) if e.stage is Stage.handle
+    ]
+    assert isinstance(breach, SlaBreach) and breach.deadline == night + 4 * H
+
+
+def test_rework_restarts_handling_with_the_deadline_dispatch_gives() -> None:
+    """Rework opens the handling clock with the same computation as dispatch's rework."""
+    at = local(4, 16)
+    state = fold([(sample_of(CaseReworked, version=4), at)], at_dispatch())
+    reckoned = POLICY.deadline(Stage.handle, "event", "0102", None, at)
+    assert reckoned is not None
+    assert clock(state, Stage.handle).due == reckoned.due == local(5, 11, 30)
+
+
+def test_an_urgent_report_runs_on_the_urgent_limits() -> None:
+    state = fold([(reported("supervisor", urgency="urgent"), TUESDAY)])
+    assert state.urgency == "urgent"
+    assert clock(state, Stage.file).due == local(4, 9, 30)  # PT30M, not PT1H

@@ -1,4 +1,5 @@
-"""The SLA part of the city pack: the demo's terms, and every error of a broken sla.yaml."""
+"""The SLA part of the city pack: the demo's terms, the one computation of a deadline, and
+every error of a broken sla.yaml (listed by `load_city_pack` with the other files')."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 import yaml
 
 from gridloop.citypack import CityPackError, load_city_pack
-from gridloop.citypack.sla import load_sla_policy
 from gridloop.config import DEMO_CITY_PACK
 from schemas.events import Stage
 
@@ -19,8 +19,24 @@ PACK = load_city_pack(DEMO_CITY_PACK)
 H = timedelta(hours=1)
 
 
+def pack_copy(tmp_path: Path, sla: dict[str, Any] | None) -> Path:
+    """The demo pack with this `sla.yaml` (none at all for None)."""
+    pack = tmp_path / "pack"
+    shutil.copytree(DEMO_CITY_PACK, pack)
+    if sla is None:
+        (pack / "sla.yaml").unlink()
+    else:
+        (pack / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), "utf-8")
+    return pack
+
+
+def demo_sla() -> dict[str, Any]:
+    raw: dict[str, Any] = yaml.safe_load((DEMO_CITY_PACK / "sla.yaml").read_text("utf-8"))
+    return raw
+
+
 def test_the_demo_terms_per_class_and_urgency() -> None:
-    policy = load_sla_policy(DEMO_CITY_PACK, PACK)
+    policy = PACK.sla
     garbage = policy.terms("event", "0102", "normal")
     assert garbage.clock_kind == "working"
     assert garbage.limits[Stage.handle] == 4 * H
@@ -38,7 +54,7 @@ def test_the_demo_terms_per_class_and_urgency() -> None:
 
 
 def test_tier_offices() -> None:
-    policy = load_sla_policy(DEMO_CITY_PACK, PACK)
+    policy = PACK.sla
     grid = "110101002001003"
     assert policy.office("community", grid) == "COMMUNITY-002001"
     assert policy.office("street", grid) == "STREET-002"
@@ -49,27 +65,22 @@ def test_tier_offices() -> None:
 
 
 def test_a_pack_without_sla_yaml_times_handling_only(tmp_path: Path) -> None:
-    policy = load_sla_policy(tmp_path, PACK)
+    policy = load_city_pack(pack_copy(tmp_path, None)).sla
     terms = policy.terms("event", "0102", None)
     assert set(terms.limits) == {Stage.handle}
     assert terms.ladder == ()
 
 
 def test_a_city_supplied_year(tmp_path: Path) -> None:
-    pack = tmp_path / "pack"
-    shutil.copytree(DEMO_CITY_PACK, pack)
-    raw: dict[str, Any] = yaml.safe_load((pack / "sla.yaml").read_text(encoding="utf-8"))
+    raw = demo_sla()
     raw["calendar"] = {2027: {"holidays": [date(2027, 1, 1)], "workdays": []}}
-    (pack / "sla.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
-    policy = load_sla_policy(pack, PACK)
+    policy = load_city_pack(pack_copy(tmp_path, raw)).sla
     assert not policy.calendar.is_working_day(date(2027, 1, 1))
     assert 2027 in policy.calendar.years
 
 
 def test_every_error_is_listed(tmp_path: Path) -> None:
-    pack = tmp_path / "pack"
-    shutil.copytree(DEMO_CITY_PACK, pack)
-    raw: dict[str, Any] = yaml.safe_load((pack / "sla.yaml").read_text(encoding="utf-8"))
+    raw = demo_sla()
     raw["offices"]["district"] = "NOWHERE"
     raw["offices"]["community"]["009009"] = "COMMUNITY-001001"
     raw["rules"].append({"match": {"kind": "event", "code": "0999"}, "limits": {"handle": "PT1H"}})
@@ -77,9 +88,8 @@ def test_every_error_is_listed(tmp_path: Path) -> None:
         {"ladder": [{"tier": "city", "after": "PT0S"}, {"tier": "street", "after": "PT1H"}]}
     )
     raw["calendar"] = {2027: {"holidays": [date(2028, 1, 1)]}}
-    (pack / "sla.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
     with pytest.raises(CityPackError) as caught:
-        load_sla_policy(pack, PACK)
+        load_city_pack(pack_copy(tmp_path, raw))
     errors = "\n".join(caught.value.errors)
     for expected in (
         "offices.district: unknown department NOWHERE",
@@ -92,9 +102,8 @@ def test_every_error_is_listed(tmp_path: Path) -> None:
 
 
 def test_office_hours_must_be_sensible(tmp_path: Path) -> None:
-    (tmp_path / "sla.yaml").write_text(
-        'format: gridloop-sla/1\noffice_hours: [["12:00", "09:00"]]\n', "utf-8"
-    )
     with pytest.raises(CityPackError) as caught:
-        load_sla_policy(tmp_path, PACK)
+        load_city_pack(
+            pack_copy(tmp_path, {"format": "gridloop-sla/1", "office_hours": [["12:00", "09:00"]]})
+        )
     assert "office_hours" in "\n".join(caught.value.errors)
