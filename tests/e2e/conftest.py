@@ -4,7 +4,6 @@ in this test process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 from pymongo import AsyncMongoClient
@@ -27,6 +25,7 @@ from gridloop.embedded import free_port
 from gridloop.mongo import Document
 from gridloop.up import PORT_ENV, System
 from tests.conftest import Servers
+from tests.helpers import serving
 
 # A class with a deadline short enough to pass during a test.
 FAST_CLASS = ("event", "0505")
@@ -97,15 +96,8 @@ def receiver() -> Receiver:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app(), "127.0.0.1", receiver.port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.05)
-    yield receiver
-    server.should_exit = True
-    await task
+    async with serving(receiver.app(), receiver.port):
+        yield receiver
 
 
 @pytest.fixture(scope="package")

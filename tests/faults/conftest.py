@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 import yaml
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -36,6 +35,7 @@ from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
 from gridloop.up import PORT_ENV, System
 from tests.faults.harness import SUMMARY, SUPERVISOR, Client, Ledger, Receiver
+from tests.helpers import serving
 
 SERVICES = ("projections", "dispatch", "notify", "sla", "intake")
 # Compressed time: a dead member's partitions move after 6 s; webhooks are retried within
@@ -147,15 +147,8 @@ def receiver() -> Receiver:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
 async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app(), "127.0.0.1", receiver.port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.05)
-    yield receiver
-    server.should_exit = True
-    await task
+    async with serving(receiver.app(), receiver.port):
+        yield receiver
 
 
 @pytest.fixture(scope="package")

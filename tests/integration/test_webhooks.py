@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 from pymongo import AsyncMongoClient
@@ -40,7 +39,7 @@ from services.notify.service import Deliverer, DeliveryPolicy, Notify
 from services.notify.store import DeliveryStore
 from services.projections.store import CaseStore
 from tests.conftest import Servers
-from tests.helpers import eventually
+from tests.helpers import eventually, serving
 
 CC = Actor(role=ActorRole.command_centre, id="auto-dispatch")
 
@@ -113,13 +112,8 @@ class Receivers:
 @pytest.fixture(scope="module")
 async def receivers() -> AsyncIterator[Receivers]:
     found = Receivers(free_port())
-    server = uvicorn.Server(uvicorn.Config(found.app(), "127.0.0.1", found.port, log_level="error"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.02)
-    yield found
-    server.should_exit = server.force_exit = True  # stalled requests may still be waiting
-    await task
+    async with serving(found.app(), found.port):
+        yield found
 
 
 def pack_for(target: Path, receivers: Receivers, refused_port: int) -> CityPack:
