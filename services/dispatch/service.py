@@ -10,7 +10,7 @@ centre's actions need the role `command_centre`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -117,6 +117,21 @@ class Dispatch:
             answer["request_id"] = request_id
         return 202, answer
 
+    async def act(
+        self,
+        scope: str,
+        case_id: str,
+        key: str | None,
+        body: BaseModel,
+        decide: Callable[[CaseView], EventData],
+    ) -> JSONResponse:
+        """Read the case, decide, publish: once per Idempotency-Key."""
+
+        async def work() -> Answer:
+            return await self.publish(decide(await self.case(case_id)))
+
+        return await self.once(f"{scope}:{case_id}", key, body, work)
+
     async def once(
         self, scope: str, key: str | None, body: BaseModel | None, work: Any
     ) -> JSONResponse:
@@ -169,12 +184,13 @@ async def acknowledge(
 ) -> JSONResponse:
     """签收: the department confirms it received the case (lead or assisting)."""
     _own(who, department)
-
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        return await dispatch.publish(core.decide_acknowledge(case, department, answer))
-
-    return await dispatch.once(f"ack:{department}:{case_id}", key, answer, work)
+    return await dispatch.act(
+        f"ack:{department}",
+        case_id,
+        key,
+        answer,
+        lambda case: core.decide_acknowledge(case, department, answer),
+    )
 
 
 @departments.post("/handled", status_code=202)
@@ -188,12 +204,13 @@ async def report_handled(
 ) -> JSONResponse:
     """处理反馈: the case is handled, with notes and links to photos."""
     _own(who, department)
-
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        return await dispatch.publish(core.decide_handled(case, department, answer))
-
-    return await dispatch.once(f"handled:{department}:{case_id}", key, answer, work)
+    return await dispatch.act(
+        f"handled:{department}",
+        case_id,
+        key,
+        answer,
+        lambda case: core.decide_handled(case, department, answer),
+    )
 
 
 @departments.post("/return", status_code=202)
@@ -207,12 +224,13 @@ async def return_case(
 ) -> JSONResponse:
     """回退: not ours, with the reason; back to the command centre to re-dispatch."""
     _own(who, department)
-
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        return await dispatch.publish(core.decide_return(case, department, answer))
-
-    return await dispatch.once(f"return:{department}:{case_id}", key, answer, work)
+    return await dispatch.act(
+        f"return:{department}",
+        case_id,
+        key,
+        answer,
+        lambda case: core.decide_return(case, department, answer),
+    )
 
 
 @departments.post("/extension", status_code=202)
@@ -226,15 +244,15 @@ async def request_extension(
 ) -> JSONResponse:
     """延期: ask for a later deadline; the command centre approves or denies."""
     _own(who, department)
-
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        event = core.decide_extension_request(
+    return await dispatch.act(
+        f"extension:{department}",
+        case_id,
+        key,
+        answer,
+        lambda case: core.decide_extension_request(
             case, department, answer, _request_id(case_id, key), datetime.now(UTC)
-        )
-        return await dispatch.publish(event)
-
-    return await dispatch.once(f"extension:{department}:{case_id}", key, answer, work)
+        ),
+    )
 
 
 @departments.post("/parking", status_code=202)
@@ -248,13 +266,15 @@ async def request_parking(
 ) -> JSONResponse:
     """挂账: ask to pause the clock; the command centre approves or denies."""
     _own(who, department)
-
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        event = core.decide_parking_request(case, department, answer, _request_id(case_id, key))
-        return await dispatch.publish(event)
-
-    return await dispatch.once(f"parking:{department}:{case_id}", key, answer, work)
+    return await dispatch.act(
+        f"parking:{department}",
+        case_id,
+        key,
+        answer,
+        lambda case: core.decide_parking_request(
+            case, department, answer, _request_id(case_id, key)
+        ),
+    )
 
 
 @departments.post("/resume", status_code=202)
@@ -289,13 +309,13 @@ async def explain(
 ) -> JSONResponse:
     """An overdue case's explanation, owed by its department."""
     _own(who, department)
-
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        event = core.decide_explain(case, department, answer, datetime.now(UTC))
-        return await dispatch.publish(event)
-
-    return await dispatch.once(f"explain:{department}:{case_id}", key, answer, work)
+    return await dispatch.act(
+        f"explain:{department}",
+        case_id,
+        key,
+        answer,
+        lambda case: core.decide_explain(case, department, answer, datetime.now(UTC)),
+    )
 
 
 @command.post("/dispatch", status_code=202)
@@ -308,12 +328,13 @@ async def dispatch_by_hand(
 ) -> JSONResponse:
     """Dispatch or re-dispatch (改派) by hand, to a lead and assisting departments."""
 
-    async def work() -> Answer:
-        case = await dispatch.case(case_id)
-        event = core.decide_manual_dispatch(dispatch.pack, case, order, datetime.now(UTC))
-        return await dispatch.publish(event)
-
-    return await dispatch.once(f"dispatch:{case_id}", key, order, work)
+    return await dispatch.act(
+        "dispatch",
+        case_id,
+        key,
+        order,
+        lambda case: core.decide_manual_dispatch(dispatch.pack, case, order, datetime.now(UTC)),
+    )
 
 
 def _decision_route(kind: str, approve: bool) -> Any:
