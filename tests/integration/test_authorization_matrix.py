@@ -1,0 +1,148 @@
+"""Every role against every endpoint of intake and dispatch: who is let through the door.
+
+The table is the access policy, written down by hand from the issues (supervision centre
+files, supervisors verify and check, departments answer for their own cases, the command
+centre dispatches and decides requests). A denial is a 401 without a token, or a 403 on the
+`Authorization` header; anything else (404 for a case that does not exist, 409, 422) means
+the caller got past the door. Requests carry empty bodies: nothing is created.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from gridloop.auth import CredentialStore, Role
+from gridloop.citypack import load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.idempotency import IdempotencyStore
+from gridloop.kafka import EventProducer, ensure_topics
+from gridloop.mongo import Document
+from services.dispatch.service import Dispatch
+from services.dispatch.service import create_app as dispatch_app
+from services.intake.api import Intake, follow_key
+from services.intake.api import create_app as intake_app
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+
+R = Role
+STAFF: set[Role | None] = {
+    R.supervisor,
+    R.supervision_centre,
+    R.command_centre,
+    R.hotline,
+    R.department,
+    R.admin,
+}
+EVERYONE: set[Role | None] = {*R, None}
+DEPARTMENT: set[Role | None] = {R.department}
+CASE = "/cases/C-none"
+DEPT = "/departments/WATER/cases/C-none"
+
+INTAKE: list[tuple[str, str, set[Role | None]]] = [
+    ("GET", f"{CASE}", STAFF),
+    ("GET", f"{CASE}/public", EVERYONE),
+    ("POST", f"{CASE}/verification", {R.supervisor}),
+    ("POST", f"{CASE}/check", {R.supervisor}),
+    ("POST", f"{CASE}/file", {R.supervision_centre}),
+    ("POST", f"{CASE}/void", {R.supervision_centre}),
+    ("POST", f"{CASE}/merge", {R.supervision_centre}),
+    ("POST", f"{CASE}/split", {R.supervision_centre}),
+    ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
+    ("GET", "/tasks/filing", {R.supervision_centre}),
+    ("GET", "/media/none", STAFF),
+    ("GET", "/open311/v2/services.json", EVERYONE),
+]
+DISPATCH: list[tuple[str, str, set[Role | None]]] = [
+    *[
+        ("POST", f"{DEPT}/{action}", DEPARTMENT)
+        for action in (
+            "acknowledge",
+            "handled",
+            "return",
+            "extension",
+            "parking",
+            "resume",
+            "explanation",
+        )
+    ],
+    ("POST", f"{CASE}/dispatch", {R.command_centre}),
+    ("POST", f"{CASE}/extension/approve", {R.command_centre}),
+    ("POST", f"{CASE}/extension/deny", {R.command_centre}),
+    ("POST", f"{CASE}/parking/approve", {R.command_centre}),
+    ("POST", f"{CASE}/parking/deny", {R.command_centre}),
+    ("POST", f"{CASE}/resume", {R.command_centre}),
+    ("GET", f"{CASE}", {R.command_centre}),
+]
+SUBJECT = {R.department: "WATER"}  # the department in the paths above
+
+
+@dataclass
+class Door:
+    http: httpx.AsyncClient
+    tokens: dict[Role, str]
+
+    async def passes(self, method: str, path: str, role: Role | None) -> bool:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        response = await self.http.request(method, path, headers=headers, json={})
+        if response.status_code == 401:
+            return False
+        if response.status_code == 403:
+            return bool(response.json()["detail"][0]["loc"] != ["header", "Authorization"])
+        assert response.status_code < 500, (method, path, role, response.text)
+        return True
+
+
+@pytest.fixture
+async def doors(servers: Servers) -> AsyncIterator[dict[str, Door]]:
+    await ensure_topics(servers.kafka)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
+    producer = EventProducer(servers.kafka)
+    await producer.start()
+    pack = load_city_pack(DEMO_CITY_PACK)
+    credentials = CredentialStore(db)
+    tokens = {role: await credentials.issue(role, SUBJECT.get(role, f"{role}-1")) for role in R}
+    intake = Intake(pack, producer, db, await follow_key(db))
+    dispatch = Dispatch(pack, producer, CaseStore(db), IdempotencyStore(db))
+    apps = {"intake": intake_app(intake), "dispatch": dispatch_app(dispatch, credentials)}
+    clients = {
+        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+        for name, app in apps.items()
+    }
+    yield {name: Door(client, tokens) for name, client in clients.items()}
+    for client in clients.values():
+        await client.aclose()
+    await producer.stop()
+    await mongo.close()
+
+
+@pytest.mark.parametrize(("service", "table"), [("intake", INTAKE), ("dispatch", DISPATCH)])
+async def test_every_role_against_every_endpoint(
+    doors: dict[str, Door], service: str, table: list[tuple[str, str, set[Role | None]]]
+) -> None:
+    wrong: list[str] = []
+    for method, path, allowed in table:
+        for role in EVERYONE:
+            passed = await doors[service].passes(method, path, role)
+            if passed != (role in allowed):
+                verdict = "let in" if passed else "kept out"
+                wrong.append(f"{method} {path}: {role or 'no token'} was {verdict}")
+    assert wrong == []
+
+
+async def test_a_department_cannot_act_for_another(doors: dict[str, Door]) -> None:
+    door = doors["dispatch"]
+    headers = {"Authorization": f"Bearer {door.tokens[R.department]}"}  # WATER's
+    response = await door.http.post(
+        "/departments/SANITATION/cases/C-none/handled",
+        headers=headers,
+        json={"handler_id": "crew-1"},
+    )
+    assert response.status_code == 403
+    assert response.json()["detail"][0]["loc"] == ["path", "department"]
