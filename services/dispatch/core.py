@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -440,6 +440,8 @@ def decide_explain(
 
 # --- the command centre's decisions on requests ----------------------------------------
 
+Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied)
+
 
 def _pending(case: CaseView, kind: str) -> PendingRequest:
     pending = case.pending_request
@@ -459,14 +461,7 @@ def decide_extension(
     pending = _pending(case, "extension")
     actor = Actor(role=Role.command_centre, id=decision.dispatcher)
     if not approve:
-        return ExtensionDenied(
-            case_id=case.case_id,
-            case_version=case.version,
-            actor=actor,
-            department=pending.department,
-            request_id=pending.request_id,
-            reason=_reason_of_denial(decision),
-        )
+        return _denial(ExtensionDenied, case, actor, pending, decision)
     next_state(case.state, "extended")
     deadline = decision.deadline or pending.deadline
     assert deadline is not None
@@ -488,14 +483,7 @@ def decide_parking(
     pending = _pending(case, "parking")
     actor = Actor(role=Role.command_centre, id=decision.dispatcher)
     if not approve:
-        return ParkingDenied(
-            case_id=case.case_id,
-            case_version=case.version,
-            actor=actor,
-            department=pending.department,
-            request_id=pending.request_id,
-            reason=_reason_of_denial(decision),
-        )
+        return _denial(ParkingDenied, case, actor, pending, decision)
     next_state(case.state, "parked")
     return CaseParked(
         case_id=case.case_id,
@@ -503,6 +491,20 @@ def decide_parking(
         actor=actor,
         request_id=pending.request_id,
         reason=decision.reason or pending.reason,
+    )
+
+
+def _denial(
+    model: type[Denied], case: CaseView, actor: Actor, pending: PendingRequest, decision: DecisionIn
+) -> Denied:
+    """A request denied: the case does not move; the department is told why."""
+    return model(
+        case_id=case.case_id,
+        case_version=case.version,
+        actor=actor,
+        department=pending.department,
+        request_id=pending.request_id,
+        reason=_reason_of_denial(decision),
     )
 
 
