@@ -105,7 +105,11 @@ class Infra:
 @contextlib.asynccontextmanager
 async def infrastructure(settings: Settings, client_id: str) -> AsyncIterator[Infra]:
     """Topics created, database connected, producer started; all closed on exit."""
-    await ensure_topics(settings.kafka_bootstrap_servers)
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        replication=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
     client = connect(settings)
     producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
     await producer.start()

@@ -14,7 +14,13 @@ from services.sla.app import create_app
 
 def run(settings: Settings) -> None:
     # Faust's source topics must exist before the worker starts.
-    asyncio.run(ensure_topics(settings.kafka_bootstrap_servers))
+    asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap_servers,
+            replication=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+        )
+    )
     (settings.data_dir / "sla").mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
