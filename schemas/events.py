@@ -14,6 +14,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.limits import Latitude, Longitude
+
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Version = Annotated[int, Field(ge=1)]
 Text = Annotated[str, Field(max_length=2000)]
@@ -62,8 +64,8 @@ class Actor(BaseModel):
 
 class Point(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    lon: Annotated[float, Field(ge=-180, le=180)]
-    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Longitude
+    lat: Latitude
 
 
 class Reporter(BaseModel):

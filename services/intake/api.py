@@ -24,11 +24,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop.audit import personal_read
+from gridloop.audit import router as audit_router
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
-from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse
+from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse, refusals
+from gridloop.http import HttpLimits, harden
 from gridloop.idempotency import Answer, IdempotencyStore
 from gridloop.kafka import EventProducer
 from gridloop.lifecycle import OPEN_STATES
@@ -55,12 +59,13 @@ from services.intake.core import (
     to_file,
 )
 from services.intake.duplicates import Nearby, search_box
-from services.intake.media import MAX_UPLOAD, MediaStore
+from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES, MediaStore
 from services.intake.numbering import CaseNumbers
 from services.intake.views import (
     department_may_read,
     follow_token,
     may_follow,
+    personal_fields,
     public_view,
     staff_view,
 )
@@ -181,6 +186,41 @@ TaskReader = Annotated[Principal, Depends(require(Role.supervisor, Role.supervis
 router = APIRouter()
 
 
+class Accepted(BaseModel):
+    """A command's 202: the case's state and version after it, and the events published."""
+
+    case_id: str
+    state: str
+    version: int
+    events: list[str]
+    case_number: str | None = None  # when the command filed the case
+    merged_into: str | None = None  # when the report was a duplicate
+    follow_token: str | None = None  # a citizen's report: to follow it
+
+
+class Stored(BaseModel):
+    """An upload, as kept: name its `media_id` in a report or verification."""
+
+    media_id: str
+    content_type: str
+    kind: str
+    size: int
+    sha256: str
+
+
+# What each kind of route answers, and may refuse with besides 422 (FastAPI documents it).
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": Accepted, "description": "Published: Kafka acknowledged the events"}
+}
+ACT = ACCEPTED | refusals(400, 401, 403, 404, 409, 503)
+READ = refusals(401, 403, 404)
+FOLLOW_TOKEN = r"^[A-Za-z0-9_-]+$"  # as `follow_token` makes them: ASCII, for compare_digest
+MEDIA_READ: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The file", "content": {t: {} for t in MEDIA_CONTENT_TYPES}},
+    **READ,
+}
+
+
 def _accepted(events: Sequence[CaseEvent], **extra: Any) -> Answer:
     last = events[-1]
     body: dict[str, Any] = {
@@ -213,7 +253,7 @@ async def _once(
     return await intake.idempotency.once(_scope(name, who), key, body.encode(), work)
 
 
-@router.post("/reports", status_code=202)
+@router.post("/reports", status_code=202, responses=ACCEPTED | refusals(400, 401, 403, 503))
 async def submit_report(
     report: ReportIn, intake: Deps, who: Anyone, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -251,7 +291,11 @@ async def accept_report(
     return await _once(intake, "report", who, key, report.model_dump_json(), work)
 
 
-@router.post("/media", status_code=201)
+@router.post(
+    "/media",
+    status_code=201,
+    responses={201: {"model": Stored, "description": "Stored"}, **refusals(400, 401, 413, 415)},
+)
 async def upload_media(
     intake: Deps,
     who: Anyone,
@@ -264,13 +308,13 @@ async def upload_media(
     return JSONResponse(stored, status_code=201)
 
 
-@router.get("/media/{media_id}")
+@router.get("/media/{media_id}", response_class=Response, responses=MEDIA_READ)
 async def read_media(media_id: str, intake: Deps, who: Staff) -> Response:
     data, content_type = await intake.media.get(media_id)
     return Response(data, media_type=content_type)
 
 
-@router.post("/cases/{case_id}/verification", status_code=202)
+@router.post("/cases/{case_id}/verification", status_code=202, responses=ACT)
 async def verify(
     case_id: str,
     answer: VerificationIn,
@@ -296,7 +340,7 @@ async def verify(
     return await _once(intake, "verification", who, key, body, work)
 
 
-@router.post("/cases/{case_id}/check", status_code=202)
+@router.post("/cases/{case_id}/check", status_code=202, responses=ACT)
 async def check(
     case_id: str, answer: CheckIn, intake: Deps, who: Supervisor, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -310,7 +354,7 @@ async def check(
     return await _once(intake, "check", who, key, f"{case_id}:{answer.model_dump_json()}", work)
 
 
-@router.post("/cases/{case_id}/file", status_code=202)
+@router.post("/cases/{case_id}/file", status_code=202, responses=ACT)
 async def file_case(
     case_id: str, answer: FileIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -327,7 +371,7 @@ async def file_case(
     return await _once(intake, "file", who, key, f"{case_id}:{answer.model_dump_json()}", work)
 
 
-@router.post("/cases/{case_id}/void", status_code=202)
+@router.post("/cases/{case_id}/void", status_code=202, responses=ACT)
 async def void_case(
     case_id: str, answer: VoidIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -341,7 +385,7 @@ async def void_case(
     return await _once(intake, "void", who, key, f"{case_id}:{answer.model_dump_json()}", work)
 
 
-@router.post("/cases/{case_id}/merge", status_code=202)
+@router.post("/cases/{case_id}/merge", status_code=202, responses=ACT)
 async def merge_case(
     case_id: str, answer: MergeIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -357,7 +401,7 @@ async def merge_case(
     return await _once(intake, "merge", who, key, f"{case_id}:{answer.model_dump_json()}", work)
 
 
-@router.post("/cases/{case_id}/split", status_code=202)
+@router.post("/cases/{case_id}/split", status_code=202, responses=ACT)
 async def split_case(
     case_id: str, answer: SplitIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
@@ -372,23 +416,27 @@ async def split_case(
     return await _once(intake, "split", who, key, f"{case_id}:{answer.model_dump_json()}", work)
 
 
-@router.get("/cases/{case_id}")
-async def read_case(case_id: str, intake: Deps, who: Staff) -> dict[str, Any]:
-    """The case as projected from the event log: state and the whole timeline."""
+@router.get("/cases/{case_id}", responses=READ)
+async def read_case(case_id: str, intake: Deps, who: Staff, request: Request) -> dict[str, Any]:
+    """The case as projected from the event log: state and the whole timeline. Showing a
+    reporter's name or phone is recorded in the audit trail first."""
     doc = await intake.doc(case_id)
     if not department_may_read(doc, who):
         raise Rejected(404, ("path", "case_id"), f"no case {case_id}", "not_found")
     duplicates = await intake.cases.cases.count_documents({"merged_into": case_id})
-    encoded: dict[str, Any] = jsonable_encoder(staff_view(doc, who, duplicates))
+    view = staff_view(doc, who, duplicates)
+    if shown := personal_fields(view):
+        await request.app.state.audit.add(personal_read("intake", who, case_id, shown))
+    encoded: dict[str, Any] = jsonable_encoder(view)
     return encoded
 
 
-@router.get("/cases/{case_id}/public")
+@router.get("/cases/{case_id}/public", responses=refusals(401, 404))
 async def follow_case(
     case_id: str,
     intake: Deps,
     who: Anyone,
-    token: Annotated[str | None, Query(max_length=100)] = None,
+    token: Annotated[str | None, Query(max_length=100, pattern=FOLLOW_TOKEN)] = None,
 ) -> dict[str, Any]:
     """A reporter follows their case: with the `follow_token` of their report, or with
     their own citizen credential."""
@@ -424,7 +472,7 @@ def _task(doc: Document) -> Document:
     }
 
 
-@router.get("/tasks/verification")
+@router.get("/tasks/verification", responses=refusals(401, 403))
 async def verification_tasks(
     intake: Deps,
     who: TaskReader,
@@ -440,7 +488,7 @@ async def verification_tasks(
     return encoded
 
 
-@router.get("/tasks/filing")
+@router.get("/tasks/filing", responses=refusals(401, 403))
 async def filing_tasks(
     intake: Deps,
     who: Centre,
@@ -456,14 +504,20 @@ async def filing_tasks(
     return encoded
 
 
-def create_app(intake: Intake) -> FastAPI:
+# Room for the largest upload and its multipart framing.
+UPLOAD_BODY = MAX_UPLOAD + 64 * 1024
+
+
+def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app = FastAPI(title="gridloop intake", version="0.2.0")
     app.state.intake = intake
     app.state.credentials = intake.credentials
     app.include_router(router)
+    app.include_router(audit_router)
     from services.intake.open311_api import router as open311  # it builds on this module
 
     app.include_router(open311, prefix="/open311/v2")
     install_error_handlers(app)
+    harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})
     add_ops_routes(app)
     return app

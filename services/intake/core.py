@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,23 +35,39 @@ from schemas.events import (
     CaseVoided,
     Channel,
     Kind,
-    MediaIds,
     Point,
     Reporter,
     Role,
     Urgency,
 )
+from schemas.limits import (
+    Address,
+    CaseRef,
+    ClassCode,
+    ComponentId,
+    Description,
+    GridCode,
+    MediaIds,
+    Note,
+    OptionalPersonId,
+    PersonId,
+    PersonName,
+    Phone,
+    Reason,
+)
 from services.intake.duplicates import Nearby, find_duplicate
 from services.projections.core import CaseView
 
-Note = Annotated[str | None, Field(max_length=2000)]
-Reason = Annotated[str, Field(min_length=1, max_length=2000)]
-PersonId = Annotated[str, Field(min_length=1, max_length=64)]
-ClassCode = Annotated[str, Field(pattern=r"^\d{4,5}$")]
-ComponentId = Annotated[str, Field(pattern=r"^\d{16,17}$")]
-GridCode = Annotated[str, Field(pattern=r"^\d{14,15}$")]
-CaseRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 SYSTEM = Actor(role=Role.system, id="intake")
+
+
+class ReporterIn(BaseModel):
+    """Who reported, as the client says (the credential's holder may override `id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: OptionalPersonId = None
+    name: PersonName = None
+    phone: Phone = None
 
 
 class ReportIn(BaseModel):
@@ -69,9 +84,9 @@ class ReportIn(BaseModel):
     component_id: ComponentId | None = None
     point: Point | None = None
     grid_code: GridCode | None = None
-    address: Annotated[str | None, Field(max_length=500)] = None
-    description: Annotated[str, Field(min_length=1, max_length=2000)]
-    reporter: Reporter = Field(default_factory=Reporter)
+    address: Address = None
+    description: Description
+    reporter: ReporterIn = Field(default_factory=ReporterIn)
     media: MediaIds = []
     # Graded by staff (supervisor, hotline): one the city's sla.yaml names; none is `normal`.
     urgency: Urgency | None = None
@@ -319,7 +334,7 @@ def decide_report(
     component = _component(report, pack)
     kind, class_code = _class(report, pack, component)
     point, grid = _locate(report, pack, component)
-    reporter = report.reporter
+    reporter = Reporter(**report.reporter.model_dump())
     if report.channel is Channel.supervisor or (
         report.channel is Channel.website and who != PUBLIC
     ):  # the reporter is the credential's holder (the hotline's is the caller)

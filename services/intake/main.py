@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
+from gridloop.http import HttpLimits
 from gridloop.runtime import infrastructure, serve
 from services.intake.api import Intake, create_app
 
@@ -12,4 +13,9 @@ async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
     async with infrastructure(settings, "intake") as infra:
         intake = await Intake.build(pack, infra.producer, infra.db)
-        await serve(create_app(intake), settings.host, settings.intake_port, [])
+        await serve(
+            create_app(intake, HttpLimits.from_settings(settings)),
+            settings.host,
+            settings.intake_port,
+            [],
+        )

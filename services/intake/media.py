@@ -23,6 +23,18 @@ from gridloop.mongo import Document
 MiB = 1024 * 1024
 LIMITS = {"photo": 10 * MiB, "voice": 5 * MiB}
 MAX_UPLOAD = max(LIMITS.values())
+# What `GET /media/{id}` may answer with: the types `sniff` recognises.
+MEDIA_CONTENT_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "audio/amr",
+    "audio/wav",
+    "audio/ogg",
+    "audio/mpeg",
+    "audio/mp4",
+    "application/octet-stream",
+)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from pydantic import ValidationError
 from gridloop.citypack import CityPack
 from gridloop.citypack.model import EventClass
 from gridloop.lifecycle import OPEN_STATES, State
-from schemas.events import Channel, Point, Reporter
-from services.intake.core import ReportIn
+from schemas.events import Channel, Point
+from schemas.limits import LAT_MAX, LON_MAX
+from services.intake.core import ReporterIn, ReportIn
 
 Format = Literal["json", "xml"]
 FORMATS: tuple[Format, ...] = ("json", "xml")
@@ -350,8 +351,8 @@ def to_report(form: Mapping[str, str], pack: CityPack) -> ReportIn:
         if not (has_lat or has_long) and (form.get("address_string") or form.get("address_id")):
             reason = "required: this jurisdiction locates requests by lat and long only"
         raise bad(missing, reason)
-    lat = _coordinate(form, "lat", 90)
-    lon = _coordinate(form, "long", 180)
+    lat = _coordinate(form, "lat", LAT_MAX)
+    lon = _coordinate(form, "long", LON_MAX)
     name = " ".join(p.strip() for p in (form.get("first_name"), form.get("last_name")) if p)
     description = (form.get("description") or "").strip() or cls.name
     media = [media_id(form["media_url"])] if form.get("media_url") else []
@@ -363,7 +364,7 @@ def to_report(form: Mapping[str, str], pack: CityPack) -> ReportIn:
             point=Point(lon=lon, lat=lat),
             address=form.get("address_string") or None,
             description=description,
-            reporter=Reporter(name=name or None, phone=form.get("phone") or None),
+            reporter=ReporterIn(name=name or None, phone=form.get("phone") or None),
             media=media,
         )
     except ValidationError as exc:

@@ -14,15 +14,18 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from gridloop.auth import Principal, Role
 from gridloop.errors import Rejected
 from services.intake.api import Intake, accept_report
 from services.intake.open311 import (
+    FORMATS,
     MAX_REQUESTS,
     MEDIA_TYPES,
+    POST_FIELDS,
     Format,
     Open311Error,
     check_jurisdiction,
@@ -45,8 +48,52 @@ from services.intake.open311 import (
 # Who may post with their credential as api_key: apps (public) and hotline operators.
 POSTING_ROLES = frozenset({Role.public, Role.hotline})
 MAX_FORM_BODY = 64 * 1024
+# Documented as the two formats served; any other is answered 404 in the Open311 shape.
+FormatPath = Annotated[str, Path(json_schema_extra={"enum": list(FORMATS)})]
 Jurisdiction = Annotated[str | None, Query(description="the district's code (GB/T 2260)")]
 router = APIRouter(tags=["Open311 GeoReport v2"])
+
+
+class Open311Problem(BaseModel):
+    """One refusal in the Open311 shape (`<errors><error>` in XML)."""
+
+    code: int
+    description: str
+
+
+_ANSWER: dict[str, Any] = {"description": "The answer, as JSON or XML", "content": {"text/xml": {}}}
+
+
+def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses`: the answer, and the Open311 refusals a route may send."""
+    refused: dict[int | str, dict[str, Any]] = {
+        s: {
+            "model": list[Open311Problem],
+            "description": "Refused, in the format asked for (else JSON)",
+            "content": {"text/xml": {}},
+        }
+        for s in statuses
+    }
+    return {200: _ANSWER, **refused}
+
+
+def _form_schema() -> dict[str, Any]:
+    """The posted fields as OpenAPI: a form (the spec) or an XML `<request>`."""
+    coordinate = {"type": "string", "pattern": r"^-?\d{1,3}(\.\d{1,10})?$"}
+    fields: dict[str, Any] = {f: {"type": "string", "maxLength": 2000} for f in sorted(POST_FIELDS)}
+    fields |= {"lat": coordinate, "long": coordinate}
+    schema = {"type": "object", "properties": fields, "required": ["service_code"]}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema},
+                "application/xml": {"schema": schema | {"xml": {"name": "request"}}},
+            },
+        }
+    }
+
+
 Work = Callable[[Format], Awaitable[tuple[str, Any]]]
 
 
@@ -73,8 +120,8 @@ async def _answer(format_: str, work: Work) -> Response:
         return _response(fmt, "errors", errors(refusal), status, **(exc.headers or {}))
 
 
-@router.get("/discovery.{format_}", summary="Discovery")
-async def get_discovery(request: Request, format_: str) -> Response:
+@router.get("/discovery.{format_}", summary="Discovery", responses=_refusals(404))
+async def get_discovery(request: Request, format_: FormatPath) -> Response:
     async def work(_: Format) -> tuple[str, Any]:
         base = str(request.base_url).rstrip("/") + "/open311/v2"
         return "discovery", discovery(_intake(request).pack, base)
@@ -82,9 +129,13 @@ async def get_discovery(request: Request, format_: str) -> Response:
     return await _answer(format_, work)
 
 
-@router.get("/services.{format_}", summary="Service list: the catalogue by major class")
+@router.get(
+    "/services.{format_}",
+    summary="Service list: the catalogue by major class",
+    responses=_refusals(404),
+)
 async def get_services(
-    request: Request, format_: str, jurisdiction_id: Jurisdiction = None
+    request: Request, format_: FormatPath, jurisdiction_id: Jurisdiction = None
 ) -> Response:
     async def work(_: Format) -> tuple[str, Any]:
         pack = _intake(request).pack
@@ -94,9 +145,13 @@ async def get_services(
     return await _answer(format_, work)
 
 
-@router.get("/services/{service_code}.{format_}", summary="Service definition")
+@router.get(
+    "/services/{service_code}.{format_}",
+    summary="Service definition",
+    responses=_refusals(404),
+)
 async def get_service_definition(
-    request: Request, service_code: str, format_: str, jurisdiction_id: Jurisdiction = None
+    request: Request, service_code: str, format_: FormatPath, jurisdiction_id: Jurisdiction = None
 ) -> Response:
     async def work(_: Format) -> tuple[str, Any]:
         pack = _intake(request).pack
@@ -135,8 +190,13 @@ async def _poster(intake: Intake, api_key: str | None) -> Principal:
     return who
 
 
-@router.post("/requests.{format_}", summary="Create a service request (a citizen report)")
-async def post_request(request: Request, format_: str) -> Response:
+@router.post(
+    "/requests.{format_}",
+    summary="Create a service request (a citizen report)",
+    responses=_refusals(400, 403, 404, 413, 503),
+    openapi_extra=_form_schema(),
+)
+async def post_request(request: Request, format_: FormatPath) -> Response:
     """Form fields per GeoReport v2 (`service_code`, `lat`, `long`, `address_string`,
     `description`, `media_url`, `first_name`, `last_name`, `phone`, `email`, `api_key`);
     an `Idempotency-Key` header makes a retry return the first answer."""
@@ -156,10 +216,14 @@ async def post_request(request: Request, format_: str) -> Response:
     return await _answer(format_, work)
 
 
-@router.get("/requests.{format_}", summary="Service requests, with the spec's filters")
+@router.get(
+    "/requests.{format_}",
+    summary="Service requests, with the spec's filters",
+    responses=_refusals(400, 404),
+)
 async def get_requests(
     request: Request,
-    format_: str,
+    format_: FormatPath,
     jurisdiction_id: Jurisdiction = None,
     service_request_id: str | None = None,
     service_code: str | None = None,
@@ -195,9 +259,16 @@ async def get_requests(
     return await _answer(format_, work)
 
 
-@router.get("/requests/{service_request_id}.{format_}", summary="One service request")
+@router.get(
+    "/requests/{service_request_id}.{format_}",
+    summary="One service request",
+    responses=_refusals(404),
+)
 async def get_request(
-    request: Request, service_request_id: str, format_: str, jurisdiction_id: Jurisdiction = None
+    request: Request,
+    service_request_id: str,
+    format_: FormatPath,
+    jurisdiction_id: Jurisdiction = None,
 ) -> Response:
     async def work(_: Format) -> tuple[str, Any]:
         intake = _intake(request)
@@ -226,14 +297,22 @@ async def _token(request: Request, token: str, format_: str, jurisdiction_id: st
     return await _answer(format_, work)
 
 
-@router.get("/tokens/{token}.{format_}", summary="The service request of a token")
+@router.get(
+    "/tokens/{token}.{format_}",
+    summary="The service request of a token",
+    responses=_refusals(404),
+)
 async def get_token(
-    request: Request, token: str, format_: str, jurisdiction_id: Jurisdiction = None
+    request: Request, token: str, format_: FormatPath, jurisdiction_id: Jurisdiction = None
 ) -> Response:
     return await _token(request, token, format_, jurisdiction_id)
 
 
-@router.get("/tokens/{token}", summary="The service request of a token (JSON)")
+@router.get(
+    "/tokens/{token}",
+    summary="The service request of a token (JSON)",
+    responses=_refusals(404),
+)
 async def get_token_json(
     request: Request, token: str, jurisdiction_id: Jurisdiction = None
 ) -> Response:

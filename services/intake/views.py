@@ -29,7 +29,9 @@ def follow_token(key: bytes, case_id: str) -> str:
 
 
 def may_follow(key: bytes, case_id: str, token: str | None) -> bool:
-    return token is not None and hmac.compare_digest(follow_token(key, case_id), token)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+    expected = follow_token(key, case_id).encode()
+    return token is not None and hmac.compare_digest(expected, token.encode())
 
 
 def _redacted(reporter: Any) -> Document:
@@ -54,6 +56,21 @@ def staff_view(doc: Document, who: Principal, duplicates: int) -> Document:
         timeline.append(entry)
     view["timeline"] = timeline
     return view
+
+
+def personal_fields(view: Document) -> list[str]:
+    """Which of the reporter's fields a staff view shows (their names, not their values):
+    what the audit trail records of the read."""
+    reporters = [view.get("reporter")]
+    reporters += [(e.get("data") or {}).get("reporter") for e in view.get("timeline", [])]
+    shown = {
+        field
+        for reporter in reporters
+        if isinstance(reporter, dict)
+        for field in ("name", "phone")
+        if reporter.get(field)
+    }
+    return [f"reporter.{field}" for field in sorted(shown)]
 
 
 def department_may_read(doc: Document, who: Principal) -> bool:

@@ -14,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
-from gridloop.errors import Rejected, install_error_handlers
+from gridloop.errors import Rejected, install_error_handlers, refusals
+from gridloop.http import HttpLimits, harden
 from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
+from schemas.limits import CASE_ID, CASE_ID_MAX, DEPARTMENT_CODE, CaseRef, DepartmentCode, WebUrl
 from services.notify.core import address_problem, url_problem
 from services.notify.service import resolve
 from services.notify.store import DeliveryStore
@@ -26,15 +28,15 @@ DEFAULT_OVERLAP = timedelta(hours=24)
 
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: Annotated[str, Field(min_length=1, max_length=2000)]
+    url: WebUrl
     # How long the previous secrets keep signing beside the new one (key rotation).
     previous_secret_hours: Annotated[float, Field(ge=0, le=24 * 30)] = 24.0
 
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    department: str | None = None
-    case_id: str | None = None
+    department: DepartmentCode | None = None
+    case_id: CaseRef | None = None
 
 
 async def check_webhook_url(pack: CityPack, url: str) -> None:
@@ -81,7 +83,7 @@ Operator = Annotated[Principal, Depends(require(Role.admin, Role.command_centre)
 router = APIRouter()
 
 
-@router.put("/departments/{department}/webhook")
+@router.put("/departments/{department}/webhook", responses=refusals(400, 401, 403, 404))
 async def put_webhook(
     department: str, hook: WebhookIn, _: Admin, store: Store, pack: Pack
 ) -> dict[str, Any]:
@@ -91,7 +93,7 @@ async def put_webhook(
     return {"department": department, "url": hook.url, "secret": secret}
 
 
-@router.get("/departments/{department}/webhook")
+@router.get("/departments/{department}/webhook", responses=refusals(401, 403, 404))
 async def get_webhook(department: str, _: Operator, store: Store, pack: Pack) -> dict[str, Any]:
     """The department's endpoint and its health; secrets are never shown again."""
     _known(pack, department)
@@ -112,7 +114,7 @@ async def get_webhook(department: str, _: Operator, store: Store, pack: Pack) ->
     }
 
 
-@router.post("/departments/{department}/webhook/enable")
+@router.post("/departments/{department}/webhook/enable", responses=refusals(401, 403, 404))
 async def enable_webhook(department: str, _: Admin, store: Store, pack: Pack) -> dict[str, Any]:
     """Enable an endpoint disabled by a 410 Gone; waiting messages flow again."""
     _known(pack, department)
@@ -120,13 +122,13 @@ async def enable_webhook(department: str, _: Admin, store: Store, pack: Pack) ->
     return {"department": department, "disabled": None}
 
 
-@router.get("/deliveries")
+@router.get("/deliveries", responses=refusals(401, 403))
 async def list_deliveries(
     _: Operator,
     store: Store,
-    department: str | None = None,
+    department: Annotated[str | None, Query(pattern=DEPARTMENT_CODE)] = None,
     status: Annotated[str | None, Query(pattern="^(pending|delivered|dead)$")] = None,
-    case_id: str | None = None,
+    case_id: Annotated[str | None, Query(max_length=CASE_ID_MAX, pattern=CASE_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
     query: Document = {
@@ -135,7 +137,7 @@ async def list_deliveries(
     return [_public(d) for d in await store.find(query, limit)]
 
 
-@router.get("/deliveries/{delivery_id}")
+@router.get("/deliveries/{delivery_id}", responses=refusals(401, 403, 404))
 async def read_delivery(delivery_id: str, _: Operator, store: Store) -> dict[str, Any]:
     """A delivery with every attempt."""
     doc = await store.get(delivery_id)
@@ -144,7 +146,9 @@ async def read_delivery(delivery_id: str, _: Operator, store: Store) -> dict[str
     return _public(doc)
 
 
-@router.post("/deliveries/{delivery_id}/replay", status_code=202)
+@router.post(
+    "/deliveries/{delivery_id}/replay", status_code=202, responses=refusals(401, 403, 404, 409)
+)
 async def replay_one(delivery_id: str, _: Operator, store: Store) -> dict[str, Any]:
     """Send a dead-lettered delivery again, with the same webhook id."""
     doc = await store.get(delivery_id)
@@ -157,7 +161,7 @@ async def replay_one(delivery_id: str, _: Operator, store: Store) -> dict[str, A
     return {"replayed": await store.replay({"_id": delivery_id})}
 
 
-@router.post("/deliveries/replay", status_code=202)
+@router.post("/deliveries/replay", status_code=202, responses=refusals(400, 401, 403))
 async def replay_many(filters: ReplayIn, _: Operator, store: Store) -> dict[str, Any]:
     """Send every dead-lettered delivery matching the filters again."""
     return {"replayed": await store.replay(filters.model_dump(exclude_none=True))}
@@ -170,10 +174,16 @@ def _public(doc: Document) -> dict[str, Any]:
     return encoded
 
 
-def create_app(pack: CityPack, store: DeliveryStore, credentials: CredentialStore) -> FastAPI:
+def create_app(
+    pack: CityPack,
+    store: DeliveryStore,
+    credentials: CredentialStore,
+    limits: HttpLimits | None = None,
+) -> FastAPI:
     app = FastAPI(title="gridloop notify: department webhooks", version="0.1.0")
     app.state.pack, app.state.deliveries, app.state.credentials = pack, store, credentials
     app.include_router(router)
     install_error_handlers(app)
+    harden(app, "notify", limits or HttpLimits())
     add_ops_routes(app)
     return app

@@ -255,7 +255,12 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 
 def url_problem(url: str) -> str | None:
     """What is wrong with a webhook URL's form, or None."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range
+        (parts.hostname or "").encode("idna")  # a host no resolver could take
+    except (ValueError, UnicodeError) as exc:
+        return f"the URL does not parse ({exc})"
     if parts.scheme not in ("http", "https"):
         return "the scheme must be http or https"
     if not parts.hostname:

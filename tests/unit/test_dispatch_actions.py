@@ -368,7 +368,7 @@ def test_dispatch_by_hand_refuses_unknown_or_repeated_departments(pack: CityPack
         core.decide_manual_dispatch,
         pack,
         case(),
-        _order(department="X"),
+        _order(department="NO-SUCH-DEPT"),
         NOW,
     )
     assert rejected.loc == ("body", "department")
@@ -378,7 +378,7 @@ def test_dispatch_by_hand_refuses_unknown_or_repeated_departments(pack: CityPack
         core.decide_manual_dispatch,
         pack,
         case(),
-        _order(assisting=["SANITATION", "Y"]),
+        _order(assisting=["SANITATION", "NO-SUCH-DEPT"]),
         NOW,
     )
     assert rejected.loc == ("body", "assisting", "1")
