@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -45,11 +46,29 @@ def up(
     raise typer.Exit(run_all(data_dir or Settings().data_dir, console))
 
 
+# Libraries that log what goes over the wire at DEBUG: Kafka message values (aiokafka),
+# database commands and replies (pymongo), request URLs (httpx, httpcore). Those carry
+# reporters' names and phones and webhook URLs, so they never log below these levels.
+WIRE_LOGGERS = {"aiokafka": "INFO", "pymongo": "INFO", "httpx": "WARNING", "httpcore": "WARNING"}
+
+
+def quiet_wire_loggers() -> None:
+    for name, level in WIRE_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def configure_logging(level: str) -> None:
+    """The services' logging: `level` (GRIDLOOP_LOG_LEVEL), the wire loggers kept quiet."""
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger().setLevel(level.upper())
+    quiet_wire_loggers()
+
+
 @app.command()
 def run(service: Service) -> None:
     """Run one service alone (production: one container per service)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings()
+    configure_logging(settings.log_level)
     if service is Service.sla:
         from services.sla.main import run as run_sla
 
@@ -105,6 +124,36 @@ def city_check(path: Path) -> None:
         f"{len(pack.sla.file.rules)} SLA rules",
         soft_wrap=True,
     )
+
+
+@city_app.command("generate")
+def city_generate(
+    out_dir: Annotated[
+        Path, typer.Argument(help="Where to write the pack (its files are replaced)")
+    ],
+    seed: Annotated[
+        int | None, typer.Option(help="The same seed gives the same files (default 110101)")
+    ] = None,
+    fraction: Annotated[
+        float, typer.Option(help="A smaller district for quick tries, e.g. 0.1 (0 < f ≤ 1)")
+    ] = 1.0,
+) -> None:
+    """Generate the demo city: a pack shaped like Beijing's Dongcheng district (110101)."""
+    import time
+
+    from gridloop.citypack.generate import DEFAULT_SEED, generate_city_pack
+
+    if not 0 < fraction <= 1:
+        raise typer.BadParameter("must be in (0, 1]", param_hint="--fraction")
+    started = time.perf_counter()
+    made = generate_city_pack(out_dir, DEFAULT_SEED if seed is None else seed, fraction)
+    console.print(
+        f"[green]wrote[/] {out_dir} in {time.perf_counter() - started:.1f} s (seed {made.seed}): "
+        f"{made.streets} streets, {made.communities} communities, {made.grids} grids, "
+        f"{made.components} components, {made.departments} departments, {made.classes} classes",
+        soft_wrap=True,
+    )
+    console.print(f"check it with: gridloop city check {out_dir}", soft_wrap=True)
 
 
 credentials_app = typer.Typer(help="Credentials: bearer tokens with a role.")
@@ -213,6 +262,50 @@ def webhooks_replay(
 
     count = asyncio.run(work())
     console.print(f"replaying {count} delivery(ies)" if count != 1 else "replaying 1 delivery")
+
+
+@app.command("audit")
+def audit(
+    case: Annotated[str | None, typer.Option("--case", help="One case's trail")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Who acted: an actor id or a credential's subject")
+    ] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Records at or after this time (UTC if no offset)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+) -> None:
+    """The audit trail, oldest first: accepted actions, refused attempts and reads of
+    reporters' personal data (who, role, what, which case, when, why)."""
+    from gridloop.audit import AuditTrail
+    from gridloop.mongo import connect, database
+
+    if since is not None and since.utcoffset() is None:
+        since = since.replace(tzinfo=UTC)
+
+    async def work() -> list[dict[str, Any]]:
+        settings = Settings()
+        client = connect(settings)
+        try:
+            return await AuditTrail(database(client, settings)).find(case, subject, since, limit)
+        finally:
+            await client.close()
+
+    # One line a record (at, kind, role/who, action, case, status, why or fields shown):
+    # easy to read, to grep and to keep.
+    for r in asyncio.run(work()):
+        actor = r.get("actor") or {}
+        why = r.get("reason") or ", ".join(r.get("fields") or [])
+        line = [
+            r["at"].isoformat(timespec="seconds"),
+            r["kind"],
+            f"{actor.get('role') or '-'}/{actor.get('id') or '-'}",
+            r["action"],
+            r.get("case_id") or "-",
+            str(r.get("status") or ""),
+            why or "",
+        ]
+        console.print("  ".join(line).rstrip(), soft_wrap=True, markup=False, highlight=False)
 
 
 projections_app = typer.Typer(help="Projections: the MongoDB read models, rebuilt from Kafka.")

@@ -48,3 +48,22 @@ class Settings(BaseSettings):
     webhook_poll_seconds: float = 0.5
     # Consumer group session timeout; short values make failover fast in tests.
     kafka_session_timeout_ms: int = 10_000
+    # The HTTP door of every service (gridloop/http.py): callers without a staff credential
+    # may make this many requests per client address (a `limits` string: "60/minute",
+    # "5/second;100/hour"); staff are not limited by it. X-Forwarded-For is believed only
+    # from these proxies (comma-separated addresses or networks; none by default).
+    public_rate_limit: str = "60/minute"
+    trusted_proxies: str = ""
+    # Largest request body in bytes (media uploads have their own, larger limit).
+    max_body_bytes: int = 1_048_576
+    # The services' log level (`gridloop run`); the libraries that log what goes over the
+    # wire stay at INFO or above even at DEBUG (`gridloop.cli.WIRE_LOGGERS`).
+    log_level: str = "INFO"
+    # Replicas of each topic the services create, and how many must have a write before
+    # acks=all succeeds: 1/1 on one broker, 3/2 on a three-broker cluster (one may fail).
+    kafka_replication_factor: int = Field(
+        1, ge=1, validation_alias=AliasChoices("KAFKA_REPLICATION_FACTOR")
+    )
+    kafka_min_insync_replicas: int = Field(
+        1, ge=1, validation_alias=AliasChoices("KAFKA_MIN_INSYNC_REPLICAS")
+    )

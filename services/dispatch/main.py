@@ -5,6 +5,7 @@ from __future__ import annotations
 from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
+from gridloop.http import HttpLimits
 from gridloop.idempotency import IdempotencyStore
 from gridloop.runtime import infrastructure, serve
 from schemas.topics import CLOSURES, REPORTS
@@ -21,5 +22,5 @@ async def run(settings: Settings) -> None:
         await idempotency.create_indexes()
         dispatch = Dispatch(pack, infra.producer, CaseStore(infra.db), idempotency)
         pipeline = infra.pipeline(GROUP, [REPORTS.name, CLOSURES.name], dispatch.on_event)
-        app = create_app(dispatch, CredentialStore(infra.db))
+        app = create_app(dispatch, CredentialStore(infra.db), HttpLimits.from_settings(settings))
         await serve(app, settings.host, settings.dispatch_port, [pipeline.run])

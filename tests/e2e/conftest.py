@@ -117,6 +117,9 @@ def running(
         "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "GRIDLOOP_WEBHOOK_RETRY_SCHEDULE": "0,0.2,0.4,0.8",
         "GRIDLOOP_WEBHOOK_POLL_SECONDS": "0.1",
+        # Tests poll public endpoints without a token from 127.0.0.1, as often as every
+        # 0.1 s while the projection catches up: more than the public's default allows.
+        "GRIDLOOP_PUBLIC_RATE_LIMIT": "100000/minute",
         **{var: str(free_port()) for var in PORT_ENV.values()},
     }
     services = ("projections", "dispatch", "notify", "sla", "intake")

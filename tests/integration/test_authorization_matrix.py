@@ -1,10 +1,13 @@
-"""Every role against every endpoint of intake and dispatch: who is let through the door.
+"""Every role against every endpoint of intake, dispatch and notify's admin API: who is let
+through the door.
 
 The table is the access policy, written down by hand from the issues (supervision centre
 files, supervisors verify and check, departments answer for their own cases, the command
-centre dispatches and decides requests). A denial is a 401 without a token, or a 403 on the
-`Authorization` header; anything else (404 for a case that does not exist, 409, 422) means
-the caller got past the door. Requests carry empty bodies: nothing is created.
+centre dispatches and decides requests; admins own the webhooks, which the command centre
+may read and replay; the audit trail is for admins and the supervision centre). A denial is
+a 401 without a token, or a 403 on the `Authorization` header; anything else (404 for a case
+that does not exist, 409, 422) means the caller got past the door. Requests carry empty
+bodies: nothing is created.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pymongo import AsyncMongoClient
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
+from gridloop.http import HttpLimits
 from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
@@ -27,6 +31,8 @@ from services.dispatch.service import Dispatch
 from services.dispatch.service import create_app as dispatch_app
 from services.intake.api import Intake, follow_key
 from services.intake.api import create_app as intake_app
+from services.notify.admin import create_app as notify_app
+from services.notify.store import DeliveryStore
 from services.projections.store import CaseStore
 from tests.conftest import Servers
 
@@ -57,6 +63,7 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),
     ("GET", "/open311/v2/services.json", EVERYONE),
+    ("GET", "/audit", {R.admin, R.supervision_centre}),
 ]
 DISPATCH: list[tuple[str, str, set[Role | None]]] = [
     *[
@@ -79,7 +86,20 @@ DISPATCH: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/resume", {R.command_centre}),
     ("GET", f"{CASE}", {R.command_centre}),
 ]
+OPERATORS: set[Role | None] = {R.admin, R.command_centre}
+HOOK = "/departments/WATER/webhook"
+NOTIFY: list[tuple[str, str, set[Role | None]]] = [
+    ("PUT", HOOK, {R.admin}),  # sets a URL and shows its new secret
+    ("GET", HOOK, OPERATORS),
+    ("POST", f"{HOOK}/enable", {R.admin}),
+    ("GET", "/deliveries", OPERATORS),
+    ("GET", "/deliveries/none", OPERATORS),
+    ("POST", "/deliveries/none/replay", OPERATORS),
+    ("POST", "/deliveries/replay", OPERATORS),
+]
 SUBJECT = {R.department: "WATER"}  # the department in the paths above
+# The public's rate limit is not what this test is about: room for every request.
+ROOMY = HttpLimits(public_rate="10000/minute")
 
 
 @dataclass
@@ -110,7 +130,11 @@ async def doors(servers: Servers) -> AsyncIterator[dict[str, Door]]:
     tokens = {role: await credentials.issue(role, SUBJECT.get(role, f"{role}-1")) for role in R}
     intake = Intake(pack, producer, db, await follow_key(db))
     dispatch = Dispatch(pack, producer, CaseStore(db), IdempotencyStore(db))
-    apps = {"intake": intake_app(intake), "dispatch": dispatch_app(dispatch, credentials)}
+    apps = {
+        "intake": intake_app(intake, ROOMY),
+        "dispatch": dispatch_app(dispatch, credentials, ROOMY),
+        "notify": notify_app(pack, DeliveryStore(db), credentials, ROOMY),
+    }
     clients = {
         name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
         for name, app in apps.items()
@@ -122,7 +146,9 @@ async def doors(servers: Servers) -> AsyncIterator[dict[str, Door]]:
     await mongo.close()
 
 
-@pytest.mark.parametrize(("service", "table"), [("intake", INTAKE), ("dispatch", DISPATCH)])
+@pytest.mark.parametrize(
+    ("service", "table"), [("intake", INTAKE), ("dispatch", DISPATCH), ("notify", NOTIFY)]
+)
 async def test_every_role_against_every_endpoint(
     doors: dict[str, Door], service: str, table: list[tuple[str, str, set[Role | None]]]
 ) -> None:
