@@ -9,6 +9,7 @@ import httpx
 from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
+from gridloop.http import HttpLimits
 from gridloop.runtime import infrastructure, serve
 from schemas.topics import DISPATCHES, SLA
 from services.notify.admin import create_app
@@ -47,5 +48,5 @@ async def run(settings: Settings) -> None:
         deliverer = Deliverer(pack, store, http, rules, wake)
         topics = [DISPATCHES.name, SLA.name]
         pipeline = infra.pipeline(GROUP, topics, notify.on_event)
-        app = create_app(pack, store, CredentialStore(infra.db))
+        app = create_app(pack, store, CredentialStore(infra.db), HttpLimits.from_settings(settings))
         await serve(app, settings.host, settings.notify_port, [pipeline.run, deliverer.run])
