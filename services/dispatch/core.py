@@ -52,11 +52,19 @@ from schemas.events import (
     RoutingBasis,
     Stage,
 )
+from schemas.limits import (
+    PHOTOS_MAX,
+    Assisting,
+    DeadlineIn,
+    DepartmentCode,
+    HandlerId,
+    Note,
+    PersonId,
+    Reason,
+)
 from services.projections.core import CaseView, PendingRequest
 
 COMMAND_CENTRE = Actor(role=Role.command_centre, id="auto-dispatch")
-HandlerId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^/]+$")]
-Reason = Annotated[str, Field(min_length=1, max_length=2000)]
 # States in which a department holds the case.
 HELD = frozenset({State.dispatched, State.parked})
 
@@ -70,8 +78,8 @@ class _In(BaseModel):
 
 class HandledIn(_In):
     handler_id: HandlerId
-    note: Annotated[str | None, Field(max_length=2000)] = None
-    photos: Annotated[list[HttpUrl], Field(max_length=20)] = []  # links to the photos
+    note: Note = None
+    photos: Annotated[list[HttpUrl], Field(max_length=PHOTOS_MAX)] = []  # links to the photos
 
 
 class AcknowledgeIn(_In):
@@ -85,7 +93,7 @@ class ReturnIn(_In):
 
 class ExtensionIn(_In):
     handler_id: HandlerId
-    deadline: datetime  # the deadline asked for
+    deadline: DeadlineIn  # the deadline asked for
     reason: Reason
 
 
@@ -96,7 +104,7 @@ class ParkingIn(_In):
 
 class ResumeIn(_In):
     handler_id: HandlerId
-    reason: Annotated[str | None, Field(max_length=2000)] = None
+    reason: Note = None
 
 
 class ExplainIn(_In):
@@ -107,19 +115,19 @@ class ExplainIn(_In):
 class DecisionIn(_In):
     """The command centre's answer to a pending request."""
 
-    dispatcher: Annotated[str, Field(min_length=1, max_length=64)]
-    reason: Annotated[str | None, Field(max_length=2000)] = None
+    dispatcher: PersonId
+    reason: Note = None
     # Approving an extension: a deadline other than the one asked for.
-    deadline: datetime | None = None
+    deadline: DeadlineIn | None = None
 
 
 class DispatchIn(_In):
     """The command centre dispatches (or re-dispatches, 改派) a case by hand."""
 
-    dispatcher: Annotated[str, Field(min_length=1, max_length=64)]
-    department: Annotated[str, Field(min_length=1, max_length=64)]
-    assisting: Annotated[list[str], Field(max_length=10)] = []
-    deadline: datetime | None = None  # default: the class's handling limit from now
+    dispatcher: PersonId
+    department: DepartmentCode
+    assisting: Assisting = []
+    deadline: DeadlineIn | None = None  # default: the class's handling limit from now
     reason: Reason
 
 
@@ -184,6 +192,14 @@ def handling_deadline(
     if cls is None or deadline is None:
         raise Rejected(409, ("case", "class_code"), "the case has no known class", "unknown_class")
     return deadline
+
+
+def superseded(case_version: int, seen_version: int) -> bool:
+    """Whether the case went past the filing (or rework) a reaction is about: voided, or
+    dispatched by hand, while that event waited for a lagging or restarted dispatcher.
+    Dispatching then would hand a department a case that is no longer theirs; and if the
+    newer event is our own earlier dispatch (a crash before the commit), it is in the log."""
+    return case_version > seen_version
 
 
 def decide_dispatch(

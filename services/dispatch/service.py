@@ -20,7 +20,8 @@ from pydantic import BaseModel
 
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
-from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse
+from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse, refusals
+from gridloop.http import HttpLimits, harden
 from gridloop.idempotency import Answer, IdempotencyStore
 from gridloop.kafka import EventProducer, Retry
 from gridloop.mongo import Document
@@ -73,6 +74,8 @@ class Dispatch:
             doc = await self.cases.get(data.case_id)
             if doc is None:
                 raise CaseNotYetProjected(data.case_id)
+            if core.superseded(int(doc.get("version", 0)), data.version):
+                return []
             event = core.decide_dispatch(
                 self.pack,
                 data.case_id,
@@ -90,6 +93,8 @@ class Dispatch:
             doc = await self.cases.get(data.case_id)
             if doc is None or not doc.get("class_code"):
                 raise CaseNotYetProjected(data.case_id)
+            if core.superseded(int(doc.get("version", 0)), data.version):
+                return []
             case = CaseView.from_doc(doc)
             event = core.decide_rework_dispatch(self.pack, case, data.version, env.time)
             return [Envelope(event, SOURCE)]
@@ -152,8 +157,31 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 DepartmentCaller = Annotated[Principal, Depends(require(Role.department))]
 CommandCentre = Annotated[Principal, Depends(require(Role.command_centre))]
 
-departments = APIRouter(prefix="/departments/{department}/cases/{case_id}", tags=["departments"])
-command = APIRouter(prefix="/cases/{case_id}", tags=["command centre"])
+
+class Published(BaseModel):
+    """An action's 202: the event published, and the case's version after it (a lifecycle
+    event) or the version it annotates (a request, an explanation)."""
+
+    case_id: str
+    type: str
+    events: list[str]
+    state: str | None = None
+    version: int | None = None
+    case_version: int | None = None
+    request_id: str | None = None
+
+
+# What an action answers, and may refuse with besides 422 (documented by FastAPI).
+ACT: dict[int | str, dict[str, Any]] = {
+    202: {"model": Published, "description": "Published: Kafka acknowledged the event"},
+    **refusals(400, 401, 403, 404, 409, 503),
+}
+departments = APIRouter(
+    prefix="/departments/{department}/cases/{case_id}", tags=["departments"], responses=ACT
+)
+command = APIRouter(
+    prefix="/cases/{case_id}", tags=["command centre"], responses=refusals(401, 403, 404)
+)
 
 
 def _own(who: Principal, department: str) -> str:
@@ -318,7 +346,7 @@ async def explain(
     )
 
 
-@command.post("/dispatch", status_code=202)
+@command.post("/dispatch", status_code=202, responses=ACT)
 async def dispatch_by_hand(
     case_id: str,
     order: core.DispatchIn,
@@ -370,10 +398,11 @@ for _kind in ("extension", "parking"):
             _decision_route(_kind, _approve),
             methods=["POST"],
             status_code=202,
+            responses=ACT,
         )
 
 
-@command.post("/resume", status_code=202)
+@command.post("/resume", status_code=202, responses=ACT)
 async def command_resume(
     case_id: str,
     decision: core.DecisionIn,
@@ -407,12 +436,15 @@ async def read_case(case_id: str, _: CommandCentre, dispatch: Deps) -> dict[str,
     }
 
 
-def create_app(dispatch: Dispatch, credentials: CredentialStore) -> FastAPI:
+def create_app(
+    dispatch: Dispatch, credentials: CredentialStore, limits: HttpLimits | None = None
+) -> FastAPI:
     app = FastAPI(title="gridloop dispatch: department callbacks", version="0.1.0")
     app.state.dispatch = dispatch
     app.state.credentials = credentials
     app.include_router(departments)
     app.include_router(command)
     install_error_handlers(app)
+    harden(app, "dispatch", limits or HttpLimits())
     add_ops_routes(app)
     return app
