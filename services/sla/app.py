@@ -284,8 +284,6 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
             if after is not before:
                 clocks[case_id] = dumps(after)
                 engine.stored(case_id, before, after)
-            elif case_id not in engine.index:  # nothing to mark: keep its later deadlines
-                engine.index.schedule(case_id, next_due(after, policy))
             if engine.due_again(case_id, now):
                 again.append(case_id)
         return again
