@@ -31,6 +31,7 @@ from gridloop.citypack import load_city_pack
 from gridloop.citypack.sla import SlaPolicy
 from gridloop.config import Settings
 from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, LAG
+from gridloop.kafka.topics import MIN_INSYNC
 from schemas.envelope import Envelope, EnvelopeError, decode, encode, event_id
 from schemas.events import CaseHandled, SlaBreach, SlaEscalation, SlaEvent, SlaWarning, Stage
 from schemas.topics import (
@@ -168,13 +169,19 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
         web_bind=settings.host,
         broker_session_timeout=settings.kafka_session_timeout_ms / 1000,
         topic_allow_declare=True,
+        # The changelog and faust's own topics: replicated like the registry's (ensure_topics).
+        topic_replication_factor=settings.kafka_replication_factor,
         # Every table write is a changelog record: a few ms of linger batches them into one
         # request instead of a request (and a syscall) each.
         producer_linger=0.005,
     )
     # Values are compact JSON text: a str is what both a write and a recovery give back
     # (the changelog is JSON-encoded), and it is far smaller in memory than nested dicts.
-    clocks = app.Table("clocks", partitions=DISPATCHES.partitions)
+    clocks = app.Table(
+        "clocks",
+        partitions=DISPATCHES.partitions,
+        extra_topic_configs={MIN_INSYNC: str(settings.kafka_min_insync_replicas)},
+    )
     for topic in (*SOURCES, SLA):
         DEAD_LETTERED.labels(GROUP, topic.name)  # at 0, as gridloop.kafka.consumer does
     sources = app.topic(*(t.name for t in SOURCES), value_serializer="raw", key_serializer="raw")
