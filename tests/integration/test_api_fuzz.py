@@ -57,6 +57,9 @@ def no_collection_during_fuzzing() -> Iterator[None]:
         gc.enable()
 
 
+# uvicorn's own answer to a request line or header it cannot parse (seen once in four full
+# runs for a generated `GET /cases/{case_id}`): the app never sees it, so the OpenAPI has no say.
+UNPARSABLE = "Invalid HTTP request received."
 CHANNEL_ROLES = {"supervisor": Role.supervisor, "hotline": Role.hotline, "website": Role.public}
 
 
@@ -90,6 +93,8 @@ def send(live: Live, service: str, case: Case[Any], role: Role | None) -> Respon
     response = case.call(
         base_url=live.urls[service], session=live.http, headers=headers, timeout=30
     )
+    if response.status_code == 400 and response.text == UNPARSABLE:
+        return response  # refused by the HTTP server before any app saw it: not in the API
     case.validate_response(response, checks=CHECKS, headers=headers)
     return response
 
