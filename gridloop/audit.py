@@ -73,6 +73,21 @@ def _actor(who: Principal | None) -> Document:
     return {"role": who.role.value, "id": who.subject} if who else {"role": None, "id": None}
 
 
+def _record(
+    kind: str, service: str, who: Principal | None, action: str, case_id: str | None
+) -> Document:
+    """What every HTTP-layer record holds: a fresh id, when, where, who and what."""
+    return {
+        "_id": str(uuid.uuid4()),
+        "kind": kind,
+        "at": datetime.now(UTC),
+        "service": service,
+        "actor": _actor(who),
+        "action": action,
+        "case_id": case_id,
+    }
+
+
 def refusal(
     service: str,
     action: str,
@@ -82,31 +97,12 @@ def refusal(
     reason: str,
 ) -> Document:
     """A 401 or 403: `who` is the credential presented (None: none, or an unknown one)."""
-    return {
-        "_id": str(uuid.uuid4()),
-        "kind": "refused",
-        "at": datetime.now(UTC),
-        "service": service,
-        "actor": _actor(who),
-        "action": action,
-        "case_id": case_id,
-        "status": status,
-        "reason": reason,
-    }
+    return _record("refused", service, who, action, case_id) | {"status": status, "reason": reason}
 
 
 def personal_read(service: str, who: Principal, case_id: str, fields: list[str]) -> Document:
     """`who` was shown the reporter's `fields` (names of fields, never their values)."""
-    return {
-        "_id": str(uuid.uuid4()),
-        "kind": "read",
-        "at": datetime.now(UTC),
-        "service": service,
-        "actor": _actor(who),
-        "action": "read personal data",
-        "case_id": case_id,
-        "fields": fields,
-    }
+    return _record("read", service, who, "read personal data", case_id) | {"fields": fields}
 
 
 def _trail(request: Request) -> AuditTrail:
