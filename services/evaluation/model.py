@@ -1,0 +1,68 @@
+"""What evaluation (综合评价) publishes: scores of an entity over a period. Pure.
+
+The shared contract between the scores processor (writes), its HTTP API and CLI (read,
+drill down), the monthly report and the big screen (render).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class Level(StrEnum):
+    """Whom a score rates."""
+
+    department = "department"
+    street = "street"
+    community = "community"
+    grid = "grid"
+    supervisor = "supervisor"
+
+
+class PeriodKind(StrEnum):
+    day = "day"  # 2026-11-29
+    week = "week"  # 2026-W48 (ISO week)
+    month = "month"  # 2026-11
+
+
+class Indicator(StrEnum):
+    """The objective indicators (design.md §2 "Evaluation")."""
+
+    filing_rate = "filing_rate"  # 立案率 filed / reported
+    dispatch_accuracy = "dispatch_accuracy"  # 准确派遣率 (dispatched − returned) / dispatched
+    on_time_handling = "on_time_handling"  # 按期处置率 handled in time / due to be handled
+    closure = "closure"  # 结案率 closed / filed
+    on_time_closure = "on_time_closure"  # 按期结案率 closed in time / due
+    rework = "rework"  # 返工率 reworked / handled (lower is better)
+    supervisor_share = "supervisor_share"  # 监督员上报率 supervisor-found / filed
+    response = "response"  # 响应率 (hotline style)
+    resolution = "resolution"  # 解决率
+    satisfaction = "satisfaction"  # 满意率
+
+
+class Ratio(BaseModel):
+    """One indicator: how many cases counted over how many could; `value` is None when
+    nothing could (no cases due), which is not the same as 0 %."""
+
+    numerator: int = Field(ge=0)
+    denominator: int = Field(ge=0)
+
+    @property
+    def value(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
+class Score(BaseModel):
+    """An entity's indicators and composite 100-point score over one period."""
+
+    level: Level
+    entity: str  # department code, street code, community code, grid code, supervisor id
+    name: str  # display name from the city pack (the code when it has none)
+    period: str  # "2026-11-29", "2026-W48" or "2026-11"
+    period_kind: PeriodKind
+    cases: int = Field(ge=0)  # cases the period counted for this entity
+    indicators: dict[Indicator, Ratio]
+    score: float | None  # 0–100, weights from the city pack; None when no indicator applies
+    grade: str | None  # A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, else E (bands from the city pack)
