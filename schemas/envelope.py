@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 
+from gridloop import clock
 from schemas.events import EVENT_TYPES, EventData
 
 SPECVERSION = "1.0"
@@ -35,7 +36,7 @@ def event_id(data: EventData) -> str:
 class Envelope:
     data: EventData
     source: str
-    time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    time: datetime = field(default_factory=clock.now)
     id: str = ""
 
     def __post_init__(self) -> None:

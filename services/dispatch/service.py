@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from gridloop import clock
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
 from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse, refusals
@@ -278,7 +278,7 @@ async def request_extension(
         key,
         answer,
         lambda case: core.decide_extension_request(
-            case, department, answer, _request_id(case_id, key), datetime.now(UTC)
+            case, department, answer, _request_id(case_id, key), clock.now()
         ),
     )
 
@@ -342,7 +342,7 @@ async def explain(
         case_id,
         key,
         answer,
-        lambda case: core.decide_explain(case, department, answer, datetime.now(UTC)),
+        lambda case: core.decide_explain(case, department, answer, clock.now()),
     )
 
 
@@ -361,7 +361,7 @@ async def dispatch_by_hand(
         case_id,
         key,
         order,
-        lambda case: core.decide_manual_dispatch(dispatch.pack, case, order, datetime.now(UTC)),
+        lambda case: core.decide_manual_dispatch(dispatch.pack, case, order, clock.now()),
     )
 
 
@@ -377,7 +377,7 @@ def _decision_route(kind: str, approve: bool) -> Any:
             case = await dispatch.case(case_id)
             event: EventData
             if kind == "extension":
-                event = core.decide_extension(case, decision, approve, datetime.now(UTC))
+                event = core.decide_extension(case, decision, approve, clock.now())
             else:
                 event = core.decide_parking(case, decision, approve)
             return await dispatch.publish(event)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop import clock
 from gridloop.audit import personal_read
 from gridloop.audit import router as audit_router
 from gridloop.auth import CredentialStore, Principal, Role, require
@@ -86,7 +87,7 @@ Clock = Callable[[], datetime]
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 async def follow_key(db: AsyncDatabase[Document]) -> bytes:

@@ -27,6 +27,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gridloop import clock
 from gridloop.citypack import load_city_pack
 from gridloop.citypack.sla import SlaPolicy
 from gridloop.config import Settings
@@ -242,7 +243,7 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
 
     @app.timer(interval=settings.sla_tick_seconds)  # type: ignore[untyped-decorator]
     async def scan() -> None:
-        now = datetime.now(UTC)
+        now = clock.now()
         for case_id in engine.index.pop_due(now, MAX_PER_TICK):
             state = loads(clocks.get(case_id))
             if state is None:
