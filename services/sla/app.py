@@ -47,6 +47,7 @@ from schemas.topics import (
 from services.sla import metrics
 from services.sla.core import CaseClocks, Change, apply, due_events, next_due, record
 from services.sla.index import DueIndex
+from services.sla.recovery import CaseTables
 
 log = logging.getLogger(__name__)
 SOURCE = "/gridloop/sla"
@@ -165,6 +166,7 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
         processing_guarantee="at_least_once",  # the embedded broker has no transactions
         topic_partitions=DISPATCHES.partitions,
         table_standby_replicas=0,
+        TableManager=CaseTables,  # recovers each changelog to its true end (recovery.py)
         web_port=settings.sla_port,
         web_host=settings.host,
         web_bind=settings.host,
