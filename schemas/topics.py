@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aiokafka.partitioner import murmur2
+
 
 @dataclass(frozen=True)
 class Topic:
@@ -30,6 +32,13 @@ CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback", 6, _KE
 SLA = Topic("sla", "deadlines: warning, breach, escalation", 6, _KEEP)
 
 LIFECYCLE_TOPICS = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES, SLA)
+
+
+def partition_of(case_id: str, partitions: int) -> int:
+    """The partition of a case's records: what the producers' default partitioner picks for
+    the key (murmur2, as Java clients do), so state keyed by case can be co-partitioned."""
+    hashed: int = murmur2(case_id.encode())
+    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def dead_letter_topic(source: str) -> str:

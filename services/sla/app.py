@@ -5,10 +5,10 @@
 - `track`: reads every lifecycle topic (reports, verifications, dispatches, completions,
   closures) and moves the clocks.
 - `scan`: a timer that pops from the due-time index only the cases whose next warning,
-  breach or escalation has fallen due, and sends those events to `sla`.
-- `record`: reads `sla` back and marks each event on its clock (a timer cannot write a
-  table: writes need the partition of a consumed record). Until the mark is read back, a
-  repeated event has the same deterministic id and every consumer drops it.
+  breach or escalation has fallen due, sends those events to `sla`, and once Kafka has
+  acknowledged them marks them on the case's clocks (the table's changelog). A crash
+  between the two sends an event again after recovery, with the same deterministic id,
+  which every consumer drops; marking only after the acknowledgement means none is lost.
 
 The due-time index (`services.sla.index`) lives in memory and is rebuilt from the table
 after every recovery (start-up and rebalance), so a restart resumes where the table left off.
@@ -16,14 +16,15 @@ after every recovery (start-up and rebalance), so a restart resumes where the ta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import faust
+from faust.streams import current_event
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -33,7 +34,7 @@ from gridloop.citypack.sla import SlaPolicy
 from gridloop.config import Settings
 from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, LAG
 from gridloop.kafka.topics import MIN_INSYNC
-from schemas.envelope import Envelope, EnvelopeError, decode, encode, event_id
+from schemas.envelope import Envelope, EnvelopeError, decode, encode
 from schemas.events import CaseHandled, SlaBreach, SlaEscalation, SlaEvent, SlaWarning, Stage
 from schemas.topics import (
     CLOSURES,
@@ -43,6 +44,7 @@ from schemas.topics import (
     SLA,
     VERIFICATIONS,
     dead_letter_topic,
+    partition_of,
 )
 from services.sla import metrics
 from services.sla.core import CaseClocks, Change, apply, due_events, next_due, record
@@ -52,13 +54,25 @@ from services.sla.recovery import CaseTables
 log = logging.getLogger(__name__)
 SOURCE = "/gridloop/sla"
 SOURCES = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES)
-RESEND_SECONDS = 30.0  # an event sent but not read back yet is sent again after this
+RETRY_SECONDS = 5.0  # a case whose events could not be sent is tried again after this
+ROUNDS = 4  # per tick: a breach, then the escalations it opens (each after its breach)
 MAX_PER_TICK = 20_000  # the rest waits for the next tick (bounded latency of a tick)
 GROUP = "gridloop-sla"  # the faust app id, which is its consumer group
 LAG_SECONDS = 5.0  # how often `gridloop_consumer_lag` is measured
 # A case that reached one of these is done: its clocks are closed and it leaves the table
 # (a tombstone on the changelog), so the table holds open cases only.
 FINISHED = frozenset({"gridloop.case.closed", "gridloop.case.voided", "gridloop.case.merged"})
+
+
+class CaseTable(faust.Table[str, str]):
+    """A table keyed by case id that the `scan` timer may write too (faust only knows the
+    partition of a write made while a stream record is being processed): outside a
+    stream, a key's partition is its case's, as the producers partitioned its records."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        if current_event() is not None:
+            return super().partition_for_key(key)
+        return partition_of(key, DISPATCHES.partitions)
 
 
 def dumps(state: CaseClocks) -> str:
@@ -70,14 +84,13 @@ def loads(raw: str | None) -> CaseClocks | None:
 
 
 class Engine:
-    """The SLA engine's in-memory side: the due-time index, the open-clock counts and the
-    events sent but not yet read back. Everything here can be rebuilt from the table."""
+    """The SLA engine's in-memory side: the due-time index and the open-clock counts.
+    Everything here can be rebuilt from the table."""
 
     def __init__(self, policy: SlaPolicy) -> None:
         self.policy = policy
         self.index = DueIndex()
         self.open = metrics.OpenClocks()
-        self.sent: dict[str, float] = {}  # event id → monotonic time sent
 
     def stored(self, case_id: str, before: CaseClocks | None, after: CaseClocks | None) -> None:
         """Keep the index and gauges in step with a table write (None: a deletion)."""
@@ -105,24 +118,19 @@ class Engine:
         metrics.DUE_INDEX.set(len(self.index))
         log.info("due-time index rebuilt: %d cases, %d due later", cases, len(self.index))
 
-    def due(self, case_id: str, state: CaseClocks, now: datetime) -> list[SlaEvent]:
-        """Events due for this case and not sent in the last RESEND_SECONDS; the case is
-        scheduled again (its next due time, or a resend check)."""
-        mono = time.monotonic()
-        fresh = []
-        for event in due_events(case_id, state, now, self.policy):
-            key = event_id(event)
-            if mono - self.sent.get(key, -RESEND_SECONDS) >= RESEND_SECONDS:
-                self.sent[key] = mono
-                fresh.append(event)
-        upcoming = next_due(state, self.policy)
-        if upcoming is not None and upcoming <= now:  # waiting for the read-back
-            upcoming = datetime.fromtimestamp(now.timestamp() + RESEND_SECONDS, UTC)
-        self.index.schedule(case_id, upcoming)
-        return fresh
+    def retry_later(self, case_id: str, now: datetime) -> None:
+        """Look at a case again in RETRY_SECONDS (its events could not be sent, or nothing
+        it says is due could be emitted yet): never a busy loop on one case."""
+        self.index.schedule(case_id, now + timedelta(seconds=RETRY_SECONDS))
 
-    def read_back(self, event: SlaEvent) -> None:
-        self.sent.pop(event_id(event), None)
+    def due_again(self, case_id: str, now: datetime) -> bool:
+        """Whether a case just marked has more due now (the escalations its breach opens);
+        if so it leaves the index, for the next round of this tick."""
+        when = self.index.when(case_id)
+        if when is None or when > now.timestamp():
+            return False
+        self.index.schedule(case_id, None)
+        return True
 
 
 def observe(change: Change, trigger: Any) -> None:
@@ -180,15 +188,23 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
     )
     # Values are compact JSON text: a str is what both a write and a recovery give back
     # (the changelog is JSON-encoded), and it is far smaller in memory than nested dicts.
-    clocks = app.Table(
-        "clocks",
+    clocks = CaseTable(
+        app,
+        name="clocks",
         partitions=DISPATCHES.partitions,
+        beacon=app.tables.beacon,
         extra_topic_configs={MIN_INSYNC: str(settings.kafka_min_insync_replicas)},
     )
-    for topic in (*SOURCES, SLA):
+    app.tables.add(clocks)
+    for topic in SOURCES:
         DEAD_LETTERED.labels(GROUP, topic.name)  # at 0, as gridloop.kafka.consumer does
     sources = app.topic(*(t.name for t in SOURCES), value_serializer="raw", key_serializer="raw")
     sla = app.topic(SLA.name, value_serializer="raw", key_serializer="raw")
+
+    def _record(event: SlaEvent) -> dict[str, Any]:
+        key, value, headers = encode(Envelope(event, SOURCE))
+        return {"key": key, "value": value, "headers": headers}
+
     app.sla_engine = engine  # type: ignore[attr-defined]  # for tests and benchmarks
 
     @clocks.on_recover
@@ -229,37 +245,68 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
                 engine.stored(case_id, before, change.state)
             observe(change, env.data)
 
-    @app.agent(sla)
-    async def read_back(stream: Any) -> None:
-        async for env in envelopes(stream):
-            if not isinstance(env.data, SlaEvent):
+    def owned() -> set[int]:
+        """The partitions this worker holds now (a case of another is not ours to mark)."""
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == DISPATCHES.name}
+
+    async def send_due(cases: list[str], now: datetime) -> list[tuple[str, list[SlaEvent]]]:
+        """Send what is due for `cases`; the events Kafka acknowledged, by case."""
+        mine, pending = owned(), []
+        for case_id in cases:
+            state = loads(clocks.get(case_id))
+            if state is None or partition_of(case_id, DISPATCHES.partitions) not in mine:
+                continue  # closed, or its partition moved to another worker
+            events = due_events(case_id, state, now, policy)
+            if not events:
+                engine.retry_later(case_id, now)  # its next due time is not reached after all
                 continue
-            engine.read_back(env.data)
-            before = loads(clocks.get(env.data.case_id))
+            acks = [await sla.send(**_record(event)) for event in events]
+            pending.append((case_id, events, acks))
+        sent = []
+        for case_id, events, acks in pending:
+            outcomes = await asyncio.gather(*acks, return_exceptions=True)
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:
+                log.warning("SLA events of %s not acknowledged: %r", case_id, failed[0])
+                engine.retry_later(case_id, now)
+            acked = zip(events, outcomes, strict=True)
+            sent.append((case_id, [e for e, o in acked if not isinstance(o, BaseException)]))
+        return sent
+
+    def mark(sent: list[tuple[str, list[SlaEvent]]], now: datetime) -> list[str]:
+        """Mark acknowledged events on their clocks; the cases with more due now."""
+        again = []
+        for case_id, events in sent:
+            before = loads(clocks.get(case_id))
             if before is None:
                 continue
-            marked = record(before, env.data, policy)
-            if marked is not None:
-                clocks[env.data.case_id] = dumps(marked)
-                engine.stored(env.data.case_id, before, marked)
+            after = before
+            for event in events:
+                after = record(after, event, policy) or after
+                count_sent(event, now)
+            if after is not before:
+                clocks[case_id] = dumps(after)
+                engine.stored(case_id, before, after)
+            if engine.due_again(case_id, now):
+                again.append(case_id)
+        return again
 
     @app.timer(interval=settings.sla_tick_seconds)  # type: ignore[untyped-decorator]
     async def scan() -> None:
         now = clock.now()
-        for case_id in engine.index.pop_due(now, MAX_PER_TICK):
-            state = loads(clocks.get(case_id))
-            if state is None:
-                continue  # closed, or its partition moved to another worker
-            for event in engine.due(case_id, state, now):
-                key, value, headers = encode(Envelope(event, SOURCE))
-                await sla.send(key=key, value=value, headers=headers)
-                count_sent(event, now)
+        due = engine.index.pop_due(now, MAX_PER_TICK)
+        for _ in range(ROUNDS):
+            if not due:
+                break
+            due = mark(await send_due(due, now), now)
+        for case_id in due:  # more rounds than a ladder has rungs: next tick
+            engine.retry_later(case_id, now)
         metrics.DUE_INDEX.set(len(engine.index))
 
     @app.timer(interval=LAG_SECONDS)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         """`gridloop_consumer_lag` of the group: what it has still to read, per topic."""
-        watched = {t.name for t in SOURCES} | {SLA.name}
+        watched = {t.name for t in SOURCES}
         lag = dict.fromkeys(watched, 0)
         consumer: Any = app.consumer  # faust's, whose read offsets are not in its type
         for tp in consumer.assignment():
