@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import faust
-from faust.streams import current_event
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -50,6 +49,7 @@ from services.sla import metrics
 from services.sla.core import CaseClocks, Change, apply, due_events, next_due, record
 from services.sla.index import DueIndex
 from services.sla.recovery import CaseTables
+from services.sla.table import CaseTable
 
 log = logging.getLogger(__name__)
 SOURCE = "/gridloop/sla"
@@ -62,17 +62,6 @@ LAG_SECONDS = 5.0  # how often `gridloop_consumer_lag` is measured
 # A case that reached one of these is done: its clocks are closed and it leaves the table
 # (a tombstone on the changelog), so the table holds open cases only.
 FINISHED = frozenset({"gridloop.case.closed", "gridloop.case.voided", "gridloop.case.merged"})
-
-
-class CaseTable(faust.Table[str, str]):
-    """A table keyed by case id that the `scan` timer may write too (faust only knows the
-    partition of a write made while a stream record is being processed): outside a
-    stream, a key's partition is its case's, as the producers partitioned its records."""
-
-    def partition_for_key(self, key: Any) -> int | None:
-        if current_event() is not None:
-            return super().partition_for_key(key)
-        return partition_of(key, DISPATCHES.partitions)
 
 
 def dumps(state: CaseClocks) -> str:
