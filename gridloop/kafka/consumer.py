@@ -39,6 +39,11 @@ class Retry(Exception):
     """Raised by a handler for a record it cannot handle yet (a read model lags behind)."""
 
 
+# How long the broker may hold a fetch that has nothing new. Kafka answers as soon as a record
+# arrives, but the embedded broker (Tansu 0.6) holds the fetch for about this long anyway:
+# at aiokafka's default (500 ms) every hop of the loop cost ≈ 200 ms (bench/bench_e2e.py).
+FETCH_MAX_WAIT_MS = 50
+
 TRANSIENT: tuple[type[BaseException], ...] = (
     Retry,
     KafkaError,
@@ -82,6 +87,7 @@ class Pipeline:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 5, 100),
             rebalance_timeout_ms=max(session_timeout_ms, 1_000),
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -125,20 +131,23 @@ class Pipeline:
     async def _handle_until_done(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
     ) -> bool:
-        backoff = 0.1
+        backoff: float | None = None
         while True:
             try:
                 await self._handle(record)
                 return True
             except TRANSIENT as exc:
+                # A read model behind by a poll (`Retry`) catches up in milliseconds: look
+                # again soon, not after the seconds an unreachable server is given.
+                first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)
+                backoff = first if backoff is None else min(backoff * 2, cap)
                 RETRIES.labels(self.group).inc()
                 log.warning(
-                    "%s: transient failure, retrying in %.1fs: %r", self.group, backoff, exc
+                    "%s: transient failure, retrying in %.2fs: %r", self.group, backoff, exc
                 )
             if stop.is_set():
                 return False
             await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         started = time.perf_counter()

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo.errors import BulkWriteError
 
 from gridloop.audit import AuditTrail
 from gridloop.config import Settings
-from gridloop.kafka import ensure_topics
+from gridloop.kafka import BatchPipeline, ensure_topics
+from gridloop.kafka.replay import replay
 from gridloop.mongo import connect, database
 from gridloop.runtime import infrastructure, ops_app, serve
-from schemas.envelope import Envelope, EnvelopeError, decode
+from schemas.envelope import Envelope
 from schemas.topics import LIFECYCLE_TOPICS
 from services.projections.audit import audit_record
-from services.projections.store import CaseStore
+from services.projections.store import DUPLICATE_KEY, CaseStore
 
 GROUP = "projections"
 
@@ -32,12 +34,34 @@ async def run(settings: Settings) -> None:
             await audit(trail, env)
             return ()
 
-        pipeline = infra.pipeline(GROUP, [t.name for t in LIFECYCLE_TOPICS], project)
+        pipeline = BatchPipeline(
+            GROUP,
+            [t.name for t in LIFECYCLE_TOPICS],
+            project,  # the fallback, record by record, for a poll that fails as a whole
+            partial(project_many, store, trail),
+            infra.producer,
+            settings.kafka_bootstrap_servers,
+            settings.kafka_session_timeout_ms,
+        )
         app = ops_app("gridloop projections")
         await serve(app, settings.host, settings.projections_port, [pipeline.run])
 
 
 log = logging.getLogger(__name__)
+
+
+async def project_many(store: CaseStore, trail: AuditTrail, envs: Sequence[Envelope]) -> None:
+    """Every envelope on its case, then its action in the audit trail (once, by event id)."""
+    await store.apply_many(envs)
+    records = [r for env in envs if (r := audit_record(env)) is not None]
+    if not records:
+        return
+    try:
+        await trail.records.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        # A replayed event's record is kept already: the others went in (unordered).
+        if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+            raise
 
 
 async def audit(trail: AuditTrail, env: Envelope) -> None:
@@ -63,45 +87,10 @@ async def rebuild(settings: Settings) -> tuple[int, int]:
         min_insync_replicas=settings.kafka_min_insync_replicas,
     )
     client = connect(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
-    applied = skipped = 0
     try:
         store, trail = CaseStore(database(client, settings)), AuditTrail(database(client, settings))
         await store.cases.drop()
         await store.create_indexes()
-        partitions = [
-            TopicPartition(t.name, p) for t in LIFECYCLE_TOPICS for p in range(t.partitions)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        # The end of each partition is its high watermark at the first fetch (the embedded
-        # broker's ListOffsets can answer short of the last batch, so it is not asked).
-        ends: dict[TopicPartition, int] = {}
-        caught_up = False
-        while not caught_up:
-            batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-            for tp in partitions:
-                if tp not in ends and (high := consumer.highwater(tp)) is not None:
-                    ends[tp] = high
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset >= ends.get(tp, record.offset + 1):
-                        break
-                    try:
-                        env = decode(record.value, record.headers)
-                        await store.apply(env)
-                        await audit(trail, env)
-                        applied += 1
-                    except EnvelopeError as exc:
-                        skipped += 1
-                        log.warning("skipping %s@%d: %s", tp, record.offset, exc)
-            caught_up = len(ends) == len(partitions) and all(
-                [await consumer.position(tp) >= end for tp, end in ends.items()]
-            )
+        return await replay(settings.kafka_bootstrap_servers, partial(project_many, store, trail))
     finally:
-        await consumer.stop()
         await client.close()
-    return applied, skipped

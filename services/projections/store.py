@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING
+from collections.abc import Sequence
+
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
@@ -17,6 +19,8 @@ from services.projections.core import (
     timeline_entry,
 )
 
+DUPLICATE_KEY = 11000
+
 
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
@@ -24,6 +28,11 @@ class CaseStore:
 
     async def create_indexes(self) -> None:
         await self.cases.create_index([("state", ASCENDING), ("department", ASCENDING)])
+        # Intake's duplicate search (open cases of a class, recently reported): without it,
+        # every report scans every case.
+        await self.cases.create_index(
+            [("class_code", ASCENDING), ("kind", ASCENDING), ("reported_at", ASCENDING)]
+        )
 
     async def apply(self, env: Envelope) -> bool:
         """Record `env` on its case; False if it was already there (a duplicate).
@@ -31,34 +40,79 @@ class CaseStore:
         Every step is idempotent and all run even for a duplicate: a crash between two of
         them is mended when the event is delivered again.
         """
-        added = await self._add_to_timeline(env)
-        case_id = env.data.case_id
-        if fixed := facts(env):
-            await self.cases.update_one({"_id": case_id}, {"$set": fixed})
-        if isinstance(env.data, CaseEvent):
-            # Only a newer version moves the state: late arrivals from other topics don't.
-            await self.cases.update_one(
-                {"_id": case_id, "version": {"$not": {"$gte": env.data.version}}},
-                {"$set": state_change(env)},
-            )
-        elif isinstance(env.data, SlaEvent):
-            await self.cases.update_one({"_id": case_id}, {"$set": sla_change(env.data)})
-        elif isinstance(env.data, DepartmentRequest) and (change := request_change(env.data)):
-            await self.cases.update_one({"_id": case_id, **change[0]}, {"$set": change[1]})
+        (where, change), *rest = _writes(env)
+        try:
+            result = await self.cases.update_one(where, change, upsert=True)
+            added = result.modified_count == 1 or result.upserted_id is not None
+        except DuplicateKeyError:
+            added = False  # the case exists and already holds this event
+        for where, change in rest:
+            await self.cases.update_one(where, change)
         return added
 
-    async def _add_to_timeline(self, env: Envelope) -> bool:
-        entry = timeline_entry(env)
-        try:
-            result = await self.cases.update_one(
-                {"_id": env.data.case_id, "timeline.event_id": {"$ne": env.id}},
-                {"$push": {"timeline": {"$each": [entry], "$sort": {"version": 1, "at": 1}}}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False  # the case exists and already holds this event
-        return result.modified_count == 1 or result.upserted_id is not None
+    async def apply_many(self, envs: Sequence[Envelope]) -> None:
+        """`apply` every envelope, in order, in one ordered `bulk_write` (a consumer's poll).
+
+        An event that is new and the newest of its case (the usual) is one write: the
+        timeline entry, its facts and its change together, under both guards (not yet in
+        the timeline; no newer version). If a guard fails, the upsert fails on the case's
+        `_id` and stops the bulk there; that event's writes are then sent one by one, as
+        `apply` does them, with the rest of the poll after them."""
+        pending = [step for env in envs for step in _steps(env)]
+        while pending:
+            try:
+                await self.cases.bulk_write([op for op, _ in pending], ordered=True)
+                return
+            except BulkWriteError as exc:
+                first = exc.details["writeErrors"][0]
+                _, instead = pending[first["index"]]
+                if first["code"] != DUPLICATE_KEY or instead is None:
+                    raise
+                pending = instead + pending[first["index"] + 1 :]
 
     async def get(self, case_id: str) -> Document | None:
         # A document whose first event is still being written has no state yet: not a case.
         return await self.cases.find_one({"_id": case_id, "state": {"$exists": True}})
+
+
+Write = tuple[Document, Document]  # filter, update
+
+
+def _writes(env: Envelope) -> list[Write]:
+    """What one event writes on its case, the timeline's first (an upsert: it makes the
+    document)."""
+    case_id = env.data.case_id
+    entry = {"$each": [timeline_entry(env)], "$sort": {"version": 1, "at": 1}}
+    writes: list[Write] = [
+        ({"_id": case_id, "timeline.event_id": {"$ne": env.id}}, {"$push": {"timeline": entry}})
+    ]
+    if fixed := facts(env):
+        writes.append(({"_id": case_id}, {"$set": fixed}))
+    if isinstance(env.data, CaseEvent):
+        # Only a newer version moves the state: late arrivals from other topics don't.
+        newer = {"_id": case_id, "version": {"$not": {"$gte": env.data.version}}}
+        writes.append((newer, {"$set": state_change(env)}))
+    elif isinstance(env.data, SlaEvent):
+        writes.append(({"_id": case_id}, {"$set": sla_change(env.data)}))
+    elif isinstance(env.data, DepartmentRequest) and (change := request_change(env.data)):
+        writes.append(({"_id": case_id, **change[0]}, {"$set": change[1]}))
+    return writes
+
+
+# A bulk write, and what to send instead if it fails on the case's `_id` (a guard failed);
+# None: such a failure is an error.
+Step = tuple[UpdateOne, "list[Step] | None"]
+
+
+def _steps(env: Envelope) -> list[Step]:
+    """One event's writes for `apply_many`: together if they can be, else as `apply`'s."""
+    (where, push), *rest = _writes(env)
+    alone: list[Step] = [(UpdateOne(where, push, upsert=True), [])]  # a duplicate: skipped
+    alone += [(UpdateOne(w, c), None) for w, c in rest]
+    sets: Document = {}
+    for w, c in rest:
+        if set(w) - {"_id", "version"} or set(c) != {"$set"} or sets.keys() & c["$set"].keys():
+            return alone  # a request's guards, or overlapping fields: not together
+        where = where | w
+        sets |= c["$set"]
+    return [(UpdateOne(where, push | ({"$set": sets} if sets else {}), upsert=True), alone)]

@@ -75,3 +75,34 @@ async def test_a_document_without_a_lifecycle_event_is_not_yet_a_case(store: Cas
     breach = sample_of(SlaBreach, case_id="case-4", case_version=3)
     assert await store.apply(Envelope(breach, "/t", TIME)) is True
     assert await store.get("case-4") is None
+
+
+async def test_a_poll_applied_in_one_bulk_makes_the_same_case(store: CaseStore) -> None:
+    """`apply_many` (a poll at once) against `apply` (one event at a time) on the same
+    out-of-order, repeated events: duplicates inside the bulk and before it."""
+    reported, filed, dispatched = envelopes("case-5")
+    late = TIME + timedelta(hours=5)
+    breach = Envelope(sample_of(SlaBreach, case_id="case-5", case_version=3), "/t", late)
+    in_order = envelopes("case-6")  # each new and the newest: one write each
+    polled = [dispatched, reported, in_order[0], dispatched, breach, filed, *in_order[1:]]
+    polled.append(reported)
+    one_by_one = CaseStore(store.cases.database.client[f"{store.cases.database.name}_one"])
+    await store.apply(reported)  # delivered before: a duplicate at the bulk's second write
+    await one_by_one.apply(reported)
+    await store.apply_many(polled)
+    for env in polled:
+        await one_by_one.apply(env)
+    six = await store.get("case-6")
+    assert six is not None and six["state"] == "dispatched"
+    assert six == await one_by_one.get("case-6")
+    doc, expected = await store.get("case-5"), await one_by_one.get("case-5")
+    assert doc is not None and doc == expected
+    assert [e["type"] for e in doc["timeline"]] == [
+        "reported",
+        "filed",
+        "dispatched",
+        "gridloop.sla.breach",
+    ]
+    assert doc["state"] == "dispatched" and doc["sla"]["handle"]["light"] == "red"
+    await store.apply_many(polled)  # redelivered whole: nothing changes
+    assert await store.get("case-5") == expected

@@ -1,0 +1,96 @@
+"""A `Pipeline` that hands everything one poll brought, whatever partitions it holds, to a
+batch handler at once and commits the poll at once: one database round trip per poll
+instead of several per event (projections: `CaseStore.apply_many`; evaluation:
+`ScoreStore.apply_many`, where a case's events on several topics fold together).
+
+The guarantees are the pipeline's (`gridloop.kafka.Pipeline`): offsets are committed only
+after the batch is written, a transient failure retries the whole poll (the batch handler
+must be idempotent and order-tolerant across partitions; within a partition the order is
+kept), and anything else falls back to the pipeline's record-by-record path with the
+one-envelope `handler`, which dead-letters the one record at fault and handles the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from gridloop.kafka.consumer import TRANSIENT, Handler, Pipeline
+from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, RETRIES
+from gridloop.kafka.producer import EventProducer
+from schemas.envelope import Envelope, EnvelopeError, decode
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[object]]
+Poll = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class BatchPipeline(Pipeline):
+    """One consumer group: `batch` runs once for each poll of `topics`; `handler` (one
+    envelope, events it returns published) is the fallback for a poll that fails otherwise
+    than transiently."""
+
+    def __init__(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: Handler,
+        batch: BatchHandler,
+        producer: EventProducer,
+        bootstrap_servers: str,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        super().__init__(group, topics, handler, producer, bootstrap_servers, session_timeout_ms)
+        self._batch = batch
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._consumer.start()
+        try:
+            while not stop.is_set():
+                polled = await self._consumer.getmany(timeout_ms=200, max_records=500)
+                if polled and (done := await self._handle_poll(polled, stop)):
+                    await self._consumer.commit(done)
+                await self._measure_lag()
+        finally:
+            await self._consumer.stop()
+
+    async def _handle_poll(self, polled: Poll, stop: asyncio.Event) -> dict[TopicPartition, int]:
+        """Handle `polled`; the offsets to commit (none if stopped before it was done)."""
+        records = [r for rs in polled.values() for r in rs]
+        try:
+            envs = [decode(r.value, r.headers) for r in records]
+        except EnvelopeError:
+            return await self._one_by_one(polled, stop)  # dead-letters the one at fault
+        backoff = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._batch(envs)
+                break
+            except TRANSIENT as exc:
+                RETRIES.labels(self.group).inc()
+                log.warning("%s: transient failure, retrying the poll: %r", self.group, exc)
+                if stop.is_set():
+                    return {}  # nothing committed: the next owner handles it again
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+            except Exception:
+                log.exception("%s: a poll failed; handling it record by record", self.group)
+                return await self._one_by_one(polled, stop)
+        each = (time.perf_counter() - started) / len(records)
+        for r in records:
+            CONSUMED.labels(self.group, r.topic).inc()
+            HANDLE_SECONDS.labels(self.group).observe(each)
+        return {tp: rs[-1].offset + 1 for tp, rs in polled.items() if rs}
+
+    async def _one_by_one(self, polled: Poll, stop: asyncio.Event) -> dict[TopicPartition, int]:
+        done = {}
+        for tp, records in polled.items():
+            if (last := await self._handle_partition(records, stop)) is not None:
+                done[tp] = last + 1
+        return done
