@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     notify_port: int = 8002
     sla_port: int = 8003
     projections_port: int = 8004
+    evaluation_port: int = 8005
     desk_port: int = 8009  # the demo department desk that receives webhooks
     # Seconds between deadline scans of the SLA engine: a breach is sent at most this late
     # plus the scan itself (a scan of nothing due costs microseconds).

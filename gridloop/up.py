@@ -26,13 +26,14 @@ from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
 
 # Readers first, so that the first report finds its consumers ready.
-SERVICES = ("projections", "dispatch", "notify", "sla", "intake", "desk")
+SERVICES = ("projections", "evaluation", "dispatch", "notify", "sla", "intake", "desk")
 PORT_ENV = {
     "intake": "GRIDLOOP_INTAKE_PORT",
     "dispatch": "GRIDLOOP_DISPATCH_PORT",
     "notify": "GRIDLOOP_NOTIFY_PORT",
     "sla": "GRIDLOOP_SLA_PORT",
     "projections": "GRIDLOOP_PROJECTIONS_PORT",
+    "evaluation": "GRIDLOOP_EVALUATION_PORT",
     "desk": "GRIDLOOP_DESK_PORT",
 }
 

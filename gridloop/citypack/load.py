@@ -3,7 +3,8 @@ line, instead of stopping at the first.
 
 Errors read `file:line: what` (`file: what` when no line applies, e.g. a missing file).
 Each file of the pack has its module: `city` (city.yaml), `grids` (grids.geojson),
-`components` (components.csv), `routing` (routing.yaml), `sla` (sla.yaml).
+`components` (components.csv), `routing` (routing.yaml), `sla` (sla.yaml), `evaluation`
+(evaluation.yaml).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from gridloop.citypack.city import CITY_FILE, check_city, load_city
 from gridloop.citypack.components import COMPONENTS_FILE, check_components, load_components
 from gridloop.citypack.errors import CityPackError, Errors
+from gridloop.citypack.evaluation import load_evaluation
 from gridloop.citypack.grids import GRIDS_FILE, check_grids, load_grids
 from gridloop.citypack.pack import CityPack
 from gridloop.citypack.routing import load_routing
@@ -22,8 +24,8 @@ __all__ = ["CityPackError", "load_city_pack"]
 
 
 def load_city_pack(path: Path | str) -> CityPack:
-    """Load `city.yaml`, `grids.geojson`, and the optional `components.csv`, `routing.yaml`
-    and `sla.yaml` from `path`, or raise CityPackError listing every error."""
+    """Load `city.yaml`, `grids.geojson`, and the optional `components.csv`, `routing.yaml`,
+    `sla.yaml` and `evaluation.yaml` from `path`, or raise CityPackError listing every error."""
     root = Path(path)
     errors = Errors()
     city = load_city(root / CITY_FILE, errors)
@@ -37,7 +39,8 @@ def load_city_pack(path: Path | str) -> CityPack:
     departments = {d.code for d in model.departments} if model is not None else None
     routing = load_routing(root, departments, errors.items)
     sla = load_sla(root, model, errors.items)
-    if errors.items or model is None or sla is None:
+    evaluation = load_evaluation(root, errors.items)
+    if errors.items or model is None or sla is None or evaluation is None:
         raise CityPackError(errors.items)
     return CityPack(
         model,
@@ -45,4 +48,5 @@ def load_city_pack(path: Path | str) -> CityPack:
         [c.component for c in components],
         routing=routing,
         sla=sla,
+        evaluation=evaluation,
     )

@@ -1,5 +1,6 @@
 """The loaded city pack: `city.yaml` with a spatial index of the grids, the component
-inventory, the routing (`routing.yaml`) and the SLA policy (`sla.yaml`). Pure."""
+inventory, the routing (`routing.yaml`), the SLA policy (`sla.yaml`) and the evaluation
+weights and grades (`evaluation.yaml`). Pure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shapely
 from shapely import STRtree
 from shapely.geometry import Point, Polygon
 
+from gridloop.citypack.evaluation import EvaluationPolicy
 from gridloop.citypack.model import CityFile, ComponentInstance, Grid
 from gridloop.citypack.routing import Routing
 from gridloop.citypack.sla import DEFAULT, SlaPolicy
@@ -17,7 +19,8 @@ from gridloop.citypack.sla import DEFAULT, SlaPolicy
 
 class CityPack:
     """The loaded pack. `routing` defaults to no location rules and the strict webhook
-    policy, `sla` to timing the handling stage alone (a pack without those files)."""
+    policy, `sla` to timing the handling stage alone, `evaluation` to the default weights and
+    grades (a pack without those files)."""
 
     def __init__(
         self,
@@ -26,10 +29,12 @@ class CityPack:
         components: Sequence[ComponentInstance] = (),
         routing: Routing | None = None,
         sla: SlaPolicy | None = None,
+        evaluation: EvaluationPolicy | None = None,
     ) -> None:
         self.city = city
         self.routing = routing if routing is not None else Routing()
         self.sla = sla if sla is not None else SlaPolicy(DEFAULT, city)
+        self.evaluation = evaluation if evaluation is not None else EvaluationPolicy()
         self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}

@@ -6,6 +6,8 @@ drill down), the monthly report and the big screen (render).
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -66,3 +68,45 @@ class Score(BaseModel):
     indicators: dict[Indicator, Ratio]
     score: float | None  # 0–100, weights from the city pack; None when no indicator applies
     grade: str | None  # A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, else E (bands from the city pack)
+
+
+_ALL = tuple(Indicator)
+# Which indicators rate which level. A department is not rated on what happens before it
+# is dispatched (filing, who found the problem); a supervisor on what it can sway: whether
+# its reports are filed, and whether the problems it found get closed.
+APPLIES: dict[Level, tuple[Indicator, ...]] = {
+    Level.department: tuple(
+        i for i in _ALL if i not in (Indicator.filing_rate, Indicator.supervisor_share)
+    ),
+    Level.street: _ALL,
+    Level.community: _ALL,
+    Level.grid: _ALL,
+    Level.supervisor: (Indicator.filing_rate, Indicator.closure, Indicator.on_time_closure),
+}
+LOWER_IS_BETTER = frozenset({Indicator.rework})
+
+
+class BadPeriod(ValueError):
+    """A period that is none of `2026-11-29`, `2026-W48`, `2026-11`."""
+
+
+_SHAPES = (
+    (re.compile(r"\d{4}-\d{2}-\d{2}"), PeriodKind.day),
+    (re.compile(r"\d{4}-W\d{2}"), PeriodKind.week),
+    (re.compile(r"\d{4}-\d{2}"), PeriodKind.month),
+)
+
+
+def period_kind(period: str) -> PeriodKind:
+    """Which kind of period `period` names; BadPeriod (saying why) when none."""
+    kind = next((k for shape, k in _SHAPES if shape.fullmatch(period)), None)
+    if kind is None:
+        raise BadPeriod(f"{period[:20]!r} is not a period: use 2026-11-29, 2026-W48 or 2026-11")
+    try:
+        if kind is PeriodKind.week:
+            date.fromisocalendar(int(period[:4]), int(period[6:]), 1)
+        else:
+            date.fromisoformat(period if kind is PeriodKind.day else period + "-01")
+    except ValueError as exc:
+        raise BadPeriod(f"{period!r} is not a real {kind.value}: {exc}") from exc
+    return kind

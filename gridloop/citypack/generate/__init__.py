@@ -27,13 +27,14 @@ from gridloop.citypack.generate.plan import plan_district
 from gridloop.citypack.generate.write import (
     departments,
     write_city,
+    write_evaluation,
     write_grids,
     write_routing,
     write_sla,
 )
 
 # Bump when a change of the code changes the files generated (the cache is keyed on it).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_SEED = 110101
 
 __all__ = ["DEFAULT_SEED", "GENERATOR_VERSION", "Generated", "dongcheng_pack", "generate_city_pack"]
@@ -70,6 +71,7 @@ def generate_city_pack(
     write_grids(out_dir / "grids.geojson", plan)
     write_routing(out_dir / "routing.yaml", spec, plan.cells.frame)
     write_sla(out_dir / "sla.yaml", spec)
+    write_evaluation(out_dir / "evaluation.yaml")
     count = write_components(out_dir / "components.csv", spec, plan, fraction, inventory_rng)
     return Generated(
         path=out_dir,

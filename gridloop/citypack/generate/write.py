@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from gridloop.citypack.evaluation import EvaluationPolicy, document
 from gridloop.citypack.generate.catalogue import Catalogue, ClassSpec, DepartmentSpec
 from gridloop.citypack.generate.geometry import Frame
 from gridloop.citypack.generate.plan import DistrictPlan
@@ -192,3 +193,9 @@ def write_sla(path: Path, catalogue: Catalogue) -> None:
         "city": catalogue.city_office.code,
     }
     _dump(path, "# Generated: see city.yaml. Rules apply in order (docs/citypack.md).\n", spec)
+
+
+def write_evaluation(path: Path) -> None:
+    """The default weights and grades, every level spelled out, for a city to adjust."""
+    header = "# Generated: weights per level and grade bands (docs/evaluation.md).\n"
+    _dump(path, header, document(EvaluationPolicy()))

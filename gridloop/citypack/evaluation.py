@@ -1,0 +1,156 @@
+"""The evaluation part of a city pack (`evaluation.yaml`, optional): the weights of each
+indicator in each level's composite 100-point score, the grade bands, and the rating a
+resident must give to count as satisfied. Loaded and validated with the rest of the pack
+(`load_city_pack(path).evaluation`); pure once loaded.
+
+    policy = pack.evaluation
+    policy.weights(Level.department)   # {Indicator.on_time_handling: 25.0, …}
+    policy.grade(82.5)                 # "B"
+
+A level the file does not name keeps its default weights; a level it names gets exactly
+the weights it lists (an indicator left out weighs nothing). Weights need not sum to 100:
+the score divides by the weights of the indicators that applied (services/evaluation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.evaluation.model import APPLIES, Indicator, Level
+
+EVALUATION_FILE = "evaluation.yaml"
+Ind = Indicator
+Weight = Annotated[float, Field(ge=0, le=1000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Band(_Strict):
+    """A score of at least `min` earns `grade`."""
+
+    grade: Annotated[str, Field(min_length=1, max_length=8)]
+    min: Annotated[float, Field(gt=0, le=100)]
+
+
+DEFAULT_BANDS = (
+    Band(grade="A", min=90),
+    Band(grade="B", min=75),
+    Band(grade="C", min=60),
+    Band(grade="D", min=40),
+)
+_PLACE = {
+    Ind.filing_rate: 10.0,
+    Ind.dispatch_accuracy: 5.0,
+    Ind.on_time_handling: 20.0,
+    Ind.closure: 15.0,
+    Ind.on_time_closure: 15.0,
+    Ind.rework: 10.0,
+    Ind.supervisor_share: 10.0,
+    Ind.response: 5.0,
+    Ind.resolution: 5.0,
+    Ind.satisfaction: 5.0,
+}
+DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
+    Level.department: {
+        Ind.dispatch_accuracy: 10.0,
+        Ind.on_time_handling: 25.0,
+        Ind.closure: 15.0,
+        Ind.on_time_closure: 15.0,
+        Ind.rework: 10.0,
+        Ind.response: 10.0,
+        Ind.resolution: 5.0,
+        Ind.satisfaction: 10.0,
+    },
+    Level.street: _PLACE,
+    Level.community: _PLACE,
+    Level.grid: _PLACE,
+    Level.supervisor: {Ind.filing_rate: 60.0, Ind.closure: 20.0, Ind.on_time_closure: 20.0},
+}
+
+
+class EvaluationFile(_Strict):
+    format: Literal["gridloop-evaluation/1"]
+    grades: list[Band] = list(DEFAULT_BANDS)
+    lowest: Annotated[str, Field(min_length=1, max_length=8)] = "E"  # below every band
+    satisfied: Annotated[int, Field(ge=1, le=5)] = 4  # a rating at or above this satisfies
+    weights: dict[Level, dict[Indicator, Weight]] = {}
+
+
+DEFAULT = EvaluationFile(format="gridloop-evaluation/1")
+
+
+class EvaluationPolicy:
+    def __init__(self, file: EvaluationFile = DEFAULT) -> None:
+        self.file = file
+        self.satisfied = file.satisfied
+        self._weights = {**DEFAULT_WEIGHTS, **file.weights}
+
+    def weights(self, level: Level) -> dict[Indicator, float]:
+        return dict(self._weights[level])
+
+    def grade(self, score: float | None) -> str | None:
+        if score is None:
+            return None
+        return next((b.grade for b in self.file.grades if score >= b.min), self.file.lowest)
+
+
+def check(file: EvaluationFile) -> list[str]:
+    """What the model alone cannot say is wrong: bands out of order, a weight on an
+    indicator its level is not rated on, a level whose weights are all zero."""
+    errors = []
+    mins = [b.min for b in file.grades]
+    if mins != sorted(set(mins), reverse=True):
+        errors.append(f"{EVALUATION_FILE}: grades: minimums must strictly decrease")
+    names = [b.grade for b in file.grades] + [file.lowest]
+    if len(set(names)) != len(names):
+        errors.append(f"{EVALUATION_FILE}: grades: each grade once (with `lowest`)")
+    for level, weights in file.weights.items():
+        for indicator in weights:
+            if indicator not in APPLIES[level]:
+                errors.append(
+                    f"{EVALUATION_FILE}: weights.{level}.{indicator}: "
+                    f"a {level} is not rated on {indicator}"
+                )
+        if not any(w > 0 for i, w in weights.items() if i in APPLIES[level]):
+            errors.append(f"{EVALUATION_FILE}: weights.{level}: needs a positive weight")
+    return errors
+
+
+def load_evaluation(root: Path, errors: list[str]) -> EvaluationPolicy | None:
+    """`evaluation.yaml` of the pack at `root` (the defaults when there is none); every
+    error is appended to `errors`, and None is returned when there was one."""
+    path = root / EVALUATION_FILE
+    if not path.exists():
+        return EvaluationPolicy()
+    try:
+        file = EvaluationFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        errors.append(f"{EVALUATION_FILE}: cannot read: {exc}")
+        return None
+    except yaml.YAMLError as exc:
+        errors.append(f"{EVALUATION_FILE}: not YAML: {exc}")
+        return None
+    except ValidationError as exc:
+        errors.extend(
+            f"{EVALUATION_FILE}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors()
+        )
+        return None
+    found = check(file)
+    errors.extend(found)
+    return None if found else EvaluationPolicy(file)
+
+
+def document(policy: EvaluationPolicy) -> dict[str, object]:
+    """The policy as the YAML document it reads from (the generator writes it)."""
+    dumped: dict[str, object] = policy.file.model_dump(mode="json")
+    dumped["weights"] = {
+        level.value: {i.value: w for i, w in policy.weights(level).items()} for level in Level
+    }
+    return dumped

@@ -1,0 +1,214 @@
+"""The indicators of design.md §2 "Evaluation" over one entity's cases in one period. Pure.
+
+Which period a case counts in: the day, ISO week and month of its report (`reported_at`,
+the `case.reported` CloudEvent time) in the city's time zone (Asia/Shanghai for the demo).
+A case stays in its report's periods for life: when it is closed next month, November's
+figures change, not December's, so a period's figures settle as its cases finish.
+
+Which entities a case counts for: its grid, community and street (from the grid code, the
+filed one when filing corrected it), the supervisor who reported it (supervisor channel),
+and for departments: every department it was dispatched to for dispatch accuracy and
+response (each is judged on its own rounds), the owner (the last one dispatched) for the
+rest, except on-time handling and rework, judged on that department's own rounds.
+
+Each indicator judges each case: not counted (None), counted in the denominator only
+(False), or in the numerator too (True). Cases still open are counted only once judgeable:
+
+    filing_rate        filed and not voided / reported and decided (filed or voided); merged
+                       duplicates and reports still awaiting a decision are not counted
+    dispatch_accuracy  never returned (回退) / dispatched
+    on_time_handling   no late round / a round handled or past its deadline unmet (an open
+                       case before its deadline is not yet due); late = the SLA engine's
+                       handling breach, or handled after the known deadline (see facts.py)
+    closure            closed (closed or evaluated, not reopened) / filed and not voided
+    on_time_closure    closed and never late (a late round or check; a department: its own
+                       rounds) / closed, or open and already late
+    rework             reworked (check failed or reopened) / handled
+    supervisor_share   reported by a supervisor / filed and not voided
+    response           a department acknowledged, handled or returned it / dispatched
+    resolution         closed and never reopened by a resident / ever closed
+    satisfaction       latest rating at or above `satisfied` (4 of 5) / rated
+
+Rework is the one indicator where lower is better; the composite score uses 1 − rate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from services.evaluation.facts import CaseFacts, Round
+from services.evaluation.model import APPLIES, Indicator, Level, PeriodKind, Ratio
+
+Ind = Indicator
+Verdict = bool | None
+SATISFIED = 4
+
+
+def periods(at: datetime, zone: ZoneInfo) -> dict[PeriodKind, str]:
+    """The day, ISO week and month `at` falls in, in the city's time zone."""
+    local = at.astimezone(zone)
+    year, week, _ = local.isocalendar()
+    return {
+        PeriodKind.day: local.strftime("%Y-%m-%d"),
+        PeriodKind.week: f"{year:04d}-W{week:02d}",
+        PeriodKind.month: local.strftime("%Y-%m"),
+    }
+
+
+def entities(case: CaseFacts, level: Level) -> list[str]:
+    """The entities of `level` the case counts for."""
+    found: dict[Level, list[str | None]] = {
+        Level.grid: [case.grid_code],
+        Level.community: [case.community],
+        Level.street: [case.street],
+        Level.supervisor: [case.supervisor],
+        Level.department: list(case.departments),
+    }
+    return [e for e in found[level] if e]
+
+
+# --- the verdicts of one case ------------------------------------------------------------------
+
+
+def _decided(case: CaseFacts) -> bool:
+    return case.filed or case.voided
+
+
+def _on_file(case: CaseFacts) -> bool:
+    return case.filed and not case.voided
+
+
+def _late(case: CaseFacts, department: str | None) -> bool:
+    """Past a deadline: a place by any late round or a late check; a department by its own
+    rounds only (the check is the supervision centre's)."""
+    own = any(r.late for r in _rounds(case, department))
+    return own or (department is None and case.check_late)
+
+
+def _when(condition: bool, verdict: bool) -> Verdict:
+    return verdict if condition else None
+
+
+def _rounds(case: CaseFacts, department: str | None) -> list[Round]:
+    return [r for r in case.rounds if department is None or r.department == department]
+
+
+def _owned(case: CaseFacts, department: str | None) -> bool:
+    return department is None or case.owner == department
+
+
+def _resolved(case: CaseFacts) -> Verdict:
+    return _when(case.closed_at is not None, case.closed and not case.reopened)
+
+
+def _verdicts(satisfied: int) -> dict[Indicator, Callable[[CaseFacts, str | None], Verdict]]:
+    """Each indicator's judgment of a case, for a department (or None: any department)."""
+
+    def handling(case: CaseFacts, dep: str | None) -> Verdict:
+        due = [r for r in _rounds(case, dep) if r.due]
+        return _when(bool(due), not any(r.late for r in due))
+
+    def rework(case: CaseFacts, dep: str | None) -> Verdict:
+        handled = [r for r in _rounds(case, dep) if r.handled_at is not None]
+        return _when(bool(handled), any(r.reworked for r in handled))
+
+    def dispatch(case: CaseFacts, dep: str | None) -> Verdict:
+        rounds = _rounds(case, dep)
+        return _when(bool(rounds), not any(r.returned for r in rounds))
+
+    def response(case: CaseFacts, dep: str | None) -> Verdict:
+        rounds = _rounds(case, dep)
+        return _when(bool(rounds), any(r.responded for r in rounds))
+
+    def satisfaction(case: CaseFacts) -> Verdict:
+        return _when(case.rating is not None, (case.rating or 0) >= satisfied)
+
+    def owned(judge: Callable[[CaseFacts], Verdict]) -> Callable[[CaseFacts, str | None], Verdict]:
+        return lambda case, dep: judge(case) if _owned(case, dep) else None
+
+    def on_time_closure(case: CaseFacts, dep: str | None) -> Verdict:
+        if not _owned(case, dep):
+            return None
+        late = _late(case, dep)
+        return _when(case.closed or late, case.closed and not late)
+
+    return {
+        Ind.filing_rate: lambda c, _: _when(_decided(c) and c.state != "merged", _on_file(c)),
+        Ind.dispatch_accuracy: dispatch,
+        Ind.on_time_handling: handling,
+        Ind.closure: owned(lambda c: _when(_on_file(c), c.closed)),
+        Ind.on_time_closure: on_time_closure,
+        Ind.rework: rework,
+        Ind.supervisor_share: lambda c, _: _when(_on_file(c), c.channel == "supervisor"),
+        Ind.response: response,
+        Ind.resolution: owned(_resolved),
+        Ind.satisfaction: owned(satisfaction),
+    }
+
+
+# --- counting ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counted:
+    """An indicator's figure with the cases behind it (the drill-down)."""
+
+    numerator: list[str] = field(default_factory=list)
+    denominator: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> Ratio:
+        return Ratio(numerator=len(self.numerator), denominator=len(self.denominator))
+
+
+def count(
+    level: Level, entity: str, cases: Iterable[CaseFacts], satisfied: int = SATISFIED
+) -> dict[Indicator, Counted]:
+    """Every indicator that applies to `level`, over the cases of one entity and period
+    (case ids sorted, so the same cases give the same answer)."""
+    department = entity if level is Level.department else None
+    judges = _verdicts(satisfied)
+    counted = {indicator: Counted() for indicator in APPLIES[level]}
+    for case in sorted(cases, key=lambda c: c.case_id):
+        for indicator, tally in counted.items():
+            verdict = judges[indicator](case, department)
+            if verdict is None:
+                continue
+            tally.denominator.append(case.case_id)
+            if verdict:
+                tally.numerator.append(case.case_id)
+    return counted
+
+
+Judgement = dict[Indicator, Verdict]
+
+
+class Judge:
+    """`count`'s verdicts of a case for an entity, each worked out once: a case counts in
+    the day, week and month of its report and is judged the same in all three, so a
+    recomputation of many scores judges each case once per entity, not once per score."""
+
+    def __init__(self, satisfied: int = SATISFIED) -> None:
+        self._judges = _verdicts(satisfied)
+        self._done: dict[tuple[Level, str, str], Judgement] = {}
+
+    def __call__(self, level: Level, entity: str, case: CaseFacts) -> Judgement:
+        key = (level, entity, case.case_id)
+        if key not in self._done:
+            department = entity if level is Level.department else None
+            self._done[key] = {i: self._judges[i](case, department) for i in APPLIES[level]}
+        return self._done[key]
+
+
+def tally(level: Level, judgements: Iterable[Judgement]) -> dict[Indicator, Ratio]:
+    """The ratios `count` gives, from the cases' verdicts (without the case ids)."""
+    numerators, denominators = dict.fromkeys(APPLIES[level], 0), dict.fromkeys(APPLIES[level], 0)
+    for judgement in judgements:
+        for indicator, verdict in judgement.items():
+            if verdict is not None:
+                denominators[indicator] += 1
+                numerators[indicator] += verdict
+    return {i: Ratio(numerator=numerators[i], denominator=denominators[i]) for i in APPLIES[level]}

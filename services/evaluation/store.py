@@ -1,0 +1,384 @@
+"""Evaluation's MongoDB collections, and the reader the API, CLI, report and big screen use.
+
+- `evaluation_events`: one document per case: every event of it read so far (each once, by
+  event id; names, phones and free text blanked), appended only.
+- `evaluation_cases`: one small document per case: the facts folded from all its events
+  (`facts.fold`; `folded`: how many), and where it counts (`at`: the entities of each
+  level; `period`: its day, week and month, the month indexed; `keys`: the ids of the
+  scores it counts in). Apart from the events, so that what is written and read most
+  (facts, marks) stays small. A consumer's poll is applied at once (`apply_many`): one
+  read and one write of each; redelivery and replay add nothing, and each write is
+  guarded by what was read, so two members of the group racing on one case cannot step
+  back. (`keys` is not indexed: SecantusDB rewrites a multikey index's entries on every
+  write of a document, which made facts writes and cleared marks several times dearer.)
+- A case whose facts changed is marked dirty in the same write (`dirty`: a stamp bumped
+  on every change; `dirty_keys`: the scores to recompute). The recomputer recomputes each
+  score of a batch of dirty cases once and clears a case's mark only if its stamp is
+  unchanged, so a burst of events on one street costs one recomputation and a crash loses
+  none (the mark is in the database, written with the facts). The scores of a batch are
+  recomputed from one read of the facts they count (each case once) and written in one
+  `bulk_write`.
+- `scores`: one document per level, entity and period, recomputed from the stored facts
+  alone, so a rebuild from the topics gives the same scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from pymongo import ASCENDING, DESCENDING, DeleteOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from gridloop.citypack import CityPack
+from gridloop.citypack.evaluation import EvaluationPolicy
+from gridloop.kafka import Retry
+from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import EVENT_TYPES
+from services.evaluation.facts import CaseFacts, fold
+from services.evaluation.indicators import Judge, count, entities, periods, tally
+from services.evaluation.model import Indicator, Level, PeriodKind, Score, period_kind
+from services.evaluation.scores import graded
+
+COLLECTIONS = ("evaluation_cases", "evaluation_events", "scores")
+DUPLICATE_KEY = 11000
+RACES = 10  # reads and writes of one poll lost to other writers before backing off
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One case's writes: its new events (None: none), its facts and mark."""
+
+    record: UpdateOne | None
+    facts: UpdateOne
+    touched: set[Key]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One score: an entity of a level over a period."""
+
+    level: Level
+    entity: str
+    kind: PeriodKind
+    period: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.level.value}/{self.entity}/{self.period}"
+
+    @classmethod
+    def parse(cls, key: str) -> Key:
+        """The key of an `id` (an entity may hold a slash; a level and a period do not)."""
+        level, rest = key.split("/", 1)
+        entity, period = rest.rsplit("/", 1)
+        return cls(Level(level), entity, period_kind(period), period)
+
+
+# Levels whose entities between them count (nearly) every case of a period.
+_WHOLE = frozenset({Level.department, Level.street})
+
+
+def _months(key: Key) -> set[str]:
+    """The months (`2026-11`) whose cases include every case of `key`."""
+    if key.kind is PeriodKind.week:
+        year, week = int(key.period[:4]), int(key.period[6:])
+        ends = (date.fromisocalendar(year, week, 1), date.fromisocalendar(year, week, 7))
+        return {day.strftime("%Y-%m") for day in ends}
+    return {key.period[:7]}
+
+
+def _counted_in(keys: Sequence[Key]) -> Document:
+    """The query of the cases counted in any of `keys`: their months (indexed), then the
+    keys themselves (filtered within the months)."""
+    months = sorted({month for key in keys for month in _months(key)})
+    return {"period.month": {"$in": months}, "keys": {"$in": [key.id for key in keys]}}
+
+
+def keys_of(doc: Document | None) -> set[Key]:
+    """The scores a stored case counts in."""
+    if doc is None or "period" not in doc:
+        return set()
+    return {
+        Key(Level(level), entity, PeriodKind(kind), period)
+        for level, found in doc.get("at", {}).items()
+        for entity in found
+        for kind, period in doc["period"].items()
+    }
+
+
+# What evaluation never needs and must not keep: who reported (name, phone), what people
+# wrote or photographed. Blanked before an event is stored (each blank is a valid value).
+_BLANK: Document = {
+    "reporter": {},
+    "description": "",
+    "address": None,
+    "comment": None,
+    "note": None,
+    "media": [],
+    "photos": [],
+    "point": {"lon": 0.0, "lat": 0.0},
+}
+
+
+def _event_doc(env: Envelope) -> Document:
+    data = env.data.model_dump(mode="json")
+    data.update({k: v for k, v in _BLANK.items() if k in data})
+    return {
+        "id": env.id,
+        "type": env.type,
+        "source": env.source,
+        "time": env.time.isoformat(),
+        "data": data,
+    }
+
+
+def _envelope(raw: Document) -> Envelope:
+    data = EVENT_TYPES[raw["type"]].model_validate(raw["data"])
+    return Envelope(
+        data=data, source=raw["source"], time=datetime.fromisoformat(raw["time"]), id=raw["id"]
+    )
+
+
+class ScoreStore:
+    """Writes facts and scores (the evaluation service) and reads them (everyone else).
+    `pack` names entities and carries the weights, grades and time zone; without one the
+    defaults apply (enough to read what the service wrote)."""
+
+    def __init__(self, db: AsyncDatabase[Document], pack: CityPack | None = None) -> None:
+        self.case_facts = db["evaluation_cases"]
+        self.case_events = db["evaluation_events"]
+        self.scores = db["scores"]
+        self.pack = pack
+        self.policy = pack.evaluation if pack is not None else EvaluationPolicy()
+        self.zone = ZoneInfo(pack.city.timezone if pack is not None else "Asia/Shanghai")
+
+    async def create_indexes(self) -> None:
+        # No index on `keys` (45 or so a case): SecantusDB rewrites a multikey index's
+        # entries on every write of the document, which made each facts write and each
+        # cleared mark several times dearer. A score's cases are found by their month.
+        await self.case_facts.create_index("period.month")
+        await self.case_facts.create_index("dirty")
+        await self.scores.create_index(
+            [("level", ASCENDING), ("period", ASCENDING), ("score", DESCENDING)]
+        )
+
+    async def drop(self) -> None:
+        for name in COLLECTIONS:
+            await self.case_facts.database.drop_collection(name)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    async def add(self, env: Envelope) -> set[Key]:
+        """One event: `apply_many` of one."""
+        return await self.apply_many([env])
+
+    async def apply_many(self, envs: Sequence[Envelope]) -> set[Key]:
+        """Record `envs` (a consumer's poll) on their cases, fold each case again once with
+        all its events and, in the same write as its facts, mark it dirty with the scores
+        it touched (before and after: a filing that corrects the grid moves the case);
+        return them. One read of the touched cases' events and one of their facts (`$in`),
+        one `bulk_write` of the new events, one of the facts and marks.
+
+        Idempotent: an event already stored (redelivery, replay, twice in `envs`) adds
+        nothing, an event that changes no fact marks nothing, and the fold does not depend
+        on the order events came in. Both writes are guarded by what was read (the number
+        of events; the fold the facts came from), so a write that lost a race with another
+        member of the group (a rebalance) is not done: the cases are read and folded again.
+        A crash between the two writes leaves events newer than the facts, and the next
+        delivery, finding them, folds them."""
+        arrived: dict[str, dict[str, Envelope]] = {}
+        for env in envs:
+            arrived.setdefault(env.data.case_id, {})[env.id] = env
+        if not arrived:
+            return set()
+        for _ in range(RACES):
+            plans = await self._plans(arrived)
+            records = [p.record for p in plans if p.record is not None]
+            if records and not await self._wrote(self.case_events, records):
+                continue  # another writer added events meanwhile: fold them too
+            if not await self._wrote(self.case_facts, [p.facts for p in plans]):
+                continue  # another writer folded meanwhile: fold again
+            return {key for p in plans for key in p.touched}
+        # Transient: the pipeline retries the poll after a back-off.
+        raise Retry(f"lost {RACES} races in a row to other writers of the same cases")
+
+    async def _plans(self, arrived: dict[str, dict[str, Envelope]]) -> list[_Plan]:
+        ids = {"_id": {"$in": list(arrived)}}
+        logs = {doc["_id"]: doc["events"] async for doc in self.case_events.find(ids)}
+        before = {doc["_id"]: doc async for doc in self.case_facts.find(ids)}
+        found = (self._plan(c, logs.get(c, []), before.get(c), new) for c, new in arrived.items())
+        return [plan for plan in found if plan is not None]
+
+    @staticmethod
+    async def _wrote(collection: AsyncCollection[Document], ops: list[UpdateOne]) -> bool:
+        """Whether every guarded write of `ops` was done (False: one lost a race)."""
+        if not ops:
+            return True
+        try:
+            done = await collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
+            return False  # created meanwhile: the upsert failed on `_id`
+        return done.matched_count + done.upserted_count == len(ops)
+
+    def _plan(
+        self, case_id: str, raws: list[Document], doc: Document | None, arrived: dict[str, Envelope]
+    ) -> _Plan | None:
+        """What records `arrived` on a case whose stored events are `raws` and facts `doc`
+        (None: none yet); None when every event is stored and folded already."""
+        known = {raw["id"] for raw in raws}
+        new = [env for event_id, env in arrived.items() if event_id not in known]
+        folded = doc.get("folded", 0) if doc is not None else 0
+        if not new and folded >= len(raws):
+            return None
+        record = None
+        if new:
+            record = UpdateOne(
+                {"_id": case_id, "events": {"$size": len(raws)}},
+                {"$push": {"events": {"$each": [_event_doc(env) for env in new]}}},
+                upsert=not raws,
+            )
+        events = [_envelope(raw) for raw in raws] + new
+        facts = fold(case_id, events)
+        fresh = {"facts": facts.model_dump(mode="json"), **self._where(facts)}
+        before = doc or {}
+        # Only what changed: setting `keys` again, even unchanged, rewrites its index
+        # entries. Exact, as the write is guarded by the fold `before` came from.
+        changed = {k: v for k, v in fresh.items() if before.get(k) != v}
+        change: Document = {"$set": {"folded": len(events), **changed}}
+        touched = keys_of(doc) | keys_of(fresh) if changed else set()
+        if touched:  # none before its report is read: it counts nowhere yet
+            change["$addToSet"] = {"dirty_keys": {"$each": sorted(k.id for k in touched)}}
+            change["$inc"] = {"dirty": 1}
+        guard = {"_id": case_id, "folded": folded if doc is not None else {"$exists": False}}
+        return _Plan(record, UpdateOne(guard, change, upsert=doc is None), touched)
+
+    def _where(self, facts: CaseFacts) -> Document:
+        if facts.reported_at is None:
+            return {}  # its report is not read yet: it counts nowhere so far
+        at = {level.value: entities(facts, level) for level in Level}
+        found = {k.value: p for k, p in periods(facts.reported_at, self.zone).items()}
+        where: Document = {"at": at, "period": found}
+        return where | {"keys": sorted(k.id for k in keys_of(where))}
+
+    async def recompute_dirty(self, limit: int = 5000) -> list[tuple[Key, Score | None]]:
+        """Recompute the scores of up to `limit` dirty cases, each score once; return each
+        with its new score (None: no case counts there any more, and it is removed). A
+        case's mark is cleared only if it was not marked again meanwhile (its stamp)."""
+        marks = [
+            (doc["_id"], doc["dirty"], doc.get("dirty_keys", []))
+            async for doc in self.case_facts.find(
+                {"dirty": {"$gt": 0}}, {"dirty": 1, "dirty_keys": 1}
+            ).limit(limit)
+        ]
+        keys = [Key.parse(key) for key in sorted({key for _, _, found in marks for key in found})]
+        done = await self.recompute_many(keys)
+        cleared = [
+            UpdateOne({"_id": case_id, "dirty": stamp}, {"$unset": {"dirty": "", "dirty_keys": ""}})
+            for case_id, stamp, _ in marks
+        ]
+        if cleared:
+            await self.case_facts.bulk_write(cleared, ordered=False)
+        return done
+
+    async def recompute_many(self, keys: Sequence[Key]) -> list[tuple[Key, Score | None]]:
+        """Recompute `keys` from one read of the facts they count (each case once, however
+        many of them it counts in) and one `bulk_write` of the scores."""
+        counted: dict[str, list[CaseFacts]] = {key.id: [] for key in keys}
+        query = _counted_in(keys)
+        if any(k.kind is PeriodKind.month and k.level in _WHOLE for k in keys):
+            # A department's or street's month counts nearly every case of the month: read
+            # the months whole (the cases counted nowhere in `keys` are skipped below).
+            query.pop("keys")
+        async for doc in self.case_facts.find(query, {"facts": 1, "keys": 1}):
+            facts = CaseFacts.model_validate(doc["facts"])
+            for key in doc["keys"]:
+                if key in counted:  # a case of the months may count in none of `keys`
+                    counted[key].append(facts)
+        judge = Judge(self.policy.satisfied)
+        done = [(key, self._score(key, counted[key.id], judge)) for key in keys]
+        writes: list[ReplaceOne[Document] | DeleteOne] = [
+            ReplaceOne({"_id": key.id}, found.model_dump(mode="json"), upsert=True)
+            if found is not None
+            else DeleteOne({"_id": key.id})
+            for key, found in done
+        ]
+        if writes:
+            await self.scores.bulk_write(writes, ordered=False)
+        return done
+
+    def _score(self, key: Key, facts: list[CaseFacts], judge: Judge) -> Score | None:
+        if not facts:
+            return None
+        ratios = tally(key.level, (judge(key.level, key.entity, case) for case in facts))
+        name = self.name(key.level, key.entity)
+        cases = len({case.case_id for case in facts})
+        return graded(key.level, key.entity, name, key.period, key.kind, cases, ratios, self.policy)
+
+    async def recompute(self, key: Key) -> Score | None:
+        """One score, recomputed (`recompute_many` of one)."""
+        return (await self.recompute_many([key]))[0][1]
+
+    def name(self, level: Level, entity: str) -> str:
+        pack = self.pack
+        if pack is None:
+            return entity
+        names: dict[Level, str | None] = {
+            Level.department: getattr(pack.departments.get(entity), "name", None),
+            Level.street: getattr(pack.streets.get(entity), "name", None),
+            Level.community: next(
+                (c.name for c in pack.city.communities if c.code == entity), None
+            ),
+            Level.grid: getattr(pack.grid_by_code.get(entity), "name", None),
+        }
+        return names.get(level) or entity
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def facts(self, key: Key) -> list[CaseFacts]:
+        """The facts of every case counted for `key`."""
+        query = _counted_in([key])
+        return [
+            CaseFacts.model_validate(doc["facts"])
+            async for doc in self.case_facts.find(query, {"facts": 1}).sort("_id", ASCENDING)
+        ]
+
+    async def league(self, level: Level, period: str) -> list[Score]:
+        """Every entity of `level` over `period`, best first (unscored last, then by code)."""
+        found = [
+            Score.model_validate(_score_doc(doc))
+            async for doc in self.scores.find({"level": level.value, "period": period})
+        ]
+        return sorted(found, key=lambda s: (s.score is None, -(s.score or 0.0), s.entity))
+
+    async def score(self, level: Level, entity: str, period: str) -> Score | None:
+        doc = await self.scores.find_one(
+            {"_id": Key(level, entity, period_kind(period), period).id}
+        )
+        return Score.model_validate(_score_doc(doc)) if doc else None
+
+    async def cases(
+        self, level: Level, entity: str, period: str, indicator: Indicator
+    ) -> tuple[list[str], list[str]]:
+        """The case ids in the numerator and the denominator of one figure (sorted)."""
+        key = Key(level, entity, period_kind(period), period)
+        tally = count(level, entity, await self.facts(key), self.policy.satisfied).get(indicator)
+        return (tally.numerator, tally.denominator) if tally else ([], [])
+
+    async def pending(self) -> int:
+        """Cases whose scores are not recomputed yet."""
+        return await self.case_facts.count_documents({"dirty": {"$gt": 0}})
+
+
+def _score_doc(doc: Document) -> Document:
+    return {k: v for k, v in doc.items() if k != "_id"}
+
+
+__all__ = ["COLLECTIONS", "Key", "ScoreStore", "keys_of"]

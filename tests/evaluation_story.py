@@ -1,0 +1,156 @@
+"""Hand-built event sequences of one case for the evaluation tests: each step is the next
+case version, an hour after the previous one unless told when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from schemas.envelope import Envelope
+from schemas.events import (
+    CaseAcknowledged,
+    CaseChecked,
+    CaseClosed,
+    CaseDispatched,
+    CaseEvent,
+    CaseExtended,
+    CaseFiled,
+    CaseHandled,
+    CaseMerged,
+    CaseParked,
+    CaseReported,
+    CaseResumed,
+    CaseReturned,
+    CaseReworked,
+    CaseVoided,
+    FeedbackGiven,
+    SlaBreach,
+    Stage,
+)
+
+GRID = "110101001002001"  # street 001, community 001002
+OTHER_GRID = "110101002001001"  # street 002, community 002001
+START = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 2 November 2026, 09:00 in Shanghai
+HOUR = timedelta(hours=1)
+SUPERVISOR = {"role": "supervisor", "id": "sup-7"}
+SYSTEM = {"role": "system", "id": "dispatch"}
+
+
+class Story:
+    """The events of one case, told in order."""
+
+    def __init__(self, case_id: str, at: datetime = START) -> None:
+        self.case_id = case_id
+        self.version = 0
+        self.at = at
+        self.events: list[Envelope] = []
+
+    def _step(self, model: type[CaseEvent], at: datetime | None, **fields: Any) -> Story:
+        self.version += 1
+        self.at = at or (self.at + HOUR if self.version > 1 else self.at)
+        actor = fields.pop("actor", SYSTEM)
+        data = model.model_validate(
+            {"case_id": self.case_id, "version": self.version, "actor": actor, **fields}
+        )
+        self.events.append(Envelope(data, "/tests", self.at))
+        return self
+
+    def reported(
+        self,
+        channel: str = "supervisor",
+        grid: str = GRID,
+        at: datetime | None = None,
+        actor: dict[str, str] | None = None,
+        reporter_id: str | None = None,
+    ) -> Story:
+        if actor is None:
+            actor = SUPERVISOR if channel == "supervisor" else {"role": "citizen", "id": "web"}
+        return self._step(
+            CaseReported,
+            at,
+            actor=actor,
+            channel=channel,
+            class_code="0102",
+            kind="event",
+            point={"lon": 116.4, "lat": 39.9},
+            grid_code=grid,
+            description="rubbish",
+            reporter={"id": reporter_id, "name": "张伟", "phone": "13800000000"},
+        )
+
+    def filed(self, grid: str = GRID) -> Story:
+        return self._step(CaseFiled, None, kind="event", class_code="0102", grid_code=grid)
+
+    def voided(self) -> Story:
+        return self._step(CaseVoided, None, reason="not a city problem")
+
+    def merged(self) -> Story:
+        return self._step(CaseMerged, None, into_case_id="C-OTHER")
+
+    def dispatched(self, department: str = "SANITATION", due_in: timedelta = 4 * HOUR) -> Story:
+        at = self.at + HOUR
+        return self._step(
+            CaseDispatched, at, department=department, deadline=at + due_in, rule="test"
+        )
+
+    def returned(self, department: str = "SANITATION") -> Story:
+        return self._step(CaseReturned, None, department=department, reason="not ours")
+
+    def extended(self, deadline: datetime) -> Story:
+        return self._step(CaseExtended, None, deadline=deadline)
+
+    def parked(self) -> Story:
+        return self._step(CaseParked, None)
+
+    def resumed(self, at: datetime | None = None) -> Story:
+        return self._step(CaseResumed, at)
+
+    def handled(self, department: str = "SANITATION", at: datetime | None = None) -> Story:
+        return self._step(CaseHandled, at, department=department)
+
+    def checked(self, passed: bool = True) -> Story:
+        return self._step(CaseChecked, None, passed=passed)
+
+    def closed(self) -> Story:
+        return self._step(CaseClosed, None)
+
+    def rework(self) -> Story:
+        return self._step(CaseReworked, None)
+
+    def feedback(self, rating: int) -> Story:
+        return self._step(FeedbackGiven, None, rating=rating)
+
+    def breach(
+        self,
+        stage: Stage = Stage.handle,
+        department: str = "SANITATION",
+        deadline: datetime | None = None,
+    ) -> Story:
+        """The SLA engine's breach of the clock the newest dispatch or rework opened, due
+        at `deadline` (default: now, the time of the last event)."""
+        opened = max(
+            e.data.version
+            for e in self.events
+            if isinstance(e.data, CaseEvent) and e.type.endswith((".dispatched", ".rework"))
+        )
+        data = SlaBreach(
+            case_id=self.case_id,
+            case_version=opened,
+            stage=stage,
+            department=department,
+            deadline=deadline or self.at,
+        )
+        self.events.append(Envelope(data, "/tests", self.at + timedelta(seconds=1)))
+        return self
+
+    def acknowledged(self, department: str = "SANITATION") -> Story:
+        data = CaseAcknowledged(
+            case_id=self.case_id, case_version=self.version, actor=SYSTEM, department=department
+        )
+        self.events.append(Envelope(data, "/tests", self.at + timedelta(minutes=5)))
+        return self
+
+    def done(self, rating: int | None = None) -> Story:
+        """Handled in time, checked, closed (and rated)."""
+        self.handled().checked().closed()
+        return self.feedback(rating) if rating is not None else self
