@@ -1,0 +1,63 @@
+"""Reading the report's inputs: the month's cases from the `cases` projections, the
+month's league tables from the scores."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.mongo import Document
+from gridloop.report.model import Case, Period
+from services.evaluation.model import Level, Score
+
+# Only what the report counts: never the reporter, the description, media or address.
+FIELDS = {
+    name: 1
+    for name in (
+        "case_number",
+        "state",
+        "kind",
+        "class_code",
+        "grid_code",
+        "channel",
+        "point",
+        "component_id",
+        "reported_at",
+        "department",
+        "deadline",
+        "closed_at",
+        "timeline.type",
+        "timeline.at",
+    )
+}
+
+
+class Scores(Protocol):
+    """What the report needs of the scores (services/evaluation/store.py `ScoreStore`)."""
+
+    async def league(self, level: Level, period: str) -> list[Score]: ...
+
+
+class NoScores:
+    """For a database the scores processor has not run on: empty league tables."""
+
+    async def league(self, level: Level, period: str) -> list[Score]:
+        return []
+
+
+async def month_cases(db: AsyncDatabase[Document], period: Period) -> list[Case]:
+    """Cases reported in the month (documents still being written have no state: left out)."""
+    query = {
+        "reported_at": {"$gte": period.start, "$lt": period.end},
+        "state": {"$exists": True},
+    }
+    return [doc async for doc in db["cases"].find(query, FIELDS).sort("_id", 1)]
+
+
+async def leagues(scores: Scores, period: Period) -> tuple[list[Score], list[Score]]:
+    """The month's scores of departments and of streets."""
+    return (
+        await scores.league(Level.department, period.label),
+        await scores.league(Level.street, period.label),
+    )

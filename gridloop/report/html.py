@@ -1,0 +1,31 @@
+"""The report as one HTML file: the jinja2 template, charts as inline SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from gridloop.citypack import CityPack
+from gridloop.report.charts import CHARTS, svg
+from gridloop.report.model import Report
+from gridloop.report.tables import tables
+
+TEMPLATES = Path(__file__).parent / "templates"
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def render_html(report: Report, pack: CityPack) -> str:
+    # The SVG comes from matplotlib, not from input: safe to insert as markup. Names in it
+    # are the Latin parts of the pack's names, escaped by matplotlib's SVG writer.
+    charts = {name: Markup(svg(chart(report, pack))) for name, chart in CHARTS.items()}
+    return _env.get_template("report.html").render(
+        report=report, charts=charts, tables=tables(report)
+    )
+
+
+def write_html(report: Report, pack: CityPack, out: Path) -> Path:
+    path = out / "report.html"
+    path.write_text(render_html(report, pack), encoding="utf-8")
+    return path

@@ -1,0 +1,52 @@
+"""The whole report: read and compute (async, the database), then render the files (sync),
+calling `progress` as each step starts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.citypack import CityPack
+from gridloop.mongo import Document
+from gridloop.report.collect import Scores, leagues, month_cases
+from gridloop.report.csv import write_csv
+from gridloop.report.html import write_html
+from gridloop.report.model import Period, Report, build
+from gridloop.report.pdf import write_pdf
+
+STEPS = ("reading cases", "reading scores", "computing", "HTML", "PDF", "CSV")
+Progress = Callable[[str], None]
+
+
+def _quiet(step: str) -> None:
+    pass
+
+
+async def gather(
+    db: AsyncDatabase[Document],
+    scores: Scores,
+    pack: CityPack,
+    period: Period,
+    as_of: datetime,
+    progress: Progress = _quiet,
+) -> Report:
+    progress(STEPS[0])
+    cases = await month_cases(db, period)
+    progress(STEPS[1])
+    departments, streets = await leagues(scores, period)
+    progress(STEPS[2])
+    return build(cases, departments, streets, pack, period, as_of)
+
+
+def render(report: Report, pack: CityPack, out: Path, progress: Progress = _quiet) -> list[Path]:
+    """report.html, report.pdf and one CSV a table, in `out` (made if missing)."""
+    out.mkdir(parents=True, exist_ok=True)
+    progress(STEPS[3])
+    files = [write_html(report, pack, out)]
+    progress(STEPS[4])
+    files.append(write_pdf(report, pack, out))
+    progress(STEPS[5])
+    return files + write_csv(report, out)

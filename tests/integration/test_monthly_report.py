@@ -1,0 +1,146 @@
+"""The monthly report from a real MongoDB-protocol server: a simulated month of the demo
+city applied by the projections' and evaluation's own stores, then read and rendered."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bench.report_month import Month, load
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.mongo import Document
+from gridloop.report.model import Period, Report
+from gridloop.report.run import gather, render
+from gridloop.report.tables import tables
+from schemas.envelope import Envelope
+from schemas.events import CaseReported
+from services.evaluation.model import Level
+from services.evaluation.store import ScoreStore
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+from tests.samples import sample_of
+
+PACK: CityPack = load_city_pack(DEMO_CITY_PACK)
+PERIOD = Period.parse("2026-11", PACK.city.timezone)
+AS_OF = PERIOD.end + timedelta(days=2)
+CASES = 24
+CHINA = PERIOD.start.tzinfo
+
+
+@dataclass
+class Seeded:
+    db: AsyncDatabase[Document]
+    database: str
+
+
+def edge(case_id: str, at: datetime) -> Envelope:
+    """A report just either side of the month's start in the city's time."""
+    data = sample_of(CaseReported, case_id=case_id, version=1, grid_code=PACK.grids[0].code)
+    return Envelope(data, "/tests", at)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def month(servers: Servers) -> AsyncIterator[Seeded]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    db = client[name]
+    await load(db, PACK, Month(PACK, PERIOD, AS_OF, seed=7).events(CASES))
+    october = datetime(2026, 10, 31, 23, 30, tzinfo=CHINA)  # 15:30 UTC: still October
+    november = datetime(2026, 11, 1, 0, 30, tzinfo=CHINA)  # 16:30 UTC on 31 October
+    for env in (edge("EDGE-OCT", october), edge("EDGE-NOV", november)):
+        await CaseStore(db).apply(env)
+    yield Seeded(db, name)
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def report(month: Seeded) -> Report:
+    return await gather(month.db, ScoreStore(month.db, PACK), PACK, PERIOD, AS_OF)
+
+
+def rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return list(csv.reader(f))
+
+
+async def test_the_month_is_the_city_s_month_and_every_case_of_it_counts(
+    report: Report, month: Seeded
+) -> None:
+    assert report.cases == CASES + 1  # EDGE-NOV is November in Beijing, EDGE-OCT is not
+    assert sum(v.cases for v in report.by_street) == report.cases
+    stored = await month.db["cases"].count_documents({})
+    assert stored == CASES + 2
+
+
+async def test_the_league_tables_are_the_scores_of_the_month(report: Report, month: Seeded) -> None:
+    scored = await ScoreStore(month.db, PACK).league(Level.department, "2026-11")
+    assert scored, "the evaluation store scored no department"
+    assert [r.code for r in report.departments] == [s.entity for s in scored]
+    assert all(r.grade for r in report.departments if r.score is not None)
+    assert {r.code for r in report.streets} <= set(PACK.streets)
+
+
+async def test_html_pdf_and_csv_files_hold_the_report(report: Report, tmp_path: Path) -> None:
+    files = render(report, PACK, tmp_path / "out")
+    shown = tables(report)
+    assert {p.name for p in files} == {"report.html", "report.pdf"} | {
+        f"{t.slug}.csv" for t in shown
+    }
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert html.count("<svg") == 4  # classes, streets, the density map, on-time handling
+    for table in shown:
+        assert f"<h2>{table.title}</h2>" in html
+        written = rows(tmp_path / "out" / f"{table.slug}.csv")
+        assert tuple(written[0]) == table.headers
+        assert len(written) == len(table.rows) + 1
+    by_class = rows(tmp_path / "out" / "volumes_by_class.csv")[1:]
+    assert sum(int(r[2]) for r in by_class) == report.cases
+    pdf = (tmp_path / "out" / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type /Page\b(?!s)", pdf)) >= 3  # charts and tables: pages
+
+
+def gridloop(*args: str, database: str, servers: Servers) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MONGODB_URI": servers.mongodb, "GRIDLOOP_MONGODB_DATABASE": database}
+    return subprocess.run(
+        [sys.executable, "-m", "gridloop", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_command_writes_the_report_and_refuses_a_bad_period(
+    month: Seeded, servers: Servers, tmp_path: Path
+) -> None:
+    done = gridloop(
+        "report",
+        "--period",
+        "2026-11",
+        "--out",
+        str(tmp_path),
+        database=month.database,
+        servers=servers,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{CASES + 1} case(s) reported in 2026-11" in done.stdout
+    assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+    refused = gridloop("report", "--period", "2026-13", database=month.database, servers=servers)
+    assert refused.returncode == 2
+    assert "YYYY-MM" in refused.stderr
