@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gridloop.citypack.errors import Errors, Path_, line_of, loc_text, yaml_lines
-from gridloop.citypack.model import FORMATS, CityFile, District, IntakePolicy
+from gridloop.citypack.model import FORMATS, CityFile, District, FeedbackPolicy, IntakePolicy
 
 CITY_FILE = "city.yaml"
 
@@ -85,6 +85,7 @@ def _valid_part(raw: Any, lines: dict[Path_, int]) -> CityAt | None:
         district=district,
         timezone="Asia/Shanghai",
         intake=IntakePolicy(),
+        feedback=FeedbackPolicy(),
         **parts,
     )
     return CityAt(city, lines, kept)

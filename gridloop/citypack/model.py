@@ -13,7 +13,7 @@ from schemas.events import Kind
 
 Code3 = Annotated[str, Field(pattern=r"^\d{3}$")]
 # The format versions this code reads. 2 adds, all optional: components.csv, `majors`,
-# `timezone`, `intake`, a class's duplicate radius and window, a grid's supervisor.
+# `timezone`, `intake`, `feedback`, a class's duplicate radius and window, a grid's supervisor.
 FORMATS = ("gridloop-citypack/1", "gridloop-citypack/2")
 Format = Literal["gridloop-citypack/1", "gridloop-citypack/2"]
 
@@ -87,6 +87,15 @@ class IntakePolicy(_Strict):
     verify_limit: timedelta = timedelta(hours=2)
 
 
+class FeedbackPolicy(_Strict):
+    """Residents' satisfaction (满意度): a closed case takes one rating, 1 (very
+    dissatisfied) to 5 (very satisfied), within `window` of its closure; a rating at or below
+    `reopen_at_or_below` reopens the case as rework (0: no rating reopens it)."""
+
+    reopen_at_or_below: Annotated[int, Field(ge=0, le=5)] = 2
+    window: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=7)
+
+
 class Grid(_Strict):
     """A unit grid (单元网格): 14 digits (CJ/T 213) or 15 digits (GB/T 47678.3)."""
 
@@ -128,3 +137,4 @@ class CityFile(_Strict):
     majors: list[Major] = Field(default_factory=list)
     classes: list[EventClass]
     intake: IntakePolicy = Field(default_factory=IntakePolicy)
+    feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)

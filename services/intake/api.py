@@ -3,6 +3,7 @@
 Who may call what (bearer credentials, `gridloop.auth`):
 
 - `POST /reports`: website: anyone; hotline: hotline operators; supervisor: supervisors
+- `POST /reports/batch` (`bulk.py`): up to 500 reports, all or none, each as `POST /reports`
 - `POST /media`: anyone who may report (photos, voice notes)
 - `GET /media/{id}`, `GET /cases/{id}`: staff (`STAFF`); reporters' names and phones only to
   hotline, supervision centre and admin; a department only its own cases
@@ -10,6 +11,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
 - `POST /cases/{id}/verification`, `/check`: supervisors; `GET /tasks/verification`: also
   the supervision centre
 - `POST /cases/{id}/file`, `/void`, `/merge`, `/split`, `GET /tasks/filing`: supervision centre
+- `POST /cases/{id}/feedback` (`feedback.py`): the reporter, as for `/public`; hotline
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
 
@@ -149,30 +151,36 @@ class Intake:
             "class_code": reported.class_code,
             "state": {"$in": sorted(OPEN_STATES)},
             "reported_at": {"$gte": self.clock() - cls.duplicate_window},
+            # The box in the query: else every open case of the class comes back (bench_e2e
+            # saw this query take 190 ms on average once the district had a few thousand).
+            "point.coordinates.0": {"$gte": west, "$lte": east},
+            "point.coordinates.1": {"$gte": south, "$lte": north},
         }
         found = []
         async for doc in self.cases.cases.find(query, {"point": 1, "reported_at": 1}).limit(500):
             lon, lat = doc["point"]["coordinates"]
-            if west <= lon <= east and south <= lat <= north:
-                found.append(Nearby(doc["_id"], lon, lat, doc["reported_at"]))
+            found.append(Nearby(doc["_id"], lon, lat, doc["reported_at"]))
         return found
 
-    async def numbered(self, events: list[CaseEvent], redo: Callable[[str], list[CaseEvent]]) -> (
-        list[CaseEvent]
-    ):  # fmt: skip
-        """`events` again with a case number, if they file the case."""
+    async def numbered(
+        self, events: list[CaseEvent], redo: Callable[[str], list[CaseEvent]], fresh: bool = False
+    ) -> list[CaseEvent]:
+        """`events` again with a case number, if they file the case (`fresh`: a case id
+        made just now, see `CaseNumbers.number_for`)."""
         filed = to_file(events)
         if filed is None:
             return events
         day = local_day(self.pack, self.clock())
-        return redo(await self.numbers.number_for(filed.case_id, filed.kind, filed.class_code, day))
+        case, kind, code = filed.case_id, filed.kind, filed.class_code
+        return redo(await self.numbers.number_for(case, kind, code, day, fresh))
 
     async def check_media(self, ids: list[str], loc: tuple[str, ...]) -> None:
         if missing := await self.media.missing(ids):
             raise Rejected(422, loc, f"no uploaded media {', '.join(missing)}", "unknown_media")
 
 
-def _intake(request: Request) -> Intake:
+async def _intake(request: Request) -> Intake:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
     intake: Intake = request.app.state.intake
     return intake
 
@@ -279,10 +287,14 @@ async def accept_report(
         def decide(nearby: Sequence[Nearby] = (), number: str | None = None) -> list[CaseEvent]:
             return decide_report(report, intake.pack, case_id, who, now, nearby, number)
 
-        reported = decide()[0]
+        first = decide()
+        reported = first[0]
         assert isinstance(reported, CaseReported)
         nearby = await intake.nearby(reported)
-        events = await intake.numbered(decide(nearby), lambda n: decide(nearby, n))
+        # Without candidates the first decision stands: decide_report is not cheap.
+        events = await intake.numbered(
+            decide(nearby) if nearby else first, lambda n: decide(nearby, n), fresh=key is None
+        )
         await intake.publish(events)
         extra = {}
         if report.channel is not Channel.supervisor:
@@ -518,6 +530,12 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     from services.intake.open311_api import router as open311  # it builds on this module
 
     app.include_router(open311, prefix="/open311/v2")
+    from services.intake.feedback import router as feedback  # residents' satisfaction
+
+    app.include_router(feedback)
+    from services.intake.bulk import router as bulk  # it builds on this module too
+
+    app.include_router(bulk)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})
     add_ops_routes(app)

@@ -75,6 +75,8 @@ def _who_may(service: str, method: str, path: str, body: Any = None) -> Role | N
         return Role.supervision_centre
     if path.startswith("/open311/") or path.endswith("/public"):
         return None
+    if path.endswith("/feedback"):  # residents' ratings; a hotline follow-up call
+        return Role.hotline
     if path.startswith(("/cases/{case_id}/file", "/cases/{case_id}/void")):
         return Role.supervision_centre
     if path.startswith(("/cases/{case_id}/merge", "/cases/{case_id}/split", "/tasks/filing")):

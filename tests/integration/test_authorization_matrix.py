@@ -53,12 +53,15 @@ DEPT = "/departments/WATER/cases/C-none"
 INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("GET", f"{CASE}", STAFF),
     ("GET", f"{CASE}/public", EVERYONE),
+    ("POST", "/reports/batch", EVERYONE),  # a report's channel names its roles (the body's)
     ("POST", f"{CASE}/verification", {R.supervisor}),
     ("POST", f"{CASE}/check", {R.supervisor}),
     ("POST", f"{CASE}/file", {R.supervision_centre}),
     ("POST", f"{CASE}/void", {R.supervision_centre}),
     ("POST", f"{CASE}/merge", {R.supervision_centre}),
     ("POST", f"{CASE}/split", {R.supervision_centre}),
+    # The reporter (follow token or own credential: past the door, then 404) and hotline.
+    ("POST", f"{CASE}/feedback", {None, R.public, R.hotline}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),
