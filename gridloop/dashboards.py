@@ -6,6 +6,8 @@
   escalations by tier, time to handle.
 - Pipeline health: throughput, consumer lag, dead letters, handler retries.
 - Webhook health: outcomes, latency, pending deliveries.
+- Scores: the month's league of departments and streets coloured by grade, the grades,
+  on-time handling and closure by department, the indicators, and the scores' backlog.
 
 `tests/unit/test_dashboards.py` fails when the committed files differ from this code.
 """
@@ -224,7 +226,108 @@ def webhooks() -> dict[str, Any]:
     )
 
 
-DASHBOARDS = {"sla.json": sla, "pipeline.json": pipeline, "webhooks.json": webhooks}
+# The default grade bands of evaluation.yaml (A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, else E): a
+# city pack with other bands colours by these all the same (the gauges carry no grade).
+GRADES = (("A", 90, "green"), ("B", 75, "blue"), ("C", 60, "yellow"), ("D", 40, "orange"))
+
+
+def _graded(panel: Panel) -> Panel:
+    steps: list[dict[str, Any]] = [{"color": "red", "value": None}]
+    steps += [{"color": color, "value": floor} for _, floor, color in reversed(GRADES)]
+    panel["fieldConfig"]["defaults"] |= {"min": 0, "max": 100}
+    panel["fieldConfig"]["defaults"]["thresholds"] = {"mode": "absolute", "steps": steps}
+    return panel
+
+
+def _grade_counts(level: str) -> list[tuple[str, str]]:
+    """How many entities of `level` have each grade this month (0 rather than no data)."""
+    score = f'gridloop_evaluation_score{{level="{level}"}}'
+    floors: list[int | None] = [floor for _, floor, _ in GRADES]
+    found = []
+    for grade, floor, ceiling in zip("ABCDE", [*floors, None], [None, *floors], strict=True):
+        band = score + (f" >= {floor}" if floor is not None else "")
+        band += f" < {ceiling}" if ceiling is not None else ""
+        found.append((f"count({band}) or vector(0)", grade))
+    return found
+
+
+def scores() -> dict[str, Any]:
+    ratio = "gridloop_evaluation_indicator_ratio"
+    return _dashboard(
+        "gridloop-scores",
+        "gridloop · scores (综合评价) this month",
+        [
+            _graded(
+                _panel(
+                    "Departments: score this month, best first",
+                    [('sort_desc(gridloop_evaluation_score{level="department"})', "{{entity}}")],
+                    "bargauge",
+                )
+            ),
+            _graded(
+                _panel(
+                    "Streets: score this month, best first",
+                    [('sort_desc(gridloop_evaluation_score{level="street"})', "{{entity}}")],
+                    "bargauge",
+                )
+            ),
+            _panel("Departments by grade", _grade_counts("department"), "stat"),
+            _panel("Streets by grade", _grade_counts("street"), "stat"),
+            _panel(
+                "On-time handling (按期处置率) by department",
+                [
+                    (
+                        f'sort({ratio}{{level="department",indicator="on_time_handling"}})',
+                        "{{entity}}",
+                    )
+                ],
+                "bargauge",
+                "percentunit",
+            ),
+            _panel(
+                "On-time closure (按期结案率) by department",
+                [
+                    (
+                        f'sort({ratio}{{level="department",indicator="on_time_closure"}})',
+                        "{{entity}}",
+                    )
+                ],
+                "bargauge",
+                "percentunit",
+            ),
+            _panel(
+                "Indicators, mean of the departments",
+                [(f'avg by (indicator) ({ratio}{{level="department"}})', "{{indicator}}")],
+                "bargauge",
+                "percentunit",
+            ),
+            _panel(
+                "Indicators, mean of the streets",
+                [(f'avg by (indicator) ({ratio}{{level="street"}})', "{{indicator}}")],
+                "bargauge",
+                "percentunit",
+            ),
+            _panel(
+                "Department scores over the month",
+                [('gridloop_evaluation_score{level="department"}', "{{entity}}")],
+            ),
+            _panel(
+                "Cases whose scores wait to be recomputed; evaluation consumer lag",
+                [
+                    ("max(gridloop_evaluation_pending_cases)", "cases pending"),
+                    ('sum(gridloop_consumer_lag{group="evaluation"})', "records behind"),
+                ],
+            ),
+        ],
+    )
+
+
+DASHBOARDS = {
+    "sla.json": sla,
+    "pipeline.json": pipeline,
+    "webhooks.json": webhooks,
+    "scores.json": scores,
+}
 
 
 def render(dashboard: dict[str, Any]) -> str:
