@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from gridloop.config import Settings
+from services.evaluation.cli import scores_app
 
 app = typer.Typer(
     help="gridloop: a city's grid-management closed loop (网格化管理).", no_args_is_help=True
@@ -30,6 +31,7 @@ class Service(StrEnum):
     notify = "notify"
     sla = "sla"
     projections = "projections"
+    evaluation = "evaluation"
     desk = "desk"
 
 
@@ -86,6 +88,8 @@ async def _run_async(service: Service, settings: Settings) -> None:
         from services.notify.main import run as main
     elif service is Service.projections:
         from services.projections.main import run as main
+    elif service is Service.evaluation:
+        from services.evaluation.main import run as main
     else:
         from gridloop.desk import run as main
     await main(settings)
@@ -306,6 +310,116 @@ def audit(
             why or "",
         ]
         console.print("  ".join(line).rstrip(), soft_wrap=True, markup=False, highlight=False)
+
+
+@app.command("report")
+def report(
+    period: Annotated[str, typer.Option(help="The month, YYYY-MM, in the city's time")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the files (default: report-<period>)")
+    ] = None,
+    city: Annotated[
+        Path | None, typer.Option(help="The city pack (default: GRIDLOOP_CITY_PACK)")
+    ] = None,
+) -> None:
+    """The monthly analysis of residents' demands (月度分析报告): report.html with charts,
+    report.pdf and one CSV a table, from the case projections and the scores."""
+    from gridloop.citypack import CityPackError, load_city_pack
+    from gridloop.report.main import run_report
+    from gridloop.report.model import PERIOD, Period
+
+    if not PERIOD.fullmatch(period):  # before anything is loaded: a typo costs nothing
+        raise typer.BadParameter(
+            f"must be a month written YYYY-MM, e.g. 2026-11; got {period!r}", param_hint="--period"
+        )
+    settings = Settings()
+    try:
+        pack = load_city_pack(city or settings.city_pack)
+    except CityPackError as exc:
+        raise typer.BadParameter(str(exc.errors[0]), param_hint="--city") from exc
+    month = Period.parse(period, pack.city.timezone)
+    run_report(settings, pack, month, out or Path(f"report-{period}"), console)
+
+
+app.add_typer(scores_app, name="scores")
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(min=0.01, help="Reports a (real) second")] = 2.0,
+    duration: Annotated[
+        str, typer.Option(help="How long to report, real time: 20s, 5m, 1h, PT20S")
+    ] = "1m",
+    speed: Annotated[
+        float, typer.Option(min=1.0, help="Simulated seconds a real second (240: a day in 6 min)")
+    ] = 240.0,
+    drain: Annotated[
+        str, typer.Option(help="Then at most this long (real) for open cases to go round")
+    ] = "1m",
+    seed: Annotated[int, typer.Option(help="The same seed, the same reports and answers")] = 1,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="Simulated start (own system; default: next Monday 08:00 city time)"),
+    ] = None,
+    city: Annotated[
+        Path | None, typer.Option(help="The city pack (default: GRIDLOOP_CITY_PACK)")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Own system's files and logs")] = None,
+    intake_url: Annotated[
+        str | None,
+        typer.Option(help="Drive a running system instead (its clock: --speed must match)"),
+    ] = None,
+    dispatch_url: Annotated[str | None, typer.Option(help="… and its dispatch service")] = None,
+    receivers_port: Annotated[
+        int | None, typer.Option(help="… where its pack's webhooks go (default GRIDLOOP_DESK_PORT)")
+    ] = None,
+) -> None:
+    """Simulate the city: reports by channel, departments answering their webhooks,
+    supervisors' checks, residents' feedback, through the public interfaces only."""
+    from gridloop.citypack import load_city_pack
+    from gridloop.simulate.profile import Profile
+    from gridloop.simulate.run import Options, parse_duration, simulate_own, simulate_running
+
+    settings = Settings()
+    try:
+        seconds, drain_seconds = parse_duration(duration), parse_duration(drain)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if start is not None and start.utcoffset() is None:
+        raise typer.BadParameter("give the start a UTC offset, e.g. 2026-11-30T08:00+08:00")
+    options = Options(rate, seconds, speed, drain_seconds, start, Profile(seed=seed))
+    pack_dir = city or settings.city_pack
+    if intake_url is None:
+        tally = simulate_own(
+            pack_dir, (data_dir or settings.data_dir) / "simulate", options, console
+        )
+    else:
+        urls = {
+            "intake": intake_url,
+            "dispatch": dispatch_url or f"http://{settings.host}:{settings.dispatch_port}",
+        }
+        port = receivers_port or settings.desk_port
+        mongodb = (settings.mongodb_uri, settings.mongodb_database)
+        pack = load_city_pack(pack_dir)
+        tally = simulate_running(pack, urls, port, mongodb, options, console)
+    raise typer.Exit(1 if tally.errors else 0)
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path | None, typer.Option(help="Where the demo keeps its files")] = None,
+    speed: Annotated[float, typer.Option(min=1.0, help="A simulated day in 86400/speed s")] = 480.0,
+    rate: Annotated[float, typer.Option(min=0.01, help="Reports a (real) second")] = 2.0,
+    seed: Annotated[int | None, typer.Option(help="The district's seed (default 110101)")] = None,
+) -> None:
+    """The closed loop on the Dongcheng demo district: a simulated day, compressed, then the
+    departments' scores and the month's report."""
+    from gridloop.citypack.generate import DEFAULT_SEED
+    from gridloop.demo import run_demo
+
+    where = data_dir or Settings().data_dir
+    tally = run_demo(where, console, DEFAULT_SEED if seed is None else seed, speed, rate)
+    raise typer.Exit(1 if tally.errors else 0)
 
 
 projections_app = typer.Typer(help="Projections: the MongoDB read models, rebuilt from Kafka.")

@@ -1,0 +1,174 @@
+"""The system a simulation drives: its own embedded one (broker, database, every service of
+`gridloop up` but the desk, whose place the built-in receivers take), on a compressed clock;
+or one already running, named by URLs. And the simulated people's credentials.
+
+Time: the simulator starts its system with `gridloop.clock.compress(start, speed)` in the
+services' environment, so event times, deadlines, SLA ticks and breaches all live in
+simulated time, and the city pack's time limits keep their real values (a 4-hour limit is 4
+simulated hours: one minute of real time at speed 240). The driver sleeps every simulated
+delay divided by the same speed. A running system brings its own clock: `--speed` must then
+match the speed it was started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pymongo import AsyncMongoClient
+
+from gridloop import embedded
+from gridloop.auth import CredentialStore, Role
+from gridloop.citypack import CityPack
+from gridloop.clock import Compression
+from gridloop.embedded import ServerProcess
+from gridloop.kafka import ensure_topics
+from gridloop.mongo import Document
+from gridloop.simulate.driver import Credentials
+from gridloop.simulate.profile import SUPERVISOR_OF_NO_GRID
+from gridloop.up import PORT_ENV, SERVICES, System
+
+DATABASE = "gridloop"
+# Who the simulated people are: one credential each (the subject is what events record).
+HOTLINE, CENTRE, COMMAND, READER = "hotline-sim", "centre-sim", "command-sim", "reader-sim"
+
+
+def default_start(now: datetime, zone: str = "Asia/Shanghai") -> datetime:
+    """The next Monday 08:00 in the city's time: a working day from its first hour."""
+    local = now.astimezone(ZoneInfo(zone))
+    days = (7 - local.weekday()) % 7 or 7
+    monday = (local + timedelta(days=days)).date()
+    return datetime.combine(monday, clock_time(8, 0), ZoneInfo(zone))
+
+
+def pack_for_receivers(pack_dir: Path, target: Path, hooks: str) -> Path:
+    """The pack with every department's webhook at `hooks`/CODE: `city.yaml` rewritten,
+    the other files linked (a generated district's inventory is large)."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for path in pack_dir.iterdir():
+        if path.name != "city.yaml" and path.is_file():
+            (target / path.name).symlink_to(path.resolve())
+    city: dict[str, Any] = yaml.safe_load((pack_dir / "city.yaml").read_text(encoding="utf-8"))
+    for dept in city["departments"]:
+        if dept.get("webhook"):
+            dept["webhook"]["url"] = f"{hooks.rstrip('/')}/{dept['code']}"
+    text = yaml.safe_dump(city, allow_unicode=True, sort_keys=False)
+    (target / "city.yaml").write_text(text, encoding="utf-8")
+    return target
+
+
+@dataclass
+class OwnSystem:
+    """A running embedded system on a compressed clock."""
+
+    system: System
+    servers: list[ServerProcess]
+    compression: Compression
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.system.env
+
+    def stop(self) -> None:
+        self.system.stop()
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def head_start(pack_load_seconds: float) -> float:
+    """Real seconds the services are given to start before the simulated clock reads the
+    start: each loads the city pack, side by side on this machine's cores."""
+    services = len(SERVICES)
+    return 5.0 + 1.5 * pack_load_seconds * services / min(services, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def own_system(
+    pack_dir: Path, data_dir: Path, start: datetime, speed: float, head: float = 5.0
+) -> Iterator[OwnSystem]:
+    """Broker, database and the services (free ports), on a clock that runs `speed` times
+    faster than real time and reads `start` `head` real seconds from now, when the services
+    should be listening (before, it reads earlier times, at which nothing happens)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(data_dir / "mongodb", ignore_errors=True)  # a new log: new projections
+    servers = [embedded.tansu(data_dir), embedded.secantus(data_dir)]
+    running: OwnSystem | None = None
+    try:
+        for server in servers:
+            server.start()
+        kafka, mongodb = embedded.kafka_bootstrap(servers[0]), embedded.mongodb_uri(servers[1])
+        asyncio.run(ensure_topics(kafka))
+        compression = Compression(start.astimezone(UTC), time.time() + head, speed)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": kafka,
+            "MONGODB_URI": mongodb,
+            "GRIDLOOP_MONGODB_DATABASE": DATABASE,
+            "GRIDLOOP_CITY_PACK": str(pack_dir),
+            "GRIDLOOP_DATA_DIR": str(data_dir),
+            # The simulated citizens all report from this machine's address.
+            "GRIDLOOP_PUBLIC_RATE_LIMIT": "1000000/minute",
+            "GRIDLOOP_WEBHOOK_POLL_SECONDS": "0.1",
+            **{PORT_ENV[name]: str(embedded.free_port()) for name in PORT_ENV},
+            **compression.environment(),
+        }
+        services = tuple(s for s in SERVICES if s != "desk")  # the receivers take its place
+        running = OwnSystem(System(env, data_dir / "logs", services), servers, compression)
+        _start_together(running.system)
+        yield running
+    finally:
+        if running is not None:
+            running.stop()
+        else:
+            for server in reversed(servers):
+                server.stop()
+
+
+async def issue_credentials(mongodb_uri: str, database: str, pack: CityPack) -> Credentials:
+    """A credential for every simulated person, issued in the system's own database (as
+    `gridloop credentials issue` does)."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
+    try:
+        store = CredentialStore(client[database])
+        supervisors = sorted({g.supervisor for g in pack.grids if g.supervisor})
+        by_supervisor = {
+            s: await store.issue(Role.supervisor, s, "simulator")
+            for s in [*supervisors, SUPERVISOR_OF_NO_GRID]
+        }
+        departments = {
+            code: await store.issue(Role.department, code, "simulator")
+            for code in sorted(pack.departments)
+        }
+        return Credentials(
+            supervisors=by_supervisor,
+            hotline=await store.issue(Role.hotline, HOTLINE, "simulator"),
+            centre=await store.issue(Role.supervision_centre, CENTRE, "simulator"),
+            command=await store.issue(Role.command_centre, COMMAND, "simulator"),
+            departments=departments,
+            reader=await store.issue(Role.admin, READER, "simulator"),
+        )
+    finally:
+        await client.close()
+
+
+def _start_together(system: System, timeout: float = 180.0) -> None:
+    """Start the services side by side: each loads the city pack first (a generated
+    district takes seconds), and no report is sent before all of them listen."""
+    with ThreadPoolExecutor(len(system.services)) as pool:
+        started = [pool.submit(system.start_service, name, timeout) for name in system.services]
+        for future in started:
+            future.result()
