@@ -1,0 +1,271 @@
+"""End to end: a report accepted by intake → the department's webhook received, at a steady
+rate, with the consumers' lag sampled over the run.
+
+    python -m bench.bench_e2e [--rate 200] [--duration 300] [--sample 5] [--drain 120]
+
+The real system as `gridloop up` runs it (`gridloop.up.System`: projections, dispatch,
+notify, sla and intake, each its own process) on the embedded broker and database (or
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI). The demo pack, with every department's webhook
+pointing at a receiver in this process (it answers 204 at once and notes the arrival time by
+case id; signatures are not checked here, `gridloop.desk` does that), and no duplicate
+radius (random points of a small district would otherwise merge into each other's cases).
+
+Supervisor reports are sent open loop at `--rate` per second (each at its own time, not
+after the previous answer), filed by rule, dispatched by the routing rules and notified.
+The delay of a case is from its 202 to the first webhook naming it; after the last report
+the bench waits for the missing webhooks (until 30 s pass without one, or `--drain` s).
+Every `--sample` seconds it reads `gridloop_consumer_lag` from each service's `/metrics`
+(a service updates it after each poll it handled). Targets (issue 7):
+p50 ≤ 100 ms, p99 ≤ 500 ms at 200 reports/s for 5 minutes, lag not growing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from bench.bench_intake import issue_token, reports
+from bench.servers import load, machine, quantiles, servers, table
+from gridloop import embedded
+from gridloop.citypack import load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.kafka import ensure_topics
+from gridloop.up import System
+
+SERVICES = ("projections", "dispatch", "notify", "sla", "intake")
+WARM = 20  # reports sent first, at 10/s, and not counted
+LAG = re.compile(r"^gridloop_consumer_lag\{[^}]*\} ([0-9.e+]+)$", re.M)
+
+
+def write_pack(target: Path, hooks: int) -> Path:
+    """The demo pack, webhooks to 127.0.0.1:`hooks`, no duplicate radius."""
+    shutil.copytree(DEMO_CITY_PACK, target)
+    path = target / "city.yaml"
+    city: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dept in city["departments"]:
+        if dept.get("webhook"):
+            dept["webhook"]["url"] = f"http://127.0.0.1:{hooks}/hooks/{dept['code']}"
+    for cls in city["classes"]:
+        cls["duplicate_radius_m"] = 0
+    path.write_text(yaml.safe_dump(city, allow_unicode=True), "utf-8")
+    return target
+
+
+class Receiver:
+    """The departments' webhook endpoint: the first arrival of each case, by case id."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.messages = 0
+
+    async def hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.time()
+        self.messages += 1
+        case_id = json.loads(body).get("data", {}).get("case_id")
+        if case_id:
+            self.arrived.setdefault(case_id, now)
+        return web.Response(status=204)
+
+    async def start(self, port: int) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_post("/hooks/{department}", self.hook)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+
+async def lag(http: aiohttp.ClientSession, system: System) -> dict[str, int]:
+    """Records each service's consumers have still to read (`gridloop_consumer_lag`)."""
+    found = {}
+    for name in SERVICES:
+        try:
+            async with http.get(f"{system.url(name)}/metrics") as answer:
+                text = await answer.text()
+        except aiohttp.ClientError:
+            continue
+        if values := LAG.findall(text):
+            found[name] = int(sum(float(v) for v in values))
+    return found
+
+
+class Run:
+    """Reports at a steady rate; their 202s; the lag over time."""
+
+    def __init__(self, system: System, token: str, bodies: list[bytes], rate: float) -> None:
+        self.system, self.bodies, self.rate = system, bodies, rate
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.accepted: dict[str, float] = {}
+        self.refused: dict[str, int] = {}  # status or error → count
+        self.lags: list[tuple[float, dict[str, int]]] = []
+        self.behind = 0.0  # the worst lateness of a send against its schedule
+
+    async def send(self, http: aiohttp.ClientSession, body: bytes) -> None:
+        url = f"{self.system.url('intake')}/reports"
+        try:
+            async with http.post(url, data=body, headers=self.headers) as answer:
+                text = await answer.read()
+                now = time.time()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.refused[type(exc).__name__] = self.refused.get(type(exc).__name__, 0) + 1
+            return
+        if answer.status == 202:
+            self.accepted[json.loads(text)["case_id"]] = now
+        else:
+            self.refused[str(answer.status)] = self.refused.get(str(answer.status), 0) + 1
+
+    async def sample(self, http: aiohttp.ClientSession, every: float, stop: asyncio.Event) -> None:
+        started = time.monotonic()
+        while not stop.is_set():
+            self.lags.append((time.monotonic() - started, await lag(http, self.system)))
+            await asyncio.sleep(every)
+
+    async def go(self, every: float, receiver: Receiver, drain: float) -> None:
+        """Send every report on time; then wait for their webhooks (`drain`)."""
+        connector = aiohttp.TCPConnector(limit=512)
+        timeout = aiohttp.ClientTimeout(total=120)  # an answer later than this: a failure
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(self.sample(http, every, stop))
+            started, tasks = time.monotonic(), []
+            for i, body in enumerate(self.bodies):
+                due = started + i / self.rate
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                else:
+                    self.behind = max(self.behind, -wait)
+                tasks.append(asyncio.create_task(self.send(http, body)))
+            await asyncio.gather(*tasks)
+            print(f"… sent; waiting for the last webhooks (load {load()})", flush=True)
+            await wait_for_hooks(receiver, set(self.accepted), quiet=30, at_most=drain)
+            stop.set()
+            await sampler
+
+
+async def wait_for_hooks(receiver: Receiver, cases: set[str], quiet: float, at_most: float) -> None:
+    """Until every case of `cases` has its webhook, `quiet` seconds pass without a new one,
+    or `at_most` seconds in all."""
+    started = last = time.monotonic()
+    count = len(receiver.arrived)
+    while not cases <= receiver.arrived.keys():
+        now = time.monotonic()
+        if now - last > quiet or now - started > at_most:
+            return
+        await asyncio.sleep(0.5)
+        if len(receiver.arrived) != count:
+            last, count = time.monotonic(), len(receiver.arrived)
+
+
+def lag_rows(lags: list[tuple[float, dict[str, int]]]) -> list[tuple[str, str]]:
+    """The lag at a few points of the run, and its peak, per service."""
+    if not lags:
+        return [("consumer lag", "not sampled")]
+    picks = sorted({0, len(lags) // 4, len(lags) // 2, 3 * len(lags) // 4, len(lags) - 1})
+    rows = []
+    for name in sorted({n for _, found in lags for n in found}):
+        points = ", ".join(f"{lags[i][0]:.0f}s: {lags[i][1].get(name, 0):,}" for i in picks)
+        peak = max(found.get(name, 0) for _, found in lags)
+        rows.append((f"lag {name}", f"{points} (peak {peak:,})"))
+    return rows
+
+
+def run(rate: float, duration: float, every: float, drain: float) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    hooks = embedded.free_port()
+    pack = write_pack(work / "citypack", hooks)
+    count = int(rate * duration) + WARM
+    bodies = [json.dumps(b).encode() for b in reports(load_city_pack(pack), count, seed=5)]
+    rows = [("machine", machine()), ("date", datetime.now(UTC).isoformat(timespec="minutes"))]
+    with servers(work) as s:
+        asyncio.run(ensure_topics(s.kafka))
+        database = f"bench_{uuid.uuid4().hex[:8]}"
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
+            "MONGODB_URI": s.mongodb,
+            "GRIDLOOP_MONGODB_DATABASE": database,
+            "GRIDLOOP_CITY_PACK": str(pack),
+            "GRIDLOOP_DATA_DIR": str(work / "data"),
+            "GRIDLOOP_LOG_LEVEL": "WARNING",
+            **{f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port()) for n in SERVICES},
+        }
+        token = asyncio.run(issue_token(s.mongodb, database))
+        system = System(env, work / "logs", SERVICES)
+        system.start()
+        try:
+            rows += measure(system, token, bodies, rate, every, hooks, drain)
+        finally:
+            system.stop()
+    print()
+    table(rows)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(
+    system: System,
+    token: str,
+    bodies: list[bytes],
+    rate: float,
+    every: float,
+    hooks: int,
+    drain: float,
+) -> list[tuple[str, str]]:
+    receiver, load_at_start = Receiver(), load()
+
+    async def go() -> Run:
+        runner = await receiver.start(hooks)
+        # Warm: the first requests and polls of each service (connections, metadata).
+        await Run(system, token, bodies[:WARM], 10).go(every, receiver, 30)
+        run = Run(system, token, bodies[WARM:], rate)
+        print(f"… {len(run.bodies):,} reports at {rate:,.0f}/s (load {load()})", flush=True)
+        await run.go(every, receiver, drain)
+        await runner.cleanup()
+        return run
+
+    run = asyncio.run(go())
+    delays = [receiver.arrived[c] - t for c, t in run.accepted.items() if c in receiver.arrived]
+    p50, p99, worst = quantiles(delays)
+    missing = len(run.accepted) - len(delays)
+    return [
+        ("reports", f"{len(run.bodies):,} at {rate:,.0f}/s (after {WARM} to warm up); "
+                    f"sends at most {run.behind * 1e3:,.0f} ms "
+                    f"late; refused {run.refused or 'none'}"),
+        ("accepted → webhook", f"p50 {p50 * 1e3:,.0f} ms, p99 {p99 * 1e3:,.0f} ms, "
+                               f"max {worst * 1e3:,.0f} ms ({len(delays):,} cases)"),
+        ("no webhook by the end", f"{missing:,} (the end: 30 s without one, or {drain:.0f} s)"),
+        ("webhooks received", f"{receiver.messages:,}"),
+        *lag_rows(run.lags),
+        ("load (1 / 5 / 15 min)", f"start {load_at_start}, end {load()}"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--rate", type=float, default=200.0, help="reports per second")
+    parser.add_argument("--duration", type=float, default=300.0, help="seconds of sending")
+    parser.add_argument("--sample", type=float, default=5.0, help="seconds between lag samples")
+    parser.add_argument("--drain", type=float, default=120.0, help="most seconds to wait after")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    run(args.rate, args.duration, args.sample, args.drain)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""What the intake, end-to-end and projections benchmarks share: the servers (external ones
+from KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI, else the embedded ones started here), the
+machine's description and its load, and quantiles."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridloop import embedded
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka: str
+    mongodb: str
+
+
+@contextmanager
+def servers(work: Path, need_kafka: bool = True) -> Iterator[Servers]:
+    kafka, mongodb = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URI")
+    started: list[embedded.ServerProcess] = []
+    try:
+        if not kafka and need_kafka:
+            started.append(embedded.tansu(work))
+            started[-1].start()
+            kafka = embedded.kafka_bootstrap(started[-1])
+        if not mongodb:
+            started.append(embedded.secantus(work))
+            started[-1].start()
+            mongodb = embedded.mongodb_uri(started[-1])
+        yield Servers(kafka or "", mongodb)
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {ram:.0f} GiB, Python {sys.version.split()[0]}"
+
+
+def load() -> str:
+    """The load averages (1, 5, 15 min): other work on the machine disturbs the figures."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def quantiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max."""
+    if len(values) < 2:
+        return (values[0],) * 3 if values else (float("nan"),) * 3
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[98], max(values)
+
+
+def table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}", flush=True)
