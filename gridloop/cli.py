@@ -344,6 +344,10 @@ def report(
 app.add_typer(scores_app, name="scores")
 
 
+# A simulated start needs its UTC offset: the city's time is not the machine's.
+START_FORMATS = ["%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%z"]
+
+
 @app.command()
 def simulate(
     rate: Annotated[float, typer.Option(min=0.01, help="Reports a (real) second")] = 2.0,
@@ -359,7 +363,11 @@ def simulate(
     seed: Annotated[int, typer.Option(help="The same seed, the same reports and answers")] = 1,
     start: Annotated[
         datetime | None,
-        typer.Option(help="Simulated start (own system; default: next Monday 08:00 city time)"),
+        typer.Option(
+            formats=START_FORMATS,
+            help="Simulated start, e.g. 2026-11-02T08:00+08:00 (own system; default: next Monday "
+            "08:00 city time)",
+        ),
     ] = None,
     city: Annotated[
         Path | None, typer.Option(help="The city pack (default: GRIDLOOP_CITY_PACK)")
@@ -411,14 +419,24 @@ def demo(
     speed: Annotated[float, typer.Option(min=1.0, help="A simulated day in 86400/speed s")] = 480.0,
     rate: Annotated[float, typer.Option(min=0.01, help="Reports a (real) second")] = 2.0,
     seed: Annotated[int | None, typer.Option(help="The district's seed (default 110101)")] = None,
+    days: Annotated[
+        float, typer.Option(min=0.01, help="Simulated days (30 at --speed 8640: a month in 5 min)")
+    ] = 1.0,
+    start: Annotated[
+        datetime | None,
+        typer.Option(formats=START_FORMATS, help="Simulated start, e.g. 2026-11-02T08:00+08:00"),
+    ] = None,
 ) -> None:
-    """The closed loop on the Dongcheng demo district: a simulated day, compressed, then the
-    departments' scores and the month's report."""
+    """The closed loop on the Dongcheng demo district: a simulated day (or more), compressed,
+    then the departments' scores and the month's report."""
     from gridloop.citypack.generate import DEFAULT_SEED
     from gridloop.demo import run_demo
 
+    if start is not None and start.utcoffset() is None:
+        raise typer.BadParameter("give the start a UTC offset, e.g. 2026-11-02T08:00+08:00")
     where = data_dir or Settings().data_dir
-    tally = run_demo(where, console, DEFAULT_SEED if seed is None else seed, speed, rate)
+    district = DEFAULT_SEED if seed is None else seed
+    tally = run_demo(where, console, district, speed, rate, days=days, start=start)
     raise typer.Exit(1 if tally.errors else 0)
 
 

@@ -11,7 +11,7 @@ data before the system stops.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,19 @@ def run_demo(
     speed: float = 480.0,
     rate: float = 2.0,
     drain: float = 120.0,
+    days: float = 1.0,
+    start: datetime | None = None,
 ) -> Tally:
-    """Simulate one day of the demo district and show what it adds up to."""
+    """Simulate `days` of the demo district and show what they add up to."""
     from gridloop.citypack.generate import dongcheng_pack
 
     console.print("the Dongcheng demo district (generated once, then cached) …")
     pack_dir = dongcheng_pack(data_dir / "citypacks", seed)
-    options = Options(rate=rate, duration=DAY.total_seconds() / speed, speed=speed, drain=drain)
+    span = DAY.total_seconds() * days / speed
+    options = Options(rate=rate, duration=span, speed=speed, drain=drain, start=start)
     console.print(
-        f"a simulated day at ×{speed:g}: {options.duration:.0f} s of reports at {rate:g}/s, "
-        f"then up to {drain:.0f} s for the open cases"
+        f"{days:g} simulated day(s) at ×{speed:g}: {options.duration:.0f} s of reports at "
+        f"{rate:g}/s, then up to {drain:.0f} s for the open cases"
     )
     return simulate_own(pack_dir, data_dir / "demo", options, console, _then(console, data_dir))
 
