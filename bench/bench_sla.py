@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -46,6 +45,7 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from bench.servers import machine
 from gridloop import embedded
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
@@ -233,16 +233,6 @@ def broker(work: Path) -> Iterator[str]:
         yield embedded.kafka_bootstrap(server)
     finally:
         server.stop()
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} cores, {ram:.0f} GiB, Python {sys.version.split()[0]}"
 
 
 def run(held: int, window: int, rate: float, lead: float | None) -> None:
