@@ -120,5 +120,5 @@ def _report(target: Target, month: str, out: Path, console: Console) -> None:
     uri, database = target.mongodb
     settings = Settings.model_validate({"mongodb_uri": uri, "mongodb_database": database})
     period = Period.parse(month, target.pack.city.timezone)
-    run_report(settings, target.pack, period, out, console)
+    run_report(settings, target.pack, period, out, console, as_of=target.now())
     console.print(f"the monthly report: {out / 'report.html'}", soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -18,18 +19,27 @@ from gridloop.report.run import Progress as Step
 from services.evaluation.store import ScoreStore
 
 
-async def _read(settings: Settings, pack: CityPack, period: Period, step: Step) -> Report:
+async def _read(
+    settings: Settings, pack: CityPack, period: Period, as_of: datetime, step: Step
+) -> Report:
     client = connect(settings)
     try:
         db = database(client, settings)
-        return await gather(db, ScoreStore(db, pack), pack, period, clock.now(), step)
+        return await gather(db, ScoreStore(db, pack), pack, period, as_of, step)
     finally:
         await client.close()
 
 
 def run_report(
-    settings: Settings, pack: CityPack, period: Period, out: Path, console: Console
+    settings: Settings,
+    pack: CityPack,
+    period: Period,
+    out: Path,
+    console: Console,
+    as_of: datetime | None = None,
 ) -> list[Path]:
+    """Write the report of `period` as of `as_of` (default: now on the domain clock; a
+    simulation passes its own system's simulated time)."""
     columns = (TextColumn("{task.description:<14}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("starting", total=len(STEPS))
@@ -37,7 +47,7 @@ def run_report(
         def step(name: str) -> None:
             progress.update(task, description=name, completed=STEPS.index(name))
 
-        report = asyncio.run(_read(settings, pack, period, step))
+        report = asyncio.run(_read(settings, pack, period, as_of or clock.now(), step))
         files = render(report, pack, out, step)
         progress.update(task, description="done", completed=len(STEPS))
     console.print(

@@ -15,6 +15,7 @@ import httpx
 from pydantic import TypeAdapter
 from rich.console import Console
 
+from gridloop import clock
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.simulate.driver import Credentials, Driver
 from gridloop.simulate.profile import Profile, Scenario
@@ -51,6 +52,7 @@ class Target:
     urls: dict[str, str]  # every service's base URL
     start: datetime  # simulated time at the start
     mongodb: tuple[str, str]  # the system's database: URI and name
+    now: Callable[[], datetime] = clock.now  # the system's clock (own system: the simulated one)
 
 
 # What to do once the simulation ended, while the system still runs (the demo's scores and
@@ -113,7 +115,14 @@ def simulate_own(
                 now = own.compression.now().astimezone(start.tzinfo)
                 console.print(f"reporting from simulated {now:%Y-%m-%d %H:%M %Z}")
             target = Target(
-                pack, urls["intake"], urls["dispatch"], credentials, urls, start, mongodb
+                pack,
+                urls["intake"],
+                urls["dispatch"],
+                credentials,
+                urls,
+                start,
+                mongodb,
+                own.compression.now,
             )
             return target, await drive(target, sock, options, console)
 
