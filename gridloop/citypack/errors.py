@@ -4,10 +4,14 @@ when no line applies, e.g. a missing file), and the lines of YAML values they po
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 Path_ = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 class CityPackError(ValueError):
@@ -53,4 +57,18 @@ def line_of(lines: dict[Path_, int], loc: Path_) -> int | None:
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
+    return None
+
+
+def read_model(path: Path, model: type[M], errors: list[str]) -> M | None:
+    """A pack's YAML file validated as `model`; None, with every error appended to `errors`
+    as `file: where: what`, when it cannot be read, is not YAML or does not validate."""
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        errors.append(f"{path.name}: cannot read: {exc}")
+    except yaml.YAMLError as exc:
+        errors.append(f"{path.name}: not YAML: {exc}")
+    except ValidationError as exc:
+        errors.extend(f"{path.name}: {loc_text(e['loc'])}: {e['msg']}" for e in exc.errors())
     return None

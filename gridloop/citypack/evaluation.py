@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from gridloop.citypack.errors import read_model
 from services.evaluation.model import APPLIES, Indicator, Level
 
 EVALUATION_FILE = "evaluation.yaml"
@@ -128,19 +128,8 @@ def load_evaluation(root: Path, errors: list[str]) -> EvaluationPolicy | None:
     path = root / EVALUATION_FILE
     if not path.exists():
         return EvaluationPolicy()
-    try:
-        file = EvaluationFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        errors.append(f"{EVALUATION_FILE}: cannot read: {exc}")
-        return None
-    except yaml.YAMLError as exc:
-        errors.append(f"{EVALUATION_FILE}: not YAML: {exc}")
-        return None
-    except ValidationError as exc:
-        errors.extend(
-            f"{EVALUATION_FILE}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        )
+    file = read_model(path, EvaluationFile, errors)
+    if file is None:
         return None
     found = check(file)
     errors.extend(found)

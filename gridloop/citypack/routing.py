@@ -14,10 +14,11 @@ from collections.abc import Container
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shapely import STRtree
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
+
+from gridloop.citypack.errors import read_model
 
 ROUTING_FILE = "routing.yaml"
 ClassRef = Annotated[str, Field(pattern=r"^(component|event):\d{4,5}$")]
@@ -103,19 +104,8 @@ def load_routing(root: Path, departments: set[str] | None, errors: list[str]) ->
     path = root / ROUTING_FILE
     if not path.exists():
         return Routing()
-    try:
-        parsed = RoutingFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        errors.append(f"{ROUTING_FILE}: cannot read: {exc}")
-        return Routing()
-    except yaml.YAMLError as exc:
-        errors.append(f"{ROUTING_FILE}: not YAML: {exc}")
-        return Routing()
-    except ValidationError as exc:
-        errors.extend(
-            f"{ROUTING_FILE}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors()
-        )
+    parsed = read_model(path, RoutingFile, errors)
+    if parsed is None:
         return Routing()
     names: set[str] = set()
     for n, rule in enumerate(parsed.location_rules):

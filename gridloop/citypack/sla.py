@@ -22,8 +22,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gridloop.calendar import (
     Clock,
@@ -34,6 +33,7 @@ from gridloop.calendar import (
     chinese_calendar_years,
     merge_years,
 )
+from gridloop.citypack.errors import read_model
 from gridloop.citypack.model import CityFile, EventClass, Street
 from schemas.events import Kind, Stage, Urgency
 
@@ -303,20 +303,10 @@ def load_sla(root: Path, city: CityFile | None, errors: list[str]) -> SlaPolicy 
     path = root / SLA_FILE
     file = DEFAULT
     if path.exists():
-        try:
-            file = SlaFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except OSError as exc:
-            errors.append(f"{SLA_FILE}: cannot read: {exc}")
+        read = read_model(path, SlaFile, errors)
+        if read is None:
             return None
-        except yaml.YAMLError as exc:
-            errors.append(f"{SLA_FILE}: not YAML: {exc}")
-            return None
-        except ValidationError as exc:
-            errors.extend(
-                f"{SLA_FILE}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                for e in exc.errors()
-            )
-            return None
+        file = read
     if city is None:
         return None
     found = _cross_check(file, city)
