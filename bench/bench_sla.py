@@ -36,6 +36,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -120,6 +121,24 @@ async def consume_rate(bootstrap: str, topic: str, count: int) -> float:
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             seen += sum(len(r) for r in batch.values())
         return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def repeats(bootstrap: str) -> tuple[int, int]:
+    """Every event on `sla` so far, and how many of them repeat an earlier one's id (a
+    warning, breach or escalation sent twice; consumers would drop it, but it should not be)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(SLA.name, p) for p in consumer.partitions_for_topic(SLA.name) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning()
+        ends, ids = await consumer.end_offsets(tps), Counter[bytes]()
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+                ids.update(dict(r.headers)["ce_id"] for r in records)
+        return ids.total(), sum(n - 1 for n in ids.values())
     finally:
         await consumer.stop()
 
@@ -360,11 +379,14 @@ def run(held: int, window: int, rate: float, lead: float | None) -> None:
 
             recovered = asyncio.run(both()) + listening
             breached = time.perf_counter() - started
+            total, repeated = asyncio.run(repeats(kafka))
             mem = memory(system.processes["sla"].proc.pid)  # type: ignore[union-attr]
             rows3 = [
                 ("restart: listening", f"{listening:.1f} s"),
                 ("restart: table recovered", f"{recovered:.1f} s ({size:,} cases in the index)"),
                 ("restart: breaching again", f"{breached:.1f} s (a deadline 1 s after start)"),
+                ("events on sla after it", f"{probes.kinds}"),
+                ("sla events repeated", f"{repeated:,} of {total:,} (a lost mark repeats one)"),
                 ("RSS after recovery", f"{mem['VmRSS'] / 2**20:,.0f} MiB"),
             ]
             print(*(f"{k:28}{v}" for k, v in rows3), sep="\n", flush=True)
