@@ -3,11 +3,17 @@ batch handler at once and commits the poll at once: one database round trip per 
 instead of several per event (projections: `CaseStore.apply_many`; evaluation:
 `ScoreStore.apply_many`, where a case's events on several topics fold together).
 
+A batch handler that derives events (dispatch: a `case.dispatched` per filing) returns them
+as `Publish(envelopes)`; they are published, and acknowledged by Kafka, before the commit.
+Whatever else a handler returns is ignored.
+
 The guarantees are the pipeline's (`gridloop.kafka.Pipeline`): offsets are committed only
-after the batch is written, a transient failure retries the whole poll (the batch handler
-must be idempotent and order-tolerant across partitions; within a partition the order is
-kept), and anything else falls back to the pipeline's record-by-record path with the
-one-envelope `handler`, which dead-letters the one record at fault and handles the others.
+after the batch is written and its events acknowledged, a transient failure (`Retry`
+included) retries the whole poll (the batch handler must be idempotent and order-tolerant
+across partitions; within a partition the order is kept; derived events have deterministic
+ids, so one published again is dropped by its consumers), and anything else falls back to
+the pipeline's record-by-record path with the one-envelope `handler`, which dead-letters
+the one record at fault and handles the others.
 """
 
 from __future__ import annotations
@@ -16,24 +22,34 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from gridloop.kafka.consumer import TRANSIENT, Handler, Pipeline
+from gridloop.kafka.consumer import TRANSIENT, Handler, Pipeline, Retry
 from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, RETRIES
 from gridloop.kafka.producer import EventProducer
 from schemas.envelope import Envelope, EnvelopeError, decode
 
 log = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class Publish:
+    """What a batch handler returns for the pipeline to publish before it commits the poll."""
+
+    envelopes: Sequence[Envelope]
+
+
+# A poll's envelopes → its effects done, and `Publish` or anything else (ignored).
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[object]]
 Poll = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
 class BatchPipeline(Pipeline):
-    """One consumer group: `batch` runs once for each poll of `topics`; `handler` (one
-    envelope, events it returns published) is the fallback for a poll that fails otherwise
-    than transiently."""
+    """One consumer group: `batch` runs once for each poll of `topics` (the events it returns
+    as `Publish` published); `handler` (one envelope, events it returns published) is the
+    fallback for a poll that fails otherwise than transiently."""
 
     def __init__(
         self,
@@ -66,19 +82,23 @@ class BatchPipeline(Pipeline):
             envs = [decode(r.value, r.headers) for r in records]
         except EnvelopeError:
             return await self._one_by_one(polled, stop)  # dead-letters the one at fault
-        backoff = 0.1
+        backoff: float | None = None
         while True:
             started = time.perf_counter()
             try:
-                await self._batch(envs)
+                if isinstance(derived := await self._batch(envs), Publish):
+                    await self._producer.publish(derived.envelopes)
                 break
             except TRANSIENT as exc:
+                # As record by record: a read model behind by a poll (`Retry`) catches up in
+                # milliseconds, an unreachable server is given seconds.
+                first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)
+                backoff = first if backoff is None else min(backoff * 2, cap)
                 RETRIES.labels(self.group).inc()
                 log.warning("%s: transient failure, retrying the poll: %r", self.group, exc)
                 if stop.is_set():
                     return {}  # nothing committed: the next owner handles it again
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
             except Exception:
                 log.exception("%s: a poll failed; handling it record by record", self.group)
                 return await self._one_by_one(polled, stop)

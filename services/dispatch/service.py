@@ -1,5 +1,5 @@
-"""Dispatch's adapters: the Kafka handler for filed and reworked cases, the departments'
-callback API and the command centre's actions.
+"""Dispatch's adapters: the Kafka handlers for filed and reworked cases (a poll at once,
+or one record), the departments' callback API and the command centre's actions.
 
 Every action reads the case from the projection, decides (pure, `core`), publishes the event
 and answers 202 only once Kafka acknowledged it. A department's credential (role
@@ -24,12 +24,14 @@ from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse,
 from gridloop.http import HttpLimits, harden
 from gridloop.idempotency import Answer, IdempotencyStore
 from gridloop.kafka import EventProducer, Retry
+from gridloop.kafka.batch import Publish
 from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
 from schemas.envelope import Envelope
 from schemas.events import (
     Actor,
     CaseAnnotation,
+    CaseDispatched,
     CaseEvent,
     CaseFiled,
     CaseReworked,
@@ -66,17 +68,43 @@ class Dispatch:
         self.idempotency = idempotency
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
+        """One record: a filed or reworked case read and dispatched (the pipeline's
+        record-by-record way, which finds the record at fault when a poll fails)."""
+        if not isinstance(env.data, CaseFiled | CaseReworked):
+            return []
+        event = self.decide(env, await self.cases.get(env.data.case_id))
+        return [Envelope(event, SOURCE)] if event else []
+
+    async def on_poll(self, envs: Sequence[Envelope]) -> Publish:
+        """A poll at once: every case it files or reworks read in one query, then each event
+        decided in order as `on_event` decides it; the pipeline publishes the dispatches
+        and awaits Kafka before it commits. A case not projected yet raises before anything
+        is published, and the whole poll is tried again."""
+        reacting = [env for env in envs if isinstance(env.data, CaseFiled | CaseReworked)]
+        docs = await self.cases.get_many(env.data.case_id for env in reacting)
+        dispatched: list[Envelope] = []
+        for env in reacting:
+            event = self.decide(env, docs.get(env.data.case_id))
+            if event is not None:
+                # As the projection will have it: the same filing again in this poll (a
+                # redelivery) is superseded, not dispatched twice.
+                docs[event.case_id] = docs[event.case_id] | {"version": event.version}
+                dispatched.append(Envelope(event, SOURCE))
+        return Publish(dispatched)
+
+    def decide(self, env: Envelope, doc: Document | None) -> CaseDispatched | None:
+        """The dispatch a filing or a rework calls for, given its case as projected (`doc`);
+        None if the case went past it."""
         data = env.data
         if isinstance(data, CaseFiled):
             # The point of the report decides location rules, its urgency the deadline;
             # both are on the projection, which has the report before the filing (same
             # topic, same key).
-            doc = await self.cases.get(data.case_id)
             if doc is None:
                 raise CaseNotYetProjected(data.case_id)
             if core.superseded(int(doc.get("version", 0)), data.version):
-                return []
-            event = core.decide_dispatch(
+                return None
+            return core.decide_dispatch(
                 self.pack,
                 data.case_id,
                 data.version,
@@ -88,17 +116,15 @@ class Dispatch:
                 component_id=data.component_id or doc.get("component_id"),
                 urgency=doc.get("urgency"),
             )
-            return [Envelope(event, SOURCE)]
         if isinstance(data, CaseReworked):
-            doc = await self.cases.get(data.case_id)
             if doc is None or not doc.get("class_code"):
                 raise CaseNotYetProjected(data.case_id)
             if core.superseded(int(doc.get("version", 0)), data.version):
-                return []
-            case = CaseView.from_doc(doc)
-            event = core.decide_rework_dispatch(self.pack, case, data.version, env.time)
-            return [Envelope(event, SOURCE)]
-        return []
+                return None
+            return core.decide_rework_dispatch(
+                self.pack, CaseView.from_doc(doc), data.version, env.time
+            )
+        return None
 
     async def case(self, case_id: str) -> CaseView:
         doc = await self.cases.get(case_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -33,6 +33,9 @@ class CaseStore:
         await self.cases.create_index(
             [("class_code", ASCENDING), ("kind", ASCENDING), ("reported_at", ASCENDING)]
         )
+        # Intake's duplicate search asks for cases whose point lies within boxes
+        # (`$geoWithin`): cases projected before this index are indexed when it is built.
+        await self.cases.create_index([("point", "2dsphere")])
 
     async def apply(self, env: Envelope) -> bool:
         """Record `env` on its case; False if it was already there (a duplicate).
@@ -73,6 +76,17 @@ class CaseStore:
     async def get(self, case_id: str) -> Document | None:
         # A document whose first event is still being written has no state yet: not a case.
         return await self.cases.find_one({"_id": case_id, "state": {"$exists": True}})
+
+    async def get_many(self, case_ids: Iterable[str]) -> dict[str, Document]:
+        """The cases of `case_ids` that `get` would find, by id, in one round trip (a
+        consumer's poll)."""
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return {}
+        found = self.cases.find({"_id": {"$in": ids}, "state": {"$exists": True}})
+        # Room for one more than can match: the server sees the end within the first batch
+        # and closes the cursor, so no getMore follows (a full batch of 101 by default).
+        return {doc["_id"]: doc async for doc in found.batch_size(len(ids) + 1)}
 
 
 Write = tuple[Document, Document]  # filter, update

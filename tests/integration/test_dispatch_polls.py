@@ -1,0 +1,221 @@
+"""The dispatch service's consumer dispatches a poll at once: one read of the cases it files,
+one publish of their dispatches, then the commit. A case not projected yet holds the poll,
+which is dispatched once when it is; a record that cannot be dispatched is dead-lettered
+alone, record by record, and the others are dispatched."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import timedelta
+
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.citypack import load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.kafka import EventProducer, ensure_topics
+from gridloop.kafka.replay import replay
+from gridloop.mongo import Document
+from schemas.envelope import Envelope, encode
+from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported, Role
+from schemas.topics import Topic, dead_letter_topic
+from services.dispatch.main import consumer
+from services.dispatch.service import Dispatch
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+from tests.helpers import eventually, read_topic
+from tests.samples import TIME
+
+GRID = "110101001002001"
+SUPERVISOR = Actor(role=Role.supervisor, id="SUP-1")
+
+
+class CountingStore(CaseStore):
+    """The real store, counting its reads: `polls` the ids of each `get_many`, `singles` the
+    `get`s of the record-by-record way."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        super().__init__(db)
+        self.polls: list[list[str]] = []
+        self.singles = 0
+
+    async def get_many(self, case_ids: Iterable[str]) -> dict[str, Document]:
+        ids = list(case_ids)
+        self.polls.append(ids)
+        return await super().get_many(ids)
+
+    async def get(self, case_id: str) -> Document | None:
+        self.singles += 1
+        return await super().get(case_id)
+
+
+def reported(case_id: str, n: int) -> Envelope:
+    event = CaseReported(
+        case_id=case_id,
+        version=1,
+        actor=SUPERVISOR,
+        channel="supervisor",
+        class_code="0102",
+        kind="event",
+        point={"lon": 116.4025, "lat": 39.9205},
+        grid_code=GRID,
+        description="暴露垃圾",
+    )
+    return Envelope(event, "/tests", TIME + timedelta(seconds=n))
+
+
+def filed(case_id: str, n: int, class_code: str = "0102") -> Envelope:
+    event = CaseFiled(
+        case_id=case_id,
+        version=2,
+        actor=SUPERVISOR,
+        kind="event",
+        class_code=class_code,
+        grid_code=GRID,
+    )
+    return Envelope(event, "/tests", TIME + timedelta(seconds=n, milliseconds=1))
+
+
+class World:
+    def __init__(self, servers: Servers, producer: EventProducer) -> None:
+        self.servers, self.producer = servers, producer
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+        self.store = CountingStore(self.client[f"test_{uuid.uuid4().hex[:12]}"])
+        self.pack = load_city_pack(DEMO_CITY_PACK)
+        self.dispatch = Dispatch(self.pack, producer, self.store)
+        self.topic = f"it-{uuid.uuid4().hex[:8]}"
+        self.group = f"g-{self.topic}"
+
+    def case_ids(self, n: int) -> list[str]:
+        return [f"C-{self.topic}-{i}" for i in range(n)]
+
+    async def send(self, *envs: Envelope) -> None:
+        for env in envs:
+            key, value, headers = encode(env)
+            await self.producer.send_raw(self.topic, key, value, headers)
+
+    async def project(self, *envs: Envelope) -> None:
+        for env in envs:
+            await self.store.apply(env)
+
+    async def dispatched(self, case_ids: Sequence[str]) -> dict[str, list[CaseDispatched]]:
+        """Every `case.dispatched` of `case_ids` in the log, read to its end."""
+        found: dict[str, list[CaseDispatched]] = {c: [] for c in case_ids}
+
+        async def collect(envs: Sequence[Envelope]) -> None:
+            for env in envs:
+                if isinstance(env.data, CaseDispatched) and env.subject in found:
+                    found[env.subject].append(env.data)
+
+        await replay(self.servers.kafka, collect)
+        return found
+
+    async def committed(self, records: int) -> bool:
+        """Whether the consumer committed `records` records of the test topic: it publishes a
+        poll's dispatches (and dead letters) before it commits the poll."""
+        probe = AIOKafkaConsumer(
+            bootstrap_servers=self.servers.kafka, group_id=self.group, enable_auto_commit=False
+        )
+        await probe.start()
+        try:
+            return (await probe.committed(TopicPartition(self.topic, 0)) or 0) >= records
+        finally:
+            await probe.stop()
+
+    async def polls_read(self, at_least: int) -> bool:
+        return len(self.store.polls) >= at_least
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """The dispatch consumer (as `services.dispatch.main` wires it) on the test topic;
+        stopped on exit, after its last commit."""
+        stop = asyncio.Event()
+        pipeline = consumer(self.dispatch, self.servers.kafka, 6000, self.group, [self.topic])
+        task = asyncio.create_task(pipeline.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    async def run_until_committed(self, records: int) -> None:
+        async with self.running():
+            await eventually(lambda: self.committed(records), what=f"{records} records committed")
+
+
+@pytest.fixture
+async def world(servers: Servers) -> AsyncIterator[World]:
+    await ensure_topics(servers.kafka)
+    producer = EventProducer(servers.kafka)
+    await producer.start()
+    w = World(servers, producer)
+    await ensure_topics(
+        servers.kafka, [Topic(w.topic, "test", 1), Topic(dead_letter_topic(w.topic), "test", 1)]
+    )
+    try:
+        yield w
+    finally:
+        await producer.stop()
+        await w.client.close()
+
+
+async def test_a_poll_of_filings_is_dispatched_with_one_read(world: World) -> None:
+    cases = world.case_ids(4)
+    reports = [reported(c, n) for n, c in enumerate(cases)]
+    await world.project(*reports)
+    await world.send(*reports, *[filed(c, n) for n, c in enumerate(cases)])
+    await world.send(filed(cases[0], 0))  # a redelivered filing, in the same poll
+
+    await world.run_until_committed(9)
+
+    assert world.store.polls == [[*cases, cases[0]]]  # the one poll's filings, in one query
+    assert world.store.singles == 0  # none the record-by-record way
+    dispatched = await world.dispatched(cases)
+    for case_id in cases:
+        [event] = dispatched[case_id]  # once, the redelivered filing too
+        assert event.version == 3
+        assert event.department in world.pack.departments
+
+
+async def test_a_case_not_yet_projected_holds_the_poll_which_is_then_dispatched_once(
+    world: World,
+) -> None:
+    early, late = world.case_ids(2)
+    await world.project(reported(early, 0))
+    await world.send(filed(early, 0), filed(late, 1))
+
+    async with world.running():
+        # Read, `late` not found, read again: the poll is being retried.
+        await eventually(lambda: world.polls_read(2), what="the poll retried")
+        await world.project(reported(late, 1))
+        await eventually(lambda: world.committed(2), what="the poll committed")
+
+    assert all(poll == [early, late] for poll in world.store.polls)  # the whole poll each time
+    assert world.store.singles == 0
+    found = await world.dispatched([early, late])
+    assert [len(found[early]), len(found[late])] == [1, 1]  # nothing published before the retry
+
+
+async def test_a_filing_that_cannot_be_dispatched_is_dead_lettered_alone(world: World) -> None:
+    first, poison, last = world.case_ids(3)
+    await world.project(*[reported(c, n) for n, c in enumerate((first, poison, last))])
+    # A class the city pack does not know: no deadline can be reckoned (409 unknown_class).
+    await world.send(filed(first, 0), filed(poison, 1, class_code="9999"), filed(last, 2))
+
+    await world.run_until_committed(3)
+
+    def one(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return len(records) >= 1
+
+    dead = await read_topic(world.servers.kafka, dead_letter_topic(world.topic), one)
+    assert [r.key for r in dead] == [poison.encode()]
+    assert dict(dead[0].headers)["dlq_error"] == b"Rejected: the case has no known class"
+    assert world.store.polls[0] == [first, poison, last]  # the poll, tried at once first
+    assert world.store.singles == 3  # then record by record
+    dispatched = await world.dispatched([first, poison, last])
+    assert [len(dispatched[c]) for c in (first, poison, last)] == [1, 0, 1]
