@@ -10,6 +10,7 @@ from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
 from gridloop.http import HttpLimits
+from gridloop.kafka import BatchPipeline
 from gridloop.runtime import infrastructure, serve
 from schemas.topics import DISPATCHES, SLA
 from services.notify.admin import create_app
@@ -46,7 +47,14 @@ async def run(settings: Settings) -> None:
         wake = asyncio.Event()
         notify = Notify(pack, CaseStore(infra.db), store, wake)
         deliverer = Deliverer(pack, store, http, rules, wake)
-        topics = [DISPATCHES.name, SLA.name]
-        pipeline = infra.pipeline(GROUP, topics, notify.on_event)
+        pipeline = BatchPipeline(
+            GROUP,
+            [DISPATCHES.name, SLA.name],
+            notify.on_event,  # the fallback, record by record, for a poll that fails as a whole
+            notify.on_events,
+            infra.producer,
+            settings.kafka_bootstrap_servers,
+            settings.kafka_session_timeout_ms,
+        )
         app = create_app(pack, store, CredentialStore(infra.db), HttpLimits.from_settings(settings))
         await serve(app, settings.host, settings.notify_port, [pipeline.run, deliverer.run])

@@ -6,6 +6,12 @@ department's endpoint has its own concurrency limit and circuit breaker, so one 
 department never delays another; a case's messages to a department go one at a time in their
 order (the next waits until the previous is delivered or dead-lettered). Every attempt is
 logged; an exhausted delivery is dead-lettered (`status: dead`) and can be replayed.
+
+Round trips, the one database being what limits the loop: a poll of events is one read of
+their cases and one write of their deliveries; each round of the `Deliverer` claims what it
+is about to post with one update (leased: two workers never post the same delivery at once;
+a worker that dies mid-attempt leaves it to be posted again when the lease runs out), and
+the outcomes of posts are recorded together, two writes for those finished by then.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from services.notify.core import (
+    Notice,
     RetrySchedule,
     address_problem,
     concerns_departments,
@@ -41,7 +48,7 @@ from services.notify.core import (
     verdict,
     webhook_id,
 )
-from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint
+from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint, Outcome
 from services.projections.store import CaseStore
 
 log = logging.getLogger(__name__)
@@ -99,32 +106,49 @@ class Notify:
         self.wake = wake or asyncio.Event()
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
-        if not concerns_departments(env):
-            return []  # cheap test first: most events concern no department
-        case = await self.cases.get(env.data.case_id)
-        if case is None:
-            raise Retry(f"case {env.data.case_id} not projected yet")
-        now = datetime.now(UTC)
-        for notice in notices(env, case):
-            wid = webhook_id(env.id, notice.department)
-            await self.store.enqueue(
-                {
-                    "_id": wid,
-                    "event_id": env.id,
-                    "type": notice.message["type"],
-                    "department": notice.department,
-                    "case_id": env.data.case_id,
-                    "seq": _seq(env, wid),
-                    "body": encode_body(notice.message),
-                    "status": PENDING,
-                    "attempts": 0,
-                    "next_at": now,
-                    "created_at": now,
-                    "lease_until": None,
-                }
-            )
-        self.wake.set()
+        """One event: the pipeline's record-by-record fallback (and the tests')."""
+        await self.on_events([env])
         return []
+
+    async def on_events(self, envs: Sequence[Envelope]) -> None:
+        """A poll's events: one read of their cases, one write of their deliveries.
+
+        The deliveries of the cases found are written even when some case is not projected
+        yet (`Retry`): the poll handled again finds them there and adds only the rest."""
+        concerned = [env for env in envs if concerns_departments(env)]
+        if not concerned:
+            return  # most events concern no department
+        wanted = {env.data.case_id for env in concerned}
+        cases = await self.cases.get_many(wanted)
+        now = datetime.now(UTC)
+        deliveries = [
+            _delivery(env, notice, now)
+            for env in concerned
+            if (case := cases.get(env.data.case_id)) is not None
+            for notice in notices(env, case)
+        ]
+        if await self.store.enqueue(deliveries):
+            self.wake.set()
+        if missing := sorted(wanted - cases.keys()):
+            raise Retry(f"cases not projected yet: {', '.join(missing[:5])}")
+
+
+def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:
+    wid = webhook_id(env.id, notice.department)
+    return {
+        "_id": wid,
+        "event_id": env.id,
+        "type": notice.message["type"],
+        "department": notice.department,
+        "case_id": env.data.case_id,
+        "seq": _seq(env, wid),
+        "body": encode_body(notice.message),
+        "status": PENDING,
+        "attempts": 0,
+        "next_at": now,
+        "created_at": now,
+        "lease_until": None,
+    }
 
 
 @dataclass
@@ -161,6 +185,10 @@ class Deliverer:
         self.allow_private = pack.routing.webhooks.allow_private_addresses
         self._state: dict[str, _EndpointState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rounds = 0  # numbers each round's lease
+        # Outcomes posted but not yet recorded, each with what its attempt waits on.
+        self._unrecorded: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -173,6 +201,10 @@ class Deliverer:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._recorder is not None:
+                # Posts already made are recorded, even of attempts just stopped: else
+                # they would be posted again when their leases run out.
+                await self._recorder
 
     async def _woken(self, stop: asyncio.Event) -> None:
         waits = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
@@ -183,9 +215,30 @@ class Deliverer:
                 w.cancel()
 
     async def tick(self) -> None:
-        """Start every attempt that is due and allowed; never wait for one to finish."""
+        """Start every attempt that is due and allowed, claimed together; never wait for
+        one to finish."""
         endpoints = await self.store.all_endpoints(self.pack)
-        pending = await self.store.pending()
+        chosen = self._choose(await self.store.pending(), endpoints)
+        if not chosen:
+            return
+        self._rounds += 1
+        claim = f"{self.owner}/{self._rounds}"
+        lease = timedelta(seconds=self.policy.timeout + 30)
+        won = await self.store.claim([doc for doc, _ in chosen], claim, lease)
+        for doc, endpoint in chosen:
+            if doc["_id"] not in won:
+                continue  # another notify instance has it
+            state = self._state[endpoint.department]
+            state.in_flight.add(doc["case_id"])
+            task = asyncio.create_task(self._attempt(doc, endpoint, state, claim))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _choose(
+        self, pending: list[Document], endpoints: dict[str, Endpoint]
+    ) -> list[tuple[Document, Endpoint]]:
+        """The deliveries to attempt now: the head of each (department, case), if due,
+        within its endpoint's concurrency and not behind its open circuit."""
         now, mono = datetime.now(UTC), time.monotonic()
         heads: dict[tuple[str, str], Document] = {}
         counts: dict[str, int] = {}
@@ -197,6 +250,8 @@ class Deliverer:
             ENDPOINT_DISABLED.labels(code).set(
                 1 if code in endpoints and endpoints[code].disabled else 0
             )
+        chosen: list[tuple[Document, Endpoint]] = []
+        picked: dict[str, int] = {}  # per department, this round
         for (department, case_id), doc in heads.items():
             endpoint = endpoints.get(department)
             if endpoint is None or endpoint.disabled:
@@ -206,28 +261,54 @@ class Deliverer:
             if half_open and mono < state.open_until:
                 continue
             limit = 1 if half_open else self.policy.concurrency
-            if case_id in state.in_flight or len(state.in_flight) >= limit:
+            busy = len(state.in_flight) + picked.get(department, 0)
+            if case_id in state.in_flight or busy >= limit or doc["next_at"] > now:
                 continue
-            if doc["next_at"] > now:
-                continue
-            lease = timedelta(seconds=self.policy.timeout + 30)
-            if not await self.store.claim(doc, self.owner, lease):
-                continue  # another notify instance has it
-            state.in_flight.add(case_id)
-            task = asyncio.create_task(self._attempt(doc, endpoint, state))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            picked[department] = picked.get(department, 0) + 1
+            chosen.append((doc, endpoint))
+        return chosen
 
-    async def _attempt(self, doc: Document, endpoint: Endpoint, state: _EndpointState) -> None:
+    async def _attempt(
+        self, doc: Document, endpoint: Endpoint, state: _EndpointState, claim: str
+    ) -> None:
         try:
-            await self._attempt_once(doc, endpoint, state)
+            await self._attempt_once(doc, endpoint, state, claim)
+        except Exception:
+            # Unrecorded: its lease runs out and it is attempted again, same webhook id.
+            log.exception("webhook %s: attempt not recorded", doc["_id"])
         finally:
             # Only once the outcome is recorded may the case's next message (or this one's
             # retry) be considered.
             state.in_flight.discard(doc["case_id"])
             self.wake.set()
 
-    async def _attempt_once(self, doc: Document, endpoint: Endpoint, state: _EndpointState) -> None:
+    async def _record(self, outcome: Outcome) -> None:
+        """Record an attempt with every other outcome ready by the time the write before
+        is done (a group commit): under load, two writes for many posts instead of two for
+        each; alone, at once. Returns when this one is written."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unrecorded.append((outcome, written))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._recording())
+        await written
+
+    async def _recording(self) -> None:
+        """Write what waits, all of it at each write, until nothing does."""
+        while self._unrecorded:
+            batch, self._unrecorded = self._unrecorded, []
+            try:
+                await self.store.record([outcome for outcome, _ in batch])
+            except Exception as exc:  # each attempt logs it; their leases run out
+                _settle(batch, exc)
+            except BaseException:
+                _settle(batch, None, cancel=True)
+                raise
+            else:
+                _settle(batch, None)
+
+    async def _attempt_once(
+        self, doc: Document, endpoint: Endpoint, state: _EndpointState, claim: str
+    ) -> None:
         department = endpoint.department
         number = doc["attempts"] + 1
         started, at = time.perf_counter(), datetime.now(UTC)
@@ -306,7 +387,7 @@ class Deliverer:
             "seconds": round(seconds, 4),
             "outcome": outcome,
         }
-        await self.store.record_attempt(attempt, change)
+        await self._record(Outcome(attempt, change, claim))
 
     async def _refusal(self, url: str) -> str | None:
         """Check the URL and the addresses its host resolves to now (SSRF)."""
@@ -317,6 +398,24 @@ class Deliverer:
         if not addresses:
             return None  # not resolvable now: the attempt fails and is retried
         return address_problem(addresses, self.allow_private)
+
+
+def _settle(
+    batch: list[tuple[Outcome, asyncio.Future[None]]],
+    error: Exception | None,
+    cancel: bool = False,
+) -> None:
+    """Tell each attempt of `batch` still waiting (one stopped meanwhile is not) how its
+    write went."""
+    for _, written in batch:
+        if written.done():
+            continue
+        if cancel:
+            written.cancel()
+        elif error is not None:
+            written.set_exception(error)
+        else:
+            written.set_result(None)
 
 
 async def resolve(host: str, port: int | None) -> list[str]:

@@ -1,7 +1,9 @@
 """Notify's MongoDB collections.
 
 - `deliveries`: one document per message and department (`_id` = webhook id), the outbox the
-  delivery workers drain: `status` pending → delivered, or dead (exhausted, gone, refused).
+  delivery workers drain: `status` pending → delivered, or dead (exhausted, gone, refused);
+  while an attempt is made, `lease_owner` names the worker's round that claimed it (one
+  update for the round) and `lease_until` when another worker may take it over.
 - `delivery_attempts`: every attempt, with its outcome, status code, error and duration.
 - `webhook_endpoints`: a department's URL and secrets as set by the admin API or CLI, and
   whether it is disabled (410 Gone); without one, the city pack's webhook applies.
@@ -11,17 +13,20 @@ from __future__ import annotations
 
 import secrets as random_secrets
 from base64 import b64encode
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from gridloop.citypack import CityPack
 from gridloop.mongo import Document
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+DUPLICATE_KEY = 11000
 
 
 def new_secret() -> str:
@@ -37,6 +42,20 @@ class Endpoint:
     disabled: str | None = None  # why, when disabled
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt to record: its log entry, the change to its delivery, and the lease
+    (`lease_owner`) it was made under."""
+
+    attempt: Document
+    change: Document
+    claim: str
+
+
+def _attempt_id(attempt: Document) -> str:
+    return f"{attempt['delivery_id']}/{attempt['replay']}/{attempt['attempt']}"
+
+
 class DeliveryStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.deliveries = db["deliveries"]
@@ -50,43 +69,82 @@ class DeliveryStore:
 
     # --- deliveries ---------------------------------------------------------------------
 
-    async def enqueue(self, delivery: Document) -> bool:
-        """Add a delivery unless it is there already (a redelivered event): True if new."""
-        result = await self.deliveries.update_one(
-            {"_id": delivery["_id"]}, {"$setOnInsert": delivery}, upsert=True
-        )
-        return result.upserted_id is not None
+    async def enqueue(self, deliveries: Sequence[Document]) -> int:
+        """Add a poll's deliveries in one write, except those there already (a redelivered
+        event, a poll handled again): how many were new."""
+        if not deliveries:
+            return 0
+        try:
+            result = await self.deliveries.insert_many(deliveries, ordered=False)
+        except BulkWriteError as exc:
+            # Unordered: every delivery not there yet went in; only duplicates may fail.
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
+            return int(exc.details["nInserted"])
+        return len(result.inserted_ids)
 
     async def pending(self, limit: int = 5000) -> list[Document]:
         cursor = self.deliveries.find({"status": PENDING}).sort("seq", ASCENDING).limit(limit)
-        return [d async for d in cursor]
+        # All in the first batch: no getMore round trip after the default 101.
+        return [d async for d in cursor.batch_size(limit)]
 
-    async def claim(self, doc: Document, owner: str, lease: timedelta) -> bool:
-        """Take a pending delivery for one attempt, unless another worker holds it or it
-        changed since `doc` was read (attempts made, or its next attempt is not due yet)."""
+    async def claim(self, docs: Sequence[Document], claim: str, lease: timedelta) -> set[str]:
+        """Take pending deliveries for one attempt each under the lease `claim` (unique to
+        one round of the caller): the ids taken. A delivery another worker holds, or that
+        changed since it was read (attempts made, or its next attempt not due yet), is not.
+
+        One `update_many` for the deliveries with the same number of attempts made (all of
+        them, usually); only when some were not taken, one read of which were."""
         now = datetime.now(UTC)
-        result = await self.deliveries.update_one(
-            {
-                "_id": doc["_id"],
-                "status": PENDING,
-                "attempts": doc["attempts"],
-                "next_at": {"$lte": now},
-                "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
-            },
-            {"$set": {"lease_until": now + lease, "lease_owner": owner}},
-        )
-        return result.modified_count == 1
+        by_attempts: dict[int, list[str]] = {}
+        for doc in docs:
+            by_attempts.setdefault(doc["attempts"], []).append(doc["_id"])
+        won: set[str] = set()
+        for attempts, ids in by_attempts.items():
+            result = await self.deliveries.update_many(
+                {
+                    "_id": {"$in": ids},
+                    "status": PENDING,
+                    "attempts": attempts,
+                    "next_at": {"$lte": now},
+                    # Free or expired. Not an `$or`: an operator at the top of the filter
+                    # keeps SecantusDB off the `_id` index (a scan of the whole outbox).
+                    "lease_until": {"$not": {"$gt": now}},
+                },
+                {"$set": {"lease_until": now + lease, "lease_owner": claim}},
+            )
+            if result.modified_count == len(ids):
+                won.update(ids)
+            elif result.modified_count:
+                taken = self.deliveries.find(
+                    {"_id": {"$in": ids}, "lease_owner": claim}, {"_id": 1}
+                )
+                won.update([d["_id"] async for d in taken.batch_size(len(ids) + 1)])
+        return won
 
-    async def record_attempt(self, attempt: Document, change: Document) -> None:
-        """Log the attempt, then move the delivery on (next try, delivered or dead)."""
-        await self.attempts.update_one(
-            {"_id": f"{attempt['delivery_id']}/{attempt['replay']}/{attempt['attempt']}"},
-            {"$set": attempt},
-            upsert=True,
+    async def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Log the attempts, then move their deliveries on (next try, delivered or dead):
+        two writes for all of them. A delivery moves only if its lease is still the one
+        the attempt was made under: one that ran out and was taken by another worker
+        is that worker's to record."""
+        if not outcomes:
+            return
+        await self.attempts.bulk_write(
+            [
+                UpdateOne({"_id": _attempt_id(o.attempt)}, {"$set": o.attempt}, upsert=True)
+                for o in outcomes
+            ],
+            ordered=False,
         )
-        await self.deliveries.update_one(
-            {"_id": attempt["delivery_id"]},
-            {"$set": change | {"lease_until": None, "lease_owner": None}},
+        await self.deliveries.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": o.attempt["delivery_id"], "lease_owner": o.claim},
+                    {"$set": o.change | {"lease_until": None, "lease_owner": None}},
+                )
+                for o in outcomes
+            ],
+            ordered=False,
         )
 
     async def get(self, delivery_id: str) -> Document | None:

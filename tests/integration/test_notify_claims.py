@@ -1,0 +1,160 @@
+"""Notify's deliverers claim a round of deliveries with one update and record the outcomes
+of their posts together; two deliverers on one outbox still post each delivery once, and a
+lease that ran out is the only way a delivery is taken from the worker that claimed it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from gridloop.mongo import Document
+from services.notify.core import RetrySchedule
+from services.notify.service import Deliverer, DeliveryPolicy, Notify
+from services.notify.store import Outcome
+from tests.conftest import Servers
+from tests.helpers import eventually
+from tests.integration.notify_world import (
+    Receiver,
+    World,
+    dispatched,
+    open_world,
+    point_at,
+    receiving,
+)
+
+LEASE = timedelta(seconds=30)
+POLICY = DeliveryPolicy(
+    schedule=RetrySchedule.parse("0,0.3", jitter=0),
+    timeout=5.0,
+    concurrency=8,
+    circuit_threshold=1000,
+    poll=0.05,
+)
+
+
+@pytest.fixture
+async def world(servers: Servers) -> AsyncIterator[World]:
+    async with open_world(servers) as found:
+        yield found
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with receiving() as found:
+        yield found
+
+
+async def enqueued(world: World, n: int, departments: tuple[str, ...] = ("SANITATION",)) -> None:
+    """`n` dispatched cases, their deliveries in the outbox in one poll."""
+    envs = [dispatched(departments[i % len(departments)]) for i in range(n)]
+    for env in envs:
+        await world.project(env.data.case_id)
+    await Notify(world.pack, world.cases, world.store).on_events(envs)
+
+
+def ids(docs: list[Document]) -> set[str]:
+    return {d["_id"] for d in docs}
+
+
+def failed_once(doc: Document, claim: str) -> Outcome:
+    """A failed first attempt, due again at once."""
+    attempt: Document = {"delivery_id": doc["_id"], "replay": 0, "attempt": 1, "outcome": "failed"}
+    change: Document = {"attempts": 1, "next_at": datetime.now(UTC)}
+    return Outcome(attempt, change, claim)
+
+
+async def test_claims_made_from_one_read_take_each_delivery_once(world: World) -> None:
+    await enqueued(world, 6)
+    read = await world.store.pending()  # both workers read the outbox before either claims
+    world.commands.clear()
+
+    first = await world.store.claim(read[:3], "a/1", LEASE)
+    second = await world.store.claim(read, "b/1", LEASE)
+
+    assert first == ids(read[:3])
+    assert second == ids(read[3:])  # the rest, learnt with one read
+    assert await world.store.claim(read, "c/1", LEASE) == set()
+    claims = world.commands.of("update", "deliveries")
+    assert [len(c["updates"]) for c in claims] == [1, 1, 1]  # one update_many each
+    assert len(world.commands.of("find", "deliveries")) == 1  # only the partial claim reads
+
+
+async def test_only_a_lease_that_ran_out_gives_a_delivery_to_another(world: World) -> None:
+    await enqueued(world, 2)
+    stale, expiring = await world.store.pending()
+    assert await world.store.claim([stale], "a/1", LEASE) == {stale["_id"]}
+    await world.store.record([failed_once(stale, "a/1")])
+    # Attempted since it was read, though due again: a claim from the old read misses it.
+    assert await world.store.claim([stale], "b/1", LEASE) == set()
+    assert await world.store.claim(await world.store.pending(), "b/2", LEASE) == ids(
+        [stale, expiring]
+    )
+
+    again = (await world.store.find({"_id": expiring["_id"]}))[0]
+    assert await world.store.claim([again], "c/1", LEASE) == set()  # b/2 holds it
+    await world.store.deliveries.update_one(
+        {"_id": expiring["_id"]}, {"$set": {"lease_until": datetime.now(UTC)}}
+    )  # b/2's worker died; its lease ran out
+    assert await world.store.claim([again], "c/1", LEASE) == {expiring["_id"]}
+    # b/2's late outcome is logged but does not move the delivery c/1 now holds.
+    await world.store.record([failed_once(again, "b/2")])
+    doc = (await world.store.find({"_id": expiring["_id"]}))[0]
+    assert (doc["attempts"], doc["lease_owner"]) == (0, "c/1")
+    assert await world.store.attempts.count_documents({"delivery_id": expiring["_id"]}) == 1
+
+
+async def test_two_deliverers_on_one_outbox_post_each_delivery_once(
+    world: World, receiver: Receiver
+) -> None:
+    departments = ("SANITATION", "WATER", "ROADS")
+    await point_at(world, receiver, *departments)
+    await enqueued(world, 24, departments)
+    wake, stop = asyncio.Event(), asyncio.Event()  # one wake: both look at once
+    async with httpx.AsyncClient() as http:
+        both = [Deliverer(world.pack, world.store, http, POLICY, wake) for _ in range(2)]
+        runs = [asyncio.create_task(d.run(stop)) for d in both]
+        try:
+            await eventually(lambda: _delivered(world, 24), within=30, what="24 delivered")
+        finally:
+            stop.set()
+            await asyncio.gather(*runs)
+    assert len(receiver.requests) == len(set(receiver.requests)) == 24
+    assert await world.store.attempts.count_documents({}) == 24
+
+
+async def test_a_round_is_claimed_at_once_and_its_outcomes_recorded_together(
+    world: World, receiver: Receiver
+) -> None:
+    receiver.hold = 8  # the eight posts are answered together
+    await point_at(world, receiver, "SANITATION")
+    await enqueued(world, 8)
+    world.commands.clear()
+    stop = asyncio.Event()
+    async with httpx.AsyncClient() as http:
+        running = asyncio.create_task(Deliverer(world.pack, world.store, http, POLICY).run(stop))
+        try:
+            await eventually(lambda: _delivered(world, 8), within=30, what="8 delivered")
+        finally:
+            stop.set()
+            await running
+    claims = [c for c in world.commands.of("update", "deliveries") if _claims(c)]
+    assert len(claims) == 1  # all eight in one round
+    logs = world.commands.of("update", "delivery_attempts")
+    assert sum(len(c["updates"]) for c in logs) == 8
+    assert len(logs) <= 4  # together, not one write per post
+    moves = [c for c in world.commands.of("update", "deliveries") if not _claims(c)]
+    assert len(moves) == len(logs)
+
+
+def _claims(command: Document) -> bool:
+    return any(
+        "lease_until" in u["u"].get("$set", {}) and u.get("multi") for u in command["updates"]
+    )
+
+
+async def _delivered(world: World, n: int) -> bool:
+    return await world.store.deliveries.count_documents({"status": "delivered"}) >= n
