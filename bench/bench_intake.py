@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> None:
     pack = load_city_pack(DEMO_CITY_PACK)
     single = reports(pack, args.single, seed=1)
     bulk = reports(pack, args.bulk, seed=2)
-    raw = records(pack, bulk)
+    raw = records(pack, bulk or single)  # the ceiling's records: the bulk's, else the singles'
     rows = [("machine", machine()), ("date", datetime.now(UTC).isoformat(timespec="minutes"))]
     with servers(work) as s:
         asyncio.run(ensure_topics(s.kafka))

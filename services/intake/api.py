@@ -38,7 +38,6 @@ from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse,
 from gridloop.http import HttpLimits, harden
 from gridloop.idempotency import Answer, IdempotencyStore
 from gridloop.kafka import EventProducer
-from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
 from schemas.envelope import Envelope
@@ -60,10 +59,12 @@ from services.intake.core import (
     decide_void,
     local_day,
     to_file,
+    with_number,
 )
-from services.intake.duplicates import Nearby, search_box
+from services.intake.duplicates import Nearby
 from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES, MediaStore
 from services.intake.numbering import CaseNumbers
+from services.intake.search import DuplicateSearch
 from services.intake.views import (
     department_may_read,
     follow_token,
@@ -120,6 +121,7 @@ class Intake:
         self.credentials = CredentialStore(db)
         self.media = MediaStore(db)
         self.numbers = CaseNumbers(db)
+        self.search = DuplicateSearch(self.cases.cases, pack, clock)
         self.follow_key = follow_key
 
     @classmethod
@@ -128,10 +130,16 @@ class Intake:
     ) -> Intake:
         intake = cls(pack, producer, db, await follow_key(db))
         await intake.idempotency.create_indexes()
+        await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
+        # The duplicate search's 2dsphere index, should intake start before projections.
+        await intake.cases.create_indexes()
         return intake
 
-    async def publish(self, events: Sequence[CaseEvent]) -> None:
-        await publish_or_refuse(self.producer, [Envelope(e, SOURCE) for e in events])
+    async def publish(self, events: Sequence[CaseEvent]) -> list[str]:
+        """Publish `events`; their event ids, for the answer."""
+        envelopes = [Envelope(e, SOURCE) for e in events]
+        await publish_or_refuse(self.producer, envelopes)
+        return [env.id for env in envelopes]
 
     async def doc(self, case_id: str, loc: tuple[str, ...] = ("path", "case_id")) -> Document:
         doc = await self.cases.get(case_id)
@@ -144,23 +152,7 @@ class Intake:
 
     async def nearby(self, reported: CaseReported) -> list[Nearby]:
         """Open cases of the report's class around its point: duplicate candidates."""
-        cls = self.pack.classes[(reported.kind, reported.class_code)]
-        west, south, east, north = search_box(reported.point, cls.duplicate_radius_m)
-        query = {
-            "kind": reported.kind,
-            "class_code": reported.class_code,
-            "state": {"$in": sorted(OPEN_STATES)},
-            "reported_at": {"$gte": self.clock() - cls.duplicate_window},
-            # The box in the query: else every open case of the class comes back (bench_e2e
-            # saw this query take 190 ms on average once the district had a few thousand).
-            "point.coordinates.0": {"$gte": west, "$lte": east},
-            "point.coordinates.1": {"$gte": south, "$lte": north},
-        }
-        found = []
-        async for doc in self.cases.cases.find(query, {"point": 1, "reported_at": 1}).limit(500):
-            lon, lat = doc["point"]["coordinates"]
-            found.append(Nearby(doc["_id"], lon, lat, doc["reported_at"]))
-        return found
+        return await self.search.nearby(reported)
 
     async def numbered(
         self, events: list[CaseEvent], redo: Callable[[str], list[CaseEvent]], fresh: bool = False
@@ -230,13 +222,15 @@ MEDIA_READ: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _accepted(events: Sequence[CaseEvent], **extra: Any) -> Answer:
+def _accepted(events: Sequence[CaseEvent], ids: Sequence[str] = (), **extra: Any) -> Answer:
+    """The 202 of `events`; `ids`: their event ids if `publish` gave them already (an id
+    is a UUIDv5 of the event: not free)."""
     last = events[-1]
     body: dict[str, Any] = {
         "case_id": last.case_id,
         "state": last.ce_type.rsplit(".", 1)[-1],
         "version": last.version,
-        "events": [Envelope(e, SOURCE).id for e in events],
+        "events": list(ids) or [Envelope(e, SOURCE).id for e in events],
     }
     for e in events:
         if isinstance(e, CaseFiled) and e.case_number:
@@ -292,14 +286,16 @@ async def accept_report(
         assert isinstance(reported, CaseReported)
         nearby = await intake.nearby(reported)
         # Without candidates the first decision stands: decide_report is not cheap.
+        decided = decide(nearby) if nearby else first
+        # Numbered as deciding again with the number would: the filing takes it.
         events = await intake.numbered(
-            decide(nearby) if nearby else first, lambda n: decide(nearby, n), fresh=key is None
+            decided, lambda n: with_number(decided, n), fresh=key is None
         )
-        await intake.publish(events)
+        ids = await intake.publish(events)
         extra = {}
         if report.channel is not Channel.supervisor:
             extra["follow_token"] = follow_token(intake.follow_key, case_id)
-        return _accepted(events, **extra)
+        return _accepted(events, ids, **extra)
 
     return await _once(intake, "report", who, key, report.model_dump_json(), work)
 

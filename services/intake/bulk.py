@@ -16,9 +16,11 @@ reports of the same batch are not merged into each other.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import date
+from itertools import islice
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body
@@ -29,7 +31,6 @@ from pymongo.errors import BulkWriteError
 from gridloop.auth import Principal
 from gridloop.errors import Rejected, refusals
 from gridloop.idempotency import Answer
-from gridloop.lifecycle import OPEN_STATES
 from schemas.events import CaseEvent, CaseFiled, CaseReported, Channel, Kind
 from services.intake.api import (
     _CASE_NAMESPACE,
@@ -43,7 +44,7 @@ from services.intake.api import (
     _scope,
 )
 from services.intake.core import ReportIn, case_number, decide_report, local_day, to_file
-from services.intake.duplicates import Nearby, search_box
+from services.intake.duplicates import Nearby
 from services.intake.numbering import CaseNumbers
 from services.intake.views import follow_token
 
@@ -79,35 +80,8 @@ BATCH_ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 
 async def nearby_many(intake: Intake, reports: Sequence[CaseReported]) -> list[list[Nearby]]:
-    """Each report's duplicate candidates (`Intake.nearby`'s), in one query for the batch:
-    the open cases of its class in its window, within the box around the batch's points of
-    that class (`find_duplicate` then measures the exact distance)."""
-    boxes: dict[tuple[Kind, str], tuple[float, float, float, float]] = {}
-    for r in reports:
-        cls = intake.pack.classes[(r.kind, r.class_code)]
-        w, s, e, n = search_box(r.point, cls.duplicate_radius_m)
-        w0, s0, e0, n0 = boxes.get((r.kind, r.class_code), (w, s, e, n))
-        boxes[(r.kind, r.class_code)] = (min(w, w0), min(s, s0), max(e, e0), max(n, n0))
-    clauses = [
-        {
-            "kind": kind,
-            "class_code": code,
-            "reported_at": {
-                "$gte": intake.clock() - intake.pack.classes[(kind, code)].duplicate_window
-            },
-            "point.coordinates.0": {"$gte": w, "$lte": e},
-            "point.coordinates.1": {"$gte": s, "$lte": n},
-        }
-        for (kind, code), (w, s, e, n) in boxes.items()
-    ]
-    query = {"state": {"$in": sorted(OPEN_STATES)}, "$or": clauses}
-    found: dict[tuple[str, str], list[Nearby]] = {}
-    projection = {"point": 1, "reported_at": 1, "kind": 1, "class_code": 1}
-    async for doc in intake.cases.cases.find(query, projection):
-        lon, lat = doc["point"]["coordinates"]
-        near = Nearby(doc["_id"], lon, lat, doc["reported_at"])
-        found.setdefault((doc["kind"], doc["class_code"]), []).append(near)
-    return [found.get((r.kind, r.class_code), []) for r in reports]
+    """Each report's duplicate candidates (`Intake.nearby`'s), in one query for the batch."""
+    return await intake.search.many(reports)
 
 
 async def number_many(
@@ -122,9 +96,12 @@ async def number_many(
     for f in filed:
         if f.case_id not in given:
             groups.setdefault((f.kind, f.class_code), []).append(f.case_id)
+    # All classes at once: their counters move together (`CaseNumbers.advance`).
+    lasts = await asyncio.gather(
+        *(numbers.advance(f"{k}:{c}:{day:%Y%m%d}", len(ids)) for (k, c), ids in groups.items())
+    )
     fresh: dict[str, str] = {}
-    for (kind, code), cases in groups.items():
-        last = await numbers.advance(f"{kind}:{code}:{day:%Y%m%d}", len(cases))
+    for ((kind, code), cases), last in zip(groups.items(), lasts, strict=True):
         first = last - len(cases) + 1
         fresh |= {c: case_number(kind, code, day, first + j) for j, c in enumerate(cases)}
     if fresh:
@@ -188,11 +165,11 @@ class _Batch:
             decided[i] = [numbered if e is filed else e for e in decided[i]]
         return decided
 
-    def answer(self, i: int, events: Sequence[CaseEvent]) -> dict[str, Any]:
+    def answer(self, i: int, events: Sequence[CaseEvent], ids: Sequence[str]) -> dict[str, Any]:
         extra = {}
         if self.reports[i].channel is not Channel.supervisor:
             extra["follow_token"] = follow_token(self.intake.follow_key, self.ids[i])
-        return _accepted(events, **extra)[1]
+        return _accepted(events, ids, **extra)[1]
 
 
 @router.post(
@@ -214,8 +191,9 @@ async def submit_reports(
             problems = [_problem(i, exc) for i, exc in refused]
             raise _Refused(gravest.status, problems, gravest.headers)
         decided = await batch.events()
-        await intake.publish([e for events in decided for e in events])
-        return 202, {"accepted": [batch.answer(i, ev) for i, ev in enumerate(decided)]}
+        ids = iter(await intake.publish([e for events in decided for e in events]))
+        answers = [batch.answer(i, ev, list(islice(ids, len(ev)))) for i, ev in enumerate(decided)]
+        return 202, {"accepted": answers}
 
     try:
         body = "[" + ",".join(r.model_dump_json() for r in reports) + "]"

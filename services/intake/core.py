@@ -406,6 +406,15 @@ def to_file(events: Sequence[CaseEvent]) -> CaseFiled | None:
     return next((e for e in events if isinstance(e, CaseFiled)), None)
 
 
+def with_number(events: Sequence[CaseEvent], number: str) -> list[CaseEvent]:
+    """`events` with their filing numbered: what the decision makes when given `number`
+    (nothing else in it depends on the number), without deciding again."""
+    return [
+        e.model_copy(update={"case_number": number}) if isinstance(e, CaseFiled) else e
+        for e in events
+    ]
+
+
 def case_number(kind: Kind, class_code: str, day: date, sequence: int) -> str:
     """Class + date + sequence (立案编号): B for components (部件), S for events (事件)."""
     return f"{'B' if kind == 'component' else 'S'}{class_code}-{day:%Y%m%d}-{sequence:04d}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -35,7 +36,10 @@ class CaseStore:
         )
         # Intake's duplicate search asks for cases whose point lies within boxes
         # (`$geoWithin`): cases projected before this index are indexed when it is built.
-        await self.cases.create_index([("point", "2dsphere")])
+        # The version named: SecantusDB refuses the same index again without it (the one it
+        # holds records version 3, MongoDB's default).
+        version: dict[str, Any] = {"2dsphereIndexVersion": 3}
+        await self.cases.create_index([("point", "2dsphere")], **version)
 
     async def apply(self, env: Envelope) -> bool:
         """Record `env` on its case; False if it was already there (a duplicate).

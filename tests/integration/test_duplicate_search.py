@@ -1,0 +1,111 @@
+"""The duplicate search on a real MongoDB-protocol server, over cases as projections write
+them: one query for many reports, each given the open cases of its own class, in its own
+box and window; cases projected before the 2dsphere index are found too."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from gridloop.auth import Principal, Role
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import CaseReported, CaseVoided
+from services.intake.api import SOURCE
+from services.intake.core import SYSTEM, ReportIn, decide_report
+from services.intake.search import DuplicateSearch
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+
+NOW = datetime.now(UTC)
+SUPERVISOR = Principal(Role.supervisor, "sup-1")
+CENTRE = (116.4015, 39.9205)  # grid 110101001001002
+METRE = 1 / 85_280  # degrees of longitude, at this latitude
+
+
+def _report(kind: str, code: str, east_m: float = 0, channel: str = "supervisor") -> ReportIn:
+    point = {"lon": round(CENTRE[0] + east_m * METRE, 7), "lat": CENTRE[1]}
+    body = {"channel": channel, "kind": kind, "class_code": code, "point": point}
+    return ReportIn.model_validate(body | {"description": "巡查 patrol"})
+
+
+class Cases:
+    def __init__(self, store: CaseStore, pack: CityPack) -> None:
+        self.store, self.pack = store, pack
+
+    async def project(self, case_id: str, report: ReportIn, ago: timedelta = timedelta()) -> None:
+        who = SUPERVISOR if report.channel.value == "supervisor" else Principal(Role.public, "x")
+        events = decide_report(report, self.pack, case_id, who, NOW - ago, (), "N-1")
+        envs = [Envelope(e, SOURCE, time=NOW - ago) for e in events]
+        await self.store.apply_many(envs)
+
+    def reported(self, report: ReportIn) -> CaseReported:
+        first = decide_report(report, self.pack, f"R-{uuid.uuid4()}", SUPERVISOR, NOW)[0]
+        assert isinstance(first, CaseReported)
+        return first
+
+
+@pytest.fixture
+async def cases(servers: Servers) -> AsyncIterator[Cases]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    try:
+        yield Cases(
+            CaseStore(client[f"test_{uuid.uuid4().hex[:12]}"]), load_city_pack(DEMO_CITY_PACK)
+        )
+    finally:
+        await client.close()
+
+
+async def _world(cases: Cases) -> None:
+    # Projected before the index exists: it must be found all the same.
+    await cases.project("before-index", _report("event", "0505", east_m=10))
+    await cases.store.create_indexes()
+    await cases.store.create_indexes()  # again: a restart, or intake as well as projections
+    await cases.project("near", _report("event", "0505", east_m=-30))
+    await cases.project("far", _report("event", "0505", east_m=400))
+    await cases.project("old", _report("event", "0505", east_m=5), ago=timedelta(days=4))
+    await cases.project("other-class", _report("event", "0102"))
+    await cases.project("other-kind", _report("component", "0101"))
+    await cases.project("voided", _report("event", "0505", channel="website"))
+    voided = CaseVoided(case_id="voided", version=2, actor=SYSTEM, reason="refuted")
+    await cases.store.apply_many([Envelope(voided, SOURCE)])
+
+
+def _ids(found: list[Any]) -> set[str]:
+    return {n.case_id for n in found}
+
+
+async def test_one_query_gives_each_report_its_own_candidates(cases: Cases) -> None:
+    await _world(cases)
+    search = DuplicateSearch(cases.store.cases, cases.pack, lambda: NOW + timedelta(seconds=1))
+    reports = [
+        cases.reported(_report("event", "0505")),
+        cases.reported(_report("event", "0102")),
+        cases.reported(_report("event", "0101")),  # the same code as a component class
+        cases.reported(_report("event", "0505", east_m=400)),
+    ]
+    found = await search.many(reports)
+    assert _ids(found[0]) == {"before-index", "near"}  # not far, old, voided, other classes
+    assert _ids(found[1]) == {"other-class"}
+    assert _ids(found[2]) == set()
+    assert _ids(found[3]) == {"far"}
+
+
+async def test_concurrent_reports_searched_together_find_what_each_would_alone(
+    cases: Cases,
+) -> None:
+    await _world(cases)
+    search = DuplicateSearch(cases.store.cases, cases.pack, lambda: NOW + timedelta(seconds=1))
+    reports = [cases.reported(_report("event", c)) for c in ("0505", "0102", "0505", "0401")]
+    together = await asyncio.gather(*(search.nearby(r) for r in reports))
+    alone = [await search.many([r]) for r in reports]
+    assert [_ids(f) for f in together] == [_ids(f[0]) for f in alone]
+    assert _ids(together[0]) == {"before-index", "near"}
