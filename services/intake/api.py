@@ -131,7 +131,7 @@ class Intake:
         intake = cls(pack, producer, db, await follow_key(db))
         await intake.idempotency.create_indexes()
         await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
-        # The duplicate search's 2dsphere index, should intake start before projections.
+        # The duplicate search's `near` index, should intake start before projections.
         await intake.cases.create_indexes()
         return intake
 

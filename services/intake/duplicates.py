@@ -60,40 +60,6 @@ def search_box(point: Point, radius_m: float) -> tuple[float, float, float, floa
 
 
 Box = tuple[float, float, float, float]  # min lon, min lat, max lon, max lat
-# A box's edges are parallels and meridians, a polygon's are great circles: a parallel's
-# chord bows towards the pole by well under a millimetre at these sizes; a metre of margin
-# keeps every point of the box inside the polygon.
-MARGIN_DEG = 1e-5
-
-
-def _disjoint(boxes: Sequence[Box]) -> list[Box]:
-    """Overlapping or touching boxes merged into their bounds, until none overlap (GeoJSON
-    wants the polygons of a MultiPolygon apart; a larger area only brings more candidates,
-    which the exact distance then drops)."""
-    merged: list[Box] = []
-    for box in boxes:
-        w, s, e, n = box
-        while True:
-            touching = (m for m in merged if m[0] <= e and w <= m[2] and m[1] <= n and s <= m[3])
-            hit = next(touching, None)
-            if hit is None:
-                break
-            merged.remove(hit)
-            w, s, e, n = min(w, hit[0]), min(s, hit[1]), max(e, hit[2]), max(n, hit[3])
-        merged.append((w, s, e, n))
-    return merged
-
-
-def search_area(boxes: Sequence[Box]) -> dict[str, object]:
-    """A `$geoWithin` `$geometry` holding every box: one query for the duplicate candidates
-    of many reports (a 2dsphere index on the cases' `point` serves it)."""
-    polygons = []
-    for w, s, e, n in _disjoint(
-        [(w - MARGIN_DEG, s - MARGIN_DEG, e + MARGIN_DEG, n + MARGIN_DEG) for w, s, e, n in boxes]
-    ):
-        # Counter-clockwise, closed: the exterior ring as GeoJSON (RFC 7946) draws it.
-        polygons.append([[[w, s], [e, s], [e, n], [w, n], [w, s]]])
-    return {"type": "MultiPolygon", "coordinates": polygons}
 
 
 def within(box: Box, lon: float, lat: float) -> bool:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
+from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
 from schemas.events import (
     CaseAnnotation,
@@ -67,6 +68,7 @@ def facts(env: Envelope) -> Document:
                 "class_code": data.class_code,
                 "grid_code": data.grid_code,
                 "point": {"type": "Point", "coordinates": [data.point.lon, data.point.lat]},
+                "near": keys_of(data.kind, data.class_code, data.point.lon, data.point.lat),
                 "description": data.description,
                 "reporter": data.reporter.model_dump(mode="json"),
                 "reported_at": env.time,

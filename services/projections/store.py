@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gridloop.mongo import Document
+from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
 from schemas.events import CaseEvent, DepartmentRequest, SlaEvent
 from services.projections.core import (
@@ -34,12 +34,35 @@ class CaseStore:
         await self.cases.create_index(
             [("class_code", ASCENDING), ("kind", ASCENDING), ("reported_at", ASCENDING)]
         )
-        # Intake's duplicate search asks for cases whose point lies within boxes
-        # (`$geoWithin`): cases projected before this index are indexed when it is built.
-        # The version named: SecantusDB refuses the same index again without it (the one it
-        # holds records version 3, MongoDB's default).
-        version: dict[str, Any] = {"2dsphereIndexVersion": 3}
-        await self.cases.create_index([("point", "2dsphere")], **version)
+        # Intake's duplicate search asks for the cases of a class in cells around a report
+        # (`gridloop.nearby`): an equality on a key, which the index serves.
+        await self.cases.create_index([("near", ASCENDING)])
+        await self.add_near_keys()
+
+    async def add_near_keys(self, chunk: int = 1_000) -> int:
+        """Give the cases projected before they had `near` keys theirs; how many. (At
+        start: a scan of the cases the first time, of none after.)"""
+        added = 0
+        while True:
+            lacking = self.cases.find(
+                {"near": {"$exists": False}, "point": {"$exists": True}},
+                {"kind": 1, "class_code": 1, "point": 1},
+            ).limit(chunk)
+            writes = [
+                UpdateOne(
+                    {"_id": d["_id"]},
+                    {
+                        "$set": {
+                            "near": keys_of(d["kind"], d["class_code"], *d["point"]["coordinates"])
+                        }
+                    },
+                )
+                async for d in lacking
+            ]
+            if not writes:
+                return added
+            await self.cases.bulk_write(writes, ordered=False)
+            added += len(writes)
 
     async def apply(self, env: Envelope) -> bool:
         """Record `env` on its case; False if it was already there (a duplicate).

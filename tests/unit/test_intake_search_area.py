@@ -1,5 +1,5 @@
-"""The duplicate search's area (one polygon set for many reports) and a filing numbered
-without deciding again."""
+"""The duplicate search's keys (`gridloop.nearby`: a case in a report's box is found by one
+of them) and a filing numbered without deciding again."""
 
 from __future__ import annotations
 
@@ -11,40 +11,28 @@ from hypothesis import strategies as st
 from gridloop.auth import Principal, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
+from gridloop.nearby import MOST_CELLS, keys_around, keys_of
 from schemas.events import Point
 from services.intake.core import ReportIn, decide_report, with_number
-from services.intake.duplicates import Box, search_area, search_box
+from services.intake.duplicates import search_box
 
-Ring = list[list[float]]
 lons = st.floats(116.39, 116.41)
 lats = st.floats(39.91, 39.93)
-radii = st.floats(1, 300)
+radii = st.floats(0, 5000)  # the pack's range of duplicate radii
 
 
-def _bounds(ring: Ring) -> Box:
-    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def _overlap(a: Box, b: Box) -> bool:
-    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
-
-
-@given(st.lists(st.tuples(lons, lats, radii), min_size=1, max_size=30))
-def test_the_area_holds_every_box_in_polygons_apart(
-    reports: list[tuple[float, float, float]],
+@given(lons, lats, radii, st.floats(0, 1), st.floats(0, 1))
+def test_a_case_in_a_reports_box_holds_one_of_its_keys(
+    lon: float, lat: float, radius: float, x: float, y: float
 ) -> None:
-    boxes = [search_box(Point(lon=lon, lat=lat), r) for lon, lat, r in reports]
-    area = search_area(boxes)
-    assert area["type"] == "MultiPolygon"
-    rings: list[Ring] = [polygon[0] for polygon in area["coordinates"]]  # type: ignore[attr-defined]
-    bounds = [_bounds(ring) for ring in rings]
-    for ring in rings:
-        assert ring[0] == ring[-1] and len(ring) == 5  # closed rectangles
-    for i, a in enumerate(bounds):  # GeoJSON wants a MultiPolygon's polygons apart
-        assert not any(_overlap(a, b) for b in bounds[i + 1 :])
-    for w, s, e, n in boxes:  # every box inside one polygon, with the margin
-        assert any(b[0] < w and b[1] < s and e < b[2] and n < b[3] for b in bounds)
+    w, s, e, n = box = search_box(Point(lon=lon, lat=lat), radius)
+    case = (w + x * (e - w), s + y * (n - s))  # anywhere in the box, edges included
+    around = keys_around("event", "0505", box)
+    assert set(keys_of("event", "0505", *case)) & set(around)
+    assert len(around) <= MOST_CELLS  # a few cells, at whatever level
+    if radius <= 30:  # the finest cells where they are few (≈ 85 × 111 m)
+        assert all(k.startswith("0:") for k in around)
+    assert not set(keys_of("component", "0505", *case)) & set(around)  # its own class only
 
 
 def test_numbering_a_decision_is_deciding_with_the_number() -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
+from gridloop.nearby import keys_of
 from schemas.envelope import Envelope, event_id
 from schemas.events import EVENT_TYPES, CaseEvent, EventData, SlaEvent, Stage
 from services.projections.core import CaseView, facts, sla_change, state_change, timeline_entry
@@ -87,6 +88,7 @@ def test_facts_of_reported() -> None:
         "class_code": "01010",
         "grid_code": "110101001001001",
         "point": {"type": "Point", "coordinates": [116.397, 39.909]},
+        "near": keys_of("component", "01010", 116.397, 39.909),  # the duplicate search's
         "description": "井盖破损 — manhole cover broken",
         "reporter": {"id": "sup-0042", "name": "张伟", "phone": "13800000000"},
         "reported_at": TIME,
