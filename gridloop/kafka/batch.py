@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from gridloop.kafka.consumer import TRANSIENT, Handler, Pipeline, Retry
+from gridloop.kafka.consumer import RETRY_PATIENCE_SECONDS, TRANSIENT, Handler, Pipeline, Retry
 from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, RETRIES
 from gridloop.kafka.producer import EventProducer
 from schemas.envelope import Envelope, EnvelopeError, decode
@@ -42,6 +42,8 @@ class Publish:
 
 
 # A poll's envelopes → its effects done, and `Publish` or anything else (ignored).
+# A poll a read model is still behind on after this long goes record by record.
+POLL_PATIENCE = 5.0
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[object]]
 Poll = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
@@ -60,8 +62,17 @@ class BatchPipeline(Pipeline):
         producer: EventProducer,
         bootstrap_servers: str,
         session_timeout_ms: int = 10_000,
+        retry_patience_seconds: float = RETRY_PATIENCE_SECONDS,
     ) -> None:
-        super().__init__(group, topics, handler, producer, bootstrap_servers, session_timeout_ms)
+        super().__init__(
+            group,
+            topics,
+            handler,
+            producer,
+            bootstrap_servers,
+            session_timeout_ms,
+            retry_patience_seconds=retry_patience_seconds,
+        )
         self._batch = batch
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -83,6 +94,7 @@ class BatchPipeline(Pipeline):
         except EnvelopeError:
             return await self._one_by_one(polled, stop)  # dead-letters the one at fault
         backoff: float | None = None
+        waiting_since = time.monotonic()
         while True:
             started = time.perf_counter()
             try:
@@ -90,6 +102,10 @@ class BatchPipeline(Pipeline):
                     await self._producer.publish(derived.envelopes)
                 break
             except TRANSIENT as exc:
+                if isinstance(exc, Retry) and time.monotonic() - waiting_since > POLL_PATIENCE:
+                    # Still behind: record by record, the one waited for holds only those
+                    # after it in its partition, and is dead-lettered if it never comes.
+                    return await self._one_by_one(polled, stop)
                 # As record by record: a read model behind by a poll (`Retry`) catches up in
                 # milliseconds, an unreachable server is given seconds.
                 first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)

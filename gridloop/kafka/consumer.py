@@ -7,7 +7,9 @@ again after a crash changes nothing a user can see.
 A record that can never be handled (undecodable, or the handler raises `Poison` or any
 error that is not transient) goes to `<topic>.dlq` with the reason, and the loop moves on.
 A transient failure (broker or database unreachable) is retried with back-off, without
-committing, until it succeeds: nothing is skipped.
+committing, until it succeeds: nothing is skipped. The one exception is `Retry` (a read
+model not caught up yet) that lasts `RETRY_PATIENCE_SECONDS`: such a record is dead-lettered
+too, rather than stopping the service for ever.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class Retry(Exception):
 # at aiokafka's default (500 ms) every hop of the loop cost ≈ 200 ms (bench/bench_e2e.py).
 FETCH_MAX_WAIT_MS = 50
 
+# A record that a read model has not caught up with in this long never will be (its case was
+# dead-lettered upstream, say): it is dead-lettered with the reason, for ops to see and
+# replay, instead of holding its partition (and, polls at once, every partition) for ever.
+RETRY_PATIENCE_SECONDS = 300.0
+
 TRANSIENT: tuple[type[BaseException], ...] = (
     Retry,
     KafkaError,
@@ -67,6 +74,7 @@ class Pipeline:
         bootstrap_servers: str,
         session_timeout_ms: int = 10_000,
         max_backoff_seconds: float = 5.0,
+        retry_patience_seconds: float = RETRY_PATIENCE_SECONDS,
     ) -> None:
         self.group = group
         self.topics = list(topics)
@@ -77,6 +85,7 @@ class Pipeline:
         self._handler = handler
         self._producer = producer
         self._max_backoff = max_backoff_seconds
+        self._retry_patience = retry_patience_seconds
         self._consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=bootstrap_servers,
@@ -132,11 +141,16 @@ class Pipeline:
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
     ) -> bool:
         backoff: float | None = None
+        waiting_since = time.monotonic()
         while True:
             try:
                 await self._handle(record)
                 return True
             except TRANSIENT as exc:
+                waited = time.monotonic() - waiting_since
+                if isinstance(exc, Retry) and waited > self._retry_patience:
+                    await self._dead_letter(record, Poison(f"{exc!r}, still after {waited:.0f} s"))
+                    return True
                 # A read model behind by a poll (`Retry`) catches up in milliseconds: look
                 # again soon, not after the seconds an unreachable server is given.
                 first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 from aiokafka import ConsumerRecord
 
-from gridloop.kafka import EventProducer, Pipeline, Poison, Retry, ensure_topics
+from gridloop.kafka import BatchPipeline, EventProducer, Pipeline, Poison, Retry, ensure_topics
 from schemas.envelope import Envelope, encode
 from schemas.events import CaseFiled
 from schemas.topics import Topic, dead_letter_topic
@@ -43,6 +43,48 @@ def filed(case_id: str) -> Envelope:
 async def send(producer: EventProducer, topic: str, env: Envelope) -> None:
     key, value, headers = encode(env)
     await producer.send_raw(topic, key, value, headers)
+
+
+class Behind:
+    """A handler whose read model never has the `stuck` cases, and has the others."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, env: Envelope) -> Sequence[Envelope]:
+        if env.data.case_id.startswith("stuck"):
+            raise Retry(f"case {env.data.case_id} not projected yet")
+        self.seen.append(env.data.case_id)
+        return ()
+
+    async def poll(self, envs: Sequence[Envelope]) -> None:
+        """The whole poll or nothing, as dispatch's: any case missing retries the poll."""
+        if any(env.data.case_id.startswith("stuck") for env in envs):
+            raise Retry("a case of the poll not projected yet")
+        self.seen.extend(env.data.case_id for env in envs)
+
+
+async def test_a_record_the_read_model_never_catches_up_with_is_dead_lettered(
+    servers: Servers, topic: str, producer: EventProducer
+) -> None:
+    for case_id in ("stuck-1", "good-1"):  # keys of one partition, in this order or not
+        await send(producer, topic, filed(case_id))
+    handler = Behind()
+    stop = asyncio.Event()
+    pipeline = BatchPipeline(
+        "g-" + topic, [topic], handler, handler.poll, producer, servers.kafka, 6000, 0.5
+    )
+    task = asyncio.create_task(pipeline.run(stop))
+    try:
+        dead = await read_topic(servers.kafka, dead_letter_topic(topic), lambda r: len(r) >= 1)
+        await eventually(lambda: _has(handler.seen, "good-1"), what="the next record handled")
+    finally:
+        stop.set()
+        await task
+    reason = dict(dead[0].headers)["dlq_error"].decode()
+    assert dead[0].key == b"stuck-1"
+    assert reason.startswith("Poison: Retry('case stuck-1 not projected yet'), still after")
+    assert handler.seen == ["good-1"]
 
 
 class Recorder:
