@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from pymongo import MongoClient
 
 from bench.bench_intake import issue_token, reports
 from bench.servers import load, machine, quantiles, servers, table
@@ -210,12 +211,28 @@ def run(rate: float, duration: float, every: float, drain: float) -> None:
         system = System(env, work / "logs", SERVICES)
         system.start()
         try:
-            rows += measure(system, token, bodies, rate, every, hooks, drain)
+            rows += measure(system, token, bodies, rate, every, hooks, drain, (s.mongodb, database))
         finally:
             system.stop()
     print()
     table(rows)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def where(db: tuple[str, str], case_ids: list[str]) -> str:
+    """Where cases that no webhook named stand, as their projection has them."""
+    client: MongoClient[dict[str, Any]] = MongoClient(db[0])
+    try:
+        found = client[db[1]]["cases"].find(
+            {"_id": {"$in": case_ids}}, {"state": 1, "department": 1, "class_code": 1}
+        )
+        shown = {
+            d["_id"]: f"{d.get('state')} → {d.get('department')} ({d.get('class_code')})"
+            for d in found
+        }
+    finally:
+        client.close()
+    return "; ".join(f"{c}: {shown.get(c, 'not projected')}" for c in case_ids)
 
 
 def measure(
@@ -226,6 +243,7 @@ def measure(
     every: float,
     hooks: int,
     drain: float,
+    db: tuple[str, str],
 ) -> list[tuple[str, str]]:
     receiver, load_at_start = Receiver(), load()
 
@@ -243,6 +261,7 @@ def measure(
     delays = [receiver.arrived[c] - t for c, t in run.accepted.items() if c in receiver.arrived]
     p50, p99, worst = quantiles(delays)
     missing = len(run.accepted) - len(delays)
+    unheard = sorted(set(run.accepted) - receiver.arrived.keys())
     return [
         ("reports", f"{len(run.bodies):,} at {rate:,.0f}/s (after {WARM} to warm up); "
                     f"sends at most {run.behind * 1e3:,.0f} ms "
@@ -251,6 +270,7 @@ def measure(
                                f"max {worst * 1e3:,.0f} ms ({len(delays):,} cases)"),
         ("no webhook by the end", f"{missing:,} (the end: 30 s without one, or {drain:.0f} s)"),
         ("webhooks received", f"{receiver.messages:,}"),
+        *([("cases without one", where(db, unheard[:5]))] if unheard else []),
         *lag_rows(run.lags),
         ("load (1 / 5 / 15 min)", f"start {load_at_start}, end {load()}"),
     ]  # fmt: skip
