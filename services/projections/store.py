@@ -40,8 +40,9 @@ class CaseStore:
         await self.add_near_keys()
 
     async def add_near_keys(self, chunk: int = 1_000) -> int:
-        """Give the cases projected before they had `near` keys theirs; how many. (At
-        start: a scan of the cases the first time, of none after.)"""
+        """Give the cases projected before they had `near` keys theirs; how many. At start
+        (projections and intake): a query over all cases, which finds none after the
+        first start since every case is projected with its keys."""
         added = 0
         while True:
             lacking = self.cases.find(
