@@ -106,10 +106,7 @@ class BatchPipeline(Pipeline):
                     # Still behind: record by record, the one waited for holds only those
                     # after it in its partition, and is dead-lettered if it never comes.
                     return await self._one_by_one(polled, stop)
-                # As record by record: a read model behind by a poll (`Retry`) catches up in
-                # milliseconds, an unreachable server is given seconds.
-                first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)
-                backoff = first if backoff is None else min(backoff * 2, cap)
+                backoff = self._backoff(exc, backoff)
                 RETRIES.labels(self.group).inc()
                 log.warning("%s: transient failure, retrying the poll: %r", self.group, exc)
                 if stop.is_set():

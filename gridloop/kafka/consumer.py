@@ -151,10 +151,7 @@ class Pipeline:
                 if isinstance(exc, Retry) and waited > self._retry_patience:
                     await self._dead_letter(record, Poison(f"{exc!r}, still after {waited:.0f} s"))
                     return True
-                # A read model behind by a poll (`Retry`) catches up in milliseconds: look
-                # again soon, not after the seconds an unreachable server is given.
-                first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)
-                backoff = first if backoff is None else min(backoff * 2, cap)
+                backoff = self._backoff(exc, backoff)
                 RETRIES.labels(self.group).inc()
                 log.warning(
                     "%s: transient failure, retrying in %.2fs: %r", self.group, backoff, exc
@@ -162,6 +159,13 @@ class Pipeline:
             if stop.is_set():
                 return False
             await asyncio.sleep(backoff)
+
+    def _backoff(self, exc: BaseException, last: float | None) -> float:
+        """The wait before the next try after `exc` (`last`: the wait before this one). A
+        read model behind by a poll (`Retry`) catches up in milliseconds: look again soon,
+        not after the seconds an unreachable server is given."""
+        first, cap = (0.02, 0.25) if isinstance(exc, Retry) else (0.1, self._max_backoff)
+        return first if last is None else min(last * 2, cap)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         started = time.perf_counter()

@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,6 +39,22 @@ FETCH_BYTES = 32 * 2**20  # a fetch of 32 MiB: ≈ 150,000 clocks per round trip
 Apply = Callable[[TopicPartition, list[Any]], None]
 
 
+@asynccontextmanager
+async def reading(
+    bootstrap: str, starts: Mapping[TopicPartition, int], **config: Any
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A consumer outside any group, assigned `starts`' partitions at those offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **config)
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        for tp, offset in starts.items():
+            consumer.seek(tp, offset)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
 async def fetched_ends(bootstrap: str, reported: Mapping[TopicPartition, int]) -> dict[Any, int]:
     """The end offset of each partition by a fetch's high watermark (never below the
     reported end); the reported ends where the broker does not answer in time."""
@@ -45,12 +62,7 @@ async def fetched_ends(bootstrap: str, reported: Mapping[TopicPartition, int]) -
     asked = {tp: end for tp, end in reported.items() if end > 0}
     if not asked:
         return ends
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(list(asked))
-        for tp, end in asked.items():
-            consumer.seek(tp, end - 1)
+    async with reading(bootstrap, {tp: end - 1 for tp, end in asked.items()}) as consumer:
         deadline, known = time.monotonic() + PATIENCE_SECONDS, set[TopicPartition]()
         while len(known) < len(asked) and time.monotonic() < deadline:
             await consumer.getmany(*(set(asked) - known), timeout_ms=200, max_records=1)
@@ -62,8 +74,6 @@ async def fetched_ends(bootstrap: str, reported: Mapping[TopicPartition, int]) -
             log.warning(
                 "no fetch answer for %s: recovering to the reported end", set(asked) - known
             )
-    finally:
-        await consumer.stop()
     return ends
 
 
@@ -78,17 +88,9 @@ async def read_changelog(
     read: dict[TopicPartition, int] = {}
     if not todo:
         return read
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        fetch_max_bytes=FETCH_BYTES,
-        max_partition_fetch_bytes=FETCH_BYTES,
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(todo))
-        for tp, (start, _) in todo.items():
-            consumer.seek(tp, start)
+    starts = {tp: start for tp, (start, _) in todo.items()}
+    fetch = {"fetch_max_bytes": FETCH_BYTES, "max_partition_fetch_bytes": FETCH_BYTES}
+    async with reading(bootstrap, starts, **fetch) as consumer:
         deadline = time.monotonic() + patience
         while todo:
             fetched = await consumer.getmany(*todo, timeout_ms=200, max_records=100_000)
@@ -108,8 +110,6 @@ async def read_changelog(
                 break
         if todo:
             log.warning("bulk recovery out of time: faust reads the rest of %s", set(todo))
-    finally:
-        await consumer.stop()
     return read
 
 
