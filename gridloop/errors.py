@@ -53,7 +53,8 @@ async def publish_or_refuse(producer: EventProducer, envelopes: Sequence[Envelop
     # Shielded: giving up waiting must not cancel the sends aiokafka already holds.
     sending = asyncio.ensure_future(producer.publish(envelopes))
     try:
-        await asyncio.wait_for(asyncio.shield(sending), PUBLISH_TIMEOUT_SECONDS)
+        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+            await asyncio.shield(sending)
     except (KafkaError, TimeoutError) as exc:
         sending.add_done_callback(_retrieve)
         raise Rejected(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from gridloop.kafka.metrics import PRODUCED
 from schemas.envelope import Envelope, Headers, encode
@@ -35,14 +37,28 @@ class EventProducer:
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Send every envelope to its home topic and wait for all acknowledgements."""
-        pending = []
+        pending, topics = [], Counter[str]()
+        hashed: dict[bytes, int] = {}  # a case's events share its key: one murmur2 (≈ 4 µs)
         for env in envelopes:
             key, value, headers = encode(env)
             topic = topic_for(env.type)
-            pending.append(await self._producer.send(topic, value, key=key, headers=headers))
+            topics[topic] += 1
+            partition = self._partition(topic, key, hashed)
+            sent = await self._producer.send(topic, value, key, partition, headers=headers)
+            pending.append(sent)
         await asyncio.gather(*pending)
-        for env in envelopes:
-            PRODUCED.labels(topic_for(env.type)).inc()
+        for topic, n in topics.items():
+            PRODUCED.labels(topic).inc(n)
+
+    def _partition(self, topic: str, key: bytes, hashed: dict[bytes, int]) -> int | None:
+        """The partition aiokafka's default partitioner would pick for `key`; None (let
+        aiokafka wait for the topic's metadata and pick) before the topic is known."""
+        partitions = self._producer.client.cluster.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        if (h := hashed.get(key)) is None:
+            h = hashed[key] = murmur2(key) & 0x7FFFFFFF
+        return h % len(partitions)
 
     async def send_raw(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers

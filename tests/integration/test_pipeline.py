@@ -11,8 +11,8 @@ from aiokafka import ConsumerRecord
 
 from gridloop.kafka import BatchPipeline, EventProducer, Pipeline, Poison, Retry, ensure_topics
 from schemas.envelope import Envelope, encode
-from schemas.events import CaseFiled
-from schemas.topics import Topic, dead_letter_topic
+from schemas.events import CaseFiled, CaseReported
+from schemas.topics import REPORTS, Topic, dead_letter_topic, partition_of
 from tests.conftest import Servers
 from tests.helpers import eventually, read_topic
 from tests.samples import sample_of
@@ -179,3 +179,25 @@ async def test_committed_records_are_not_handled_again_by_the_next_member(
 
 async def _has(seen: list[str], case_id: str) -> bool:
     return case_id in seen
+
+
+async def test_a_case_s_events_go_to_the_partition_its_key_gives(
+    servers: Servers, producer: EventProducer
+) -> None:
+    """The producer picks a case's partition itself (one hash for all its events), as the
+    default partitioner would: consumers and the SLA table rely on a case's partition."""
+    await ensure_topics(servers.kafka)
+    ids = [f"partition-{uuid.uuid4().hex}" for _ in range(16)]
+    for case_id in ids:  # the first before the producer has the topic's metadata
+        reported = Envelope(sample_of(CaseReported, case_id=case_id), "/tests")
+        await producer.publish([reported, filed(case_id)])
+
+    def ours(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+        return [r for r in records if r.key is not None and r.key.decode() in ids]
+
+    records = await read_topic(servers.kafka, REPORTS.name, lambda rs: len(ours(rs)) == 32)
+    placed = {(r.key, r.partition) for r in ours(records) if r.key is not None}
+    assert len(placed) == 16  # both events of a case on one partition
+    assert len({p for _, p in placed}) > 1  # and the cases spread
+    for key, partition in placed:
+        assert partition == partition_of(key.decode(), REPORTS.partitions)
