@@ -17,6 +17,10 @@ the bench waits for the missing webhooks (until 30 s pass without one, or `--dra
 Every `--sample` seconds it reads `gridloop_consumer_lag` from each service's `/metrics`
 (a service updates it after each poll it handled). Targets (issue 7):
 p50 ≤ 100 ms, p99 ≤ 500 ms at 200 reports/s for 5 minutes, lag not growing.
+
+The ceiling, in the same run: the CPU each process (every service, the embedded servers,
+this bench) spent while the reports were sent, per report accepted, and what the target
+rate would need of each — the busiest process on one core bounds the rate.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +47,7 @@ from aiohttp import web
 from pymongo import MongoClient
 
 from bench.bench_intake import issue_token, reports
-from bench.servers import load, machine, quantiles, servers, table
+from bench.servers import Servers, cpu_seconds, load, machine, quantiles, servers, table
 from gridloop import embedded
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -51,6 +56,7 @@ from gridloop.up import System
 
 SERVICES = ("projections", "dispatch", "notify", "sla", "intake")
 WARM = 20  # reports sent first, at 10/s, and not counted
+TARGET_RATE = 200.0  # issue 7: reports/s end to end
 LAG = re.compile(r"^gridloop_consumer_lag\{[^}]*\} ([0-9.e+]+)$", re.M)
 
 
@@ -117,6 +123,7 @@ class Run:
         self.refused: dict[str, int] = {}  # status or error → count
         self.lags: list[tuple[float, dict[str, int]]] = []
         self.behind = 0.0  # the worst lateness of a send against its schedule
+        self.on_sent: Callable[[], None] = lambda: None  # called when the last report is sent
 
     async def send(self, http: aiohttp.ClientSession, body: bytes) -> None:
         url = f"{self.system.url('intake')}/reports"
@@ -154,6 +161,7 @@ class Run:
                     self.behind = max(self.behind, -wait)
                 tasks.append(asyncio.create_task(self.send(http, body)))
             await asyncio.gather(*tasks)
+            self.on_sent()
             print(f"… sent; waiting for the last webhooks (load {load()})", flush=True)
             await wait_for_hooks(receiver, set(self.accepted), quiet=30, at_most=drain)
             stop.set()
@@ -211,7 +219,7 @@ def run(rate: float, duration: float, every: float, drain: float) -> None:
         system = System(env, work / "logs", SERVICES)
         system.start()
         try:
-            rows += measure(system, token, bodies, rate, every, hooks, drain, (s.mongodb, database))
+            rows += measure(system, token, bodies, rate, (every, drain), hooks, (s, database))
         finally:
             system.stop()
     print()
@@ -235,23 +243,50 @@ def where(db: tuple[str, str], case_ids: list[str]) -> str:
     return "; ".join(f"{c}: {shown.get(c, 'not projected')}" for c in case_ids)
 
 
+def cpu_rows(spent: dict[str, float], cases: int, target: float) -> list[tuple[str, str]]:
+    """The CPU each process spent a case, and what the target rate would need: the ceiling
+    this machine and these servers set, measured in the same run."""
+    if not cases:
+        return []
+    each = {name: seconds / cases for name, seconds in spent.items()}
+    ranked = sorted(each.items(), key=lambda kv: -kv[1])
+    total = sum(each.values())
+    shown = ", ".join(f"{name} {ms * 1e3:.1f}" for name, ms in ranked)
+    top, top_cpu = ranked[0]
+    return [
+        ("CPU a case (ms)", f"{shown}; all {total * 1e3:.1f}"),
+        (
+            f"CPU at {target:,.0f}/s",
+            f"{total * target:.1f} cores in all (the machine has {os.cpu_count()}); "
+            f"{top} alone {top_cpu * target:.1f} cores, "
+            f"so {1 / top_cpu:,.0f} cases/s on one core of it",
+        ),
+    ]
+
+
 def measure(
     system: System,
     token: str,
     bodies: list[bytes],
     rate: float,
-    every: float,
+    sampling: tuple[float, float],
     hooks: int,
-    drain: float,
-    db: tuple[str, str],
+    db: tuple[Servers, str],
 ) -> list[tuple[str, str]]:
     receiver, load_at_start = Receiver(), load()
+    (every, drain), cpu = sampling, dict[str, float]()
+    pids = db[0].pids | {n: p.proc.pid for n, p in system.processes.items() if p.proc}
+    pids["bench"] = os.getpid()  # the reports' sender and the webhooks' receiver
 
     async def go() -> Run:
         runner = await receiver.start(hooks)
         # Warm: the first requests and polls of each service (connections, metadata).
         await Run(system, token, bodies[:WARM], 10).go(every, receiver, 30)
         run = Run(system, token, bodies[WARM:], rate)
+        # CPU while sending: at a rate the system keeps up with, the work of those reports
+        # (the drain's idle polling left out); at one it does not, the busiest process shows.
+        cpu.update({name: cpu_seconds(pid) for name, pid in pids.items()})
+        run.on_sent = lambda: cpu.update({n: cpu_seconds(p) - cpu[n] for n, p in pids.items()})
         print(f"… {len(run.bodies):,} reports at {rate:,.0f}/s (load {load()})", flush=True)
         await run.go(every, receiver, drain)
         await runner.cleanup()
@@ -270,8 +305,9 @@ def measure(
                                f"max {worst * 1e3:,.0f} ms ({len(delays):,} cases)"),
         ("no webhook by the end", f"{missing:,} (the end: 30 s without one, or {drain:.0f} s)"),
         ("webhooks received", f"{receiver.messages:,}"),
-        *([("cases without one", where(db, unheard[:5]))] if unheard else []),
+        *([("cases without one", where((db[0].mongodb, db[1]), unheard[:5]))] if unheard else []),
         *lag_rows(run.lags),
+        *cpu_rows(cpu, len(run.accepted), TARGET_RATE),
         ("load (1 / 5 / 15 min)", f"start {load_at_start}, end {load()}"),
     ]  # fmt: skip
 

@@ -40,7 +40,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from bench.servers import load, machine, quantiles, servers, table
+from bench.servers import cpu_seconds, load, machine, quantiles, servers, table
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Principal, Role
 from gridloop.citypack import CityPack, load_city_pack
@@ -169,12 +169,6 @@ async def issue_token(mongodb: str, database: str) -> str:
         return await CredentialStore(client[database]).issue(Role.supervisor, "SUP-0001", "bench")
     finally:
         await client.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def phase(

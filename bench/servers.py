@@ -20,6 +20,7 @@ from gridloop import embedded
 class Servers:
     kafka: str
     mongodb: str
+    pids: dict[str, int]  # the embedded servers' processes, by name (none for external ones)
 
 
 @contextmanager
@@ -35,7 +36,9 @@ def servers(work: Path, need_kafka: bool = True) -> Iterator[Servers]:
             started.append(embedded.secantus(work))
             started[-1].start()
             mongodb = embedded.mongodb_uri(started[-1])
-        yield Servers(kafka or "", mongodb)
+        # "kafka (tansu)" → "tansu"
+        pids = {s.name.split()[-1].strip("()"): s.proc.pid for s in started if s.proc}
+        yield Servers(kafka or "", mongodb, pids)
     finally:
         for server in reversed(started):
             server.stop()
@@ -49,6 +52,12 @@ def machine() -> str:
             break
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {ram:.0f} GiB, Python {sys.version.split()[0]}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load() -> str:
