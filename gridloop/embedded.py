@@ -138,4 +138,13 @@ def kafka_bootstrap(server: ServerProcess) -> str:
 
 
 def mongodb_uri(server: ServerProcess) -> str:
-    return f"mongodb://127.0.0.1:{server.port}/?directConnection=true"
+    """The embedded database's URI, without the driver's retryable writes.
+
+    SecantusDB records every retryable write and, on every write, scans the record (30
+    minutes, up to 10,000 writes) and sorts it once full: past ≈ 10,000 writes, half of its
+    CPU (docs/benchmarks.md, "End to end", run 3). Nothing of ours needs them: every write is
+    idempotent by itself (keyed by event or case id, guarded by version, duplicates
+    ignored) and retried by the pipelines on a transient error; a case-number counter moved
+    twice by such a retry leaves a gap, as a crash does. Production URIs (MongoDB) keep
+    the driver's default."""
+    return f"mongodb://127.0.0.1:{server.port}/?directConnection=true&retryWrites=false"
