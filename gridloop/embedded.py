@@ -141,8 +141,8 @@ def mongodb_uri(server: ServerProcess) -> str:
     """The embedded database's URI, without the driver's retryable writes.
 
     SecantusDB records every retryable write and, on every write, scans the record (30
-    minutes, up to 10,000 writes) and sorts it once full: past ≈ 10,000 writes, half of its
-    CPU (docs/benchmarks.md, "End to end", run 3). Nothing of ours needs them: every write is
+    minutes, up to 10,000 writes) and sorts it once full: without them it spends half the
+    CPU a case (docs/benchmarks.md, "End to end", run 3). Nothing of ours needs them: every write is
     idempotent by itself (keyed by event or case id, guarded by version, duplicates
     ignored) and retried by the pipelines on a transient error; a case-number counter moved
     twice by such a retry leaves a gap, as a crash does. Production URIs (MongoDB) keep

@@ -64,7 +64,7 @@ def settle_memory() -> None:
 
     The city pack (≈ 150,000 components, grids, their index) and the clients live as long
     as the process, yet each full collection walked all of them again, every few thousand
-    requests: intake spent ≈ 15 % of its CPU there (docs/benchmarks.md, "Intake", run 3).
+    requests: ≈ 20 % of intake's CPU a report (docs/benchmarks.md, "Intake", run 3).
     Frozen, they are never examined; the young generation is collected every 10,000 new
     containers instead of 700, so that the objects of the requests in flight (dozens at a
     time) are not promoted just before they die."""
