@@ -219,7 +219,7 @@ READERS = {
     "dispatches": {"notify", "projections", "sla"},
     "completions": {"projections", "sla"},
     "closures": {"dispatch", "projections", "sla"},
-    "sla": {"notify", "projections", "sla"},  # the engine reads its own marks
+    "sla": {"notify", "projections"},  # the engine marks what it sent without reading it back
 }
 
 
