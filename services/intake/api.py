@@ -150,10 +150,6 @@ class Intake:
     async def case(self, case_id: str, loc: tuple[str, ...] = ("path", "case_id")) -> CaseView:
         return CaseView.from_doc(await self.doc(case_id, loc))
 
-    async def nearby(self, reported: CaseReported) -> list[Nearby]:
-        """Open cases of the report's class around its point: duplicate candidates."""
-        return await self.search.nearby(reported)
-
     async def numbered(
         self, events: list[CaseEvent], redo: Callable[[str], list[CaseEvent]], fresh: bool = False
     ) -> list[CaseEvent]:
@@ -284,7 +280,7 @@ async def accept_report(
         first = decide()
         reported = first[0]
         assert isinstance(reported, CaseReported)
-        nearby = await intake.nearby(reported)
+        nearby = await intake.search.nearby(reported)
         # Without candidates the first decision stands: decide_report is not cheap.
         decided = decide(nearby) if nearby else first
         # Numbered as deciding again with the number would: the filing takes it.

@@ -79,11 +79,6 @@ BATCH_ACCEPTED: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def nearby_many(intake: Intake, reports: Sequence[CaseReported]) -> list[list[Nearby]]:
-    """Each report's duplicate candidates (`Intake.nearby`'s), in one query for the batch."""
-    return await intake.search.many(reports)
-
-
 async def number_many(
     numbers: CaseNumbers, filed: Sequence[CaseFiled], day: date
 ) -> dict[str, str]:
@@ -153,7 +148,8 @@ class _Batch:
     async def events(self) -> list[list[CaseEvent]]:
         """Every report's events: duplicates merged, filings numbered."""
         reported = [events[0] for events in self.first]
-        nearby = await nearby_many(self.intake, cast(list[CaseReported], reported))
+        # One query for the batch's duplicate candidates.
+        nearby = await self.intake.search.many(cast(list[CaseReported], reported))
         # Without candidates the first decision stands (decide_report is the costly part).
         decided = [self.decide(i, near) if near else self.first[i] for i, near in enumerate(nearby)]
         filings = {i: f for i, events in enumerate(decided) if (f := to_file(events))}

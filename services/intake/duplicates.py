@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gridloop.nearby import Box
 from schemas.events import Point
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -51,15 +52,12 @@ def find_duplicate(
     return (best[3], best[0]) if best else None
 
 
-def search_box(point: Point, radius_m: float) -> tuple[float, float, float, float]:
+def search_box(point: Point, radius_m: float) -> Box:
     """(min lon, min lat, max lon, max lat) around `point` holding every point within
     `radius_m`: the database pre-filter before the exact distance."""
     dlat = math.degrees(radius_m / EARTH_RADIUS_M)
     dlon = dlat / max(math.cos(math.radians(point.lat)), 1e-6)
     return point.lon - dlon, point.lat - dlat, point.lon + dlon, point.lat + dlat
-
-
-Box = tuple[float, float, float, float]  # min lon, min lat, max lon, max lat
 
 
 def within(box: Box, lon: float, lat: float) -> bool:

@@ -18,9 +18,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from gridloop.citypack import CityPack
 from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
-from gridloop.nearby import keys_around
+from gridloop.nearby import Box, keys_around
 from schemas.events import CaseReported
-from services.intake.duplicates import Box, Nearby, search_box, within
+from services.intake.duplicates import Nearby, search_box, within
 from services.intake.together import Together
 
 LIMIT = 500  # candidates a report: the most its box could sensibly hold
