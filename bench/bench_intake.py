@@ -50,8 +50,9 @@ from gridloop.mongo import Document
 from gridloop.up import System
 from schemas.envelope import Envelope, encode
 from schemas.topics import topic_for
-from services.intake.api import SOURCE
-from services.intake.core import ReportIn, decide_report
+from services.intake.handlers import SOURCE
+from services.intake.reporting import decide_report
+from services.intake.requests import ReportIn, report_of
 
 Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
 SUPERVISOR = Principal(Role.supervisor, "SUP-0001")
@@ -86,7 +87,8 @@ def records(pack: CityPack, bodies: list[dict[str, Any]]) -> list[list[Record]]:
     for n, body in enumerate(bodies):
         report = ReportIn.model_validate(body)
         number = f"B{body['class_code']}-{now:%Y%m%d}-{n:04d}"
-        events = decide_report(report, pack, str(uuid.uuid4()), SUPERVISOR, now, (), number)
+        command = report_of(report, str(uuid.uuid4()), SUPERVISOR)
+        events = decide_report(pack, command, now, (), number)
         one = []
         for e in events:
             key, value, headers = encode(Envelope(e, SOURCE))

@@ -1,4 +1,4 @@
-"""Credentials and roles: who may call which endpoint.
+"""Credentials: who may call which endpoint (the roles are `gridloop.access`'s).
 
 A credential is a bearer token (`glk_…`) issued once to one holder with one role; only its
 SHA-256 is stored (MongoDB `credentials`). Endpoints name the roles they allow:
@@ -14,42 +14,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from fastapi import Request
 from fastapi.security import HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop.errors import Rejected
+from gridloop.access import PUBLIC, Principal, Role
 from gridloop.mongo import Document
+from gridloop.refusal import Refused, Why
 
 TOKEN_PREFIX = "glk_"
 CACHE_SECONDS = 30.0  # a revoked credential stops working within this time
-
-
-class Role(StrEnum):
-    public = "public"
-    hotline = "hotline"  # hotline operator (热线)
-    supervisor = "supervisor"  # grid supervisor (监督员)
-    supervision_centre = "supervision_centre"  # 监督中心
-    command_centre = "command_centre"  # 指挥中心
-    department = "department"
-    admin = "admin"
-
-
-@dataclass(frozen=True)
-class Principal:
-    role: Role
-    subject: str  # who: a supervisor id, a department code, an operator name
-
-    @property
-    def department(self) -> str | None:
-        return self.subject if self.role is Role.department else None
-
-
-PUBLIC = Principal(Role.public, "anonymous")
+__all__ = ["PUBLIC", "CredentialStore", "Principal", "Require", "Role", "require"]
 
 
 def _digest(token: str) -> str:
@@ -109,30 +86,21 @@ class Require(HTTPBearer):
         if bearer is None:
             if Role.public in self.roles:
                 return PUBLIC
-            raise Rejected(
-                401,
-                ("header", "Authorization"),
-                "a bearer token is required",
-                "unauthenticated",
-                {"WWW-Authenticate": "Bearer"},
+            raise Refused(
+                Why.unauthenticated, ("header", "Authorization"), "a bearer token is required"
             )
         store: CredentialStore = request.app.state.credentials
         who = await store.principal(bearer.credentials)
         if who is None:
-            raise Rejected(
-                401,
-                ("header", "Authorization"),
-                "unknown or revoked token",
-                "unauthenticated",
-                {"WWW-Authenticate": "Bearer"},
+            raise Refused(
+                Why.unauthenticated, ("header", "Authorization"), "unknown or revoked token"
             )
         if who.role not in self.roles and Role.public not in self.roles:
             allowed = ", ".join(r.value for r in self.roles)
-            raise Rejected(
-                403,
+            raise Refused(
+                Why.forbidden,
                 ("header", "Authorization"),
                 f"role {who.role.value} may not do this; allowed: {allowed}",
-                "forbidden",
             )
         return who
 

@@ -213,8 +213,8 @@ def department_set_webhook(
     from datetime import timedelta
 
     from gridloop.citypack import load_city_pack
-    from gridloop.errors import Rejected
     from gridloop.mongo import connect, database
+    from gridloop.refusal import Refused
     from services.notify.admin import set_webhook
     from services.notify.store import DeliveryStore
 
@@ -231,7 +231,7 @@ def department_set_webhook(
 
     try:
         secret = asyncio.run(work())
-    except Rejected as exc:
+    except Refused as exc:
         console.print(f"[red]refused[/] {'.'.join(exc.loc)}: {exc.reason}")
         raise typer.Exit(1) from exc
     console.print(f"{code} → {url}")

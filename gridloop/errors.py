@@ -1,15 +1,14 @@
-"""Refusals with a status code, the field at fault and the reason, in one JSON shape:
-`{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` — the shape FastAPI already
-uses for validation errors, so clients parse one format."""
+"""The HTTP edge of refusals: one table maps each kind of domain refusal (`Why`) to a status
+code, and every refusal is answered in one JSON shape,
+`{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}` — the shape FastAPI already uses
+for validation errors, so clients parse one format. A conflict also says where the case
+stands (`"state"`, `"version"` beside `"detail"`), so a client that lost a race sees why."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Sequence
 from typing import Any
 
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -17,60 +16,24 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from gridloop.kafka import EventProducer
-from gridloop.lifecycle import InvalidTransition
-from schemas.envelope import Envelope
+from gridloop.refusal import Refused, Why
 
-
-class Rejected(Exception):
-    """A command refused by the domain; nothing was changed."""
-
-    def __init__(
-        self,
-        status: int,
-        loc: tuple[str, ...],
-        reason: str,
-        kind: str,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.status, self.loc, self.reason, self.kind = status, loc, reason, kind
-        self.headers = headers
-
-
-# How long a request waits for Kafka's acknowledgement before it is refused. Without a
-# bound, an unreachable broker holds every request for minutes (the client's request
-# timeout, then its retries) and callers see no answer instead of a 503.
-PUBLISH_TIMEOUT_SECONDS = 5.0
-
-
-async def publish_or_refuse(producer: EventProducer, envelopes: Sequence[Envelope]) -> None:
-    """Publish, or refuse the request with 503: never acknowledge what Kafka has not.
-
-    A refused request's events may still reach the log later (they were sent, only not
-    acknowledged in time): a retry with the same `Idempotency-Key` derives the same events,
-    which consumers drop as duplicates."""
-    # Shielded: giving up waiting must not cancel the sends aiokafka already holds.
-    sending = asyncio.ensure_future(producer.publish(envelopes))
-    try:
-        async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
-            await asyncio.shield(sending)
-    except (KafkaError, TimeoutError) as exc:
-        sending.add_done_callback(_retrieve)
-        raise Rejected(
-            503,
-            ("kafka",),
-            f"the event log is unavailable ({type(exc).__name__}); "
-            "not acknowledged: retry later with the same Idempotency-Key",
-            "unavailable",
-            {"Retry-After": "5"},
-        ) from exc
-
-
-def _retrieve(task: asyncio.Future[None]) -> None:
-    """Collect the late outcome of a publish the request stopped waiting for."""
-    if not task.cancelled():
-        task.exception()
+STATUS: dict[Why, int] = {
+    Why.malformed: 400,
+    Why.unauthenticated: 401,
+    Why.forbidden: 403,
+    Why.not_found: 404,
+    Why.conflict: 409,
+    Why.too_large: 413,
+    Why.unsupported: 415,
+    Why.invalid: 422,
+    Why.unavailable: 503,
+}
+# What some refusals tell a client to do next (RFC 9110): authenticate, or come back later.
+HEADERS: dict[Why, dict[str, str]] = {
+    Why.unauthenticated: {"WWW-Authenticate": "Bearer"},
+    Why.unavailable: {"Retry-After": "5"},
+}
 
 
 class Problem(BaseModel):
@@ -82,9 +45,12 @@ class Problem(BaseModel):
 
 
 class Refusal(BaseModel):
-    """The body of every refusal (4xx, 503): the shape of FastAPI's 422."""
+    """The body of every refusal (4xx, 503): the shape of FastAPI's 422; a conflict adds
+    the case's current `state` and `version`."""
 
     detail: list[Problem]
+    state: str | None = None
+    version: int | None = None
 
 
 _REFUSED = {
@@ -92,7 +58,7 @@ _REFUSED = {
     401: "No token, or an unknown or revoked one",
     403: "The credential's role or subject may not do this",
     404: "No such case, department or record",
-    409: "The case's state does not allow this",
+    409: "The case's state does not allow this (the body says where it stands)",
     413: "Too large",
     415: "Unsupported media type",
     422: "Invalid input, named by field",
@@ -105,19 +71,27 @@ def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Refusal, "description": _REFUSED[s]} for s in statuses}
 
 
-def _body(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, list[dict[str, object]]]:
+def _body(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, Any]:
     return {"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Rejected)
-    async def rejected(_: Request, exc: Rejected) -> JSONResponse:
-        body = _body(exc.loc, exc.reason, exc.kind)
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+def refusal_body(exc: Refused) -> dict[str, Any]:
+    body = _body(exc.loc, exc.reason, exc.code)
+    if exc.at is not None:
+        body |= {"state": exc.at.state, "version": exc.at.version}
+    return body
 
-    @app.exception_handler(InvalidTransition)
-    async def invalid(_: Request, exc: InvalidTransition) -> JSONResponse:
-        return JSONResponse(_body(("state",), str(exc), "invalid_transition"), status_code=409)
+
+def refused_response(exc: Refused) -> JSONResponse:
+    return JSONResponse(
+        refusal_body(exc), status_code=STATUS[exc.why], headers=HEADERS.get(exc.why)
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:
+        return refused_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def unprocessable(_: Request, exc: RequestValidationError) -> Response:

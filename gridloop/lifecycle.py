@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from gridloop.refusal import Refused, Why
+
 
 class State(StrEnum):
     reported = "reported"
@@ -53,16 +55,19 @@ TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
 OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated}
 
 
-class InvalidTransition(ValueError):
-    """A command that the case's current state does not allow."""
+class InvalidTransition(Refused):
+    """A command that the case's current state does not allow (a conflict: 409)."""
 
     def __init__(self, state: State | None, transition: str) -> None:
         self.state = state
         self.transition = transition
         allowed = sorted(s or "(new)" for s in TRANSITIONS[transition][0])
         super().__init__(
+            Why.conflict,
+            ("state",),
             f"cannot apply '{transition}' to a case that is {state or 'new'}; "
-            f"allowed from: {', '.join(allowed)}"
+            f"allowed from: {', '.join(allowed)}",
+            "invalid_transition",
         )
 
 

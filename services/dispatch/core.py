@@ -14,9 +14,10 @@ supplied a calendar for is reckoned on weekends alone and named in `assumed_year
 deadline the command centre gives by hand is taken as given.
 
 Department actions (acknowledge, handled, return, extension and parking requests, resume,
-explain) and the command centre's (dispatch by hand, approve or deny a request) are checked
-here: who may act on the case, and whether its state allows the action. A refusal raises
-`Rejected` (or `InvalidTransition`) and nothing is published.
+explain) and the command centre's (dispatch by hand, approve or deny a request) are the
+commands of `commands.py`, decided here (`decide`): who may act on the case, and whether
+its state allows the action. A refusal raises `Refused` (`InvalidTransition` among them)
+and nothing is published. `react` is dispatch's own reaction to a filing or a rework.
 """
 
 from __future__ import annotations
@@ -24,24 +25,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-
+from gridloop.cases import CaseView, PendingRequest
 from gridloop.citypack import CityPack
 from gridloop.citypack.sla import Deadline
-from gridloop.errors import Rejected
 from gridloop.lifecycle import State, next_state
+from gridloop.refusal import conflict, forbidden, invalid
 from schemas.events import (
     Actor,
     CaseAcknowledged,
     CaseDispatched,
     CaseExplained,
     CaseExtended,
+    CaseFiled,
     CaseHandled,
     CaseParked,
     CaseResumed,
     CaseReturned,
+    CaseReworked,
+    EventData,
     ExtensionDenied,
     ExtensionRequested,
     Kind,
@@ -52,83 +55,22 @@ from schemas.events import (
     RoutingBasis,
     Stage,
 )
-from schemas.limits import (
-    PHOTOS_MAX,
-    Assisting,
-    DeadlineIn,
-    DepartmentCode,
-    HandlerId,
-    Note,
-    PersonId,
-    Reason,
+from services.dispatch.commands import (
+    Acknowledge,
+    AnswerRequest,
+    Command,
+    DispatchByHand,
+    Explain,
+    Handle,
+    RequestExtension,
+    RequestParking,
+    Resume,
+    Return,
 )
-from services.projections.core import CaseView, PendingRequest
 
 COMMAND_CENTRE = Actor(role=Role.command_centre, id="auto-dispatch")
 # States in which a department holds the case.
 HELD = frozenset({State.dispatched, State.parked})
-
-
-# --- what callers send -----------------------------------------------------------------
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class HandledIn(_In):
-    handler_id: HandlerId
-    note: Note = None
-    photos: Annotated[list[HttpUrl], Field(max_length=PHOTOS_MAX)] = []  # links to the photos
-
-
-class AcknowledgeIn(_In):
-    handler_id: HandlerId
-
-
-class ReturnIn(_In):
-    handler_id: HandlerId
-    reason: Reason  # why the case is not this department's
-
-
-class ExtensionIn(_In):
-    handler_id: HandlerId
-    deadline: DeadlineIn  # the deadline asked for
-    reason: Reason
-
-
-class ParkingIn(_In):
-    handler_id: HandlerId
-    reason: Reason
-
-
-class ResumeIn(_In):
-    handler_id: HandlerId
-    reason: Note = None
-
-
-class ExplainIn(_In):
-    handler_id: HandlerId
-    explanation: Reason
-
-
-class DecisionIn(_In):
-    """The command centre's answer to a pending request."""
-
-    dispatcher: PersonId
-    reason: Note = None
-    # Approving an extension: a deadline other than the one asked for.
-    deadline: DeadlineIn | None = None
-
-
-class DispatchIn(_In):
-    """The command centre dispatches (or re-dispatches, 改派) a case by hand."""
-
-    dispatcher: PersonId
-    department: DepartmentCode
-    assisting: Assisting = []
-    deadline: DeadlineIn | None = None  # default: the class's handling limit from now
-    reason: Reason
 
 
 # --- routing ---------------------------------------------------------------------------
@@ -190,16 +132,35 @@ def handling_deadline(
     cls = pack.classes.get((kind, class_code)) if kind and class_code else None
     deadline = pack.sla.deadline(Stage.handle, kind, class_code, urgency, since)
     if cls is None or deadline is None:
-        raise Rejected(409, ("case", "class_code"), "the case has no known class", "unknown_class")
+        raise conflict(("case", "class_code"), "the case has no known class", "unknown_class")
     return deadline
 
 
-def superseded(case_version: int, seen_version: int) -> bool:
-    """Whether the case went past the filing (or rework) a reaction is about: voided, or
-    dispatched by hand, while that event waited for a lagging or restarted dispatcher.
-    Dispatching then would hand a department a case that is no longer theirs; and if the
-    newer event is our own earlier dispatch (a crash before the commit), it is in the log."""
-    return case_version > seen_version
+def react(
+    pack: CityPack, case: CaseView, event: CaseFiled | CaseReworked, at: datetime
+) -> list[CaseDispatched]:
+    """The dispatch a filing or a rework calls for, decided on the case's latest committed
+    view; none if the case went past it (voided, dispatched by hand, or this reaction's own
+    dispatch already claimed): a department must never get a case that is not theirs."""
+    if case.version != event.version:
+        return []
+    if isinstance(event, CaseFiled):
+        # The report's point decides location rules, its urgency the deadline.
+        return [
+            decide_dispatch(
+                pack,
+                case.case_id,
+                event.version,
+                event.kind,
+                event.class_code,
+                event.grid_code,
+                at,
+                point=case.point,
+                component_id=event.component_id or case.component_id,
+                urgency=case.urgency,
+            )
+        ]
+    return [decide_rework_dispatch(pack, case, event.version, at)]
 
 
 def decide_dispatch(
@@ -261,16 +222,15 @@ def decide_rework_dispatch(
 
 
 def decide_manual_dispatch(
-    pack: CityPack, case: CaseView, order: DispatchIn, now: datetime
+    pack: CityPack, case: CaseView, order: DispatchByHand, now: datetime
 ) -> CaseDispatched:
     """A dispatcher sends the case by hand: first dispatch, after a return, or re-dispatch."""
     for n, code in enumerate([order.department, *order.assisting]):
         loc = ("body", "department") if n == 0 else ("body", "assisting", str(n - 1))
         if code not in pack.departments:
-            raise Rejected(422, loc, f"unknown department {code}", "unknown_department")
+            raise invalid(loc, f"unknown department {code}", "unknown_department")
     if order.department in order.assisting or len(set(order.assisting)) < len(order.assisting):
-        raise Rejected(
-            422,
+        raise invalid(
             ("body", "assisting"),
             "a department appears twice (the lead cannot also assist)",
             "duplicate_department",
@@ -282,19 +242,44 @@ def decide_manual_dispatch(
         reckoned = handling_deadline(pack, case.kind, case.class_code, case.urgency, now)
         deadline, assumed = reckoned.due, reckoned.assumed_years
     if deadline <= now:
-        raise Rejected(422, ("body", "deadline"), "the deadline has passed", "deadline_passed")
+        raise invalid(("body", "deadline"), "the deadline has passed", "deadline_passed")
     return CaseDispatched(
         case_id=case.case_id,
         version=case.version + 1,
         actor=Actor(role=Role.command_centre, id=order.dispatcher),
         department=order.department,
-        assisting=order.assisting,
+        assisting=list(order.assisting),
         basis="manual",
         deadline=deadline,
         assumed_years=list(assumed),
         rule=f"dispatched by hand by {order.dispatcher}"[:200],
         reason=order.reason,
     )
+
+
+def decide(pack: CityPack, case: CaseView, command: Command, now: datetime) -> EventData:
+    """The event `command` makes of `case`, or a refusal."""
+    match command:
+        case Acknowledge():
+            return decide_acknowledge(case, command)
+        case Handle():
+            return decide_handled(case, command)
+        case Return():
+            return decide_return(case, command)
+        case RequestExtension():
+            return decide_extension_request(case, command, now)
+        case RequestParking():
+            return decide_parking_request(case, command)
+        case Resume():
+            return decide_resume(case, command)
+        case Explain():
+            return decide_explain(case, command, now)
+        case DispatchByHand():
+            return decide_manual_dispatch(pack, case, command, now)
+        case AnswerRequest(kind="extension"):
+            return decide_extension(case, command, now)
+        case AnswerRequest():
+            return decide_parking(case, command)
 
 
 # --- department actions ----------------------------------------------------------------
@@ -310,70 +295,65 @@ def authorize(case: CaseView, department: str, assisting_too: bool = False) -> N
         return
     if assisting_too and department in case.assisting:
         return
-    raise Rejected(
-        403,
-        ("path", "department"),
-        f"case {case.case_id} is not dispatched to {department}",
-        "forbidden",
+    raise forbidden(
+        ("path", "department"), f"case {case.case_id} is not dispatched to {department}"
     )
 
 
 def _held(case: CaseView, action: str, states: Sequence[State] = (State.dispatched,)) -> None:
     if case.state not in states:
         allowed = ", ".join(sorted(states))
-        raise Rejected(
-            409,
+        raise conflict(
             ("state",),
             f"cannot {action} a case that is {case.state}; allowed from: {allowed}",
             "invalid_transition",
         )
 
 
-def decide_acknowledge(case: CaseView, department: str, answer: AcknowledgeIn) -> CaseAcknowledged:
+def decide_acknowledge(case: CaseView, ack: Acknowledge) -> CaseAcknowledged:
     """The department confirms receipt (签收); the lead and assisting departments may."""
-    authorize(case, department, assisting_too=True)
+    authorize(case, ack.department, assisting_too=True)
     _held(case, "acknowledge", sorted(HELD))
     return CaseAcknowledged(
         case_id=case.case_id,
         case_version=case.version,
-        actor=_department(department, answer.handler_id),
-        department=department,
+        actor=_department(ack.department, ack.handler_id),
+        department=ack.department,
     )
 
 
-def decide_handled(case: CaseView, department: str, answer: HandledIn) -> CaseHandled:
+def decide_handled(case: CaseView, handled: Handle) -> CaseHandled:
     """A department reports the case handled (处理反馈); only the lead department may."""
-    authorize(case, department)
+    authorize(case, handled.department)
     next_state(case.state, "handled")
     return CaseHandled(
         case_id=case.case_id,
         version=case.version + 1,
-        actor=_department(department, answer.handler_id),
-        department=department,
-        note=answer.note,
-        photos=[str(p) for p in answer.photos],
+        actor=_department(handled.department, handled.handler_id),
+        department=handled.department,
+        note=handled.note,
+        photos=list(handled.photos),
     )
 
 
-def decide_return(case: CaseView, department: str, answer: ReturnIn) -> CaseReturned:
+def decide_return(case: CaseView, returned: Return) -> CaseReturned:
     """Not ours (回退): back to the command centre, which re-dispatches; counted against
     dispatch accuracy."""
-    authorize(case, department)
+    authorize(case, returned.department)
     next_state(case.state, "returned")
     return CaseReturned(
         case_id=case.case_id,
         version=case.version + 1,
-        actor=_department(department, answer.handler_id),
-        department=department,
-        reason=answer.reason,
+        actor=_department(returned.department, returned.handler_id),
+        department=returned.department,
+        reason=returned.reason,
     )
 
 
 def _no_pending(case: CaseView) -> None:
     if case.pending_request is not None:
         pending = case.pending_request
-        raise Rejected(
-            409,
+        raise conflict(
             ("state", "pending_request"),
             f"the {pending.kind} request {pending.request_id} awaits the command centre",
             "request_pending",
@@ -381,19 +361,16 @@ def _no_pending(case: CaseView) -> None:
 
 
 def decide_extension_request(
-    case: CaseView, department: str, answer: ExtensionIn, request_id: str, now: datetime
+    case: CaseView, asked: RequestExtension, now: datetime
 ) -> ExtensionRequested:
     """延期: a later deadline, which the command centre approves (case.extended) or denies."""
-    authorize(case, department)
+    authorize(case, asked.department)
     next_state(case.state, "extended")
     _no_pending(case)
-    if answer.deadline.utcoffset() is None:
-        raise Rejected(
-            422, ("body", "deadline"), "the deadline needs a UTC offset", "timezone_missing"
-        )
-    if answer.deadline <= max(now, case.deadline or now):
-        raise Rejected(
-            422,
+    if asked.deadline.utcoffset() is None:
+        raise invalid(("body", "deadline"), "the deadline needs a UTC offset", "timezone_missing")
+    if asked.deadline <= max(now, case.deadline or now):
+        raise invalid(
             ("body", "deadline"),
             "an extension must end after the current deadline and after now",
             "deadline_not_later",
@@ -401,46 +378,45 @@ def decide_extension_request(
     return ExtensionRequested(
         case_id=case.case_id,
         case_version=case.version,
-        actor=_department(department, answer.handler_id),
-        department=department,
-        request_id=request_id,
-        reason=answer.reason,
-        deadline=answer.deadline,
+        actor=_department(asked.department, asked.handler_id),
+        department=asked.department,
+        request_id=asked.request_id,
+        reason=asked.reason,
+        deadline=asked.deadline,
     )
 
 
-def decide_parking_request(
-    case: CaseView, department: str, answer: ParkingIn, request_id: str
-) -> ParkingRequested:
+def decide_parking_request(case: CaseView, asked: RequestParking) -> ParkingRequested:
     """挂账: the clock pauses once the command centre approves (case.parked)."""
-    authorize(case, department)
+    authorize(case, asked.department)
     next_state(case.state, "parked")
     _no_pending(case)
     return ParkingRequested(
         case_id=case.case_id,
         case_version=case.version,
-        actor=_department(department, answer.handler_id),
-        department=department,
-        request_id=request_id,
-        reason=answer.reason,
+        actor=_department(asked.department, asked.handler_id),
+        department=asked.department,
+        request_id=asked.request_id,
+        reason=asked.reason,
     )
 
 
-def decide_resume(case: CaseView, actor: Actor, reason: str | None) -> CaseResumed:
+def decide_resume(case: CaseView, resume: Resume) -> CaseResumed:
     """A parked case's clock runs again; the lead department or the command centre."""
+    if resume.department is not None:
+        authorize(case, resume.department)
     next_state(case.state, "resumed")
-    return CaseResumed(case_id=case.case_id, version=case.version + 1, actor=actor, reason=reason)
+    return CaseResumed(
+        case_id=case.case_id, version=case.version + 1, actor=resume.actor, reason=resume.reason
+    )
 
 
-def decide_explain(
-    case: CaseView, department: str, answer: ExplainIn, now: datetime
-) -> CaseExplained:
+def decide_explain(case: CaseView, explained: Explain, now: datetime) -> CaseExplained:
     """An overdue case gets an explicit explanation from its department."""
-    authorize(case, department)
+    authorize(case, explained.department)
     _held(case, "explain", sorted(HELD))
     if case.deadline is None or now <= case.deadline:
-        raise Rejected(
-            409,
+        raise conflict(
             ("state", "deadline"),
             f"case {case.case_id} is not overdue (due {case.deadline})",
             "not_overdue",
@@ -448,9 +424,9 @@ def decide_explain(
     return CaseExplained(
         case_id=case.case_id,
         case_version=case.version,
-        actor=_department(department, answer.handler_id),
-        department=department,
-        explanation=answer.explanation,
+        actor=_department(explained.department, explained.handler_id),
+        department=explained.department,
+        explanation=explained.explanation,
     )
 
 
@@ -462,8 +438,7 @@ Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied)
 def _pending(case: CaseView, kind: str) -> PendingRequest:
     pending = case.pending_request
     if pending is None or pending.kind != kind or pending.case_version != case.version:
-        raise Rejected(
-            409,
+        raise conflict(
             ("state", "pending_request"),
             f"case {case.case_id} has no pending {kind} request",
             "no_pending_request",
@@ -472,17 +447,17 @@ def _pending(case: CaseView, kind: str) -> PendingRequest:
 
 
 def decide_extension(
-    case: CaseView, decision: DecisionIn, approve: bool, now: datetime
+    case: CaseView, decision: AnswerRequest, now: datetime
 ) -> CaseExtended | ExtensionDenied:
     pending = _pending(case, "extension")
     actor = Actor(role=Role.command_centre, id=decision.dispatcher)
-    if not approve:
+    if not decision.approve:
         return _denial(ExtensionDenied, case, actor, pending, decision)
     next_state(case.state, "extended")
     deadline = decision.deadline or pending.deadline
     assert deadline is not None
     if deadline <= now:
-        raise Rejected(422, ("body", "deadline"), "the deadline has passed", "deadline_passed")
+        raise invalid(("body", "deadline"), "the deadline has passed", "deadline_passed")
     return CaseExtended(
         case_id=case.case_id,
         version=case.version + 1,
@@ -493,12 +468,10 @@ def decide_extension(
     )
 
 
-def decide_parking(
-    case: CaseView, decision: DecisionIn, approve: bool
-) -> CaseParked | ParkingDenied:
+def decide_parking(case: CaseView, decision: AnswerRequest) -> CaseParked | ParkingDenied:
     pending = _pending(case, "parking")
     actor = Actor(role=Role.command_centre, id=decision.dispatcher)
-    if not approve:
+    if not decision.approve:
         return _denial(ParkingDenied, case, actor, pending, decision)
     next_state(case.state, "parked")
     return CaseParked(
@@ -511,20 +484,20 @@ def decide_parking(
 
 
 def _denial(
-    model: type[Denied], case: CaseView, actor: Actor, pending: PendingRequest, decision: DecisionIn
+    model: type[Denied],
+    case: CaseView,
+    actor: Actor,
+    pending: PendingRequest,
+    decision: AnswerRequest,
 ) -> Denied:
     """A request denied: the case does not move; the department is told why."""
+    if not decision.reason:
+        raise invalid(("body", "reason"), "a denial needs a reason", "missing")
     return model(
         case_id=case.case_id,
         case_version=case.version,
         actor=actor,
         department=pending.department,
         request_id=pending.request_id,
-        reason=_reason_of_denial(decision),
+        reason=decision.reason,
     )
-
-
-def _reason_of_denial(decision: DecisionIn) -> str:
-    if not decision.reason:
-        raise Rejected(422, ("body", "reason"), "a denial needs a reason", "missing")
-    return decision.reason

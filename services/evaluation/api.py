@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 
 from gridloop.auth import CredentialStore, Principal, Role, require
-from gridloop.errors import Rejected, install_error_handlers, refusals
+from gridloop.errors import install_error_handlers, refusals
 from gridloop.http import HttpLimits, harden
+from gridloop.refusal import invalid, not_found
 from gridloop.runtime import add_ops_routes
 from services.evaluation import screen
 from services.evaluation.model import BadPeriod, Indicator, Level, Score, period_kind
@@ -35,7 +36,7 @@ def _period(period: str, where: str) -> str:
     try:
         period_kind(period)
     except BadPeriod as exc:
-        raise Rejected(422, (where, "period"), str(exc), "value_error.period") from exc
+        raise invalid((where, "period"), str(exc), "value_error.period") from exc
     return period
 
 
@@ -54,9 +55,7 @@ async def league(
 async def one(_: Staff, store: Store, level: Level, entity: Entity, period: str) -> Score:
     found = await store.score(level, entity, _period(period, "path"))
     if found is None:
-        raise Rejected(
-            404, ("path", "entity"), f"no {level.value} {entity} scored over {period}", "not_found"
-        )
+        raise not_found(("path", "entity"), f"no {level.value} {entity} scored over {period}")
     return found
 
 

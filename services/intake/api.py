@@ -17,32 +17,44 @@ Who may call what (bearer credentials, `gridloop.auth`):
 
 from __future__ import annotations
 
-import secrets
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Header, Query, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.audit import personal_read
 from gridloop.audit import router as audit_router
-from gridloop.auth import CredentialStore, Principal, Role, require
-from gridloop.citypack import CityPack
-from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse, refusals
+from gridloop.auth import Role
+from gridloop.cases.record import CaseRecord
+from gridloop.errors import install_error_handlers, refusals
 from gridloop.http import HttpLimits, harden
-from gridloop.idempotency import Answer, IdempotencyStore
-from gridloop.kafka import EventProducer
-from gridloop.mongo import Document
+from gridloop.refusal import not_found
 from gridloop.runtime import add_ops_routes
-from schemas.envelope import Envelope
-from schemas.events import CaseEvent, CaseFiled, CaseMerged, CaseReported, Channel
-from services.intake.core import (
+from services.intake import commands as do
+from services.intake.bulk import router as bulk
+from services.intake.edge import (
+    ACCEPTED,
+    ACT,
+    FOLLOW_TOKEN,
+    READ,
+    Anyone,
+    Centre,
+    Deps,
+    IdempotencyKey,
+    Staff,
+    Supervisor,
+    TaskReader,
+    asked,
+    new_case_id,
+    respond,
+)
+from services.intake.feedback import router as feedback
+from services.intake.handlers import Intake, follow_key
+from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES
+from services.intake.open311_api import router as open311
+from services.intake.requests import (
     CheckIn,
     FileIn,
     MergeIn,
@@ -50,149 +62,18 @@ from services.intake.core import (
     SplitIn,
     VerificationIn,
     VoidIn,
-    decide_check,
-    decide_file,
-    decide_merge,
-    decide_report,
-    decide_split,
-    decide_verification,
-    decide_void,
-    local_day,
-    to_file,
-    with_number,
+    report_of,
 )
-from services.intake.duplicates import Nearby
-from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES, MediaStore
-from services.intake.numbering import CaseNumbers
-from services.intake.search import DuplicateSearch
 from services.intake.views import (
     department_may_read,
-    follow_token,
     may_follow,
     personal_fields,
     public_view,
     staff_view,
 )
-from services.projections.core import CaseView
-from services.projections.store import CaseStore
 
-SOURCE = "/gridloop/intake"
-_CASE_NAMESPACE = uuid.UUID("0d7b3a4e-2f7e-4bd4-8f53-9d61d1f0c3a1")
-STAFF = (
-    Role.supervision_centre,
-    Role.command_centre,
-    Role.supervisor,
-    Role.hotline,
-    Role.department,
-    Role.admin,
-)
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return clock.now()
-
-
-async def follow_key(db: AsyncDatabase[Document]) -> bytes:
-    """The key of reporters' follow tokens: made once per database, kept there."""
-    keys = db["intake_keys"]
-    await keys.update_one(
-        {"_id": "follow"}, {"$setOnInsert": {"key": secrets.token_hex(32)}}, upsert=True
-    )
-    doc = await keys.find_one({"_id": "follow"})
-    assert doc is not None
-    return bytes.fromhex(doc["key"])
-
-
-class Intake:
-    """What the routes need; built once by the service's bootstrap."""
-
-    def __init__(
-        self,
-        pack: CityPack,
-        producer: EventProducer,
-        db: AsyncDatabase[Document],
-        follow_key: bytes,
-        clock: Clock = _utcnow,
-    ) -> None:
-        self.pack, self.producer, self.clock = pack, producer, clock
-        self.cases = CaseStore(db)
-        self.idempotency = IdempotencyStore(db)
-        self.credentials = CredentialStore(db)
-        self.media = MediaStore(db)
-        self.numbers = CaseNumbers(db)
-        self.search = DuplicateSearch(self.cases.cases, pack, clock)
-        self.follow_key = follow_key
-
-    @classmethod
-    async def build(
-        cls, pack: CityPack, producer: EventProducer, db: AsyncDatabase[Document]
-    ) -> Intake:
-        intake = cls(pack, producer, db, await follow_key(db))
-        await intake.idempotency.create_indexes()
-        await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
-        # The duplicate search's `near` index, should intake start before projections.
-        await intake.cases.create_indexes()
-        return intake
-
-    async def publish(self, events: Sequence[CaseEvent]) -> list[str]:
-        """Publish `events`; their event ids, for the answer."""
-        envelopes = [Envelope(e, SOURCE) for e in events]
-        await publish_or_refuse(self.producer, envelopes)
-        return [env.id for env in envelopes]
-
-    async def doc(self, case_id: str, loc: tuple[str, ...] = ("path", "case_id")) -> Document:
-        doc = await self.cases.get(case_id)
-        if doc is None:
-            raise Rejected(404, loc, f"no case {case_id}", "not_found")
-        return doc
-
-    async def case(self, case_id: str, loc: tuple[str, ...] = ("path", "case_id")) -> CaseView:
-        return CaseView.from_doc(await self.doc(case_id, loc))
-
-    async def numbered(
-        self, events: list[CaseEvent], redo: Callable[[str], list[CaseEvent]], fresh: bool = False
-    ) -> list[CaseEvent]:
-        """`events` again with a case number, if they file the case (`fresh`: a case id
-        made just now, see `CaseNumbers.number_for`)."""
-        filed = to_file(events)
-        if filed is None:
-            return events
-        day = local_day(self.pack, self.clock())
-        case, kind, code = filed.case_id, filed.kind, filed.class_code
-        return redo(await self.numbers.number_for(case, kind, code, day, fresh))
-
-    async def check_media(self, ids: list[str], loc: tuple[str, ...]) -> None:
-        if missing := await self.media.missing(ids):
-            raise Rejected(422, loc, f"no uploaded media {', '.join(missing)}", "unknown_media")
-
-
-async def _intake(request: Request) -> Intake:
-    # async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
-    intake: Intake = request.app.state.intake
-    return intake
-
-
-Deps = Annotated[Intake, Depends(_intake)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
-Anyone = Annotated[Principal, Depends(require(Role.public))]
-Staff = Annotated[Principal, Depends(require(*STAFF))]
-Supervisor = Annotated[Principal, Depends(require(Role.supervisor))]
-Centre = Annotated[Principal, Depends(require(Role.supervision_centre))]
-TaskReader = Annotated[Principal, Depends(require(Role.supervisor, Role.supervision_centre))]
+__all__ = ["Intake", "create_app", "follow_key"]
 router = APIRouter()
-
-
-class Accepted(BaseModel):
-    """A command's 202: the case's state and version after it, and the events published."""
-
-    case_id: str
-    state: str
-    version: int
-    events: list[str]
-    case_number: str | None = None  # when the command filed the case
-    merged_into: str | None = None  # when the report was a duplicate
-    follow_token: str | None = None  # a citizen's report: to follow it
 
 
 class Stored(BaseModel):
@@ -205,51 +86,10 @@ class Stored(BaseModel):
     sha256: str
 
 
-# What each kind of route answers, and may refuse with besides 422 (FastAPI documents it).
-ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"model": Accepted, "description": "Published: Kafka acknowledged the events"}
-}
-ACT = ACCEPTED | refusals(400, 401, 403, 404, 409, 503)
-READ = refusals(401, 403, 404)
-FOLLOW_TOKEN = r"^[A-Za-z0-9_-]+$"  # as `follow_token` makes them: ASCII, for compare_digest
 MEDIA_READ: dict[int | str, dict[str, Any]] = {
     200: {"description": "The file", "content": {t: {} for t in MEDIA_CONTENT_TYPES}},
     **READ,
 }
-
-
-def _accepted(events: Sequence[CaseEvent], ids: Sequence[str] = (), **extra: Any) -> Answer:
-    """The 202 of `events`; `ids`: their event ids if `publish` gave them already (an id
-    is a UUIDv5 of the event: not free)."""
-    last = events[-1]
-    body: dict[str, Any] = {
-        "case_id": last.case_id,
-        "state": last.ce_type.rsplit(".", 1)[-1],
-        "version": last.version,
-        "events": list(ids) or [Envelope(e, SOURCE).id for e in events],
-    }
-    for e in events:
-        if isinstance(e, CaseFiled) and e.case_number:
-            body["case_number"] = e.case_number
-        if isinstance(e, CaseMerged):
-            body["merged_into"] = e.into_case_id
-    return 202, body | extra
-
-
-def _scope(name: str, who: Principal) -> str:
-    """Idempotency keys are the caller's own: two callers' equal keys never meet."""
-    return f"{name}:{who.role.value}:{who.subject}"
-
-
-async def _once(
-    intake: Intake,
-    name: str,
-    who: Principal,
-    key: str | None,
-    body: str,
-    work: Callable[[], Awaitable[Answer]],
-) -> JSONResponse:
-    return await intake.idempotency.once(_scope(name, who), key, body.encode(), work)
 
 
 @router.post("/reports", status_code=202, responses=ACCEPTED | refusals(400, 401, 403, 503))
@@ -257,45 +97,10 @@ async def submit_report(
     report: ReportIn, intake: Deps, who: Anyone, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Submit a report (信息收集). Website reports answer with a `follow_token`."""
-    return await accept_report(intake, report, who, key)
-
-
-async def accept_report(
-    intake: Intake, report: ReportIn, who: Principal, key: str | None
-) -> JSONResponse:
-    """A report decided, numbered and published, once per `Idempotency-Key` (also the
-    path of Open311's POST requests)."""
-    # With a key, the case id is derived from it: a retry yields the very same events.
-    case_id = str(uuid.uuid5(_CASE_NAMESPACE, f"{_scope('report', who)}:{key}") if key else (
-        uuid.uuid4()
-    ))  # fmt: skip
-
-    async def work() -> Answer:
-        await intake.check_media(report.media, ("body", "media"))
-        now = intake.clock()
-
-        def decide(nearby: Sequence[Nearby] = (), number: str | None = None) -> list[CaseEvent]:
-            return decide_report(report, intake.pack, case_id, who, now, nearby, number)
-
-        first = decide()
-        reported = first[0]
-        assert isinstance(reported, CaseReported)
-        nearby = await intake.search.nearby(reported)
-        # Without candidates the first decision stands: decide_report is not cheap.
-        decided = decide(nearby) if nearby else first
-        # Numbered as deciding again with the number would: the filing takes it.
-        events = await intake.numbered(
-            decided, lambda n: with_number(decided, n), fresh=key is None
-        )
-        ids = await intake.publish(events)
-        extra = {}
-        if report.channel is not Channel.supervisor:
-            extra["follow_token"] = follow_token(intake.follow_key, case_id)
-        return _accepted(events, ids, **extra)
-
+    command = report_of(report, new_case_id("report", who, key), who)
     # The fingerprint matters only under a key (≈ 8 µs a report without one).
-    fingerprint = report.model_dump_json() if key else ""
-    return await _once(intake, "report", who, key, fingerprint, work)
+    content = report.model_dump_json() if key else ""
+    return respond(await intake.report(command, asked("report", who, key, content)))
 
 
 @router.post(
@@ -321,6 +126,12 @@ async def read_media(media_id: str, intake: Deps, who: Staff) -> Response:
     return Response(data, media_type=content_type)
 
 
+async def _act(
+    intake: Intake, command: do.CaseCommand, name: str, key: str | None, body: BaseModel
+) -> JSONResponse:
+    return respond(await intake.act(command, asked(name, command.who, key, body.model_dump_json())))
+
+
 @router.post("/cases/{case_id}/verification", status_code=202, responses=ACT)
 async def verify(
     case_id: str,
@@ -330,21 +141,9 @@ async def verify(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """A supervisor's verification (核实) of a citizen report: confirmed or refuted."""
-
-    async def work() -> Answer:
-        await intake.check_media(answer.media, ("body", "media"))
-        case = await intake.case(case_id)
-        auto = intake.pack.city.intake.auto_file
-
-        def decide(number: str | None = None) -> list[CaseEvent]:
-            return decide_verification(case, answer, who, auto, number)
-
-        events = await intake.numbered(decide(), decide)
-        await intake.publish(events)
-        return _accepted(events)
-
-    body = f"{case_id}:{answer.model_dump_json()}"
-    return await _once(intake, "verification", who, key, body, work)
+    media = tuple(answer.media)
+    command = do.Verify(case_id, who, answer.confirmed, answer.note, media, answer.supervisor_id)
+    return await _act(intake, command, "verification", key, answer)
 
 
 @router.post("/cases/{case_id}/check", status_code=202, responses=ACT)
@@ -352,13 +151,8 @@ async def check(
     case_id: str, answer: CheckIn, intake: Deps, who: Supervisor, key: IdempotencyKey = None
 ) -> JSONResponse:
     """A supervisor's on-site check (核查) of a handled case: closed, or back to rework."""
-
-    async def work() -> Answer:
-        events = decide_check(await intake.case(case_id), answer, who)
-        await intake.publish(events)
-        return _accepted(events)
-
-    return await _once(intake, "check", who, key, f"{case_id}:{answer.model_dump_json()}", work)
+    command = do.Check(case_id, who, answer.passed, answer.note, answer.supervisor_id)
+    return await _act(intake, command, "check", key, answer)
 
 
 @router.post("/cases/{case_id}/file", status_code=202, responses=ACT)
@@ -366,16 +160,7 @@ async def file_case(
     case_id: str, answer: FileIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
     """File the case (立案) with a case number: class + date + sequence."""
-
-    async def work() -> Answer:
-        case = await intake.case(case_id)
-        events = await intake.numbered(
-            decide_file(case, answer, who, None), lambda n: decide_file(case, answer, who, n)
-        )
-        await intake.publish(events)
-        return _accepted(events)
-
-    return await _once(intake, "file", who, key, f"{case_id}:{answer.model_dump_json()}", work)
+    return await _act(intake, do.File(case_id, who, answer.note), "file", key, answer)
 
 
 @router.post("/cases/{case_id}/void", status_code=202, responses=ACT)
@@ -383,13 +168,7 @@ async def void_case(
     case_id: str, answer: VoidIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Void the report (作废), saying why."""
-
-    async def work() -> Answer:
-        events = decide_void(await intake.case(case_id), answer, who)
-        await intake.publish(events)
-        return _accepted(events)
-
-    return await _once(intake, "void", who, key, f"{case_id}:{answer.model_dump_json()}", work)
+    return await _act(intake, do.Void(case_id, who, answer.reason), "void", key, answer)
 
 
 @router.post("/cases/{case_id}/merge", status_code=202, responses=ACT)
@@ -397,15 +176,8 @@ async def merge_case(
     case_id: str, answer: MergeIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Merge a report into another open case of the same problem (its reporter is linked)."""
-
-    async def work() -> Answer:
-        case = await intake.case(case_id)
-        into = await intake.case(answer.into_case_id, ("body", "into_case_id"))
-        events = decide_merge(case, into, answer, who)
-        await intake.publish(events)
-        return _accepted(events)
-
-    return await _once(intake, "merge", who, key, f"{case_id}:{answer.model_dump_json()}", work)
+    command = do.Merge(case_id, who, answer.into_case_id, answer.reason)
+    return await _act(intake, command, "merge", key, answer)
 
 
 @router.post("/cases/{case_id}/split", status_code=202, responses=ACT)
@@ -413,25 +185,17 @@ async def split_case(
     case_id: str, answer: SplitIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Split a merged report off: a case of its own again, to verify or file."""
-
-    async def work() -> Answer:
-        doc = await intake.doc(case_id)
-        events = decide_split(CaseView.from_doc(doc), doc.get("merged_into"), answer, who)
-        await intake.publish(events)
-        return _accepted(events)
-
-    return await _once(intake, "split", who, key, f"{case_id}:{answer.model_dump_json()}", work)
+    return await _act(intake, do.Split(case_id, who, answer.reason), "split", key, answer)
 
 
 @router.get("/cases/{case_id}", responses=READ)
 async def read_case(case_id: str, intake: Deps, who: Staff, request: Request) -> dict[str, Any]:
     """The case as projected from the event log: state and the whole timeline. Showing a
     reporter's name or phone is recorded in the audit trail first."""
-    doc = await intake.doc(case_id)
-    if not department_may_read(doc, who):
-        raise Rejected(404, ("path", "case_id"), f"no case {case_id}", "not_found")
-    duplicates = await intake.cases.cases.count_documents({"merged_into": case_id})
-    view = staff_view(doc, who, duplicates)
+    record = await intake.cases.record(case_id)
+    if record is None or not department_may_read(record, who):
+        raise not_found(("path", "case_id"), f"no case {case_id}")
+    view = staff_view(record, who, await intake.cases.merged_into(case_id))
     if shown := personal_fields(view):
         await request.app.state.audit.add(personal_read("intake", who, case_id, shown))
     encoded: dict[str, Any] = jsonable_encoder(view)
@@ -447,35 +211,34 @@ async def follow_case(
 ) -> dict[str, Any]:
     """A reporter follows their case: with the `follow_token` of their report, or with
     their own citizen credential."""
-    doc = await intake.cases.get(case_id)
-    own = doc is not None and who.role is Role.public and who.subject != "anonymous" and (
-        (doc.get("reporter") or {}).get("id") == who.subject
+    record = await intake.cases.record(case_id)
+    own = record is not None and who.role is Role.public and who.subject != "anonymous" and (
+        record.reporter is not None and record.reporter.id == who.subject
     )  # fmt: skip
-    if doc is None or not (own or may_follow(intake.follow_key, case_id, token)):
+    if record is None or not (own or may_follow(intake.follow_key, case_id, token)):
         # The same answer for "no such case" and "not yours": nothing to probe.
-        raise Rejected(404, ("path", "case_id"), f"no case {case_id} for this token", "not_found")
-    merged = await intake.cases.get(doc["merged_into"]) if doc.get("merged_into") else None
-    cls = intake.pack.classes.get((doc["kind"], doc["class_code"]))
-    encoded: dict[str, Any] = jsonable_encoder(
-        public_view(doc, cls.name if cls else doc["class_code"], merged)
-    )
+        raise not_found(("path", "case_id"), f"no case {case_id} for this token")
+    merged = await intake.cases.record(record.merged_into) if record.merged_into else None
+    cls = intake.pack.classes.get((record.kind, record.class_code or ""))  # type: ignore[arg-type]
+    name = cls.name if cls else record.class_code or ""
+    encoded: dict[str, Any] = jsonable_encoder(public_view(record, name, merged))
     return encoded
 
 
-def _task(doc: Document) -> Document:
+def _task(record: CaseRecord) -> dict[str, Any]:
     return {
-        "case_id": doc["_id"],
-        "kind": doc.get("kind"),
-        "class_code": doc.get("class_code"),
-        "grid_code": doc.get("grid_code"),
-        "point": doc.get("point"),
-        "description": doc.get("description"),
-        "channel": doc.get("channel"),
-        "reported_at": doc.get("reported_at"),
-        "verifier": doc.get("verifier"),
-        "due": doc.get("verification_due"),
-        "state": doc.get("state"),
-        "version": doc.get("version"),
+        "case_id": record.case_id,
+        "kind": record.kind,
+        "class_code": record.class_code,
+        "grid_code": record.grid_code,
+        "point": record.point,
+        "description": record.description,
+        "channel": record.channel,
+        "reported_at": record.reported_at,
+        "verifier": record.verifier,
+        "due": record.verification_due,
+        "state": record.state,
+        "version": record.version,
     }
 
 
@@ -487,11 +250,9 @@ async def verification_tasks(
 ) -> list[dict[str, Any]]:
     """Citizen reports awaiting verification (核实), soonest due first: a supervisor's are
     those of the grids they patrol; the supervision centre sees all."""
-    query: Document = {"state": "reported", "channel": {"$ne": "supervisor"}}
-    if who.role is Role.supervisor:
-        query["grid_code"] = {"$in": intake.pack.supervised_by(who.subject)}
-    cursor = intake.cases.cases.find(query).sort("verification_due", 1).limit(limit)
-    encoded: list[dict[str, Any]] = jsonable_encoder([_task(d) async for d in cursor])
+    grids = intake.pack.supervised_by(who.subject) if who.role is Role.supervisor else None
+    tasks = await intake.cases.awaiting_verification(grids, limit)
+    encoded: list[dict[str, Any]] = jsonable_encoder([_task(t) for t in tasks])
     return encoded
 
 
@@ -503,11 +264,8 @@ async def filing_tasks(
 ) -> list[dict[str, Any]]:
     """Reports awaiting a filing decision (立案 or 作废): verified citizen reports and
     supervisors' reports, oldest first."""
-    query: Document = {
-        "$or": [{"state": "verified"}, {"state": "reported", "channel": "supervisor"}]
-    }
-    cursor = intake.cases.cases.find(query).sort("reported_at", 1).limit(limit)
-    encoded: list[dict[str, Any]] = jsonable_encoder([_task(d) async for d in cursor])
+    tasks = await intake.cases.awaiting_filing(limit)
+    encoded: list[dict[str, Any]] = jsonable_encoder([_task(t) for t in tasks])
     return encoded
 
 
@@ -516,19 +274,13 @@ UPLOAD_BODY = MAX_UPLOAD + 64 * 1024
 
 
 def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
-    app = FastAPI(title="gridloop intake", version="0.2.0")
+    app = FastAPI(title="gridloop intake", version="0.3.0")
     app.state.intake = intake
     app.state.credentials = intake.credentials
     app.include_router(router)
     app.include_router(audit_router)
-    from services.intake.open311_api import router as open311  # it builds on this module
-
     app.include_router(open311, prefix="/open311/v2")
-    from services.intake.feedback import router as feedback  # residents' satisfaction
-
     app.include_router(feedback)
-    from services.intake.bulk import router as bulk  # it builds on this module too
-
     app.include_router(bulk)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})

@@ -17,10 +17,8 @@ reports of the same batch are not merged into each other.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from datetime import date
-from itertools import islice
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body
@@ -28,25 +26,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import BulkWriteError
 
-from gridloop.auth import Principal
-from gridloop.errors import Rejected, refusals
-from gridloop.idempotency import Answer
-from schemas.events import CaseEvent, CaseFiled, CaseReported, Channel, Kind
-from services.intake.api import (
-    _CASE_NAMESPACE,
-    Accepted,
-    Anyone,
-    Deps,
-    IdempotencyKey,
-    Intake,
-    _accepted,
-    _once,
-    _scope,
-)
-from services.intake.core import ReportIn, case_number, decide_report, local_day, to_file
+from gridloop.access import Principal
+from gridloop.commands import Answer, Opening
+from gridloop.errors import STATUS, refusals
+from gridloop.refusal import Refused, invalid
+from schemas.events import CaseEvent, CaseFiled, CaseReported, Kind
 from services.intake.duplicates import Nearby
+from services.intake.edge import Accepted, Anyone, Deps, IdempotencyKey, asked, new_case_id
+from services.intake.handlers import Intake
 from services.intake.numbering import CaseNumbers
-from services.intake.views import follow_token
+from services.intake.reporting import case_number, decide_report, local_day, to_file
+from services.intake.requests import ReportIn, report_of
 
 MAX_BATCH = 500
 DUPLICATE_KEY = 11000
@@ -60,18 +50,12 @@ class BatchAccepted(BaseModel):
     accepted: list[Accepted]
 
 
-def _case_id(who: Principal, key: str | None, i: int) -> str:
-    if key is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(_CASE_NAMESPACE, f"{_scope('report-batch', who)}:{key}:{i}"))
-
-
-def _problem(i: int, exc: Rejected) -> dict[str, Any]:
+def _problem(i: int, exc: Refused) -> dict[str, Any]:
     """The refusal of report i, its body location indexed by i (header ones stay)."""
     loc: list[str | int] = list(exc.loc)
     if loc and loc[0] == "body":
         loc = ["body", i, *loc[1:]]
-    return {"loc": loc, "msg": exc.reason, "type": exc.kind}
+    return {"loc": loc, "msg": exc.reason, "type": exc.code}
 
 
 BATCH_ACCEPTED: dict[int | str, dict[str, Any]] = {
@@ -118,31 +102,39 @@ class _Batch:
     def __init__(
         self, intake: Intake, reports: Sequence[ReportIn], who: Principal, key: str | None
     ):
-        self.intake, self.reports, self.who = intake, reports, who
-        self.ids = [_case_id(who, key, i) for i in range(len(reports))]
+        self.intake = intake
+        self.reports = [
+            report_of(r, new_case_id("report-batch", who, key, i), who)
+            for i, r in enumerate(reports)
+        ]
+        # Each report is known again by its own key and the whole batch's content: a
+        # retried batch finds its cases; another batch under the key is refused, whatever
+        # its length (a fingerprint only under a key).
+        content = "[" + ",".join(r.model_dump_json() for r in reports) + "]" if key else ""
+        self.asked = [
+            asked("report-batch", who, None if key is None else f"{key}:{i}", content)
+            for i in range(len(reports))
+        ]
         self.now = intake.clock()
         self.first: list[list[CaseEvent]] = []  # decided before the duplicate search
 
-    def decide(self, i: int, nearby: Sequence[Nearby] = (), number: str | None = None) -> (
-        list[CaseEvent]
-    ):  # fmt: skip
-        pack = self.intake.pack
-        return decide_report(self.reports[i], pack, self.ids[i], self.who, self.now, nearby, number)
+    def decide(self, i: int, nearby: Sequence[Nearby] = ()) -> list[CaseEvent]:
+        return decide_report(self.intake.pack, self.reports[i], self.now, nearby)
 
-    async def refusals(self) -> list[tuple[int, Rejected]]:
+    async def refusals(self) -> list[tuple[int, Refused]]:
         """Every report's refusal, if any, before anything is published."""
-        found: list[tuple[int, Rejected]] = []
+        found: list[tuple[int, Refused]] = []
         for i in range(len(self.reports)):
             try:
                 self.first.append(self.decide(i))
-            except Rejected as exc:
+            except Refused as exc:
                 found.append((i, exc))
         media = [m for r in self.reports for m in r.media]
         if missing := set(await self.intake.media.missing(media)):
             for i, report in enumerate(self.reports):
                 if unknown := [m for m in report.media if m in missing]:
                     reason = f"no uploaded media {', '.join(unknown)}"
-                    found.append((i, Rejected(422, ("body", "media"), reason, "unknown_media")))
+                    found.append((i, invalid(("body", "media"), reason, "unknown_media")))
         return sorted(found, key=lambda f: f[0])
 
     async def events(self) -> list[list[CaseEvent]]:
@@ -161,11 +153,12 @@ class _Batch:
             decided[i] = [numbered if e is filed else e for e in decided[i]]
         return decided
 
-    def answer(self, i: int, events: Sequence[CaseEvent], ids: Sequence[str]) -> dict[str, Any]:
-        extra = {}
-        if self.reports[i].channel is not Channel.supervisor:
-            extra["follow_token"] = follow_token(self.intake.follow_key, self.ids[i])
-        return _accepted(events, ids, **extra)[1]
+    def openings(self, decided: list[list[CaseEvent]]) -> list[Opening]:
+        extra = self.intake.extra
+        return [
+            Opening(events, self.asked[i], extra(self.reports[i]))
+            for i, events in enumerate(decided)
+        ]
 
 
 @router.post(
@@ -179,32 +172,11 @@ async def submit_reports(
     """Submit up to 500 reports at once: all are accepted, or none (every refusal named
     by the report's index)."""
     batch = _Batch(intake, reports, who, key)
-
-    async def work() -> Answer:
-        if refused := await batch.refusals():
-            # The gravest first: a caller without the right credential is told so (401/403).
-            gravest = min((exc for _, exc in refused), key=lambda exc: exc.status)
-            problems = [_problem(i, exc) for i, exc in refused]
-            raise _Refused(gravest.status, problems, gravest.headers)
-        decided = await batch.events()
-        ids = iter(await intake.publish([e for events in decided for e in events]))
-        answers = [batch.answer(i, ev, list(islice(ids, len(ev)))) for i, ev in enumerate(decided)]
-        return 202, {"accepted": answers}
-
-    try:
-        # The fingerprint matters only under a key.
-        body = "[" + ",".join(r.model_dump_json() for r in reports) + "]" if key else ""
-        return await _once(intake, "report-batch", who, key, body, work)
-    except _Refused as refused:
-        problems = {"detail": refused.problems}
-        return JSONResponse(problems, status_code=refused.status, headers=refused.headers)
-
-
-class _Refused(Exception):
-    """Some reports of the batch were refused: nothing was published."""
-
-    def __init__(
-        self, status: int, problems: list[dict[str, Any]], headers: dict[str, str] | None
-    ) -> None:
-        super().__init__(f"{len(problems)} reports refused")
-        self.status, self.problems, self.headers = status, problems, headers
+    if refused := await batch.refusals():
+        # The gravest first: a caller without the right credential is told so (401/403).
+        gravest = min((exc for _, exc in refused), key=lambda exc: STATUS[exc.why])
+        problems = {"detail": [_problem(i, exc) for i, exc in refused]}
+        headers = {"WWW-Authenticate": "Bearer"} if STATUS[gravest.why] == 401 else None
+        return JSONResponse(problems, status_code=STATUS[gravest.why], headers=headers)
+    answers: list[Answer] = await intake.path.open(batch.openings(await batch.events()))
+    return JSONResponse({"accepted": [a.body for a in answers]}, status_code=202)

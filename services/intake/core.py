@@ -1,428 +1,74 @@
-"""Intake decisions. Pure: the city pack, the caller, a case view and the clock in, events out.
+"""Intake's decisions on a case. Pure: the city pack, the case's view, a command and the clock
+in, events out (or a `Refused`).
 
-Channels: supervisors' handhelds (GPS point or a coded component, photos and voice notes),
-the hotline (an operator types the caller's report: phone, name, address or point) and the
-website/app (citizens). Citizen reports become verification tasks (核实) for their grid's
-supervisor; supervisor reports and confirmed reports are filed (立案) with a case number, by
-rule or by a supervision-centre operator, or voided (作废) with a reason. A report of the
-same class near an open case is merged into it (duplicates.py).
+Verification (核实) files or voids a citizen report; the supervision centre files (立案) or
+voids (作废) a report, merges a duplicate into an open case or splits it off again; a
+supervisor's on-site check (核查) closes a handled case or sends it back (返工); a resident
+rates the closed case (满意度), and a dissatisfied rating reopens it. Reports themselves are
+decided in `reporting.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from gridloop.auth import PUBLIC, Principal
-from gridloop.auth import Role as Access
-from gridloop.citypack import CityPack, ComponentInstance, Grid
-from gridloop.errors import Rejected
-from gridloop.lifecycle import OPEN_STATES, next_state
+from gridloop.access import Principal
+from gridloop.access import Role as Access
+from gridloop.cases import CaseView
+from gridloop.citypack import CityPack
+from gridloop.citypack.model import FeedbackPolicy
+from gridloop.lifecycle import OPEN_STATES, State, next_state
+from gridloop.refusal import conflict, forbidden, invalid, not_found
 from schemas.events import (
     Actor,
     CaseChecked,
     CaseClosed,
     CaseEvent,
-    CaseFiled,
-    CaseMerged,
-    CaseReported,
     CaseReworked,
     CaseSplit,
     CaseVerified,
     CaseVoided,
-    Channel,
-    Kind,
-    Point,
-    Reporter,
+    FeedbackGiven,
     Role,
-    Urgency,
 )
-from schemas.limits import (
-    Address,
-    CaseRef,
-    ClassCode,
-    ComponentId,
-    Description,
-    GridCode,
-    MediaIds,
-    Note,
-    OptionalPersonId,
-    PersonId,
-    PersonName,
-    Phone,
-    Reason,
+from services.intake.commands import (
+    CaseCommand,
+    Check,
+    File,
+    Merge,
+    Rate,
+    Split,
+    Verify,
+    Void,
 )
-from services.intake.duplicates import Nearby, find_duplicate
-from services.projections.core import CaseView
-
-SYSTEM = Actor(role=Role.system, id="intake")
+from services.intake.reporting import SYSTEM, actor_of, filed, merged
 
 
-class ReporterIn(BaseModel):
-    """Who reported, as the client says (the credential's holder may override `id`)."""
-
-    model_config = ConfigDict(extra="forbid")
-    id: OptionalPersonId = None
-    name: PersonName = None
-    phone: Phone = None
-
-
-class ReportIn(BaseModel):
-    """A report as a client submits it.
-
-    Where: a `point`, or a coded `component_id` (then point, grid, kind and class come from
-    the inventory), or for the hotline a `grid_code` the operator located the `address` in.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    channel: Channel
-    kind: Kind | None = None
-    class_code: ClassCode | None = None
-    component_id: ComponentId | None = None
-    point: Point | None = None
-    grid_code: GridCode | None = None
-    address: Address = None
-    description: Description
-    reporter: ReporterIn = Field(default_factory=ReporterIn)
-    media: MediaIds = []
-    # Graded by staff (supervisor, hotline): one the city's sla.yaml names; none is `normal`.
-    urgency: Urgency | None = None
-
-
-class VerificationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    confirmed: bool
-    note: Note = None
-    media: MediaIds = []  # photos of what the supervisor found
-    supervisor_id: PersonId | None = None  # optional: the credential says who
-
-
-class CheckIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    passed: bool
-    note: Note = None
-    supervisor_id: PersonId | None = None
-
-
-class FileIn(BaseModel):
-    """A supervision-centre operator files a case (立案)."""
-
-    model_config = ConfigDict(extra="forbid")
-    note: Note = None
-
-
-class VoidIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Reason
-
-
-class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    into_case_id: CaseRef
-    reason: Note = None
-
-
-class SplitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Reason
-
-
-# --- who may report through which channel -----------------------------------------------
-
-CHANNEL_ROLES: dict[Channel, frozenset[Access]] = {
-    # Anyone may report through the website, with or without an account.
-    Channel.website: frozenset(Access),
-    Channel.hotline: frozenset({Access.hotline}),
-    Channel.supervisor: frozenset({Access.supervisor}),
-}
-# Who sees reporters' names and phone numbers.
-PERSONAL_DATA_ROLES = frozenset({Access.hotline, Access.supervision_centre, Access.admin})
-
-_ACTOR_ROLE = {
-    Access.public: Role.citizen,
-    Access.hotline: Role.hotline,
-    Access.supervisor: Role.supervisor,
-    Access.supervision_centre: Role.supervision_centre,
-    Access.command_centre: Role.command_centre,
-    Access.department: Role.department,
-    Access.admin: Role.system,
-}
-
-
-def actor_of(who: Principal) -> Actor:
-    return Actor(role=_ACTOR_ROLE[who.role], id=who.subject[:64])
-
-
-def _reporting_actor(report: ReportIn, who: Principal) -> Actor:
-    if who.role not in CHANNEL_ROLES[report.channel] and who == PUBLIC:
-        raise Rejected(
-            401,
-            ("header", "Authorization"),
-            f"the {report.channel.value} channel needs a bearer token",
-            "unauthenticated",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    if who.role not in CHANNEL_ROLES[report.channel]:
-        allowed = ", ".join(sorted(r.value for r in CHANNEL_ROLES[report.channel]))
-        raise Rejected(
-            403,
-            ("body", "channel"),
-            f"role {who.role.value} may not report through the {report.channel.value} "
-            f"channel; allowed: {allowed}",
-            "forbidden",
-        )
-    if report.channel is Channel.website:
-        if who == PUBLIC:
-            # An anonymous citizen: the channel stands in for the person.
-            return Actor(role=Role.citizen, id=report.reporter.id or report.channel.value)
-        return Actor(role=Role.citizen, id=who.subject[:64])
-    return actor_of(who)
-
-
-# --- where: point, component or the operator's grid ----------------------------------------
-
-
-def _missing(loc: tuple[str, ...], reason: str) -> Rejected:
-    return Rejected(422, loc, reason, "missing")
-
-
-def _component(report: ReportIn, pack: CityPack) -> ComponentInstance | None:
-    if report.component_id is None:
-        return None
-    component = pack.component(report.component_id)
-    if component is None:
-        raise Rejected(
-            422,
-            ("body", "component_id"),
-            f"no component {report.component_id} in this city's inventory",
-            "unknown_component",
-        )
-    if component.status == "removed":
-        raise Rejected(
-            422,
-            ("body", "component_id"),
-            f"component {component.id} was removed from the inventory",
-            "removed_component",
-        )
-    if report.kind not in (None, "component"):
-        raise Rejected(
-            422, ("body", "kind"), "a coded component is of kind component", "kind_mismatch"
-        )
-    if report.class_code not in (None, component.class_code):
-        raise Rejected(
-            422,
-            ("body", "class_code"),
-            f"component {component.id} is of class {component.class_code}, not {report.class_code}",
-            "class_mismatch",
-        )
-    return component
-
-
-def _outside(pack: CityPack, point: Point) -> Rejected:
-    return Rejected(
-        422,
-        ("body", "point"),
-        f"({point.lon}, {point.lat}) lies outside every grid of {pack.city.name}",
-        "outside_grids",
-    )
-
-
-def _locate(report: ReportIn, pack: CityPack, component: ComponentInstance | None) -> tuple[
-    Point, Grid
-]:  # fmt: skip
-    if component is not None:
-        return Point(lon=component.lon, lat=component.lat), pack.grid_by_code[component.grid]
-    if report.point is not None:
-        grid = pack.locate(report.point.lon, report.point.lat)
-        if grid is None:
-            raise _outside(pack, report.point)
-        if report.grid_code not in (None, grid.code):
-            raise Rejected(
-                422,
-                ("body", "grid_code"),
-                f"the point lies in grid {grid.code}, not {report.grid_code}",
-                "grid_mismatch",
-            )
-        return report.point, grid
-    if report.channel is Channel.hotline and report.grid_code is not None:
-        # The operator located the caller's address in a grid; the grid's inner point
-        # stands for the location until the supervisor verifies it on site.
-        grid = pack.grid_by_code.get(report.grid_code)
-        if grid is None:
-            raise Rejected(
-                422, ("body", "grid_code"), f"no grid {report.grid_code}", "unknown_grid"
-            )
-        if not report.address:
-            raise _missing(("body", "address"), "a report located by grid needs its address")
-        inner = pack.polygon(grid.code).representative_point()
-        return Point(lon=round(inner.x, 7), lat=round(inner.y, 7)), grid
-    if report.channel is Channel.hotline:
-        raise _missing(
-            ("body", "point"),
-            "a hotline report needs a point, or the address and the grid_code it lies in",
-        )
-    raise _missing(("body", "point"), "a report needs a point or a component_id")
-
-
-def _class(report: ReportIn, pack: CityPack, component: ComponentInstance | None) -> tuple[
-    Kind, str
-]:  # fmt: skip
-    if component is not None:
-        return "component", component.class_code
-    if report.kind is None:
-        raise _missing(("body", "kind"), "say whether it is a component or an event")
-    if report.class_code is None:
-        raise _missing(("body", "class_code"), "name the class of the problem")
-    if (report.kind, report.class_code) not in pack.classes:
-        raise Rejected(
-            422,
-            ("body", "class_code"),
-            f"no {report.kind} class {report.class_code} in this city's catalogue",
-            "unknown_class",
-        )
-    return report.kind, report.class_code
-
-
-def _check_reporter(report: ReportIn) -> None:
-    if report.channel is Channel.hotline and not report.reporter.phone:
-        raise _missing(("body", "reporter", "phone"), "a hotline report needs the caller's phone")
-
-
-def _urgency(report: ReportIn, pack: CityPack) -> str | None:
-    """Staff grade a report's urgency; citizens do not (the website channel)."""
-    if report.urgency is None:
-        return None
-    if report.channel is Channel.website:
-        raise Rejected(
-            422,
-            ("body", "urgency"),
-            "urgency is graded by supervisors and hotline operators, not on the website",
-            "urgency_not_allowed",
-        )
-    if report.urgency not in pack.sla.urgencies:
-        known = ", ".join(sorted(pack.sla.urgencies))
-        raise Rejected(
-            422,
-            ("body", "urgency"),
-            f"no urgency {report.urgency} in this city's policy; known: {known}",
-            "unknown_urgency",
-        )
-    return report.urgency
-
-
-# --- reports -------------------------------------------------------------------------------
-
-
-def decide_report(
-    report: ReportIn,
+def decide(
     pack: CityPack,
-    case_id: str,
-    who: Principal,
+    case: CaseView,
+    command: CaseCommand,
     now: datetime,
-    nearby: Sequence[Nearby] = (),
-    case_number: str | None = None,
+    into: CaseView | None = None,
 ) -> list[CaseEvent]:
-    """A report becomes a case: merged into an open duplicate; else, from a supervisor,
-    filed at once when the pack says so (with `case_number`); else it waits — a citizen
-    report as a verification task for its grid's supervisor."""
-    actor = _reporting_actor(report, who)
-    _check_reporter(report)
-    urgency = _urgency(report, pack)
-    component = _component(report, pack)
-    kind, class_code = _class(report, pack, component)
-    point, grid = _locate(report, pack, component)
-    reporter = Reporter(**report.reporter.model_dump())
-    if report.channel is Channel.supervisor or (
-        report.channel is Channel.website and who != PUBLIC
-    ):  # the reporter is the credential's holder (the hotline's is the caller)
-        reporter = reporter.model_copy(update={"id": actor.id})
-    citizen = report.channel is not Channel.supervisor
-    reported = CaseReported(
-        case_id=case_id,
-        version=1,
-        actor=actor,
-        channel=report.channel,
-        kind=kind,
-        class_code=class_code,
-        component_id=component.id if component else None,
-        point=point,
-        grid_code=grid.code,
-        description=report.description,
-        reporter=reporter,
-        media=report.media,
-        address=report.address,
-        verifier=grid.supervisor if citizen else None,
-        verification_due=now + pack.city.intake.verify_limit if citizen else None,
-        urgency=urgency,
-    )
-    cls = pack.classes[(kind, class_code)]
-    duplicate = find_duplicate(
-        nearby, case_id, point, now, cls.duplicate_radius_m, cls.duplicate_window
-    )
-    if duplicate is not None:
-        target, metres = duplicate
-        merged = CaseMerged(
-            case_id=case_id,
-            version=2,
-            actor=SYSTEM,
-            into_case_id=target.case_id,
-            reason=f"duplicate of open case {target.case_id}, {metres:.0f} m away",
-        )
-        return [reported, merged]
-    if citizen or not pack.city.intake.auto_file:
-        return [reported]
-    return [
-        reported,
-        _filed(reported, 2, SYSTEM, "a supervisor's report, filed by rule", case_number),
-    ]
-
-
-def _filed(
-    reported: CaseReported | CaseView,
-    version: int,
-    actor: Actor,
-    reason: str,
-    case_number: str | None,
-) -> CaseFiled:
-    assert reported.kind is not None and reported.class_code and reported.grid_code
-    return CaseFiled(
-        case_id=reported.case_id,
-        version=version,
-        actor=actor,
-        kind=reported.kind,
-        class_code=reported.class_code,
-        grid_code=reported.grid_code,
-        component_id=reported.component_id,
-        case_number=case_number,
-        reason=reason,
-    )
-
-
-def to_file(events: Sequence[CaseEvent]) -> CaseFiled | None:
-    """The filing among `events`, if they file the case (and need a case number)."""
-    return next((e for e in events if isinstance(e, CaseFiled)), None)
-
-
-def with_number(events: Sequence[CaseEvent], number: str) -> list[CaseEvent]:
-    """`events` with their filing numbered: what the decision makes when given `number`
-    (nothing else in it depends on the number), without deciding again."""
-    return [
-        e.model_copy(update={"case_number": number}) if isinstance(e, CaseFiled) else e
-        for e in events
-    ]
-
-
-def case_number(kind: Kind, class_code: str, day: date, sequence: int) -> str:
-    """Class + date + sequence (立案编号): B for components (部件), S for events (事件)."""
-    return f"{'B' if kind == 'component' else 'S'}{class_code}-{day:%Y%m%d}-{sequence:04d}"
-
-
-def local_day(pack: CityPack, now: datetime) -> date:
-    """The city's date at `now`: case numbers are dated in local time."""
-    return now.astimezone(ZoneInfo(pack.city.timezone)).date()
+    """The events `command` makes of `case` (a merge: into the open case `into`), or a
+    refusal. A filing is not numbered yet (`reporting.with_number`)."""
+    match command:
+        case Verify():
+            return decide_verification(case, command, pack.city.intake.auto_file)
+        case File():
+            return decide_file(case, command)
+        case Void():
+            return decide_void(case, command)
+        case Merge():
+            assert into is not None
+            return decide_merge(case, into, command)
+        case Split():
+            return decide_split(case, command)
+        case Check():
+            return decide_check(case, command)
+        case Rate():
+            return decide_feedback(case, command, pack.city.feedback, now)
 
 
 # --- verification, filing, voiding ---------------------------------------------------------
@@ -430,56 +76,51 @@ def local_day(pack: CityPack, now: datetime) -> date:
 
 def _same_person(claimed: str | None, who: Principal) -> None:
     if claimed is not None and claimed != who.subject:
-        raise Rejected(
-            403,
-            ("body", "supervisor_id"),
-            f"your credential is {who.subject}'s, not {claimed}'s",
-            "forbidden",
+        raise forbidden(
+            ("body", "supervisor_id"), f"your credential is {who.subject}'s, not {claimed}'s"
         )
 
 
 def decide_verification(
-    case: CaseView,
-    answer: VerificationIn,
-    who: Principal,
-    auto_file: bool = True,
-    case_number: str | None = None,
+    case: CaseView, verify: Verify, auto_file: bool = True, case_number: str | None = None
 ) -> list[CaseEvent]:
     """Confirmed: verified (and filed, when the pack files by rule). Refuted: voided."""
-    _same_person(answer.supervisor_id, who)
-    actor = actor_of(who)
+    _same_person(verify.supervisor_id, verify.who)
+    actor = actor_of(verify.who)
     v = case.version
-    if not answer.confirmed:
+    if not verify.confirmed:
         next_state(case.state, "voided")
-        reason = answer.note or "refuted by the supervisor on site"
+        reason = verify.note or "refuted by the supervisor on site"
         return [CaseVoided(case_id=case.case_id, version=v + 1, actor=actor, reason=reason)]
     next_state(case.state, "verified")
     verified = CaseVerified(
-        case_id=case.case_id, version=v + 1, actor=actor, note=answer.note, media=answer.media
+        case_id=case.case_id,
+        version=v + 1,
+        actor=actor,
+        note=verify.note,
+        media=list(verify.media),
     )
     if not auto_file:
         return [verified]
-    return [verified, _filed(case, v + 2, SYSTEM, "verified by a supervisor", case_number)]
+    return [verified, filed(case, v + 2, SYSTEM, "verified by a supervisor", case_number)]
 
 
-def decide_file(
-    case: CaseView, answer: FileIn, who: Principal, case_number: str | None
-) -> list[CaseEvent]:
+def decide_file(case: CaseView, file: File, case_number: str | None = None) -> list[CaseEvent]:
     """A supervision-centre operator files the case (立案)."""
     next_state(case.state, "filed")
-    reason = answer.note or "filed by the supervision centre"
-    return [_filed(case, case.version + 1, actor_of(who), reason, case_number)]
+    reason = file.note or "filed by the supervision centre"
+    return [filed(case, case.version + 1, actor_of(file.who), reason, case_number)]
 
 
-def decide_void(case: CaseView, answer: VoidIn, who: Principal) -> list[CaseEvent]:
+def decide_void(case: CaseView, void: Void) -> list[CaseEvent]:
     """A supervision-centre operator voids the report (作废), saying why."""
     next_state(case.state, "voided")
     return [
         CaseVoided(
             case_id=case.case_id,
             version=case.version + 1,
-            actor=actor_of(who),
-            reason=answer.reason,
+            actor=actor_of(void.who),
+            reason=void.reason,
         )
     ]
 
@@ -487,47 +128,32 @@ def decide_void(case: CaseView, answer: VoidIn, who: Principal) -> list[CaseEven
 # --- duplicates by hand ---------------------------------------------------------------------
 
 
-def decide_merge(
-    case: CaseView, into: CaseView, answer: MergeIn, who: Principal
-) -> list[CaseEvent]:
+def decide_merge(case: CaseView, into: CaseView, merge: Merge) -> list[CaseEvent]:
     """An operator merges a report into another open case of the same problem."""
     if into.case_id == case.case_id:
-        raise Rejected(
-            422, ("body", "into_case_id"), "a case cannot be merged into itself", "self_merge"
-        )
+        raise invalid(("body", "into_case_id"), "a case cannot be merged into itself", "self_merge")
     if into.state not in OPEN_STATES:
-        raise Rejected(
-            409,
+        raise conflict(
             ("body", "into_case_id"),
             f"case {into.case_id} is {into.state}: only an open case takes duplicates",
             "not_open",
         )
     next_state(case.state, "merged")
-    reason = answer.reason or f"the same problem as case {into.case_id}"
-    return [
-        CaseMerged(
-            case_id=case.case_id,
-            version=case.version + 1,
-            actor=actor_of(who),
-            into_case_id=into.case_id,
-            reason=reason,
-        )
-    ]
+    reason = merge.reason or f"the same problem as case {into.case_id}"
+    return [merged(case.case_id, case.version + 1, actor_of(merge.who), into.case_id, reason)]
 
 
-def decide_split(
-    case: CaseView, merged_into: str | None, answer: SplitIn, who: Principal
-) -> list[CaseEvent]:
+def decide_split(case: CaseView, split: Split) -> list[CaseEvent]:
     """An operator splits a merged report off: a case of its own again, to verify or file."""
     next_state(case.state, "split")
-    assert merged_into is not None
+    assert case.merged_into is not None
     return [
         CaseSplit(
             case_id=case.case_id,
             version=case.version + 1,
-            actor=actor_of(who),
-            from_case_id=merged_into,
-            reason=answer.reason,
+            actor=actor_of(split.who),
+            from_case_id=case.merged_into,
+            reason=split.reason,
         )
     ]
 
@@ -535,16 +161,72 @@ def decide_split(
 # --- on-site check --------------------------------------------------------------------------
 
 
-def decide_check(case: CaseView, answer: CheckIn, who: Principal) -> list[CaseEvent]:
+def decide_check(case: CaseView, check: Check) -> list[CaseEvent]:
     """Passed: closed (结案). Failed: rework (返工), which the command centre dispatches."""
-    _same_person(answer.supervisor_id, who)
-    actor = actor_of(who)
+    _same_person(check.supervisor_id, check.who)
+    actor = actor_of(check.who)
     v = case.version
     next_state(case.state, "checked")
     checked = CaseChecked(
-        case_id=case.case_id, version=v + 1, actor=actor, passed=answer.passed, note=answer.note
+        case_id=case.case_id, version=v + 1, actor=actor, passed=check.passed, note=check.note
     )
-    if answer.passed:
+    if check.passed:
         return [checked, CaseClosed(case_id=case.case_id, version=v + 2, actor=actor)]
-    reason = answer.note or "the on-site check failed"
+    reason = check.note or "the on-site check failed"
     return [checked, CaseReworked(case_id=case.case_id, version=v + 2, actor=actor, reason=reason)]
+
+
+# --- residents' satisfaction ----------------------------------------------------------------
+
+
+def rater(case: CaseView, rate: Rate) -> Actor:
+    """Who rates: a hotline operator after a callback (回访), or the resident who reported
+    (their own citizen credential, or their report's follow token); anyone else is told the
+    case is not theirs in the words a reporter's read uses."""
+    who = rate.who
+    if who.role is Access.hotline:
+        return actor_of(who)
+    own = who.subject != "anonymous" and case.reporter_id == who.subject
+    if not (own or rate.follows):
+        raise not_found(("path", "case_id"), f"no case {case.case_id} for this token")
+    return Actor(role=Role.citizen, id=(who.subject if own else case.reporter_id or "website")[:64])
+
+
+def decide_feedback(
+    case: CaseView, rate: Rate, policy: FeedbackPolicy, now: datetime
+) -> list[CaseEvent]:
+    """Feedback on a closed case: evaluated, and reopened as rework when dissatisfied."""
+    actor = rater(case, rate)
+    if case.state is State.evaluated:
+        raise conflict(
+            ("state",), "this closure of the case has been rated already", "already_rated"
+        )
+    if case.state is not State.closed:
+        raise conflict(
+            ("state",),
+            f"the case is {case.state.value}: feedback is taken once it is closed",
+            "not_closed",
+        )
+    if case.closed_at is not None and now - case.closed_at > policy.window:
+        raise conflict(
+            ("state",),
+            f"the case was closed on {case.closed_at.date().isoformat()}: feedback is taken "
+            f"within {_span(policy.window)} of the closure",
+            "feedback_window_passed",
+        )
+    v = case.version
+    given = FeedbackGiven(
+        case_id=case.case_id, version=v + 1, actor=actor, rating=rate.rating, comment=rate.comment
+    )
+    if rate.rating > policy.reopen_at_or_below:
+        return [given]
+    reason = (
+        f"the resident was dissatisfied (rating {rate.rating} of 5, at or below "
+        f"{policy.reopen_at_or_below}): reopened by the city's policy"
+    )
+    return [given, CaseReworked(case_id=case.case_id, version=v + 2, actor=SYSTEM, reason=reason)]
+
+
+def _span(window: timedelta) -> str:
+    days, seconds = window.days, window.seconds
+    return f"{days} days" if days and not seconds else f"{window.total_seconds() / 3600:g} hours"

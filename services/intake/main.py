@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from gridloop.citypack import load_city_pack
+from gridloop.commands.relay import Relay
 from gridloop.config import Settings
 from gridloop.http import HttpLimits
 from gridloop.runtime import infrastructure, serve
-from services.intake.api import Intake, create_app
+from services.intake.api import create_app
+from services.intake.handlers import Intake
 
 
 async def run(settings: Settings) -> None:
@@ -17,5 +19,5 @@ async def run(settings: Settings) -> None:
             create_app(intake, HttpLimits.from_settings(settings)),
             settings.host,
             settings.intake_port,
-            [],
+            [Relay(intake.path).run],
         )

@@ -17,8 +17,8 @@ from gridfs import AsyncGridFSBucket, NoFile
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.auth import Principal
-from gridloop.errors import Rejected
 from gridloop.mongo import Document
+from gridloop.refusal import Refused, Why, invalid, not_found
 
 MiB = 1024 * 1024
 LIMITS = {"photo": 10 * MiB, "voice": 5 * MiB}
@@ -67,19 +67,19 @@ def sniff(head: bytes) -> MediaType | None:
 def check(data: bytes) -> MediaType:
     """The type of an upload, or a refusal saying why (type, size)."""
     if not data:
-        raise Rejected(422, ("body", "file"), "the file is empty", "empty_file")
+        raise invalid(("body", "file"), "the file is empty", "empty_file")
     found = sniff(data[:16])
     if found is None:
-        raise Rejected(
-            415,
+        raise Refused(
+            Why.unsupported,
             ("body", "file"),
             "only photos (JPEG, PNG, WebP) and voice notes (AMR, MP3, M4A, WAV, Ogg) are taken",
             "unsupported_media_type",
         )
     limit = LIMITS[found.kind]
     if len(data) > limit:
-        raise Rejected(
-            413,
+        raise Refused(
+            Why.too_large,
             ("body", "file"),
             f"a {found.kind} may be at most {limit // MiB} MiB; this one is {len(data)} bytes",
             "too_large",
@@ -123,7 +123,7 @@ class MediaStore:
         try:
             stream = await self.bucket.open_download_stream(ObjectId(media_id))
         except (InvalidId, NoFile) as exc:
-            raise Rejected(404, ("path", "media_id"), f"no media {media_id}", "not_found") from exc
+            raise not_found(("path", "media_id"), f"no media {media_id}") from exc
         data = await stream.read()
         metadata = stream.metadata or {}
         return data, str(metadata.get("content_type", "application/octet-stream"))

@@ -21,9 +21,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from gridloop.mongo import Document
+from gridloop.together import Together
 from schemas.events import Kind
-from services.intake.core import case_number
-from services.intake.together import Together
+from services.intake.reporting import case_number
 
 Want = tuple[str, int]  # a counter of the day ("event:0102"), how many sequences
 

@@ -14,7 +14,6 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -23,12 +22,14 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from pydantic import ValidationError
 
+from gridloop.cases.reader import CaseQuery
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack
 from gridloop.citypack.model import EventClass
 from gridloop.lifecycle import OPEN_STATES, State
 from schemas.events import Channel, Point
 from schemas.limits import LAT_MAX, LON_MAX
-from services.intake.core import ReporterIn, ReportIn
+from services.intake.requests import ReporterIn, ReportIn
 
 Format = Literal["json", "xml"]
 FORMATS: tuple[Format, ...] = ("json", "xml")
@@ -223,44 +224,44 @@ def w3c(at: Any, tz: ZoneInfo) -> str | None:
     return when.astimezone(tz).isoformat(timespec="seconds")
 
 
-def _last_reason(doc: Mapping[str, Any], kind: str) -> str | None:
-    reasons = [e.get("reason") for e in doc.get("timeline", []) if e.get("type") == kind]
+def _last_reason(record: CaseRecord, kind: str) -> str | None:
+    reasons = [e.reason for e in record.timeline if e.type == kind]
     return reasons[-1] if reasons and reasons[-1] else None
 
 
-def status_notes(doc: Mapping[str, Any]) -> str:
-    state = State(doc["state"])
+def status_notes(record: CaseRecord) -> str:
+    state = record.state
     note = STATUS_NOTES[state]
-    if state is State.merged and doc.get("merged_into"):
-        return f"a duplicate of request {doc['merged_into']}"
-    if state is State.voided and (reason := _last_reason(doc, "voided")):
+    if state is State.merged and record.merged_into:
+        return f"a duplicate of request {record.merged_into}"
+    if state is State.voided and (reason := _last_reason(record, "voided")):
         return f"voided: {reason}"
-    if doc.get("case_number") and state is not State.reported:
-        return f"{note} (case {doc['case_number']})"
+    if record.case_number and state is not State.reported:
+        return f"{note} (case {record.case_number})"
     return note
 
 
-def request_view(doc: Mapping[str, Any], pack: CityPack) -> dict[str, Any]:
+def request_view(record: CaseRecord, pack: CityPack) -> dict[str, Any]:
     """A case as an Open311 service request: exactly REQUEST_FIELDS, and nothing about the
     people (reporter, phone, staff) — whoever asks."""
     tz = ZoneInfo(pack.city.timezone)
-    cls = pack.classes.get((doc.get("kind"), doc.get("class_code")))  # type: ignore[arg-type]
-    agency = doc.get("department") or (cls.owner if cls else None)
+    cls = pack.classes.get((record.kind, record.class_code))  # type: ignore[arg-type]
+    agency = record.department or (cls.owner if cls else None)
     department = pack.departments.get(agency) if agency else None
-    lon, lat = (doc.get("point") or {}).get("coordinates", (None, None))
+    lon, lat = record.point.coordinates if record.point else (None, None)
     view = {
-        "service_request_id": doc["_id"],
-        "status": status_of(doc["state"]),
-        "status_notes": status_notes(doc),
+        "service_request_id": record.case_id,
+        "status": status_of(record.state),
+        "status_notes": status_notes(record),
         "service_name": cls.name if cls else None,
         "service_code": service_code(cls) if cls else None,
-        "description": doc.get("description"),
+        "description": record.description,
         "agency_responsible": department.name if department else agency,
         "service_notice": None,
-        "requested_datetime": w3c(doc.get("reported_at"), tz),
-        "updated_datetime": w3c(doc.get("updated_at"), tz),
-        "expected_datetime": w3c(doc.get("deadline"), tz),
-        "address": doc.get("address"),
+        "requested_datetime": w3c(record.reported_at, tz),
+        "updated_datetime": w3c(record.updated_at, tz),
+        "expected_datetime": w3c(record.deadline, tz),
+        "address": record.address,
         "address_id": None,
         "zipcode": None,
         "lat": lat,
@@ -393,15 +394,6 @@ def parse_xml_form(body: bytes) -> dict[str, str]:
 # --- GET requests: the filters -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Filters:
-    ids: tuple[str, ...] = ()
-    classes: tuple[tuple[str, str], ...] = ()
-    states: tuple[str, ...] = ()
-    start: datetime | None = None
-    end: datetime | None = None
-
-
 def _listed(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
@@ -424,10 +416,10 @@ def filters(
     start_date: str | None = None,
     end_date: str | None = None,
     status: str | None = None,
-) -> Filters:
+) -> CaseQuery:
     """The filters of GET requests; `service_request_id` overrides all others."""
     if ids := _listed(service_request_id):
-        return Filters(ids=tuple(ids[:MAX_REQUESTS]))
+        return CaseQuery(ids=tuple(ids[:MAX_REQUESTS]))
     classes = []
     for code in _listed(service_code):
         cls = find_class(pack, code)
@@ -445,26 +437,7 @@ def filters(
         raise bad("end_date", "before start_date")
     if start is None and end is None:
         start = now - DEFAULT_RANGE
-    return Filters((), tuple(classes), tuple(sorted(states)), start, end)
-
-
-def query(f: Filters) -> dict[str, Any]:
-    """The MongoDB query of the `cases` collection for these filters."""
-    if f.ids:
-        return {"_id": {"$in": list(f.ids)}, "state": {"$exists": True}}
-    q: dict[str, Any] = {"state": {"$exists": True}, "class_code": {"$exists": True}}
-    if f.classes:
-        q["$or"] = [{"kind": k, "class_code": c} for k, c in f.classes]
-    if f.states:
-        q["state"] = {"$in": list(f.states)}
-    when: dict[str, datetime] = {}
-    if f.start:
-        when["$gte"] = f.start
-    if f.end:
-        when["$lte"] = f.end
-    if when:
-        q["reported_at"] = when
-    return q
+    return CaseQuery((), tuple(classes), tuple(sorted(states)), start, end)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -526,5 +499,5 @@ def fmt_of(value: str) -> Format:
     raise Open311Error(404, f"format: .{value} is not served; use .json or .xml")
 
 
-def each(docs: Iterable[Mapping[str, Any]], pack: CityPack) -> list[dict[str, Any]]:
-    return [request_view(d, pack) for d in docs]
+def each(records: Iterable[CaseRecord], pack: CityPack) -> list[dict[str, Any]]:
+    return [request_view(r, pack) for r in records]

@@ -10,7 +10,6 @@ request becomes a citizen report through the website channel, by the same decisi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -19,8 +18,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from gridloop.auth import Principal, Role
-from gridloop.errors import Rejected
-from services.intake.api import Intake, accept_report
+from gridloop.errors import STATUS
+from gridloop.refusal import Refused
+from services.intake.edge import asked, new_case_id
+from services.intake.handlers import Intake
 from services.intake.open311 import (
     FORMATS,
     MAX_REQUESTS,
@@ -38,12 +39,12 @@ from services.intake.open311 import (
     form_field,
     parse_xml_form,
     posted,
-    query,
     render,
     service_definition,
     services,
     to_report,
 )
+from services.intake.requests import report_of
 
 # Who may post with their credential as api_key: apps (public) and hotline operators.
 POSTING_ROLES = frozenset({Role.public, Role.hotline})
@@ -114,10 +115,11 @@ async def _answer(format_: str, work: Work) -> Response:
         return _response(fmt, root, value)
     except Open311Error as exc:
         return _response(fmt, "errors", errors(exc), exc.status, **(exc.headers or {}))
-    except Rejected as exc:  # from intake's decisions: a 422 is Open311's 400
-        status = 400 if exc.status == 422 else exc.status
-        refusal = Open311Error(status, f"{form_field(exc.loc)}: {exc.reason}", exc.headers)
-        return _response(fmt, "errors", errors(refusal), status, **(exc.headers or {}))
+    except Refused as exc:  # from intake's decisions: a 422 is Open311's 400
+        status = 400 if STATUS[exc.why] == 422 else STATUS[exc.why]
+        headers = {"Retry-After": "5"} if status == 503 else None
+        refusal = Open311Error(status, f"{form_field(exc.loc)}: {exc.reason}", headers)
+        return _response(fmt, "errors", errors(refusal), status, **(headers or {}))
 
 
 @router.get("/discovery.{format_}", summary="Discovery", responses=_refusals(404))
@@ -210,8 +212,10 @@ async def post_request(request: Request, format_: FormatPath) -> Response:
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= 200:
             raise Open311Error(400, "Idempotency-Key: 1 to 200 characters")
-        answered = await accept_report(intake, report, who, key)
-        return "service_requests", [posted(json.loads(bytes(answered.body)))]
+        command = report_of(report, new_case_id("report", who, key), who)
+        content = report.model_dump_json() if key else ""
+        answer = await intake.report(command, asked("report", who, key, content))
+        return "service_requests", [posted(answer.body)]
 
     return await _answer(format_, work)
 
@@ -252,9 +256,7 @@ async def get_requests(
             if not page_size.isdigit() or not 0 < int(page_size) <= MAX_REQUESTS:
                 raise Open311Error(400, f"page_size: 1 to {MAX_REQUESTS}")
             limit = int(page_size)
-        cursor = intake.cases.cases.find(query(chosen), {"reporter": 0})
-        docs = [d async for d in cursor.sort("reported_at", -1).limit(limit)]
-        return "service_requests", each(docs, intake.pack)
+        return "service_requests", each(await intake.cases.search(chosen, limit), intake.pack)
 
     return await _answer(format_, work)
 
@@ -273,10 +275,10 @@ async def get_request(
     async def work(_: Format) -> tuple[str, Any]:
         intake = _intake(request)
         check_jurisdiction(intake.pack, jurisdiction_id)
-        doc = await intake.cases.get(service_request_id)
-        if doc is None or "state" not in doc:
+        record = await intake.cases.record(service_request_id)
+        if record is None:
             raise Open311Error(404, f"service_request_id: no request {service_request_id!r}")
-        return "service_requests", each([doc], intake.pack)
+        return "service_requests", each([record], intake.pack)
 
     return await _answer(format_, work)
 
@@ -289,10 +291,10 @@ async def _token(request: Request, token: str, format_: str, jurisdiction_id: st
     async def work(_: Format) -> tuple[str, Any]:
         intake = _intake(request)
         check_jurisdiction(intake.pack, jurisdiction_id)
-        doc = await intake.cases.get(token)
-        if doc is None:
+        record = await intake.cases.record(token)
+        if record is None:
             raise Open311Error(404, f"token: no request for token {token!r}")
-        return "service_requests", [{"service_request_id": doc["_id"], "token": token}]
+        return "service_requests", [{"service_request_id": record.case_id, "token": token}]
 
     return await _answer(format_, work)
 

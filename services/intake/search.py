@@ -13,23 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from pymongo.asynchronous.collection import AsyncCollection
-
+from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.lifecycle import OPEN_STATES
-from gridloop.mongo import Document
 from gridloop.nearby import Box, keys_around
+from gridloop.together import Together
 from schemas.events import CaseReported
 from services.intake.duplicates import Nearby, search_box, within
-from services.intake.together import Together
 
 LIMIT = 500  # candidates a report: the most its box could sensibly hold
 
 
 class DuplicateSearch:
-    def __init__(
-        self, cases: AsyncCollection[Document], pack: CityPack, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, cases: CaseReader, pack: CityPack, clock: Callable[[], datetime]) -> None:
         self.cases, self.pack, self.clock = cases, pack, clock
         self._together: Together[CaseReported, list[Nearby]] = Together(self.many)
 
@@ -50,18 +46,15 @@ class DuplicateSearch:
             for r, box in zip(reports, boxes, strict=True)
             for k in keys_around(r.kind, r.class_code, box)
         }
-        query = {"near": {"$in": sorted(keys)}}
         of_class: dict[tuple[str, str], list[int]] = {}
         for i, r in enumerate(reports):
             of_class.setdefault((r.kind, r.class_code), []).append(i)
         found: list[list[Nearby]] = [[] for _ in reports]
-        projection = {"point": 1, "reported_at": 1, "kind": 1, "class_code": 1, "state": 1}
-        async for doc in self.cases.find(query, projection).limit(LIMIT * len(reports)):
-            if doc.get("state") not in OPEN_STATES or doc["reported_at"] < oldest:
+        for case in await self.cases.near(sorted(keys), LIMIT * len(reports)):
+            if case.state not in OPEN_STATES or case.reported_at < oldest:
                 continue
-            lon, lat = doc["point"]["coordinates"]
-            near = Nearby(doc["_id"], lon, lat, doc["reported_at"])
-            for i in of_class.get((doc["kind"], doc["class_code"]), ()):
-                if within(boxes[i], lon, lat):
+            near = Nearby(case.case_id, case.lon, case.lat, case.reported_at)
+            for i in of_class.get((case.kind, case.class_code), ()):
+                if within(boxes[i], case.lon, case.lat):
                     found[i].append(near)
         return found

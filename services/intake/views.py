@@ -11,10 +11,11 @@ import hashlib
 import hmac
 from typing import Any
 
-from gridloop.auth import Principal
-from gridloop.auth import Role as Access
+from gridloop.access import Principal
+from gridloop.access import Role as Access
+from gridloop.cases.record import CaseRecord
 from gridloop.lifecycle import OPEN_STATES, State
-from services.intake.core import PERSONAL_DATA_ROLES
+from services.intake.reporting import PERSONAL_DATA_ROLES
 
 Document = dict[str, Any]
 FOLLOW_PREFIX = "glf_"
@@ -39,14 +40,13 @@ def _redacted(reporter: Any) -> Document:
     return {"id": rid, "hidden": "name and phone are shown to hotline and supervision centre"}
 
 
-def staff_view(doc: Document, who: Principal, duplicates: int) -> Document:
+def staff_view(record: CaseRecord, who: Principal, duplicates: int) -> Document:
     """The case for staff, without personal data unless `who` may see it."""
-    view = dict(doc)
-    view["case_id"] = view.pop("_id")
+    view = record.model_dump()
     view["duplicates"] = duplicates  # reports merged into this case
     if who.role in PERSONAL_DATA_ROLES:
         return view
-    if "reporter" in view:
+    if view.get("reporter") is not None:
         view["reporter"] = _redacted(view["reporter"])
     timeline = []
     for entry in view.get("timeline", []):
@@ -73,11 +73,9 @@ def personal_fields(view: Document) -> list[str]:
     return [f"reporter.{field}" for field in sorted(shown)]
 
 
-def department_may_read(doc: Document, who: Principal) -> bool:
+def department_may_read(record: CaseRecord, who: Principal) -> bool:
     """A department reaches only the cases dispatched to it (lead or assisting)."""
-    if who.role is not Access.department:
-        return True
-    return who.subject == doc.get("department") or who.subject in (doc.get("assisting") or [])
+    return who.role is not Access.department or record.held_by(who.subject)
 
 
 def public_status(state: str) -> str:
@@ -85,32 +83,32 @@ def public_status(state: str) -> str:
     return "open" if State(state) in OPEN_STATES else "closed"
 
 
-def public_view(doc: Document, class_name: str, merged_into: Document | None) -> Document:
+def public_view(record: CaseRecord, class_name: str, merged_into: CaseRecord | None) -> Document:
     """What a reporter sees of their case: no names, no phones, no staff ids."""
     notes = [
-        {"type": e["type"], "at": e["at"], "note": e.get("reason")}
-        if e["type"] in PUBLIC_NOTES
-        else {"type": e["type"], "at": e["at"]}
-        for e in doc.get("timeline", [])
-        if "." not in e["type"]  # lifecycle steps only; SLA facts are internal
+        {"type": e.type, "at": e.at, "note": e.reason}
+        if e.type in PUBLIC_NOTES
+        else {"type": e.type, "at": e.at}
+        for e in record.timeline
+        if "." not in e.type  # lifecycle steps only; SLA facts are internal
     ]
     view: Document = {
-        "case_id": doc["_id"],
-        "case_number": doc.get("case_number"),
-        "state": doc["state"],
-        "status": public_status(doc["state"]),
+        "case_id": record.case_id,
+        "case_number": record.case_number,
+        "state": record.state.value,
+        "status": public_status(record.state),
         "class_name": class_name,
-        "description": doc.get("description"),
-        "reported_at": doc.get("reported_at"),
-        "updated_at": doc.get("updated_at"),
+        "description": record.description,
+        "reported_at": record.reported_at,
+        "updated_at": record.updated_at,
         "timeline": notes,
     }
     if merged_into is not None:
         # A duplicate follows the case it was merged into.
         view["merged_into"] = {
-            "case_id": merged_into["_id"],
-            "case_number": merged_into.get("case_number"),
-            "state": merged_into["state"],
-            "status": public_status(merged_into["state"]),
+            "case_id": merged_into.case_id,
+            "case_number": merged_into.case_number,
+            "state": merged_into.state.value,
+            "status": public_status(merged_into.state),
         }
     return view

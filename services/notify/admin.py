@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
-from gridloop.errors import Rejected, install_error_handlers, refusals
+from gridloop.errors import install_error_handlers, refusals
 from gridloop.http import HttpLimits, harden
 from gridloop.mongo import Document
+from gridloop.refusal import conflict, invalid, not_found
 from gridloop.runtime import add_ops_routes
 from schemas.limits import CASE_ID, CASE_ID_MAX, DEPARTMENT_CODE, CaseRef, DepartmentCode, WebUrl
 from services.notify.core import address_problem, url_problem
@@ -49,12 +50,12 @@ async def check_webhook_url(pack: CityPack, url: str) -> None:
         allow = pack.routing.webhooks.allow_private_addresses
         problem = address_problem(addresses, allow)
     if problem is not None:
-        raise Rejected(422, ("body", "url"), f"webhook URL refused: {problem}", "url_refused")
+        raise invalid(("body", "url"), f"webhook URL refused: {problem}", "url_refused")
 
 
 def _known(pack: CityPack, department: str) -> None:
     if department not in pack.departments:
-        raise Rejected(404, ("path", "department"), f"no department {department}", "not_found")
+        raise not_found(("path", "department"), f"no department {department}")
 
 
 async def set_webhook(
@@ -142,7 +143,7 @@ async def read_delivery(delivery_id: str, _: Operator, store: Store) -> dict[str
     """A delivery with every attempt."""
     doc = await store.get(delivery_id)
     if doc is None:
-        raise Rejected(404, ("path", "delivery_id"), f"no delivery {delivery_id}", "not_found")
+        raise not_found(("path", "delivery_id"), f"no delivery {delivery_id}")
     return _public(doc)
 
 
@@ -153,10 +154,10 @@ async def replay_one(delivery_id: str, _: Operator, store: Store) -> dict[str, A
     """Send a dead-lettered delivery again, with the same webhook id."""
     doc = await store.get(delivery_id)
     if doc is None:
-        raise Rejected(404, ("path", "delivery_id"), f"no delivery {delivery_id}", "not_found")
+        raise not_found(("path", "delivery_id"), f"no delivery {delivery_id}")
     if doc["status"] != "dead":
-        raise Rejected(
-            409, ("path", "delivery_id"), f"delivery is {doc['status']}, not dead", "not_dead"
+        raise conflict(
+            ("path", "delivery_id"), f"delivery is {doc['status']}, not dead", "not_dead"
         )
     return {"replayed": await store.replay({"_id": delivery_id})}
 

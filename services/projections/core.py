@@ -9,11 +9,9 @@ highest version seen, never an older one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from gridloop.lifecycle import TRANSITIONS, State, transition_name
+from gridloop.lifecycle import TRANSITIONS, transition_name
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
 from schemas.events import (
@@ -28,7 +26,6 @@ from schemas.events import (
     DepartmentRequest,
     ExtensionDenied,
     ExtensionRequested,
-    Kind,
     ParkingDenied,
     ParkingRequested,
     SlaBreach,
@@ -155,51 +152,3 @@ def request_change(data: DepartmentRequest) -> tuple[Document, Document] | None:
     if isinstance(data, ExtensionDenied | ParkingDenied):
         return {"pending_request.request_id": data.request_id}, {"pending_request": None}
     return None
-
-
-@dataclass(frozen=True)
-class PendingRequest:
-    """A department's extension or parking request awaiting the command centre."""
-
-    request_id: str
-    kind: str  # extension | parking
-    department: str
-    reason: str
-    case_version: int
-    deadline: datetime | None = None
-
-
-@dataclass(frozen=True)
-class CaseView:
-    """The part of a case document that commands decide on."""
-
-    case_id: str
-    state: State
-    version: int
-    kind: Kind | None = None
-    class_code: str | None = None
-    grid_code: str | None = None
-    department: str | None = None
-    component_id: str | None = None
-    urgency: str | None = None
-    assisting: tuple[str, ...] = ()
-    deadline: datetime | None = None
-    pending_request: PendingRequest | None = None
-
-    @classmethod
-    def from_doc(cls, doc: Document) -> CaseView:
-        pending = doc.get("pending_request")
-        return cls(
-            case_id=doc["_id"],
-            state=State(doc["state"]),
-            version=doc["version"],
-            kind=doc.get("kind"),
-            class_code=doc.get("class_code"),
-            grid_code=doc.get("grid_code"),
-            department=doc.get("department"),
-            component_id=doc.get("component_id"),
-            urgency=doc.get("urgency"),
-            assisting=tuple(doc.get("assisting") or ()),
-            deadline=doc.get("deadline"),
-            pending_request=PendingRequest(**pending) if pending else None,
-        )

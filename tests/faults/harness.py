@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from services.intake.api import _CASE_NAMESPACE
+from services.intake.edge import CASE_NAMESPACE
 
 SUMMARY: list[str] = []  # the table, printed at the end of the run
 
@@ -102,7 +102,7 @@ def report_body(rng: random.Random) -> dict[str, Any]:
 
 def case_id_for(key: str) -> str:
     """The case id intake derives from a supervisor's Idempotency-Key."""
-    return str(uuid.uuid5(_CASE_NAMESPACE, f"report:supervisor:{SUPERVISOR}:{key}"))
+    return str(uuid.uuid5(CASE_NAMESPACE, f"report:supervisor:{SUPERVISOR}:{key}"))
 
 
 @dataclass

@@ -30,14 +30,13 @@ from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.http import HttpLimits
-from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported
 from schemas.events import Role as ActorRole
-from services.dispatch.service import Dispatch
-from services.dispatch.service import create_app as dispatch_app
+from services.dispatch.api import create_app as dispatch_app
+from services.dispatch.handlers import Dispatch
 from services.intake.api import Intake, follow_key
 from services.intake.api import create_app as intake_app
 from services.notify.admin import create_app as notify_app
@@ -163,7 +162,7 @@ async def _start(app: FastAPI, stack: contextlib.AsyncExitStack) -> str:
 def apps(db: AsyncDatabase[Document], producer: EventProducer, key: bytes) -> dict[str, FastAPI]:
     """The three apps on `db`, with a public rate limit no fuzzer reaches."""
     pack, credentials, limits = load_city_pack(DEMO_CITY_PACK), CredentialStore(db), UNLIMITED
-    dispatch = Dispatch(pack, producer, CaseStore(db), IdempotencyStore(db))
+    dispatch = Dispatch.on(pack, db, producer)
     return {
         "intake": intake_app(Intake(pack, producer, db, key), limits),
         "dispatch": dispatch_app(dispatch, credentials, limits),

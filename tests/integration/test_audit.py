@@ -22,14 +22,13 @@ from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.cli import app as cli
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor
 from schemas.events import Role as ActorRole
-from services.dispatch.service import Dispatch
-from services.dispatch.service import create_app as dispatch_app
+from services.dispatch.api import create_app as dispatch_app
+from services.dispatch.handlers import Dispatch
 from services.intake.api import Intake, follow_key
 from services.intake.api import create_app as intake_app
 from services.projections.audit import audit_record
@@ -97,7 +96,7 @@ async def world(servers: Servers) -> AsyncIterator[World]:
     credentials = CredentialStore(db)
     tokens = {r: await credentials.issue(r, SUBJECTS.get(r, f"{r}-1")) for r in Role}
     intake = Intake(pack, producer, db, await follow_key(db))
-    dispatch = Dispatch(pack, producer, CaseStore(db), IdempotencyStore(db))
+    dispatch = Dispatch.on(pack, db, producer)
     apps = [intake_app(intake), dispatch_app(dispatch, credentials)]
     clients = [
         httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://t") for a in apps

@@ -24,16 +24,14 @@ from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.http import HttpLimits
-from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
-from services.dispatch.service import Dispatch
-from services.dispatch.service import create_app as dispatch_app
+from services.dispatch.api import create_app as dispatch_app
+from services.dispatch.handlers import Dispatch
 from services.intake.api import Intake, follow_key
 from services.intake.api import create_app as intake_app
 from services.notify.admin import create_app as notify_app
 from services.notify.store import DeliveryStore
-from services.projections.store import CaseStore
 from tests.conftest import Servers
 
 R = Role
@@ -132,7 +130,7 @@ async def doors(servers: Servers) -> AsyncIterator[dict[str, Door]]:
     credentials = CredentialStore(db)
     tokens = {role: await credentials.issue(role, SUBJECT.get(role, f"{role}-1")) for role in R}
     intake = Intake(pack, producer, db, await follow_key(db))
-    dispatch = Dispatch(pack, producer, CaseStore(db), IdempotencyStore(db))
+    dispatch = Dispatch.on(pack, db, producer)
     apps = {
         "intake": intake_app(intake, ROOMY),
         "dispatch": dispatch_app(dispatch, credentials, ROOMY),

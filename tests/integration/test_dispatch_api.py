@@ -17,14 +17,14 @@ from pymongo import AsyncMongoClient
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import EventProducer, Pipeline, ensure_topics
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported
 from schemas.events import Role as ActorRole
 from schemas.topics import LIFECYCLE_TOPICS
-from services.dispatch.service import Dispatch, create_app
+from services.dispatch.api import create_app
+from services.dispatch.handlers import Dispatch
 from services.projections.store import CaseStore
 from tests.conftest import Servers
 from tests.helpers import eventually
@@ -113,7 +113,7 @@ async def harness(servers: Servers) -> AsyncIterator[Harness]:
         Pipeline(group, topics, project, producer, servers.kafka, 6000).run(stop)
     )
     credentials = CredentialStore(db)
-    dispatch = Dispatch(load_city_pack(DEMO_CITY_PACK), producer, cases, IdempotencyStore(db))
+    dispatch = Dispatch.on(load_city_pack(DEMO_CITY_PACK), db, producer)
     transport = httpx.ASGITransport(app=create_app(dispatch, credentials))
     async with httpx.AsyncClient(transport=transport, base_url="http://dispatch") as http:
         yield Harness(http, producer, cases, credentials)
@@ -205,9 +205,15 @@ async def test_extension_requested_refused_while_pending_then_approved(harness: 
     await eventually(
         lambda: _pending(harness, case_id, request_id), within=20, what="request pending"
     )
+    # The very same request again is the same fact: the same answer, no second request.
     again = await harness.http.post(url, json=ask, headers=sanitation)
-    assert again.status_code == 409
-    assert _detail(again)["type"] == "request_pending"
+    assert again.status_code == 202, again.text
+    assert again.json() == requested.json()
+    # Another request while this one waits is refused, saying where the case stands.
+    other = await harness.http.post(url, json=ask | {"reason": "rain"}, headers=sanitation)
+    assert other.status_code == 409
+    assert _detail(other)["type"] == "request_pending"
+    assert (other.json()["state"], other.json()["version"]) == ("dispatched", 3)
 
     by_department = await harness.http.post(
         f"/cases/{case_id}/extension/approve", json={"dispatcher": "x"}, headers=sanitation

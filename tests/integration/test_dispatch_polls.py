@@ -1,7 +1,8 @@
-"""The dispatch service's consumer dispatches a poll at once: one read of the cases it files,
-one publish of their dispatches, then the commit. A case not projected yet holds the poll,
-which is dispatched once when it is; a record that cannot be dispatched is dead-lettered
-alone, record by record, and the others are dispatched."""
+"""The dispatch service's consumer dispatches a poll at once: one read of the heads of the
+cases it files, their dispatches claimed and published, then the commit. A case with no head
+yet (a case from before heads, adopted from its projection) holds the poll, which is
+dispatched once it can be; a record that cannot be dispatched is dead-lettered alone,
+record by record, and the others are dispatched."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop.cases import fold
 from gridloop.citypack import load_city_pack
+from gridloop.commands import Head
+from gridloop.commands.mongo import MongoHeads
+from gridloop.commands.setup import command_path
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.kafka.replay import replay
@@ -24,8 +29,8 @@ from gridloop.mongo import Document
 from schemas.envelope import Envelope, encode
 from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported, Role
 from schemas.topics import Topic, dead_letter_topic
+from services.dispatch.handlers import SOURCE, Dispatch
 from services.dispatch.main import consumer
-from services.dispatch.service import Dispatch
 from services.projections.store import CaseStore
 from tests.conftest import Servers
 from tests.helpers import eventually, read_topic
@@ -35,23 +40,18 @@ GRID = "110101001002001"
 SUPERVISOR = Actor(role=Role.supervisor, id="SUP-1")
 
 
-class CountingStore(CaseStore):
-    """The real store, counting its reads: `polls` the ids of each `get_many`, `singles` the
-    `get`s of the record-by-record way."""
+class CountingHeads(MongoHeads):
+    """The real heads, counting their reads: `polls` the ids of each read of a poll's heads
+    (one read for a poll; one for each record the record-by-record way)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db)
         self.polls: list[list[str]] = []
-        self.singles = 0
 
-    async def get_many(self, case_ids: Iterable[str]) -> dict[str, Document]:
+    async def load_many(self, case_ids: Iterable[str]) -> dict[str, Head]:
         ids = list(case_ids)
         self.polls.append(ids)
-        return await super().get_many(ids)
-
-    async def get(self, case_id: str) -> Document | None:
-        self.singles += 1
-        return await super().get(case_id)
+        return await super().load_many(ids)
 
 
 def reported(case_id: str, n: int) -> Envelope:
@@ -85,9 +85,13 @@ class World:
     def __init__(self, servers: Servers, producer: EventProducer) -> None:
         self.servers, self.producer = servers, producer
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
-        self.store = CountingStore(self.client[f"test_{uuid.uuid4().hex[:12]}"])
+        db = self.client[f"test_{uuid.uuid4().hex[:12]}"]
+        self.store = CaseStore(db)
+        self.heads = CountingHeads(db)
         self.pack = load_city_pack(DEMO_CITY_PACK)
-        self.dispatch = Dispatch(self.pack, producer, self.store)
+        path = command_path(db, producer, SOURCE)
+        path.heads = self.heads
+        self.dispatch = Dispatch(self.pack, path)
         self.topic = f"it-{uuid.uuid4().hex[:8]}"
         self.group = f"g-{self.topic}"
 
@@ -100,8 +104,13 @@ class World:
             await self.producer.send_raw(self.topic, key, value, headers)
 
     async def project(self, *envs: Envelope) -> None:
+        """Into the projection only: a case from before heads, adopted from it."""
         for env in envs:
             await self.store.apply(env)
+
+    async def claim(self, *envs: Envelope) -> None:
+        """The case's head, as the commands that published `envs` left it."""
+        await self.heads.adopt(fold(envs))
 
     async def dispatched(self, case_ids: Sequence[str]) -> dict[str, list[CaseDispatched]]:
         """Every `case.dispatched` of `case_ids` in the log, read to its end."""
@@ -128,14 +137,16 @@ class World:
             await probe.stop()
 
     async def polls_read(self, at_least: int) -> bool:
-        return len(self.store.polls) >= at_least
+        return len(self.heads.polls) >= at_least
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         """The dispatch consumer (as `services.dispatch.main` wires it) on the test topic;
         stopped on exit, after its last commit."""
         stop = asyncio.Event()
-        pipeline = consumer(self.dispatch, self.servers.kafka, 6000, self.group, [self.topic])
+        pipeline = consumer(
+            self.dispatch, self.producer, self.servers.kafka, 6000, self.group, [self.topic]
+        )
         task = asyncio.create_task(pipeline.run(stop))
         try:
             yield
@@ -167,14 +178,16 @@ async def world(servers: Servers) -> AsyncIterator[World]:
 async def test_a_poll_of_filings_is_dispatched_with_one_read(world: World) -> None:
     cases = world.case_ids(4)
     reports = [reported(c, n) for n, c in enumerate(cases)]
-    await world.project(*reports)
+    for n, c in enumerate(cases):
+        await world.claim(reports[n], filed(c, n))
     await world.send(*reports, *[filed(c, n) for n, c in enumerate(cases)])
     await world.send(filed(cases[0], 0))  # a redelivered filing, in the same poll
 
     await world.run_until_committed(9)
 
-    assert world.store.polls == [[*cases, cases[0]]]  # the one poll's filings, in one query
-    assert world.store.singles == 0  # none the record-by-record way
+    # The one poll's filings in one read (a case's second reaction waits its turn: the
+    # redelivered filing reads its head again, and finds it dispatched already).
+    assert world.heads.polls == [cases, [cases[0]]]
     dispatched = await world.dispatched(cases)
     for case_id in cases:
         [event] = dispatched[case_id]  # once, the redelivered filing too
@@ -186,24 +199,25 @@ async def test_a_case_not_yet_projected_holds_the_poll_which_is_then_dispatched_
     world: World,
 ) -> None:
     early, late = world.case_ids(2)
-    await world.project(reported(early, 0))
+    await world.claim(reported(early, 0), filed(early, 0))
     await world.send(filed(early, 0), filed(late, 1))
 
     async with world.running():
         # Read, `late` not found, read again: the poll is being retried.
         await eventually(lambda: world.polls_read(2), what="the poll retried")
-        await world.project(reported(late, 1))
+        # `late` is a case from before heads: adopted once its projection shows it.
+        await world.project(reported(late, 1), filed(late, 1))
         await eventually(lambda: world.committed(2), what="the poll committed")
 
-    assert all(poll == [early, late] for poll in world.store.polls)  # the whole poll each time
-    assert world.store.singles == 0
+    assert all(poll == [early, late] for poll in world.heads.polls[:2])  # the whole poll
     found = await world.dispatched([early, late])
     assert [len(found[early]), len(found[late])] == [1, 1]  # nothing published before the retry
 
 
 async def test_a_filing_that_cannot_be_dispatched_is_dead_lettered_alone(world: World) -> None:
     first, poison, last = world.case_ids(3)
-    await world.project(*[reported(c, n) for n, c in enumerate((first, poison, last))])
+    for n, c in enumerate((first, poison, last)):
+        await world.claim(reported(c, n), filed(c, n, "9999" if c == poison else "0102"))
     # A class the city pack does not know: no deadline can be reckoned (409 unknown_class).
     await world.send(filed(first, 0), filed(poison, 1, class_code="9999"), filed(last, 2))
 
@@ -214,8 +228,8 @@ async def test_a_filing_that_cannot_be_dispatched_is_dead_lettered_alone(world: 
 
     dead = await read_topic(world.servers.kafka, dead_letter_topic(world.topic), one)
     assert [r.key for r in dead] == [poison.encode()]
-    assert dict(dead[0].headers)["dlq_error"] == b"Rejected: the case has no known class"
-    assert world.store.polls[0] == [first, poison, last]  # the poll, tried at once first
-    assert world.store.singles == 3  # then record by record
+    assert dict(dead[0].headers)["dlq_error"] == b"Refused: the case has no known class"
+    assert world.heads.polls[0] == [first, poison, last]  # the poll, tried at once first
+    assert [first] in world.heads.polls[1:]  # then record by record
     dispatched = await world.dispatched([first, poison, last])
     assert [len(dispatched[c]) for c in (first, poison, last)] == [1, 0, 1]

@@ -14,13 +14,15 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from gridloop.auth import Principal, Role
+from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import CaseReported, CaseVoided
-from services.intake.api import SOURCE
-from services.intake.core import SYSTEM, ReportIn, decide_report
+from services.intake.handlers import SOURCE
+from services.intake.reporting import SYSTEM, decide_report
+from services.intake.requests import ReportIn, report_of
 from services.intake.search import DuplicateSearch
 from services.projections.store import CaseStore
 from tests.conftest import Servers
@@ -43,12 +45,13 @@ class Cases:
 
     async def project(self, case_id: str, report: ReportIn, ago: timedelta = timedelta()) -> None:
         who = SUPERVISOR if report.channel.value == "supervisor" else Principal(Role.public, "x")
-        events = decide_report(report, self.pack, case_id, who, NOW - ago, (), "N-1")
+        events = decide_report(self.pack, report_of(report, case_id, who), NOW - ago, (), "N-1")
         envs = [Envelope(e, SOURCE, time=NOW - ago) for e in events]
         await self.store.apply_many(envs)
 
     def reported(self, report: ReportIn) -> CaseReported:
-        first = decide_report(report, self.pack, f"R-{uuid.uuid4()}", SUPERVISOR, NOW)[0]
+        command = report_of(report, f"R-{uuid.uuid4()}", SUPERVISOR)
+        first = decide_report(self.pack, command, NOW)[0]
         assert isinstance(first, CaseReported)
         return first
 
@@ -86,7 +89,9 @@ def _ids(found: list[Any]) -> set[str]:
 
 async def test_one_query_gives_each_report_its_own_candidates(cases: Cases) -> None:
     await _world(cases)
-    search = DuplicateSearch(cases.store.cases, cases.pack, lambda: NOW + timedelta(seconds=1))
+    search = DuplicateSearch(
+        CaseReader(cases.store.cases.database), cases.pack, lambda: NOW + timedelta(seconds=1)
+    )
     reports = [
         cases.reported(_report("event", "0505")),
         cases.reported(_report("event", "0102")),
@@ -104,7 +109,9 @@ async def test_concurrent_reports_searched_together_find_what_each_would_alone(
     cases: Cases,
 ) -> None:
     await _world(cases)
-    search = DuplicateSearch(cases.store.cases, cases.pack, lambda: NOW + timedelta(seconds=1))
+    search = DuplicateSearch(
+        CaseReader(cases.store.cases.database), cases.pack, lambda: NOW + timedelta(seconds=1)
+    )
     reports = [cases.reported(_report("event", c)) for c in ("0505", "0102", "0505", "0401")]
     together = await asyncio.gather(*(search.nearby(r) for r in reports))
     alone = [await search.many([r]) for r in reports]

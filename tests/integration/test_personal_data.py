@@ -25,13 +25,12 @@ from gridloop.citypack import load_city_pack
 from gridloop.cli import WIRE_LOGGERS, quiet_wire_loggers
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
-from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
 from schemas.envelope import Envelope, decode
 from schemas.events import CaseFiled
-from services.dispatch.service import Dispatch
-from services.dispatch.service import create_app as dispatch_app
+from services.dispatch.api import create_app as dispatch_app
+from services.dispatch.handlers import Dispatch
 from services.intake.api import Intake, follow_key
 from services.intake.api import create_app as intake_app
 from services.notify.admin import create_app as notify_app
@@ -71,6 +70,9 @@ class Receiver:
         return app
 
 
+LIFECYCLE = ("reports", "verifications", "dispatches")
+
+
 @dataclass
 class Loop:
     """The services of one case, in this process, on the session's broker and database."""
@@ -93,7 +95,7 @@ class Loop:
     async def project(self, case_id: str, events: int) -> list[Envelope]:
         found = [
             decode(r.value, r.headers)
-            for r in await records_of(self.kafka, case_id.encode(), events)
+            for r in await records_of(self.kafka, case_id.encode(), events, topics=LIFECYCLE)
         ]
         for env in found:
             await self.cases.apply(env)
@@ -129,7 +131,7 @@ async def loop(servers: Servers, logs: pytest.LogCaptureFixture) -> AsyncIterato
     cases, deliveries = CaseStore(db), DeliveryStore(db)
     await deliveries.create_indexes()
     intake = Intake(pack, producer, db, await follow_key(db))
-    dispatch = Dispatch(pack, producer, cases, IdempotencyStore(db))
+    dispatch = Dispatch.on(pack, db, producer)
     apps = {
         "intake": intake_app(intake),
         "dispatch": dispatch_app(dispatch, credentials),
@@ -169,8 +171,8 @@ async def test_a_hotline_case_reaches_its_department_without_name_or_phone(
         "intake", "POST", f"/cases/{case_id}/verification", "supervisor", json=verification
     )
     filed = [e for e in await loop.project(case_id, 3) if isinstance(e.data, CaseFiled)]
-    [dispatched] = await loop.dispatch.on_event(filed[0])
-    await loop.cases.apply(dispatched)
+    await loop.dispatch.on_event(filed[0])
+    [dispatched] = [e for e in await loop.project(case_id, 4) if e.type.endswith("dispatched")]
     department = dispatched.data.department  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{loop.receiver.port}/hooks/{department}"
     hook = {"url": url, "previous_secret_hours": 0}

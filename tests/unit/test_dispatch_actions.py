@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 
 from gridloop.calendar import SHANGHAI
+from gridloop.cases import CaseView, PendingRequest
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.errors import Rejected
+from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
+from gridloop.refusal import Refused
 from schemas.events import (
     Actor,
     CaseExtended,
@@ -20,8 +22,19 @@ from schemas.events import (
     ParkingDenied,
     Role,
 )
-from services.dispatch import core
-from services.projections.core import CaseView, PendingRequest
+from services.dispatch import api, core
+from services.dispatch.commands import (
+    Acknowledge,
+    AnswerRequest,
+    DispatchByHand,
+    Explain,
+    Handle,
+    RequestExtension,
+    RequestKind,
+    RequestParking,
+    Resume,
+    Return,
+)
 
 CASE = "C-20250301-0042"
 NOW = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
@@ -61,10 +74,26 @@ def pending(kind: str, **overrides: Any) -> PendingRequest:
     return PendingRequest(**(fields | overrides))
 
 
-def refused(status: int, kind: str, call: Any, *args: Any) -> Rejected:
-    with pytest.raises(Rejected) as info:
+def _actor(department: str, handler_id: str = "h") -> Actor:
+    return Actor(role=Role.department, id=f"{department}/{handler_id}")
+
+
+def _answer(
+    kind: RequestKind,
+    approve: bool,
+    dispatcher: str,
+    reason: str | None = None,
+    deadline: datetime | None = None,
+) -> AnswerRequest:
+    """The command centre's answer to the case's pending `kind` request."""
+    return AnswerRequest(CASE, kind, approve, dispatcher, reason, deadline)
+
+
+def refused(status: int, code: str, call: Any, *args: Any) -> Refused:
+    """`call(*args)` is refused with `code`, answered at the HTTP edge with `status`."""
+    with pytest.raises(Refused) as info:
         call(*args)
-    assert (info.value.status, info.value.kind) == (status, kind), info.value.reason
+    assert (STATUS[info.value.why], info.value.code) == (status, code), info.value.reason
     return info.value
 
 
@@ -74,31 +103,18 @@ def refused(status: int, kind: str, call: Any, *args: Any) -> Rejected:
 def test_another_department_is_refused_everything() -> None:
     other = "WATER"
     calls: list[tuple[Any, ...]] = [
-        (core.decide_acknowledge, case(), other, core.AcknowledgeIn(handler_id="h")),
-        (core.decide_handled, case(), other, core.HandledIn(handler_id="h")),
-        (core.decide_return, case(), other, core.ReturnIn(handler_id="h", reason="r")),
+        (core.decide_acknowledge, case(), Acknowledge(CASE, other, "h")),
+        (core.decide_handled, case(), Handle(CASE, other, "h")),
+        (core.decide_return, case(), Return(CASE, other, "h", "r")),
         (
             core.decide_extension_request,
             case(),
-            other,
-            core.ExtensionIn(handler_id="h", deadline=LATER, reason="r"),
-            "r-1",
+            RequestExtension(CASE, other, "h", LATER, "r", "r-1"),
             NOW,
         ),
-        (
-            core.decide_parking_request,
-            case(),
-            other,
-            core.ParkingIn(handler_id="h", reason="r"),
-            "r",
-        ),
-        (
-            core.decide_explain,
-            case(),
-            other,
-            core.ExplainIn(handler_id="h", explanation="e"),
-            DUE + timedelta(hours=1),
-        ),
+        (core.decide_parking_request, case(), RequestParking(CASE, other, "h", "r", "r")),
+        (core.decide_explain, case(), Explain(CASE, other, "h", "e"), DUE + timedelta(hours=1)),
+        (core.decide_resume, case(state=State.parked), Resume(CASE, _actor(other), None, other)),
     ]
     for call, *args in calls:
         rejected = refused(403, "forbidden", call, *args)
@@ -107,31 +123,20 @@ def test_another_department_is_refused_everything() -> None:
 
 
 def test_an_assisting_department_may_acknowledge_but_not_handle_or_return() -> None:
-    event = core.decide_acknowledge(case(), "STREET-001", core.AcknowledgeIn(handler_id="h-9"))
+    event = core.decide_acknowledge(case(), Acknowledge(CASE, "STREET-001", "h-9"))
     assert event.department == "STREET-001"
     assert event.actor == Actor(role=Role.department, id="STREET-001/h-9")
-    refused(
-        403, "forbidden", core.decide_handled, case(), "STREET-001", core.HandledIn(handler_id="h")
-    )
-    refused(
-        403,
-        "forbidden",
-        core.decide_return,
-        case(),
-        "STREET-001",
-        core.ReturnIn(handler_id="h", reason="r"),
-    )
+    refused(403, "forbidden", core.decide_handled, case(), Handle(CASE, "STREET-001", "h"))
+    refused(403, "forbidden", core.decide_return, case(), Return(CASE, "STREET-001", "h", "r"))
 
 
 # --- acknowledge, return, handled ---------------------------------------------------------
 
 
 def test_acknowledge_annotates_the_current_version() -> None:
-    event = core.decide_acknowledge(case(), "SANITATION", core.AcknowledgeIn(handler_id="h"))
+    event = core.decide_acknowledge(case(), Acknowledge(CASE, "SANITATION", "h"))
     assert (event.case_version, event.department) == (4, "SANITATION")
-    parked = core.decide_acknowledge(
-        case(state=State.parked), "SANITATION", core.AcknowledgeIn(handler_id="h")
-    )
+    parked = core.decide_acknowledge(case(state=State.parked), Acknowledge(CASE, "SANITATION", "h"))
     assert parked.case_version == 4
 
 
@@ -142,40 +147,37 @@ def test_acknowledge_in_the_wrong_state_is_refused(state: State) -> None:
         "invalid_transition",
         core.decide_acknowledge,
         case(state=state),
-        "SANITATION",
-        core.AcknowledgeIn(handler_id="h"),
+        Acknowledge(CASE, "SANITATION", "h"),
     )
     assert f"is {state}" in rejected.reason
 
 
 def test_return_goes_back_to_the_command_centre_with_the_reason() -> None:
-    answer = core.ReturnIn(handler_id="h", reason="the pipe is the water company's")
-    event = core.decide_return(case(), "SANITATION", answer)
+    answer = Return(CASE, "SANITATION", "h", "the pipe is the water company's")
+    event = core.decide_return(case(), answer)
     assert (event.version, event.department, event.reason) == (5, "SANITATION", answer.reason)
 
 
 @pytest.mark.parametrize("state", [State.parked, State.handled, State.returned])
 def test_return_in_the_wrong_state_is_invalid(state: State) -> None:
     with pytest.raises(InvalidTransition):
-        core.decide_return(
-            case(state=state), "SANITATION", core.ReturnIn(handler_id="h", reason="r")
-        )
+        core.decide_return(case(state=state), Return(CASE, "SANITATION", "h", "r"))
 
 
 def test_handled_photos_must_be_links() -> None:
     with pytest.raises(ValueError, match="photos"):
-        core.HandledIn.model_validate({"handler_id": "h", "photos": ["not a url"]})
+        api.HandledIn.model_validate({"handler_id": "h", "photos": ["not a url"]})
 
 
 # --- extension ----------------------------------------------------------------------------
 
 
-def _extension(deadline: datetime = LATER) -> core.ExtensionIn:
-    return core.ExtensionIn(handler_id="h", deadline=deadline, reason="the crane is booked")
+def _extension(deadline: datetime = LATER, request_id: str = "r") -> RequestExtension:
+    return RequestExtension(CASE, "SANITATION", "h", deadline, "the crane is booked", request_id)
 
 
 def test_an_extension_request_carries_the_deadline_asked_for() -> None:
-    event = core.decide_extension_request(case(), "SANITATION", _extension(), "r-7", NOW)
+    event = core.decide_extension_request(case(), _extension(request_id="r-7"), NOW)
     assert (event.deadline, event.request_id, event.case_version) == (LATER, "r-7", 4)
 
 
@@ -185,9 +187,7 @@ def test_an_extension_must_end_after_the_current_deadline() -> None:
         "deadline_not_later",
         core.decide_extension_request,
         case(),
-        "SANITATION",
         _extension(DUE - timedelta(minutes=1)),
-        "r",
         NOW,
     )
     assert rejected.loc == ("body", "deadline")
@@ -200,9 +200,7 @@ def test_a_second_request_while_one_is_pending_is_refused() -> None:
         "request_pending",
         core.decide_extension_request,
         waiting,
-        "SANITATION",
         _extension(),
-        "r",
         NOW,
     )
     assert "parking request r-1" in rejected.reason
@@ -211,30 +209,25 @@ def test_a_second_request_while_one_is_pending_is_refused() -> None:
         "request_pending",
         core.decide_parking_request,
         waiting,
-        "SANITATION",
-        core.ParkingIn(handler_id="h", reason="r"),
-        "r",
+        RequestParking(CASE, "SANITATION", "h", "r", "r"),
     )
 
 
 def test_extension_of_a_parked_case_is_invalid() -> None:
     with pytest.raises(InvalidTransition):
-        core.decide_extension_request(
-            case(state=State.parked), "SANITATION", _extension(), "r", NOW
-        )
+        core.decide_extension_request(case(state=State.parked), _extension(), NOW)
 
 
 def test_approving_an_extension_moves_the_deadline() -> None:
-    decision = core.DecisionIn(dispatcher="cc-1")
-    event = core.decide_extension(case(pending_request=pending("extension")), decision, True, NOW)
+    decision = _answer("extension", True, "cc-1")
+    event = core.decide_extension(case(pending_request=pending("extension")), decision, NOW)
     assert isinstance(event, CaseExtended)
     assert (event.version, event.deadline, event.request_id) == (5, LATER, "r-1")
     assert event.actor == Actor(role=Role.command_centre, id="cc-1")
     other = NOW + timedelta(days=1)
     shorter = core.decide_extension(
         case(pending_request=pending("extension")),
-        core.DecisionIn(dispatcher="cc-1", deadline=other),
-        True,
+        _answer("extension", True, "cc-1", deadline=other),
         NOW,
     )
     assert shorter.deadline == other  # type: ignore[union-attr]
@@ -247,31 +240,29 @@ def test_denying_an_extension_needs_a_reason() -> None:
         "missing",
         core.decide_extension,
         with_request,
-        core.DecisionIn(dispatcher="c"),
-        False,
+        _answer("extension", False, "c"),
         NOW,
     )
     event = core.decide_extension(
-        with_request, core.DecisionIn(dispatcher="c", reason="the road must open"), False, NOW
+        with_request, _answer("extension", False, "c", "the road must open"), NOW
     )
     assert isinstance(event, ExtensionDenied)
     assert (event.request_id, event.department, event.case_version) == ("r-1", "SANITATION", 4)
 
 
 def test_deciding_without_a_pending_request_is_refused() -> None:
-    decision = core.DecisionIn(dispatcher="c", reason="x")
+    extension = _answer("extension", True, "c", "x")
     for view in (case(), case(pending_request=pending("parking"))):
-        refused(409, "no_pending_request", core.decide_extension, view, decision, True, NOW)
+        refused(409, "no_pending_request", core.decide_extension, view, extension, NOW)
     refused(
         409,
         "no_pending_request",
         core.decide_parking,
         case(pending_request=pending("extension")),
-        decision,
-        True,
+        _answer("parking", True, "c", "x"),
     )
     stale = case(version=6, pending_request=pending("extension"))  # made at version 4
-    refused(409, "no_pending_request", core.decide_extension, stale, decision, True, NOW)
+    refused(409, "no_pending_request", core.decide_extension, stale, extension, NOW)
 
 
 # --- parking and resume -------------------------------------------------------------------
@@ -279,26 +270,23 @@ def test_deciding_without_a_pending_request_is_refused() -> None:
 
 def test_parking_approved_then_resumed() -> None:
     request = core.decide_parking_request(
-        case(), "SANITATION", core.ParkingIn(handler_id="h", reason="permit"), "r-2"
+        case(), RequestParking(CASE, "SANITATION", "h", "permit", "r-2")
     )
     assert request.reason == "permit"
     parked = core.decide_parking(
-        case(pending_request=pending("parking", request_id="r-2")),
-        core.DecisionIn(dispatcher="c"),
-        True,
+        case(pending_request=pending("parking", request_id="r-2")), _answer("parking", True, "c")
     )
     assert isinstance(parked, CaseParked)
     assert (parked.version, parked.request_id) == (5, "r-2")
-    actor = Actor(role=Role.department, id="SANITATION/h")
-    resumed = core.decide_resume(case(state=State.parked, version=5), actor, None)
+    resume = Resume(CASE, _actor("SANITATION"), None, "SANITATION")
+    resumed = core.decide_resume(case(state=State.parked, version=5), resume)
     assert resumed.version == 6
+    assert resumed.actor == _actor("SANITATION")
 
 
 def test_parking_denied() -> None:
     event = core.decide_parking(
-        case(pending_request=pending("parking")),
-        core.DecisionIn(dispatcher="c", reason="no"),
-        False,
+        case(pending_request=pending("parking")), _answer("parking", False, "c", "no")
     )
     assert isinstance(event, ParkingDenied)
 
@@ -306,23 +294,22 @@ def test_parking_denied() -> None:
 def test_resume_of_a_case_that_is_not_parked_is_invalid() -> None:
     actor = Actor(role=Role.command_centre, id="c")
     with pytest.raises(InvalidTransition):
-        core.decide_resume(case(), actor, None)
+        core.decide_resume(case(), Resume(CASE, actor))
 
 
 # --- explain ------------------------------------------------------------------------------
 
 
 def test_only_an_overdue_case_is_explained() -> None:
-    answer = core.ExplainIn(handler_id="h", explanation="the crew was at a fire")
-    refused(409, "not_overdue", core.decide_explain, case(), "SANITATION", answer, NOW)
-    event = core.decide_explain(case(), "SANITATION", answer, DUE + timedelta(minutes=1))
+    answer = Explain(CASE, "SANITATION", "h", "the crew was at a fire")
+    refused(409, "not_overdue", core.decide_explain, case(), answer, NOW)
+    event = core.decide_explain(case(), answer, DUE + timedelta(minutes=1))
     assert (event.case_version, event.explanation) == (4, answer.explanation)
     refused(
         409,
         "invalid_transition",
         core.decide_explain,
         case(state=State.handled),
-        "SANITATION",
         answer,
         DUE + timedelta(minutes=1),
     )
@@ -331,14 +318,15 @@ def test_only_an_overdue_case_is_explained() -> None:
 # --- dispatch by hand ---------------------------------------------------------------------
 
 
-def _order(**overrides: Any) -> core.DispatchIn:
+def _order(**overrides: Any) -> DispatchByHand:
     fields: dict[str, Any] = {
+        "case_id": CASE,
         "dispatcher": "cc-1",
         "department": "WATER",
-        "assisting": ["SANITATION"],
+        "assisting": ("SANITATION",),
         "reason": "the pipe burst under the litter",
     }
-    return core.DispatchIn.model_validate(fields | overrides)
+    return DispatchByHand(**(fields | overrides))
 
 
 @pytest.mark.parametrize(
@@ -378,7 +366,7 @@ def test_dispatch_by_hand_refuses_unknown_or_repeated_departments(pack: CityPack
         core.decide_manual_dispatch,
         pack,
         case(),
-        _order(assisting=["SANITATION", "NO-SUCH-DEPT"]),
+        _order(assisting=("SANITATION", "NO-SUCH-DEPT")),
         NOW,
     )
     assert rejected.loc == ("body", "assisting", "1")
@@ -388,7 +376,7 @@ def test_dispatch_by_hand_refuses_unknown_or_repeated_departments(pack: CityPack
         core.decide_manual_dispatch,
         pack,
         case(),
-        _order(assisting=["WATER"]),
+        _order(assisting=("WATER",)),
         NOW,
     )
     refused(

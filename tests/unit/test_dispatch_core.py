@@ -4,6 +4,7 @@ time, handled callbacks."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,14 +12,27 @@ import pytest
 from shapely.geometry import shape
 
 from gridloop.calendar import SHANGHAI
+from gridloop.cases import CaseView
 from gridloop.citypack import CityPack, Grid, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.errors import Rejected
+from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
+from gridloop.refusal import Refused, Why
 from schemas.envelope import event_id
-from schemas.events import CaseDispatched, CaseHandled, Kind, Role, Stage
-from services.dispatch.core import HandledIn, decide_dispatch, decide_handled, route
-from services.projections.core import CaseView
+from schemas.events import (
+    Actor,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseReworked,
+    Kind,
+    Point,
+    Role,
+    Stage,
+)
+from services.dispatch import core
+from services.dispatch.commands import Handle
+from services.dispatch.core import decide_dispatch, decide_handled, route
 
 CASE = "C-20250301-0042"
 SINCE = datetime(2025, 3, 3, 9, 15, tzinfo=UTC)  # Monday 17:15 in Shanghai: 15 office minutes left
@@ -181,25 +195,27 @@ def test_dispatch_is_deterministic(pack: CityPack) -> None:
 
 
 def test_handled_by_the_wrong_department_is_forbidden() -> None:
-    with pytest.raises(Rejected) as info:
-        decide_handled(_dispatched_case(), "WATER", HandledIn(handler_id="h-1"))
-    assert info.value.status == 403
+    with pytest.raises(Refused) as info:
+        decide_handled(_dispatched_case(), Handle(CASE, "WATER", "h-1"))
+    assert info.value.why is Why.forbidden
+    assert STATUS[info.value.why] == 403
     assert info.value.loc[-1] == "department"
-    assert info.value.kind == "forbidden"
+    assert info.value.code == "forbidden"
     assert CASE in info.value.reason
 
 
 @pytest.mark.parametrize("state", [State.handled, State.filed, State.parked, State.closed])
 def test_handled_in_the_wrong_state_is_invalid(state: State) -> None:
     with pytest.raises(InvalidTransition) as info:
-        decide_handled(_dispatched_case(state=state), "SANITATION", HandledIn(handler_id="h-1"))
+        decide_handled(_dispatched_case(state=state), Handle(CASE, "SANITATION", "h-1"))
+    assert (info.value.why, info.value.code) == (Why.conflict, "invalid_transition")
     assert info.value.state is state
     assert info.value.transition == "handled"
 
 
 def test_handled_by_the_right_department() -> None:
-    answer = HandledIn(handler_id="h-1", note="swept", photos=["https://img.example/a.jpg"])
-    event = decide_handled(_dispatched_case(version=4), "SANITATION", answer)
+    answer = Handle(CASE, "SANITATION", "h-1", "swept", ("https://img.example/a.jpg",))
+    event = decide_handled(_dispatched_case(version=4), answer)
     assert isinstance(event, CaseHandled)
     assert event.case_id == CASE
     assert event.version == 5
@@ -208,3 +224,71 @@ def test_handled_by_the_right_department() -> None:
     assert event.photos == ["https://img.example/a.jpg"]
     assert event.actor.role is Role.department
     assert event.actor.id == "SANITATION/h-1"
+
+
+# --- react: dispatch's reaction to a filing or a rework --------------------------------------
+
+COMMAND = Actor(role=Role.supervision_centre, id="op-1")
+
+
+def _filed(version: int = 2) -> CaseFiled:
+    return CaseFiled(
+        case_id=CASE,
+        version=version,
+        actor=COMMAND,
+        kind="event",
+        class_code="0102",
+        grid_code=GRID_STREET_1,
+    )
+
+
+def _filed_case(pack: CityPack, **overrides: Any) -> CaseView:
+    inner = pack.polygon(GRID_STREET_1).representative_point()
+    fields: dict[str, Any] = {
+        "version": 2,
+        "state": State.filed,
+        "department": None,
+        "point": Point(lon=round(inner.x, 7), lat=round(inner.y, 7)),
+        "urgency": "urgent",
+    }
+    return _dispatched_case(**(fields | overrides))
+
+
+def test_a_filing_the_case_still_stands_at_is_dispatched(pack: CityPack) -> None:
+    case = _filed_case(pack)
+    [dispatched] = core.react(pack, case, _filed(2), SINCE)
+    # The filing's class and grid, the report's point and urgency (kept in the view).
+    expected = decide_dispatch(
+        pack, CASE, 2, "event", "0102", GRID_STREET_1, SINCE, case.point, None, "urgent"
+    )
+    assert dispatched == expected
+    assert (dispatched.version, dispatched.deadline) == (3, local(4, 10, 45))
+
+
+@pytest.mark.parametrize(
+    ("state", "version"),
+    [
+        (State.voided, 3),  # voided at the version after the filing
+        (State.dispatched, 3),  # its own dispatch (or one by hand) already claimed
+        (State.handled, 4),
+        (State.closed, 6),
+        (State.reported, 1),  # a view behind the filing: not the case's newest either
+    ],
+)
+def test_a_case_that_went_past_the_filing_is_not_dispatched(
+    pack: CityPack, state: State, version: int
+) -> None:
+    """Dispatch acts only on the version the filing made: any other (higher, or not yet
+    there) means the filing is not the case's newest fact, and a department must never get
+    a case that is not theirs. (The old `superseded` stopped only a higher version.)"""
+    assert core.react(pack, _filed_case(pack, state=state, version=version), _filed(2), SINCE) == []
+
+
+def test_a_rework_the_case_still_stands_at_goes_back_to_its_department(pack: CityPack) -> None:
+    case = _dispatched_case(version=7, state=State.rework, department="WATER")
+    rework = CaseReworked(case_id=CASE, version=7, actor=COMMAND, reason="not swept")
+    [dispatched] = core.react(pack, case, rework, SINCE)
+    assert dispatched == core.decide_rework_dispatch(pack, case, 7, SINCE)
+    assert (dispatched.department, dispatched.version) == ("WATER", 8)
+    for later in (replace(case, state=State.dispatched, version=8), replace(case, version=6)):
+        assert core.react(pack, later, rework, SINCE) == []

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ValidationError
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from schemas import limits
-from services.dispatch.core import DecisionIn, DispatchIn, ExtensionIn, HandledIn, ReturnIn
-from services.intake.core import MergeIn, ReportIn, VerificationIn, VoidIn
+from services.dispatch.api import DecisionIn, DispatchIn, ExtensionIn, HandledIn, ReturnIn
 from services.intake.open311 import Open311Error, to_report
+from services.intake.requests import MergeIn, ReportIn, VerificationIn, VoidIn
 from services.notify.admin import ReplayIn, WebhookIn
 
 REPORT: dict[str, Any] = {

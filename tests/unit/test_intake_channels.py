@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from gridloop.auth import Principal
-from gridloop.auth import Role as Access
+from gridloop.access import Principal
+from gridloop.access import Role as Access
+from gridloop.cases import CaseView
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.errors import Rejected
+from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
-from schemas.events import CaseFiled, CaseMerged, CaseReported, CaseSplit, CaseVoided, Point, Role
+from gridloop.refusal import Refused
+from schemas.events import (
+    CaseEvent,
+    CaseFiled,
+    CaseMerged,
+    CaseReported,
+    CaseSplit,
+    CaseVoided,
+    Point,
+    Role,
+)
+from services.intake.commands import File, Merge, Split, Verify, Void
 from services.intake.core import (
-    FileIn,
-    MergeIn,
-    ReportIn,
-    SplitIn,
-    VerificationIn,
-    VoidIn,
-    case_number,
     decide_file,
     decide_merge,
-    decide_report,
     decide_split,
     decide_verification,
     decide_void,
-    local_day,
-    to_file,
 )
 from services.intake.duplicates import Nearby, find_duplicate, metres, search_box
 from services.intake.media import LIMITS, check, sniff
+from services.intake.reporting import case_number, decide_report, local_day, to_file
+from services.intake.requests import ReportIn, VoidIn, report_of
 from services.intake.views import follow_token, may_follow, public_view, staff_view
-from services.projections.core import CaseView
 
 NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)
 CASE = "case-1"
@@ -62,10 +68,21 @@ def report(**fields: Any) -> ReportIn:
     return ReportIn.model_validate(base | fields)
 
 
-def refused(excinfo: pytest.ExceptionInfo[Rejected], status: int, loc: tuple[str, ...]) -> str:
-    assert excinfo.value.status == status
+def _decide(
+    r: ReportIn,
+    pack: CityPack,
+    who: Principal,
+    nearby: Sequence[Nearby] = (),
+    number: str | None = None,
+) -> list[CaseEvent]:
+    """`who`'s report `r`, as the HTTP edge makes it a command, decided now."""
+    return decide_report(pack, report_of(r, CASE, who), NOW, nearby, number)
+
+
+def refused(excinfo: pytest.ExceptionInfo[Refused], status: int, loc: tuple[str, ...]) -> str:
+    assert STATUS[excinfo.value.why] == status
     assert excinfo.value.loc == loc
-    return excinfo.value.kind
+    return excinfo.value.code
 
 
 # --- channels and roles ---------------------------------------------------------------------
@@ -90,10 +107,10 @@ def test_each_channel_admits_its_roles(
 ) -> None:
     r = report(channel=channel, reporter={"phone": "13900000000"})
     if allowed:
-        assert decide_report(r, pack, CASE, who, NOW)
+        assert _decide(r, pack, who)
     else:
-        with pytest.raises(Rejected) as info:
-            decide_report(r, pack, CASE, who, NOW)
+        with pytest.raises(Refused) as info:
+            _decide(r, pack, who)
         if who == CITIZEN:  # no credential at all: ask for one
             assert refused(info, 401, ("header", "Authorization")) == "unauthenticated"
         else:
@@ -101,14 +118,14 @@ def test_each_channel_admits_its_roles(
 
 
 def test_a_citizen_account_reports_as_itself(pack: CityPack) -> None:
-    reported = decide_report(report(), pack, CASE, ACCOUNT, NOW)[0]
+    reported = _decide(report(), pack, ACCOUNT)[0]
     assert reported.actor.role is Role.citizen
     assert reported.actor.id == "user-77"
 
 
 def test_a_component_report_takes_point_grid_and_class_from_the_inventory(pack: CityPack) -> None:
     r = report(channel="supervisor", kind=None, class_code=None, point=None, component_id=COVER)
-    reported, filed = decide_report(r, pack, CASE, SUPERVISOR, NOW, case_number="n")
+    reported, filed = _decide(r, pack, SUPERVISOR, number="n")
     assert isinstance(reported, CaseReported)
     assert isinstance(filed, CaseFiled)
     assert reported.point == Point(lon=116.4005, lat=39.9204)
@@ -138,39 +155,37 @@ def test_bad_reports_name_the_field(
     pack: CityPack, fields: dict[str, Any], loc: tuple[str, ...], kind: str
 ) -> None:
     base = {"kind": None, "class_code": None} if "component_id" in fields else {}
-    with pytest.raises(Rejected) as info:
-        decide_report(report(**(base | fields)), pack, CASE, CITIZEN, NOW)
+    with pytest.raises(Refused) as info:
+        _decide(report(**(base | fields)), pack, CITIZEN)
     assert refused(info, 422, loc) == kind
 
 
 def test_staff_grade_a_reports_urgency(pack: CityPack) -> None:
-    [urgent, *_] = decide_report(
-        report(channel="supervisor", urgency="urgent"), pack, CASE, SUPERVISOR, NOW
-    )
+    [urgent, *_] = _decide(report(channel="supervisor", urgency="urgent"), pack, SUPERVISOR)
     assert isinstance(urgent, CaseReported) and urgent.urgency == "urgent"
     hotline = report(channel="hotline", reporter={"phone": "1"}, urgency="normal")
-    [graded, *_] = decide_report(hotline, pack, CASE, HOTLINE, NOW)
+    [graded, *_] = _decide(hotline, pack, HOTLINE)
     assert isinstance(graded, CaseReported) and graded.urgency == "normal"
-    [ungraded, *_] = decide_report(report(channel="supervisor"), pack, CASE, SUPERVISOR, NOW)
+    [ungraded, *_] = _decide(report(channel="supervisor"), pack, SUPERVISOR)
     assert isinstance(ungraded, CaseReported) and ungraded.urgency is None
 
 
 def test_an_urgency_the_city_does_not_name_is_refused(pack: CityPack) -> None:
-    with pytest.raises(Rejected) as info:
-        decide_report(report(channel="supervisor", urgency="panic"), pack, CASE, SUPERVISOR, NOW)
+    with pytest.raises(Refused) as info:
+        _decide(report(channel="supervisor", urgency="panic"), pack, SUPERVISOR)
     assert refused(info, 422, ("body", "urgency")) == "unknown_urgency"
     assert "normal, urgent" in info.value.reason
 
 
 def test_citizens_do_not_grade_urgency(pack: CityPack) -> None:
-    with pytest.raises(Rejected) as info:
-        decide_report(report(urgency="urgent"), pack, CASE, CITIZEN, NOW)
+    with pytest.raises(Refused) as info:
+        _decide(report(urgency="urgent"), pack, CITIZEN)
     assert refused(info, 422, ("body", "urgency")) == "urgency_not_allowed"
 
 
 def test_a_hotline_report_needs_the_caller_s_phone(pack: CityPack) -> None:
-    with pytest.raises(Rejected) as info:
-        decide_report(report(channel="hotline"), pack, CASE, HOTLINE, NOW)
+    with pytest.raises(Refused) as info:
+        _decide(report(channel="hotline"), pack, HOTLINE)
     refused(info, 422, ("body", "reporter", "phone"))
 
 
@@ -182,7 +197,7 @@ def test_a_hotline_report_located_by_address_and_grid(pack: CityPack) -> None:
         address="景山东街 12 号门口",
         reporter={"name": "李女士", "phone": "13900000000"},
     )
-    reported = decide_report(r, pack, CASE, HOTLINE, NOW)[0]
+    reported = _decide(r, pack, HOTLINE)[0]
     assert isinstance(reported, CaseReported)
     assert reported.grid_code == "110101002001002"
     assert reported.address == "景山东街 12 号门口"
@@ -205,8 +220,8 @@ def test_a_hotline_report_without_a_location(
     pack: CityPack, fields: dict[str, Any], loc: tuple[str, ...]
 ) -> None:
     r = report(channel="hotline", reporter={"phone": "1"}, **fields)
-    with pytest.raises(Rejected) as info:
-        decide_report(r, pack, CASE, HOTLINE, NOW)
+    with pytest.raises(Refused) as info:
+        _decide(r, pack, HOTLINE)
     refused(info, 422, loc)
 
 
@@ -218,7 +233,7 @@ def test_supervisor_reports_wait_when_the_pack_files_by_hand(pack: CityPack) -> 
         [(g, pack.polygon(g.code)) for g in pack.grids],
         list(pack.components.values()),
     )
-    events = decide_report(report(channel="supervisor"), manual, CASE, SUPERVISOR, NOW)
+    events = _decide(report(channel="supervisor"), manual, SUPERVISOR)
     assert [type(e) for e in events] == [CaseReported]
     assert to_file(events) is None
 
@@ -233,7 +248,7 @@ def near(case_id: str, dlon_m: float, ago: timedelta = timedelta(hours=1)) -> Ne
 
 def test_a_report_near_an_open_case_of_its_class_is_merged(pack: CityPack) -> None:
     nearby = [near("far", 45), near("close", 10), near("old", 5, timedelta(days=4))]
-    events = decide_report(report(), pack, CASE, CITIZEN, NOW, nearby)
+    events = _decide(report(), pack, CITIZEN, nearby)
     assert [type(e) for e in events] == [CaseReported, CaseMerged]
     merged = events[1]
     assert isinstance(merged, CaseMerged)
@@ -244,9 +259,9 @@ def test_a_report_near_an_open_case_of_its_class_is_merged(pack: CityPack) -> No
 
 def test_the_radius_is_per_class(pack: CityPack) -> None:
     """Exposed garbage (0102) merges within 30 m, not 45 m; the default is 50 m."""
-    assert len(decide_report(report(), pack, CASE, CITIZEN, NOW, [near("a", 45)])) == 1
+    assert len(_decide(report(), pack, CITIZEN, [near("a", 45)])) == 1
     parking = report(class_code="0505")
-    assert len(decide_report(parking, pack, CASE, CITIZEN, NOW, [near("a", 45)])) == 2
+    assert len(_decide(parking, pack, CITIZEN, [near("a", 45)])) == 2
 
 
 def test_find_duplicate_window_and_ties() -> None:
@@ -292,7 +307,7 @@ def test_case_numbers_are_class_date_and_sequence(pack: CityPack) -> None:
 
 
 def test_the_centre_files_a_verified_case_with_its_number() -> None:
-    (filed,) = decide_file(view(State.verified), FileIn(note="clear"), CENTRE, "S0102-1")
+    (filed,) = decide_file(view(State.verified), File(CASE, CENTRE, note="clear"), "S0102-1")
     assert isinstance(filed, CaseFiled)
     assert filed.version == 3
     assert filed.case_number == "S0102-1"
@@ -300,26 +315,26 @@ def test_the_centre_files_a_verified_case_with_its_number() -> None:
     assert filed.actor.id == "centre-1"
     assert filed.reason == "clear"
     with pytest.raises(InvalidTransition):
-        decide_file(view(State.filed), FileIn(), CENTRE, None)
+        decide_file(view(State.filed), File(CASE, CENTRE), None)
 
 
 def test_a_confirmation_waits_for_the_centre_when_filing_is_by_hand() -> None:
     supervisor = Principal(Access.supervisor, "SUP-0002")
-    answer = VerificationIn(confirmed=True, media=["0123456789abcdef01234567"])
-    events = decide_verification(view(State.reported, 1), answer, supervisor, auto_file=False)
+    answer = Verify(CASE, supervisor, confirmed=True, media=("0123456789abcdef01234567",))
+    events = decide_verification(view(State.reported, 1), answer, auto_file=False)
     assert [e.ce_type for e in events] == ["gridloop.case.verified"]
     assert events[0].model_dump()["media"] == ["0123456789abcdef01234567"]
 
 
 def test_a_verification_by_someone_else_s_name_is_refused() -> None:
-    answer = VerificationIn(confirmed=True, supervisor_id="SUP-9")
-    with pytest.raises(Rejected) as info:
-        decide_verification(view(State.reported, 1), answer, SUPERVISOR)
+    answer = Verify(CASE, SUPERVISOR, confirmed=True, supervisor_id="SUP-9")
+    with pytest.raises(Refused) as info:
+        decide_verification(view(State.reported, 1), answer)
     refused(info, 403, ("body", "supervisor_id"))
 
 
 def test_void_needs_a_reason_and_records_it() -> None:
-    (voided,) = decide_void(view(State.reported, 1), VoidIn(reason="not a city matter"), CENTRE)
+    (voided,) = decide_void(view(State.reported, 1), Void(CASE, CENTRE, "not a city matter"))
     assert isinstance(voided, CaseVoided)
     assert (voided.reason, voided.version, voided.actor.id) == ("not a city matter", 2, "centre-1")
     with pytest.raises(ValueError):
@@ -328,28 +343,29 @@ def test_void_needs_a_reason_and_records_it() -> None:
 
 def test_merge_by_hand() -> None:
     into = view(State.dispatched, 5, "target")
-    (merged,) = decide_merge(view(State.reported, 1), into, MergeIn(into_case_id="target"), CENTRE)
+    (merged,) = decide_merge(view(State.reported, 1), into, Merge(CASE, CENTRE, "target"))
     assert isinstance(merged, CaseMerged)
     assert merged.into_case_id == "target"
     assert merged.reason
-    with pytest.raises(Rejected) as info:
-        decide_merge(view(State.reported, 1), view(State.closed, 9, "target"), MergeIn(
-            into_case_id="target"), CENTRE)  # fmt: skip
+    with pytest.raises(Refused) as info:
+        decide_merge(view(State.reported, 1), view(State.closed, 9, "target"), Merge(
+            CASE, CENTRE, "target"))  # fmt: skip
     refused(info, 409, ("body", "into_case_id"))
-    with pytest.raises(Rejected) as info:
-        decide_merge(view(State.reported, 1), view(State.reported, 1), MergeIn(
-            into_case_id=CASE), CENTRE)  # fmt: skip
+    with pytest.raises(Refused) as info:
+        decide_merge(view(State.reported, 1), view(State.reported, 1), Merge(
+            CASE, CENTRE, CASE))  # fmt: skip
     refused(info, 422, ("body", "into_case_id"))
     with pytest.raises(InvalidTransition):
-        decide_merge(view(State.filed, 3), into, MergeIn(into_case_id="target"), CENTRE)
+        decide_merge(view(State.filed, 3), into, Merge(CASE, CENTRE, "target"))
 
 
 def test_split_returns_a_merged_report_to_reported() -> None:
-    (split,) = decide_split(view(State.merged, 2), "target", SplitIn(reason="other bin"), CENTRE)
+    merged = replace(view(State.merged, 2), merged_into="target")
+    (split,) = decide_split(merged, Split(CASE, CENTRE, "other bin"))
     assert isinstance(split, CaseSplit)
     assert (split.version, split.from_case_id, split.reason) == (3, "target", "other bin")
     with pytest.raises(InvalidTransition):
-        decide_split(view(State.reported, 1), None, SplitIn(reason="x"), CENTRE)
+        decide_split(view(State.reported, 1), Split(CASE, CENTRE, "x"))
 
 
 # --- views: personal data and the reporter's view ------------------------------------------------
@@ -363,12 +379,16 @@ DOC: dict[str, Any] = {
     "description": "rubbish",
     "reporter": {"id": None, "name": "李女士", "phone": "13900000000"},
     "timeline": [
-        {"type": "reported", "at": NOW, "reason": None, "data": {"reporter": {"name": "李女士",
-         "phone": "13900000000"}}, "actor": {"role": "citizen", "id": "website"}},
-        {"type": "voided", "at": NOW, "reason": "spam", "data": {}, "actor": {"id": "c-1"}},
-        {"type": "gridloop.sla.breach", "at": NOW, "data": {"department": "X"}},
+        {"event_id": "e-1", "type": "reported", "version": 1, "at": NOW, "reason": None,
+         "data": {"reporter": {"name": "李女士", "phone": "13900000000"}},
+         "actor": {"role": "citizen", "id": "website"}},
+        {"event_id": "e-2", "type": "voided", "version": 2, "at": NOW, "reason": "spam",
+         "data": {}, "actor": {"role": "supervision_centre", "id": "c-1"}},
+        {"event_id": "e-3", "type": "gridloop.sla.breach", "version": 2, "at": NOW,
+         "data": {"department": "X"}},
     ],
 }  # fmt: skip
+RECORD = CaseRecord.model_validate(DOC)  # as the case reader returns the document
 
 
 @pytest.mark.parametrize(
@@ -383,14 +403,14 @@ DOC: dict[str, Any] = {
     ],
 )
 def test_names_and_phones_only_for_roles_that_may_see_them(role: Access, sees: bool) -> None:
-    shown = str(staff_view(DOC, Principal(role, "x"), 2))
+    shown = str(staff_view(RECORD, Principal(role, "x"), 2))
     assert ("13900000000" in shown) is sees
     assert ("李女士" in shown) is sees
-    assert staff_view(DOC, Principal(role, "x"), 2)["duplicates"] == 2
+    assert staff_view(RECORD, Principal(role, "x"), 2)["duplicates"] == 2
 
 
 def test_the_public_view_shows_status_and_public_notes_only() -> None:
-    shown = public_view(DOC, "暴露垃圾", None)
+    shown = public_view(RECORD, "暴露垃圾", None)
     assert shown["status"] == "open"
     assert shown["class_name"] == "暴露垃圾"
     assert [e["type"] for e in shown["timeline"]] == ["reported", "voided"]
@@ -398,8 +418,9 @@ def test_the_public_view_shows_status_and_public_notes_only() -> None:
     text = str(shown)
     for secret in ("13900000000", "李女士", "c-1", "website", "department"):
         assert secret not in text
-    target = {"_id": "t", "state": "closed", "case_number": "S0102-20260302-0001"}
-    merged = public_view(DOC | {"state": "merged"}, "x", target)
+    target = {"_id": "t", "state": "closed", "version": 9, "case_number": "S0102-20260302-0001"}
+    duplicate = RECORD.model_copy(update={"state": State.merged})
+    merged = public_view(duplicate, "x", CaseRecord.model_validate(target))
     assert merged["status"] == "closed"
     assert merged["merged_into"]["case_number"] == "S0102-20260302-0001"
 
@@ -449,9 +470,9 @@ def test_media_types_are_read_from_the_bytes(head: bytes, content_type: str) -> 
     ],
 )
 def test_media_limits(data: bytes, status: int, kind: str) -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         check(data)
-    assert (info.value.status, info.value.kind) == (status, kind)
+    assert (STATUS[info.value.why], info.value.code) == (status, kind)
     assert info.value.loc == ("body", "file")
 
 

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
-from gridloop.auth import Principal
-from gridloop.auth import Role as Access
+from gridloop.access import Principal
+from gridloop.access import Role as Access
+from gridloop.cases import CaseView
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.errors import Rejected
+from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
+from gridloop.refusal import Refused
 from schemas.envelope import event_id
 from schemas.events import (
     Actor,
@@ -27,15 +29,10 @@ from schemas.events import (
     Channel,
     Role,
 )
-from services.intake.core import (
-    CheckIn,
-    ReportIn,
-    VerificationIn,
-    decide_check,
-    decide_report,
-    decide_verification,
-)
-from services.projections.core import CaseView
+from services.intake.commands import Check, Verify
+from services.intake.core import decide_check, decide_verification
+from services.intake.reporting import decide_report
+from services.intake.requests import ReportIn, report_of
 
 CASE = "C-20250301-0042"
 NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 01:30 on 2 March in Beijing
@@ -71,7 +68,7 @@ WHO = {"supervisor": SUPERVISOR, "website": CITIZEN, "hotline": HOTLINE}
 
 def _decide(report: ReportIn, pack: CityPack, case_id: str = CASE, **kw: Any) -> list[Any]:
     who = kw.pop("who", WHO[report.channel.value])
-    return decide_report(report, pack, case_id, who, kw.pop("now", NOW), **kw)
+    return decide_report(pack, report_of(report, case_id, who), kw.pop("now", NOW), **kw)
 
 
 def _case(state: State, version: int, **overrides: Any) -> CaseView:
@@ -86,9 +83,9 @@ def _case(state: State, version: int, **overrides: Any) -> CaseView:
     return CaseView(**(fields | overrides))
 
 
-def _rejected(excinfo: pytest.ExceptionInfo[Rejected], status: int, last_loc: str) -> Rejected:
+def _rejected(excinfo: pytest.ExceptionInfo[Refused], status: int, last_loc: str) -> Refused:
     exc = excinfo.value
-    assert exc.status == status
+    assert STATUS[exc.why] == status
     assert exc.loc[-1] == last_loc
     assert exc.reason
     return exc
@@ -152,25 +149,25 @@ def test_event_class_report_is_located_too(pack: CityPack) -> None:
 
 
 def test_unknown_class_is_rejected(pack: CityPack) -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         _decide(_report(class_code="9999"), pack, CASE)
     exc = _rejected(info, 422, "class_code")
     assert "9999" in exc.reason
-    assert exc.kind == "unknown_class"
+    assert exc.code == "unknown_class"
 
 
 def test_class_of_the_other_kind_is_rejected(pack: CityPack) -> None:
     """0118 is a component class only: as an event it does not exist."""
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         _decide(_report(kind="event", class_code="0118"), pack, CASE)
     _rejected(info, 422, "class_code")
 
 
 def test_point_outside_every_grid_is_rejected(pack: CityPack) -> None:
-    with pytest.raises(Rejected) as info:
+    with pytest.raises(Refused) as info:
         _decide(_report(point={"lon": 116.3, "lat": 39.9}), pack, CASE)
     exc = _rejected(info, 422, "point")
-    assert exc.kind == "outside_grids"
+    assert exc.code == "outside_grids"
     assert "116.3" in exc.reason
 
 
@@ -195,8 +192,8 @@ def test_report_event_ids_are_deterministic(pack: CityPack) -> None:
 
 
 def test_confirmed_verification_verifies_and_files() -> None:
-    answer = VerificationIn(confirmed=True, note="seen it")
-    events = decide_verification(_case(State.reported, 3), answer, SUP7)
+    answer = Verify(CASE, SUP7, confirmed=True, note="seen it")
+    events = decide_verification(_case(State.reported, 3), answer)
     assert [type(e) for e in events] == [CaseVerified, CaseFiled]
     verified, filed = events
     assert isinstance(verified, CaseVerified)
@@ -208,13 +205,13 @@ def test_confirmed_verification_verifies_and_files() -> None:
     assert filed.actor.role is Role.system
     for event in events:
         assert event.case_id == CASE
-    again = decide_verification(_case(State.reported, 3), answer, SUP7)
+    again = decide_verification(_case(State.reported, 3), answer)
     assert [event_id(e) for e in events] == [event_id(e) for e in again]
 
 
 def test_refuted_verification_voids() -> None:
-    answer = VerificationIn(confirmed=False, note="nothing there")
-    events = decide_verification(_case(State.reported, 1), answer, SUP7)
+    answer = Verify(CASE, SUP7, confirmed=False, note="nothing there")
+    events = decide_verification(_case(State.reported, 1), answer)
     assert len(events) == 1
     voided = events[0]
     assert isinstance(voided, CaseVoided)
@@ -223,32 +220,32 @@ def test_refuted_verification_voids() -> None:
 
 
 def test_refuted_verification_without_note_still_has_a_reason() -> None:
-    answer = VerificationIn(confirmed=False)
-    (voided,) = decide_verification(_case(State.reported, 1), answer, SUP7)
+    answer = Verify(CASE, SUP7, confirmed=False)
+    (voided,) = decide_verification(_case(State.reported, 1), answer)
     assert voided.reason
 
 
 @pytest.mark.parametrize("state", [State.filed, State.dispatched, State.closed])
 def test_verification_of_a_case_past_reported_is_invalid(state: State) -> None:
-    answer = VerificationIn(confirmed=True)
+    answer = Verify(CASE, SUP7, confirmed=True)
     with pytest.raises(InvalidTransition) as info:
-        decide_verification(_case(state, 2), answer, SUP7)
+        decide_verification(_case(state, 2), answer)
     assert info.value.state is state
     assert info.value.transition == "verified"
 
 
 def test_refuting_a_closed_case_is_invalid() -> None:
-    answer = VerificationIn(confirmed=False)
+    answer = Verify(CASE, SUP7, confirmed=False)
     with pytest.raises(InvalidTransition):
-        decide_verification(_case(State.closed, 8), answer, SUP7)
+        decide_verification(_case(State.closed, 8), answer)
 
 
 # --- check ---------------------------------------------------------------------------------
 
 
 def test_passed_check_closes() -> None:
-    answer = CheckIn(passed=True)
-    events = decide_check(_case(State.handled, 5), answer, SUP9)
+    answer = Check(CASE, SUP9, passed=True)
+    events = decide_check(_case(State.handled, 5), answer)
     assert [type(e) for e in events] == [CaseChecked, CaseClosed]
     checked, closed = events
     assert isinstance(checked, CaseChecked)
@@ -258,8 +255,8 @@ def test_passed_check_closes() -> None:
 
 
 def test_failed_check_sends_back_for_rework() -> None:
-    answer = CheckIn(passed=False, note="still broken")
-    events = decide_check(_case(State.handled, 5), answer, SUP9)
+    answer = Check(CASE, SUP9, passed=False, note="still broken")
+    events = decide_check(_case(State.handled, 5), answer)
     assert [type(e) for e in events] == [CaseChecked, CaseReworked]
     checked, rework = events
     assert isinstance(checked, CaseChecked)
@@ -273,6 +270,6 @@ def test_failed_check_sends_back_for_rework() -> None:
 @pytest.mark.parametrize("state", [State.dispatched, State.filed, State.checked])
 def test_check_of_an_unhandled_case_is_invalid(state: State) -> None:
     with pytest.raises(InvalidTransition) as info:
-        decide_check(_case(state, 4), CheckIn(passed=True), SUP9)
+        decide_check(_case(state, 4), Check(CASE, SUP9, passed=True))
     assert info.value.state is state
     assert info.value.transition == "checked"

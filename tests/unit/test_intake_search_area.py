@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridloop.auth import Principal, Role
+from gridloop.access import Principal, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.nearby import MOST_CELLS, keys_around, keys_of
 from schemas.events import Point
-from services.intake.core import ReportIn, decide_report, with_number
 from services.intake.duplicates import search_box
+from services.intake.reporting import decide_report, with_number
+from services.intake.requests import ReportIn, report_of
 
 lons = st.floats(116.39, 116.41)
 lats = st.floats(39.91, 39.93)
@@ -37,7 +38,7 @@ def test_a_case_in_a_reports_box_holds_one_of_its_keys(
 
 def test_numbering_a_decision_is_deciding_with_the_number() -> None:
     pack = load_city_pack(DEMO_CITY_PACK)
-    report = ReportIn.model_validate(
+    asked = ReportIn.model_validate(
         {
             "channel": "supervisor",
             "kind": "component",
@@ -47,7 +48,8 @@ def test_numbering_a_decision_is_deciding_with_the_number() -> None:
         }
     )
     who, now = Principal(Role.supervisor, "sup-1"), datetime(2026, 3, 1, tzinfo=UTC)
-    first = decide_report(report, pack, "C-1", who, now)
+    report = report_of(asked, "C-1", who)
+    first = decide_report(pack, report, now)
     number = "B0101-20260302-0001"
-    assert with_number(first, number) == decide_report(report, pack, "C-1", who, now, (), number)
+    assert with_number(first, number) == decide_report(pack, report, now, (), number)
     assert first[1].model_dump()["case_number"] is None  # the first decision is left as it was

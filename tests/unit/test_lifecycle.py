@@ -17,6 +17,7 @@ from gridloop.lifecycle import (
     next_state,
     transition_name,
 )
+from gridloop.refusal import Refused, Why
 from schemas.events import EVENT_TYPES, CaseEvent
 
 S = State
@@ -121,8 +122,14 @@ def test_invalid_transition_lists_allowed_states() -> None:
         next_state(S.filed, "reported")
 
 
-def test_invalid_transition_is_a_value_error() -> None:
-    assert issubclass(InvalidTransition, ValueError)
+def test_invalid_transition_is_a_conflict_refusal() -> None:
+    refused = InvalidTransition(State.closed, "handled")
+    assert isinstance(refused, Refused)
+    assert (refused.why, refused.code, refused.loc) == (
+        Why.conflict,
+        "invalid_transition",
+        ("state",),
+    )
 
 
 def test_every_case_event_type_is_a_transition() -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from gridloop.cases.reader import CaseQuery
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.lifecycle import State
@@ -25,7 +27,6 @@ from services.intake.open311 import (
     media_id,
     parse_xml_form,
     posted,
-    query,
     render,
     request_view,
     service_definition,
@@ -37,6 +38,23 @@ from services.intake.open311 import (
 
 PACK: CityPack = load_city_pack(DEMO_CITY_PACK)
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+
+
+def _entry(kind: str, version: int, reason: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": f"e-{version}",
+        "type": kind,
+        "version": version,
+        "at": NOW,
+        "reason": reason,
+    }
+
+
+def record(doc: dict[str, Any]) -> CaseRecord:
+    """A projected case document as readers get it."""
+    return CaseRecord.model_validate(doc)
+
+
 CASE: dict[str, Any] = {
     "_id": "c-1",
     "state": "dispatched",
@@ -53,7 +71,7 @@ CASE: dict[str, Any] = {
     "deadline": NOW + timedelta(hours=4),
     "department": "SANITATION",
     "case_number": "S0102-20260302-0001",
-    "timeline": [{"type": "reported", "reason": None}],
+    "timeline": [_entry("reported", 1)],
 }
 FORM = {
     "service_code": "event-0102",
@@ -139,7 +157,7 @@ def test_jurisdiction_is_the_district_code() -> None:
 
 
 def test_a_case_becomes_a_service_request_without_personal_data() -> None:
-    view = request_view(CASE, PACK)
+    view = request_view(record(CASE), PACK)
     assert tuple(view) == REQUEST_FIELDS
     assert view["service_request_id"] == "c-1"
     assert view["status"] == "open"
@@ -159,15 +177,15 @@ def test_a_case_becomes_a_service_request_without_personal_data() -> None:
 def test_notes_say_why_a_request_closed() -> None:
     voided = CASE | {
         "state": "voided",
-        "timeline": [{"type": "voided", "reason": "nothing found on site"}],
+        "timeline": [_entry("voided", 2, "nothing found on site")],
     }
-    assert request_view(voided, PACK)["status_notes"] == "voided: nothing found on site"
-    merged = CASE | {"state": "merged", "merged_into": "c-0"}
+    assert request_view(record(voided), PACK)["status_notes"] == "voided: nothing found on site"
+    merged = record(CASE | {"state": "merged", "merged_into": "c-0"})
     assert request_view(merged, PACK)["status"] == "closed"
     assert request_view(merged, PACK)["status_notes"] == "a duplicate of request c-0"
     # Before dispatch the class's owner is the agency responsible; no deadline yet.
     reported = {k: v for k, v in CASE.items() if k not in ("department", "deadline")}
-    view = request_view(reported | {"state": "reported"}, PACK)
+    view = request_view(record(reported | {"state": "reported"}), PACK)
     assert view["agency_responsible"] == PACK.departments["SANITATION"].name
     assert view["expected_datetime"] is None
 
@@ -260,7 +278,7 @@ def test_xml_input_is_parsed_safely() -> None:
 
 def test_ids_override_every_other_filter() -> None:
     f = filters(PACK, NOW, "a, b,,c", "event-0102", status="open")
-    assert query(f) == {"_id": {"$in": ["a", "b", "c"]}, "state": {"$exists": True}}
+    assert f == CaseQuery(ids=("a", "b", "c"))
 
 
 def test_filters_by_code_status_and_dates() -> None:
@@ -272,20 +290,15 @@ def test_filters_by_code_status_and_dates() -> None:
         end_date="2026-03-02T00:00:00Z",
         status="closed",
     )
-    q = query(f)
-    assert q["$or"] == [
-        {"kind": "event", "class_code": "0102"},
-        {"kind": "component", "class_code": "0101"},
-    ]
-    assert set(q["state"]["$in"]) == {"closed", "evaluated", "voided", "merged"}
-    assert q["reported_at"] == {
-        "$gte": datetime(2026, 2, 28, 16, 0, tzinfo=UTC),
-        "$lte": datetime(2026, 3, 2, tzinfo=UTC),
-    }
+    assert f.classes == (("event", "0102"), ("component", "0101"))
+    assert set(f.states) == {"closed", "evaluated", "voided", "merged"}
+    assert f.reported_since == datetime(2026, 2, 28, 16, 0, tzinfo=UTC)
+    assert f.reported_until == datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def test_without_dates_the_last_90_days() -> None:
-    assert query(filters(PACK, NOW))["reported_at"] == {"$gte": NOW - timedelta(days=90)}
+    f = filters(PACK, NOW)
+    assert (f.reported_since, f.reported_until) == (NOW - timedelta(days=90), None)
 
 
 @pytest.mark.parametrize(
@@ -324,7 +337,8 @@ def test_services_xml_uses_the_spec_names() -> None:
 
 def test_requests_xml_uses_the_spec_names_and_escapes_text() -> None:
     hostile = CASE | {"description": "<b>&amp; ]]> <!ENTITY x 'y'>"}
-    root = ET.fromstring(render("xml", "service_requests", [request_view(hostile, PACK)]))
+    view = request_view(record(hostile), PACK)
+    root = ET.fromstring(render("xml", "service_requests", [view]))
     assert root.tag == "service_requests"
     [request] = root
     assert request.tag == "request"

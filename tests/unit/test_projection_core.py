@@ -6,11 +6,13 @@ from datetime import timedelta
 
 import pytest
 
+from gridloop.cases import CaseView
+from gridloop.cases.reader import view_of
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope, event_id
 from schemas.events import EVENT_TYPES, CaseEvent, EventData, SlaEvent, Stage
-from services.projections.core import CaseView, facts, sla_change, state_change, timeline_entry
+from services.projections.core import facts, sla_change, state_change, timeline_entry
 from tests.samples import ACTOR, CASE_ID, DEADLINE, SOURCE, TIME, sample
 
 CASE_TYPES = sorted(t for t, m in EVENT_TYPES.items() if issubclass(m, CaseEvent))
@@ -180,7 +182,7 @@ def test_sla_change_of_an_escalation_is_red_with_its_tier() -> None:
     assert change["sla.check.tier"] == "district"
 
 
-# --- CaseView ------------------------------------------------------------------------------
+# --- a projected document as the view commands decide on (a case from before heads) ----
 
 
 def test_case_view_from_a_document() -> None:
@@ -194,10 +196,10 @@ def test_case_view_from_a_document() -> None:
         "department": "SANITATION",
         "timeline": [],
     }
-    view = CaseView.from_doc(doc)
+    view = view_of(doc)
     assert view == CaseView(
         CASE_ID, State.dispatched, 4, "event", "0102", "110101001001001", "SANITATION"
     )
-    bare = CaseView.from_doc({"_id": CASE_ID, "state": "reported", "version": 1})
+    bare = view_of({"_id": CASE_ID, "state": "reported", "version": 1})
     assert bare.state is State.reported
     assert bare.department is None

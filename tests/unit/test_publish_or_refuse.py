@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from gridloop import errors
-from gridloop.errors import Rejected, publish_or_refuse
+from gridloop.commands import kafka
+from gridloop.commands.kafka import publish_or_refuse
+from gridloop.errors import STATUS, refused_response
 from gridloop.kafka import EventProducer
+from gridloop.refusal import Refused, Why
 from schemas.envelope import Envelope
 
 
@@ -27,11 +29,15 @@ class Unreachable(EventProducer):
 async def test_an_unacknowledged_publish_is_refused_with_503_and_retry_after(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(errors, "PUBLISH_TIMEOUT_SECONDS", 0.05)
+    monkeypatch.setattr(kafka, "PUBLISH_TIMEOUT_SECONDS", 0.05)
     producer = Unreachable()
-    with pytest.raises(Rejected) as refused:
+    with pytest.raises(Refused) as refused:
         await publish_or_refuse(producer, [])
-    assert refused.value.status == 503
-    assert refused.value.headers == {"Retry-After": "5"}
+    assert (refused.value.why, refused.value.loc) == (Why.unavailable, ("kafka",))
+    assert STATUS[refused.value.why] == 503
+    # The HTTP edge answers the refusal with 503 and tells the client when to come back.
+    answered = refused_response(refused.value)
+    assert answered.status_code == 503
+    assert answered.headers["Retry-After"] == "5"
     # Giving up waiting does not cancel what was handed to the producer.
     await asyncio.wait_for(producer.finished.wait(), 2)

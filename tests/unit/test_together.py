@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.intake.together import Together
+from gridloop.together import Together
 
 
 class Server:

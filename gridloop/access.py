@@ -1,0 +1,33 @@
+"""Who acts: the roles of the people and systems that run the loop, and a caller. Pure.
+
+A credential (`gridloop.auth`) names one holder in one role; cores decide on the caller
+(`Principal`) without knowing how it was authenticated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    public = "public"
+    hotline = "hotline"  # hotline operator (热线)
+    supervisor = "supervisor"  # grid supervisor (监督员)
+    supervision_centre = "supervision_centre"  # 监督中心
+    command_centre = "command_centre"  # 指挥中心
+    department = "department"
+    admin = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    subject: str  # who: a supervisor id, a department code, an operator name
+
+    @property
+    def department(self) -> str | None:
+        return self.subject if self.role is Role.department else None
+
+
+PUBLIC = Principal(Role.public, "anonymous")

@@ -1,0 +1,103 @@
+"""A case as its projection records it, typed: what every reader shows and filters on.
+
+The projections service writes these documents (`services/projections`); readers get them
+through `gridloop.cases.reader.CaseReader` as `CaseRecord`s. Internal fields of the
+projection (the duplicate search's `near` keys) are not part of the record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridloop.lifecycle import State
+from schemas.events import Actor, Channel, Kind, Point, Reporter
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class GeoPoint(_Read):
+    """A point as GeoJSON: `[lon, lat]`."""
+
+    type: Literal["Point"] = "Point"
+    coordinates: tuple[float, float]
+
+    @property
+    def point(self) -> Point:
+        return Point(lon=self.coordinates[0], lat=self.coordinates[1])
+
+
+class TimelineEntry(_Read):
+    """One event of the case: who did what, when, at which version, and why."""
+
+    event_id: str
+    type: str  # a lifecycle step by name (`filed`), annotations and SLA facts in full
+    version: int
+    at: datetime
+    actor: Actor | None = None
+    reason: str | None = None
+    data: dict[str, Any] = {}
+
+
+class StageClock(_Read):
+    """A stage's traffic light (`sla.<stage>`), as the SLA engine's last event left it."""
+
+    light: Literal["yellow", "red"]
+    deadline: datetime
+    case_version: int
+    tier: str | None = None
+
+
+class PendingRecord(_Read):
+    """A department's request awaiting the command centre."""
+
+    request_id: str
+    kind: Literal["extension", "parking"]
+    department: str
+    reason: str
+    case_version: int
+    deadline: datetime | None = None
+
+
+class CaseRecord(_Read):
+    """The projected case."""
+
+    case_id: str = Field(validation_alias="_id")
+    state: State
+    version: int
+    channel: Channel | None = None
+    kind: Kind | None = None
+    class_code: str | None = None
+    grid_code: str | None = None
+    component_id: str | None = None
+    point: GeoPoint | None = None
+    description: str | None = None
+    address: str | None = None
+    reporter: Reporter | None = None
+    media: list[str] = []
+    urgency: str | None = None
+    verifier: str | None = None
+    verification_due: datetime | None = None
+    case_number: str | None = None
+    department: str | None = None
+    assisting: list[str] = []
+    deadline: datetime | None = None
+    deadline_assumed_years: list[int] = []
+    pending_request: PendingRecord | None = None
+    merged_into: str | None = None
+    reported_at: datetime | None = None
+    filed_at: datetime | None = None
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    voided_at: datetime | None = None
+    merged_at: datetime | None = None
+    sla: dict[str, StageClock] = {}
+    timeline: list[TimelineEntry] = []
+
+    def held_by(self, department: str) -> bool:
+        """Whether `department` leads or assists the case."""
+        return department == self.department or department in self.assisting

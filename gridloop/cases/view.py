@@ -1,0 +1,150 @@
+"""The view of a case that commands decide on, and how each event changes it. Pure.
+
+`evolve` is the case's write model: the command path (`gridloop.commands`) keeps each case's
+view in its head, folded from the events it claimed, so a command decides on the case's
+latest committed version, never on a projection that lags the log. The projection
+(`services/projections`) keeps a richer document for reading; both follow the lifecycle's
+one table of transitions (`gridloop.lifecycle.TRANSITIONS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from gridloop.lifecycle import TRANSITIONS, State, transition_name
+from schemas.envelope import Envelope
+from schemas.events import (
+    CaseDispatched,
+    CaseEvent,
+    CaseExtended,
+    CaseFiled,
+    CaseMerged,
+    CaseReported,
+    CaseSplit,
+    Channel,
+    ExtensionDenied,
+    ExtensionRequested,
+    Kind,
+    ParkingDenied,
+    ParkingRequested,
+    Point,
+)
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A department's extension or parking request awaiting the command centre."""
+
+    request_id: str
+    kind: str  # extension | parking
+    department: str
+    reason: str
+    case_version: int
+    deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What commands decide on: the state and version, the report's facts, who holds the
+    case and until when, and a pending request."""
+
+    case_id: str
+    state: State
+    version: int
+    kind: Kind | None = None
+    class_code: str | None = None
+    grid_code: str | None = None
+    department: str | None = None
+    component_id: str | None = None
+    urgency: str | None = None
+    assisting: tuple[str, ...] = ()
+    deadline: datetime | None = None
+    pending_request: PendingRequest | None = None
+    point: Point | None = None
+    channel: Channel | None = None
+    reporter_id: str | None = None  # the citizen's credential or the supervisor: who may rate
+    merged_into: str | None = None
+    closed_at: datetime | None = None
+
+
+def evolve(view: CaseView | None, env: Envelope) -> CaseView:
+    """The view after `env`, an event of this case (a report opens the view)."""
+    data = env.data
+    if isinstance(data, CaseReported):
+        return _reported(data)
+    if view is None:
+        raise ValueError(f"{data.case_id}: a {env.type} before the case was reported")
+    if isinstance(data, CaseEvent):
+        return _transition(view, data, env.time)
+    if isinstance(data, ExtensionRequested | ParkingRequested):
+        kind = "extension" if isinstance(data, ExtensionRequested) else "parking"
+        pending = PendingRequest(
+            data.request_id,
+            kind,
+            data.department,
+            data.reason,
+            data.case_version,
+            getattr(data, "deadline", None),
+        )
+        return replace(view, pending_request=pending)
+    if isinstance(data, ExtensionDenied | ParkingDenied):
+        return replace(view, pending_request=None)
+    return view  # acknowledged, explained, SLA facts: the case does not move
+
+
+def fold(envs: Iterable[Envelope], view: CaseView | None = None) -> CaseView:
+    """The view after each of `envs` in turn."""
+    for env in envs:
+        view = evolve(view, env)
+    if view is None:
+        raise ValueError("no events to fold")
+    return view
+
+
+def _reported(data: CaseReported) -> CaseView:
+    return CaseView(
+        case_id=data.case_id,
+        state=State.reported,
+        version=data.version,
+        kind=data.kind,
+        class_code=data.class_code,
+        grid_code=data.grid_code,
+        component_id=data.component_id,
+        urgency=data.urgency,
+        point=data.point,
+        channel=data.channel,
+        reporter_id=data.reporter.id,
+    )
+
+
+def _transition(view: CaseView, data: CaseEvent, at: datetime) -> CaseView:
+    name = transition_name(data.ce_type)
+    # A transition settles (or supersedes) any pending request, as the projection has it.
+    changed = replace(view, state=TRANSITIONS[name][1], version=data.version, pending_request=None)
+    if isinstance(data, CaseDispatched):
+        return replace(
+            changed,
+            department=data.department,
+            assisting=tuple(data.assisting),
+            deadline=data.deadline,
+        )
+    if isinstance(data, CaseExtended):
+        return replace(changed, deadline=data.deadline)
+    if isinstance(data, CaseMerged):
+        return replace(changed, merged_into=data.into_case_id)
+    if isinstance(data, CaseSplit):
+        return replace(changed, merged_into=None)
+    if isinstance(data, CaseFiled):
+        # The filing's class stands: the centre may correct the report's when it files.
+        return replace(
+            changed,
+            kind=data.kind,
+            class_code=data.class_code,
+            grid_code=data.grid_code,
+            component_id=data.component_id or view.component_id,
+        )
+    if name == "closed":
+        return replace(changed, closed_at=at)
+    return changed

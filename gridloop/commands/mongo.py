@@ -1,0 +1,205 @@
+"""Heads in MongoDB (`case_heads`, one document per case): the claim is a conditional update
+on the revision, or the insert of a new case's head (`_id` unique).
+
+    {_id, rev, view: {...}, outbox: [{value, headers}], outbox_at, answers: {key: {...}},
+     last: {...}}
+
+The outbox holds the claimed events as Kafka records (bytes as published), so whoever
+publishes them later sends exactly what the claim decided.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from gridloop.cases.view import CaseView, PendingRequest
+from gridloop.commands.head import Answer, Claim, Head, Remembered
+from gridloop.lifecycle import State
+from gridloop.mongo import Document
+from gridloop.together import Together
+from schemas.envelope import Envelope, decode, encode
+from schemas.events import Channel, Point
+
+DUPLICATE_KEY = 11000
+_PENDING = ("request_id", "kind", "department", "reason", "case_version", "deadline")
+
+
+class MongoHeads:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.heads = db["case_heads"]
+        # New heads of concurrent reports go in one insert; settled outboxes in one write.
+        self._openings: Together[Claim, bool] = Together(self._insert_many)
+        self._settling: Together[tuple[str, int], None] = Together(self._settle_many)
+
+    async def create_indexes(self) -> None:
+        # The relay's search for outboxes nobody settled: few documents hold one.
+        await self.heads.create_index([("outbox_at", ASCENDING)], sparse=True)
+
+    async def load(self, case_id: str) -> Head | None:
+        doc = await self.heads.find_one({"_id": case_id})
+        return _head(doc) if doc is not None else None
+
+    async def load_many(self, case_ids: Iterable[str]) -> dict[str, Head]:
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return {}
+        found = self.heads.find({"_id": {"$in": ids}}).batch_size(len(ids) + 1)
+        return {doc["_id"]: _head(doc) async for doc in found}
+
+    async def adopt(self, view: CaseView) -> Head:
+        try:
+            await self.heads.insert_one({"_id": view.case_id, "rev": 1, "view": _view_doc(view)})
+        except DuplicateKeyError:
+            head = await self.load(view.case_id)
+            assert head is not None
+            return head
+        return Head(view, 1)
+
+    async def claim(self, claim: Claim) -> bool:
+        if claim.rev == 1:
+            return await self._openings(claim)
+        done = await self.heads.update_one(
+            {"_id": claim.case_id, "rev": claim.rev - 1, "outbox": {"$exists": False}},
+            _claimed(claim),
+        )
+        return done.modified_count == 1
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[bool]:
+        if not claims:
+            return []
+        if all(c.rev == 1 for c in claims):
+            return await self._insert_many(list(claims))
+        return list(await asyncio.gather(*(self.claim(c) for c in claims)))
+
+    async def settle(self, claims: Sequence[tuple[str, int]]) -> None:
+        if len(claims) == 1:
+            await self._settling(claims[0])
+        elif claims:
+            await self._settle_many(list(claims))
+
+    async def stranded(self, before: datetime, limit: int) -> list[Head]:
+        found = self.heads.find({"outbox_at": {"$lt": before}}).limit(limit)
+        return [_head(doc) async for doc in found]
+
+    async def _insert_many(self, claims: list[Claim]) -> list[bool]:
+        docs = [_opened(c) for c in claims]
+        won = [True] * len(docs)
+        try:
+            await self.heads.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details["writeErrors"]:
+                if error["code"] != DUPLICATE_KEY:
+                    raise
+                won[error["index"]] = False
+        return won
+
+    async def _settle_many(self, claims: list[tuple[str, int]]) -> list[None]:
+        unset = {"$unset": {"outbox": "", "outbox_at": ""}}
+        writes = [UpdateOne({"_id": case_id, "rev": rev}, unset) for case_id, rev in claims]
+        await self.heads.bulk_write(writes, ordered=False)
+        return [None] * len(claims)
+
+
+def _claimed(claim: Claim) -> Document:
+    """The update that makes `claim` the head (and, for a new case, its document)."""
+    remembered = _remembered_doc(claim.remembered)
+    changes: Document = {
+        "rev": claim.rev,
+        "view": _view_doc(claim.view),
+        "outbox": [_record(env) for env in claim.outbox],
+        "outbox_at": claim.remembered.at,
+        "last": remembered,
+    }
+    if claim.key_id is not None:
+        changes[f"answers.{claim.key_id}"] = remembered
+    update: Document = {"$set": changes}
+    if claim.forget:
+        update["$unset"] = {f"answers.{key}": "" for key in claim.forget}
+    return update
+
+
+def _opened(claim: Claim) -> Document:
+    """A new case's head document, as `_claimed` would make it."""
+    changes = _claimed(claim)["$set"]
+    answers = {
+        k.removeprefix("answers."): v for k, v in changes.items() if k.startswith("answers.")
+    }
+    fields = {k: v for k, v in changes.items() if not k.startswith("answers.")}
+    return {"_id": claim.case_id} | fields | {"answers": answers}
+
+
+def _record(env: Envelope) -> Document:
+    _, value, headers = encode(env)
+    return {"value": value, "headers": [[name, raw] for name, raw in headers]}
+
+
+def _head(doc: Document) -> Head:
+    outbox = tuple(
+        decode(r["value"], [(name, raw) for name, raw in r["headers"]])
+        for r in doc.get("outbox") or ()
+    )
+    answers = {k: _remembered(v) for k, v in (doc.get("answers") or {}).items()}
+    last = doc.get("last")
+    view = _view(doc["_id"], doc["view"])
+    return Head(view, doc["rev"], outbox, answers, _remembered(last) if last else None)
+
+
+def _remembered_doc(r: Remembered) -> Document:
+    return {"fp": r.fingerprint, "status": r.answer.status, "body": r.answer.body, "at": r.at}
+
+
+def _remembered(doc: Document) -> Remembered:
+    return Remembered(doc["fp"], Answer(doc["status"], doc["body"]), doc.get("at"))
+
+
+def _view_doc(view: CaseView) -> Document:
+    pending = view.pending_request
+    return {
+        "state": view.state.value,
+        "version": view.version,
+        "kind": view.kind,
+        "class_code": view.class_code,
+        "grid_code": view.grid_code,
+        "department": view.department,
+        "component_id": view.component_id,
+        "urgency": view.urgency,
+        "assisting": list(view.assisting),
+        "deadline": view.deadline,
+        "pending": {f: getattr(pending, f) for f in _PENDING} if pending else None,
+        "point": [view.point.lon, view.point.lat] if view.point else None,
+        "channel": view.channel,
+        "reporter_id": view.reporter_id,
+        "merged_into": view.merged_into,
+        "closed_at": view.closed_at,
+    }
+
+
+def _view(case_id: str, doc: Document) -> CaseView:
+    point: Any = doc.get("point")
+    pending = doc.get("pending")
+    return CaseView(
+        case_id=case_id,
+        state=State(doc["state"]),
+        version=doc["version"],
+        kind=doc.get("kind"),
+        class_code=doc.get("class_code"),
+        grid_code=doc.get("grid_code"),
+        department=doc.get("department"),
+        component_id=doc.get("component_id"),
+        urgency=doc.get("urgency"),
+        assisting=tuple(doc.get("assisting") or ()),
+        deadline=doc.get("deadline"),
+        pending_request=PendingRequest(**pending) if pending else None,
+        point=Point(lon=point[0], lat=point[1]) if point else None,
+        channel=Channel(doc["channel"]) if doc.get("channel") else None,
+        reporter_id=doc.get("reporter_id"),
+        merged_into=doc.get("merged_into"),
+        closed_at=doc.get("closed_at"),
+    )

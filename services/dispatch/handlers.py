@@ -1,0 +1,80 @@
+"""Dispatch's service layer: every command (`commands.py`) on the command path, and the
+reaction to filings and reworks (a consumer's poll at once).
+
+A command is decided on its case's head (`gridloop.commands`), claims the next version and
+is answered once Kafka acknowledged its event. The reaction does the same for each filed or
+reworked case of a poll: one read of their heads, the dispatches claimed, published
+together, then the poll is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop import clock
+from gridloop.cases import CaseView
+from gridloop.citypack import CityPack
+from gridloop.commands import Answer, Asked, CommandPath, Reaction
+from gridloop.commands.setup import command_path
+from gridloop.kafka import EventProducer, Retry
+from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import CaseFiled, CaseReworked, EventData
+from services.dispatch import core
+from services.dispatch.commands import Command
+
+SOURCE = "/gridloop/dispatch"
+
+
+class CaseNotYetKnown(Retry):
+    """An event about a case whose head is not there yet: retried, as a transient failure."""
+
+
+class Dispatch:
+    def __init__(
+        self, pack: CityPack, path: CommandPath, now: Callable[[], datetime] = clock.now
+    ) -> None:
+        self.pack, self.path, self.now = pack, path, now
+
+    @classmethod
+    def on(cls, pack: CityPack, db: AsyncDatabase[Document], producer: EventProducer) -> Dispatch:
+        """Dispatch on a database and a producer (the command path's heads and log)."""
+        return cls(pack, command_path(db, producer, SOURCE))
+
+    async def handle(self, command: Command, asked: Asked) -> Answer:
+        """Decide `command` on its case and claim, publish, answer."""
+
+        async def decide(case: CaseView) -> Sequence[EventData]:
+            return [core.decide(self.pack, case, command, self.now())]
+
+        return await self.path.act(command.case_id, asked, decide)
+
+    async def case(self, case_id: str) -> CaseView:
+        """The case as commands see it: its latest committed view."""
+        return (await self.path.load(case_id)).view
+
+    async def on_event(self, env: Envelope) -> Sequence[Envelope]:
+        """One record: the pipeline's record-by-record way, which finds the record at
+        fault when a poll fails."""
+        await self.on_poll([env])
+        return []
+
+    async def on_poll(self, envs: Sequence[Envelope]) -> None:
+        """A poll at once: each filing and rework dispatched on its case's head, in order.
+        A case with no head yet is tried again with the whole poll (the rest is claimed
+        already, and decides nothing the second time)."""
+        reactions = [
+            Reaction(env.data.case_id, env.id, self._reaction(env.data, env.time))
+            for env in envs
+            if isinstance(env.data, CaseFiled | CaseReworked)
+        ]
+        if missing := await self.path.react(reactions):
+            raise CaseNotYetKnown(", ".join(missing[:5]))
+
+    def _reaction(
+        self, event: CaseFiled | CaseReworked, at: datetime
+    ) -> Callable[[CaseView], Sequence[EventData]]:
+        return lambda case: core.react(self.pack, case, event, at)

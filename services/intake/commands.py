@@ -1,0 +1,108 @@
+"""What reporters, supervisors and the supervision centre ask of intake: plain typed values,
+built by the HTTP edge from a request and its credential (`who`), decided by the core.
+
+信息收集 report; 核实 verify a citizen report; 立案 file; 作废 void; merge a duplicate and
+split it off again; 核查 check a handled case on site; 满意度 rate a closed case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gridloop.access import Principal
+from schemas.events import Channel, Kind, Point, Reporter
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report (信息收集): where (a point, a coded component, or for the hotline the grid
+    the operator located the address in), what, and who reported it."""
+
+    case_id: str
+    who: Principal
+    channel: Channel
+    description: str
+    kind: Kind | None = None
+    class_code: str | None = None
+    component_id: str | None = None
+    point: Point | None = None
+    grid_code: str | None = None
+    address: str | None = None
+    reporter: Reporter = field(default_factory=Reporter)
+    media: tuple[str, ...] = ()
+    urgency: str | None = None  # graded by staff; none is the city's `normal`
+
+
+@dataclass(frozen=True)
+class Verify:
+    """核实: a supervisor confirms or refutes a citizen report on site."""
+
+    case_id: str
+    who: Principal
+    confirmed: bool
+    note: str | None = None
+    media: tuple[str, ...] = ()
+    supervisor_id: str | None = None  # optional: the credential says who
+
+
+@dataclass(frozen=True)
+class Check:
+    """核查: a supervisor checks a handled case on site: passed (closed) or rework."""
+
+    case_id: str
+    who: Principal
+    passed: bool
+    note: str | None = None
+    supervisor_id: str | None = None
+
+
+@dataclass(frozen=True)
+class File:
+    """立案: a supervision-centre operator files the case."""
+
+    case_id: str
+    who: Principal
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Void:
+    """作废: the report is invalid, and why."""
+
+    case_id: str
+    who: Principal
+    reason: str
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The report is a duplicate of another open case."""
+
+    case_id: str
+    who: Principal
+    into_case_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Split:
+    """A merged report becomes a case of its own again."""
+
+    case_id: str
+    who: Principal
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rate:
+    """满意度: the reporter (`follows`: they showed their report's follow token) or a hotline
+    operator after a callback rates the closed case, 1 to 5."""
+
+    case_id: str
+    who: Principal
+    rating: int
+    comment: str | None = None
+    follows: bool = False
+
+
+CaseCommand = Verify | Check | File | Void | Merge | Split | Rate

@@ -1,0 +1,136 @@
+"""Intake's service layer: reports and case commands on the command path.
+
+A report is decided (`reporting.py`), merged into an open duplicate nearby, numbered if it
+is filed at once, and opens its case (the claim of its first version); a case command
+(`commands.py`) is decided on its case's head (`core.py`), numbered if it files the case,
+and claims the next version. Either is answered once Kafka acknowledged its events. Every
+route of intake — single reports, the batch, Open311, feedback — comes through here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop import clock
+from gridloop.auth import CredentialStore
+from gridloop.cases import CaseView
+from gridloop.cases.reader import CaseReader
+from gridloop.citypack import CityPack
+from gridloop.commands import Answer, Asked, CommandPath, Opening
+from gridloop.commands.setup import command_path, create_indexes
+from gridloop.kafka import EventProducer
+from gridloop.mongo import Document
+from gridloop.refusal import Refused, Why, invalid, not_found
+from schemas.events import CaseEvent, CaseReported, Channel
+from services.intake import core
+from services.intake.commands import CaseCommand, Merge, Report
+from services.intake.media import MediaStore
+from services.intake.numbering import CaseNumbers
+from services.intake.reporting import decide_report, local_day, to_file, with_number
+from services.intake.search import DuplicateSearch
+from services.intake.views import follow_token
+
+SOURCE = "/gridloop/intake"
+Clock = Callable[[], datetime]
+
+
+async def follow_key(db: AsyncDatabase[Document]) -> bytes:
+    """The key of reporters' follow tokens: made once per database, kept there."""
+    keys = db["intake_keys"]
+    await keys.update_one(
+        {"_id": "follow"}, {"$setOnInsert": {"key": secrets.token_hex(32)}}, upsert=True
+    )
+    doc = await keys.find_one({"_id": "follow"})
+    assert doc is not None
+    return bytes.fromhex(doc["key"])
+
+
+class Intake:
+    """What the routes need; built once by the service's bootstrap."""
+
+    def __init__(
+        self,
+        pack: CityPack,
+        producer: EventProducer,
+        db: AsyncDatabase[Document],
+        follow_key: bytes,
+        clock: Clock = clock.now,
+    ) -> None:
+        self.pack, self.clock, self.follow_key = pack, clock, follow_key
+        self.path: CommandPath = command_path(db, producer, SOURCE)
+        self.cases = CaseReader(db)
+        self.credentials = CredentialStore(db)
+        self.media = MediaStore(db)
+        self.numbers = CaseNumbers(db)
+        self.search = DuplicateSearch(self.cases, pack, clock)
+
+    @classmethod
+    async def build(
+        cls, pack: CityPack, producer: EventProducer, db: AsyncDatabase[Document]
+    ) -> Intake:
+        intake = cls(pack, producer, db, await follow_key(db))
+        await create_indexes(db)
+        await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
+        return intake
+
+    async def report(self, report: Report, asked: Asked) -> Answer:
+        """A report decided, numbered and published, once per `Idempotency-Key` (its case id
+        is derived from the key: a retry finds its case and is answered as before)."""
+        if asked.key is not None and (again := await self.path.replay(report.case_id, asked)):
+            return again
+        await self.check_media(report.media, ("body", "media"))
+        now = self.clock()
+        first = decide_report(self.pack, report, now)
+        reported = first[0]
+        assert isinstance(reported, CaseReported)
+        nearby = await self.search.nearby(reported)
+        # Without candidates the first decision stands: decide_report is not cheap.
+        decided = decide_report(self.pack, report, now, nearby) if nearby else first
+        events = await self.numbered(decided, fresh=asked.key is None)
+        [answer] = await self.path.open([Opening(events, asked, self.extra(report))])
+        return answer
+
+    async def act(self, command: CaseCommand, asked: Asked) -> Answer:
+        """A case command decided on the case's head, numbered if it files the case."""
+        if media := getattr(command, "media", ()):
+            await self.check_media(media, ("body", "media"))
+        into = await self._into(command) if isinstance(command, Merge) else None
+
+        async def decide(case: CaseView) -> Sequence[CaseEvent]:
+            events = core.decide(self.pack, case, command, self.clock(), into)
+            return await self.numbered(events)
+
+        return await self.path.act(command.case_id, asked, decide)
+
+    async def numbered(self, events: list[CaseEvent], fresh: bool = False) -> list[CaseEvent]:
+        """`events` with a case number, if they file the case (`fresh`: a case id made just
+        now, see `CaseNumbers.number_for`)."""
+        filed = to_file(events)
+        if filed is None:
+            return events
+        day = local_day(self.pack, self.clock())
+        case, kind, code = filed.case_id, filed.kind, filed.class_code
+        return with_number(events, await self.numbers.number_for(case, kind, code, day, fresh))
+
+    def extra(self, report: Report) -> dict[str, str]:
+        """What a report's answer says besides its events: a citizen's follow token."""
+        if report.channel is Channel.supervisor:
+            return {}
+        return {"follow_token": follow_token(self.follow_key, report.case_id)}
+
+    async def check_media(self, ids: Sequence[str], loc: tuple[str, ...]) -> None:
+        if missing := await self.media.missing(list(ids)):
+            raise invalid(loc, f"no uploaded media {', '.join(missing)}", "unknown_media")
+
+    async def _into(self, merge: Merge) -> CaseView:
+        """The case a report is merged into, as it stands now."""
+        try:
+            return (await self.path.load(merge.into_case_id)).view
+        except Refused as refused:
+            if refused.why is Why.not_found:
+                raise not_found(("body", "into_case_id"), refused.reason) from None
+            raise
