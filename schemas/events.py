@@ -256,10 +256,15 @@ class CaseExplained(CaseAnnotation):
 
 
 class CaseAcknowledged(CaseAnnotation):
-    """The department confirms it received the dispatched case (签收)."""
+    """The department confirms it received the dispatched case (签收): the lead and each
+    assisting department, once per dispatch."""
 
     ce_type: ClassVar[str] = "gridloop.case.acknowledged"
     department: DepartmentCode
+
+    def identity(self) -> str:
+        # The lead's and an assisting department's acknowledgements are two facts.
+        return f"{super().identity()}/{self.department}"
 
 
 class DepartmentRequest(CaseAnnotation):

@@ -16,7 +16,9 @@ from datetime import datetime
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from schemas.envelope import Envelope
 from schemas.events import (
+    CaseAcknowledged,
     CaseDispatched,
+    CaseExplained,
     CaseEvent,
     CaseExtended,
     CaseFiled,
@@ -67,6 +69,10 @@ class CaseView:
     reporter_id: str | None = None  # the citizen's credential or the supervisor: who may rate
     merged_into: str | None = None
     closed_at: datetime | None = None
+    # Departments that acknowledged (签收) the current dispatch, and the newest version
+    # its department explained: an annotation given twice would be one fact (one id).
+    acknowledged: tuple[str, ...] = ()
+    explained: int = 0
 
 
 def evolve(view: CaseView | None, env: Envelope) -> CaseView:
@@ -91,7 +97,11 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         return replace(view, pending_request=pending)
     if isinstance(data, ExtensionDenied | ParkingDenied):
         return replace(view, pending_request=None)
-    return view  # acknowledged, explained, SLA facts: the case does not move
+    if isinstance(data, CaseAcknowledged):
+        return replace(view, acknowledged=(*view.acknowledged, data.department))
+    if isinstance(data, CaseExplained):
+        return replace(view, explained=max(view.explained, data.case_version))
+    return view  # SLA facts: the case does not move
 
 
 def fold(envs: Iterable[Envelope], view: CaseView | None = None) -> CaseView:
@@ -129,6 +139,7 @@ def _transition(view: CaseView, data: CaseEvent, at: datetime) -> CaseView:
             department=data.department,
             assisting=tuple(data.assisting),
             deadline=data.deadline,
+            acknowledged=(),  # a new dispatch is acknowledged anew
         )
     if isinstance(data, CaseExtended):
         return replace(changed, deadline=data.deadline)

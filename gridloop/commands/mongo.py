@@ -178,6 +178,8 @@ def _view_doc(view: CaseView) -> Document:
         "reporter_id": view.reporter_id,
         "merged_into": view.merged_into,
         "closed_at": view.closed_at,
+        "acknowledged": list(view.acknowledged),
+        "explained": view.explained,
     }
 
 
@@ -202,4 +204,6 @@ def _view(case_id: str, doc: Document) -> CaseView:
         reporter_id=doc.get("reporter_id"),
         merged_into=doc.get("merged_into"),
         closed_at=doc.get("closed_at"),
+        acknowledged=tuple(doc.get("acknowledged") or ()),
+        explained=doc.get("explained", 0),
     )

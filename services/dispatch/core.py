@@ -314,6 +314,12 @@ def decide_acknowledge(case: CaseView, ack: Acknowledge) -> CaseAcknowledged:
     """The department confirms receipt (签收); the lead and assisting departments may."""
     authorize(case, ack.department, assisting_too=True)
     _held(case, "acknowledge", sorted(HELD))
+    if ack.department in case.acknowledged:
+        raise conflict(
+            ("state",),
+            f"{ack.department} acknowledged this dispatch of case {case.case_id} already",
+            "already_acknowledged",
+        )
     return CaseAcknowledged(
         case_id=case.case_id,
         case_version=case.version,
@@ -415,6 +421,12 @@ def decide_explain(case: CaseView, explained: Explain, now: datetime) -> CaseExp
     """An overdue case gets an explicit explanation from its department."""
     authorize(case, explained.department)
     _held(case, "explain", sorted(HELD))
+    if case.explained >= case.version:
+        raise conflict(
+            ("state",),
+            f"case {case.case_id} is explained already at version {case.version}",
+            "already_explained",
+        )
     if case.deadline is None or now <= case.deadline:
         raise conflict(
             ("state", "deadline"),
