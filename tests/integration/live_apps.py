@@ -27,7 +27,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.auth import CredentialStore, Role
-from gridloop.citypack import load_city_pack
+from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.http import HttpLimits
 from gridloop.kafka import EventProducer, ensure_topics
@@ -142,7 +142,8 @@ def _listening() -> socket.socket:
     return sock
 
 
-async def _start(app: FastAPI, stack: contextlib.AsyncExitStack) -> str:
+async def serve_loopback(app: FastAPI, stack: contextlib.AsyncExitStack) -> str:
+    """Serve `app` on a free loopback port until `stack` closes; its base URL."""
     sock = _listening()
     server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -159,9 +160,13 @@ async def _start(app: FastAPI, stack: contextlib.AsyncExitStack) -> str:
     return f"http://{host}:{port}"
 
 
-def apps(db: AsyncDatabase[Document], producer: EventProducer, key: bytes) -> dict[str, FastAPI]:
-    """The three apps on `db`, with a public rate limit no fuzzer reaches."""
-    pack, credentials, limits = load_city_pack(DEMO_CITY_PACK), CredentialStore(db), UNLIMITED
+def apps(
+    db: AsyncDatabase[Document], producer: EventProducer, key: bytes, pack: CityPack | None = None
+) -> dict[str, FastAPI]:
+    """The three apps on `db` (and `pack`, the demo pack by default), with a public rate
+    limit no fuzzer reaches."""
+    pack = pack or load_city_pack(DEMO_CITY_PACK)
+    credentials, limits = CredentialStore(db), UNLIMITED
     dispatch = Dispatch.on(pack, db, producer)
     return {
         "intake": intake_app(Intake(pack, producer, db, key), limits),
@@ -182,7 +187,7 @@ async def _up(servers: Servers, stack: contextlib.AsyncExitStack) -> Live:
     subjects = {Role.department: DEPARTMENT}
     tokens = {r: await credentials.issue(r, subjects.get(r, f"{r}-1")) for r in Role}
     served = apps(db, producer, await follow_key(db))
-    urls = {name: await _start(app, stack) for name, app in served.items()}
+    urls = {name: await serve_loopback(app, stack) for name, app in served.items()}
     return Live(urls, tokens, await _seed(CaseStore(db)), servers.kafka)
 
 
