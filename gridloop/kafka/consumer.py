@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
-from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, HANDLE_SECONDS, LAG, RETRIES
+from gridloop.kafka.deadletter import DeadLetters
+from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, LAG, RETRIES
 from gridloop.kafka.producer import EventProducer
 from schemas.envelope import Envelope, decode
-from schemas.topics import dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,7 @@ class Pipeline:
     ) -> None:
         self.group = group
         self.topics = list(topics)
-        for topic in self.topics:
-            # At 0 from the start: a dead letter is then an increase Prometheus sees (a series
-            # born at 1 has none, and the first poison record would raise no alert).
-            DEAD_LETTERED.labels(group, topic)
+        self._dead_letters = DeadLetters(group, self.topics, producer.send_raw)
         self._handler = handler
         self._producer = producer
         self._max_backoff = max_backoff_seconds
@@ -149,7 +146,9 @@ class Pipeline:
             except TRANSIENT as exc:
                 waited = time.monotonic() - waiting_since
                 if isinstance(exc, Retry) and waited > self._retry_patience:
-                    await self._dead_letter(record, Poison(f"{exc!r}, still after {waited:.0f} s"))
+                    await self._dead_letters.send(
+                        record, Poison(f"{exc!r}, still after {waited:.0f} s")
+                    )
                     return True
                 backoff = self._backoff(exc, backoff)
                 RETRIES.labels(self.group).inc()
@@ -175,31 +174,8 @@ class Pipeline:
         except TRANSIENT:
             raise
         except Exception as exc:  # EnvelopeError, Poison or a bug: never handleable as is
-            await self._dead_letter(record, exc)
+            await self._dead_letters.send(record, exc)
             return
         await self._producer.publish(derived)
         CONSUMED.labels(self.group, record.topic).inc()
         HANDLE_SECONDS.labels(self.group).observe(time.perf_counter() - started)
-
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: Exception) -> None:
-        reason = f"{type(exc).__name__}: {exc}"[:4000]
-        log.error(
-            "%s: dead-lettering %s[%d]@%d: %s",
-            self.group,
-            record.topic,
-            record.partition,
-            record.offset,
-            reason,
-        )
-        headers = [
-            *record.headers,
-            ("dlq_error", reason.encode()),
-            ("dlq_topic", record.topic.encode()),
-            ("dlq_partition", str(record.partition).encode()),
-            ("dlq_offset", str(record.offset).encode()),
-            ("dlq_group", self.group.encode()),
-        ]
-        await self._producer.send_raw(
-            dead_letter_topic(record.topic), record.key, record.value, headers
-        )
-        DEAD_LETTERED.labels(self.group, record.topic).inc()

@@ -13,7 +13,7 @@ import json
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
@@ -248,6 +248,85 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+# --- one attempt: what came of it, what follows, and the circuit breaker ------------------
+
+Result = Literal["delivered", "failed", "exhausted", "gone", "refused"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one attempt got: the endpoint's status (and its `Retry-After`, in seconds), or
+    an error where no answer came, or why the address was not called at all (`refused`)."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    error: str | None = None
+    refused: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """What went wrong, for the attempt log; None when the endpoint answered."""
+        return f"refused: {self.refused}" if self.refused is not None else self.error
+
+
+@dataclass(frozen=True)
+class Next:
+    """What follows an attempt: its result, and for a failed one the wait until the next."""
+
+    result: Result
+    retry_in: float | None = None
+
+
+def next_step(
+    answer: Answer, attempts: int, schedule: RetrySchedule, rng: random.Random | None = None
+) -> Next:
+    """After attempt number `attempts`: delivered; dead for good when the endpoint is gone
+    or its address refused (no retry could change that); else tried again on `schedule`
+    (a `Retry-After` as a floor) until it runs out: exhausted."""
+    if answer.refused is not None:
+        return Next("refused")
+    judged = verdict(answer.status)
+    if judged != "retry":
+        return Next(judged)
+    delay = schedule.next_delay(attempts, answer.retry_after, rng)
+    return Next("exhausted") if delay is None else Next("failed", delay)
+
+
+@dataclass(frozen=True)
+class Breaker:
+    """The circuit breaker (熔断) of one department's endpoint. After `threshold` failed
+    attempts in a row it opens: nothing is sent for `cooldown` seconds, then one attempt at
+    a time (half-open); a delivery closes it, each further failure opens it again. A 410 or
+    a refused address says nothing of the endpoint's health and leaves it as it is."""
+
+    threshold: int
+    cooldown: float
+    failures: int = 0  # failed attempts since the last delivery
+    open_until: float = 0.0  # on a monotonic clock; open before it
+
+    @property
+    def tripped(self) -> bool:
+        """Open, or half-open once the cooldown is over."""
+        return self.failures >= self.threshold
+
+    def admits(self, now: float) -> bool:
+        return not self.tripped or now >= self.open_until
+
+    def limit(self, concurrency: int) -> int:
+        """Attempts allowed in flight at once."""
+        return 1 if self.tripped else concurrency
+
+    def after(self, result: Result, now: float) -> Breaker:
+        if result == "delivered":
+            return replace(self, failures=0)
+        if result in ("gone", "refused"):
+            return self
+        failures = self.failures + 1
+        if failures < self.threshold:
+            return replace(self, failures=failures)
+        return replace(self, failures=failures, open_until=now + self.cooldown)
 
 
 # --- server-side request forgery -------------------------------------------------------

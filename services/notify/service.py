@@ -36,16 +36,19 @@ from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from services.notify.core import (
+    Answer,
+    Breaker,
+    Next,
     Notice,
     RetrySchedule,
     address_problem,
     concerns_departments,
     encode_body,
+    next_step,
     notices,
     retry_after_seconds,
     signed_headers,
     url_problem,
-    verdict,
     webhook_id,
 )
 from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint, Outcome
@@ -153,9 +156,8 @@ def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:
 
 @dataclass
 class _EndpointState:
+    breaker: Breaker
     in_flight: set[str] = field(default_factory=set)  # case ids being sent to
-    failures: int = 0
-    open_until: float = 0.0  # monotonic time; the circuit is open before it
 
 
 @dataclass(frozen=True)
@@ -256,17 +258,22 @@ class Deliverer:
             endpoint = endpoints.get(department)
             if endpoint is None or endpoint.disabled:
                 continue  # waits until the department has an enabled endpoint again
-            state = self._state.setdefault(department, _EndpointState())
-            half_open = state.failures >= self.policy.circuit_threshold
-            if half_open and mono < state.open_until:
+            state = self._endpoint_state(department)
+            if not state.breaker.admits(mono):
                 continue
-            limit = 1 if half_open else self.policy.concurrency
+            limit = state.breaker.limit(self.policy.concurrency)
             busy = len(state.in_flight) + picked.get(department, 0)
             if case_id in state.in_flight or busy >= limit or doc["next_at"] > now:
                 continue
             picked[department] = picked.get(department, 0) + 1
             chosen.append((doc, endpoint))
         return chosen
+
+    def _endpoint_state(self, department: str) -> _EndpointState:
+        if (state := self._state.get(department)) is None:
+            breaker = Breaker(self.policy.circuit_threshold, self.policy.circuit_cooldown)
+            state = self._state[department] = _EndpointState(breaker)
+        return state
 
     async def _attempt(
         self, doc: Document, endpoint: Endpoint, state: _EndpointState, claim: str
@@ -309,85 +316,47 @@ class Deliverer:
     async def _attempt_once(
         self, doc: Document, endpoint: Endpoint, state: _EndpointState, claim: str
     ) -> None:
-        department = endpoint.department
+        """One attempt: call, decide what follows (the core's `next_step`), move the
+        breaker, disable an endpoint that is gone, count, and record."""
         number = doc["attempts"] + 1
         started, at = time.perf_counter(), datetime.now(UTC)
-        status: int | None = None
-        error: str | None = None
-        retry_after: float | None = None
-        try:
-            refused = await self._refusal(endpoint.url)
-            if refused is not None:
-                error = f"refused: {refused}"
-            else:
-                headers = signed_headers(endpoint.secrets, doc["_id"], at, doc["body"])
-                response = await asyncio.wait_for(
-                    self.http.post(endpoint.url, content=doc["body"].encode(), headers=headers),
-                    self.policy.timeout,
-                )
-                status = response.status_code
-                retry_after = retry_after_seconds(response.headers.get("retry-after"), at)
-        except (httpx.HTTPError, OSError, TimeoutError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-        except Exception as exc:  # never lose the worker to one odd answer
-            log.exception("webhook %s: unexpected error", doc["_id"])
-            error = f"{type(exc).__name__}: {exc}"[:500]
+        answer = await self._call(doc, endpoint, at)
         seconds = time.perf_counter() - started
-        ATTEMPT_SECONDS.labels(department).observe(seconds)
-        outcome: str = "refused" if error and error.startswith("refused") else verdict(status)
-        change: Document = {"attempts": number, "last_status": status, "last_error": error}
-        if outcome == "delivered":
-            change |= {"status": DELIVERED, "delivered_at": datetime.now(UTC)}
-            state.failures = 0
-            DELIVERY_LAG.labels(department).observe(
-                (datetime.now(UTC) - doc["created_at"]).total_seconds()
-            )
-        elif outcome in ("gone", "refused"):
-            change |= {"status": DEAD, "dead_at": datetime.now(UTC), "dead_reason": outcome}
-            if outcome == "gone":
-                await self.store.disable(department, f"410 Gone at {at.isoformat()}")
-                log.warning("department %s answered 410 Gone: endpoint disabled", department)
-        else:
-            state.failures += 1
-            delay = self.policy.schedule.next_delay(number, retry_after, self.rng)
-            if delay is None:
-                change |= {"status": DEAD, "dead_at": datetime.now(UTC), "dead_reason": "exhausted"}
-                outcome = "exhausted"
-            else:
-                change["next_at"] = datetime.now(UTC) + timedelta(seconds=delay)
-                outcome = "failed"
-            if state.failures >= self.policy.circuit_threshold:
-                state.open_until = time.monotonic() + self.policy.circuit_cooldown
-        WEBHOOKS.labels(department, outcome).inc()
-        ENDPOINT_UP.labels(department).set(1 if outcome == "delivered" else 0)
-        CONSECUTIVE_FAILURES.labels(department).set(state.failures)
-        CIRCUIT_OPEN.labels(department).set(
-            1 if state.failures >= self.policy.circuit_threshold else 0
-        )
-        if outcome != "delivered":
+        step = next_step(answer, number, self.policy.schedule, self.rng)
+        state.breaker = state.breaker.after(step.result, time.monotonic())
+        if step.result == "gone":
+            await self.store.disable(endpoint.department, f"410 Gone at {at.isoformat()}")
+            log.warning("department %s answered 410 Gone: endpoint disabled", endpoint.department)
+        _count(doc, endpoint.department, step, state.breaker, seconds)
+        if step.result != "delivered":
             log.warning(
                 "webhook %s to %s attempt %d: %s (%s)",
                 doc["_id"],
-                department,
+                endpoint.department,
                 number,
-                outcome,
-                status or error,
+                step.result,
+                answer.status or answer.problem,
             )
-        attempt = {
-            "delivery_id": doc["_id"],
-            "department": department,
-            "case_id": doc["case_id"],
-            "attempt": number,
-            "replay": doc.get("replays", 0),
-            "at": at,
-            "url": endpoint.url,
-            "status_code": status,
-            "error": error,
-            "retry_after": retry_after,
-            "seconds": round(seconds, 4),
-            "outcome": outcome,
-        }
-        await self._record(Outcome(attempt, change, claim))
+        attempt = _attempt_log(doc, endpoint, number, at, answer, step, seconds)
+        await self._record(Outcome(attempt, _change(number, answer, step), claim))
+
+    async def _call(self, doc: Document, endpoint: Endpoint, at: datetime) -> Answer:
+        """Check the address, then POST the signed message: what came of it, never raising."""
+        try:
+            if (refused := await self._refusal(endpoint.url)) is not None:
+                return Answer(refused=refused)
+            headers = signed_headers(endpoint.secrets, doc["_id"], at, doc["body"])
+            response = await asyncio.wait_for(
+                self.http.post(endpoint.url, content=doc["body"].encode(), headers=headers),
+                self.policy.timeout,
+            )
+        except (httpx.HTTPError, OSError, TimeoutError) as exc:
+            return Answer(error=_error(exc))
+        except Exception as exc:  # never lose the worker to one odd answer
+            log.exception("webhook %s: unexpected error", doc["_id"])
+            return Answer(error=_error(exc))
+        retry_after = retry_after_seconds(response.headers.get("retry-after"), at)
+        return Answer(status=response.status_code, retry_after=retry_after)
 
     async def _refusal(self, url: str) -> str | None:
         """Check the URL and the addresses its host resolves to now (SSRF)."""
@@ -398,6 +367,57 @@ class Deliverer:
         if not addresses:
             return None  # not resolvable now: the attempt fails and is retried
         return address_problem(addresses, self.allow_private)
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _attempt_log(
+    doc: Document,
+    endpoint: Endpoint,
+    number: int,
+    at: datetime,
+    answer: Answer,
+    step: Next,
+    seconds: float,
+) -> Document:
+    return {
+        "delivery_id": doc["_id"],
+        "department": endpoint.department,
+        "case_id": doc["case_id"],
+        "attempt": number,
+        "replay": doc.get("replays", 0),
+        "at": at,
+        "url": endpoint.url,
+        "status_code": answer.status,
+        "error": answer.problem,
+        "retry_after": answer.retry_after,
+        "seconds": round(seconds, 4),
+        "outcome": step.result,
+    }
+
+
+def _change(number: int, answer: Answer, step: Next) -> Document:
+    """The delivery after attempt `number`: delivered, dead, or due again."""
+    now = datetime.now(UTC)
+    change = {"attempts": number, "last_status": answer.status, "last_error": answer.problem}
+    if step.result == "delivered":
+        return change | {"status": DELIVERED, "delivered_at": now}
+    if step.retry_in is not None:
+        return change | {"next_at": now + timedelta(seconds=step.retry_in)}
+    return change | {"status": DEAD, "dead_at": now, "dead_reason": step.result}
+
+
+def _count(doc: Document, department: str, step: Next, breaker: Breaker, seconds: float) -> None:
+    ATTEMPT_SECONDS.labels(department).observe(seconds)
+    WEBHOOKS.labels(department, step.result).inc()
+    ENDPOINT_UP.labels(department).set(1 if step.result == "delivered" else 0)
+    CONSECUTIVE_FAILURES.labels(department).set(breaker.failures)
+    CIRCUIT_OPEN.labels(department).set(1 if breaker.tripped else 0)
+    if step.result == "delivered":
+        lag = datetime.now(UTC) - doc["created_at"]
+        DELIVERY_LAG.labels(department).observe(lag.total_seconds())
 
 
 def _settle(

@@ -19,8 +19,8 @@ community → street → district → city, each rung after its grace period.
 
 Each warning, breach and escalation is emitted once per case, stage and clock: its id is
 derived from the version that opened the clock (`SlaEvent.identity`), and the engine marks
-it on the clock when it reads it back from the `sla` topic (`record`), so a repeat after a
-crash has the same id and is dropped by every consumer.
+it on the clock once Kafka has acknowledged it (`record`), so a repeat after a crash has the
+same id and is dropped by every consumer.
 
 Events of one case reach the engine through several topics whose relative order is not
 guaranteed: a lifecycle event older than the newest applied changes no clock (its facts,
@@ -29,7 +29,8 @@ like the class and grid of a report, are still kept).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -449,8 +450,8 @@ def _pending(state: CaseClocks, policy: SlaPolicy) -> Iterator[datetime]:
 
 
 def record(state: CaseClocks, event: SlaEvent, policy: SlaPolicy) -> CaseClocks | None:
-    """Mark an SLA event read back from the `sla` topic on its clock; None when it changes
-    nothing (a repeat, or a clock that has since closed or restarted)."""
+    """Mark an SLA event Kafka acknowledged on its clock; None when it changes nothing (a
+    repeat, or a clock that has since closed or restarted)."""
     clock = state.clock(event.stage)
     if clock is None or clock.opened != event.case_version:
         return None
@@ -497,3 +498,61 @@ def _open_explanation(state: CaseClocks, breached: StageClock, policy: SlaPolicy
     clock = _start(clock, breached.due, policy.clock(terms.clock_kind), policy.warning_at)
     kept = tuple(c for c in state.clocks if c.stage is not Stage.explain)
     return replace(state, clocks=(*kept, clock))
+
+
+# --- what the engine keeps, marks and measures --------------------------------------------------
+
+# A case that reached one of these is done: its clocks are closed and it leaves the table
+# (a tombstone on the changelog), so the table holds open cases only.
+FINISHED = frozenset({"gridloop.case.closed", "gridloop.case.voided", "gridloop.case.merged"})
+
+
+def to_text(state: CaseClocks) -> str:
+    """A table value: compact JSON text, which a write and a recovery both give back as it
+    is, and far smaller in memory than nested dicts."""
+    return json.dumps(state.to_json(), separators=(",", ":"))
+
+
+def from_text(raw: str | None) -> CaseClocks | None:
+    return CaseClocks.from_json(json.loads(raw)) if raw else None
+
+
+def leaves_table(change: Change, data: EventData) -> bool:
+    """Whether the case is done with: it finished and no clock of it is left open."""
+    return data.ce_type in FINISHED and not change.state.clocks
+
+
+def marked(state: CaseClocks, events: Sequence[SlaEvent], policy: SlaPolicy) -> CaseClocks:
+    """`state` with `events` (sent and acknowledged) marked on their clocks in order;
+    `state` itself when none changes anything."""
+    after = state
+    for event in events:
+        after = record(after, event, policy) or after
+    return after
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A stage done, for the metrics: its clock time, and the share of its limit used
+    (None when it had no limit to use)."""
+
+    department: str
+    stage: Stage
+    used: timedelta
+    share: float | None
+
+
+def measured(change: Change, trigger: EventData) -> list[Measured]:
+    """The stages `trigger` finished. A handling clock counts only when the case was
+    handled (a return or a closure stops it undone); the explanation clock never (it is not
+    a stage of the loop)."""
+    done = []
+    for closed in change.closed:
+        clock = closed.clock
+        if clock.stage is Stage.explain:
+            continue
+        if clock.stage is Stage.handle and not isinstance(trigger, CaseHandled):
+            continue
+        share = closed.used / clock.limit if clock.limit > ZERO else None
+        done.append(Measured(clock.department, clock.stage, closed.used, share))
+    return done

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from gridloop.citypack.sla import TIERS
-from schemas.events import Stage
-from services.sla.core import CaseClocks
+from schemas.events import SlaBreach, SlaEscalation, SlaEvent, SlaWarning, Stage
+from services.sla.core import CaseClocks, Measured
 
 WARNINGS = Counter(
     "gridloop_sla_warnings_total",
@@ -115,3 +116,27 @@ class OpenClocks:
         self.counts = Tally(k for s in states for k in self._keys(s))
         for key, n in self.counts.items():
             OPEN.labels(*key).set(n)
+
+
+def observe(done: Iterable[Measured], closed_case: timedelta | None) -> None:
+    """Stages done (time to handle, and every stage; the on-time share), and a closure."""
+    for stage in done:
+        labels = (stage.department, stage.stage.value)
+        STAGE_SECONDS.labels(*labels).observe(stage.used.total_seconds())
+        if stage.share is not None:
+            LIMIT_USED.labels(*labels).observe(stage.share)
+    if closed_case is not None:
+        CLOSE_SECONDS.observe(closed_case.total_seconds())
+
+
+def count_sent(event: SlaEvent, now: datetime) -> None:
+    """An SLA event Kafka acknowledged: its counter, and a breach's delay past its deadline."""
+    if event.assumed_years:
+        ASSUMED_CALENDAR.labels(event.stage.value).inc()
+    if isinstance(event, SlaWarning):
+        WARNINGS.labels(event.department, event.stage.value).inc()
+    elif isinstance(event, SlaBreach):
+        BREACHES.labels(event.department, event.stage.value).inc()
+        DELAY.observe(max((now - event.deadline).total_seconds(), 0.0))
+    elif isinstance(event, SlaEscalation):
+        ESCALATIONS.labels(event.department, event.tier).inc()

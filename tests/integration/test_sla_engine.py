@@ -17,15 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.up import System
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, encode
 from schemas.events import CaseDispatched, CaseExplained, CaseFiled, CaseParked, CaseReported
 from tests.conftest import Servers
 from tests.helpers import read_topic
@@ -206,3 +207,56 @@ async def test_the_ladder_is_climbed_once_across_a_restart(
     assert not any(k[0] == "breach" for k in kinds(of_case(records, parked)))
     assert ("breach", "explain", "") not in kinds(of_case(records, explained))
     assert ("breach", "handle", "") in kinds(of_case(records, explained))
+
+
+async def test_a_record_it_cannot_read_is_dead_lettered_like_every_consumers_and_the_next_flows(
+    servers: Servers, sla_service: System
+) -> None:
+    await ensure_topics(servers.kafka)
+    case_id = f"C-SLA-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    dispatched = lifecycle(case_id, now, timedelta(seconds=1))
+    headers = encode(dispatched[-1])[2]  # a valid envelope around data against the schema
+    poison = {  # both on the case's partition, before its lifecycle: they must not hold it up
+        b"noheaders": (b"{oops", [("ce_type", b"x")]),
+        b"badschema": (json.dumps({"case_id": 5}).encode(), headers),
+    }
+    raw = AIOKafkaProducer(bootstrap_servers=servers.kafka, enable_idempotence=False)
+    producer = EventProducer(servers.kafka)
+    await raw.start()
+    await producer.start()
+    try:
+        where = {}
+        for kind, (body, hdrs) in poison.items():
+            sent = await raw.send_and_wait("dispatches", body, key=case_id.encode(), headers=hdrs)
+            where[kind] = (sent.partition, sent.offset)
+        await producer.publish(dispatched)
+    finally:
+        await producer.stop()
+        await raw.stop()
+
+    def both(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return len([r for r in records if r.key == case_id.encode()]) >= len(poison)
+
+    dead = [
+        dict(r.headers)
+        for r in await read_topic(servers.kafka, "dispatches.dlq", both, within=60)
+        if r.key == case_id.encode()
+    ]
+    assert [h["dlq_error"].split(b":")[0] for h in dead] == [b"EnvelopeError"] * 2
+    assert b"missing header ce_specversion" in dead[0]["dlq_error"]
+    assert b"invalid gridloop.case.dispatched data" in dead[1]["dlq_error"]
+    for kind, h in zip(poison, dead, strict=True):
+        partition, offset = where[kind]
+        assert (h["dlq_topic"], h["dlq_group"]) == (b"dispatches", b"sla")
+        assert (h["dlq_partition"], h["dlq_offset"]) == (b"%d" % partition, b"%d" % offset)
+    # The case behind the poison was read: its handling deadline passes and is breached.
+    breached = ("breach", "handle", "")
+    await read_topic(
+        servers.kafka, "sla", lambda rs: breached in kinds(of_case(rs, case_id)), within=60
+    )
+    port = sla_service.port("sla")
+    async with httpx.AsyncClient() as http:
+        scraped = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    counted = 'gridloop_records_dead_lettered_total{group="gridloop-sla",topic="dispatches"}'
+    assert f"{counted} 2.0" in scraped
