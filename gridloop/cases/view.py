@@ -18,8 +18,8 @@ from schemas.envelope import Envelope
 from schemas.events import (
     CaseAcknowledged,
     CaseDispatched,
-    CaseExplained,
     CaseEvent,
+    CaseExplained,
     CaseExtended,
     CaseFiled,
     CaseMerged,
