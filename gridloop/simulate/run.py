@@ -15,7 +15,6 @@ import httpx
 from pydantic import TypeAdapter
 from rich.console import Console
 
-from gridloop import clock
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.simulate.driver import Credentials, Driver
 from gridloop.simulate.profile import Profile, Scenario
@@ -29,6 +28,7 @@ from gridloop.simulate.system import (
     own_system,
     pack_for_receivers,
 )
+from schemas import clock
 
 
 @dataclass(frozen=True)

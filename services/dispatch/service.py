@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from gridloop import clock
 from gridloop.auth import CredentialStore, Principal, Role, require
 from gridloop.citypack import CityPack
 from gridloop.errors import Rejected, install_error_handlers, publish_or_refuse, refusals
@@ -27,6 +26,7 @@ from gridloop.kafka import EventProducer, Retry
 from gridloop.kafka.batch import Publish
 from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
+from schemas import clock
 from schemas.envelope import Envelope
 from schemas.events import (
     Actor,

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 from prometheus_client import Gauge
 
-from gridloop import clock
 from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
@@ -26,6 +25,7 @@ from gridloop.kafka import BatchPipeline, ensure_topics
 from gridloop.kafka.replay import replay
 from gridloop.mongo import connect, database
 from gridloop.runtime import infrastructure, serve
+from schemas import clock
 from schemas.envelope import Envelope
 from schemas.topics import LIFECYCLE_TOPICS
 from services.evaluation.api import create_app

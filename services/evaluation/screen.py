@@ -17,10 +17,10 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, computed_field
 from pymongo.asynchronous.collection import AsyncCollection
 
-from gridloop import clock
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.mongo import Document
 from gridloop.report.model import league
+from schemas import clock
 from services.evaluation.model import Indicator, Level, Ratio, Score
 from services.evaluation.store import ScoreStore
 

@@ -29,7 +29,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.audit import personal_read
 from gridloop.audit import router as audit_router
 from gridloop.auth import CredentialStore, Principal, Role, require
@@ -40,6 +39,7 @@ from gridloop.idempotency import Answer, IdempotencyStore
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
 from gridloop.runtime import add_ops_routes
+from schemas import clock
 from schemas.envelope import Envelope
 from schemas.events import CaseEvent, CaseFiled, CaseMerged, CaseReported, Channel
 from services.intake.core import (

@@ -27,12 +27,12 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gridloop import clock
 from gridloop.citypack import load_city_pack
 from gridloop.citypack.sla import SlaPolicy
 from gridloop.config import Settings
 from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, LAG
 from gridloop.kafka.topics import MIN_INSYNC
+from schemas import clock
 from schemas.envelope import Envelope, EnvelopeError, decode, encode
 from schemas.events import CaseHandled, SlaBreach, SlaEscalation, SlaEvent, SlaWarning, Stage
 from schemas.topics import (
