@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.mongo import Document
 from gridloop.report.model import Case, Period
-from services.evaluation.model import Level, Score
+from gridloop.scoring import Level, Score
 
 # Only what the report counts: never the reporter, the description, media or address.
 FIELDS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gridloop.report.model import LeagueRow, Report
-from services.evaluation.model import Ratio
+from gridloop.scoring import Ratio
 
 Cell = str | int | float | None
 

@@ -25,11 +25,11 @@ from gridloop.kafka import BatchPipeline, ensure_topics
 from gridloop.kafka.replay import replay
 from gridloop.mongo import connect, database
 from gridloop.runtime import infrastructure, serve
+from gridloop.scoring import Indicator, Level, PeriodKind, Score
 from schemas import clock
 from schemas.envelope import Envelope
 from schemas.topics import LIFECYCLE_TOPICS
 from services.evaluation.api import create_app
-from services.evaluation.model import Indicator, Level, PeriodKind, Score
 from services.evaluation.store import Key, ScoreStore
 
 GROUP = "evaluation"

@@ -25,9 +25,9 @@ from gridloop.mongo import Document
 from gridloop.report.model import Period, Report
 from gridloop.report.run import gather, render
 from gridloop.report.tables import tables
+from gridloop.scoring import Level
 from schemas.envelope import Envelope
 from schemas.events import CaseReported
-from services.evaluation.model import Level
 from services.evaluation.store import ScoreStore
 from services.projections.store import CaseStore
 from tests.conftest import Servers

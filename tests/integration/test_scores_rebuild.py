@@ -21,8 +21,8 @@ from gridloop.cli import app as cli
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
+from gridloop.scoring import Level
 from schemas.envelope import Envelope
-from services.evaluation.model import Level
 from services.evaluation.store import ScoreStore
 from tests.conftest import Servers
 from tests.evaluation_story import OTHER_GRID, Story

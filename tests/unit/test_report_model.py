@@ -24,7 +24,7 @@ from gridloop.report.model import (
     repeated_components,
 )
 from gridloop.report.tables import tables
-from services.evaluation.model import Indicator, Level, PeriodKind, Ratio, Score
+from gridloop.scoring import Indicator, Level, PeriodKind, Ratio, Score
 
 PACK: CityPack = load_city_pack(DEMO_CITY_PACK)
 GRID_A, GRID_B = "110101001001001", "110101002002002"  # streets 001 and 002
