@@ -29,8 +29,6 @@ from gridloop import embedded
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.report.model import Period
-from gridloop.report.run import gather, render
 from schemas.envelope import Envelope
 from schemas.events import (
     Actor,
@@ -50,6 +48,8 @@ from schemas.events import (
     SlaWarning,
     Stage,
 )
+from services.evaluation.report.model import Period
+from services.evaluation.report.run import gather, render
 from services.evaluation.store import ScoreStore
 from services.projections.store import CaseStore
 

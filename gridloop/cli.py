@@ -325,8 +325,8 @@ def report(
     """The monthly analysis of residents' demands (月度分析报告): report.html with charts,
     report.pdf and one CSV a table, from the case projections and the scores."""
     from gridloop.citypack import CityPackError, load_city_pack
-    from gridloop.report.main import run_report
-    from gridloop.report.model import PERIOD, Period
+    from services.evaluation.report.main import run_report
+    from services.evaluation.report.model import PERIOD, Period
 
     if not PERIOD.fullmatch(period):  # before anything is loaded: a typo costs nothing
         raise typer.BadParameter(

@@ -22,12 +22,12 @@ from bench.report_month import Month, load
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.report.model import Period, Report
-from gridloop.report.run import gather, render
-from gridloop.report.tables import tables
 from gridloop.scoring import Level
 from schemas.envelope import Envelope
 from schemas.events import CaseReported
+from services.evaluation.report.model import Period, Report
+from services.evaluation.report.run import gather, render
+from services.evaluation.report.tables import tables
 from services.evaluation.store import ScoreStore
 from services.projections.store import CaseStore
 from tests.conftest import Servers
