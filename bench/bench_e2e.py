@@ -3,11 +3,11 @@ rate, with the consumers' lag sampled over the run.
 
     python -m bench.bench_e2e [--rate 200] [--duration 300] [--sample 5] [--drain 120]
 
-The real system as `gridloop up` runs it (`gridloop.up.System`: projections, dispatch,
+The real system as `gridloop up` runs it (`system.up.System`: projections, dispatch,
 notify, sla and intake, each its own process) on the embedded broker and database (or
 KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI). The demo pack, with every department's webhook
 pointing at a receiver in this process (it answers 204 at once and notes the arrival time by
-case id; signatures are not checked here, `gridloop.desk` does that), and no duplicate
+case id; signatures are not checked here, `system.desk` does that), and no duplicate
 radius (random points of a small district would otherwise merge into each other's cases).
 
 Supervisor reports are sent open loop at `--rate` per second (each at its own time, not
@@ -52,7 +52,7 @@ from gridloop import embedded
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
-from gridloop.up import System
+from system.up import System
 
 SERVICES = ("projections", "dispatch", "notify", "sla", "intake")
 WARM = 20  # reports sent first, at 10/s, and not counted

@@ -47,11 +47,11 @@ from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
-from gridloop.up import System
 from schemas.envelope import Envelope, encode
 from schemas.topics import topic_for
 from services.intake.api import SOURCE
 from services.intake.core import ReportIn, decide_report
+from system.up import System
 
 Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
 SUPERVISOR = Principal(Role.supervisor, "SUP-0001")

@@ -50,10 +50,10 @@ from bench.servers import machine
 from gridloop import embedded
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
-from gridloop.up import System
 from schemas.envelope import Envelope, encode
 from schemas.events import Actor, CaseDispatched, Role
 from schemas.topics import DISPATCHES, SLA
+from system.up import System
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 ACTOR = Actor(role=Role.command_centre, id="bench")

@@ -5,7 +5,7 @@
 The month's events (reports, filings, dispatches, handling, checks, closures, SLA warnings
 and breaches) are made here, with a fixed seed, and applied with the very code the
 projections and evaluation services run (`CaseStore.apply_many`, `ScoreStore.apply_many`), without
-Kafka or HTTP between: a month in minutes, however many days the simulator (gridloop/simulate)
+Kafka or HTTP between: a month in minutes, however many days the simulator (system/simulate)
 would compress. Against MONGODB_URI when set (database `report_bench`), else an embedded
 SecantusDB. Timings: docs/evaluation.md "The monthly report".
 """

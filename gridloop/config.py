@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # Largest request body in bytes (media uploads have their own, larger limit).
     max_body_bytes: int = 1_048_576
     # The services' log level (`gridloop run`); the libraries that log what goes over the
-    # wire stay at INFO or above even at DEBUG (`gridloop.cli.WIRE_LOGGERS`).
+    # wire stay at INFO or above even at DEBUG (`system.cli.WIRE_LOGGERS`).
     log_level: str = "INFO"
     # Replicas of each topic the services create, and how many must have a write before
     # acks=all succeeds: 1/1 on one broker, 3/2 on a three-broker cluster (one may fail).

@@ -23,7 +23,7 @@ from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.mongo import Document
-from gridloop.up import PORT_ENV, System
+from system.up import PORT_ENV, System
 from tests.conftest import Servers
 from tests.helpers import serving
 

@@ -13,10 +13,10 @@ from pymongo import AsyncMongoClient
 
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.simulate.profile import Behaviour, Profile
-from gridloop.simulate.run import Options, Target, simulate_own
-from gridloop.simulate.summary import Tally
 from schemas.events import Channel
+from system.simulate.profile import Behaviour, Profile
+from system.simulate.run import Options, Target, simulate_own
+from system.simulate.summary import Tally
 
 # Quick people and many unhappy endings: every path of the loop within seconds.
 BUSY = Behaviour(

@@ -1,5 +1,5 @@
 """The fault suite's own world: a broker and a database it may pause, the services as their
-own processes (`gridloop.up.System`, as `gridloop up` runs them) that it may kill, and a
+own processes (`system.up.System`, as `gridloop up` runs them) that it may kill, and a
 department receiver it may take down. Every process started here is stopped here.
 
 Run it with `make faults` (or `pytest tests/faults`); `pytest tests` leaves it out.
@@ -33,7 +33,7 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import ServerProcess, free_port
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
-from gridloop.up import PORT_ENV, System
+from system.up import PORT_ENV, System
 from tests.faults.harness import SUMMARY, SUPERVISOR, Client, Ledger, Receiver
 from tests.helpers import serving
 

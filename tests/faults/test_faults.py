@@ -284,7 +284,7 @@ async def test_replay_rebuilds_the_same_projection(world: World, receiving: obje
         started = time.monotonic()
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "gridloop", "projections", "rebuild"],
+            [sys.executable, "-m", "system", "projections", "rebuild"],
             env=world.system.env,
             capture_output=True,
             text=True,

@@ -24,18 +24,18 @@ from typer.testing import CliRunner
 
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
-from gridloop.cli import app as cli
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, Pipeline, ensure_topics
 from gridloop.mongo import Document
 from gridloop.scoring import Level, PeriodKind
-from gridloop.up import System
 from schemas.envelope import Envelope
 from schemas.topics import LIFECYCLE_TOPICS
 from services.evaluation.api import create_app
 from services.evaluation.main import rebuild, recompute
 from services.evaluation.store import ScoreStore
+from system.cli import app as cli
+from system.up import System
 from tests.conftest import Servers
 from tests.evaluation_story import OTHER_GRID, Story
 from tests.helpers import eventually

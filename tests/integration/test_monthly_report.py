@@ -117,7 +117,7 @@ async def test_html_pdf_and_csv_files_hold_the_report(report: Report, tmp_path: 
 def gridloop(*args: str, database: str, servers: Servers) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MONGODB_URI": servers.mongodb, "GRIDLOOP_MONGODB_DATABASE": database}
     return subprocess.run(
-        [sys.executable, "-m", "gridloop", *args],
+        [sys.executable, "-m", "system", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -22,7 +22,6 @@ from pymongo import AsyncMongoClient
 
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
-from gridloop.cli import WIRE_LOGGERS, quiet_wire_loggers
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.idempotency import IdempotencyStore
@@ -39,6 +38,7 @@ from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
 from services.notify.store import DeliveryStore
 from services.projections.store import CaseStore
+from system.cli import WIRE_LOGGERS, quiet_wire_loggers
 from tests.conftest import Servers
 from tests.helpers import eventually, serving
 from tests.integration.test_intake_api import records_of

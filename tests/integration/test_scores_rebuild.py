@@ -17,13 +17,13 @@ from pymongo import AsyncMongoClient
 from typer.testing import CliRunner
 
 from gridloop.citypack import load_city_pack
-from gridloop.cli import app as cli
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
 from gridloop.scoring import Level
 from schemas.envelope import Envelope
 from services.evaluation.store import ScoreStore
+from system.cli import app as cli
 from tests.conftest import Servers
 from tests.evaluation_story import OTHER_GRID, Story
 

@@ -24,9 +24,9 @@ from aiokafka import ConsumerRecord
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, ensure_topics
-from gridloop.up import System
 from schemas.envelope import Envelope
 from schemas.events import CaseDispatched, CaseExplained, CaseFiled, CaseParked, CaseReported
+from system.up import System
 from tests.conftest import Servers
 from tests.helpers import read_topic
 from tests.samples import ACTOR

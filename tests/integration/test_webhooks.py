@@ -553,7 +553,7 @@ def cli_env(servers: Servers, harness: Harness) -> Iterator[dict[str, str]]:
 
 def _gridloop(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gridloop", *args],
+        [sys.executable, "-m", "system", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -16,11 +16,12 @@ from pydantic import TypeAdapter
 from rich.console import Console
 
 from gridloop.citypack import CityPack, load_city_pack
-from gridloop.simulate.driver import Credentials, Driver
-from gridloop.simulate.profile import Profile, Scenario
-from gridloop.simulate.receivers import Receivers, listening_socket, serving
-from gridloop.simulate.summary import Display, Tally
-from gridloop.simulate.system import (
+from schemas import clock
+from system.simulate.driver import Credentials, Driver
+from system.simulate.profile import Profile, Scenario
+from system.simulate.receivers import Receivers, listening_socket, serving
+from system.simulate.summary import Display, Tally
+from system.simulate.system import (
     DATABASE,
     default_start,
     head_start,
@@ -28,7 +29,6 @@ from gridloop.simulate.system import (
     own_system,
     pack_for_receivers,
 )
-from schemas import clock
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ from gridloop.citypack import CityPack
 from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
-from gridloop.simulate.driver import Credentials
-from gridloop.simulate.profile import SUPERVISOR_OF_NO_GRID
-from gridloop.up import PORT_ENV, SERVICES, System
 from schemas.clock import Compression
+from system.simulate.driver import Credentials
+from system.simulate.profile import SUPERVISOR_OF_NO_GRID
+from system.up import PORT_ENV, SERVICES, System
 
 DATABASE = "gridloop"
 # Who the simulated people are: one credential each (the subject is what events record).

@@ -52,7 +52,7 @@ class System:
             self.start_service(name, timeout)
 
     def start_service(self, name: str, timeout: float = 60.0) -> None:
-        argv = [sys.executable, "-m", "gridloop", "run", name]
+        argv = [sys.executable, "-m", "system", "run", name]
         proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log", env=self.env)
         self.processes[name] = proc
         proc.start(timeout)

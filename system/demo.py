@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gridloop.config import Settings
-from gridloop.simulate.run import Options, Target, simulate_own
-from gridloop.simulate.summary import Tally
+from system.simulate.run import Options, Target, simulate_own
+from system.simulate.summary import Tally
 
 DAY = timedelta(days=1)
 SCORES_WAIT = 30.0  # real seconds for the scores to catch up with the last events
