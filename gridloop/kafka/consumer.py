@@ -25,6 +25,7 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTime
 
 from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, HANDLE_SECONDS, LAG, RETRIES
 from gridloop.kafka.producer import EventProducer
+from gridloop.topology import named
 from schemas.envelope import Envelope, decode
 from schemas.topics import dead_letter_topic
 
@@ -76,12 +77,14 @@ class Pipeline:
         max_backoff_seconds: float = 5.0,
         retry_patience_seconds: float = RETRY_PATIENCE_SECONDS,
     ) -> None:
-        self.group = group
-        self.topics = list(topics)
+        # In the producer's namespace (gridloop/topology.py): the group, the topics, and so
+        # the dead-letter topics (named after the record's topic).
+        self.group = named(producer.namespace, group)
+        self.topics = [named(producer.namespace, t) for t in topics]
         for topic in self.topics:
             # At 0 from the start: a dead letter is then an increase Prometheus sees (a series
             # born at 1 has none, and the first poison record would raise no alert).
-            DEAD_LETTERED.labels(group, topic)
+            DEAD_LETTERED.labels(self.group, topic)
         self._handler = handler
         self._producer = producer
         self._max_backoff = max_backoff_seconds
@@ -89,8 +92,8 @@ class Pipeline:
         self._consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=bootstrap_servers,
-            group_id=group,
-            client_id=group,
+            group_id=self.group,
+            client_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,

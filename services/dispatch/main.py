@@ -11,12 +11,11 @@ from gridloop.http import HttpLimits
 from gridloop.idempotency import IdempotencyStore
 from gridloop.kafka import BatchPipeline
 from gridloop.runtime import infrastructure, serve
-from schemas.topics import CLOSURES, REPORTS
+from gridloop.topology import DISPATCH
 from services.dispatch.service import Dispatch, create_app
 from services.projections.store import CaseStore
 
-GROUP = "dispatch"
-TOPICS = (REPORTS.name, CLOSURES.name)  # filings, and reworks
+GROUP, TOPICS = DISPATCH.consumer_group, DISPATCH.topics  # filings, and reworks
 
 
 def consumer(

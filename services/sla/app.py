@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import faust
@@ -32,19 +33,11 @@ from gridloop.citypack.sla import SlaPolicy
 from gridloop.config import Settings
 from gridloop.kafka.metrics import CONSUMED, DEAD_LETTERED, LAG
 from gridloop.kafka.topics import MIN_INSYNC
+from gridloop.topology import SLA_ENGINE, named
 from schemas import clock
 from schemas.envelope import Envelope, EnvelopeError, decode, encode
 from schemas.events import CaseHandled, SlaBreach, SlaEscalation, SlaEvent, SlaWarning, Stage
-from schemas.topics import (
-    CLOSURES,
-    COMPLETIONS,
-    DISPATCHES,
-    REPORTS,
-    SLA,
-    VERIFICATIONS,
-    dead_letter_topic,
-    partition_of,
-)
+from schemas.topics import DISPATCHES, dead_letter_topic, partition_of
 from services.sla import metrics
 from services.sla.core import CaseClocks, Change, apply, due_events, next_due, record
 from services.sla.index import DueIndex
@@ -53,11 +46,11 @@ from services.sla.table import CaseTable
 
 log = logging.getLogger(__name__)
 SOURCE = "/gridloop/sla"
-SOURCES = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES)
+SOURCES = SLA_ENGINE.consumes  # every lifecycle topic but `sla` (gridloop/topology.py)
 RETRY_SECONDS = 5.0  # a case whose events could not be sent is tried again after this
 ROUNDS = 4  # per tick: a breach, then the escalations it opens (each after its breach)
 MAX_PER_TICK = 20_000  # the rest waits for the next tick (bounded latency of a tick)
-GROUP = "gridloop-sla"  # the faust app id, which is its consumer group
+GROUP = SLA_ENGINE.consumer_group  # the faust app id (in the namespace): its consumer group
 LAG_SECONDS = 5.0  # how often `gridloop_consumer_lag` is measured
 # A case that reached one of these is done: its clocks are closed and it leaves the table
 # (a tombstone on the changelog), so the table holds open cases only.
@@ -155,8 +148,11 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
         policy = pack.sla
         metrics.zero(pack.departments)
     engine = Engine(policy)
+    # The app id prefixes faust's own topics (the changelog, the assignor's), so the
+    # namespace reaches those too.
+    group, topic_of = named(settings.namespace, GROUP), partial(named, settings.namespace)
     app = faust.App(
-        GROUP,
+        group,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",  # recovered from the changelog topic on restart
         datadir=str(settings.data_dir / "sla"),
@@ -179,16 +175,19 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
     # (the changelog is JSON-encoded), and it is far smaller in memory than nested dicts.
     clocks = CaseTable(
         app,
-        name="clocks",
+        name=SLA_ENGINE.tables[0],
         partitions=DISPATCHES.partitions,
         beacon=app.tables.beacon,
         extra_topic_configs={MIN_INSYNC: str(settings.kafka_min_insync_replicas)},
     )
     app.tables.add(clocks)
-    for topic in SOURCES:
-        DEAD_LETTERED.labels(GROUP, topic.name)  # at 0, as gridloop.kafka.consumer does
-    sources = app.topic(*(t.name for t in SOURCES), value_serializer="raw", key_serializer="raw")
-    sla = app.topic(SLA.name, value_serializer="raw", key_serializer="raw")
+    watched = [topic_of(t.name) for t in SOURCES]
+    for topic in watched:
+        DEAD_LETTERED.labels(group, topic)  # at 0, as gridloop.kafka.consumer does
+    sources = app.topic(*watched, value_serializer="raw", key_serializer="raw")
+    (sla_topic,) = SLA_ENGINE.produces
+    sla = app.topic(topic_of(sla_topic.name), value_serializer="raw", key_serializer="raw")
+    partitioned_like = topic_of(DISPATCHES.name)  # a source whose partitions the table shares
 
     def _record(event: SlaEvent) -> dict[str, Any]:
         key, value, headers = encode(Envelope(event, SOURCE))
@@ -206,11 +205,11 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
         )
         headers = {**event.headers, "dlq_error": str(exc).encode(), "dlq_group": b"sla"}
         await topic.send(key=event.key, value=event.value, headers=headers)
-        DEAD_LETTERED.labels(GROUP, event.message.topic).inc()
+        DEAD_LETTERED.labels(group, event.message.topic).inc()
 
     async def envelopes(stream: Any) -> AsyncIterator[Envelope]:
         async for event in stream.events():
-            CONSUMED.labels(GROUP, event.message.topic).inc()
+            CONSUMED.labels(group, event.message.topic).inc()
             try:
                 yield decode(event.value, list(event.headers.items()))
             except EnvelopeError as exc:
@@ -236,7 +235,7 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
 
     def owned() -> set[int]:
         """The partitions this worker holds now (a case of another is not ours to mark)."""
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == DISPATCHES.name}
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == partitioned_like}
 
     async def send_due(cases: list[str], now: datetime) -> list[tuple[str, list[SlaEvent]]]:
         """Send what is due for `cases`; the events Kafka acknowledged, by case."""
@@ -295,7 +294,6 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
     @app.timer(interval=LAG_SECONDS)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
         """`gridloop_consumer_lag` of the group: what it has still to read, per topic."""
-        watched = {t.name for t in SOURCES}
         lag = dict.fromkeys(watched, 0)
         consumer: Any = app.consumer  # faust's, whose read offsets are not in its type
         for tp in consumer.assignment():
@@ -313,7 +311,7 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
                     continue
             lag[tp.topic] += max(high - read - 1, 0)
         for topic, behind in lag.items():
-            LAG.labels(GROUP, topic).set(behind)
+            LAG.labels(group, topic).set(behind)
 
     @app.page("/metrics")
     class Metrics(View):
