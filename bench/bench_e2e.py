@@ -47,7 +47,16 @@ from aiohttp import web
 from pymongo import MongoClient
 
 from bench.bench_intake import issue_token, reports
-from bench.servers import Servers, cpu_seconds, load, machine, quantiles, servers, table
+from bench.servers import (
+    NAMESPACE,
+    Servers,
+    cpu_seconds,
+    load,
+    machine,
+    quantiles,
+    servers,
+    table,
+)
 from gridloop import embedded
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -203,7 +212,7 @@ def run(rate: float, duration: float, every: float, drain: float) -> None:
     bodies = [json.dumps(b).encode() for b in reports(load_city_pack(pack), count, seed=5)]
     rows = [("machine", machine()), ("date", datetime.now(UTC).isoformat(timespec="minutes"))]
     with servers(work) as s:
-        asyncio.run(ensure_topics(s.kafka))
+        asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
         database = f"bench_{uuid.uuid4().hex[:8]}"
         env = {
             **os.environ,

@@ -40,7 +40,7 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from bench.servers import cpu_seconds, load, machine, quantiles, servers, table
+from bench.servers import NAMESPACE, cpu_seconds, load, machine, quantiles, servers, table, topic
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Principal, Role
 from gridloop.citypack import CityPack, load_city_pack
@@ -90,7 +90,7 @@ def records(pack: CityPack, bodies: list[dict[str, Any]]) -> list[list[Record]]:
         one = []
         for e in events:
             key, value, headers = encode(Envelope(e, SOURCE))
-            one.append((topic_for(e.ce_type), key, value, list(headers)))
+            one.append((topic(topic_for(e.ce_type)), key, value, list(headers)))
         out.append(one)
     return out
 
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> None:
     raw = records(pack, bulk or single)  # the ceiling's records: the bulk's, else the singles'
     rows = [("machine", machine()), ("date", datetime.now(UTC).isoformat(timespec="minutes"))]
     with servers(work) as s:
-        asyncio.run(ensure_topics(s.kafka))
+        asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
         database = f"bench_{uuid.uuid4().hex[:8]}"
         env = {
             **os.environ,

@@ -14,6 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridloop import embedded
+from gridloop.config import Settings
+from gridloop.topology import named
+
+# The namespace of the system a bench starts (GRIDLOOP_NAMESPACE, which the services it
+# starts inherit): on a shared external broker, a bench then reads its own records alone.
+NAMESPACE = Settings().namespace
+
+
+def topic(name: str) -> str:
+    """A topic of the bench's system as the broker names it."""
+    return named(NAMESPACE, name)
 
 
 @dataclass(frozen=True)

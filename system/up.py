@@ -155,9 +155,11 @@ def run_all(data_dir: Path, console: Console) -> int:
             console.print(f"starting {server.name} on 127.0.0.1:{server.port}")
             server.start()
         shown = {"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "mongodb": env["MONGODB_URI"]}
-        asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"]))
+        settings = Settings()  # of this environment, which the services inherit
+        kafka = env["KAFKA_BOOTSTRAP_SERVERS"]
+        asyncio.run(ensure_topics(kafka, namespace=settings.namespace))
         system = System(env, data_dir / "logs")
-        database = env.get("GRIDLOOP_MONGODB_DATABASE", Settings().mongodb_database)
+        database = env.get("GRIDLOOP_MONGODB_DATABASE", settings.mongodb_database)
         credentials = seed_demo_credentials(
             env["MONGODB_URI"], database, data_dir / "demo-credentials.json"
         )

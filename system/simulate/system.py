@@ -32,6 +32,7 @@ from pymongo import AsyncMongoClient
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack
+from gridloop.config import Settings
 from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
@@ -111,7 +112,7 @@ def own_system(
         for server in servers:
             server.start()
         kafka, mongodb = embedded.kafka_bootstrap(servers[0]), embedded.mongodb_uri(servers[1])
-        asyncio.run(ensure_topics(kafka))
+        asyncio.run(ensure_topics(kafka, namespace=Settings().namespace))  # as the services
         compression = Compression(start.astimezone(UTC), time.time() + head, speed)
         env = {
             **os.environ,

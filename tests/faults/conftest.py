@@ -33,6 +33,7 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import ServerProcess, free_port
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
+from gridloop.topology import named
 from system.up import PORT_ENV, System
 from tests.faults.harness import SUMMARY, SUPERVISOR, Client, Ledger, Receiver
 from tests.helpers import serving
@@ -82,6 +83,14 @@ class World:
     @property
     def kafka(self) -> str:
         return self.system.env["KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def namespace(self) -> str:
+        return self.system.env["GRIDLOOP_NAMESPACE"]
+
+    def topic(self, name: str) -> str:
+        """A topic or consumer group of this world as the broker names it."""
+        return named(self.namespace, name)
 
     @property
     def mongodb(self) -> str:
@@ -174,9 +183,13 @@ def world(receiver: Receiver, ledger: Ledger) -> Iterator[World]:
         for server in (tansu, secantus):
             server.start()
         kafka, mongodb = embedded.kafka_bootstrap(tansu), embedded.mongodb_uri(secantus)
-        asyncio.run(ensure_topics(kafka))
+        # A namespace of its own, though the broker is too: the suite runs the namespaced
+        # names as a shared broker would.
+        namespace = f"faults{uuid.uuid4().hex[:8]}"
+        asyncio.run(ensure_topics(kafka, namespace=namespace))
         env = {
             **os.environ,
+            "GRIDLOOP_NAMESPACE": namespace,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "MONGODB_URI": mongodb,
             "GRIDLOOP_MONGODB_DATABASE": f"faults_{uuid.uuid4().hex[:8]}",

@@ -24,10 +24,11 @@ from aiokafka import ConsumerRecord
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, ensure_topics
+from gridloop.topology import named
 from schemas.envelope import Envelope
 from schemas.events import CaseDispatched, CaseExplained, CaseFiled, CaseParked, CaseReported
 from system.up import System
-from tests.conftest import Servers
+from tests.conftest import Servers, fresh_namespace
 from tests.helpers import read_topic
 from tests.samples import ACTOR
 
@@ -57,6 +58,7 @@ def write_pack(target: Path) -> Path:
 def sla_service(servers: Servers, tmp_path: Path) -> Iterator[System]:
     env = {
         **os.environ,
+        "GRIDLOOP_NAMESPACE": fresh_namespace(),
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
         "MONGODB_URI": servers.mongodb,
         "GRIDLOOP_CITY_PACK": str(write_pack(tmp_path / "citypack")),
@@ -126,10 +128,11 @@ def kinds(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 async def test_the_ladder_is_climbed_once_across_a_restart(
     servers: Servers, sla_service: System
 ) -> None:
-    await ensure_topics(servers.kafka)
+    namespace = sla_service.env["GRIDLOOP_NAMESPACE"]
+    await ensure_topics(servers.kafka, namespace=namespace)
     overdue, parked, explained = (f"C-SLA-{uuid.uuid4().hex[:8]}" for _ in range(3))
     now = datetime.now(UTC)
-    producer = EventProducer(servers.kafka)
+    producer = EventProducer(servers.kafka, namespace=namespace)
     await producer.start()
     try:
         await producer.publish(lifecycle(overdue, now, timedelta(seconds=2)))
@@ -163,13 +166,14 @@ async def test_the_ladder_is_climbed_once_across_a_restart(
             return probe
 
         street = ("escalation", "handle", "street")
-        await read_topic(servers.kafka, "sla", reached(street), within=60)
+        sla = named(namespace, "sla")
+        await read_topic(servers.kafka, sla, reached(street), within=60)
         sla_service.stop()  # a restart in the middle of the ladder
         sla_service.start_service("sla")
         # The rest falls due while the engine is down: sent together after its recovery,
         # in no fixed order across the case's clocks.
         city, overdue_itself = ("escalation", "handle", "city"), ("breach", "explain", "")
-        records = await read_topic(servers.kafka, "sla", reached(city, overdue_itself), within=90)
+        records = await read_topic(servers.kafka, sla, reached(city, overdue_itself), within=90)
     finally:
         await producer.stop()
 
