@@ -16,6 +16,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from gridloop.auth import Role
 from gridloop.kafka import EventProducer
 from gridloop.topology import WIRING
@@ -37,6 +39,10 @@ def assert_sound(figures: Figures) -> None:
     assert figures.cases == figures.projected
     # Every acknowledged report is a case; a report a client gave up on may be one too.
     assert figures.acknowledged <= figures.cases <= figures.acknowledged + figures.abandoned
+
+
+# Each fault waits for the system to settle after it (up to minutes): `make faults` is long.
+pytestmark = pytest.mark.timeout(1800)
 
 
 async def test_kill_9_each_service_under_load(world: World, receiving: object) -> None:
