@@ -27,14 +27,16 @@ from schemas.topics import LIFECYCLE_TOPICS, TOPICS, topic_for
 from services.sla.app import create_app
 
 ARCHITECTURE = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
+SECTION = "## Topics and who writes them"
 ROW = re.compile(r"^\| `([^`]+)` \|(.*)\|\s*$")
 GROUP = re.compile(r"^(\w+)(?: \((.*)\))?$")
 
 
 def table(text: str) -> dict[str, list[str]]:
-    """The rows of the topics table: topic → its other cells."""
+    """The rows of the topics table (in its section): topic → its other cells."""
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0] if SECTION in text else ""
     rows = {}
-    for line in text.splitlines():
+    for line in section.splitlines():
         if found := ROW.match(line):
             rows[found.group(1)] = [c.strip() for c in found.group(2).split("|")]
     return rows
