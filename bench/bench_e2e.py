@@ -3,11 +3,11 @@ rate, with the consumers' lag sampled over the run.
 
     python -m bench.bench_e2e [--rate 200] [--duration 300] [--sample 5] [--drain 120]
 
-The real system as `gridloop up` runs it (`gridloop.up.System`: projections, dispatch,
+The real system as `gridloop up` runs it (`system.up.System`: projections, dispatch,
 notify, sla and intake, each its own process) on the embedded broker and database (or
 KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI). The demo pack, with every department's webhook
 pointing at a receiver in this process (it answers 204 at once and notes the arrival time by
-case id; signatures are not checked here, `gridloop.desk` does that), and no duplicate
+case id; signatures are not checked here, `system.desk` does that), and no duplicate
 radius (random points of a small district would otherwise merge into each other's cases).
 
 Supervisor reports are sent open loop at `--rate` per second (each at its own time, not
@@ -47,12 +47,22 @@ from aiohttp import web
 from pymongo import MongoClient
 
 from bench.bench_intake import issue_token, reports
-from bench.servers import Servers, cpu_seconds, load, machine, quantiles, servers, table
+from bench.servers import (
+    NAMESPACE,
+    Servers,
+    cpu_seconds,
+    launcher,
+    load,
+    machine,
+    quantiles,
+    servers,
+    table,
+)
 from gridloop import embedded
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
-from gridloop.up import System
+from system.up import System
 
 SERVICES = ("projections", "dispatch", "notify", "sla", "intake")
 WARM = 20  # reports sent first, at 10/s, and not counted
@@ -195,33 +205,40 @@ def lag_rows(lags: list[tuple[float, dict[str, int]]]) -> list[tuple[str, str]]:
     return rows
 
 
-def run(rate: float, duration: float, every: float, drain: float) -> None:
+def run(
+    rate: float, duration: float, every: float, drain: float, compare: Path | None = None
+) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     hooks = embedded.free_port()
     pack = write_pack(work / "citypack", hooks)
     count = int(rate * duration) + WARM
     bodies = [json.dumps(b).encode() for b in reports(load_city_pack(pack), count, seed=5)]
     rows = [("machine", machine()), ("date", datetime.now(UTC).isoformat(timespec="minutes"))]
-    with servers(work) as s:
-        asyncio.run(ensure_topics(s.kafka))
-        database = f"bench_{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
-            "MONGODB_URI": s.mongodb,
-            "GRIDLOOP_MONGODB_DATABASE": database,
-            "GRIDLOOP_CITY_PACK": str(pack),
-            "GRIDLOOP_DATA_DIR": str(work / "data"),
-            "GRIDLOOP_LOG_LEVEL": "WARNING",
-            **{f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port()) for n in SERVICES},
-        }
-        token = asyncio.run(issue_token(s.mongodb, database))
-        system = System(env, work / "logs", SERVICES)
-        system.start()
-        try:
-            rows += measure(system, token, bodies, rate, (every, drain), hooks, (s, database))
-        finally:
-            system.stop()
+    # Another version first (--compare), then this one: each on servers of its own, started
+    # afresh, with the same reports at the same rate.
+    for name, checkout in ([("before", compare)] if compare else []) + [("this version", None)]:
+        rows.append((f"— {name}", str(checkout or Path.cwd())))
+        with servers(work / name.replace(" ", "-")) as s:
+            asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
+            database = f"bench_{uuid.uuid4().hex[:8]}"
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
+                "MONGODB_URI": s.mongodb,
+                "GRIDLOOP_MONGODB_DATABASE": database,
+                "GRIDLOOP_CITY_PACK": str(pack),
+                "GRIDLOOP_DATA_DIR": str(work / name.replace(" ", "-") / "data"),
+                "GRIDLOOP_LOG_LEVEL": "WARNING",
+                **{f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port()) for n in SERVICES},
+            }
+            token = asyncio.run(issue_token(s.mongodb, database))
+            system = System(env, work / "logs", SERVICES, launcher=launcher(checkout))
+            system.start()
+            try:
+                sampling = (every, drain)
+                rows += measure(system, token, bodies, rate, sampling, hooks, (s, database))
+            finally:
+                system.stop()
     print()
     table(rows)
     shutil.rmtree(work, ignore_errors=True)
@@ -318,9 +335,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of sending")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between lag samples")
     parser.add_argument("--drain", type=float, default=120.0, help="most seconds to wait after")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout of gridloop (with its .venv): measured first, the same way",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    run(args.rate, args.duration, args.sample, args.drain)
+    run(args.rate, args.duration, args.sample, args.drain, args.compare)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ from bench.servers import load, machine, servers, table
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.report.model import Period
 from schemas.envelope import Envelope
 from services.evaluation.facts import CaseFacts
+from services.evaluation.report.model import Period
 from services.evaluation.scores import score
 from services.evaluation.store import Key, ScoreStore
 

@@ -40,19 +40,30 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from bench.servers import cpu_seconds, load, machine, quantiles, servers, table
+from bench.servers import (
+    NAMESPACE,
+    Servers,
+    cpu_seconds,
+    launcher,
+    load,
+    machine,
+    quantiles,
+    servers,
+    table,
+    topic,
+)
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Principal, Role
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
-from gridloop.up import System
 from schemas.envelope import Envelope, encode
 from schemas.topics import topic_for
 from services.intake.handlers import SOURCE
 from services.intake.reporting import decide_report
 from services.intake.requests import ReportIn, report_of
+from system.up import System
 
 Record = tuple[str, bytes, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
 SUPERVISOR = Principal(Role.supervisor, "SUP-0001")
@@ -92,7 +103,7 @@ def records(pack: CityPack, bodies: list[dict[str, Any]]) -> list[list[Record]]:
         one = []
         for e in events:
             key, value, headers = encode(Envelope(e, SOURCE))
-            one.append((topic_for(e.ce_type), key, value, list(headers)))
+            one.append((topic(topic_for(e.ce_type)), key, value, list(headers)))
         out.append(one)
     return out
 
@@ -196,52 +207,73 @@ def run(args: argparse.Namespace) -> None:
     raw = records(pack, bulk or single)  # the ceiling's records: the bulk's, else the singles'
     rows = [("machine", machine()), ("date", datetime.now(UTC).isoformat(timespec="minutes"))]
     with servers(work) as s:
-        asyncio.run(ensure_topics(s.kafka))
-        database = f"bench_{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
-            "MONGODB_URI": s.mongodb,
-            "GRIDLOOP_MONGODB_DATABASE": database,
-            "GRIDLOOP_DATA_DIR": str(work / "data"),
-            "GRIDLOOP_INTAKE_PORT": str(embedded.free_port()),
-            "GRIDLOOP_LOG_LEVEL": "WARNING",
-        }
-        token = asyncio.run(issue_token(s.mongodb, database))
-        system = System(env, work / "logs", ("intake",))
-        system.start()
-        try:
-            pid = system.processes["intake"].proc.pid  # type: ignore[union-attr]
-            print(f"intake pid {pid}", flush=True)
-            print(f"… raw produce (load {load()})", flush=True)
-            base, paced, cpu = asyncio.run(raw_produce(s.kafka, raw, args.concurrency))
-            rows += [
-                (
-                    "raw produce, all then awaited",
-                    f"{base:,.0f} reports/s (2 records each), {cpu * 1e6:,.0f} µs of CPU a report",
-                ),
-                (f"raw produce, {args.concurrency} in flight", f"{paced:,.0f} reports/s"),
-            ]
-            base = max(base, paced)  # the ceiling: the better of the two
-            url = system.url("intake")
-            if single:
-                bodies = [json.dumps(b).encode() for b in single]
-                singles = Load(url, token, args.concurrency)
-                label = f"POST /reports, {args.concurrency} in flight"
-                rows += phase(label, singles, "/reports", bodies, len(single), base, pid)
-            if bulk:
-                batches = [
-                    json.dumps(bulk[i : i + args.batch]).encode()
-                    for i in range(0, len(bulk), args.batch)
-                ]
-                bulks = Load(url, token, args.bulk_concurrency)
-                label = f"POST /reports/batch of {args.batch}, {args.bulk_concurrency} in flight"
-                rows += phase(label, bulks, "/reports/batch", batches, len(bulk), base, pid)
-        finally:
-            system.stop()
+        asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
+        print(f"… raw produce (load {load()})", flush=True)
+        base, paced, cpu = asyncio.run(raw_produce(s.kafka, raw, args.concurrency))
+        rows += [
+            (
+                "raw produce, all then awaited",
+                f"{base:,.0f} reports/s (2 records each), {cpu * 1e6:,.0f} µs of CPU a report",
+            ),
+            (f"raw produce, {args.concurrency} in flight", f"{paced:,.0f} reports/s"),
+        ]
+        base = max(base, paced)  # the ceiling: the better of the two
+        # Another version first (--compare), then this one: both on the same servers.
+        for name, checkout in ([("before", args.compare)] if args.compare else []) + [
+            ("this version", None)
+        ]:
+            rows.append((f"— {name}", str(checkout or Path.cwd())))
+            rows += intake_phases(args, s, work, launcher(checkout), single, bulk, base)
     print()
     table(rows)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def intake_phases(
+    args: argparse.Namespace,
+    s: Servers,
+    work: Path,
+    start: tuple[str, ...],
+    single: list[dict[str, Any]],
+    bulk: list[dict[str, Any]],
+    base: float,
+) -> list[tuple[str, str]]:
+    """One intake worker (started by `start`) on a database of its own: the single and the
+    bulk phases."""
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
+        "MONGODB_URI": s.mongodb,
+        "GRIDLOOP_MONGODB_DATABASE": database,
+        "GRIDLOOP_DATA_DIR": str(work / "data"),
+        "GRIDLOOP_INTAKE_PORT": str(embedded.free_port()),
+        "GRIDLOOP_LOG_LEVEL": "WARNING",
+    }
+    token = asyncio.run(issue_token(s.mongodb, database))
+    system = System(env, work / "logs", ("intake",), launcher=start)
+    system.start()
+    rows: list[tuple[str, str]] = []
+    try:
+        pid = system.processes["intake"].proc.pid  # type: ignore[union-attr]
+        print(f"intake pid {pid} ({' '.join(start)})", flush=True)
+        url = system.url("intake")
+        if single:
+            bodies = [json.dumps(b).encode() for b in single]
+            singles = Load(url, token, args.concurrency)
+            label = f"POST /reports, {args.concurrency} in flight"
+            rows += phase(label, singles, "/reports", bodies, len(single), base, pid)
+        if bulk:
+            batches = [
+                json.dumps(bulk[i : i + args.batch]).encode()
+                for i in range(0, len(bulk), args.batch)
+            ]
+            bulks = Load(url, token, args.bulk_concurrency)
+            label = f"POST /reports/batch of {args.batch}, {args.bulk_concurrency} in flight"
+            rows += phase(label, bulks, "/reports/batch", batches, len(bulk), base, pid)
+    finally:
+        system.stop()
+    return rows
 
 
 def main() -> None:
@@ -251,6 +283,11 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=50_000, help="reports to send in batches")
     parser.add_argument("--batch", type=int, default=500, help="reports a batch")
     parser.add_argument("--bulk-concurrency", type=int, default=2, help="batches in flight")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout of gridloop (with its .venv): measured first, on the same servers",
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run(args)

@@ -46,14 +46,14 @@ from typing import Any
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.servers import machine
+from bench.servers import NAMESPACE, machine, topic
 from gridloop import embedded
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import ensure_topics
-from gridloop.up import System
 from schemas.envelope import Envelope, encode
 from schemas.events import Actor, CaseDispatched, Role
 from schemas.topics import DISPATCHES, SLA
+from system.up import System
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 ACTOR = Actor(role=Role.command_centre, id="bench")
@@ -97,7 +97,7 @@ async def produce(bootstrap: str, records: list[Record]) -> float:
     try:
         for chunk in range(0, len(records), 20_000):
             futures = [
-                await producer.send(DISPATCHES.name, value, key, headers=headers)
+                await producer.send(topic(DISPATCHES.name), value, key, headers=headers)
                 for key, value, headers in records[chunk : chunk + 20_000]
             ]
             await asyncio.gather(*futures)
@@ -131,7 +131,8 @@ async def repeats(bootstrap: str) -> tuple[int, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(SLA.name, p) for p in consumer.partitions_for_topic(SLA.name) or ()]
+        sla = topic(SLA.name)
+        tps = [TopicPartition(sla, p) for p in consumer.partitions_for_topic(sla) or ()]
         consumer.assign(tps)
         await consumer.seek_to_beginning()
         ends, ids = await consumer.end_offsets(tps), Counter[bytes]()
@@ -194,8 +195,9 @@ class Breaches:
     async def start(self) -> None:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await self.consumer.start()
-        parts = self.consumer.partitions_for_topic(SLA.name) or set()
-        self.consumer.assign([TopicPartition(SLA.name, p) for p in parts])
+        sla = topic(SLA.name)
+        parts = self.consumer.partitions_for_topic(sla) or set()
+        self.consumer.assign([TopicPartition(sla, p) for p in parts])
         await self.consumer.seek_to_end()
         for tp in self.consumer.assignment():
             await self.consumer.position(tp)  # resolve the end now, before anything is due
@@ -259,7 +261,7 @@ def run(held: int, window: int, rate: float, lead: float | None) -> None:
     prefix = f"B{uuid.uuid4().hex[:6]}"
     rows: list[tuple[str, str]] = []
     with broker(work) as kafka:
-        asyncio.run(ensure_topics(kafka))
+        asyncio.run(ensure_topics(kafka, namespace=NAMESPACE))
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -288,7 +290,7 @@ def run(held: int, window: int, rate: float, lead: float | None) -> None:
             ingest = wait_index(url, held, within=3600) + held / produce_rate
             ingest_rate = held / ingest
             del records
-            consume_ceiling = asyncio.run(consume_rate(kafka, DISPATCHES.name, held))
+            consume_ceiling = asyncio.run(consume_rate(kafka, topic(DISPATCHES.name), held))
             pid = system.processes["sla"].proc.pid  # type: ignore[union-attr]
             mem = memory(pid)
             rows += [

@@ -5,7 +5,7 @@
 The month's events (reports, filings, dispatches, handling, checks, closures, SLA warnings
 and breaches) are made here, with a fixed seed, and applied with the very code the
 projections and evaluation services run (`CaseStore.apply_many`, `ScoreStore.apply_many`), without
-Kafka or HTTP between: a month in minutes, however many days the simulator (gridloop/simulate)
+Kafka or HTTP between: a month in minutes, however many days the simulator (system/simulate)
 would compress. Against MONGODB_URI when set (database `report_bench`), else an embedded
 SecantusDB. Timings: docs/evaluation.md "The monthly report".
 """
@@ -29,8 +29,6 @@ from gridloop import embedded
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.report.model import Period
-from gridloop.report.run import gather, render
 from schemas.envelope import Envelope
 from schemas.events import (
     Actor,
@@ -50,6 +48,8 @@ from schemas.events import (
     SlaWarning,
     Stage,
 )
+from services.evaluation.report.model import Period
+from services.evaluation.report.run import gather, render
 from services.evaluation.store import ScoreStore
 from services.projections.store import CaseStore
 

@@ -14,6 +14,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gridloop import embedded
+from gridloop.config import Settings
+from gridloop.topology import named
+
+# The namespace of the system a bench starts (GRIDLOOP_NAMESPACE, which the services it
+# starts inherit): on a shared external broker, a bench then reads its own records alone.
+NAMESPACE = Settings().namespace
+
+
+def topic(name: str) -> str:
+    """A topic of the bench's system as the broker names it."""
+    return named(NAMESPACE, name)
+
+
+def launcher(checkout: Path | None) -> tuple[str, ...]:
+    """How to start the services of `checkout` (another version of gridloop with its own
+    `.venv`, for a before/after in one run): its interpreter, and its entry module
+    (`system` since the composition root left the kernel, `gridloop` before). None: ours."""
+    if checkout is None:
+        return (sys.executable, "-m", "system")
+    python = str(checkout.resolve() / ".venv" / "bin" / "python")
+    entry = "system" if (checkout / "system" / "cli.py").exists() else "gridloop"
+    return (python, "-m", entry)
 
 
 @dataclass(frozen=True)

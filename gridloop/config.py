@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gridloop.topology import check_namespace
 
 DEMO_CITY_PACK = Path(__file__).parent / "citypack" / "demo"
 
@@ -58,7 +60,7 @@ class Settings(BaseSettings):
     # Largest request body in bytes (media uploads have their own, larger limit).
     max_body_bytes: int = 1_048_576
     # The services' log level (`gridloop run`); the libraries that log what goes over the
-    # wire stay at INFO or above even at DEBUG (`gridloop.cli.WIRE_LOGGERS`).
+    # wire stay at INFO or above even at DEBUG (`system.cli.WIRE_LOGGERS`).
     log_level: str = "INFO"
     # Replicas of each topic the services create, and how many must have a write before
     # acks=all succeeds: 1/1 on one broker, 3/2 on a three-broker cluster (one may fail).
@@ -68,3 +70,12 @@ class Settings(BaseSettings):
     kafka_min_insync_replicas: int = Field(
         1, ge=1, validation_alias=AliasChoices("KAFKA_MIN_INSYNC_REPLICAS")
     )
+    # A prefix of every topic and consumer group, so that two systems share one broker:
+    # `ci7` reads and writes `ci7.reports`, `ci7.reports.dlq`, … as groups `ci7.dispatch`, …
+    # (gridloop/topology.py). Empty (the default): the plain names.
+    namespace: str = ""
+
+    @field_validator("namespace")
+    @classmethod
+    def _one_segment(cls, value: str) -> str:
+        return check_namespace(value)

@@ -125,9 +125,11 @@ async def infrastructure(settings: Settings, client_id: str) -> AsyncIterator[In
         settings.kafka_bootstrap_servers,
         replication=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
+        namespace=settings.namespace,
     )
     client = connect(settings)
-    producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
+    # The producer carries the namespace to the pipelines built on it.
+    producer = EventProducer(settings.kafka_bootstrap_servers, client_id, settings.namespace)
     await producer.start()
     try:
         yield Infra(settings, database(client, settings), producer)

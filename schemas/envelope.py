@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from gridloop import clock
+from schemas import clock
 from schemas.events import EVENT_TYPES, EventData
 
 SPECVERSION = "1.0"

@@ -27,17 +27,24 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return True if not any(p == FAULTS or p.is_relative_to(FAULTS) for p in named) else None
 
 
+def fresh_namespace(prefix: str = "t") -> str:
+    """Topics and groups of one test system alone (gridloop/topology.py): the broker is the
+    whole run's, so another test's records never reach this system's consumers."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
 @dataclass(frozen=True)
 class Servers:
     kafka: str
     mongodb: str
 
     def settings(self, **overrides: object) -> Settings:
-        """Settings for in-process services, with a database of their own."""
+        """Settings for in-process services, with a database and a namespace of their own."""
         values: dict[str, object] = {
             "kafka_bootstrap_servers": self.kafka,
             "mongodb_uri": self.mongodb,
             "mongodb_database": f"test_{uuid.uuid4().hex[:12]}",
+            "namespace": fresh_namespace(),
         }
         values.update(overrides)
         return Settings.model_validate(values)

@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridloop.citypack.errors import read_model
-from services.evaluation.model import APPLIES, Indicator, Level
+from gridloop.scoring import APPLIES, Indicator, Level
 
 EVALUATION_FILE = "evaluation.yaml"
 Ind = Indicator

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, fields
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -28,7 +28,6 @@ from schemas.envelope import Envelope, decode, encode
 from schemas.events import Channel, Point
 
 DUPLICATE_KEY = 11000
-_PENDING = ("request_id", "kind", "department", "reason", "case_version", "deadline")
 
 
 class MongoHeads:
@@ -52,6 +51,14 @@ class MongoHeads:
             return {}
         found = self.heads.find({"_id": {"$in": ids}}).batch_size(len(ids) + 1)
         return {doc["_id"]: _head(doc) async for doc in found}
+
+    async def versions(self, case_ids: Iterable[str]) -> dict[str, int]:
+        """The latest committed version of each case that has a head."""
+        ids = list(dict.fromkeys(case_ids))
+        if not ids:
+            return {}
+        found = self.heads.find({"_id": {"$in": ids}}, {"view.version": 1})
+        return {doc["_id"]: doc["view"]["version"] async for doc in found.batch_size(len(ids) + 1)}
 
     async def adopt(self, view: CaseView) -> Head:
         try:
@@ -160,50 +167,31 @@ def _remembered(doc: Document) -> Remembered:
 
 
 def _view_doc(view: CaseView) -> Document:
-    pending = view.pending_request
-    return {
+    """The view as stored: its fields by name (the case id is the document's `_id`)."""
+    doc = {f.name: getattr(view, f.name) for f in fields(CaseView) if f.name != "case_id"}
+    pending, point = view.pending_request, view.point
+    return doc | {
         "state": view.state.value,
-        "version": view.version,
-        "kind": view.kind,
-        "class_code": view.class_code,
-        "grid_code": view.grid_code,
-        "department": view.department,
-        "component_id": view.component_id,
-        "urgency": view.urgency,
         "assisting": list(view.assisting),
-        "deadline": view.deadline,
-        "pending": {f: getattr(pending, f) for f in _PENDING} if pending else None,
-        "point": [view.point.lon, view.point.lat] if view.point else None,
-        "channel": view.channel,
-        "reporter_id": view.reporter_id,
-        "merged_into": view.merged_into,
-        "closed_at": view.closed_at,
         "acknowledged": list(view.acknowledged),
-        "explained": view.explained,
+        "pending_request": asdict(pending) if pending else None,
+        "point": [point.lon, point.lat] if point else None,
     }
 
 
 def _view(case_id: str, doc: Document) -> CaseView:
-    point: Any = doc.get("point")
-    pending = doc.get("pending")
+    known = {f.name for f in fields(CaseView)}
+    found = {k: v for k, v in doc.items() if k in known}
+    pending, point, channel = doc.get("pending_request"), doc.get("point"), doc.get("channel")
     return CaseView(
-        case_id=case_id,
-        state=State(doc["state"]),
-        version=doc["version"],
-        kind=doc.get("kind"),
-        class_code=doc.get("class_code"),
-        grid_code=doc.get("grid_code"),
-        department=doc.get("department"),
-        component_id=doc.get("component_id"),
-        urgency=doc.get("urgency"),
-        assisting=tuple(doc.get("assisting") or ()),
-        deadline=doc.get("deadline"),
-        pending_request=PendingRequest(**pending) if pending else None,
-        point=Point(lon=point[0], lat=point[1]) if point else None,
-        channel=Channel(doc["channel"]) if doc.get("channel") else None,
-        reporter_id=doc.get("reporter_id"),
-        merged_into=doc.get("merged_into"),
-        closed_at=doc.get("closed_at"),
-        acknowledged=tuple(doc.get("acknowledged") or ()),
-        explained=doc.get("explained", 0),
+        **found
+        | {
+            "case_id": case_id,
+            "state": State(doc["state"]),
+            "assisting": tuple(doc.get("assisting") or ()),
+            "acknowledged": tuple(doc.get("acknowledged") or ()),
+            "pending_request": PendingRequest(**pending) if pending else None,
+            "point": Point(lon=point[0], lat=point[1]) if point else None,
+            "channel": Channel(channel) if channel else None,
+        }
     )

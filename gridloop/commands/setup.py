@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.cases.reader import CaseReader
 from gridloop.commands.kafka import LogPublisher
 from gridloop.commands.mongo import MongoHeads
 from gridloop.commands.path import CommandPath
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
+from schemas import clock
 
 
 def command_path(db: AsyncDatabase[Document], producer: EventProducer, source: str) -> CommandPath:

@@ -26,6 +26,7 @@ from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTime
 from gridloop.kafka.deadletter import DeadLetters
 from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, LAG, RETRIES
 from gridloop.kafka.producer import EventProducer
+from gridloop.topology import named
 from schemas.envelope import Envelope, decode
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,11 @@ class Pipeline:
         max_backoff_seconds: float = 5.0,
         retry_patience_seconds: float = RETRY_PATIENCE_SECONDS,
     ) -> None:
-        self.group = group
-        self.topics = list(topics)
-        self._dead_letters = DeadLetters(group, self.topics, producer.send_raw)
+        # In the producer's namespace (gridloop/topology.py): the group, the topics, and so
+        # the dead-letter topics (named after the record's topic).
+        self.group = named(producer.namespace, group)
+        self.topics = [named(producer.namespace, t) for t in topics]
+        self._dead_letters = DeadLetters(self.group, self.topics, producer.send_raw)
         self._handler = handler
         self._producer = producer
         self._max_backoff = max_backoff_seconds
@@ -86,8 +89,8 @@ class Pipeline:
         self._consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=bootstrap_servers,
-            group_id=group,
-            client_id=group,
+            group_id=self.group,
+            client_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,

@@ -10,12 +10,20 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from gridloop.kafka.metrics import PRODUCED
+from gridloop.topology import check_namespace, named
 from schemas.envelope import Envelope, Headers, encode
 from schemas.topics import topic_for
 
 
 class EventProducer:
-    def __init__(self, bootstrap_servers: str, client_id: str = "gridloop") -> None:
+    """Publishes to each event's home topic in `namespace` (gridloop/topology.py); the
+    pipelines that publish through it consume and dead-letter in the same namespace."""
+
+    def __init__(
+        self, bootstrap_servers: str, client_id: str = "gridloop", namespace: str = ""
+    ) -> None:
+        self.namespace = check_namespace(namespace)
+        self._homes: dict[str, str] = {}  # event type → topic in the namespace
         # Idempotent and transactional producers need InitProducerId, which the embedded
         # broker lacks; duplicates are instead dropped by consumers (deterministic event ids).
         self._producer = AIOKafkaProducer(
@@ -41,7 +49,7 @@ class EventProducer:
         hashed: dict[bytes, int] = {}  # a case's events share its key: one murmur2 (≈ 4 µs)
         for env in envelopes:
             key, value, headers = encode(env)
-            topic = topic_for(env.type)
+            topic = self.topic_for(env.type)
             topics[topic] += 1
             partition = self._partition(topic, key, hashed)
             sent = await self._producer.send(topic, value, key, partition, headers=headers)
@@ -49,6 +57,12 @@ class EventProducer:
         await asyncio.gather(*pending)
         for topic, n in topics.items():
             PRODUCED.labels(topic).inc(n)
+
+    def topic_for(self, ce_type: str) -> str:
+        """The home topic of `ce_type` in this producer's namespace."""
+        if (topic := self._homes.get(ce_type)) is None:
+            topic = self._homes[ce_type] = named(self.namespace, topic_for(ce_type))
+        return topic
 
     def _partition(self, topic: str, key: bytes, hashed: dict[bytes, int]) -> int | None:
         """The partition aiokafka's default partitioner would pick for `key`; None (let

@@ -15,20 +15,23 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gridloop.kafka.batch import BatchHandler
+from gridloop.topology import named
 from schemas.envelope import Envelope, EnvelopeError, decode
 from schemas.topics import LIFECYCLE_TOPICS
 
 log = logging.getLogger(__name__)
 
 
-async def replay(bootstrap: str, apply: BatchHandler) -> tuple[int, int]:
-    """Every lifecycle record through `apply`; (applied, skipped)."""
+async def replay(bootstrap: str, apply: BatchHandler, namespace: str = "") -> tuple[int, int]:
+    """Every lifecycle record of `namespace` through `apply`; (applied, skipped)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     applied = skipped = 0
     try:
         partitions = [
-            TopicPartition(t.name, p) for t in LIFECYCLE_TOPICS for p in range(t.partitions)
+            TopicPartition(named(namespace, t.name), p)
+            for t in LIFECYCLE_TOPICS
+            for p in range(t.partitions)
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)

@@ -1,4 +1,6 @@
-"""Create the registry's topics at start-up: the embedded broker does not auto-create."""
+"""Create the topics at start-up: the embedded broker does not auto-create. Which topics is
+the wiring's word (`gridloop.topology.created_topics`), their partitions and configs the
+registry's (`schemas.topics`)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,21 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from schemas.topics import TOPICS, Topic
+from gridloop.topology import created_topics, named
+from schemas.topics import Topic
 
 log = logging.getLogger(__name__)
 MIN_INSYNC = "min.insync.replicas"
 
 
 def topic_specs(
-    topics: Iterable[Topic], replication: int = 1, min_insync_replicas: int = 1
+    topics: Iterable[Topic],
+    replication: int = 1,
+    min_insync_replicas: int = 1,
+    namespace: str = "",
 ) -> list[NewTopic]:
-    """The creation requests for `topics`: `replication` copies of each partition, and an
-    acks=all write succeeds once `min_insync_replicas` of them have it."""
+    """The creation requests for `topics` in `namespace`: `replication` copies of each
+    partition, and an acks=all write succeeds once `min_insync_replicas` of them have it."""
     if not 1 <= min_insync_replicas <= replication:
         # More in-sync replicas than replicas would refuse every acks=all write.
         raise ValueError(
@@ -28,7 +34,7 @@ def topic_specs(
         )
     return [
         NewTopic(
-            t.name,
+            named(namespace, t.name),
             t.partitions,
             replication,
             topic_configs={**t.configs, MIN_INSYNC: str(min_insync_replicas)},
@@ -39,12 +45,15 @@ def topic_specs(
 
 async def ensure_topics(
     bootstrap_servers: str,
-    topics: Iterable[Topic] = TOPICS.values(),
+    topics: Iterable[Topic] | None = None,
     replication: int = 1,
     min_insync_replicas: int = 1,
+    namespace: str = "",
 ) -> list[str]:
-    """Create the missing topics; return the names created. Safe to call from every service."""
-    specs = topic_specs(topics, replication, min_insync_replicas)
+    """Create the missing topics (by default every one the services use) in `namespace`;
+    return the names created. Safe to call from every service."""
+    chosen = created_topics() if topics is None else topics
+    specs = topic_specs(chosen, replication, min_insync_replicas, namespace)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:

@@ -14,13 +14,13 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.cases import CaseView
 from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Reaction
 from gridloop.commands.setup import command_path
 from gridloop.kafka import EventProducer, Retry
 from gridloop.mongo import Document
+from schemas import clock
 from schemas.envelope import Envelope
 from schemas.events import CaseFiled, CaseReworked, EventData
 from services.dispatch import core

@@ -12,12 +12,11 @@ from gridloop.config import Settings
 from gridloop.http import HttpLimits
 from gridloop.kafka import BatchPipeline, EventProducer
 from gridloop.runtime import infrastructure, serve
-from schemas.topics import CLOSURES, REPORTS
+from gridloop.topology import DISPATCH
 from services.dispatch.api import create_app
 from services.dispatch.handlers import Dispatch
 
-GROUP = "dispatch"
-TOPICS = (REPORTS.name, CLOSURES.name)  # filings, and reworks
+GROUP, TOPICS = DISPATCH.consumer_group, DISPATCH.topics  # filings, and reworks
 
 
 def consumer(

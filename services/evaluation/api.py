@@ -12,8 +12,8 @@ from gridloop.errors import install_error_handlers, refusals
 from gridloop.http import HttpLimits, harden
 from gridloop.refusal import invalid, not_found
 from gridloop.runtime import add_ops_routes
+from gridloop.scoring import BadPeriod, Indicator, Level, Score, period_kind
 from services.evaluation import screen
-from services.evaluation.model import BadPeriod, Indicator, Level, Score, period_kind
 from services.evaluation.store import ScoreStore
 
 STAFF = tuple(r for r in Role if r is not Role.public)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.evaluation.model import BadPeriod, Indicator, Level, Score, period_kind
+from gridloop.scoring import BadPeriod, Indicator, Level, Score, period_kind
 
 scores_app = typer.Typer(help="Evaluation: scores of departments, streets, grids, supervisors.")
 

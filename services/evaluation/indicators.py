@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind, Ratio
 from services.evaluation.facts import CaseFacts, Round
-from services.evaluation.model import APPLIES, Indicator, Level, PeriodKind, Ratio
 
 Ind = Indicator
 Verdict = bool | None

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 from prometheus_client import Gauge
 
-from gridloop import clock
 from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
@@ -26,13 +25,14 @@ from gridloop.kafka import BatchPipeline, ensure_topics
 from gridloop.kafka.replay import replay
 from gridloop.mongo import connect, database
 from gridloop.runtime import infrastructure, serve
+from gridloop.scoring import Indicator, Level, PeriodKind, Score
+from gridloop.topology import EVALUATION
+from schemas import clock
 from schemas.envelope import Envelope
-from schemas.topics import LIFECYCLE_TOPICS
 from services.evaluation.api import create_app
-from services.evaluation.model import Indicator, Level, PeriodKind, Score
 from services.evaluation.store import Key, ScoreStore
 
-GROUP = "evaluation"
+GROUP, TOPICS = EVALUATION.consumer_group, EVALUATION.topics
 RECOMPUTE_SECONDS = 0.5
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ async def run(settings: Settings) -> None:
         # the record at fault when a poll fails.
         pipeline = BatchPipeline(
             GROUP,
-            [t.name for t in LIFECYCLE_TOPICS],
+            TOPICS,
             evaluate,
             store.apply_many,
             infra.producer,
@@ -135,6 +135,7 @@ async def rebuild(settings: Settings) -> tuple[int, int]:
         settings.kafka_bootstrap_servers,
         replication=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
+        namespace=settings.namespace,
     )
     pack = load_city_pack(settings.city_pack)
     client = connect(settings)
@@ -142,7 +143,8 @@ async def rebuild(settings: Settings) -> tuple[int, int]:
         store = ScoreStore(database(client, settings), pack)
         await store.drop()
         await store.create_indexes()
-        applied, skipped = await replay(settings.kafka_bootstrap_servers, store.apply_many)
+        kafka, namespace = settings.kafka_bootstrap_servers, settings.namespace
+        applied, skipped = await replay(kafka, store.apply_many, namespace)
         while await store.pending():
             await store.recompute_dirty()
     finally:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gridloop.citypack.evaluation import EvaluationPolicy
+from gridloop.scoring import LOWER_IS_BETTER, Indicator, Level, PeriodKind, Ratio, Score
 from services.evaluation.facts import CaseFacts
 from services.evaluation.indicators import count
-from services.evaluation.model import LOWER_IS_BETTER, Indicator, Level, PeriodKind, Ratio, Score
 
 
 def composite(ratios: dict[Indicator, Ratio], weights: dict[Indicator, float]) -> float | None:

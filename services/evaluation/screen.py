@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, computed_field
 from pymongo.asynchronous.collection import AsyncCollection
 
-from gridloop import clock
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.mongo import Document
-from gridloop.report.model import league
-from services.evaluation.model import Indicator, Level, Ratio, Score
+from gridloop.scoring import Indicator, Level, Ratio, Score
+from schemas import clock
+from services.evaluation.report.model import league
 from services.evaluation.store import ScoreStore
 
 PAGE = (Path(__file__).parent / "static" / "screen.html").read_text(encoding="utf-8")

@@ -38,11 +38,11 @@ from gridloop.citypack import CityPack
 from gridloop.citypack.evaluation import EvaluationPolicy
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
+from gridloop.scoring import Indicator, Level, PeriodKind, Score, period_kind
 from schemas.envelope import Envelope
 from schemas.events import EVENT_TYPES
 from services.evaluation.facts import CaseFacts, fold
 from services.evaluation.indicators import Judge, count, entities, periods, tally
-from services.evaluation.model import Indicator, Level, PeriodKind, Score, period_kind
 from services.evaluation.scores import graded
 
 COLLECTIONS = ("evaluation_cases", "evaluation_events", "scores")

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.auth import CredentialStore
 from gridloop.cases import CaseView
 from gridloop.cases.reader import CaseReader
@@ -25,6 +24,7 @@ from gridloop.commands.setup import command_path, create_indexes
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
+from schemas import clock
 from schemas.events import CaseEvent, CaseReported, Channel
 from services.intake import core
 from services.intake.commands import CaseCommand, Merge, Report

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
-from gridloop.mongo import Document
+from gridloop.cases.record import CaseRecord
 from schemas.envelope import Envelope
 from schemas.events import (
     CaseDispatched,
@@ -52,14 +52,14 @@ class Notice:
     message: dict[str, Any]
 
 
-def _case_facts(case: Document) -> dict[str, Any]:
-    point = (case.get("point") or {}).get("coordinates")
+def _case_facts(case: CaseRecord) -> dict[str, Any]:
+    point = case.point.coordinates if case.point else None
     return {
-        "kind": case.get("kind"),
-        "class_code": case.get("class_code"),
-        "grid_code": case.get("grid_code"),
+        "kind": case.kind,
+        "class_code": case.class_code,
+        "grid_code": case.grid_code,
         "point": {"lon": point[0], "lat": point[1]} if point else None,
-        "description": case.get("description"),
+        "description": case.description,
     }
 
 
@@ -71,7 +71,7 @@ def _message(env: Envelope, data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def dispatched_message(env: Envelope, case: Document, role: str = "lead") -> dict[str, Any]:
+def dispatched_message(env: Envelope, case: CaseRecord, role: str = "lead") -> dict[str, Any]:
     """The payload `{type, timestamp, data}` for a department: what, where, by when."""
     data = env.data
     assert isinstance(data, CaseDispatched)
@@ -90,7 +90,7 @@ def dispatched_message(env: Envelope, case: Document, role: str = "lead") -> dic
     return _message(env, body)
 
 
-def notices(env: Envelope, case: Document) -> list[Notice]:
+def notices(env: Envelope, case: CaseRecord) -> list[Notice]:
     """Whom `env` concerns, and what each is told: a dispatched case goes to its lead and
     assisting departments; decisions on a case to its department; a breach to the department
     that owns the deadline; an escalation to the department named to be notified."""
@@ -101,7 +101,7 @@ def notices(env: Envelope, case: Document) -> list[Notice]:
             Notice(code, dispatched_message(env, case, "assisting")) for code in data.assisting
         ]
     body: dict[str, Any] = {"case_id": data.case_id}
-    department: str | None = case.get("department")
+    department: str | None = case.department
     if isinstance(data, CaseExtended | CaseParked | CaseResumed):
         body |= {"version": data.version, "reason": data.reason}
         if isinstance(data, CaseExtended):

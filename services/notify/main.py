@@ -7,19 +7,19 @@ import asyncio
 import httpx
 
 from gridloop.auth import CredentialStore
+from gridloop.cases.reader import CaseReader
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
 from gridloop.http import HttpLimits
 from gridloop.kafka import BatchPipeline
 from gridloop.runtime import infrastructure, serve
-from schemas.topics import DISPATCHES, SLA
+from gridloop.topology import NOTIFY
 from services.notify.admin import create_app
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
 from services.notify.store import DeliveryStore
-from services.projections.store import CaseStore
 
-GROUP = "notify"
+GROUP, TOPICS = NOTIFY.consumer_group, NOTIFY.topics
 
 
 def policy(settings: Settings) -> DeliveryPolicy:
@@ -45,11 +45,11 @@ async def run(settings: Settings) -> None:
         store = DeliveryStore(infra.db)
         await store.create_indexes()
         wake = asyncio.Event()
-        notify = Notify(pack, CaseStore(infra.db), store, wake)
+        notify = Notify(pack, CaseReader(infra.db), store, wake)
         deliverer = Deliverer(pack, store, http, rules, wake)
         pipeline = BatchPipeline(
             GROUP,
-            [DISPATCHES.name, SLA.name],
+            TOPICS,
             notify.on_event,  # the fallback, record by record, for a poll that fails as a whole
             notify.on_events,
             infra.producer,

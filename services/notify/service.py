@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
 
+from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
@@ -52,7 +53,6 @@ from services.notify.core import (
     webhook_id,
 )
 from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint, Outcome
-from services.projections.store import CaseStore
 
 log = logging.getLogger(__name__)
 WEBHOOKS = Counter(
@@ -101,7 +101,7 @@ class Notify:
     def __init__(
         self,
         pack: CityPack,
-        cases: CaseStore,
+        cases: CaseReader,
         store: DeliveryStore,
         wake: asyncio.Event | None = None,
     ) -> None:
@@ -122,7 +122,7 @@ class Notify:
         if not concerned:
             return  # most events concern no department
         wanted = {env.data.case_id for env in concerned}
-        cases = await self.cases.get_many(wanted)
+        cases = await self.cases.records(wanted)
         now = datetime.now(UTC)
         deliveries = [
             _delivery(env, notice, now)

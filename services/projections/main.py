@@ -15,12 +15,12 @@ from gridloop.kafka import BatchPipeline, ensure_topics
 from gridloop.kafka.replay import replay
 from gridloop.mongo import connect, database
 from gridloop.runtime import infrastructure, ops_app, serve
+from gridloop.topology import PROJECTIONS
 from schemas.envelope import Envelope
-from schemas.topics import LIFECYCLE_TOPICS
 from services.projections.audit import audit_record
 from services.projections.store import DUPLICATE_KEY, CaseStore
 
-GROUP = "projections"
+GROUP, TOPICS = PROJECTIONS.consumer_group, PROJECTIONS.topics
 
 
 async def run(settings: Settings) -> None:
@@ -36,7 +36,7 @@ async def run(settings: Settings) -> None:
 
         pipeline = BatchPipeline(
             GROUP,
-            [t.name for t in LIFECYCLE_TOPICS],
+            TOPICS,
             project,  # the fallback, record by record, for a poll that fails as a whole
             partial(project_many, store, trail),
             infra.producer,
@@ -85,12 +85,14 @@ async def rebuild(settings: Settings) -> tuple[int, int]:
         settings.kafka_bootstrap_servers,
         replication=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,
+        namespace=settings.namespace,
     )
     client = connect(settings)
     try:
         store, trail = CaseStore(database(client, settings)), AuditTrail(database(client, settings))
         await store.cases.drop()
         await store.create_indexes()
-        return await replay(settings.kafka_bootstrap_servers, partial(project_many, store, trail))
+        project = partial(project_many, store, trail)
+        return await replay(settings.kafka_bootstrap_servers, project, settings.namespace)
     finally:
         await client.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -21,16 +22,19 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gridloop import clock
 from gridloop.citypack import load_city_pack
 from gridloop.citypack.sla import SlaPolicy
+from gridloop.commands.mongo import MongoHeads
 from gridloop.config import Settings
 from gridloop.kafka.deadletter import DeadLetters
 from gridloop.kafka.metrics import CONSUMED, LAG
 from gridloop.kafka.topics import MIN_INSYNC
+from gridloop.mongo import connect, database
+from gridloop.topology import SLA_ENGINE, named
+from schemas import clock
 from schemas.envelope import Envelope, EnvelopeError, Headers, decode, encode
 from schemas.events import SlaEvent
-from schemas.topics import CLOSURES, COMPLETIONS, DISPATCHES, REPORTS, SLA, VERIFICATIONS
+from schemas.topics import DISPATCHES
 from services.sla import metrics
 from services.sla.engine import Engine
 from services.sla.recovery import CaseTables
@@ -38,16 +42,38 @@ from services.sla.table import CaseTable
 
 log = logging.getLogger(__name__)
 SOURCE = "/gridloop/sla"
-SOURCES = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES)
-GROUP = "gridloop-sla"  # the faust app id, which is its consumer group
+SOURCES = SLA_ENGINE.consumes  # every lifecycle topic but `sla` (gridloop/topology.py)
+GROUP = SLA_ENGINE.consumer_group  # the faust app id (in the namespace): its consumer group
 DLQ_GROUP = "sla"  # what its dead letters' `dlq_group` header says
 LAG_SECONDS = 5.0  # how often `gridloop_consumer_lag` is measured
 
 
+@dataclass(frozen=True)
+class Names:
+    """The app's group and topics in the system's namespace (`gridloop.topology`): the app
+    id prefixes faust's own topics (the changelog, the assignor's) too."""
+
+    group: str
+    sources: list[str]
+    sla: str
+    partitioned_like: str  # a source whose partitions the table shares
+
+    @classmethod
+    def of(cls, namespace: str) -> Names:
+        (sla,) = SLA_ENGINE.produces
+        return cls(
+            named(namespace, GROUP),
+            [named(namespace, t.name) for t in SOURCES],
+            named(namespace, sla.name),
+            named(namespace, DISPATCHES.name),
+        )
+
+
 def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App:
-    app = _faust_app(settings)
+    names = Names.of(settings.namespace)
+    app = _faust_app(settings, names.group)
     clocks = _clocks_table(app, settings)
-    sla = app.topic(SLA.name, value_serializer="raw", key_serializer="raw")
+    sla = app.topic(names.sla, value_serializer="raw", key_serializer="raw")
 
     async def send(event: SlaEvent) -> Awaitable[object]:
         key, value, headers = encode(Envelope(event, SOURCE))
@@ -55,19 +81,21 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> faust.App
 
     def owned() -> set[int]:
         """The partitions this worker holds now (a case of another is not ours to mark)."""
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == DISPATCHES.name}
+        mine = app.consumer.assignment()
+        return {tp.partition for tp in mine if tp.topic == names.partitioned_like}
 
     policy = _policy(settings) if policy is None else policy
-    engine = Engine(policy, clocks, send, owned)
+    heads = MongoHeads(database(connect(settings), settings))
+    engine = Engine(policy, clocks, send, owned, heads.versions)
     app.sla_engine = engine  # type: ignore[attr-defined]  # for tests and benchmarks
 
     @clocks.on_recover
     async def rebuild_index() -> None:
         engine.rebuild()  # synchronous: nothing writes the table meanwhile
 
-    _track(app, engine)
+    _track(app, engine, names)
     _scan(app, engine, settings.sla_tick_seconds)
-    _measure_lag(app)
+    _measure_lag(app, names)
     _pages(app)
     return app
 
@@ -78,9 +106,9 @@ def _policy(settings: Settings) -> SlaPolicy:
     return pack.sla
 
 
-def _faust_app(settings: Settings) -> faust.App:
+def _faust_app(settings: Settings, group: str) -> faust.App:
     return faust.App(
-        GROUP,
+        group,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
         store="memory://",  # recovered from the changelog topic on restart
         datadir=str(settings.data_dir / "sla"),
@@ -106,7 +134,7 @@ def _clocks_table(app: faust.App, settings: Settings) -> CaseTable:
     # and a recovery give back (the changelog is JSON-encoded).
     clocks = CaseTable(
         app,
-        name="clocks",
+        name=SLA_ENGINE.tables[0],
         partitions=DISPATCHES.partitions,
         beacon=app.tables.beacon,
         extra_topic_configs={MIN_INSYNC: str(settings.kafka_min_insync_replicas)},
@@ -115,20 +143,20 @@ def _clocks_table(app: faust.App, settings: Settings) -> CaseTable:
     return clocks
 
 
-def _track(app: faust.App, engine: Engine) -> None:
+def _track(app: faust.App, engine: Engine, names: Names) -> None:
     async def send_raw(
         topic: str, key: bytes | None, value: bytes | None, headers: Headers
     ) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
-    dead_letters = DeadLetters(GROUP, [t.name for t in SOURCES], send_raw, DLQ_GROUP)
-    sources = app.topic(*(t.name for t in SOURCES), value_serializer="raw", key_serializer="raw")
+    dead_letters = DeadLetters(names.group, names.sources, send_raw, DLQ_GROUP)
+    sources = app.topic(*names.sources, value_serializer="raw", key_serializer="raw")
 
     @app.agent(sources)
     async def track(stream: Any) -> None:
         async for event in stream.events():
             record = event.message  # as read: its bytes, headers, topic, partition, offset
-            CONSUMED.labels(GROUP, record.topic).inc()
+            CONSUMED.labels(names.group, record.topic).inc()
             try:
                 env = decode(record.value, record.headers)
             except EnvelopeError as exc:
@@ -143,8 +171,8 @@ def _scan(app: faust.App, engine: Engine, interval: float) -> None:
         await engine.scan(clock.now())
 
 
-def _measure_lag(app: faust.App) -> None:
-    watched = {t.name for t in SOURCES}
+def _measure_lag(app: faust.App, names: Names) -> None:
+    watched = set(names.sources)
 
     @app.timer(interval=LAG_SECONDS)  # type: ignore[untyped-decorator]
     async def measure_lag() -> None:
@@ -154,7 +182,7 @@ def _measure_lag(app: faust.App) -> None:
             if tp.topic in watched:  # not the changelog: read on recovery, not consumed
                 lag[tp.topic] += await _behind(app, tp)
         for topic, behind in lag.items():
-            LAG.labels(GROUP, topic).set(behind)
+            LAG.labels(names.group, topic).set(behind)
 
 
 async def _behind(app: faust.App, tp: TP) -> int:

@@ -46,6 +46,14 @@ MAX_PER_TICK = 20_000  # the rest waits for the next tick (bounded latency of a 
 
 # Sends an SLA event; what it returns is awaited for Kafka's acknowledgement.
 Send = Callable[[SlaEvent], Awaitable[Awaitable[object]]]
+# The latest committed version of each case that has a head (`gridloop.commands`).
+Versions = Callable[[list[str]], Awaitable[dict[str, int]]]
+
+
+async def _no_heads(case_ids: list[str]) -> dict[str, int]:
+    return {}
+
+
 Sent = list[tuple[str, list[SlaEvent]]]  # the acknowledged events, by case
 
 
@@ -59,8 +67,10 @@ class Engine:
         table: MutableMapping[str, str],
         send: Send,
         owned: Callable[[], set[int]],
+        versions: Versions = _no_heads,
     ) -> None:
         self.policy, self.table, self._send, self._owned = policy, table, send, owned
+        self._versions = versions
         self.index = DueIndex()
         self.open = metrics.OpenClocks()
 
@@ -91,15 +101,8 @@ class Engine:
 
     async def send_due(self, cases: list[str], now: datetime) -> Sent:
         """Send what is due for `cases`; the events Kafka acknowledged, by case."""
-        mine, pending = self._owned(), []
-        for case_id in cases:
-            state = from_text(self.table.get(case_id))
-            if state is None or case_partition(case_id) not in mine:
-                continue  # closed, or its partition moved to another worker
-            events = due_events(case_id, state, now, self.policy)
-            if not events:
-                self.retry_later(case_id, now)  # its next due time is not reached after all
-                continue
+        pending = []
+        for case_id, events in await self._due(cases, now):
             acks = [await self._send(event) for event in events]
             pending.append((case_id, events, acks))
         sent = []
@@ -112,6 +115,42 @@ class Engine:
             acked = zip(events, outcomes, strict=True)
             sent.append((case_id, [e for e, o in acked if not isinstance(o, BaseException)]))
         return sent
+
+    async def _due(self, cases: list[str], now: datetime) -> list[tuple[str, list[SlaEvent]]]:
+        """The events due for the cases of ours, decided like every command on the case's
+        latest committed version: a case whose head moved past what the table has applied
+        (the event that moved it is still on its way here) waits for it."""
+        mine, found = self._owned(), []
+        for case_id in cases:
+            state = from_text(self.table.get(case_id))
+            if state is None or case_partition(case_id) not in mine:
+                continue  # closed, or its partition moved to another worker
+            if events := due_events(case_id, state, now, self.policy):
+                found.append((case_id, state, events))
+            else:
+                self.retry_later(case_id, now)  # its next due time is not reached after all
+        heads = await self._latest([case_id for case_id, _, _ in found])
+        current = []
+        for case_id, state, events in found:
+            if heads.get(case_id, state.version) > state.version:
+                metrics.STALE.inc()
+                self.retry_later(case_id, now)
+            else:
+                current.append((case_id, events))
+        return current
+
+    async def _latest(self, cases: list[str]) -> dict[str, int]:
+        """The heads' versions; none when the database does not answer (an SLA event is a
+        fact of time, sent rather than held back by an outage)."""
+        if not cases:
+            return {}
+        try:
+            return await self._versions(cases)
+        except Exception as exc:
+            log.warning(
+                "heads of %d cases not read, sending as the table has them: %r", len(cases), exc
+            )
+            return {}
 
     def mark(self, sent: Sent, now: datetime) -> list[str]:
         """Mark acknowledged events on their clocks; the cases with more due now."""

@@ -19,6 +19,7 @@ def run(settings: Settings) -> None:
             settings.kafka_bootstrap_servers,
             replication=settings.kafka_replication_factor,
             min_insync_replicas=settings.kafka_min_insync_replicas,
+            namespace=settings.namespace,
         )
     )
     (settings.data_dir / "sla").mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,10 @@ OPEN = Gauge(
     ["department", "stage", "light"],
 )
 DUE_INDEX = Gauge("gridloop_sla_due_index_size", "Cases with something still to fall due")
+STALE = Counter(
+    "gridloop_sla_held_for_newer_version_total",
+    "Due SLA events held back because the case's head had moved past what the engine applied",
+)
 DELAY = Histogram(
     "gridloop_sla_breach_delay_seconds",
     "From the deadline to the breach event sent",

@@ -23,7 +23,8 @@ from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.mongo import Document
-from gridloop.up import PORT_ENV, System
+from gridloop.topology import named
+from system.up import PORT_ENV, System
 from tests.conftest import Servers
 from tests.helpers import serving
 
@@ -78,6 +79,11 @@ class Running:
     pack: CityPack
     receiver: Receiver
     kafka: str
+    namespace: str  # of this system's topics and groups, so no other test's records reach it
+
+    def topic(self, name: str) -> str:
+        """A topic (or group) of this system as the broker names it."""
+        return named(self.namespace, name)
 
     async def token(self, role: Role, subject: str) -> str:
         """A credential for `subject` in `role`, issued in the system's own database."""
@@ -106,11 +112,13 @@ def running(
 ) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("system")
     pack_dir = write_pack(root / "citypack", receiver.port)
+    namespace = f"e2e{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
         "MONGODB_URI": servers.mongodb,
-        "GRIDLOOP_MONGODB_DATABASE": f"e2e_{uuid.uuid4().hex[:8]}",
+        "GRIDLOOP_MONGODB_DATABASE": f"{namespace}_db",
+        "GRIDLOOP_NAMESPACE": namespace,
         "GRIDLOOP_CITY_PACK": str(pack_dir),
         "GRIDLOOP_DATA_DIR": str(root / "data"),
         "GRIDLOOP_SLA_TICK_SECONDS": "0.5",
@@ -126,6 +134,6 @@ def running(
     system = System(env, root / "logs", services)
     try:
         system.start()
-        yield Running(system, load_city_pack(pack_dir), receiver, servers.kafka)
+        yield Running(system, load_city_pack(pack_dir), receiver, servers.kafka, namespace)
     finally:
         system.stop()

@@ -22,16 +22,16 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.report_month import Month, load
-from gridloop import clock
 from gridloop.auth import CredentialStore
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
-from gridloop.report.model import Period
+from gridloop.scoring import Level
+from schemas import clock
 from services.evaluation.api import create_app
-from services.evaluation.model import Level
+from services.evaluation.report.model import Period
 from services.evaluation.store import ScoreStore
 from tests.conftest import Servers
 from tests.helpers import serving

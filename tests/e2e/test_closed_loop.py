@@ -228,7 +228,7 @@ async def test_an_unhandled_deadline_becomes_a_breach(
         return b"gridloop.sla.escalation" in types(records)
 
     # The breach goes up the ladder at once to the case's community (sla.yaml).
-    records = await read_topic(running.kafka, "sla", escalated)
+    records = await read_topic(running.kafka, running.topic("sla"), escalated)
     sent = types(records)
     assert sent.index(b"gridloop.sla.breach") < sent.index(b"gridloop.sla.escalation")
     [escalation] = [
@@ -244,10 +244,10 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_report_still_flo
     running: Running, receiving: Receiver
 ) -> None:
     junk_key = f"junk-{uuid.uuid4().hex[:8]}".encode()
-    producer = EventProducer(running.kafka)
+    producer = EventProducer(running.kafka, namespace=running.namespace)
     await producer.start()
     try:
-        await producer.send_raw("reports", junk_key, b"{oops", [("ce_type", b"x")])
+        await producer.send_raw(running.topic("reports"), junk_key, b"{oops", [("ce_type", b"x")])
     finally:
         await producer.stop()
     report = WEBSITE_REPORT | {
@@ -263,11 +263,10 @@ async def test_a_malformed_record_is_dead_lettered_and_the_next_report_still_flo
 
     def both_groups(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         return {dict(r.headers)["dlq_group"] for r in records if r.key == junk_key} >= {
-            b"dispatch",
-            b"projections",
+            running.topic("dispatch").encode(),
+            running.topic("projections").encode(),
         }
 
-    dead = [
-        r for r in await read_topic(running.kafka, "reports.dlq", both_groups) if r.key == junk_key
-    ]
+    dead_letters = await read_topic(running.kafka, running.topic("reports.dlq"), both_groups)
+    dead = [r for r in dead_letters if r.key == junk_key]
     assert all(b"missing header" in dict(r.headers)["dlq_error"] for r in dead)

@@ -9,14 +9,15 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from pymongo import AsyncMongoClient
 
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.simulate.profile import Behaviour, Profile
-from gridloop.simulate.run import Options, Target, simulate_own
-from gridloop.simulate.summary import Tally
 from schemas.events import Channel
+from system.simulate.profile import Behaviour, Profile
+from system.simulate.run import Options, Target, simulate_own
+from system.simulate.summary import Tally
 
 # Quick people and many unhappy endings: every path of the loop within seconds.
 BUSY = Behaviour(
@@ -58,6 +59,7 @@ async def _caught_up(target: Target, tally: Tally) -> tuple[Counter[str], Counte
     return states, steps
 
 
+@pytest.mark.timeout(600)  # its own system and a simulated day: 40 s alone, minutes under load
 def test_a_compressed_simulation_goes_round_the_loop(tmp_path: Path) -> None:
     seen: list[tuple[Counter[str], Counter[str]]] = []
 

@@ -19,13 +19,15 @@ Record: TypeAlias = ConsumerRecord[bytes, bytes]
 LIFECYCLE_TYPES_PREFIX = "gridloop.case."
 
 
-async def read_all(bootstrap: str, topic: str, within: float = 60.0) -> list[Record]:
-    """Every record of `topic`, up to each partition's high watermark at the first fetch
-    (Tansu's ListOffsets can answer short of the last batch, so it is not asked)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def read_all(world: World, topic: str, within: float = 60.0) -> list[Record]:
+    """Every record of `topic` (in the world's namespace), up to each partition's high
+    watermark at the first fetch (Tansu's ListOffsets can answer short of the last batch, so
+    it is not asked)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=world.kafka, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(TOPICS[topic].partitions)]
+        named = world.topic(topic)
+        partitions = [TopicPartition(named, p) for p in range(TOPICS[topic].partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = {}
@@ -47,14 +49,16 @@ async def read_all(bootstrap: str, topic: str, within: float = 60.0) -> list[Rec
         await consumer.stop()
 
 
-async def committed(bootstrap: str, group: str, topic: str) -> int:
-    """How many records of `topic` the group has committed (the sum of its offsets)."""
+async def committed(world: World, group: str, topic: str) -> int:
+    """How many records of `topic` the group has committed (the sum of its offsets); both
+    named as in the wiring, the world's namespace added here."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=world.kafka, group_id=world.topic(group), enable_auto_commit=False
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(TOPICS[topic].partitions)]
+        named = world.topic(topic)
+        partitions = [TopicPartition(named, p) for p in range(TOPICS[topic].partitions)]
         return sum([await consumer.committed(tp) or 0 for tp in partitions])
     finally:
         await consumer.stop()
@@ -164,7 +168,7 @@ async def audit(world: World) -> Figures:
     )
     reported: dict[str, set[str]] = defaultdict(set)
     seen: Counter[str] = Counter()
-    for record in await read_all(world.kafka, "reports"):
+    for record in await read_all(world, "reports"):
         event_id = header(record, "ce_id")
         seen[event_id] += 1
         if header(record, "ce_type") == "gridloop.case.reported":
@@ -197,7 +201,7 @@ async def audit(world: World) -> Figures:
     ]
     for name in TOPICS:
         if name.endswith(".dlq"):
-            figures.dead_letters[name] = len(await read_all(world.kafka, name))
+            figures.dead_letters[name] = len(await read_all(world, name))
     return figures
 
 

@@ -1,5 +1,5 @@
 """The fault suite's own world: a broker and a database it may pause, the services as their
-own processes (`gridloop.up.System`, as `gridloop up` runs them) that it may kill, and a
+own processes (`system.up.System`, as `gridloop up` runs them) that it may kill, and a
 department receiver it may take down. Every process started here is stopped here.
 
 Run it with `make faults` (or `pytest tests/faults`); `pytest tests` leaves it out.
@@ -33,7 +33,8 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import ServerProcess, free_port
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
-from gridloop.up import PORT_ENV, System
+from gridloop.topology import named
+from system.up import PORT_ENV, System
 from tests.faults.harness import SUMMARY, SUPERVISOR, Client, Ledger, Receiver
 from tests.helpers import serving
 
@@ -84,6 +85,14 @@ class World:
         return self.system.env["KAFKA_BOOTSTRAP_SERVERS"]
 
     @property
+    def namespace(self) -> str:
+        return self.system.env["GRIDLOOP_NAMESPACE"]
+
+    def topic(self, name: str) -> str:
+        """A topic or consumer group of this world as the broker names it."""
+        return named(self.namespace, name)
+
+    @property
     def mongodb(self) -> str:
         return self.system.env["MONGODB_URI"]
 
@@ -107,8 +116,13 @@ class World:
         process.proc.wait(10)
         process.stop()  # closes its log
 
-    async def restart(self, name: str) -> None:
-        await asyncio.to_thread(self.system.start_service, name, 90.0)
+    async def restart(self, name: str, extra: dict[str, str] | None = None) -> None:
+        await asyncio.to_thread(self.system.start_service, name, 90.0, extra)
+
+    def exited(self, name: str) -> bool:
+        """Whether the service's process is gone (a crash it was armed for)."""
+        proc = self.system.processes[name].proc
+        return proc is not None and proc.poll() is not None
 
     async def stop_service(self, name: str) -> None:
         await asyncio.to_thread(self.system.processes[name].stop, 30.0)
@@ -174,9 +188,13 @@ def world(receiver: Receiver, ledger: Ledger) -> Iterator[World]:
         for server in (tansu, secantus):
             server.start()
         kafka, mongodb = embedded.kafka_bootstrap(tansu), embedded.mongodb_uri(secantus)
-        asyncio.run(ensure_topics(kafka))
+        # A namespace of its own, though the broker is too: the suite runs the namespaced
+        # names as a shared broker would.
+        namespace = f"faults{uuid.uuid4().hex[:8]}"
+        asyncio.run(ensure_topics(kafka, namespace=namespace))
         env = {
             **os.environ,
+            "GRIDLOOP_NAMESPACE": namespace,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "MONGODB_URI": mongodb,
             "GRIDLOOP_MONGODB_DATABASE": f"faults_{uuid.uuid4().hex[:8]}",

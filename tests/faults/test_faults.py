@@ -14,12 +14,16 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+
+import pytest
 
 from gridloop.auth import Role
 from gridloop.kafka import EventProducer
+from gridloop.topology import WIRING
 from schemas.envelope import Envelope, encode
-from schemas.topics import topic_for
+from schemas.topics import LIFECYCLE_TOPICS, topic_for
 from tests.faults.audit import Figures, audit, committed, header, read_all, settled
 from tests.faults.conftest import SERVICES, World
 from tests.faults.harness import SUMMARY, Receipt, report_body
@@ -36,6 +40,10 @@ def assert_sound(figures: Figures) -> None:
     assert figures.cases == figures.projected
     # Every acknowledged report is a case; a report a client gave up on may be one too.
     assert figures.acknowledged <= figures.cases <= figures.acknowledged + figures.abandoned
+
+
+# Each fault waits for the system to settle after it (up to minutes): `make faults` is long.
+pytestmark = pytest.mark.timeout(1800)
 
 
 async def test_kill_9_each_service_under_load(world: World, receiving: object) -> None:
@@ -72,6 +80,46 @@ async def test_kill_9_each_service_under_load(world: World, receiving: object) -
     assert_sound(await audit(world))
 
 
+async def test_a_crash_between_the_claim_and_the_publish(world: World, receiving: object) -> None:
+    """Intake and dispatch each killed (SIGKILL, by their own hand: `GRIDLOOP_CRASH_AT`,
+    gridloop/failpoints.py) right after a command claimed its case's next version and before
+    its events were published: the claim's outbox is published by the next command on the
+    case (the client's retry, dispatch's redelivered filing) or by the relay."""
+    client = await world.client()
+    stop = asyncio.Event()
+    load = asyncio.create_task(client.steady(RATE, 600, stop))
+    crashed: list[str] = []
+    try:
+        for name, nth in (("intake", 25), ("dispatch", 10)):
+            await asyncio.sleep(2)
+            world.kill(name)
+            await world.restart(name, {"GRIDLOOP_CRASH_AT": f"claimed:{nth}"})
+            await eventually(partial(_exited, world, name), 120, f"{name} dying after claim {nth}")
+            crashed.append(name)
+            world.system.processes[name].stop()  # closes its log
+            await world.restart(name)
+        await asyncio.sleep(4)
+    finally:
+        stop.set()
+        sent = await load
+    await client.drain()
+    await client.http.aclose()
+    await settled(world)
+    world.ledger.notes["kill between claim and publish"] = (
+        f"{sent} reports at {RATE:.0f}/s; {' and '.join(crashed)} each died by SIGKILL right "
+        "after a claim, before its publish, and were started again; the claims' events "
+        "reached the log (the client's retry, the redelivered filing or the relay)"
+    )
+    assert crashed == ["intake", "dispatch"]
+    assert not world.system.failed()
+    assert_sound(await audit(world))
+
+
+async def _exited(world: World, name: str) -> bool:
+    await asyncio.sleep(0.2)
+    return world.exited(name)
+
+
 async def test_broker_unreachable(world: World, receiving: object) -> None:
     """Tansu keeps its log in memory, so stopping it would lose the topics: it is paused
     (SIGSTOP) instead — unreachable to every client, its log intact — then resumed."""
@@ -105,21 +153,23 @@ async def test_database_unreachable(world: World, receiving: object) -> None:
     """SecantusDB paused (SIGSTOP): consumers stop committing; the records that came in the
     meantime (here, some reports' events sent again, as a producer's retry would) are
     handled after the resume, as duplicates, and nothing is lost."""
-    tail = (await read_all(world.kafka, "reports"))[-20:]
+    tail = (await read_all(world, "reports"))[-20:]
     client = await world.client(timeout=3.0)
-    producer = EventProducer(world.kafka)
+    producer = EventProducer(world.kafka, namespace=world.namespace)
     await producer.start()
-    start = await committed(world.kafka, "projections", "reports")
+    start = await committed(world, "projections", "reports")
     world.pause(world.secantus)
     try:
         for record in tail:
-            await producer.send_raw("reports", record.key, record.value, list(record.headers))
+            await producer.send_raw(
+                world.topic("reports"), record.key, record.value, list(record.headers)
+            )
         for _ in range(5):
             client.start()
         await asyncio.sleep(3)
-        first = await committed(world.kafka, "projections", "reports")
+        first = await committed(world, "projections", "reports")
         await asyncio.sleep(5)
-        second = await committed(world.kafka, "projections", "reports")
+        second = await committed(world, "projections", "reports")
     finally:
         world.resume(world.secantus)
         await producer.stop()
@@ -130,7 +180,7 @@ async def test_database_unreachable(world: World, receiving: object) -> None:
 
     async def caught_up() -> bool:
         await asyncio.sleep(0.5)
-        return await committed(world.kafka, "projections", "reports") >= second + len(tail)
+        return await committed(world, "projections", "reports") >= second + len(tail)
 
     await eventually(caught_up, within=60, what="the projections committing again")
     world.ledger.notes["database unreachable"] = (
@@ -212,15 +262,21 @@ async def _projected(world: World, case_id: str, version: int) -> None:
     await eventually(probe, within=60, what=f"{case_id} at version {version}")
 
 
-# Who reads each input topic, hence who dead-letters a poison record of it.
+# Who reads each input topic, hence who dead-letters a poison record of it (the engine marks
+# what it sent without reading `sla` back).
 READERS = {
-    "reports": {"dispatch", "projections", "sla"},
-    "verifications": {"projections", "sla"},
-    "dispatches": {"notify", "projections", "sla"},
-    "completions": {"projections", "sla"},
-    "closures": {"dispatch", "projections", "sla"},
-    "sla": {"notify", "projections"},  # the engine marks what it sent without reading it back
+    t.name: {w.service for w in WIRING.values() if t in w.consumes}
+    for t in LIFECYCLE_TOPICS
+    if any(t in w.consumes for w in WIRING.values())
 }
+SERVICE_OF_GROUP = {w.group: w.service for w in WIRING.values() if w.group is not None}
+
+
+def dead_lettered_by(world: World, group: str) -> str:
+    """The service that wrote a dead letter, from its `dlq_group`: a consumer group in the
+    world's namespace (the SLA engine's says `sla`)."""
+    plain = group.removeprefix(f"{world.namespace}.")
+    return SERVICE_OF_GROUP.get(plain, plain)
 
 
 def poison(topic: str) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
@@ -240,13 +296,13 @@ def poison(topic: str) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
 
 
 async def test_poison_records_on_every_input_topic(world: World, receiving: object) -> None:
-    producer = EventProducer(world.kafka)
+    producer = EventProducer(world.kafka, namespace=world.namespace)
     await producer.start()
     sent: dict[str, list[bytes]] = {}
     try:
         for topic in READERS:
             for key, value, hdrs in poison(topic):
-                await producer.send_raw(topic, key, value, hdrs)
+                await producer.send_raw(world.topic(topic), key, value, hdrs)
                 sent.setdefault(topic, []).append(key)
     finally:
         await producer.stop()
@@ -259,10 +315,10 @@ async def test_poison_records_on_every_input_topic(world: World, receiving: obje
     await settled(world)
     missing: list[str] = []
     for topic, keys in sent.items():
-        dead = await read_all(world.kafka, f"{topic}.dlq")
+        dead = await read_all(world, f"{topic}.dlq")
         for key in keys:
             mine = [r for r in dead if r.key == key]
-            groups = {header(r, "dlq_group") for r in mine}
+            groups = {dead_lettered_by(world, header(r, "dlq_group")) for r in mine}
             if not READERS[topic] <= groups:
                 missing.append(f"{topic} {key.decode()}: dead-lettered by {sorted(groups)}")
             assert all(header(r, "dlq_error") for r in mine), [r.headers for r in mine]
@@ -284,7 +340,7 @@ async def test_replay_rebuilds_the_same_projection(world: World, receiving: obje
         started = time.monotonic()
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "gridloop", "projections", "rebuild"],
+            [sys.executable, "-m", "system", "projections", "rebuild"],
             env=world.system.env,
             capture_output=True,
             text=True,

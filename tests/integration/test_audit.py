@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from gridloop.audit import AuditTrail, refusal
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
-from gridloop.cli import app as cli
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
@@ -34,6 +33,7 @@ from services.intake.api import create_app as intake_app
 from services.projections.audit import audit_record
 from services.projections.main import audit, rebuild
 from services.projections.store import CaseStore
+from system.cli import app as cli
 from tests.conftest import Servers
 from tests.samples import TIME, sample
 

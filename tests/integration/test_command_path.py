@@ -14,7 +14,6 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.cases import CaseView
 from gridloop.commands import Asked, CommandPath, Opening, Reaction
 from gridloop.commands.kafka import LogPublisher
@@ -25,6 +24,7 @@ from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.lifecycle import next_state
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why
+from schemas import clock
 from schemas.envelope import Envelope, decode
 from schemas.events import (
     Actor,

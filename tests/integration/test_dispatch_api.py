@@ -26,7 +26,7 @@ from schemas.topics import LIFECYCLE_TOPICS
 from services.dispatch.api import create_app
 from services.dispatch.handlers import Dispatch
 from services.projections.store import CaseStore
-from tests.conftest import Servers
+from tests.conftest import Servers, fresh_namespace
 from tests.helpers import eventually
 
 GRID = "110101001002001"
@@ -95,10 +95,11 @@ class Harness:
 
 @pytest.fixture(scope="module")
 async def harness(servers: Servers) -> AsyncIterator[Harness]:
-    await ensure_topics(servers.kafka)
+    namespace = fresh_namespace()  # the projection reads this harness's events alone
+    await ensure_topics(servers.kafka, namespace=namespace)
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
-    producer = EventProducer(servers.kafka)
+    producer = EventProducer(servers.kafka, namespace=namespace)
     await producer.start()
     cases = CaseStore(db)
 

@@ -26,13 +26,14 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.kafka.replay import replay
 from gridloop.mongo import Document
+from gridloop.topology import named
 from schemas.envelope import Envelope, encode
 from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported, Role
 from schemas.topics import Topic, dead_letter_topic
 from services.dispatch.handlers import SOURCE, Dispatch
 from services.dispatch.main import consumer
 from services.projections.store import CaseStore
-from tests.conftest import Servers
+from tests.conftest import Servers, fresh_namespace
 from tests.helpers import eventually, read_topic
 from tests.samples import TIME
 
@@ -94,6 +95,9 @@ class World:
         self.dispatch = Dispatch(self.pack, path)
         self.topic = f"it-{uuid.uuid4().hex[:8]}"
         self.group = f"g-{self.topic}"
+        # As the broker names them: the pipeline works in its producer's namespace.
+        self.wire_topic = named(producer.namespace, self.topic)
+        self.wire_group = named(producer.namespace, self.group)
 
     def case_ids(self, n: int) -> list[str]:
         return [f"C-{self.topic}-{i}" for i in range(n)]
@@ -101,7 +105,7 @@ class World:
     async def send(self, *envs: Envelope) -> None:
         for env in envs:
             key, value, headers = encode(env)
-            await self.producer.send_raw(self.topic, key, value, headers)
+            await self.producer.send_raw(self.wire_topic, key, value, headers)
 
     async def project(self, *envs: Envelope) -> None:
         """Into the projection only: a case from before heads, adopted from it."""
@@ -121,18 +125,20 @@ class World:
                 if isinstance(env.data, CaseDispatched) and env.subject in found:
                     found[env.subject].append(env.data)
 
-        await replay(self.servers.kafka, collect)
+        await replay(self.servers.kafka, collect, self.producer.namespace)
         return found
 
     async def committed(self, records: int) -> bool:
         """Whether the consumer committed `records` records of the test topic: it publishes a
         poll's dispatches (and dead letters) before it commits the poll."""
         probe = AIOKafkaConsumer(
-            bootstrap_servers=self.servers.kafka, group_id=self.group, enable_auto_commit=False
+            bootstrap_servers=self.servers.kafka,
+            group_id=self.wire_group,
+            enable_auto_commit=False,
         )
         await probe.start()
         try:
-            return (await probe.committed(TopicPartition(self.topic, 0)) or 0) >= records
+            return (await probe.committed(TopicPartition(self.wire_topic, 0)) or 0) >= records
         finally:
             await probe.stop()
 
@@ -161,12 +167,15 @@ class World:
 
 @pytest.fixture
 async def world(servers: Servers) -> AsyncIterator[World]:
-    await ensure_topics(servers.kafka)
-    producer = EventProducer(servers.kafka)
+    namespace = fresh_namespace()  # the replay reads this world's dispatches alone
+    await ensure_topics(servers.kafka, namespace=namespace)
+    producer = EventProducer(servers.kafka, namespace=namespace)
     await producer.start()
     w = World(servers, producer)
     await ensure_topics(
-        servers.kafka, [Topic(w.topic, "test", 1), Topic(dead_letter_topic(w.topic), "test", 1)]
+        servers.kafka,
+        [Topic(w.topic, "test", 1), Topic(dead_letter_topic(w.topic), "test", 1)],
+        namespace=namespace,
     )
     try:
         yield w
@@ -226,7 +235,7 @@ async def test_a_filing_that_cannot_be_dispatched_is_dead_lettered_alone(world: 
     def one(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
         return len(records) >= 1
 
-    dead = await read_topic(world.servers.kafka, dead_letter_topic(world.topic), one)
+    dead = await read_topic(world.servers.kafka, dead_letter_topic(world.wire_topic), one)
     assert [r.key for r in dead] == [poison.encode()]
     assert dict(dead[0].headers)["dlq_error"] == b"Refused: the case has no known class"
     assert world.heads.polls[0] == [first, poison, last]  # the poll, tried at once first

@@ -24,19 +24,19 @@ from typer.testing import CliRunner
 
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
-from gridloop.cli import app as cli
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, Pipeline, ensure_topics
 from gridloop.mongo import Document
-from gridloop.up import System
+from gridloop.scoring import Level, PeriodKind
 from schemas.envelope import Envelope
 from schemas.topics import LIFECYCLE_TOPICS
 from services.evaluation.api import create_app
 from services.evaluation.main import rebuild, recompute
-from services.evaluation.model import Level, PeriodKind
 from services.evaluation.store import ScoreStore
-from tests.conftest import Servers
+from system.cli import app as cli
+from system.up import System
+from tests.conftest import Servers, fresh_namespace
 from tests.evaluation_story import OTHER_GRID, Story
 from tests.helpers import eventually
 
@@ -69,17 +69,18 @@ class Service:
     api: httpx.AsyncClient
     headers: dict[str, str]
     database: str
+    namespace: str
 
 
 @pytest.fixture
 async def service(servers: Servers) -> AsyncIterator[Service]:
     settings = servers.settings()
-    await ensure_topics(servers.kafka)
+    await ensure_topics(servers.kafka, namespace=settings.namespace)
     client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     db = client[settings.mongodb_database]
     store = ScoreStore(db, load_city_pack(DEMO_CITY_PACK))
     await store.create_indexes()
-    producer = EventProducer(servers.kafka, "evaluation-test")
+    producer = EventProducer(servers.kafka, "evaluation-test", settings.namespace)
     await producer.start()
 
     async def evaluate(env: Envelope) -> Sequence[Envelope]:
@@ -97,7 +98,7 @@ async def service(servers: Servers) -> AsyncIterator[Service]:
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
             auth = {"Authorization": f"Bearer {token}"}
-            yield Service(store, api, auth, settings.mongodb_database)
+            yield Service(store, api, auth, settings.mongodb_database, settings.namespace)
     finally:
         stop.set()
         await asyncio.gather(*workers)
@@ -106,8 +107,8 @@ async def service(servers: Servers) -> AsyncIterator[Service]:
         await client.close()
 
 
-async def publish(servers: Servers, events: list[Envelope]) -> None:
-    producer = EventProducer(servers.kafka, "evaluation-test-publisher")
+async def publish(servers: Servers, events: list[Envelope], namespace: str) -> None:
+    producer = EventProducer(servers.kafka, "evaluation-test-publisher", namespace)
     await producer.start()
     try:
         for env in events:
@@ -120,7 +121,8 @@ async def test_scores_drill_down_and_replay(servers: Servers, service: Service) 
     cases = stories(uuid.uuid4().hex[:6])
     events = [e for s in cases for e in s.events]
     random.Random(6).shuffle(events)
-    await publish(servers, [*events, events[0]])  # out of order, and one delivered twice
+    # Out of order, and one delivered twice.
+    await publish(servers, [*events, events[0]], service.namespace)
     api, auth = service.api, service.headers
 
     async def settled() -> list[dict[str, object]] | None:
@@ -201,7 +203,7 @@ async def test_scores_drill_down_and_replay(servers: Servers, service: Service) 
     assert ": 2 / 3" in explained.output
 
     # The replay: a rebuild from the topics into another database gives the same scores.
-    rebuilt_settings = servers.settings()
+    rebuilt_settings = servers.settings(namespace=service.namespace)
     await rebuild(rebuilt_settings)
     client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     try:
@@ -222,15 +224,17 @@ async def test_gridloop_run_evaluation(servers: Servers, tmp_path: Path) -> None
     database = f"test_{uuid.uuid4().hex[:12]}"
     story = Story(f"EV-run-{uuid.uuid4().hex[:6]}", JANUARY).reported().filed().dispatched()
     story.done(rating=5)
-    await ensure_topics(servers.kafka)
+    namespace = fresh_namespace()
+    await ensure_topics(servers.kafka, namespace=namespace)
     client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     token = await CredentialStore(client[database]).issue(Role.supervision_centre, "c-1")
-    await publish(servers, story.events)
+    await publish(servers, story.events, namespace)
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
         "MONGODB_URI": servers.mongodb,
         "GRIDLOOP_MONGODB_DATABASE": database,
+        "GRIDLOOP_NAMESPACE": namespace,
         "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "GRIDLOOP_EVALUATION_PORT": str(free_port()),
     }

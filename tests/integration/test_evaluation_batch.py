@@ -15,8 +15,8 @@ from pymongo import AsyncMongoClient
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
+from gridloop.scoring import Level, PeriodKind
 from schemas.envelope import Envelope
-from services.evaluation.model import Level, PeriodKind
 from services.evaluation.scores import score
 from services.evaluation.store import Key, ScoreStore
 from tests.conftest import Servers

@@ -16,13 +16,13 @@ from aiokafka import ConsumerRecord
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop import clock
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.http import HttpLimits
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
+from schemas import clock
 from schemas.envelope import Envelope, decode
 from schemas.events import (
     Actor,

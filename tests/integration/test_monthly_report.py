@@ -22,12 +22,12 @@ from bench.report_month import Month, load
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
-from gridloop.report.model import Period, Report
-from gridloop.report.run import gather, render
-from gridloop.report.tables import tables
+from gridloop.scoring import Level
 from schemas.envelope import Envelope
 from schemas.events import CaseReported
-from services.evaluation.model import Level
+from services.evaluation.report.model import Period, Report
+from services.evaluation.report.run import gather, render
+from services.evaluation.report.tables import tables
 from services.evaluation.store import ScoreStore
 from services.projections.store import CaseStore
 from tests.conftest import Servers
@@ -117,7 +117,7 @@ async def test_html_pdf_and_csv_files_hold_the_report(report: Report, tmp_path: 
 def gridloop(*args: str, database: str, servers: Servers) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MONGODB_URI": servers.mongodb, "GRIDLOOP_MONGODB_DATABASE": database}
     return subprocess.run(
-        [sys.executable, "-m", "gridloop", *args],
+        [sys.executable, "-m", "system", *args],
         env=env,
         capture_output=True,
         text=True,

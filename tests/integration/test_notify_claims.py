@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from gridloop.cases.reader import CaseReader
 from gridloop.mongo import Document
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
@@ -53,7 +54,7 @@ async def enqueued(world: World, n: int, departments: tuple[str, ...] = ("SANITA
     envs = [dispatched(departments[i % len(departments)]) for i in range(n)]
     for env in envs:
         await world.project(env.data.case_id)
-    await Notify(world.pack, world.cases, world.store).on_events(envs)
+    await Notify(world.pack, CaseReader(world.db), world.store).on_events(envs)
 
 
 def ids(docs: list[Document]) -> set[str]:

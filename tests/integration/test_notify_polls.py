@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from gridloop.cases.reader import CaseReader
 from gridloop.kafka import BatchPipeline, EventProducer, Retry, ensure_topics
 from schemas.envelope import Envelope, encode
 from schemas.events import CaseExtended, CaseFiled
@@ -56,7 +57,7 @@ async def deliveries(world: World) -> dict[str, str]:
 async def test_a_poll_reads_its_cases_once_and_writes_its_deliveries_once(world: World) -> None:
     envs = poll_of_five()
     await project_all(world, envs)
-    notify = Notify(world.pack, world.cases, world.store)
+    notify = Notify(world.pack, CaseReader(world.db), world.store)
     world.commands.clear()
 
     await notify.on_events(envs)
@@ -77,7 +78,7 @@ async def test_a_poll_reads_its_cases_once_and_writes_its_deliveries_once(world:
 async def test_a_case_not_projected_yet_holds_back_only_its_own_deliveries(world: World) -> None:
     ready, late = dispatched(), dispatched("WATER")
     await world.project(ready.data.case_id)
-    notify = Notify(world.pack, world.cases, world.store)
+    notify = Notify(world.pack, CaseReader(world.db), world.store)
 
     with pytest.raises(Retry, match=late.data.case_id):
         await notify.on_events([ready, late])
@@ -91,7 +92,7 @@ async def test_a_case_not_projected_yet_holds_back_only_its_own_deliveries(world
 
 async def test_a_poll_with_no_event_for_a_department_touches_nothing(world: World) -> None:
     filed = Envelope(sample_of(CaseFiled, case_id="C-unknown"), "/tests")
-    notify = Notify(world.pack, world.cases, world.store)
+    notify = Notify(world.pack, CaseReader(world.db), world.store)
     world.commands.clear()
     await notify.on_events([filed])
     assert world.commands.seen == []
@@ -107,7 +108,7 @@ async def test_the_consumer_reads_a_topic_a_poll_at_a_time(world: World, servers
     )
     envs = poll_of_five()
     await project_all(world, envs)
-    notify = Notify(world.pack, world.cases, world.store)
+    notify = Notify(world.pack, CaseReader(world.db), world.store)
     producer = EventProducer(servers.kafka)
     await producer.start()
     try:

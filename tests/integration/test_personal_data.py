@@ -21,8 +21,8 @@ from fastapi import FastAPI, Request, Response
 from pymongo import AsyncMongoClient
 
 from gridloop.auth import CredentialStore, Role
+from gridloop.cases.reader import CaseReader
 from gridloop.citypack import load_city_pack
-from gridloop.cli import WIRE_LOGGERS, quiet_wire_loggers
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, ensure_topics
@@ -38,6 +38,7 @@ from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
 from services.notify.store import DeliveryStore
 from services.projections.store import CaseStore
+from system.cli import WIRE_LOGGERS, quiet_wire_loggers
 from tests.conftest import Servers
 from tests.helpers import eventually, serving
 from tests.integration.test_intake_api import records_of
@@ -145,7 +146,7 @@ async def loop(servers: Servers, logs: pytest.LogCaptureFixture) -> AsyncIterato
             n: httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://t")
             for n, a in apps.items()
         }
-        notify = Notify(pack, cases, deliveries, wake)
+        notify = Notify(pack, CaseReader(db), deliveries, wake)
         yield Loop(http, tokens, cases, dispatch, notify, servers.kafka, credentials, receiver)
         stop.set()
         await deliverer

@@ -39,11 +39,11 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.dashboards import expressions
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, ensure_topics
-from gridloop.up import PORT_ENV, System
 from schemas.envelope import Envelope
 from schemas.topics import DISPATCHES, SLA
 from services.notify.main import GROUP as NOTIFY_GROUP
 from services.sla.app import LAG_SECONDS
+from system.up import PORT_ENV, System
 from tests.conftest import Servers
 from tests.helpers import eventually
 from tests.integration.test_sla_engine import FAST_RULE, GRID

@@ -25,10 +25,11 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.kafka import EventProducer, ensure_topics
-from gridloop.up import System
+from gridloop.topology import named
 from schemas.envelope import Envelope, encode
 from schemas.events import CaseDispatched, CaseExplained, CaseFiled, CaseParked, CaseReported
-from tests.conftest import Servers
+from system.up import System
+from tests.conftest import Servers, fresh_namespace
 from tests.helpers import read_topic
 from tests.samples import ACTOR
 
@@ -58,6 +59,7 @@ def write_pack(target: Path) -> Path:
 def sla_service(servers: Servers, tmp_path: Path) -> Iterator[System]:
     env = {
         **os.environ,
+        "GRIDLOOP_NAMESPACE": fresh_namespace(),
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
         "MONGODB_URI": servers.mongodb,
         "GRIDLOOP_CITY_PACK": str(write_pack(tmp_path / "citypack")),
@@ -127,10 +129,11 @@ def kinds(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
 async def test_the_ladder_is_climbed_once_across_a_restart(
     servers: Servers, sla_service: System
 ) -> None:
-    await ensure_topics(servers.kafka)
+    namespace = sla_service.env["GRIDLOOP_NAMESPACE"]
+    await ensure_topics(servers.kafka, namespace=namespace)
     overdue, parked, explained = (f"C-SLA-{uuid.uuid4().hex[:8]}" for _ in range(3))
     now = datetime.now(UTC)
-    producer = EventProducer(servers.kafka)
+    producer = EventProducer(servers.kafka, namespace=namespace)
     await producer.start()
     try:
         await producer.publish(lifecycle(overdue, now, timedelta(seconds=2)))
@@ -164,13 +167,14 @@ async def test_the_ladder_is_climbed_once_across_a_restart(
             return probe
 
         street = ("escalation", "handle", "street")
-        await read_topic(servers.kafka, "sla", reached(street), within=60)
+        sla = named(namespace, "sla")
+        await read_topic(servers.kafka, sla, reached(street), within=60)
         sla_service.stop()  # a restart in the middle of the ladder
         sla_service.start_service("sla")
         # The rest falls due while the engine is down: sent together after its recovery,
         # in no fixed order across the case's clocks.
         city, overdue_itself = ("escalation", "handle", "city"), ("breach", "explain", "")
-        records = await read_topic(servers.kafka, "sla", reached(city, overdue_itself), within=90)
+        records = await read_topic(servers.kafka, sla, reached(city, overdue_itself), within=90)
     finally:
         await producer.stop()
 
@@ -212,7 +216,9 @@ async def test_the_ladder_is_climbed_once_across_a_restart(
 async def test_a_record_it_cannot_read_is_dead_lettered_like_every_consumers_and_the_next_flows(
     servers: Servers, sla_service: System
 ) -> None:
-    await ensure_topics(servers.kafka)
+    namespace = sla_service.env["GRIDLOOP_NAMESPACE"]
+    await ensure_topics(servers.kafka, namespace=namespace)
+    dispatches, dlq = named(namespace, "dispatches"), named(namespace, "dispatches.dlq")
     case_id = f"C-SLA-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     dispatched = lifecycle(case_id, now, timedelta(seconds=1))
@@ -222,13 +228,13 @@ async def test_a_record_it_cannot_read_is_dead_lettered_like_every_consumers_and
         b"badschema": (json.dumps({"case_id": 5}).encode(), headers),
     }
     raw = AIOKafkaProducer(bootstrap_servers=servers.kafka, enable_idempotence=False)
-    producer = EventProducer(servers.kafka)
+    producer = EventProducer(servers.kafka, namespace=namespace)
     await raw.start()
     await producer.start()
     try:
         where = {}
         for kind, (body, hdrs) in poison.items():
-            sent = await raw.send_and_wait("dispatches", body, key=case_id.encode(), headers=hdrs)
+            sent = await raw.send_and_wait(dispatches, body, key=case_id.encode(), headers=hdrs)
             where[kind] = (sent.partition, sent.offset)
         await producer.publish(dispatched)
     finally:
@@ -240,7 +246,7 @@ async def test_a_record_it_cannot_read_is_dead_lettered_like_every_consumers_and
 
     dead = [
         dict(r.headers)
-        for r in await read_topic(servers.kafka, "dispatches.dlq", both, within=60)
+        for r in await read_topic(servers.kafka, dlq, both, within=60)
         if r.key == case_id.encode()
     ]
     assert [h["dlq_error"].split(b":")[0] for h in dead] == [b"EnvelopeError"] * 2
@@ -248,15 +254,17 @@ async def test_a_record_it_cannot_read_is_dead_lettered_like_every_consumers_and
     assert b"invalid gridloop.case.dispatched data" in dead[1]["dlq_error"]
     for kind, h in zip(poison, dead, strict=True):
         partition, offset = where[kind]
-        assert (h["dlq_topic"], h["dlq_group"]) == (b"dispatches", b"sla")
+        assert (h["dlq_topic"], h["dlq_group"]) == (dispatches.encode(), b"sla")
         assert (h["dlq_partition"], h["dlq_offset"]) == (b"%d" % partition, b"%d" % offset)
     # The case behind the poison was read: its handling deadline passes and is breached.
     breached = ("breach", "handle", "")
+    sla = named(namespace, "sla")
     await read_topic(
-        servers.kafka, "sla", lambda rs: breached in kinds(of_case(rs, case_id)), within=60
+        servers.kafka, sla, lambda rs: breached in kinds(of_case(rs, case_id)), within=60
     )
     port = sla_service.port("sla")
     async with httpx.AsyncClient() as http:
         scraped = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    counted = 'gridloop_records_dead_lettered_total{group="gridloop-sla",topic="dispatches"}'
+    group = named(namespace, "gridloop-sla")
+    counted = f'gridloop_records_dead_lettered_total{{group="{group}",topic="{dispatches}"}}'
     assert f"{counted} 2.0" in scraped

@@ -26,6 +26,7 @@ from pymongo import AsyncMongoClient
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from gridloop.auth import CredentialStore, Role
+from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
@@ -37,7 +38,6 @@ from services.notify.admin import create_app
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
 from services.notify.store import DeliveryStore
-from services.projections.store import CaseStore
 from tests.conftest import Servers
 from tests.helpers import eventually, serving
 
@@ -228,7 +228,7 @@ async def harness(
                 pack,
                 db,
                 store,
-                Notify(pack, CaseStore(db), store, wake),
+                Notify(pack, CaseReader(db), store, wake),
                 deliverer,
                 receivers,
                 admin,
@@ -553,7 +553,7 @@ def cli_env(servers: Servers, harness: Harness) -> Iterator[dict[str, str]]:
 
 def _gridloop(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gridloop", *args],
+        [sys.executable, "-m", "system", *args],
         env=env,
         capture_output=True,
         text=True,

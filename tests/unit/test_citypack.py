@@ -554,7 +554,7 @@ _DEMO_PACK = load_city_pack(DEMO)
 def test_city_check_lists_every_error_and_exits_non_zero(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from gridloop.cli import app
+    from system.cli import app
 
     city = _demo_city()
     city["classes"][0]["owner"] = "NO-SUCH-DEPT"
@@ -624,7 +624,7 @@ def test_an_sla_yaml_that_is_not_yaml_is_named(tmp_path: Path) -> None:
 def test_city_check_validates_sla_yaml(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from gridloop.cli import app
+    from system.cli import app
 
     root = _demo_copy(tmp_path)
     _edit_yaml(root / "sla.yaml", lambda s: s["rules"].append({"match": {"code": "0102"}}))

@@ -18,8 +18,8 @@ from gridloop.citypack import CityPack, load_city_pack
 from gridloop.citypack.generate import cache_key, dongcheng_pack, generate_city_pack
 from gridloop.citypack.generate.catalogue import CATALOGUE
 from gridloop.citypack.generate.geometry import M_PER_DEG, Cells, Frame, contiguous
-from gridloop.cli import app
 from schemas.events import Stage
+from system.cli import app
 
 STREETS: tuple[str, ...] = (
     "东华门",

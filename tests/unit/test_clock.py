@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gridloop import clock
-from gridloop.clock import Compression, _from_environment
+from schemas import clock
+from schemas.clock import Compression, _from_environment
 
 START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 

@@ -70,7 +70,7 @@ KAFKA_DURABILITY = {
     "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": ("2", str(MIN_IN_SYNC)),
     "KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE": ("false", "false"),
 }
-PRODUCTION_CODE = ("gridloop", "services")
+PRODUCTION_CODE = ("schemas", "gridloop", "services", "system")
 
 
 # --- checkers --------------------------------------------------------------------------------

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind
 from schemas.events import Stage
 from services.evaluation.facts import fold
 from services.evaluation.indicators import count, entities, periods
-from services.evaluation.model import APPLIES, Indicator, Level, PeriodKind
 from tests.evaluation_story import HOUR, Story
 
 Ind = Indicator

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
-from services.evaluation.main import gauge
-from services.evaluation.model import (
+from gridloop.scoring import (
     BadPeriod,
     Indicator,
     Level,
@@ -16,6 +15,7 @@ from services.evaluation.model import (
     Score,
     period_kind,
 )
+from services.evaluation.main import gauge
 from services.evaluation.store import Key
 
 

@@ -14,8 +14,8 @@ from gridloop.citypack import CityPackError, load_city_pack
 from gridloop.citypack.evaluation import DEFAULT_WEIGHTS, EvaluationFile, EvaluationPolicy
 from gridloop.citypack.generate.write import write_evaluation
 from gridloop.config import DEMO_CITY_PACK
+from gridloop.scoring import Indicator, Level, PeriodKind, Ratio
 from services.evaluation.facts import fold
-from services.evaluation.model import Indicator, Level, PeriodKind, Ratio
 from services.evaluation.scores import composite, score
 from tests.evaluation_story import Story
 

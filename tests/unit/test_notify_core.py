@@ -10,6 +10,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from schemas.envelope import Envelope
@@ -25,7 +26,10 @@ CASE_DOC: dict[str, Any] = {
     "grid_code": "110101001001002",
     "point": {"type": "Point", "coordinates": [116.4015, 39.9205]},
     "description": "井盖破损 manhole cover broken",
+    "state": "dispatched",
+    "version": 3,
 }
+CASE = CaseRecord.model_validate(CASE_DOC)
 
 
 def _secret(department: str = "WATER") -> str:
@@ -47,14 +51,14 @@ def _env(assumed_years: tuple[int, ...] = ()) -> Envelope:
 
 
 def _body() -> str:
-    return encode_body(dispatched_message(_env(), CASE_DOC))
+    return encode_body(dispatched_message(_env(), CASE))
 
 
 # --- the message ---------------------------------------------------------------------------
 
 
 def test_message_has_type_timestamp_and_case_data() -> None:
-    message = dispatched_message(_env(), CASE_DOC)
+    message = dispatched_message(_env(), CASE)
     assert set(message) == {"type", "timestamp", "data"}
     assert message["type"] == "case.dispatched"
     assert datetime.fromisoformat(message["timestamp"]) == TIME
@@ -73,13 +77,14 @@ def test_message_has_type_timestamp_and_case_data() -> None:
 
 
 def test_a_deadline_reckoned_in_an_unsupplied_year_is_flagged_to_the_department() -> None:
-    data = dispatched_message(_env(assumed_years=(2027,)), CASE_DOC)["data"]
+    data = dispatched_message(_env(assumed_years=(2027,)), CASE)["data"]
     assert data["assumed_years"] == [2027]
     assert data["deadline"] == DEADLINE.isoformat()
 
 
 def test_message_of_a_case_not_yet_projected() -> None:
-    data = dispatched_message(_env(), {"_id": CASE_ID})["data"]
+    bare = CaseRecord.model_validate({"_id": CASE_ID, "state": "dispatched", "version": 3})
+    data = dispatched_message(_env(), bare)["data"]
     assert data["point"] is None
     assert data["kind"] is None
     assert data["department"] == "WATER"
@@ -88,12 +93,12 @@ def test_message_of_a_case_not_yet_projected() -> None:
 def test_message_refuses_other_event_types() -> None:
     other = Envelope(data=sample("gridloop.case.handled"), source=SOURCE, time=TIME)
     with pytest.raises(AssertionError):
-        dispatched_message(other, CASE_DOC)
+        dispatched_message(other, CASE)
 
 
 def test_body_is_compact_sorted_utf8_json() -> None:
     body = _body()
-    assert json.loads(body) == dispatched_message(_env(), CASE_DOC)
+    assert json.loads(body) == dispatched_message(_env(), CASE)
     assert "井盖" in body  # not \\u-escaped
     assert ", " not in body
     assert ": " not in body

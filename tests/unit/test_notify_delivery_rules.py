@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from gridloop.cases.record import CaseRecord
 from schemas.envelope import Envelope
 from schemas.events import EventData
 from services.notify.core import (
@@ -27,7 +28,9 @@ from services.notify.core import (
 )
 from tests.samples import DEADLINE, SOURCE, TIME, sample
 
-CASE_DOC: dict[str, Any] = {"_id": "C-1", "department": "SANITATION", "kind": "event"}
+CASE_DOC = CaseRecord.model_validate(
+    {"_id": "C-1", "department": "SANITATION", "kind": "event", "state": "dispatched", "version": 3}
+)
 OLD = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 NEW = "whsec_" + "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
 

@@ -9,7 +9,8 @@ import pytest
 
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.report.model import (
+from gridloop.scoring import Indicator, Level, PeriodKind, Ratio, Score
+from services.evaluation.report.model import (
     Case,
     Period,
     build,
@@ -23,8 +24,7 @@ from gridloop.report.model import (
     overdue,
     repeated_components,
 )
-from gridloop.report.tables import tables
-from services.evaluation.model import Indicator, Level, PeriodKind, Ratio, Score
+from services.evaluation.report.tables import tables
 
 PACK: CityPack = load_city_pack(DEMO_CITY_PACK)
 GRID_A, GRID_B = "110101001001001", "110101002002002"  # streets 001 and 002

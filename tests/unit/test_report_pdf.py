@@ -7,8 +7,8 @@ import io
 from matplotlib.figure import Figure
 from reportlab.lib.utils import ImageReader
 
-from gridloop.report.charts import png
-from gridloop.report.pdf import HEIGHT, WIDTH, _chart
+from services.evaluation.report.charts import png
+from services.evaluation.report.pdf import HEIGHT, WIDTH, _chart
 
 
 def chart(width: float, height: float) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.evaluation.model import Indicator, Level, PeriodKind, Ratio, Score
+from gridloop.scoring import Indicator, Level, PeriodKind, Ratio, Score
 from services.evaluation.screen import SHOWN, district_figures
 
 

@@ -11,10 +11,10 @@ import pytest
 
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.simulate.profile import Behaviour, Profile, Scenario, percentile
-from gridloop.simulate.run import parse_duration
-from gridloop.simulate.system import default_start
 from schemas.events import Channel
+from system.simulate.profile import Behaviour, Profile, Scenario, percentile
+from system.simulate.run import parse_duration
+from system.simulate.system import default_start
 
 N = 3000
 

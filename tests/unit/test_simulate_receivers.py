@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.simulate.receivers import Receivers
+from system.simulate.receivers import Receivers
 
 PACK = load_city_pack(DEMO_CITY_PACK)
 MESSAGE = {"type": "case.dispatched", "timestamp": "2026-12-07T08:00:00+08:00", "data": {}}

@@ -2,7 +2,7 @@
 `gridloop up` but the desk, whose place the built-in receivers take), on a compressed clock;
 or one already running, named by URLs. And the simulated people's credentials.
 
-Time: the simulator starts its system with `gridloop.clock.compress(start, speed)` in the
+Time: the simulator starts its system with `schemas.clock.compress(start, speed)` in the
 services' environment, so event times, deadlines, SLA ticks and breaches all live in
 simulated time, and the city pack's time limits keep their real values (a 4-hour limit is 4
 simulated hours: one minute of real time at speed 240). The driver sleeps every simulated
@@ -32,13 +32,14 @@ from pymongo import AsyncMongoClient
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack
-from gridloop.clock import Compression
+from gridloop.config import Settings
 from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
-from gridloop.simulate.driver import Credentials
-from gridloop.simulate.profile import SUPERVISOR_OF_NO_GRID
-from gridloop.up import PORT_ENV, SERVICES, System
+from schemas.clock import Compression
+from system.simulate.driver import Credentials
+from system.simulate.profile import SUPERVISOR_OF_NO_GRID
+from system.up import PORT_ENV, SERVICES, System
 
 DATABASE = "gridloop"
 # Who the simulated people are: one credential each (the subject is what events record).
@@ -111,7 +112,7 @@ def own_system(
         for server in servers:
             server.start()
         kafka, mongodb = embedded.kafka_bootstrap(servers[0]), embedded.mongodb_uri(servers[1])
-        asyncio.run(ensure_topics(kafka))
+        asyncio.run(ensure_topics(kafka, namespace=Settings().namespace))  # as the services
         compression = Compression(start.astimezone(UTC), time.time() + head, speed)
         env = {
             **os.environ,

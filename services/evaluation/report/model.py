@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from gridloop.citypack import CityPack
 from gridloop.lifecycle import OPEN_STATES
-from services.evaluation.model import Indicator, Ratio, Score
+from gridloop.scoring import Indicator, Ratio, Score
 
 Case = dict[str, Any]
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")  # whole: use fullmatch

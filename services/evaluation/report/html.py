@@ -8,9 +8,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from gridloop.citypack import CityPack
-from gridloop.report.charts import CHARTS, svg
-from gridloop.report.model import Report
-from gridloop.report.tables import tables
+from services.evaluation.report.charts import CHARTS, svg
+from services.evaluation.report.model import Report
+from services.evaluation.report.tables import tables
 
 TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))

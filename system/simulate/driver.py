@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from gridloop.simulate.profile import PlannedReport, Scenario
-from gridloop.simulate.summary import Display, Tally
 from schemas.events import Channel
+from system.simulate.profile import PlannedReport, Scenario
+from system.simulate.summary import Display, Tally
 
 LAG_RETRIES = 40  # × LAG_PAUSE: how long an action waits for the projection to catch up
 LAG_PAUSE = 0.25  # real seconds
@@ -39,7 +39,7 @@ DISPATCHER = "dispatcher-sim"
 
 @dataclass(frozen=True)
 class Credentials:
-    """Bearer tokens of the simulated people (issued by `gridloop.simulate.system`)."""
+    """Bearer tokens of the simulated people (issued by `system.simulate.system`)."""
 
     supervisors: dict[str, str]
     hotline: str

@@ -8,8 +8,8 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.mongo import Document
-from gridloop.report.model import Case, Period
-from services.evaluation.model import Level, Score
+from gridloop.scoring import Level, Score
+from services.evaluation.report.model import Case, Period
 
 # Only what the report counts: never the reporter, the description, media or address.
 FIELDS = {

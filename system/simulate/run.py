@@ -15,13 +15,13 @@ import httpx
 from pydantic import TypeAdapter
 from rich.console import Console
 
-from gridloop import clock
 from gridloop.citypack import CityPack, load_city_pack
-from gridloop.simulate.driver import Credentials, Driver
-from gridloop.simulate.profile import Profile, Scenario
-from gridloop.simulate.receivers import Receivers, listening_socket, serving
-from gridloop.simulate.summary import Display, Tally
-from gridloop.simulate.system import (
+from schemas import clock
+from system.simulate.driver import Credentials, Driver
+from system.simulate.profile import Profile, Scenario
+from system.simulate.receivers import Receivers, listening_socket, serving
+from system.simulate.summary import Display, Tally
+from system.simulate.system import (
     DATABASE,
     default_start,
     head_start,

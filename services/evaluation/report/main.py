@@ -9,13 +9,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gridloop import clock
 from gridloop.citypack import CityPack
 from gridloop.config import Settings
 from gridloop.mongo import connect, database
-from gridloop.report.model import Period, Report
-from gridloop.report.run import STEPS, gather, render
-from gridloop.report.run import Progress as Step
+from schemas import clock
+from services.evaluation.report.model import Period, Report
+from services.evaluation.report.run import STEPS, gather, render
+from services.evaluation.report.run import Progress as Step
 from services.evaluation.store import ScoreStore
 
 

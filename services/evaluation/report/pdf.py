@@ -17,10 +17,10 @@ from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from gridloop.citypack import CityPack
-from gridloop.report.charts import CHARTS, png
-from gridloop.report.model import Report
-from gridloop.report.tables import Table as ReportTable
-from gridloop.report.tables import tables
+from services.evaluation.report.charts import CHARTS, png
+from services.evaluation.report.model import Report
+from services.evaluation.report.tables import Table as ReportTable
+from services.evaluation.report.tables import tables
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))

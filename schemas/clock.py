@@ -7,6 +7,10 @@ the same three values from its environment, so they all read the same simulated 
 
 Infrastructure timing (webhook retries, idempotency windows, rate limits, timeouts) stays
 on the real clock: a compressed retry schedule would only hammer a department.
+
+It lives with the contract because an event's `time` is domain time (`Envelope` stamps it
+by default): schemas import nothing of the kernel, and the kernel and services read the
+clock from here.
 """
 
 from __future__ import annotations

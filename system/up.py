@@ -46,14 +46,21 @@ class System:
     logs: Path
     services: tuple[str, ...] = SERVICES
     processes: dict[str, ServerProcess] = field(default_factory=dict)
+    # How a service is started: `<launcher> run <name>` (a bench runs another checkout's
+    # services with that checkout's interpreter, to compare two versions in one run).
+    launcher: tuple[str, ...] = (sys.executable, "-m", "system")
 
     def start(self, timeout: float = 60.0) -> None:
         for name in self.services:
             self.start_service(name, timeout)
 
-    def start_service(self, name: str, timeout: float = 60.0) -> None:
-        argv = [sys.executable, "-m", "gridloop", "run", name]
-        proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log", env=self.env)
+    def start_service(
+        self, name: str, timeout: float = 60.0, extra: dict[str, str] | None = None
+    ) -> None:
+        """Start `name` (with `extra` variables besides the system's: a fault to arm)."""
+        argv = [*self.launcher, "run", name]
+        env = self.env | (extra or {})
+        proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log", env=env)
         self.processes[name] = proc
         proc.start(timeout)
 
@@ -155,9 +162,11 @@ def run_all(data_dir: Path, console: Console) -> int:
             console.print(f"starting {server.name} on 127.0.0.1:{server.port}")
             server.start()
         shown = {"kafka": env["KAFKA_BOOTSTRAP_SERVERS"], "mongodb": env["MONGODB_URI"]}
-        asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"]))
+        settings = Settings()  # of this environment, which the services inherit
+        kafka = env["KAFKA_BOOTSTRAP_SERVERS"]
+        asyncio.run(ensure_topics(kafka, namespace=settings.namespace))
         system = System(env, data_dir / "logs")
-        database = env.get("GRIDLOOP_MONGODB_DATABASE", Settings().mongodb_database)
+        database = env.get("GRIDLOOP_MONGODB_DATABASE", settings.mongodb_database)
         credentials = seed_demo_credentials(
             env["MONGODB_URI"], database, data_dir / "demo-credentials.json"
         )

@@ -43,7 +43,7 @@ def up(
     ] = None,
 ) -> None:
     """Start the whole system on this machine: broker, database, every service."""
-    from gridloop.up import run_all
+    from system.up import run_all
 
     raise typer.Exit(run_all(data_dir or Settings().data_dir, console))
 
@@ -91,7 +91,7 @@ async def _run_async(service: Service, settings: Settings) -> None:
     elif service is Service.evaluation:
         from services.evaluation.main import run as main
     else:
-        from gridloop.desk import run as main
+        from system.desk import run as main
     await main(settings)
 
 
@@ -325,8 +325,8 @@ def report(
     """The monthly analysis of residents' demands (月度分析报告): report.html with charts,
     report.pdf and one CSV a table, from the case projections and the scores."""
     from gridloop.citypack import CityPackError, load_city_pack
-    from gridloop.report.main import run_report
-    from gridloop.report.model import PERIOD, Period
+    from services.evaluation.report.main import run_report
+    from services.evaluation.report.model import PERIOD, Period
 
     if not PERIOD.fullmatch(period):  # before anything is loaded: a typo costs nothing
         raise typer.BadParameter(
@@ -385,8 +385,8 @@ def simulate(
     """Simulate the city: reports by channel, departments answering their webhooks,
     supervisors' checks, residents' feedback, through the public interfaces only."""
     from gridloop.citypack import load_city_pack
-    from gridloop.simulate.profile import Profile
-    from gridloop.simulate.run import Options, parse_duration, simulate_own, simulate_running
+    from system.simulate.profile import Profile
+    from system.simulate.run import Options, parse_duration, simulate_own, simulate_running
 
     settings = Settings()
     try:
@@ -430,7 +430,7 @@ def demo(
     """The closed loop on the Dongcheng demo district: a simulated day (or more), compressed,
     then the departments' scores and the month's report."""
     from gridloop.citypack.generate import DEFAULT_SEED
-    from gridloop.demo import run_demo
+    from system.demo import run_demo
 
     if start is not None and start.utcoffset() is None:
         raise typer.BadParameter("give the start a UTC offset, e.g. 2026-11-02T08:00+08:00")

@@ -11,11 +11,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.citypack import CityPack
 from gridloop.mongo import Document
-from gridloop.report.collect import Scores, leagues, month_cases
-from gridloop.report.csv import write_csv
-from gridloop.report.html import write_html
-from gridloop.report.model import Period, Report, build
-from gridloop.report.pdf import write_pdf
+from services.evaluation.report.collect import Scores, leagues, month_cases
+from services.evaluation.report.csv import write_csv
+from services.evaluation.report.html import write_html
+from services.evaluation.report.model import Period, Report, build
+from services.evaluation.report.pdf import write_pdf
 
 STEPS = ("reading cases", "reading scores", "computing", "HTML", "PDF", "CSV")
 Progress = Callable[[str], None]

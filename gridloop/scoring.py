@@ -1,7 +1,8 @@
 """What evaluation (综合评价) publishes: scores of an entity over a period. Pure.
 
 The shared contract between the scores processor (writes), its HTTP API and CLI (read,
-drill down), the monthly report and the big screen (render).
+drill down), the monthly report and the big screen (render). It is in the kernel because
+the city pack validates its `evaluation.yaml` against it (levels, indicators, `APPLIES`).
 """
 
 from __future__ import annotations

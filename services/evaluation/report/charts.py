@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as Patch
 
 from gridloop.citypack import CityPack
-from gridloop.report.model import Report, Volume
+from services.evaluation.report.model import Report, Volume
 
 Chart = Callable[[Report, CityPack], Figure]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from gridloop.report.model import Report
-from gridloop.report.tables import tables
+from services.evaluation.report.model import Report
+from services.evaluation.report.tables import tables
 
 
 def write_csv(report: Report, out: Path) -> list[Path]:

@@ -1,6 +1,6 @@
 """The departments' webhook receivers, built into the simulator: an HTTP server in the
 simulator's own event loop that takes every department's webhooks, verifies each signature
-with `standardwebhooks` and the department's secret (as `gridloop/desk.py` does), drops
+with `standardwebhooks` and the department's secret (as `system/desk.py` does), drops
 repeated deliveries by `webhook-id`, and hands each message to the simulated department.
 It answers at once; the department acts later, after its simulated delay.
 """

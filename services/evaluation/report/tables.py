@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gridloop.report.model import LeagueRow, Report
-from services.evaluation.model import Ratio
+from gridloop.scoring import Ratio
+from services.evaluation.report.model import LeagueRow, Report
 
 Cell = str | int | float | None
 

@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gridloop.config import Settings
-from gridloop.simulate.run import Options, Target, simulate_own
-from gridloop.simulate.summary import Tally
+from system.simulate.run import Options, Target, simulate_own
+from system.simulate.summary import Tally
 
 DAY = timedelta(days=1)
 SCORES_WAIT = 30.0  # real seconds for the scores to catch up with the last events
@@ -114,8 +114,8 @@ def _league(scores: list[dict[str, Any]], month: str) -> Table:
 
 def _report(target: Target, month: str, out: Path, console: Console) -> None:
     """The month's report from the simulated day's data (`gridloop report`)."""
-    from gridloop.report.main import run_report
-    from gridloop.report.model import Period
+    from services.evaluation.report.main import run_report
+    from services.evaluation.report.model import Period
 
     uri, database = target.mongodb
     settings = Settings.model_validate({"mongodb_uri": uri, "mongodb_database": database})

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gridloop.simulate.profile import percentile
+from system.simulate.profile import percentile
 
 
 @dataclass

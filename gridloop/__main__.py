@@ -1,3 +1,0 @@
-from gridloop.cli import app
-
-app(prog_name="gridloop")

@@ -1,0 +1,3 @@
+from system.cli import app
+
+app(prog_name="gridloop")
