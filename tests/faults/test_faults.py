@@ -262,12 +262,13 @@ async def _projected(world: World, case_id: str, version: int) -> None:
     await eventually(probe, within=60, what=f"{case_id} at version {version}")
 
 
-# Who reads each input topic, hence who dead-letters a poison record of it (the engine marks
-# what it sent without reading `sla` back).
+# Who of the suite's services reads each input topic, hence who dead-letters a poison record
+# of it (the engine marks what it sent without reading `sla` back; evaluation is not run).
+RUNNING = [w for w in WIRING.values() if w.service in SERVICES]
 READERS = {
-    t.name: {w.service for w in WIRING.values() if t in w.consumes}
+    t.name: {w.service for w in RUNNING if t in w.consumes}
     for t in LIFECYCLE_TOPICS
-    if any(t in w.consumes for w in WIRING.values())
+    if any(t in w.consumes for w in RUNNING)
 }
 SERVICE_OF_GROUP = {w.group: w.service for w in WIRING.values() if w.group is not None}
 

@@ -7,13 +7,12 @@ process each in production), on the session's broker and a database of their own
 - dispatch: its API over loopback HTTP and its consumer (auto-dispatch of filed and reworked
   cases), sharing one `Dispatch` as `services/dispatch/main.py` does;
 - projections: every lifecycle topic into the `cases` collection and the audit trail, as
-  `services/projections/main.py` runs it. Commands read it today; once they read a per-case
-  head instead, the race test does not care (it reads the log and `GET /cases/{id}`).
+  `services/projections/main.py` runs it (commands decide on their cases' heads; the race
+  test reads the log and `GET /cases/{id}`).
 
-Consumer groups are the world's own and begin where the log stood when the world started:
-other tests share the topics, and their filings are none of this dispatcher's business (it
-would wait for cases its projection never holds). Where the log stood is taken from a
-fetch's high watermark, not ListOffsets, which the embedded broker understates
+The world is a namespace of its own (`gridloop/topology.py`): its topics hold its records
+alone, and its consumer groups read them from the start. Where a partition ends is taken
+from a fetch's high watermark, not ListOffsets, which the embedded broker understates
 (`services/sla/recovery.py`).
 
 `settle` waits until both groups have consumed everything there is, and returns the
@@ -45,18 +44,19 @@ from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import BatchPipeline, EventProducer, ensure_topics
 from gridloop.mongo import Document
+from gridloop.topology import named
 from schemas.envelope import Envelope, decode
 from schemas.topics import LIFECYCLE_TOPICS, SLA
 from services.dispatch import main as dispatch_main
 from services.intake.api import follow_key
 from services.projections.main import project_many
 from services.projections.store import CaseStore
-from tests.conftest import Servers
+from tests.conftest import Servers, fresh_namespace
 from tests.integration.live_apps import Loop, apps, serve_loopback
 
 SESSION_MS = 6000
 # The topics a case's lifecycle is written to (`sla` holds deadline facts, not transitions).
-LOG_TOPICS = tuple(t.name for t in LIFECYCLE_TOPICS if t is not SLA)
+LOG_TOPICS = tuple(t.name for t in LIFECYCLE_TOPICS if t is not SLA)  # as the contract names them
 SETTLE_SECONDS = 120.0
 QUIET_SECONDS = 0.3
 
@@ -72,8 +72,9 @@ class RaceWorld:
     tokens: dict[str, str]  # holder (see `HOLDERS`, and every department code) → token
     pack: CityPack
     kafka: str
-    groups: dict[str, tuple[str, ...]]  # the world's consumer groups → their topics
-    start: dict[TopicPartition, int]  # where the log stood when the world began
+    groups: dict[str, tuple[str, ...]]  # the world's consumer groups → their topics (as named)
+    start: dict[TopicPartition, int]  # where the world's log begins
+    namespace: str
     points: Iterator[int] = field(default_factory=itertools.count)  # reports' places
 
 
@@ -109,10 +110,18 @@ class _Site:
     pack: CityPack
     projections: str  # consumer group
     dispatch: str  # consumer group
+    namespace: str
 
     def groups(self) -> dict[str, tuple[str, ...]]:
         lifecycle = tuple(t.name for t in LIFECYCLE_TOPICS)
         return {self.projections: lifecycle, self.dispatch: tuple(dispatch_main.TOPICS)}
+
+    def named_groups(self) -> dict[str, tuple[str, ...]]:
+        """The groups and their topics as the broker names them (in the namespace)."""
+        return {
+            named(self.namespace, group): tuple(named(self.namespace, t) for t in topics)
+            for group, topics in self.groups().items()
+        }
 
 
 @contextlib.contextmanager
@@ -123,20 +132,22 @@ def running(servers: Servers, pack_dir: Path) -> Iterator[RaceWorld]:
         servers,
         f"races_{suffix}",
         load_city_pack(pack_dir),
-        f"races-projections-{suffix}",
-        f"races-dispatch-{suffix}",
+        "projections",
+        "dispatch",
+        fresh_namespace("races"),
     )
     loops = {name: Loop() for name in ("intake", "dispatch", "projections")}
     stacks = {name: contextlib.AsyncExitStack() for name in loops}
     try:
-        start = loops["intake"].run(_begin(servers.kafka, site.groups()))
+        start = loops["intake"].run(_begin(servers.kafka, site.namespace))
         loops["projections"].run(_projections(site, stacks["projections"]))
         urls = {
             "dispatch": loops["dispatch"].run(_dispatch(site, stacks["dispatch"])),
             "intake": loops["intake"].run(_intake(site, stacks["intake"])),
         }
         tokens = loops["intake"].run(_tokens(site, stacks["intake"]))
-        yield RaceWorld(urls, tokens, site.pack, servers.kafka, site.groups(), start)
+        groups = site.named_groups()
+        yield RaceWorld(urls, tokens, site.pack, servers.kafka, groups, start, site.namespace)
     finally:
         for name, loop in loops.items():
             with contextlib.suppress(Exception):
@@ -149,7 +160,7 @@ async def _connect(
 ) -> tuple[AsyncDatabase[Document], EventProducer]:
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(site.servers.mongodb, tz_aware=True)
     stack.push_async_callback(mongo.close)
-    producer = EventProducer(site.servers.kafka)
+    producer = EventProducer(site.servers.kafka, namespace=site.namespace)
     await producer.start()
     stack.push_async_callback(producer.stop)
     return mongo[site.db_name], producer
@@ -214,32 +225,17 @@ async def _tokens(site: _Site, stack: contextlib.AsyncExitStack) -> dict[str, st
 # --- the log ---------------------------------------------------------------------------------
 
 
-def _partitions(topics: Sequence[str]) -> list[TopicPartition]:
-    by_name = {t.name: t for t in LIFECYCLE_TOPICS}
+def _partitions(topics: Sequence[str], namespace: str) -> list[TopicPartition]:
+    """The partitions of `topics` (named in `namespace`)."""
+    by_name = {named(namespace, t.name): t for t in LIFECYCLE_TOPICS}
     return [TopicPartition(t, p) for t in topics for p in range(by_name[t].partitions)]
 
 
-async def _begin(kafka: str, groups: Mapping[str, Sequence[str]]) -> dict[TopicPartition, int]:
-    """Where the log stands now; the world's groups are told to begin there."""
-    await ensure_topics(kafka)
-    async with _Reader(
-        kafka, dict.fromkeys(_partitions([t.name for t in LIFECYCLE_TOPICS]), 0)
-    ) as r:
-        await r.seek_to_ends()
-        await r.read()
-        start = await r.positions()
-    for group, topics in groups.items():
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            mine = {tp: offset for tp, offset in start.items() if tp.topic in topics}
-            consumer.assign(list(mine))
-            await consumer.commit(mine)
-        finally:
-            await consumer.stop()
-    return start
+async def _begin(kafka: str, namespace: str) -> dict[TopicPartition, int]:
+    """The world's topics, created empty: its log begins at 0 everywhere."""
+    await ensure_topics(kafka, namespace=namespace)
+    lifecycle = [named(namespace, t.name) for t in LIFECYCLE_TOPICS]
+    return dict.fromkeys(_partitions(lifecycle, namespace), 0)
 
 
 class _Reader:
@@ -303,7 +299,7 @@ async def _caught_up(world: RaceWorld, ends: Mapping[TopicPartition, int]) -> bo
         )
         await consumer.start()
         try:
-            for tp in _partitions(topics):
+            for tp in _partitions(topics, world.namespace):
                 if (await consumer.committed(tp) or 0) < ends[tp]:
                     return False
         finally:
@@ -334,6 +330,7 @@ async def settle(world: RaceWorld, case_ids: set[str]) -> dict[str, list[Envelop
             ends = now
     logs: dict[str, list[Envelope]] = {}
     for record in records:
-        if record.topic in LOG_TOPICS and (case_id := record.key.decode()) in case_ids:
+        topic = record.topic.removeprefix(f"{world.namespace}.")
+        if topic in LOG_TOPICS and (case_id := record.key.decode()) in case_ids:
             logs.setdefault(case_id, []).append(decode(record.value, record.headers))
     return logs
