@@ -35,7 +35,9 @@ def launcher(checkout: Path | None) -> tuple[str, ...]:
         return (sys.executable, "-m", "system")
     python = str(checkout.resolve() / ".venv" / "bin" / "python")
     entry = "system" if (checkout / "system" / "cli.py").exists() else "gridloop"
-    return (python, "-m", entry)
+    # -P: the working directory (this checkout) stays off the path; the other checkout's
+    # own packages (its editable install) are the ones found.
+    return (python, "-P", "-m", entry)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ revision, one claims it and the other decides again on the new head, where it is
 refused. The claim carries the events it decided (`outbox`) and the answer to remember;
 publishing them follows, and `settle` clears the outbox once Kafka acknowledged them. A
 claim whose outbox is never settled (a crash after the claim) is published by whoever
-loads the head next, or by the relay (`gridloop.commands.relay`).
+loads the head next (before deciding: a claim replaces the outbox it was decided on), or
+by the relay (`gridloop.commands.relay`).
 
 Pure types and the store's interface; `gridloop.commands.mongo` keeps heads in MongoDB.
 """
@@ -74,6 +75,7 @@ class Head:
     outbox: tuple[Envelope, ...] = ()
     answers: Mapping[str, Remembered] = field(default_factory=dict)
     last: Remembered | None = None  # the latest claim's: an identical request gets it again
+    recent: tuple[tuple[int, str], ...] = ()  # the latest claims: (revision, fingerprint)
 
     @property
     def case_id(self) -> str:
@@ -98,7 +100,8 @@ class Claim:
 
 class Heads(Protocol):
     """Where heads are kept. `claim` is atomic: it succeeds only if the head is still at
-    `rev - 1` with nothing left to publish (a new head: only if there is none)."""
+    `rev - 1` (a new head: only if there is none), and replaces its outbox, which the
+    claimer published when it loaded the head."""
 
     async def load(self, case_id: str) -> Head | None: ...
 

@@ -10,7 +10,6 @@ publishes them later sends exactly what the claim decided.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -28,13 +27,16 @@ from schemas.envelope import Envelope, decode, encode
 from schemas.events import Channel, Point
 
 DUPLICATE_KEY = 11000
+RECENT = 8  # claims a head remembers by revision and request (a bulk write's outcome)
 
 
 class MongoHeads:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.heads = db["case_heads"]
-        # New heads of concurrent reports go in one insert; settled outboxes in one write.
-        self._openings: Together[Claim, bool] = Together(self._insert_many)
+        # Concurrent commands share round trips: their heads are read in one query, their
+        # claims written in one bulk write (new cases' in one insert), settled in one write.
+        self._loading: Together[str, Head | None] = Together(self._load_group)
+        self._claiming: Together[Claim, bool] = Together(self.claim_many)
         self._settling: Together[tuple[str, int], None] = Together(self._settle_many)
 
     async def create_indexes(self) -> None:
@@ -42,8 +44,11 @@ class MongoHeads:
         await self.heads.create_index([("outbox_at", ASCENDING)], sparse=True)
 
     async def load(self, case_id: str) -> Head | None:
-        doc = await self.heads.find_one({"_id": case_id})
-        return _head(doc) if doc is not None else None
+        return await self._loading(case_id)
+
+    async def _load_group(self, case_ids: list[str]) -> list[Head | None]:
+        found = await self.load_many(case_ids)
+        return [found.get(case_id) for case_id in case_ids]
 
     async def load_many(self, case_ids: Iterable[str]) -> dict[str, Head]:
         ids = list(dict.fromkeys(case_ids))
@@ -70,20 +75,24 @@ class MongoHeads:
         return Head(view, 1)
 
     async def claim(self, claim: Claim) -> bool:
-        if claim.rev == 1:
-            return await self._openings(claim)
-        done = await self.heads.update_one(
-            {"_id": claim.case_id, "rev": claim.rev - 1, "outbox": {"$exists": False}},
-            _claimed(claim),
-        )
-        return done.modified_count == 1
+        return await self._claiming(claim)
 
     async def claim_many(self, claims: Sequence[Claim]) -> list[bool]:
-        if not claims:
-            return []
-        if all(c.rev == 1 for c in claims):
-            return await self._insert_many(list(claims))
-        return list(await asyncio.gather(*(self.claim(c) for c in claims)))
+        """Claims in one write (two of one case among them: one stands). When some fail,
+        their heads are read again: a claim stood if the head's recent claims hold its
+        revision with its request's fingerprint."""
+        opening = [c for c in claims if c.rev == 1]
+        claiming = [c for c in claims if c.rev > 1]
+        stood = dict(zip(map(id, opening), await self._insert_many(opening), strict=True))
+        if claiming:
+            writes = [UpdateOne(_at(c), _claimed(c)) for c in claiming]
+            done = await self.heads.bulk_write(writes, ordered=False)
+            if done.modified_count == len(claiming):
+                stood |= {id(c): True for c in claiming}
+            else:
+                heads = await self.load_many(c.case_id for c in claiming)
+                stood |= {id(c): _stands(c, heads.get(c.case_id)) for c in claiming}
+        return [stood[id(c)] for c in claims]
 
     async def settle(self, claims: Sequence[tuple[str, int]]) -> None:
         if len(claims) == 1:
@@ -96,6 +105,8 @@ class MongoHeads:
         return [_head(doc) async for doc in found]
 
     async def _insert_many(self, claims: list[Claim]) -> list[bool]:
+        if not claims:
+            return []
         docs = [_opened(c) for c in claims]
         won = [True] * len(docs)
         try:
@@ -114,6 +125,17 @@ class MongoHeads:
         return [None] * len(claims)
 
 
+def _at(claim: Claim) -> Document:
+    """The head a claim is decided on: its case at the revision before. (An outbox still
+    there was published by the claimer when it loaded the head: the claim replaces it.)"""
+    return {"_id": claim.case_id, "rev": claim.rev - 1}
+
+
+def _stands(claim: Claim, head: Head | None) -> bool:
+    mine = (claim.rev, claim.remembered.fingerprint)
+    return head is not None and mine in head.recent
+
+
 def _claimed(claim: Claim) -> Document:
     """The update that makes `claim` the head (and, for a new case, its document)."""
     remembered = _remembered_doc(claim.remembered)
@@ -126,7 +148,9 @@ def _claimed(claim: Claim) -> Document:
     }
     if claim.key_id is not None:
         changes[f"answers.{claim.key_id}"] = remembered
-    update: Document = {"$set": changes}
+    # The recent claims (revision, request): whether a claim of a bulk write stood.
+    recent = {"$each": [[claim.rev, claim.remembered.fingerprint]], "$slice": -RECENT}
+    update: Document = {"$set": changes, "$push": {"recent": recent}}
     if claim.forget:
         update["$unset"] = {f"answers.{key}": "" for key in claim.forget}
     return update
@@ -155,7 +179,8 @@ def _head(doc: Document) -> Head:
     answers = {k: _remembered(v) for k, v in (doc.get("answers") or {}).items()}
     last = doc.get("last")
     view = _view(doc["_id"], doc["view"])
-    return Head(view, doc["rev"], outbox, answers, _remembered(last) if last else None)
+    recent = tuple((rev, fp) for rev, fp in doc.get("recent") or ())
+    return Head(view, doc["rev"], outbox, answers, _remembered(last) if last else None, recent)
 
 
 def _remembered_doc(r: Remembered) -> Document:

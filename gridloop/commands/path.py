@@ -9,7 +9,9 @@
 - **claim** the head's next revision with those events and the answer, atomically: a
   command that lost the race decides again on the new head (and is refused there, as a
   rule, with where the case stands);
-- **publish** the events and return once Kafka acknowledged them; then settle the outbox.
+- **publish** the events and return once Kafka acknowledged them. The outbox is settled a
+  moment later, in one write for all the claims published meanwhile (`Settling`): settling
+  is bookkeeping for the relay, and a claim may replace an outbox its claimer published.
 
 The answer is remembered by the claim itself, so a client that retries after a crash or a
 503 gets it, and a 2xx means the client's own fact is in the log. The path knows stores and
@@ -18,6 +20,8 @@ the log only through their interfaces (`Heads`, `Publisher`).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +34,7 @@ from gridloop.refusal import CaseAt, Refused, Why, conflict, invalid, not_found
 from schemas.envelope import Envelope
 from schemas.events import EventData
 
+log = logging.getLogger(__name__)
 Decide = Callable[[CaseView], Awaitable[Sequence[EventData]]]
 Adopt = Callable[[str], Awaitable[CaseView | None]]
 # Claims lost in a row before a command gives up: each loss means another command moved
@@ -37,6 +42,8 @@ Adopt = Callable[[str], Awaitable[CaseView | None]]
 ATTEMPTS = 8
 # How long a head remembers the answer to an `Idempotency-Key` (a client's retries).
 KEEP_ANSWERS = timedelta(hours=24)
+# How long published claims wait to be settled together (one write for all of them).
+SETTLE_AFTER_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class CommandPath:
     ) -> None:
         self.heads, self.publisher, self.source, self.clock = heads, publisher, source, clock
         self._adopt = adopt
+        self.settling = Settling(heads)
 
     async def act(
         self, case_id: str, asked: Asked, decide: Decide, extra: Body | None = None
@@ -128,12 +136,13 @@ class CommandPath:
         return head
 
     async def flush(self, heads: Sequence[Head]) -> None:
-        """Publish what earlier claims left in these heads' outboxes, then settle them (an
-        event published twice has one id: consumers drop the second)."""
-        waiting = [h for h in heads if h.outbox]
+        """Publish what earlier claims left in these heads' outboxes (but what this process
+        published and has still to settle), then settle them. An event published twice has
+        one id: consumers drop the second."""
+        waiting = [h for h in heads if h.outbox and not self.settling.published(h)]
         if waiting:
             await self.publisher.publish([env for h in waiting for env in h.outbox])
-            await self.heads.settle([(h.case_id, h.rev) for h in waiting])
+            self.settling.add([(h.case_id, h.rev) for h in waiting])
 
     def _claim(
         self,
@@ -158,7 +167,7 @@ class CommandPath:
             return
         failpoints.reach("claimed")
         await self.publisher.publish([env for c in claims for env in c.outbox])
-        await self.heads.settle([(c.case_id, c.rev) for c in claims])
+        self.settling.add([(c.case_id, c.rev) for c in claims])
 
     async def _reopened(self, case_id: str, asked: Asked) -> Answer:
         head = await self.load(case_id)
@@ -184,14 +193,18 @@ class CommandPath:
             claims, of = [], []
             for reaction, head in decided:
                 if events := reaction.decide(head.view):
-                    asked = Asked("reaction", None, reaction.cause)
-                    claims.append(self._claim(head.view, head.rev + 1, events, asked, {}))
+                    claims.append(self.reaction_claim(head, events, reaction.cause))
                     of.append(reaction)
             won = await self.heads.claim_many(claims)
             await self._publish([c for c, w in zip(claims, won, strict=True) if w])
             # A reaction that lost its claim decides again on the new head.
             pending = [r for r, w in zip(of, won, strict=True) if not w] + pending
         return missing
+
+    def reaction_claim(self, head: Head, events: Sequence[EventData], cause: str) -> Claim:
+        """The claim of a reaction to the event `cause` (its id) on `head`: known again by
+        that event."""
+        return self._claim(head.view, head.rev + 1, events, Asked("reaction", None, cause), {})
 
     async def _heads(self, case_ids: Sequence[str]) -> dict[str, Head]:
         heads = await self.heads.load_many(case_ids)
@@ -201,6 +214,41 @@ class CommandPath:
                 if view is not None:
                     heads[case_id] = await self.heads.adopt(view)
         return heads
+
+
+class Settling:
+    """Claims published by this process, settled together a moment later. Until then they
+    are known here as published, so a command that loads such a head does not publish its
+    outbox again; a process that dies first leaves them to the relay."""
+
+    def __init__(self, heads: Heads) -> None:
+        self.heads = heads
+        self._waiting: dict[tuple[str, int], None] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def published(self, head: Head) -> bool:
+        return (head.case_id, head.rev) in self._waiting
+
+    def add(self, claims: Sequence[tuple[str, int]]) -> None:
+        self._waiting.update(dict.fromkeys(claims))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._settle())
+
+    async def drain(self) -> None:
+        """Settle what is waiting now (a service stopping, a test)."""
+        while self._task is not None and not self._task.done():
+            await self._task
+
+    async def _settle(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(SETTLE_AFTER_SECONDS)
+            claims = list(self._waiting)
+            try:
+                await self.heads.settle(claims)
+            except Exception:  # the database: the relay publishes them again later
+                log.warning("%d published claims not settled", len(claims), exc_info=True)
+            for claim in claims:
+                self._waiting.pop(claim, None)
 
 
 @dataclass(frozen=True)

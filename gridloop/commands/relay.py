@@ -43,13 +43,11 @@ class Relay:
                 await asyncio.wait_for(stop.wait(), self.every)
 
     async def sweep(self) -> int:
-        """Publish and settle every outbox older than the grace; how many."""
-        done = 0
-        while heads := await self.path.heads.stranded(self.now() - self.grace, self.batch):
+        """Publish and settle the outboxes older than the grace (a batch of them; the next
+        sweep takes the next); how many."""
+        heads = await self.path.heads.stranded(self.now() - self.grace, self.batch)
+        if heads:
             await self.path.flush(heads)
-            done += len(heads)
-            if len(heads) < self.batch:
-                break
-        if done:
-            log.info("relay: published %d claims left unsettled", done)
-        return done
+            await self.path.settling.drain()
+            log.info("relay: published %d claims left unsettled", len(heads))
+        return len(heads)

@@ -69,6 +69,7 @@ class World:
         opening = Opening([reported(case_id), filed(case_id)], Asked("test", None, case_id))
         await self.path.open([opening])
         await self.path.act(case_id, Asked("dispatch", None, "x"), decided(dispatched))
+        await self.path.settling.drain()  # settled: another path finds nothing to publish
         return case_id
 
     async def published(self, case_id: str, count: int) -> list[Envelope]:
@@ -228,6 +229,7 @@ async def test_a_claim_left_unpublished_is_published_by_the_next_command(world: 
     assert answer.body["state"] == "handled"
     events = await world.published(case_id, 4)
     assert events[-1].id == answer.body["events"][0]
+    await world.path.settling.drain()
     settled = await world.heads.load(case_id)
     assert settled is not None and settled.outbox == ()
 
@@ -279,3 +281,17 @@ async def test_a_reaction_to_an_event_the_case_went_past_decides_nothing(world: 
     assert missing == ["C-none"]
     head = await world.heads.load(case_id)
     assert head is not None and head.view.version == 3  # the reaction claimed nothing
+
+
+async def test_claims_of_several_cases_in_one_write_say_which_stood(world: World) -> None:
+    first, second = await world.dispatched_case(), await world.dispatched_case()
+    heads = await world.heads.load_many([first, second])
+    # `second` moves on before the claims of both, decided on what was loaded, are written.
+    await world.path.act(second, Asked("return", None, "r"), decided(returned))
+    claims = [
+        world.path.reaction_claim(heads[case], [returned(heads[case].view)], f"cause-{case}")
+        for case in (first, second)
+    ]
+    assert await world.heads.claim_many(claims) == [True, False]
+    stood = await world.heads.load(first)
+    assert stood is not None and (stood.rev, stood.view.state) == (claims[0].rev, "returned")
