@@ -10,6 +10,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -42,6 +43,17 @@ def ops_app(title: str) -> FastAPI:
     app = FastAPI(title=title, openapi_url=None)
     add_ops_routes(app)
     return app
+
+
+def server_config(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> uvicorn.Config:
+    """How every gridloop HTTP app is served. uvicorn's own proxy-header handling is off:
+    on by default, it trusts loopback and rewrites the client address from
+    `X-Forwarded-For`, so any caller on the host could name itself a new address and reset
+    the per-address rate limit. The door (`gridloop.http.client_address`) is the one place
+    a forwarded address is believed, from `GRIDLOOP_TRUSTED_PROXIES` alone."""
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, **options)
 
 
 class _Server(uvicorn.Server):
@@ -77,7 +89,7 @@ async def serve(app: FastAPI, host: str, port: int, workers: Sequence[Worker]) -
     """Serve `app` and run `workers` until a signal arrives or a worker fails."""
     settle_memory()
     stop = asyncio.Event()
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = _Server(server_config(app, host, port, log_level="warning"))
     failures: list[BaseException] = []
 
     async def guarded(worker: Worker) -> None:
