@@ -111,14 +111,15 @@ class _Batch:
         self, intake: Intake, reports: Sequence[ReportIn], who: Principal, key: str | None
     ):
         self.intake = intake
-        self.reports = [
-            report_of(r, new_case_id("report-batch", who, key, i), who)
-            for i, r in enumerate(reports)
-        ]
         # Each report is known again by its own key and the whole batch's content: a
         # retried batch finds its cases; another batch under the key is refused, whatever
-        # its length (a fingerprint only under a key).
+        # its length (a fingerprint only under a key; an anonymous caller's key is scoped
+        # by it, `edge.scope`).
         content = "[" + ",".join(r.model_dump_json() for r in reports) + "]" if key else ""
+        self.reports = [
+            report_of(r, new_case_id("report-batch", who, key, i, content), who)
+            for i, r in enumerate(reports)
+        ]
         self.asked = [
             asked("report-batch", who, None if key is None else f"{key}:{i}", content)
             for i in range(len(reports))

@@ -418,6 +418,38 @@ async def test_a_retry_with_the_same_key_returns_the_first_answer(h: Harness) ->
     assert theirs.json()["case_id"] != first.json()["case_id"]
 
 
+async def test_anonymous_callers_do_not_share_one_key_space(h: Harness) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}  # a caller's own random key
+    mine = await h.post("/reports", WEBSITE, None, **key)
+    assert mine.status_code == 202, mine.text
+    again = await h.post("/reports", WEBSITE, None, **key)
+    assert again.json() == mine.json()  # the retry finds its answer
+    # Another caller under an equal key (picked alike, or learned) sends its own report: it
+    # gets a case and a token of its own, and is not told that the key is in use.
+    theirs = await h.post("/reports", WEBSITE | {"description": "a van on the kerb"}, None, **key)
+    assert theirs.status_code == 202, theirs.text
+    assert theirs.json()["case_id"] != mine.json()["case_id"]
+    assert theirs.json()["follow_token"] != mine.json()["follow_token"]
+    # The same holds for batches.
+    batch = await h.post("/reports/batch", [WEBSITE | {"description": "a lorry"}], None, **key)
+    assert batch.status_code == 202, batch.text
+    [one] = batch.json()["accepted"]
+    assert one["case_id"] not in {mine.json()["case_id"], theirs.json()["case_id"]}
+    # A key too short to be anyone's secret (a counter) is refused, and nothing is filed.
+    for path, body in (("/reports", WEBSITE), ("/reports/batch", [WEBSITE])):
+        short = await h.post(path, body, None, **{"Idempotency-Key": "1"})
+        assert short.status_code == 422, short.text
+        problem = short.json()["detail"][0]
+        assert (problem["loc"], problem["type"]) == (
+            ["header", "Idempotency-Key"],
+            "idempotency_key_too_short",
+        )
+    assert await h.db["case_heads"].count_documents({}) == 3
+    # A credential names its holder: its keys stay its own, short or not.
+    mine_again = await h.post("/reports", REPORT, "supervisor", **{"Idempotency-Key": "1"})
+    assert mine_again.status_code == 202, mine_again.text
+
+
 async def test_commands_on_unknown_cases_are_404(h: Harness) -> None:
     response = await h.post("/cases/nope/check", {"passed": True}, "supervisor")
     assert response.status_code == 404
