@@ -190,5 +190,7 @@ async def submit_reports(
         problems = {"detail": [_problem(i, exc) for i, exc in refused]}
         headers = {"WWW-Authenticate": "Bearer"} if STATUS[gravest.why] == 401 else None
         return JSONResponse(problems, status_code=STATUS[gravest.why], headers=headers)
+    # Its uploads linked to its cases before the claims (`media.py`).
+    await intake.media.attach_many({r.case_id: r.media for r in batch.reports})
     answers: list[Answer] = await intake.path.open(batch.openings(await batch.events()))
     return JSONResponse({"accepted": [a.body for a in answers]}, status_code=202)
