@@ -76,5 +76,5 @@ class Dispatch:
 
     def _reaction(
         self, event: CaseFiled | CaseReworked, at: datetime
-    ) -> Callable[[CaseView], Sequence[EventData]]:
+    ) -> Callable[[CaseView], Sequence[EventData] | None]:
         return lambda case: core.react(self.pack, case, event, at)
