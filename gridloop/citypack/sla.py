@@ -12,7 +12,9 @@ office each tier notifies. Loaded and validated with the rest of the pack
 `deadline` is the one computation of a stage's deadline: dispatch tells the department the
 handling deadline it gives, the SLA engine times every other stage with it.
 
-A pack without `sla.yaml` times only the handling stage, with each class's `handle_limit`.
+A pack without `sla.yaml` times the verification of citizen reports (`intake.verify_limit`
+of city.yaml) and the handling stage (each class's `handle_limit`), on the class's clock
+with the default office hours.
 """
 
 from __future__ import annotations
@@ -139,6 +141,9 @@ class SlaPolicy:
         self.classes: dict[tuple[str, str], EventClass] = {
             (c.kind, c.code): c for c in city.classes
         }
+        # A citizen report's verification task (核实): city.yaml's `verify_limit` unless a
+        # rule says otherwise, so the task's due time and the engine's clock are one.
+        self.verify_limit = city.intake.verify_limit
         self.streets: dict[str, Street] = {s.code: s for s in city.streets}
         self.warning_at = file.warning_at
         # The urgencies the city grades reports by: `normal` and every one a rule names.
@@ -188,7 +193,7 @@ class SlaPolicy:
     def _resolve(self, kind: str, code: str, urgency: str) -> Terms:
         cls = self.classes.get((kind, code))
         clock: ClockKind = cls.clock if cls else "working"
-        limits: dict[Stage, timedelta] = {}
+        limits: dict[Stage, timedelta] = {Stage.verify: self.verify_limit}
         if cls is not None:
             limits[Stage.handle] = cls.handle_limit
         ladder: tuple[Rung, ...] = ()
@@ -243,6 +248,7 @@ class SlaPolicy:
                 del stage
         for cls in self.classes.values():
             seconds.add(self.clock(cls.clock).working(cls.handle_limit).total_seconds())
+        seconds.add(self.calendar.working(self.verify_limit).total_seconds())
         return sorted(s for s in seconds if s > 0)
 
 
