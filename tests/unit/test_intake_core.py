@@ -161,10 +161,14 @@ def _hotline(at: datetime, pack: CityPack, **overrides: Any) -> CaseReported:
     ],
 )
 def test_the_verification_task_is_due_on_the_working_clock(
-    pack: CityPack, at: tuple[int, ...], urgency: str | None, due: tuple[int, ...]
+    pack: CityPack, at: tuple[int, int, int, int, int], urgency: str | None, due: tuple[int, ...]
 ) -> None:
-    reported = _hotline(datetime(*at, tzinfo=SHANGHAI), pack, urgency=urgency)
-    assert reported.verification_due == datetime(*due, tzinfo=SHANGHAI)
+    reported = _hotline(_local(*at), pack, urgency=urgency)
+    assert reported.verification_due == _local(*due)
+
+
+def _local(year: int, month: int, day: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(year, month, day, hh, mm, tzinfo=SHANGHAI)
 
 
 def test_an_emergencys_verification_runs_in_natural_time(pack: CityPack) -> None:
