@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridloop import calendar
 from gridloop.calendar import (
-    FIXED_HOLIDAYS,
     SHANGHAI,
     ZERO,
     NaturalClock,
@@ -219,7 +219,7 @@ def test_the_fixed_date_holidays_are_the_state_councils() -> None:
     current = [y for y in years if y >= 2025]
     assert current, "the package holds no year of the current regulation"
     for year in current:
-        for month, day in FIXED_HOLIDAYS:
+        for month, day in calendar.FIXED_HOLIDAYS:
             assert date(year, month, day) in years[year].holidays, (year, month, day)
 
 
