@@ -348,7 +348,7 @@ def decide_handled(case: CaseView, handled: Handle) -> CaseHandled:
 
 def decide_return(case: CaseView, returned: Return) -> CaseReturned:
     """Not ours (回退): back to the command centre, which re-dispatches; counted against
-    dispatch accuracy."""
+    the command centre's dispatch accuracy, not the department's."""
     authorize(case, returned.department)
     next_state(case.state, "returned")
     return CaseReturned(
