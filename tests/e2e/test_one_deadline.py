@@ -25,7 +25,7 @@ from tests.e2e.conftest import Receiver, Running
 from tests.e2e.test_closed_loop import as_supervisor, case_in_state, intake_client
 from tests.helpers import eventually, read_topic
 
-CHANGELOG = "gridloop-sla-clocks-changelog"  # faust: <app id>-<table>-changelog
+CHANGELOG = "gridloop-sla-clocks-changelog"  # faust: <app id>-<table>-changelog, namespaced
 REPORT: dict[str, Any] = {
     "channel": "supervisor",
     "kind": "event",
@@ -54,7 +54,8 @@ async def engine_clock(running: Running, case_id: str, version: int) -> StageClo
         state = latest(records)
         return state is not None and state.version >= version
 
-    state = latest(await read_topic(running.kafka, CHANGELOG, applied, within=30))
+    changelog = running.topic(CHANGELOG)
+    state = latest(await read_topic(running.kafka, changelog, applied, within=30))
     assert state is not None
     handle = state.clock(Stage.handle)
     assert handle is not None, f"no handling clock at version {version}: {state.clocks}"

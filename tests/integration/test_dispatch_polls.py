@@ -297,7 +297,7 @@ async def test_the_handling_time_starts_at_the_dispatch_not_at_the_filing(world:
             if isinstance(env.data, CaseDispatched) and (env.subject, env.data.version) in wanted:
                 found[env.subject] = env
 
-    await replay(world.servers.kafka, collect)
+    await replay(world.servers.kafka, collect, world.producer.namespace)
     from_filing = world.pack.sla.deadline(Stage.handle, "event", "0102", None, TIME)
     assert from_filing is not None
     assert from_filing.due == datetime(2025, 3, 3, 14, 30, tzinfo=SHANGHAI)
