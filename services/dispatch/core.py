@@ -139,12 +139,16 @@ def handling_deadline(
 
 def react(
     pack: CityPack, case: CaseView, event: CaseFiled | CaseReworked, at: datetime
-) -> list[CaseDispatched]:
+) -> list[CaseDispatched] | None:
     """The dispatch a filing or a rework calls for, made `at` (now: the department's
     handling time starts when the case is dispatched to it, so a dispatch that lags is the
     command centre's time alone), decided on the case's latest committed view; none if the
     case went past it (voided, dispatched by hand, or this reaction's own dispatch already
-    claimed): a department must never get a case that is not theirs."""
+    claimed): a department must never get a case that is not theirs. None if the view is
+    behind the event (a case from before heads, adopted from a projection that had not
+    caught up): not decided yet."""
+    if case.version < event.version:
+        return None
     if case.version != event.version:
         return []
     if isinstance(event, CaseFiled):

@@ -76,7 +76,7 @@ class Dispatch:
 
     def _reaction(
         self, event: CaseFiled | CaseReworked
-    ) -> Callable[[CaseView], Sequence[EventData]]:
+    ) -> Callable[[CaseView], Sequence[EventData] | None]:
         """Decided when its case's head is read: the handling time starts at the dispatch
         (派遣), not at the filing or rework, so the deadline is reckoned from then."""
         return lambda case: core.react(self.pack, case, event, self.now())
