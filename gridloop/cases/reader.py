@@ -164,4 +164,5 @@ def view_of(doc: Document) -> CaseView:
         reporter_id=(doc.get("reporter") or {}).get("id"),
         merged_into=doc.get("merged_into"),
         closed_at=doc.get("closed_at"),
+        parked_at=doc.get("parked_at"),
     )

@@ -32,6 +32,7 @@ from schemas.events import (
     CaseEvent,
     CaseFiled,
     CaseHandled,
+    CaseParked,
     CaseReported,
     CaseReturned,
     EventData,
@@ -340,3 +341,21 @@ async def test_claims_of_several_cases_in_one_write_say_which_stood(world: World
     assert await world.heads.claim_many(claims) == [True, False]
     stood = await world.heads.load(first)
     assert stood is not None and (stood.rev, stood.view.state) == (claims[0].rev, "returned")
+
+
+async def test_a_parked_case_s_head_keeps_when_it_was_parked(world: World) -> None:
+    """Issue 19: a resumption moves the deadline by the time the case was parked, decided on
+    its head, which therefore keeps when the parking was claimed (as its event says)."""
+    case_id = await world.dispatched_case()
+
+    def parked(case: CaseView) -> EventData:
+        next_state(case.state, "parked")
+        actor = Actor(role=Role.command_centre, id="cc")
+        return CaseParked(case_id=case.case_id, version=case.version + 1, actor=actor)
+
+    await world.path.act(case_id, Asked("park", None, "p"), decided(parked))
+    head = await world.heads.load(case_id)
+    assert head is not None and head.view.parked_at is not None
+    [*_, event] = await world.published(case_id, 4)
+    assert isinstance(event.data, CaseParked)
+    assert abs(head.view.parked_at - event.time) < timedelta(milliseconds=1)  # MongoDB: ms

@@ -464,7 +464,7 @@ class CommandMachine(RuleBasedStateMachine):
         assert isinstance(data, CaseFiled | CaseReworked)
 
         def decide(view: CaseView) -> list[CaseEvent]:
-            dispatched = dispatch.react(PACK, view, data, env.time)
+            dispatched = dispatch.react(PACK, view, data, self.now)  # as the service: now
             # Any version but the event's (voided, dispatched by hand, its own dispatch
             # already claimed) means the case went past it: nothing is dispatched.
             # A head is never behind an event in the log: its claim came first.

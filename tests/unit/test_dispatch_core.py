@@ -165,8 +165,9 @@ def test_an_emergency_runs_in_natural_time(pack: CityPack) -> None:
 def test_a_deadline_in_a_year_nobody_supplied_is_flagged_not_refused(pack: CityPack) -> None:
     eve = local(31, 17, month=12, year=2026)  # a Thursday; 2027 is not in chinesecalendar
     event = decide_dispatch(pack, CASE, 2, "event", "0102", GRID_STREET_1, eve)
-    # 17:00–17:30, then New Year's Day 2027 counted as a working day (weekends alone).
-    assert event.deadline == local(1, 14, month=1, year=2027)
+    # 17:00–17:30, then New Year's Day (a fixed-date holiday, kept off without the year's
+    # notice) and the weekend: 3.5 h on Monday 4 January, 09:00–12:00 and 13:30–14:00.
+    assert event.deadline == local(4, 14, month=1, year=2027)
     assert event.assumed_years == [2027]
 
 
