@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -102,6 +102,20 @@ class CaseReader:
         query = {"$or": [{"state": "verified"}, {"state": "reported", "channel": "supervisor"}]}
         found = self._cases.find(query, _NOT_INTERNAL).sort("reported_at", 1).limit(limit)
         return [CaseRecord.model_validate(d) async for d in found]
+
+    async def of_department(
+        self, department: str, states: Sequence[State], limit: int
+    ) -> list[CaseRecord]:
+        """The cases `department` leads or assists in `states`, soonest deadline first (two
+        equality queries: a top-level `$or` finds no index on SecantusDB)."""
+        wanted = {"state": {"$in": [s.value for s in states]}}
+        found: dict[str, CaseRecord] = {}
+        for holds in ({"department": department}, {"assisting": department}):
+            cursor = self._cases.find(wanted | holds, _NOT_INTERNAL | {"reporter": 0})
+            async for doc in cursor.sort("deadline", 1).limit(limit):
+                found.setdefault(doc["_id"], CaseRecord.model_validate(doc))
+        far = datetime.max.replace(tzinfo=UTC)
+        return sorted(found.values(), key=lambda r: r.deadline or far)[:limit]
 
     async def near(self, keys: Sequence[str], limit: int) -> list[Candidate]:
         """The cases holding one of the cell `keys` (`gridloop.nearby`): an equality on an

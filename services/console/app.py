@@ -1,0 +1,254 @@
+"""The workbench's pages: sign-in, a department's queue, the case page and its actions.
+
+Thin: reads go through the kernel's `CaseReader`, decisions through `core`, and every action
+is a call of the dispatch service's API with the person's session token as its bearer
+token — the API decides, and a refusal is shown beside the field it names. Forms carry the
+session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from gridloop.access import Role
+from gridloop.audit import AuditTrail, signing
+from gridloop.cases.reader import CaseReader
+from gridloop.people import People, Session
+from gridloop.runtime import add_ops_routes
+from schemas import clock
+from services.console import core
+from services.console.throttle import Throttle
+from services.console.words import LANGS, Lang, words
+
+HERE = Path(__file__).parent
+SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
+SERVICE = "console"
+CATCH_UP_TRIES = 30  # × 0.1 s
+ACTIONS = {"acknowledge": (), "handled": ("note",), "return": ("reason",)}
+
+
+@dataclass
+class Console:
+    people: People
+    reader: CaseReader
+    trail: AuditTrail
+    dispatch_url: str  # the dispatch service's API, which decides every action
+    throttle: Throttle
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
+    secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
+
+
+class SignIn(Exception):
+    """No live session: the person signs in first."""
+
+
+def create_app(console: Console) -> FastAPI:
+    app = FastAPI(title="gridloop console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.console = console
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["local"] = lambda at, form="%Y-%m-%d %H:%M": (
+        at.astimezone(console.zone).strftime(form) if at is not None else "—"
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    add_ops_routes(app)
+
+    @app.exception_handler(SignIn)
+    async def sign_in_first(request: Request, exc: SignIn) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        lang = _lang(request)
+        shown = templates.TemplateResponse(
+            request, name, {"t": words(lang), "lang": lang, **context}, status_code=status
+        )
+        if request.query_params.get("lang") in LANGS:
+            shown.set_cookie(LANG, lang, httponly=True, samesite="strict")
+        shown.headers["Cache-Control"] = "no-store"
+        return shown
+
+    async def session(request: Request) -> Session:
+        token = request.cookies.get(SESSION)
+        found = await console.people.session(token) if token else None
+        if found is None:
+            raise SignIn()
+        return found
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request) -> Response:
+        nonce = secrets.token_urlsafe(24)
+        shown = page(request, "login.html", csrf=nonce, error=None, username="")
+        shown.set_cookie(LOGIN, nonce, httponly=True, samesite="strict", path="/login")
+        return shown
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=256)],
+        csrf: Annotated[str, Form(max_length=64)],
+    ) -> Response:
+        address = request.client.host if request.client else "?"
+        expected = request.cookies.get(LOGIN)
+        if not expected or not secrets.compare_digest(expected, csrf):
+            return page(request, "login.html", 400, csrf="", error="refused", username=username)
+        if not await console.throttle.allowed(username, address):
+            await console.trail.add(signing(SERVICE, username, None, "sign-in throttled", address))
+            return page(request, "login.html", 429, csrf=csrf, error="throttled", username=username)
+        found = await console.people.sign_in(username, password)
+        if found is None:
+            await console.throttle.failed(username, address)
+            await console.trail.add(signing(SERVICE, username, None, "sign-in refused", address))
+            return page(request, "login.html", 401, csrf=csrf, error="refused", username=username)
+        await console.trail.add(signing(SERVICE, username, found.principal, "signed in", address))
+        home = RedirectResponse("/", status_code=303)
+        home.set_cookie(
+            SESSION,
+            found.token,
+            httponly=True,
+            samesite="strict",
+            secure=console.secure_cookies,
+            expires=found.expires,
+        )
+        home.delete_cookie(LOGIN, path="/login")
+        return home
+
+    @app.post("/logout")
+    async def logout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        found = await session(request)
+        _check_csrf(found, csrf)
+        await console.people.sign_out(found.token)
+        address = request.client.host if request.client else "?"
+        who = found.principal
+        await console.trail.add(signing(SERVICE, who.person or "", who, "signed out", address))
+        out = RedirectResponse("/login", status_code=303)
+        out.delete_cookie(SESSION)
+        return out
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> Response:
+        found = await session(request)
+        department = found.principal.department
+        if department is None:
+            return page(request, "elsewhere.html", me=found)
+        cases = await console.reader.of_department(
+            department, (*core.ON_DESK, *core.DONE), limit=500
+        )
+        rows = core.rows(cases, department, clock.now())
+        queues = {q: [r for r in rows if r.queue is q] for q in core.Queue}
+        return page(request, "queue.html", me=found, queues=queues)
+
+    @app.get("/cases/{case_id}", response_class=HTMLResponse)
+    async def case_page(request: Request, case_id: str) -> Response:
+        found = await session(request)
+        return await _case(request, found, case_id)
+
+    async def _case(
+        request: Request,
+        found: Session,
+        case_id: str,
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        department = found.principal.department
+        case = await console.reader.record(case_id)
+        # A department sees only what it holds: another's case is "no such case" to it.
+        if case is None or (department is not None and not case.held_by(department)):
+            return page(request, "missing.html", 404, me=found, case_id=case_id)
+        offered = core.actions(case, department) if department else ()
+        return page(
+            request,
+            "case.html",
+            status,
+            me=found,
+            case=case,
+            light=core.light(case, clock.now()),
+            actions=offered,
+            key=uuid.uuid4().hex,
+            errors=errors or {},
+            values=values or {},
+            who=core.who,
+            done=request.query_params.get("done"),
+        )
+
+    @app.post("/cases/{case_id}/{action}", response_class=HTMLResponse)
+    async def act(
+        request: Request,
+        case_id: str,
+        action: str,
+        csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
+        note: Annotated[str, Form(max_length=2000)] = "",
+        reason: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        found = await session(request)
+        _check_csrf(found, csrf)
+        who = found.principal
+        if action not in ACTIONS or who.role is not Role.department or who.department is None:
+            return await _case(request, found, case_id, 403, {"action": "—"})
+        fields = {"note": note, "reason": reason}
+        body: dict[str, Any] = {"handler_id": who.person} | {
+            name: fields[name] for name in ACTIONS[action]
+        }
+        url = f"{console.dispatch_url}/departments/{who.department}/cases/{case_id}/{action}"
+        headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                answer = await client.post(url, json=body, headers=headers)
+        except httpx.HTTPError:
+            return await _case(request, found, case_id, 503, {"action": "unavailable"}, fields)
+        if answer.status_code == 202:
+            await _caught_up(console.reader, case_id, answer.json().get("events") or [])
+            return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
+        return await _case(request, found, case_id, answer.status_code, _refusal(answer), fields)
+
+    return app
+
+
+async def _caught_up(reader: CaseReader, case_id: str, events: list[str]) -> None:
+    """Wait (a little) until the projection shows the action's events, so the page the
+    person lands on shows what they just did; a slow projection shows it on the next load."""
+    for _ in range(CATCH_UP_TRIES):
+        case = await reader.record(case_id)
+        shown = {entry.event_id for entry in case.timeline} if case else set()
+        if shown.issuperset(events):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _check_csrf(found: Session, csrf: str) -> None:
+    if not secrets.compare_digest(found.csrf, csrf):
+        raise SignIn()  # a form from elsewhere: nothing done, sign in again
+
+
+def _lang(request: Request) -> Lang:
+    asked = request.query_params.get("lang") or request.cookies.get(LANG)
+    return "en" if asked == "en" else "zh"
+
+
+def _refusal(answer: httpx.Response) -> dict[str, str]:
+    """The API's refusal, by the form field it names (its last `loc` part): the message is
+    shown beside that field, the rest beside the action."""
+    try:
+        detail = answer.json().get("detail") or []
+    except ValueError:
+        return {"action": f"{answer.status_code}"}
+    errors: dict[str, str] = {}
+    for problem in detail if isinstance(detail, list) else []:
+        loc = problem.get("loc") or []
+        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
+        name = name if name in ("note", "reason") else "action"
+        errors[name] = str(problem.get("msg", ""))
+    return errors or {"action": f"{answer.status_code}"}

@@ -1,0 +1,188 @@
+"""The workbench in a real browser (Playwright driving Debian's Chromium), as a department's
+staff member uses it, on the whole system: a supervisor's report is dispatched to ROADS;
+wang.li of ROADS signs in (after a wrong password), finds the case in the queue "to
+acknowledge", acknowledges it, tries to return it without a reason (the API's refusal is
+shown beside the field and nothing changes), marks it handled with a note, and sees the
+timeline; signed out, the session no longer opens the API.
+
+Screenshots are kept in the test's directory, and copied to docs/img/console-*.png when
+GRIDLOOP_UPDATE_SCREENSHOT=1 (so a test run leaves the checkout as it was).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page, async_playwright, expect
+from pymongo import AsyncMongoClient
+
+from gridloop.access import Role
+from gridloop.audit import AuditTrail
+from gridloop.cases.reader import CaseReader
+from gridloop.embedded import free_port
+from gridloop.mongo import Document
+from gridloop.people import People
+from services.console.app import Console, create_app
+from services.console.throttle import Throttle
+from tests.e2e.conftest import Running
+from tests.e2e.test_closed_loop import as_supervisor, case_in_state, intake_client
+from tests.helpers import serving
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="headless Chromium (Debian's `chromium`) is absent; `make tools` installs it as root",
+)
+QUIET = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
+PASSWORD = "road-works-2026"
+REPORT = {
+    "channel": "supervisor",
+    "kind": "event",
+    "class_code": "0401",  # road collapse → ROADS
+    "point": {"lon": 116.4075, "lat": 39.9205},
+    "description": "路面塌陷 the pavement gave way",
+    "reporter": {"id": "SUP-0004"},
+}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def console(running: Running) -> AsyncIterator[str]:
+    """The console on the running system's database, acting through its dispatch service;
+    wang.li of ROADS may sign in."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        running.system.env["MONGODB_URI"], tz_aware=True
+    )
+    db = client[running.system.env["GRIDLOOP_MONGODB_DATABASE"]]
+    people = People(db)
+    await people.people.delete_many({"_id": "wang.li"})
+    await people.add("wang.li", PASSWORD, Role.department, "ROADS", "王力")
+    app = create_app(
+        Console(people, CaseReader(db), AuditTrail(db), running.system.url("dispatch"), Throttle())
+    )
+    port = free_port()
+    async with serving(app, port):
+        yield f"http://127.0.0.1:{port}"
+    await client.close()
+
+
+async def shot(page: Page, tmp: Path, name: str) -> None:
+    picture = tmp / f"console-{name}.png"
+    await page.screenshot(path=picture, full_page=True)
+    if os.environ.get("GRIDLOOP_UPDATE_SCREENSHOT") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copy(picture, DOCS_IMG / picture.name)
+
+
+async def dispatched_case(running: Running) -> str:
+    intake = await intake_client(running)
+    async with intake:
+        reported = await intake.post(
+            "/reports", json=REPORT, headers=await as_supervisor(running, "SUP-0004")
+        )
+        assert reported.status_code == 202, reported.text
+        case_id: str = reported.json()["case_id"]
+        await case_in_state(intake, case_id, "dispatched")
+    return case_id
+
+
+async def test_a_department_works_a_case_in_the_browser(
+    running: Running, console: str, tmp_path: Path
+) -> None:
+    case_id = await dispatched_case(running)
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+        page = await browser.new_page(viewport={"width": 1280, "height": 800})
+
+        # Not signed in: the console sends the person to sign in.
+        await page.goto(console + "/")
+        await expect(page.get_by_role("heading", name="登录")).to_be_visible()
+
+        # A wrong password: one message, nothing else said (no hint which part was wrong).
+        await page.get_by_label("用户名").fill("wang.li")
+        await page.get_by_label("密码").fill("not-the-password")
+        await page.get_by_role("button", name="登录").click()
+        await expect(page.locator("#form-error")).to_have_text("用户名或密码错误")
+        await shot(page, tmp_path, "sign-in-refused")
+
+        await page.get_by_label("密码").fill(PASSWORD)
+        await page.get_by_role("button", name="登录").click()
+        await expect(page.get_by_role("heading", name="我的待办")).to_be_visible()
+        new = page.locator("#queue-new")
+        row = new.locator(f"tr[data-case='{case_id}']")
+        await expect(row).to_be_visible()
+        # A road collapse is due within the hour: within two hours, its light is yellow.
+        await expect(row.locator(".light")).to_have_text("将超时")
+        await shot(page, tmp_path, "queue")
+
+        # The case page: acknowledge (签收).
+        await row.get_by_role("link").click()
+        await expect(page.locator("#state")).to_contain_text("dispatched")
+        await page.get_by_role("button", name="签收").click()
+        await expect(page.locator("#done")).to_contain_text("签收")
+        await expect(page.locator("#timeline")).to_contain_text("gridloop.case.acknowledged")
+
+        # A return without a reason: the API's refusal beside the field; nothing changes.
+        await page.get_by_role("button", name="回退").click()
+        await expect(page.locator("#reason-error")).to_be_visible()
+        await expect(page.locator("#state")).to_contain_text("dispatched")
+        await shot(page, tmp_path, "form-error")
+
+        # Handled, with a note.
+        await page.get_by_label("处理说明").fill("已回填路面 the hole is filled")
+        await page.get_by_role("button", name="处理完毕").click()
+        await expect(page.locator("#state")).to_contain_text("handled")
+        timeline = page.locator("#timeline")
+        await expect(timeline).to_contain_text("handled")
+        await expect(timeline).to_contain_text("已回填路面")
+        await shot(page, tmp_path, "case")
+
+        # Back in the queue, the case is done; in English on the switch.
+        await page.get_by_role("link", name="返回").click()
+        await expect(page.locator(f"#queue-done tr[data-case='{case_id}']")).to_be_visible()
+        await page.get_by_role("link", name="English").click()
+        await expect(page.get_by_role("heading", name="My queue")).to_be_visible()
+
+        cookies = await page.context.cookies()
+        [token] = [c["value"] for c in cookies if c["name"] == "gridloop_session"]
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await browser.close()
+
+    # Signed out, the session's token opens no API any more.
+    async with httpx.AsyncClient(base_url=running.system.url("dispatch")) as dispatch:
+        tried = await dispatch.post(
+            f"/departments/ROADS/cases/{case_id}/acknowledge",
+            json={"handler_id": "wang.li"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert tried.status_code == 401
+
+    # Signing in and out is in the audit trail, with the person, never the password.
+    client: AsyncMongoClient[Document] = AsyncMongoClient(running.system.env["MONGODB_URI"])
+    try:
+        db = client[running.system.env["GRIDLOOP_MONGODB_DATABASE"]]
+        found = (
+            await db["audit"]
+            .find({"kind": "sign-in", "username": "wang.li"})
+            .sort("at", 1)
+            .to_list()
+        )
+    finally:
+        await client.close()
+    assert [r["action"] for r in found][-3:] == ["sign-in refused", "signed in", "signed out"]
+    assert found[-1]["actor"] == {"role": "department", "id": "ROADS", "person": "wang.li"}
+    assert PASSWORD not in str(found)
