@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, async_playwright, expect
 from pymongo import AsyncMongoClient
 
@@ -47,6 +48,7 @@ QUIET = [
     "--disable-sync",
     "--no-first-run",
 ]
+AXE = Axe()
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
 PASSWORD = "road-works-2026"
 REPORT = {
@@ -80,6 +82,13 @@ async def console(running: Running) -> AsyncIterator[str]:
 
 
 async def shot(page: Page, tmp: Path, name: str) -> None:
+    """Photograph the screen, and check it with axe-core: no serious or critical
+    violation (WCAG 2.1 A and AA rules, and axe's best practices)."""
+    found = await AXE.run(page)
+    grave = [v for v in found.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not grave, f"{name}: " + "; ".join(
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}" for v in grave
+    )
     picture = tmp / f"console-{name}.png"
     await page.screenshot(path=picture, full_page=True)
     if os.environ.get("GRIDLOOP_UPDATE_SCREENSHOT") == "1":
@@ -110,6 +119,7 @@ async def test_a_department_works_a_case_in_the_browser(
         # Not signed in: the console sends the person to sign in.
         await page.goto(console + "/")
         await expect(page.get_by_role("heading", name="登录")).to_be_visible()
+        await shot(page, tmp_path, "sign-in")
 
         # A wrong password: one message, nothing else said (no hint which part was wrong).
         await page.get_by_label("用户名").fill("wang.li")
@@ -155,6 +165,7 @@ async def test_a_department_works_a_case_in_the_browser(
         await expect(page.locator(f"#queue-done tr[data-case='{case_id}']")).to_be_visible()
         await page.get_by_role("link", name="English").click()
         await expect(page.get_by_role("heading", name="My queue")).to_be_visible()
+        await shot(page, tmp_path, "queue-en")
 
         cookies = await page.context.cookies()
         [token] = [c["value"] for c in cookies if c["name"] == "gridloop_session"]
