@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 
 from gridloop.access import Role
 from gridloop.audit import AuditTrail, signing
+from gridloop.cases.lights import light
 from gridloop.cases.reader import CaseReader
 from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
@@ -174,7 +175,7 @@ def create_app(console: Console) -> FastAPI:
             status,
             me=found,
             case=case,
-            light=core.light(case, clock.now()),
+            light=light(case, clock.now()),
             actions=offered,
             key=uuid.uuid4().hex,
             errors=errors or {},

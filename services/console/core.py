@@ -5,25 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
+from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord, TimelineEntry
 from gridloop.lifecycle import State
 
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
 DONE = (State.handled, State.closed)
-ACKNOWLEDGED = "gridloop.case.acknowledged"
-DISPATCHES = ("dispatched",)
-
-
-class Light(StrEnum):
-    """未超时 / 将超时 / 已超时."""
-
-    green = "green"
-    yellow = "yellow"
-    red = "red"
 
 
 class Queue(StrEnum):
@@ -42,39 +33,12 @@ class Row:
     light: Light
 
 
-def light(case: CaseRecord, now: datetime, soon: timedelta = timedelta(hours=2)) -> Light:
-    """Red once the handling deadline passed (a parked case's clock stands still: its light
-    is the one it had); yellow when the SLA engine warned about this very deadline or it is
-    due within `soon`; green otherwise."""
-    if case.deadline is None or case.state in DONE:
-        return Light.green
-    clock = case.sla.get("handle")
-    current = clock is not None and clock.deadline == case.deadline
-    if case.state is State.parked:
-        return Light(clock.light) if clock is not None and current else Light.green
-    if case.deadline <= now:
-        return Light.red
-    if (clock is not None and current and clock.light == "yellow") or case.deadline - now <= soon:
-        return Light.yellow
-    return Light.green
-
-
-def acknowledged_by(case: CaseRecord, department: str) -> bool:
-    """Whether `department` acknowledged (签收) the case since it was last dispatched."""
-    for entry in reversed(case.timeline):
-        if entry.type in DISPATCHES:
-            return False
-        if entry.type == ACKNOWLEDGED and entry.data.get("department") == department:
-            return True
-    return False
-
-
 def queue(case: CaseRecord, department: str) -> Queue:
     if case.state in DONE:
         return Queue.done
     if case.state is State.parked:
         return Queue.parked
-    return Queue.working if acknowledged_by(case, department) else Queue.new
+    return Queue.working if case.acknowledged_by(department) else Queue.new
 
 
 def rows(cases: Sequence[CaseRecord], department: str, now: datetime) -> list[Row]:
@@ -88,7 +52,7 @@ def actions(case: CaseRecord, department: str) -> tuple[str, ...]:
     """What the department may do on the case now (the API decides; this only offers)."""
     if case.state is not State.dispatched:
         return ()
-    if not acknowledged_by(case, department):
+    if not case.acknowledged_by(department):
         return ("acknowledge", "return")
     lead = case.department == department
     return ("handled", "return") if lead else ()

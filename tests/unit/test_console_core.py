@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord
 from services.console import core
-from services.console.core import Light, Queue
+from services.console.core import Queue
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 ACTOR = {"role": "command_centre", "id": "auto-dispatch"}
@@ -45,22 +46,22 @@ def case(
     ],
 )
 def test_the_light_follows_the_deadline(left: timedelta, expected: Light) -> None:
-    assert core.light(case(deadline=left), NOW) is expected
+    assert light(case(deadline=left), NOW) is expected
 
 
 def test_the_sla_engines_warning_on_this_deadline_turns_it_yellow_and_not_an_older_one() -> None:
     warned = {"light": "yellow", "deadline": NOW + timedelta(hours=5), "case_version": 3}
-    assert core.light(case(sla={"handle": warned}), NOW) is Light.yellow
+    assert light(case(sla={"handle": warned}), NOW) is Light.yellow
     old = warned | {"deadline": NOW - timedelta(days=1)}  # before an extension
-    assert core.light(case(sla={"handle": old}), NOW) is Light.green
+    assert light(case(sla={"handle": old}), NOW) is Light.green
 
 
 def test_a_parked_case_keeps_the_light_it_had_and_a_done_one_has_none() -> None:
     late = {"light": "red", "deadline": NOW - timedelta(hours=1), "case_version": 3}
     parked = case("parked", deadline=-timedelta(hours=1), sla={"handle": late})
-    assert core.light(parked, NOW) is Light.red
-    assert core.light(case("parked", deadline=-timedelta(hours=1)), NOW) is Light.green
-    assert core.light(case("handled", deadline=-timedelta(hours=1)), NOW) is Light.green
+    assert light(parked, NOW) is Light.red
+    assert light(case("parked", deadline=-timedelta(hours=1)), NOW) is Light.green
+    assert light(case("handled", deadline=-timedelta(hours=1)), NOW) is Light.green
 
 
 def test_queues_new_until_acknowledged_since_the_last_dispatch() -> None:
