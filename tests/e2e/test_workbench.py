@@ -55,7 +55,9 @@ REPORT = {
     "channel": "supervisor",
     "kind": "event",
     "class_code": "0401",  # road collapse → ROADS
-    "point": {"lon": 116.4075, "lat": 39.9205},
+    # Not where test_one_deadline reports its collapse: a second report within 50 m would
+    # be merged into that case (a duplicate), never dispatched on its own.
+    "point": {"lon": 116.4025, "lat": 39.9205},
     "description": "路面塌陷 the pavement gave way",
     "reporter": {"id": "SUP-0004"},
 }
