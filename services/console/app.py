@@ -9,8 +9,10 @@ session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -30,6 +32,7 @@ from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
 from services.console import core
+from services.console.live import Live
 from services.console.throttle import Throttle
 from services.console.words import LANGS, Lang, words
 
@@ -37,6 +40,7 @@ HERE = Path(__file__).parent
 SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
 SERVICE = "console"
 CATCH_UP_TRIES = 30  # × 0.1 s
+KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
 ACTIONS = {"acknowledge": (), "handled": ("note",), "return": ("reason",)}
 
 
@@ -47,6 +51,7 @@ class Console:
     trail: AuditTrail
     dispatch_url: str  # the dispatch service's API, which decides every action
     throttle: Throttle
+    live: Live  # the open pages' news, fed by the lifecycle topics (`gridloop.kafka.tail`)
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
 
@@ -149,6 +154,26 @@ def create_app(console: Console) -> FastAPI:
         rows = core.rows(cases, department, clock.now())
         queues = {q: [r for r in rows if r.queue is q] for q in core.Queue}
         return page(request, "queue.html", me=found, queues=queues)
+
+    @app.get("/live")
+    async def live(request: Request) -> Response:
+        """Server-Sent Events: `changed` with a case id, for each case the person's
+        pages show that changed; a comment every 15 s keeps proxies from closing it."""
+        found = await session(request)
+
+        async def news() -> AsyncIterator[str]:
+            async with console.live.follow(found.principal.department) as queue:
+                yield "retry: 2000\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        case_id = await asyncio.wait_for(queue.get(), KEEP_ALIVE)
+                    except TimeoutError:
+                        yield ": still here\n\n"
+                        continue
+                    yield f"event: changed\ndata: {json.dumps(case_id)}\n\n"
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(news(), media_type="text/event-stream", headers=headers)
 
     @app.get("/cases/{case_id}", response_class=HTMLResponse)
     async def case_page(request: Request, case_id: str) -> Response:

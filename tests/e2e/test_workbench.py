@@ -11,6 +11,7 @@ GRIDLOOP_UPDATE_SCREENSHOT=1 (so a test run leaves the checkout as it was).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -27,9 +28,11 @@ from gridloop.access import Role
 from gridloop.audit import AuditTrail
 from gridloop.cases.reader import CaseReader
 from gridloop.embedded import free_port
+from gridloop.kafka.tail import tail
 from gridloop.mongo import Document
 from gridloop.people import People
 from services.console.app import Console, create_app
+from services.console.live import Live
 from services.console.throttle import Throttle
 from tests.e2e.conftest import Running
 from tests.e2e.test_closed_loop import as_supervisor, case_in_state, intake_client
@@ -74,12 +77,17 @@ async def console(running: Running) -> AsyncIterator[str]:
     people = People(db)
     await people.people.delete_many({"_id": "wang.li"})
     await people.add("wang.li", PASSWORD, Role.department, "ROADS", "王力")
-    app = create_app(
-        Console(people, CaseReader(db), AuditTrail(db), running.system.url("dispatch"), Throttle())
-    )
+    reader = CaseReader(db)
+    live = Live(reader)
+    dispatch = running.system.url("dispatch")
+    app = create_app(Console(people, reader, AuditTrail(db), dispatch, Throttle(), live))
+    stop = asyncio.Event()
+    following = asyncio.create_task(tail(running.kafka, live.on_events, stop, running.namespace))
     port = free_port()
     async with serving(app, port):
         yield f"http://127.0.0.1:{port}"
+    stop.set()
+    await following
     await client.close()
 
 
@@ -98,11 +106,12 @@ async def shot(page: Page, tmp: Path, name: str) -> None:
         shutil.copy(picture, DOCS_IMG / picture.name)
 
 
-async def dispatched_case(running: Running) -> str:
+async def dispatched_case(running: Running, lon: float = 116.4025) -> str:
     intake = await intake_client(running)
+    report = REPORT | {"point": {"lon": lon, "lat": 39.9205}}
     async with intake:
         reported = await intake.post(
-            "/reports", json=REPORT, headers=await as_supervisor(running, "SUP-0004")
+            "/reports", json=report, headers=await as_supervisor(running, "SUP-0004")
         )
         assert reported.status_code == 202, reported.text
         case_id: str = reported.json()["case_id"]
@@ -139,6 +148,12 @@ async def test_a_department_works_a_case_in_the_browser(
         # A road collapse is due within the hour: within two hours, its light is yellow.
         await expect(row.locator(".light")).to_have_text("将超时")
         await shot(page, tmp_path, "queue")
+
+        # Live: a case dispatched to ROADS while the queue is open shows without a reload.
+        await page.evaluate("window.notReloaded = true")
+        second = await dispatched_case(running, lon=116.4035)  # ≈ 85 m away: not a duplicate
+        await expect(new.locator(f"tr[data-case='{second}']")).to_be_visible()
+        assert await page.evaluate("window.notReloaded === true")
 
         # The case page: acknowledge (签收).
         await row.get_by_role("link").click()
