@@ -68,8 +68,9 @@ class People:
     ) -> None:
         """A new person; refused if the username is taken or the password is too short."""
         _check_password(password)
-        if not username or not username.isprintable() or len(username) > 64:
-            raise invalid(("body", "username"), "1–64 printable characters", "bad_username")
+        # A username is the handler id of a department's actions: at most 32, no "/".
+        if not username.isprintable() or not 0 < len(username) <= 32 or "/" in username:
+            raise invalid(("body", "username"), "1–32 printable characters, no '/'", "bad_username")
         try:
             await self.people.insert_one(
                 {

@@ -117,6 +117,29 @@ class CaseReader:
         far = datetime.max.replace(tzinfo=UTC)
         return sorted(found.values(), key=lambda r: r.deadline or far)[:limit]
 
+    async def in_states(self, states: Sequence[State], limit: int) -> list[CaseRecord]:
+        """Cases in `states`, longest waiting first (by their last change)."""
+        query = {"state": {"$in": [s.value for s in states]}}
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [
+            CaseRecord.model_validate(d) async for d in found.sort("updated_at", 1).limit(limit)
+        ]
+
+    async def with_pending_request(self, limit: int) -> list[CaseRecord]:
+        """Cases whose department's extension or parking request awaits the command
+        centre, oldest first."""
+        query = {"pending_request.request_id": {"$exists": True}}
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [
+            CaseRecord.model_validate(d) async for d in found.sort("updated_at", 1).limit(limit)
+        ]
+
+    async def overdue(self, now: datetime, limit: int) -> list[CaseRecord]:
+        """Dispatched cases past their handling deadline, the latest first."""
+        query = {"state": State.dispatched.value, "deadline": {"$lt": now}}
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [CaseRecord.model_validate(d) async for d in found.sort("deadline", 1).limit(limit)]
+
     async def near(self, keys: Sequence[str], limit: int) -> list[Candidate]:
         """The cases holding one of the cell `keys` (`gridloop.nearby`): an equality on an
         indexed key, which every MongoDB-protocol server serves without a scan."""

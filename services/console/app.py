@@ -41,7 +41,6 @@ SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
 SERVICE = "console"
 CATCH_UP_TRIES = 30  # × 0.1 s
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
-ACTIONS = {"acknowledge": (), "handled": ("note",), "return": ("reason",)}
 
 
 @dataclass
@@ -52,6 +51,7 @@ class Console:
     dispatch_url: str  # the dispatch service's API, which decides every action
     throttle: Throttle
     live: Live  # the open pages' news, fed by the lifecycle topics (`gridloop.kafka.tail`)
+    departments: dict[str, str] = field(default_factory=dict)  # code → name (the pack's)
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
 
@@ -146,6 +146,8 @@ def create_app(console: Console) -> FastAPI:
     async def home(request: Request) -> Response:
         found = await session(request)
         department = found.principal.department
+        if found.principal.role is Role.command_centre:
+            return await centre(request, found)
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -154,6 +156,18 @@ def create_app(console: Console) -> FastAPI:
         rows = core.rows(cases, department, clock.now())
         queues = {q: [r for r in rows if r.queue is q] for q in core.Queue}
         return page(request, "queue.html", me=found, queues=queues)
+
+    async def centre(request: Request, found: Session) -> Response:
+        """The command centre's desk (派遣员, 值班长): cases to dispatch again, requests to
+        answer, cases overdue."""
+        now = clock.now()
+        queues = {
+            "returned": await console.reader.in_states(core.REDISPATCH, limit=200),
+            "requests": await console.reader.with_pending_request(limit=200),
+            "overdue": await console.reader.overdue(now, limit=200),
+        }
+        lights = {c.case_id: light(c, now) for cases in queues.values() for c in cases}
+        return page(request, "centre.html", me=found, queues=queues, lights=lights)
 
     @app.get("/live")
     async def live(request: Request) -> Response:
@@ -187,6 +201,7 @@ def create_app(console: Console) -> FastAPI:
         status: int = 200,
         errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
+        failed: str | None = None,
     ) -> Response:
         department = found.principal.department
         case = await console.reader.record(case_id)
@@ -194,6 +209,8 @@ def create_app(console: Console) -> FastAPI:
         if case is None or (department is not None and not case.held_by(department)):
             return page(request, "missing.html", 404, me=found, case_id=case_id)
         offered = core.actions(case, department) if department else ()
+        if found.principal.role is Role.command_centre:
+            offered = core.centre_actions(case)
         return page(
             request,
             "case.html",
@@ -205,11 +222,14 @@ def create_app(console: Console) -> FastAPI:
             key=uuid.uuid4().hex,
             errors=errors or {},
             values=values or {},
+            failed=failed,
+            fields=core.fields,
+            departments=console.departments,
             who=core.who,
             done=request.query_params.get("done"),
         )
 
-    @app.post("/cases/{case_id}/{action}", response_class=HTMLResponse)
+    @app.post("/cases/{case_id}/{action:path}", response_class=HTMLResponse)
     async def act(
         request: Request,
         case_id: str,
@@ -218,27 +238,28 @@ def create_app(console: Console) -> FastAPI:
         key: Annotated[str, Form(max_length=64)],
         note: Annotated[str, Form(max_length=2000)] = "",
         reason: Annotated[str, Form(max_length=2000)] = "",
+        department: Annotated[str, Form(max_length=32)] = "",
     ) -> Response:
         found = await session(request)
         _check_csrf(found, csrf)
-        who = found.principal
-        if action not in ACTIONS or who.role is not Role.department or who.department is None:
-            return await _case(request, found, case_id, 403, {"action": "—"})
-        fields = {"note": note, "reason": reason}
-        body: dict[str, Any] = {"handler_id": who.person} | {
-            name: fields[name] for name in ACTIONS[action]
-        }
-        url = f"{console.dispatch_url}/departments/{who.department}/cases/{case_id}/{action}"
+        form = {"note": note, "reason": reason, "department": department}
+        asked = core.call(found.principal, case_id, action, form)
+        if asked is None:
+            return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
+        path, body = asked
         headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(url, json=body, headers=headers)
+                answer = await client.post(console.dispatch_url + path, json=body, headers=headers)
         except httpx.HTTPError:
-            return await _case(request, found, case_id, 503, {"action": "unavailable"}, fields)
+            return await _case(
+                request, found, case_id, 503, {"action": "unavailable"}, form, action
+            )
         if answer.status_code == 202:
             await _caught_up(console.reader, case_id, answer.json().get("events") or [])
             return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
-        return await _case(request, found, case_id, answer.status_code, _refusal(answer), fields)
+        refused = _refusal(answer)
+        return await _case(request, found, case_id, answer.status_code, refused, form, action)
 
     return app
 
@@ -275,6 +296,6 @@ def _refusal(answer: httpx.Response) -> dict[str, str]:
     for problem in detail if isinstance(detail, list) else []:
         loc = problem.get("loc") or []
         name = str(loc[-1]) if loc and loc[0] == "body" else "action"
-        name = name if name in ("note", "reason") else "action"
+        name = name if name in ("note", "reason", "department") else "action"
         errors[name] = str(problem.get("msg", ""))
     return errors or {"action": f"{answer.status_code}"}

@@ -21,6 +21,7 @@ from services.console.throttle import Throttle
 
 
 async def run(settings: Settings) -> None:
+    pack = load_city_pack(settings.city_pack)
     client = connect(settings)
     try:
         db = database(client, settings)
@@ -35,8 +36,9 @@ async def run(settings: Settings) -> None:
             settings.dispatch_url or f"http://127.0.0.1:{settings.dispatch_port}",
             Throttle(),
             live,
-            ZoneInfo(load_city_pack(settings.city_pack).city.timezone),
-            settings.secure_cookies,
+            departments={code: d.name for code, d in pack.departments.items()},
+            zone=ZoneInfo(pack.city.timezone),
+            secure_cookies=settings.secure_cookies,
         )
 
         async def follow(stop: asyncio.Event) -> None:

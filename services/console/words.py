@@ -47,6 +47,23 @@ WORDS: dict[str, tuple[str, str]] = {
     "no_cases": ("没有案件", "No cases"),
     "language": ("English", "中文"),
     "unavailable": ("服务暂不可用，请重试", "The service is unavailable; try again"),
+    "forbidden": ("无权进行此操作", "Not yours to do"),
+    "department": ("处置部门", "Department"),
+    "handled.note": ("处理说明", "Note"),
+    "return.reason": ("回退理由", "Reason"),
+    "dispatch": ("派遣", "Dispatch"),
+    "dispatch.department": ("派往部门", "To department"),
+    "dispatch.reason": ("派遣说明", "Reason"),
+    "approve": ("同意", "Approve"),
+    "deny": ("不同意", "Deny"),
+    "approve.reason": ("审批意见（可选）", "Comment (optional)"),
+    "deny.reason": ("不同意理由", "Reason"),
+    "request.extension": ("延期申请", "Extension requested"),
+    "request.parking": ("挂账申请", "Parking requested"),
+    "centre": ("指挥中心", "Command centre"),
+    "centre.returned": ("待派遣（回退、返工）", "To dispatch (returned, rework)"),
+    "centre.requests": ("待审批", "Requests to answer"),
+    "centre.overdue": ("已超时", "Overdue"),
 }
 
 

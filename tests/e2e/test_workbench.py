@@ -75,12 +75,16 @@ async def console(running: Running) -> AsyncIterator[str]:
     )
     db = client[running.system.env["GRIDLOOP_MONGODB_DATABASE"]]
     people = People(db)
-    await people.people.delete_many({"_id": "wang.li"})
+    await people.people.delete_many({"_id": {"$in": ["wang.li", "zhao.min"]}})
     await people.add("wang.li", PASSWORD, Role.department, "ROADS", "王力")
+    await people.add("zhao.min", PASSWORD, Role.command_centre, "centre", "赵敏")
     reader = CaseReader(db)
     live = Live(reader)
     dispatch = running.system.url("dispatch")
-    app = create_app(Console(people, reader, AuditTrail(db), dispatch, Throttle(), live))
+    departments = {code: d.name for code, d in running.pack.departments.items()}
+    app = create_app(
+        Console(people, reader, AuditTrail(db), dispatch, Throttle(), live, departments)
+    )
     stop = asyncio.Event()
     following = asyncio.create_task(tail(running.kafka, live.on_events, stop, running.namespace))
     port = free_port()
@@ -164,7 +168,7 @@ async def test_a_department_works_a_case_in_the_browser(
 
         # A return without a reason: the API's refusal beside the field; nothing changes.
         await page.get_by_role("button", name="回退").click()
-        await expect(page.locator("#reason-error")).to_be_visible()
+        await expect(page.locator("#return-reason-error")).to_be_visible()
         await expect(page.locator("#state")).to_contain_text("dispatched")
         await shot(page, tmp_path, "form-error")
 
@@ -177,6 +181,12 @@ async def test_a_department_works_a_case_in_the_browser(
         await expect(timeline).to_contain_text("已回填路面")
         await shot(page, tmp_path, "case")
 
+        # The second case is not ROADS' to handle: returned, with the reason.
+        await page.goto(f"{console}/cases/{second}")
+        await page.get_by_label("回退理由").fill("不是道路问题 not a road matter")
+        await page.get_by_role("button", name="回退").click()
+        await expect(page.locator("#state")).to_contain_text("returned")
+
         # Back in the queue, the case is done; in English on the switch.
         await page.get_by_role("link", name="返回").click()
         await expect(page.locator(f"#queue-done tr[data-case='{case_id}']")).to_be_visible()
@@ -188,6 +198,23 @@ async def test_a_department_works_a_case_in_the_browser(
         [token] = [c["value"] for c in cookies if c["name"] == "gridloop_session"]
         await page.get_by_role("button", name="Sign out").click()
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+        # The command centre's dispatcher finds the returned case and dispatches it again.
+        centre = await browser.new_page(viewport={"width": 1280, "height": 800})
+        await centre.goto(console + "/login")
+        await centre.get_by_label("用户名").fill("zhao.min")
+        await centre.get_by_label("密码").fill(PASSWORD)
+        await centre.get_by_role("button", name="登录").click()
+        returned = centre.locator(f"#queue-returned tr[data-case='{second}']")
+        await expect(returned).to_be_visible()
+        await shot(centre, tmp_path, "centre")
+        await returned.get_by_role("link").click()
+        await centre.get_by_label("派往部门").select_option("SANITATION")
+        await centre.get_by_label("派遣说明").fill("环卫处置 sanitation's")
+        await centre.get_by_role("button", name="派遣").click()
+        await expect(centre.locator("#state")).to_contain_text("dispatched")
+        await expect(centre.locator("#department")).to_have_text("SANITATION")
+        await shot(centre, tmp_path, "centre-case")
         await browser.close()
 
     # Signed out, the session's token opens no API any more.
