@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gridloop.access import Principal, Role
 from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord
 from services.console import core
@@ -94,3 +95,42 @@ def test_rows_put_the_reddest_first() -> None:
     ]
     shown = [r.case.case_id for r in core.rows(cases, "ROADS", NOW)]
     assert shown == ["red", "yellow", "green"]
+
+
+def test_each_role_calls_its_own_routes_and_no_other() -> None:
+    roads = Principal(Role.department, "ROADS", "wang.li")
+    form = {"note": "filled", "reason": "", "department": "WATER"}
+    assert core.call(roads, "C-1", "handled", form) == (
+        "/departments/ROADS/cases/C-1/handled",
+        {"handler_id": "wang.li", "note": "filled"},
+    )
+    assert core.call(roads, "C-1", "dispatch", form) is None  # the centre's, not theirs
+    centre = Principal(Role.command_centre, "centre", "zhao.min")
+    assert core.call(centre, "C-1", "dispatch", form) == (
+        "/cases/C-1/dispatch",
+        {"dispatcher": "zhao.min", "department": "WATER", "reason": ""},
+    )
+    # A blank optional comment is left out; a denial's reason is sent, blank or not (the
+    # API refuses a blank one beside the field).
+    assert core.call(centre, "C-1", "parking/approve", form)[1] == {"dispatcher": "zhao.min"}  # type: ignore[index]
+    assert core.call(centre, "C-1", "parking/deny", form)[1]["reason"] == ""  # type: ignore[index]
+    assert core.call(centre, "C-1", "handled", form) is None
+    supervisor = Principal(Role.supervisor, "SUP-1")
+    assert core.call(supervisor, "C-1", "handled", form) is None
+
+
+def test_the_centre_may_answer_a_pending_request_and_dispatch_by_hand() -> None:
+    pending = {
+        "request_id": "r-1",
+        "kind": "extension",
+        "department": "ROADS",
+        "reason": "materials",
+        "case_version": 3,
+    }
+    assert core.centre_actions(case(pending_request=pending)) == (
+        "extension/approve",
+        "extension/deny",
+        "dispatch",
+    )
+    assert core.centre_actions(case("returned")) == ("dispatch",)
+    assert core.centre_actions(case("closed")) == ()
