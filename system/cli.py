@@ -14,6 +14,7 @@ from rich.console import Console
 
 from gridloop.config import Settings
 from services.evaluation.cli import scores_app
+from system.people import people_app
 
 app = typer.Typer(
     help="gridloop: a city's grid-management closed loop (网格化管理).", no_args_is_help=True
@@ -32,6 +33,7 @@ class Service(StrEnum):
     sla = "sla"
     projections = "projections"
     evaluation = "evaluation"
+    console = "console"
     desk = "desk"
 
 
@@ -90,6 +92,8 @@ async def _run_async(service: Service, settings: Settings) -> None:
         from services.projections.main import run as main
     elif service is Service.evaluation:
         from services.evaluation.main import run as main
+    elif service is Service.console:
+        from services.console.main import run as main
     else:
         from system.desk import run as main
     await main(settings)
@@ -162,6 +166,7 @@ def city_generate(
 
 credentials_app = typer.Typer(help="Credentials: bearer tokens with a role.")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(people_app, name="people")
 
 
 @credentials_app.command("issue")

@@ -26,7 +26,16 @@ from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
 
 # Readers first, so that the first report finds its consumers ready.
-SERVICES = ("projections", "evaluation", "dispatch", "notify", "sla", "intake", "desk")
+SERVICES = (
+    "projections",
+    "evaluation",
+    "dispatch",
+    "notify",
+    "sla",
+    "intake",
+    "console",
+    "desk",
+)
 PORT_ENV = {
     "intake": "GRIDLOOP_INTAKE_PORT",
     "dispatch": "GRIDLOOP_DISPATCH_PORT",
@@ -34,6 +43,7 @@ PORT_ENV = {
     "sla": "GRIDLOOP_SLA_PORT",
     "projections": "GRIDLOOP_PROJECTIONS_PORT",
     "evaluation": "GRIDLOOP_EVALUATION_PORT",
+    "console": "GRIDLOOP_CONSOLE_PORT",
     "desk": "GRIDLOOP_DESK_PORT",
 }
 
