@@ -91,7 +91,9 @@ def media_case(
     for record in cases:
         if department_may_read(record, who):
             return True, record.case_id
-    return uploader == who, None
+    # Its own: the department's, whoever of it signed in (a session names the person too).
+    own = uploader is not None and (uploader.role, uploader.subject) == (who.role, who.subject)
+    return own, None
 
 
 def public_status(state: str) -> str:

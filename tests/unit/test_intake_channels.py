@@ -498,6 +498,9 @@ def test_media_are_read_as_their_case_is() -> None:
     assert media_case(roads, None, [held, assisted], linked) == (True, "C-2")  # assisting
     assert media_case(parks, None, [held, assisted], linked) == (False, None)
     assert media_case(parks, parks, [], []) == (True, None)  # its own upload
+    # Uploaded with the department's credential, read by a person of it signed in.
+    signed_in = Principal(Access.department, "PARKS", person="zhao.min")
+    assert media_case(signed_in, parks, [], []) == (True, None)
     # Staff but departments read every case, so every upload, linked or not.
     centre = Principal(Access.supervision_centre, "centre-1")
     assert media_case(centre, None, [], linked) == (True, "C-1")
