@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gridloop.audit import AuditTrail, refusal
 from gridloop.auth import TOKEN_PREFIX, CredentialStore, Principal, Role
 from gridloop.config import Settings
+from gridloop.people import SESSION_PREFIX
 
 log = logging.getLogger(__name__)
 OPS_PATHS = frozenset({"/healthz", "/metrics"})
@@ -218,7 +219,9 @@ class Door:
             await self.record(scope, who, token, status)
 
     async def principal(self, token: str | None) -> Principal | None:
-        if token is None or not token.startswith(TOKEN_PREFIX):
+        # A person's session (`gls_`) is a credential as a machine token is: staff signed
+        # in to the workbench are not limited as the public.
+        if token is None or not token.startswith((TOKEN_PREFIX, SESSION_PREFIX)):
             return None  # not a gridloop token: no need to ask the database
         credentials: CredentialStore = self.owner.state.credentials
         try:

@@ -24,6 +24,7 @@ from gridloop.embedded import free_port
 from gridloop.http import HttpLimits, client_address
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
+from gridloop.people import People
 from gridloop.runtime import serve
 from services.intake.api import UPLOAD_BODY, Intake, create_app, follow_key
 from tests.conftest import Servers
@@ -190,6 +191,22 @@ async def test_staff_are_not_limited(door: Door) -> None:
     http = door.client("192.0.2.40", **door.bearer(Role.hotline))
     statuses = {(await http.get(PUBLIC_READ)).status_code for _ in range(10)}
     assert statuses == {200}
+
+
+async def test_staff_signed_in_are_not_limited(door: Door) -> None:
+    """A person's session (the workbench's bearer token) is a staff credential to the door:
+    every operator behind the console's one address must not share the public's window."""
+    people = People(door.db)
+    await people.add("wang.li", "a long passphrase", Role.hotline, "op-9")
+    session = await people.sign_in("wang.li", "a long passphrase")
+    assert session is not None
+    http = door.client("192.0.2.45", Authorization=f"Bearer {session.token}")
+    statuses = {(await http.get(PUBLIC_READ)).status_code for _ in range(10)}
+    assert statuses == {200}
+    # Signed out, the token is nobody's: limited as the public.
+    await people.sign_out(session.token)
+    statuses = {(await http.get(PUBLIC_READ)).status_code for _ in range(4)}
+    assert 429 in statuses
 
 
 async def test_health_and_metrics_are_not_limited(door: Door) -> None:
