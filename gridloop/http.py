@@ -147,7 +147,8 @@ class BodyLimit:
         await _answer(send, 413, body, [("connection", "close")])
 
 
-def _networks(spec: str) -> list[Network]:
+def networks(spec: str) -> list[Network]:
+    """`GRIDLOOP_TRUSTED_PROXIES`' comma-separated addresses and networks."""
     return [
         ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()
     ]
@@ -191,7 +192,7 @@ class Door:
     ) -> None:
         self.app, self.service, self.owner, self.trail = app, service, owner, trail
         self.rates: list[RateLimitItem] = parse_many(limits.public_rate)
-        self.proxies = _networks(limits.trusted_proxies)
+        self.proxies = networks(limits.trusted_proxies)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
