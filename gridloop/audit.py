@@ -1,11 +1,13 @@
 """The audit trail: who did what to which case, when and why; who was turned away; who read
-a reporter's name or phone. One MongoDB collection, `audit`, three kinds of record:
+a reporter's name or phone, or a photo or voice note. One MongoDB collection, `audit`,
+three kinds of record:
 
 - `action`: every accepted action is an event on Kafka carrying its `actor`; the projections
   service copies each into the trail keyed by the event id (`services/projections/audit.py`),
   so a replay or a rebuild writes the very same records, never a second one;
 - `refused`: a 401 or 403 answered by the HTTP door of any service (`gridloop/http.py`);
-- `read`: a staff read of a case that showed the reporter's name or phone (intake).
+- `read`: a staff read of a case that showed the reporter's name or phone, and every read
+  of an uploaded photo or voice note (intake; `media_id`, and the case it belongs to).
 
 What a record never holds: request bodies, query strings, client addresses, names, phones.
 The actor is a role and a credential's subject; a read names the fields shown, not their
@@ -108,6 +110,11 @@ def personal_read(service: str, who: Principal, case_id: str, fields: list[str])
     return _record("read", service, who, "read personal data", case_id) | {"fields": fields}
 
 
+def media_read(service: str, who: Principal, media_id: str, case_id: str | None) -> Document:
+    """`who` was sent an upload (a photo or voice note) of `case_id`."""
+    return _record("read", service, who, "read media", case_id) | {"media_id": media_id}
+
+
 def _trail(request: Request) -> AuditTrail:
     trail: AuditTrail = request.app.state.audit
     return trail
@@ -126,8 +133,8 @@ async def read_audit(
     since: Annotated[datetime | None, Query(description="records at or after")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_RECORDS)] = 100,
 ) -> list[dict[str, Any]]:
-    """The audit trail, oldest first: accepted actions (events), refused attempts and reads
-    of reporters' personal data. Admin and supervision centre only."""
+    """The audit trail, oldest first: accepted actions (events), refused attempts, reads
+    of reporters' personal data and of uploads. Admin and supervision centre only."""
     if since is not None and since.utcoffset() is None:
         since = since.replace(tzinfo=UTC)  # a time without an offset is UTC
     records = await _trail(request).find(case, subject, since, limit)

@@ -8,7 +8,10 @@ handlers by intake, dispatch and the notify admin API.
   429 with `Retry-After`. Staff are not limited by it: they are few, each holds a credential
   of their own that can be revoked, and all they do is audited; a hotline floor or a
   supervisor's batch must never be refused by a limit meant for the internet.
-  `X-Forwarded-For` is believed only when the peer is a trusted proxy (none by default).
+  `X-Forwarded-For` is believed only when the peer is a trusted proxy (none by default),
+  here and nowhere else: uvicorn's own proxy-header handling is off
+  (`gridloop.runtime.server_config`). A request that carries many (a batch of reports)
+  counts as many: its route calls `charge` with the rest.
 - Refusals: every 401 and 403 is written to the audit trail (`gridloop/audit.py`).
 
 `/healthz` and `/metrics` pass untouched: orchestrators and Prometheus call them often.
@@ -25,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -35,9 +39,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gridloop.audit import AuditTrail, refusal
 from gridloop.auth import TOKEN_PREFIX, CredentialStore, Principal, Role
 from gridloop.config import Settings
+from gridloop.people import SESSION_PREFIX
 
 log = logging.getLogger(__name__)
 OPS_PATHS = frozenset({"/healthz", "/metrics"})
+WINDOW = "gridloop.public_window"  # the scope key of a rate-limited caller's window
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -141,7 +147,8 @@ class BodyLimit:
         await _answer(send, 413, body, [("connection", "close")])
 
 
-def _networks(spec: str) -> list[Network]:
+def networks(spec: str) -> list[Network]:
+    """`GRIDLOOP_TRUSTED_PROXIES`' comma-separated addresses and networks."""
     return [
         ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()
     ]
@@ -185,7 +192,7 @@ class Door:
     ) -> None:
         self.app, self.service, self.owner, self.trail = app, service, owner, trail
         self.rates: list[RateLimitItem] = parse_many(limits.public_rate)
-        self.proxies = _networks(limits.trusted_proxies)
+        self.proxies = networks(limits.trusted_proxies)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -194,10 +201,12 @@ class Door:
             return
         token = _bearer(scope)
         who = await self.principal(token)
-        public = who is None or who.role is Role.public
-        if public and (wait := await self.limited(client_address(scope, self.proxies))):
-            await self.too_many(send, wait)
-            return
+        if who is None or who.role is Role.public:
+            window = Window(self, client_address(scope, self.proxies))
+            if wait := await window.hit():
+                await _answer(send, 429, *_too_many(wait))
+                return
+            scope[WINDOW] = window  # for a route whose request counts as several
         status = 0
 
         async def watching(message: Message) -> None:
@@ -211,7 +220,9 @@ class Door:
             await self.record(scope, who, token, status)
 
     async def principal(self, token: str | None) -> Principal | None:
-        if token is None or not token.startswith(TOKEN_PREFIX):
+        # A person's session (`gls_`) is a credential as a machine token is: staff signed
+        # in to the workbench are not limited as the public.
+        if token is None or not token.startswith((TOKEN_PREFIX, SESSION_PREFIX)):
             return None  # not a gridloop token: no need to ask the database
         credentials: CredentialStore = self.owner.state.credentials
         try:
@@ -219,20 +230,14 @@ class Door:
         except PyMongoError:
             return None  # counted as the public; the route will fail on its own
 
-    async def limited(self, address: str) -> int | None:
-        """Seconds to wait if `address` has used its window up, else None (and a hit)."""
+    async def limited(self, address: str, cost: int = 1) -> int | None:
+        """Seconds to wait if `address` has not `cost` requests left in its window, else
+        None (and `cost` hits)."""
         for rate in self.rates:
-            if not await self.limiter.hit(rate, address):
+            if not await self.limiter.hit(rate, address, cost=cost):
                 stats = await self.limiter.get_window_stats(rate, address)
                 return max(1, math.ceil(stats.reset_time - time.time()))
         return None
-
-    @staticmethod
-    async def too_many(send: Send, wait: int) -> None:
-        msg = f"too many requests from this address; retry in {wait} s, or use a credential"
-        await _answer(
-            send, 429, _error(("client",), msg, "rate_limited"), [("retry-after", str(wait))]
-        )
 
     async def record(
         self, scope: Scope, who: Principal | None, token: str | None, status: int
@@ -252,6 +257,33 @@ class Door:
         except PyMongoError:
             # The refusal stands either way; losing its record must not turn it into a 500.
             log.warning("could not record a refused %s in the audit trail", record["action"])
+
+
+@dataclass(frozen=True)
+class Window:
+    """The rate-limit window of one client address, at one door."""
+
+    door: Door
+    address: str
+
+    async def hit(self, cost: int = 1) -> int | None:
+        return await self.door.limited(self.address, cost)
+
+
+def _too_many(wait: int, more: str = "") -> tuple[bytes, list[tuple[str, str]]]:
+    msg = f"too many requests from this address{more}; retry in {wait} s, or use a credential"
+    return _error(("client",), msg, "rate_limited"), [("retry-after", str(wait))]
+
+
+async def charge(request: Request, count: int) -> JSONResponse | None:
+    """Count `count` requests more against the caller's window: the door's 429 if they do
+    not fit, else None. For a request that carries several (a batch of n reports is n
+    requests, the first counted by the door as it came in); staff have no window."""
+    window: Window | None = request.scope.get(WINDOW)
+    if window is None or count <= 0 or not (wait := await window.hit(count)):
+        return None
+    body, headers = _too_many(wait, f" (this request counts as {count + 1})")
+    return JSONResponse(json.loads(body), status_code=429, headers=dict(headers))
 
 
 DOOR_ANSWERS = {

@@ -10,6 +10,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -42,6 +43,17 @@ def ops_app(title: str) -> FastAPI:
     app = FastAPI(title=title, openapi_url=None)
     add_ops_routes(app)
     return app
+
+
+def server_config(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, **options: Any
+) -> uvicorn.Config:
+    """How every gridloop HTTP app is served. uvicorn's own proxy-header handling is off:
+    on by default, it trusts loopback and rewrites the client address from
+    `X-Forwarded-For`, so any caller on the host could name itself a new address and reset
+    the per-address rate limit. The door (`gridloop.http.client_address`) is the one place
+    a forwarded address is believed, from `GRIDLOOP_TRUSTED_PROXIES` alone."""
+    return uvicorn.Config(app, host=host, port=port, proxy_headers=False, **options)
 
 
 class _Server(uvicorn.Server):
@@ -79,9 +91,7 @@ async def serve(app: FastAPI, host: str, port: int, workers: Sequence[Worker]) -
     stop = asyncio.Event()
     # A stream that never ends by itself (the workbench's live news) must not hold a stop
     # for ever: open connections get this many seconds, then are closed.
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
-    )
+    config = server_config(app, host, port, log_level="warning", timeout_graceful_shutdown=5)
     server = _Server(config)
     failures: list[BaseException] = []
 

@@ -12,13 +12,16 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
+from gridloop.runtime import server_config
+
 T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI, port: int) -> AsyncIterator[None]:
-    """Serve `app` on 127.0.0.1:`port` in this event loop (a real HTTP server)."""
-    server = uvicorn.Server(uvicorn.Config(app, "127.0.0.1", port, log_level="error"))
+    """Serve `app` on 127.0.0.1:`port` in this event loop (a real HTTP server, configured
+    as the services are)."""
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="error"))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
         await asyncio.sleep(0.02)

@@ -28,6 +28,7 @@ from gridloop.access import Role
 from gridloop.audit import AuditTrail, signing
 from gridloop.cases.lights import light
 from gridloop.cases.reader import CaseReader
+from gridloop.http import client_address, networks
 from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
@@ -56,6 +57,8 @@ class Console:
     intake_url: str = "http://127.0.0.1:8000"  # intake's API: filing and voiding reports
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
+    # Whose X-Forwarded-For names the client (`GRIDLOOP_TRUSTED_PROXIES`, as at every door).
+    trusted_proxies: str = ""
 
 
 class SignIn(Exception):
@@ -65,6 +68,8 @@ class SignIn(Exception):
 def create_app(console: Console) -> FastAPI:
     app = FastAPI(title="gridloop console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
+    # The sign-in throttle's and the audit's address: the door's rule, not uvicorn's.
+    proxies = networks(console.trusted_proxies)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["local"] = lambda at, form="%Y-%m-%d %H:%M": (
         at.astimezone(console.zone).strftime(form) if at is not None else "—"
@@ -107,7 +112,7 @@ def create_app(console: Console) -> FastAPI:
         password: Annotated[str, Form(max_length=256)],
         csrf: Annotated[str, Form(max_length=64)],
     ) -> Response:
-        address = request.client.host if request.client else "?"
+        address = client_address(request.scope, proxies)
         expected = request.cookies.get(LOGIN)
         if not expected or not secrets.compare_digest(expected, csrf):
             return page(request, "login.html", 400, csrf="", error="refused", username=username)
@@ -137,7 +142,7 @@ def create_app(console: Console) -> FastAPI:
         found = await session(request)
         _check_csrf(found, csrf)
         await console.people.sign_out(found.token)
-        address = request.client.host if request.client else "?"
+        address = client_address(request.scope, proxies)
         who = found.principal
         await console.trail.add(signing(SERVICE, who.person or "", who, "signed out", address))
         out = RedirectResponse("/login", status_code=303)

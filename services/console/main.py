@@ -40,6 +40,7 @@ async def run(settings: Settings) -> None:
             intake_url=settings.intake_url or f"http://127.0.0.1:{settings.intake_port}",
             zone=ZoneInfo(pack.city.timezone),
             secure_cookies=settings.secure_cookies,
+            trusted_proxies=settings.trusted_proxies,
         )
 
         async def follow(stop: asyncio.Event) -> None:

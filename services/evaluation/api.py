@@ -61,17 +61,24 @@ async def one(_: Staff, store: Store, level: Level, entity: Entity, period: str)
 
 @router.get("/scores/{level}/{entity}/{period}/{indicator}/cases", responses=refusals(401, 403))
 async def cases(
-    _: Staff, store: Store, level: Level, entity: Entity, period: str, indicator: Indicator
+    who: Staff, store: Store, level: Level, entity: Entity, period: str, indicator: Indicator
 ) -> dict[str, Any]:
-    """The cases one figure counted: its numerator and its denominator."""
-    numerator, denominator = await store.cases(level, entity, _period(period, "path"), indicator)
+    """The cases one figure counted: its numerator and its denominator. A department is
+    shown only the cases dispatched to it (`not_shown` counts the others)."""
+    counted, shown = await store.cases(
+        level, entity, _period(period, "path"), indicator, who.department
+    )
     return {
         "level": level,
         "entity": entity,
         "period": period,
         "indicator": indicator,
-        "numerator": numerator,
-        "denominator": denominator,
+        "numerator": shown.numerator,
+        "denominator": shown.denominator,
+        "not_shown": {
+            "numerator": len(counted.numerator) - len(shown.numerator),
+            "denominator": len(counted.denominator) - len(shown.denominator),
+        },
     }
 
 

@@ -72,7 +72,8 @@ async def _cases(
     client = connect(settings)
     try:
         store = ScoreStore(database(client, settings), load_city_pack(settings.city_pack))
-        return await store.cases(level, entity, period, indicator)
+        counted, _ = await store.cases(level, entity, period, indicator)
+        return counted.numerator, counted.denominator
     finally:
         await client.close()
 

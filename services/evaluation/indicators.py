@@ -205,6 +205,17 @@ class Counted:
     def ratio(self) -> Ratio:
         return Ratio(numerator=len(self.numerator), denominator=len(self.denominator))
 
+    def shown_to(self, department: str | None, cases: Iterable[CaseFacts]) -> Counted:
+        """The drill-down as `department` may see it: the cases it was dispatched to (a
+        department reads no other's cases; the figure itself is everyone's). Staff of the
+        centres (None) see every case."""
+        if department is None:
+            return self
+        mine = {case.case_id for case in cases if department in case.departments}
+        return Counted(
+            [c for c in self.numerator if c in mine], [c for c in self.denominator if c in mine]
+        )
+
 
 def count(
     level: Level, entity: str, cases: Iterable[CaseFacts], satisfied: int = SATISFIED

@@ -44,6 +44,7 @@ from schemas.events import EVENT_TYPES, Stage
 from services.evaluation.facts import CaseFacts, fold
 from services.evaluation.indicators import (
     COMMAND_CENTRE,
+    Counted,
     Judge,
     count,
     entities,
@@ -377,12 +378,19 @@ class ScoreStore:
         return Score.model_validate(_score_doc(doc)) if doc else None
 
     async def cases(
-        self, level: Level, entity: str, period: str, indicator: Indicator
-    ) -> tuple[list[str], list[str]]:
-        """The case ids in the numerator and the denominator of one figure (sorted)."""
+        self,
+        level: Level,
+        entity: str,
+        period: str,
+        indicator: Indicator,
+        department: str | None = None,
+    ) -> tuple[Counted, Counted]:
+        """The case ids in the numerator and the denominator of one figure (sorted): all
+        of them, and those `department` may see (`Counted.shown_to`)."""
         key = Key(level, entity, period_kind(period), period)
-        tally = count(level, entity, await self.facts(key), self.policy.satisfied).get(indicator)
-        return (tally.numerator, tally.denominator) if tally else ([], [])
+        facts = await self.facts(key)
+        tally = count(level, entity, facts, self.policy.satisfied).get(indicator) or Counted()
+        return tally, tally.shown_to(department, facts)
 
     async def pending(self) -> int:
         """Cases whose scores are not recomputed yet."""

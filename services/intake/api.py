@@ -6,7 +6,8 @@ Who may call what (bearer credentials, `gridloop.auth`):
 - `POST /reports/batch` (`bulk.py`): up to 500 reports, all or none, each as `POST /reports`
 - `POST /media`: anyone who may report (photos, voice notes)
 - `GET /media/{id}`, `GET /cases/{id}`: staff (`STAFF`); reporters' names and phones only to
-  hotline, supervision centre and admin; a department only its own cases
+  hotline, supervision centre and admin; a department only its own cases and their media
+  (and its own uploads); every media read audited
 - `GET /cases/{id}/public`: the reporter, by follow token or their own citizen credential
 - `POST /cases/{id}/verification`, `/check`: supervisors; `GET /tasks/verification`: also
   the supervision centre
@@ -24,7 +25,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from gridloop.audit import personal_read
+from gridloop.audit import media_read, personal_read, refusal
 from gridloop.audit import router as audit_router
 from gridloop.auth import Role
 from gridloop.cases.record import CaseRecord
@@ -67,6 +68,7 @@ from services.intake.requests import (
 from services.intake.views import (
     department_may_read,
     may_follow,
+    media_case,
     personal_fields,
     public_view,
     staff_view,
@@ -97,9 +99,9 @@ async def submit_report(
     report: ReportIn, intake: Deps, who: Anyone, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Submit a report (信息收集). Website reports answer with a `follow_token`."""
-    command = report_of(report, new_case_id("report", who, key), who)
     # The fingerprint matters only under a key (≈ 8 µs a report without one).
     content = report.model_dump_json() if key else ""
+    command = report_of(report, new_case_id("report", who, key, content=content), who)
     return respond(await intake.report(command, asked("report", who, key, content)))
 
 
@@ -121,9 +123,25 @@ async def upload_media(
 
 
 @router.get("/media/{media_id}", response_class=Response, responses=MEDIA_READ)
-async def read_media(media_id: str, intake: Deps, who: Staff) -> Response:
-    data, content_type = await intake.media.get(media_id)
-    return Response(data, media_type=content_type)
+async def read_media(media_id: str, intake: Deps, who: Staff, request: Request) -> Response:
+    """A photo or voice note. A department reads those of the cases it may read (as `GET
+    /cases/{id}`) and its own uploads; to it, any other is as unknown (404). Every read is
+    recorded in the audit trail first, and so is a department's refused one."""
+    trail = request.app.state.audit
+    upload = await intake.media.upload(media_id)
+    if upload is None:
+        raise not_found(("path", "media_id"), f"no media {media_id}")
+    records: list[CaseRecord] = []
+    if who.role is Role.department:
+        records = [r for c in upload.cases if (r := await intake.cases.record(c)) is not None]
+    granted, case_id = media_case(who, upload.uploaded_by, records, upload.cases)
+    if not granted:
+        why = "media of a case this department may not read"
+        record = refusal("intake", "GET /media/{media_id}", None, who, 404, why)
+        await trail.add(record | {"media_id": media_id})
+        raise not_found(("path", "media_id"), f"no media {media_id}")
+    await trail.add(media_read("intake", who, media_id, case_id))
+    return Response(await intake.media.read(media_id), media_type=upload.content_type)
 
 
 async def _act(

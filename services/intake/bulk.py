@@ -12,6 +12,13 @@ and the same case numbers; the stored answer is returned to an exact retry.
 
 Duplicates are looked for among the cases already projected, as for single reports: two
 reports of the same batch are not merged into each other.
+
+A caller the door rate-limits (no staff credential) spends one request of its per-address
+window per report, before anything is decided: a batch of 500 is 500 requests, refused
+whole (429) if the window has not that many left. Refusing batches to the public would be
+simpler, but an app's offline queue (a citizen's reports sent once back in coverage) is
+what the batch is for too; counted per report, one address files no more cases a minute
+by batches than one report at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import BulkWriteError
@@ -29,6 +36,7 @@ from pymongo.errors import BulkWriteError
 from gridloop.access import Principal
 from gridloop.commands import Answer, Opening
 from gridloop.errors import STATUS, refusals
+from gridloop.http import charge
 from gridloop.refusal import Refused, invalid
 from schemas.events import CaseEvent, CaseFiled, CaseReported, Kind
 from services.intake.duplicates import Nearby
@@ -103,14 +111,15 @@ class _Batch:
         self, intake: Intake, reports: Sequence[ReportIn], who: Principal, key: str | None
     ):
         self.intake = intake
-        self.reports = [
-            report_of(r, new_case_id("report-batch", who, key, i), who)
-            for i, r in enumerate(reports)
-        ]
         # Each report is known again by its own key and the whole batch's content: a
         # retried batch finds its cases; another batch under the key is refused, whatever
-        # its length (a fingerprint only under a key).
+        # its length (a fingerprint only under a key; an anonymous caller's key is scoped
+        # by it, `edge.scope`).
         content = "[" + ",".join(r.model_dump_json() for r in reports) + "]" if key else ""
+        self.reports = [
+            report_of(r, new_case_id("report-batch", who, key, i, content), who)
+            for i, r in enumerate(reports)
+        ]
         self.asked = [
             asked("report-batch", who, None if key is None else f"{key}:{i}", content)
             for i in range(len(reports))
@@ -167,10 +176,13 @@ class _Batch:
     responses=BATCH_ACCEPTED | refusals(400, 401, 403, 503),
 )
 async def submit_reports(
-    reports: Reports, intake: Deps, who: Anyone, key: IdempotencyKey = None
+    reports: Reports, intake: Deps, who: Anyone, request: Request, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Submit up to 500 reports at once: all are accepted, or none (every refusal named
-    by the report's index)."""
+    by the report's index). Without a staff credential, each report counts as a request
+    against the per-address rate limit."""
+    if (too_many := await charge(request, len(reports) - 1)) is not None:
+        return too_many
     batch = _Batch(intake, reports, who, key)
     if refused := await batch.refusals():
         # The gravest first: a caller without the right credential is told so (401/403).
@@ -178,5 +190,7 @@ async def submit_reports(
         problems = {"detail": [_problem(i, exc) for i, exc in refused]}
         headers = {"WWW-Authenticate": "Bearer"} if STATUS[gravest.why] == 401 else None
         return JSONResponse(problems, status_code=STATUS[gravest.why], headers=headers)
+    # Its uploads linked to its cases before the claims (`media.py`).
+    await intake.media.attach_many({r.case_id: r.media for r in batch.reports})
     answers: list[Answer] = await intake.path.open(batch.openings(await batch.events()))
     return JSONResponse({"accepted": [a.body for a in answers]}, status_code=202)

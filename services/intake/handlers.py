@@ -82,7 +82,7 @@ class Intake:
         is derived from the key: a retry finds its case and is answered as before)."""
         if asked.key is not None and (again := await self.path.replay(report.case_id, asked)):
             return again
-        await self.check_media(report.media, ("body", "media"))
+        await self.attach_media(report.media, ("body", "media"), report.case_id)
         now = self.clock()
         first = decide_report(self.pack, report, now)
         reported = first[0]
@@ -97,7 +97,7 @@ class Intake:
     async def act(self, command: CaseCommand, asked: Asked) -> Answer:
         """A case command decided on the case's head, numbered if it files the case."""
         if media := getattr(command, "media", ()):
-            await self.check_media(media, ("body", "media"))
+            await self.attach_media(media, ("body", "media"), command.case_id)
         into = await self._into(command) if isinstance(command, Merge) else None
 
         async def decide(case: CaseView) -> Sequence[CaseEvent]:
@@ -122,8 +122,10 @@ class Intake:
             return {}
         return {"follow_token": follow_token(self.follow_key, report.case_id)}
 
-    async def check_media(self, ids: Sequence[str], loc: tuple[str, ...]) -> None:
-        if missing := await self.media.missing(list(ids)):
+    async def attach_media(self, ids: Sequence[str], loc: tuple[str, ...], case_id: str) -> None:
+        """Refuse uploads that do not exist; link those that do to the case that names
+        them, before its claim (`media.py`: who may read the case may read them)."""
+        if missing := await self.media.attach(ids, case_id):
             raise invalid(loc, f"no uploaded media {', '.join(missing)}", "unknown_media")
 
     async def _into(self, merge: Merge) -> CaseView:

@@ -2,11 +2,19 @@
 
 The type is read from the bytes (magic numbers), never trusted from the client; each kind
 has a size limit. The pure part (`sniff`, `check`) is unit-tested without a database.
+
+Who may read an upload follows who may read its case (`views.media_case`): a report
+or a verification that names uploads links them to its case (`metadata.cases`) before its
+claim, so a case never stands with media its readers cannot reach; a link to a case whose
+report was refused grants nothing (there is no case to read). Ids are 12 random bytes
+(24 hex digits, as GridFS ids): one upload's id tells nothing of another's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +22,10 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket, NoFile
+from pymongo import UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop.auth import Principal
+from gridloop.auth import Principal, Role
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
 
@@ -87,6 +96,41 @@ def check(data: bytes) -> MediaType:
     return found
 
 
+def new_media_id() -> ObjectId:
+    """An upload's id: random, where an ObjectId's time, process and counter would let
+    one id be guessed from another."""
+    return ObjectId(secrets.token_bytes(12))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What is known of an upload before its bytes are read."""
+
+    media_id: str
+    content_type: str
+    cases: tuple[str, ...]  # the cases whose reports or verifications name it
+    uploaded_by: Principal | None
+
+
+def _upload(doc: Document) -> Upload:
+    metadata = doc.get("metadata") or {}
+    by = metadata.get("uploaded_by") or {}
+    uploader = Principal(Role(by["role"]), str(by["subject"])) if by.get("role") else None
+    return Upload(
+        str(doc["_id"]),
+        str(metadata.get("content_type", "application/octet-stream")),
+        tuple(metadata.get("cases", ())),
+        uploader,
+    )
+
+
+def _object_id(media_id: str) -> ObjectId | None:
+    try:
+        return ObjectId(media_id)
+    except (InvalidId, TypeError):
+        return None
+
+
 class MediaStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.bucket = AsyncGridFSBucket(db, bucket_name="media")
@@ -101,8 +145,12 @@ class MediaStore:
             "sha256": digest,
             "uploaded_by": {"role": who.role.value, "subject": who.subject},
             "uploaded_at": datetime.now(UTC),
+            "cases": [],
         }
-        file_id = await self.bucket.upload_from_stream(filename[:200], data, metadata=metadata)
+        file_id = new_media_id()
+        await self.bucket.upload_from_stream_with_id(
+            file_id, filename[:200], data, metadata=metadata
+        )
         return {
             "media_id": str(file_id),
             "content_type": media.content_type,
@@ -119,11 +167,43 @@ class MediaStore:
         have = {str(d["_id"]) async for d in found}
         return [i for i in ids if i not in have]
 
-    async def get(self, media_id: str) -> tuple[bytes, str]:
+    async def attach(self, ids: Sequence[str], case_id: str) -> list[str]:
+        """Link the uploads `ids` to `case_id`, whose report or verification names them;
+        the ids among them that name no upload (one round trip when all do)."""
+        if not ids:
+            return []
+        linked = await self.files.update_many(
+            {"_id": {"$in": [ObjectId(i) for i in ids]}},
+            {"$addToSet": {"metadata.cases": case_id}},
+        )
+        return [] if linked.matched_count == len(set(ids)) else await self.missing(list(ids))
+
+    async def attach_many(self, links: Mapping[str, Sequence[str]]) -> None:
+        """`attach` for several cases at once (a batch whose uploads are known to exist)."""
+        writes = [
+            UpdateMany(
+                {"_id": {"$in": [ObjectId(i) for i in ids]}},
+                {"$addToSet": {"metadata.cases": case_id}},
+            )
+            for case_id, ids in links.items()
+            if ids
+        ]
+        if writes:
+            await self.files.bulk_write(writes, ordered=False)
+
+    async def upload(self, media_id: str) -> Upload | None:
+        """What is known of an upload, without its bytes; None if there is none."""
+        oid = _object_id(media_id)
+        doc = None if oid is None else await self.files.find_one({"_id": oid})
+        return _upload(doc) if doc else None
+
+    async def read(self, media_id: str) -> bytes:
+        oid = _object_id(media_id)
         try:
-            stream = await self.bucket.open_download_stream(ObjectId(media_id))
-        except (InvalidId, NoFile) as exc:
+            if oid is None:
+                raise NoFile(media_id)
+            stream = await self.bucket.open_download_stream(oid)
+        except NoFile as exc:
             raise not_found(("path", "media_id"), f"no media {media_id}") from exc
-        data = await stream.read()
-        metadata = stream.metadata or {}
-        return data, str(metadata.get("content_type", "application/octet-stream"))
+        data: bytes = await stream.read()
+        return data

@@ -212,8 +212,8 @@ async def post_request(request: Request, format_: FormatPath) -> Response:
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= 200:
             raise Open311Error(400, "Idempotency-Key: 1 to 200 characters")
-        command = report_of(report, new_case_id("report", who, key), who)
         content = report.model_dump_json() if key else ""
+        command = report_of(report, new_case_id("report", who, key, content=content), who)
         answer = await intake.report(command, asked("report", who, key, content))
         return "service_requests", [posted(answer.body)]
 

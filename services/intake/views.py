@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 from typing import Any
 
 from gridloop.access import Principal
@@ -76,6 +77,23 @@ def personal_fields(view: Document) -> list[str]:
 def department_may_read(record: CaseRecord, who: Principal) -> bool:
     """A department reaches only the cases dispatched to it (lead or assisting)."""
     return who.role is not Access.department or record.held_by(who.subject)
+
+
+def media_case(
+    who: Principal, uploader: Principal | None, cases: Sequence[CaseRecord], linked: Sequence[str]
+) -> tuple[bool, str | None]:
+    """Whether `who` may read an upload, and the case it is read as part of. Media access
+    follows case access: staff but departments read every case, so every upload (`linked`:
+    the ids of the cases naming it); a department reads the uploads of the cases it may
+    read (`cases`: those of `linked` that are projected) and its own."""
+    if who.role is not Access.department:
+        return True, linked[0] if linked else None
+    for record in cases:
+        if department_may_read(record, who):
+            return True, record.case_id
+    # Its own: the department's, whoever of it signed in (a session names the person too).
+    own = uploader is not None and (uploader.role, uploader.subject) == (who.role, who.subject)
+    return own, None
 
 
 def public_status(state: str) -> str:

@@ -20,7 +20,7 @@ from gridloop.mongo import Document
 from gridloop.refusal import conflict, invalid, not_found
 from gridloop.runtime import add_ops_routes
 from schemas.limits import CASE_ID, CASE_ID_MAX, DEPARTMENT_CODE, CaseRef, DepartmentCode, WebUrl
-from services.notify.core import address_problem, url_problem
+from services.notify.addresses import address_problem, url_problem
 from services.notify.service import resolve
 from services.notify.store import DeliveryStore
 
@@ -41,8 +41,9 @@ class ReplayIn(BaseModel):
 
 
 async def check_webhook_url(pack: CityPack, url: str) -> None:
-    """Refuse (422, `url`) a URL that is malformed or reaches a private, loopback or
-    link-local address the city pack does not allow (server-side request forgery)."""
+    """Refuse (422, `url`) a URL that is malformed or reaches a private or loopback
+    address the city pack does not allow, or a link-local one (server-side request
+    forgery, `addresses.py`). The delivery checks again at each attempt."""
     problem = url_problem(url)
     if problem is None:
         parts = urlsplit(url)

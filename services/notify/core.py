@@ -1,4 +1,5 @@
-"""Webhook messages, signatures, the retry schedule and URL checks. Pure.
+"""Webhook messages, signatures and the retry schedule. Pure. (Where a webhook may go:
+`addresses.py`.)
 
 Standard Webhooks: `webhook-id` is stable across retries (derived from the event id and the
 department), so a receiver can drop a repeated delivery; `webhook-signature` is `v1,` +
@@ -8,7 +9,6 @@ per current secret, space-separated, while a secret is being rotated.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
 import uuid
@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
@@ -329,44 +328,3 @@ class Breaker:
         if failures < self.threshold:
             return replace(self, failures=failures)
         return replace(self, failures=failures, open_until=now + self.cooldown)
-
-
-# --- server-side request forgery -------------------------------------------------------
-
-
-def url_problem(url: str) -> str | None:
-    """What is wrong with a webhook URL's form, or None."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises for a port out of range
-        (parts.hostname or "").encode("idna")  # a host no resolver could take
-    except (ValueError, UnicodeError) as exc:
-        return f"the URL does not parse ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return "the scheme must be http or https"
-    if not parts.hostname:
-        return "the URL has no host"
-    if parts.username or parts.password:
-        return "credentials in the URL are not allowed"
-    return None
-
-
-def address_problem(addresses: Sequence[str], allow_private: bool) -> str | None:
-    """Why the resolved `addresses` of a webhook host may not be called, or None. Private,
-    loopback, link-local (cloud metadata), multicast and reserved addresses are refused
-    unless the city pack allows private addresses."""
-    if not addresses:
-        return "the host does not resolve"
-    for text in addresses:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            ip = ip.ipv4_mapped
-        if ip.is_multicast or ip.is_unspecified or (ip.is_reserved and not ip.is_loopback):
-            return f"{ip} is not a unicast address"
-        if ip.is_loopback or ip.is_private or ip.is_link_local:
-            if allow_private:
-                continue
-            return f"{ip} is a private, loopback or link-local address"
-        if not ip.is_global and not allow_private:
-            return f"{ip} is a private (non-global) address"
-    return None

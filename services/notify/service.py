@@ -36,20 +36,19 @@ from gridloop.citypack import CityPack
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
+from services.notify.addresses import address_problem, pinned, url_problem
 from services.notify.core import (
     Answer,
     Breaker,
     Next,
     Notice,
     RetrySchedule,
-    address_problem,
     concerns_departments,
     encode_body,
     next_step,
     notices,
     retry_after_seconds,
     signed_headers,
-    url_problem,
     webhook_id,
 )
 from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint, Outcome
@@ -341,13 +340,15 @@ class Deliverer:
         await self._record(Outcome(attempt, _change(number, answer, step), claim))
 
     async def _call(self, doc: Document, endpoint: Endpoint, at: datetime) -> Answer:
-        """Check the address, then POST the signed message: what came of it, never raising."""
+        """Check the addresses, then POST the signed message to one of them: what came of
+        it, never raising."""
         try:
-            if (refused := await self._refusal(endpoint.url)) is not None:
-                return Answer(refused=refused)
+            checked = await self._checked(endpoint.url)
+            if isinstance(checked, Answer):
+                return checked
             headers = signed_headers(endpoint.secrets, doc["_id"], at, doc["body"])
             response = await asyncio.wait_for(
-                self.http.post(endpoint.url, content=doc["body"].encode(), headers=headers),
+                self._post(endpoint.url, checked, doc["body"].encode(), headers),
                 self.policy.timeout,
             )
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
@@ -358,15 +359,39 @@ class Deliverer:
         retry_after = retry_after_seconds(response.headers.get("retry-after"), at)
         return Answer(status=response.status_code, retry_after=retry_after)
 
-    async def _refusal(self, url: str) -> str | None:
-        """Check the URL and the addresses its host resolves to now (SSRF)."""
+    async def _checked(self, url: str) -> list[str] | Answer:
+        """The addresses the URL's host resolves to now, each checked (SSRF), or the
+        answer of an attempt that cannot be made."""
         if problem := url_problem(url):
-            return problem
+            return Answer(refused=problem)
         parts = urlsplit(url)
         addresses = await resolve(parts.hostname or "", parts.port)
         if not addresses:
-            return None  # not resolvable now: the attempt fails and is retried
-        return address_problem(addresses, self.allow_private)
+            return Answer(error="the host does not resolve")  # now: retried
+        if problem := address_problem(addresses, self.allow_private):
+            return Answer(refused=problem)
+        return addresses
+
+    async def _post(
+        self, url: str, addresses: list[str], body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        """POST to the addresses that were checked, never to what the host resolves to by
+        then (DNS rebinding): the first that takes the connection, with the URL's own Host
+        header and TLS server name."""
+        for i, address in enumerate(addresses):
+            to = pinned(url, address)
+            extensions = {"sni_hostname": to.sni} if to.sni else None
+            try:
+                return await self.http.post(
+                    to.url,
+                    content=body,
+                    headers=headers | ({"Host": to.host} if to.host else {}),
+                    extensions=extensions,
+                )
+            except httpx.ConnectError:
+                if i == len(addresses) - 1:
+                    raise  # nothing was sent to any of them
+        raise AssertionError("no address")  # `_checked` never returns none
 
 
 def _error(exc: BaseException) -> str:
@@ -439,10 +464,11 @@ def _settle(
 
 
 async def resolve(host: str, port: int | None) -> list[str]:
+    """The addresses `host` resolves to, once each, in the resolver's order of preference."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, port or 443, type=socket.SOCK_STREAM
         )
     except OSError:
         return []
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))

@@ -32,6 +32,7 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.http import HttpLimits
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
+from gridloop.runtime import server_config
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported
 from schemas.events import Role as ActorRole
@@ -145,7 +146,7 @@ def _listening() -> socket.socket:
 async def serve_loopback(app: FastAPI, stack: contextlib.AsyncExitStack) -> str:
     """Serve `app` on a free loopback port until `stack` closes; its base URL."""
     sock = _listening()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off"))
+    server = uvicorn.Server(server_config(app, log_level="critical", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
         await asyncio.sleep(0.02)

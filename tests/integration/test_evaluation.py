@@ -161,6 +161,20 @@ async def test_scores_drill_down_and_replay(servers: Servers, service: Service) 
     assert drill.status_code == 200
     assert drill.json()["numerator"] == sorted([cases[0].case_id, cases[2].case_id])
     assert drill.json()["denominator"] == sorted(c.case_id for c in cases[:3])
+    # A department sees the figure, but of the cases behind it only those dispatched to it
+    # (WATER had case 2, then returned it): no other department's case ids.
+    water_token = await CredentialStore(service.store.case_facts.database).issue(
+        Role.department, "WATER"
+    )
+    water_auth = {"Authorization": f"Bearer {water_token}"}
+    theirs = await api.get("/scores/street/001/2031-03/on_time_handling/cases", headers=water_auth)
+    assert theirs.status_code == 200, theirs.text
+    assert (theirs.json()["numerator"], theirs.json()["denominator"]) == (
+        [cases[2].case_id],
+        [cases[2].case_id],
+    )
+    assert theirs.json()["not_shown"] == {"numerator": 1, "denominator": 2}
+    assert drill.json()["not_shown"] == {"numerator": 0, "denominator": 0}  # the centre's
 
     # WATER rightly returned a case: a response, and no dispatch accuracy of its own; the
     # command centre's dispatch accuracy counts the return, case by case.

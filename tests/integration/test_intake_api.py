@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
-from schemas.envelope import decode
+from schemas.envelope import Envelope, decode
+from schemas.events import Actor, CaseDispatched
+from schemas.events import Role as ActorRole
 from services.intake.api import Intake, create_app, follow_key
 from services.projections.store import CaseStore
 from tests.conftest import Servers
@@ -267,6 +270,62 @@ async def test_a_component_report_with_a_photo_and_a_voice_note(h: Harness) -> N
     assert (await h.http.get(f"/media/{body['media'][0]}")).status_code == 401
 
 
+async def test_media_follow_their_case_and_every_read_is_audited(h: Harness) -> None:
+    upload = await h.http.post(
+        "/media", files={"file": ("p.jpg", JPEG, "image/jpeg")}, headers=h.auth("supervisor")
+    )
+    photo = upload.json()["media_id"]
+    answer = (await h.post("/reports", REPORT | {"media": [photo]}, "supervisor")).json()
+    case_id = answer["case_id"]
+    await h.project(case_id, 2)
+    roads = await CredentialStore(h.db).issue(Role.department, "ROADS")
+
+    async def read(token: str) -> httpx.Response:
+        return await h.http.get(f"/media/{photo}", headers={"Authorization": f"Bearer {token}"})
+
+    # Filed, dispatched to nobody yet: no department reads it, as it reads no such case.
+    refused = await read(h.tokens["water"])
+    assert refused.status_code == 404
+    assert refused.json()["detail"][0]["loc"] == ["path", "media_id"]
+    dispatched = CaseDispatched(
+        case_id=case_id,
+        version=3,
+        actor=Actor(role=ActorRole.command_centre, id="auto-dispatch"),
+        department="WATER",
+        deadline=datetime.now(UTC) + timedelta(hours=4),
+        rule="test",
+    )
+    await CaseStore(h.db).apply(Envelope(dispatched, "/tests"))
+    granted = await read(h.tokens["water"])
+    assert granted.status_code == 200 and granted.content == JPEG
+    assert (await read(roads)).status_code == 404  # another department: as unknown
+    assert (await read(h.tokens["centre"])).status_code == 200  # the centre reads every case
+
+    trail = [d async for d in h.db["audit"].find({"media_id": photo})]
+    assert len(trail) == 4
+    assert {(d["kind"], d["actor"]["id"], d["case_id"]) for d in trail} == {
+        ("refused", "WATER", None),
+        ("read", "WATER", case_id),
+        ("refused", "ROADS", None),
+        ("read", "centre-1", case_id),
+    }
+
+
+async def test_media_ids_tell_nothing_of_one_another(h: Harness) -> None:
+    ids = [
+        (
+            await h.http.post(
+                "/media", files={"file": ("p.jpg", JPEG, "image/jpeg")}, headers=h.auth("hotline")
+            )
+        ).json()["media_id"]
+        for _ in range(3)
+    ]
+    # ObjectIds of one process share their bytes 4–8 (a per-process random value) and
+    # count up in bytes 9–11: these are random throughout.
+    assert len({i[8:18] for i in ids}) == 3
+    assert all(len(i) == 24 for i in ids)
+
+
 async def test_uploads_are_typed_by_their_bytes_and_limited(h: Harness) -> None:
     pdf = await h.http.post("/media", files={"file": ("x.jpg", b"%PDF-1.7", "image/jpeg")})
     assert pdf.status_code == 415
@@ -416,6 +475,38 @@ async def test_a_retry_with_the_same_key_returns_the_first_answer(h: Harness) ->
     theirs = await h.post("/reports", WEBSITE, None, **headers)
     assert theirs.status_code == 202
     assert theirs.json()["case_id"] != first.json()["case_id"]
+
+
+async def test_anonymous_callers_do_not_share_one_key_space(h: Harness) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}  # a caller's own random key
+    mine = await h.post("/reports", WEBSITE, None, **key)
+    assert mine.status_code == 202, mine.text
+    again = await h.post("/reports", WEBSITE, None, **key)
+    assert again.json() == mine.json()  # the retry finds its answer
+    # Another caller under an equal key (picked alike, or learned) sends its own report: it
+    # gets a case and a token of its own, and is not told that the key is in use.
+    theirs = await h.post("/reports", WEBSITE | {"description": "a van on the kerb"}, None, **key)
+    assert theirs.status_code == 202, theirs.text
+    assert theirs.json()["case_id"] != mine.json()["case_id"]
+    assert theirs.json()["follow_token"] != mine.json()["follow_token"]
+    # The same holds for batches.
+    batch = await h.post("/reports/batch", [WEBSITE | {"description": "a lorry"}], None, **key)
+    assert batch.status_code == 202, batch.text
+    [one] = batch.json()["accepted"]
+    assert one["case_id"] not in {mine.json()["case_id"], theirs.json()["case_id"]}
+    # A key too short to be anyone's secret (a counter) is refused, and nothing is filed.
+    for path, body in (("/reports", WEBSITE), ("/reports/batch", [WEBSITE])):
+        short = await h.post(path, body, None, **{"Idempotency-Key": "1"})
+        assert short.status_code == 422, short.text
+        problem = short.json()["detail"][0]
+        assert (problem["loc"], problem["type"]) == (
+            ["header", "Idempotency-Key"],
+            "idempotency_key_too_short",
+        )
+    assert await h.db["case_heads"].count_documents({}) == 3
+    # A credential names its holder: its keys stay its own, short or not.
+    mine_again = await h.post("/reports", REPORT, "supervisor", **{"Idempotency-Key": "1"})
+    assert mine_again.status_code == 202, mine_again.text
 
 
 async def test_commands_on_unknown_cases_are_404(h: Harness) -> None:

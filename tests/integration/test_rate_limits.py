@@ -4,6 +4,8 @@ trusted."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import ipaddress
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -11,16 +13,23 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK, Settings
+from gridloop.embedded import free_port
 from gridloop.http import HttpLimits, client_address
 from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
+from gridloop.people import People
+from gridloop.runtime import serve
 from services.intake.api import UPLOAD_BODY, Intake, create_app, follow_key
 from tests.conftest import Servers
+from tests.helpers import eventually
+from tests.integration.test_intake_api import WEBSITE
 
 MiB = 1024 * 1024
 PUBLIC_READ = "/open311/v2/services.json"  # anyone may read it; it costs nothing
@@ -32,6 +41,8 @@ class Door:
 
     client: Callable[..., httpx.AsyncClient]
     tokens: dict[Role, str]
+    app: FastAPI
+    db: AsyncDatabase[Document]
 
     def bearer(self, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -54,7 +65,7 @@ async def _door(servers: Servers, limits: HttpLimits) -> AsyncIterator[Door]:
         opened.append(httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers))
         return opened[-1]
 
-    yield Door(client, tokens)
+    yield Door(client, tokens, app, db)
     for http in opened:
         await http.aclose()
     await producer.stop()
@@ -150,10 +161,52 @@ async def test_a_citizen_credential_is_limited_like_the_public(door: Door) -> No
     assert statuses == [200, 200, 200, 429]
 
 
+async def test_a_public_batch_counts_each_of_its_reports(door: Door) -> None:
+    """One address may not file a window's worth of cases in every request: each report of
+    an anonymous batch is a request (the window here: 3 a minute)."""
+    http = door.client("192.0.2.60")
+    four = await http.post("/reports/batch", json=[WEBSITE] * 4)
+    refused(four, 429, ["client"], "rate_limited")
+    assert 1 <= int(four.headers["retry-after"]) <= 60
+    # Refused whole before anything was decided: the request itself counted, its reports
+    # did not, and nothing was filed.
+    assert await door.db["case_heads"].count_documents({}) == 0
+    three = await http.post("/reports/batch", json=[WEBSITE] * 3)
+    assert three.status_code == 429, three.text  # 1 (the four) + 3 > 3
+    other = door.client("192.0.2.61")
+    accepted = await other.post("/reports/batch", json=[WEBSITE] * 2)
+    assert accepted.status_code == 202, accepted.text
+    statuses = [(await other.get(PUBLIC_READ)).status_code for _ in range(2)]
+    assert statuses == [200, 429]  # 2 (the batch) + 1 = 3
+
+
+async def test_a_staff_batch_is_not_counted(door: Door) -> None:
+    http = door.client("192.0.2.62", **door.bearer(Role.hotline))
+    hotline = [WEBSITE | {"channel": "hotline"}] * 5
+    response = await http.post("/reports/batch", json=hotline)
+    assert response.status_code == 202, response.text
+
+
 async def test_staff_are_not_limited(door: Door) -> None:
     http = door.client("192.0.2.40", **door.bearer(Role.hotline))
     statuses = {(await http.get(PUBLIC_READ)).status_code for _ in range(10)}
     assert statuses == {200}
+
+
+async def test_staff_signed_in_are_not_limited(door: Door) -> None:
+    """A person's session (the workbench's bearer token) is a staff credential to the door:
+    every operator behind the console's one address must not share the public's window."""
+    people = People(door.db)
+    await people.add("wang.li", "a long passphrase", Role.hotline, "op-9")
+    session = await people.sign_in("wang.li", "a long passphrase")
+    assert session is not None
+    http = door.client("192.0.2.45", Authorization=f"Bearer {session.token}")
+    statuses = {(await http.get(PUBLIC_READ)).status_code for _ in range(10)}
+    assert statuses == {200}
+    # Signed out, the token is nobody's: limited as the public.
+    await people.sign_out(session.token)
+    statuses = {(await http.get(PUBLIC_READ)).status_code for _ in range(4)}
+    assert 429 in statuses
 
 
 async def test_health_and_metrics_are_not_limited(door: Door) -> None:
@@ -175,6 +228,40 @@ async def test_forwarded_for_is_believed_from_a_trusted_proxy_only(behind_proxy:
         for n in range(3)
     ]
     assert statuses == [200, 200, 429]
+
+
+async def test_a_forwarded_for_is_no_new_address_where_the_services_serve(door: Door) -> None:
+    """Served as every service is (`gridloop.runtime.serve`, uvicorn), a caller on the host
+    that names a new address in `X-Forwarded-For` each time keeps its one window: uvicorn
+    would believe the header from loopback; only the door decides, and no proxy is trusted."""
+    port, done = free_port(), asyncio.Event()
+
+    async def until_done(stop: asyncio.Event) -> None:
+        await done.wait()
+
+    threshold = gc.get_threshold()
+    served = asyncio.create_task(serve(door.app, "127.0.0.1", port, [until_done]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
+            async def up() -> bool:
+                try:
+                    return (await http.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(up, what="intake served")
+            statuses = [
+                (await http.get(PUBLIC_READ, headers={"X-Forwarded-For": f"203.0.113.{n}"}))
+                for n in range(4)
+            ]
+    finally:
+        done.set()
+        await served
+        gc.unfreeze()  # `serve` freezes what the process holds; this one is a test run
+        gc.set_threshold(*threshold)
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+    refused(statuses[-1], 429, ["client"], "rate_limited")
 
 
 def test_the_nearest_untrusted_hop_is_the_client() -> None:

@@ -34,6 +34,7 @@ from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseDispatched, CaseExtended, EventData
 from schemas.events import Role as ActorRole
+from services.notify import service
 from services.notify.admin import create_app
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
@@ -51,6 +52,7 @@ class Arrival:
     message: dict[str, Any]
     at: float  # monotonic
     verified_with: list[str]
+    host: str = ""  # the Host header it came with
 
 
 @dataclass
@@ -98,7 +100,12 @@ class Receivers:
             if 200 <= status < 300:
                 self.arrivals.append(
                     Arrival(
-                        department, request.headers["webhook-id"], message, time.monotonic(), good
+                        department,
+                        request.headers["webhook-id"],
+                        message,
+                        time.monotonic(),
+                        good,
+                        request.headers["host"],
                     )
                 )
             return Response(status_code=status, headers=headers)
@@ -463,6 +470,34 @@ async def test_set_webhook_rotates_the_secret_with_an_overlap(harness: Harness) 
     assert arrival.verified_with == [newest]
 
 
+async def test_the_delivery_connects_to_the_address_that_was_checked(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a host that resolves to an allowed address for the check and to
+    another right after. `dept.invalid` resolves nowhere (RFC 2606) but through this
+    resolver, whose first answer is the receiver's loopback address (the demo pack allows
+    private addresses) and every later one the cloud metadata service."""
+    answers: list[list[str]] = []
+    real = service.resolve
+
+    async def rebinding(host: str, port: int | None) -> list[str]:
+        if host != "dept.invalid":
+            return await real(host, port)
+        answers.append(["169.254.169.254"] if answers else ["127.0.0.1"])
+        return answers[-1]
+
+    monkeypatch.setattr(service, "resolve", rebinding)
+    url = f"http://dept.invalid:{harness.receivers.port}/hooks/SANITATION"
+    await harness.store.set_webhook(harness.pack, "SANITATION", url, timedelta(hours=1))
+    event = dispatched("SANITATION")
+    await harness.send(event)
+    done = await harness.delivery(event.case_id, "delivered")
+    [arrival] = [a for a in harness.receivers.arrivals if a.webhook_id == done["_id"]]
+    # Sent to the address checked, named as the URL names it; resolved once.
+    assert arrival.host == f"dept.invalid:{harness.receivers.port}"
+    assert answers == [["127.0.0.1"]]
+
+
 @pytest.mark.parametrize(
     ("url", "loc_type"),
     [
@@ -505,6 +540,31 @@ async def test_loopback_is_allowed_where_the_pack_allows_it(harness: Harness) ->
         headers=harness.admin_token,
     )
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",  # the cloud metadata service
+        "http://[fe80::1]/x",
+        "http://[::ffff:169.254.169.254]/x",
+        "http://[2002:a9fe:a9fe::]/x",  # 6to4
+        "http://[64:ff9b::a9fe:a9fe]/x",  # NAT64
+        "http://2852039166/x",  # 169.254.169.254 as one number
+    ],
+)
+async def test_link_local_is_refused_even_where_private_addresses_are_allowed(
+    harness: Harness, url: str
+) -> None:
+    assert harness.pack.routing.webhooks.allow_private_addresses  # the demo pack's
+    answer = await harness.admin.put(
+        "/departments/SANITATION/webhook", json={"url": url}, headers=harness.admin_token
+    )
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"][0]
+    assert (detail["loc"], detail["type"]) == (["body", "url"], "url_refused")
+    assert "link-local" in detail["msg"]
+    assert await harness.store.endpoints.count_documents({}) == 0  # nothing changed
 
 
 @pytest.mark.parametrize(

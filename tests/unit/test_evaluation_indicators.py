@@ -161,6 +161,21 @@ def test_a_department_is_judged_on_what_it_owns() -> None:
     assert Ind.filing_rate not in sanitation
 
 
+def test_a_department_drills_down_to_its_own_cases_only() -> None:
+    water = Story("A").reported().filed().dispatched("WATER").returned("WATER")
+    water.dispatched("SANITATION").done()
+    roads = Story("B").reported().filed().dispatched("ROADS").done()
+    cases = [fold(s.case_id, s.events) for s in (water, roads)]
+    tally = count(Level.street, "001", cases)[Ind.dispatch_accuracy]
+    assert (tally.numerator, tally.denominator) == (["B"], ["A", "B"])
+    # WATER had A (and returned it): A alone, whatever the figure counts.
+    shown = tally.shown_to("WATER", cases)
+    assert (shown.numerator, shown.denominator) == ([], ["A"])
+    assert tally.shown_to("SANITATION", cases).denominator == ["A"]
+    assert tally.shown_to("PARKS", cases).denominator == []
+    assert tally.shown_to(None, cases) is tally  # the centres see every case
+
+
 def test_a_supervisor_is_rated_on_its_own_work() -> None:
     """Issue 19: the validity of its reports, its verifications and on-site checks in
     time; not the departments' closures."""

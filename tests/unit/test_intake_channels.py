@@ -40,7 +40,13 @@ from services.intake.duplicates import Nearby, find_duplicate, metres, search_bo
 from services.intake.media import LIMITS, check, sniff
 from services.intake.reporting import case_number, decide_report, local_day, to_file
 from services.intake.requests import ReportIn, VoidIn, report_of
-from services.intake.views import follow_token, may_follow, public_view, staff_view
+from services.intake.views import (
+    follow_token,
+    may_follow,
+    media_case,
+    public_view,
+    staff_view,
+)
 
 NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)
 CASE = "case-1"
@@ -478,3 +484,24 @@ def test_media_limits(data: bytes, status: int, kind: str) -> None:
 
 def test_media_at_the_limit_is_taken() -> None:
     assert check(JPEG + b"\x00" * (LIMITS["photo"] - len(JPEG))).kind == "photo"
+
+
+def test_media_are_read_as_their_case_is() -> None:
+    held = CaseRecord.model_validate(
+        {"_id": "C-1", "state": "dispatched", "version": 3, "department": "WATER"}
+    )
+    assisted = held.model_copy(update={"case_id": "C-2", "assisting": ["ROADS"]})
+    water, roads = Principal(Access.department, "WATER"), Principal(Access.department, "ROADS")
+    parks = Principal(Access.department, "PARKS")
+    linked = ["C-1", "C-2"]
+    assert media_case(water, None, [held, assisted], linked) == (True, "C-1")
+    assert media_case(roads, None, [held, assisted], linked) == (True, "C-2")  # assisting
+    assert media_case(parks, None, [held, assisted], linked) == (False, None)
+    assert media_case(parks, parks, [], []) == (True, None)  # its own upload
+    # Uploaded with the department's credential, read by a person of it signed in.
+    signed_in = Principal(Access.department, "PARKS", person="zhao.min")
+    assert media_case(signed_in, parks, [], []) == (True, None)
+    # Staff but departments read every case, so every upload, linked or not.
+    centre = Principal(Access.supervision_centre, "centre-1")
+    assert media_case(centre, None, [], linked) == (True, "C-1")
+    assert media_case(centre, None, [], []) == (True, None)

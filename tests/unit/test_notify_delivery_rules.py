@@ -14,15 +14,14 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from gridloop.cases.record import CaseRecord
 from schemas.envelope import Envelope
 from schemas.events import EventData
+from services.notify.addresses import Pinned, address_problem, pinned, url_problem
 from services.notify.core import (
     SPEC_SCHEDULE,
     RetrySchedule,
-    address_problem,
     encode_body,
     notices,
     retry_after_seconds,
     signed_headers,
-    url_problem,
     verdict,
     webhook_id,
 )
@@ -224,22 +223,78 @@ def test_malformed_webhook_urls(url: str, problem: str) -> None:
         "10.1.2.3",
         "192.168.0.5",
         "172.16.0.1",
-        "169.254.169.254",
         "::1",
         "fd00::1",
+        "fec0::1",  # site-local, deprecated
         "::ffff:127.0.0.1",
         "100.64.0.1",
+        # Spellings of private and loopback addresses in IPv6.
+        "::ffff:7f00:1",  # IPv4-mapped 127.0.0.1, in hex
+        "::10.0.0.1",  # IPv4-compatible
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b:1::c0a8:5",  # local-use NAT64 of 192.168.0.5
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:c0a8:5::1",  # 6to4 of 192.168.0.5
+        "fe80::0:5efe:a00:1",  # ISATAP of 10.0.0.1 (link-local itself: never)
     ],
 )
 def test_private_addresses_are_refused_unless_allowed(address: str) -> None:
     problem = address_problem([address], allow_private=False)
     assert problem is not None and "private" in problem
-    assert address_problem([address], allow_private=True) is None
+    if not address.startswith("fe80"):
+        assert address_problem([address], allow_private=True) is None
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",  # the cloud metadata service
+        "169.254.0.1",
+        "fe80::1",
+        "fe80::1%eth0",
+        "febf::1",  # the top of fe80::/10
+        "::ffff:169.254.169.254",
+        "::ffff:a9fe:a9fe",
+        "::169.254.169.254",
+        "64:ff9b::a9fe:a9fe",
+        "2002:a9fe:a9fe::",  # 6to4
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254 (obfuscated)
+        "2001:db8::5efe:a9fe:a9fe",  # ISATAP
+    ],
+)
+def test_link_local_is_never_reached_not_even_where_private_addresses_are(address: str) -> None:
+    problem = address_problem([address], allow_private=True)
+    assert problem is not None and "link-local" in problem
+    # One such address among good ones spoils the host: the delivery may pick any.
+    assert address_problem(["93.184.216.34", address], allow_private=True) is not None
+
+
+def test_embedded_public_addresses_are_judged_as_themselves() -> None:
+    # NAT64 and IPv4-mapped spellings of a public address are that address.
+    assert address_problem(["64:ff9b::5db8:d822"], allow_private=False) is None
+    assert address_problem(["::ffff:93.184.216.34"], allow_private=False) is None
+    # 6to4 reaches what it carries through a relay: of a private address, refused.
+    problem = address_problem(["2002:a00:1::1"], allow_private=False)
+    assert problem is not None and "carries" in problem and "10.0.0.1" in problem
 
 
 def test_public_addresses_pass_and_some_never_do() -> None:
     assert address_problem(["93.184.216.34", "2606:2800:220:1::1"], allow_private=False) is None
     assert address_problem(["93.184.216.34", "10.0.0.1"], allow_private=False) is not None
-    for never in ("0.0.0.0", "224.0.0.1", "240.0.0.1"):
+    for never in ("0.0.0.0", "0.1.2.3", "224.0.0.1", "240.0.0.1", "::", "ff02::1"):
         assert address_problem([never], allow_private=True) is not None
     assert address_problem([], allow_private=True) == "the host does not resolve"
+
+
+def test_a_delivery_is_pinned_to_the_checked_address_with_the_url_s_own_names() -> None:
+    assert pinned("https://hooks.dept.example:8443/in?x=1", "93.184.216.34") == Pinned(
+        "https://93.184.216.34:8443/in?x=1", "hooks.dept.example:8443", "hooks.dept.example"
+    )
+    assert pinned("http://Hooks.Example/in", "2606:2800:220:1::1") == Pinned(
+        "http://[2606:2800:220:1::1]/in",
+        "hooks.example",
+        None,  # no TLS, no server name
+    )
+    assert pinned("https://例子.example/h", "93.184.216.34").host == "xn--fsqu00a.example"
+    # A URL naming an address is sent as it is.
+    assert pinned("http://[::1]:9/h", "::1") == Pinned("http://[::1]:9/h", None, None)
