@@ -24,6 +24,7 @@ class Role(StrEnum):
 class Principal:
     role: Role
     subject: str  # who: a supervisor id, a department code, an operator name
+    person: str | None = None  # the person signed in (a session), if not a machine token
 
     @property
     def department(self) -> str | None:

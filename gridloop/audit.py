@@ -70,7 +70,10 @@ class AuditTrail:
 
 
 def _actor(who: Principal | None) -> Document:
-    return {"role": who.role.value, "id": who.subject} if who else {"role": None, "id": None}
+    if who is None:
+        return {"role": None, "id": None}
+    actor: Document = {"role": who.role.value, "id": who.subject}
+    return actor | {"person": who.person} if who.person else actor
 
 
 def _record(
@@ -130,3 +133,13 @@ async def read_audit(
     records = await _trail(request).find(case, subject, since, limit)
     encoded: list[dict[str, Any]] = jsonable_encoder(records)
     return encoded
+
+
+def signing(
+    service: str, username: str, who: Principal | None, action: str, address: str
+) -> Document:
+    """A person's `signed in`, `sign-in refused`, `sign-in throttled` or `signed out`."""
+    return _record("sign-in", service, who, action, None) | {
+        "username": username,
+        "address": address,
+    }

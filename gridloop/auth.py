@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.access import PUBLIC, Principal, Role
 from gridloop.mongo import Document
+from gridloop.people import SESSION_PREFIX, People
 from gridloop.refusal import Refused, Why
 
 TOKEN_PREFIX = "glk_"
@@ -36,6 +37,7 @@ def _digest(token: str) -> str:
 class CredentialStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.credentials = db["credentials"]
+        self.people = People(db)  # a person's session token works as a credential
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def issue(self, role: Role, subject: str, note: str = "") -> str:
@@ -61,6 +63,8 @@ class CredentialStore:
         return result.modified_count
 
     async def principal(self, token: str) -> Principal | None:
+        if token.startswith(SESSION_PREFIX):  # not cached: signing out ends it at once
+            return await self.people.principal(token)
         digest = _digest(token)
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():

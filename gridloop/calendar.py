@@ -4,8 +4,9 @@ calendar, in Asia/Shanghai. Pure: no I/O, no clock reading.
 A working day is a weekday that is not a statutory holiday (法定节假日), or a weekend day
 that is an adjusted working day (调休上班). The days of 2004–2026 come from the
 `chinesecalendar` package; a city pack supplies later years (each is published in November).
-A year nobody supplied is reckoned on weekends alone, and `assumed_years` says so, so that
-a deadline computed that way can be flagged instead of crashing.
+A year nobody supplied is reckoned on weekends and the holidays fixed by date alone
+(`FIXED_HOLIDAYS`), and `assumed_years` says so, so that a deadline computed that way can be
+flagged instead of crashing.
 
 Classes whose clock runs in natural time (emergencies, 24/7) use `NaturalClock`: both clocks
 answer the same three questions.
@@ -29,6 +30,14 @@ from zoneinfo import ZoneInfo
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ZERO = timedelta(0)
 _DAY = timedelta(days=1)
+# The statutory holidays fixed by date (《全国年节及纪念日放假办法》, art. 2, as revised in
+# 2024, in force from 2025): New Year's Day 1 January, Labour Day 1–2 May, National Day
+# 1–3 October. The lunar ones (Spring Festival, Dragon Boat, Mid-Autumn) and Qingming, and
+# every 调休 (adjusted weekend), are known only from the year's notice: a fallback year
+# has them as ordinary days, which is why it stays flagged.
+FIXED_HOLIDAYS: frozenset[tuple[int, int]] = frozenset(
+    {(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)}
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +140,8 @@ class WorkingCalendar:
 
     def is_working_day(self, day: date) -> bool:
         known = self.years.get(day.year)
-        if known is None:  # nobody supplied the year: weekends alone
-            return day.weekday() < 5
+        if known is None:  # nobody supplied the year: weekends and the fixed holidays alone
+            return day.weekday() < 5 and (day.month, day.day) not in FIXED_HOLIDAYS
         if day in known.workdays:
             return True
         return day.weekday() < 5 and day not in known.holidays
@@ -202,7 +211,8 @@ class WorkingCalendar:
         return total
 
     def assumed_years(self, start: datetime, end: datetime) -> frozenset[int]:
-        """The years from `start` to `end` (either order) that nobody supplied."""
+        """The years from `start` to `end` (either order) that nobody supplied: reckoned on
+        weekends and the fixed-date holidays alone."""
         a = start.astimezone(SHANGHAI).year
         b = end.astimezone(SHANGHAI).year
         return frozenset(y for y in range(min(a, b), max(a, b) + 1) if y not in self.years)

@@ -77,7 +77,12 @@ async def serve(app: FastAPI, host: str, port: int, workers: Sequence[Worker]) -
     """Serve `app` and run `workers` until a signal arrives or a worker fails."""
     settle_memory()
     stop = asyncio.Event()
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # A stream that never ends by itself (the workbench's live news) must not hold a stop
+    # for ever: open connections get this many seconds, then are closed.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
+    )
+    server = _Server(config)
     failures: list[BaseException] = []
 
     async def guarded(worker: Worker) -> None:

@@ -22,6 +22,7 @@ class Level(StrEnum):
     community = "community"
     grid = "grid"
     supervisor = "supervisor"
+    command_centre = "command_centre"  # 指挥中心: sla.yaml's `centres.command`
 
 
 class PeriodKind(StrEnum):
@@ -43,6 +44,9 @@ class Indicator(StrEnum):
     response = "response"  # 响应率 (hotline style)
     resolution = "resolution"  # 解决率
     satisfaction = "satisfaction"  # 满意率
+    on_time_dispatch = "on_time_dispatch"  # 按时派遣率 dispatched in time / dispatches due
+    on_time_verification = "on_time_verification"  # 按时核实率 verified in time / due
+    on_time_check = "on_time_check"  # 按时核查率 checked on site in time / due
 
 
 class Ratio(BaseModel):
@@ -61,7 +65,7 @@ class Score(BaseModel):
     """An entity's indicators and composite 100-point score over one period."""
 
     level: Level
-    entity: str  # department code, street code, community code, grid code, supervisor id
+    entity: str  # department, command centre, street, community or grid code; supervisor id
     name: str  # display name from the city pack (the code when it has none)
     period: str  # "2026-11-29", "2026-W48" or "2026-11"
     period_kind: PeriodKind
@@ -72,17 +76,31 @@ class Score(BaseModel):
 
 
 _ALL = tuple(Indicator)
-# Which indicators rate which level. A department is not rated on what happens before it
-# is dispatched (filing, who found the problem); a supervisor on what it can sway: whether
-# its reports are filed, and whether the problems it found get closed.
+# Which indicators rate which level: each actor on its own work (docs/evaluation.md gives
+# the reason for each). A department on handling what it was sent, not on the dispatch
+# (a rightful return is no fault of its own); the command centre on dispatching right and
+# in time; a supervisor on the validity of its reports and the timeliness of its
+# verifications and on-site checks, not on the departments' closures. A place (street,
+# community, grid) on the whole loop within it.
 APPLIES: dict[Level, tuple[Indicator, ...]] = {
-    Level.department: tuple(
-        i for i in _ALL if i not in (Indicator.filing_rate, Indicator.supervisor_share)
+    Level.department: (
+        Indicator.on_time_handling,
+        Indicator.closure,
+        Indicator.on_time_closure,
+        Indicator.rework,
+        Indicator.response,
+        Indicator.resolution,
+        Indicator.satisfaction,
     ),
+    Level.command_centre: (Indicator.dispatch_accuracy, Indicator.on_time_dispatch),
     Level.street: _ALL,
     Level.community: _ALL,
     Level.grid: _ALL,
-    Level.supervisor: (Indicator.filing_rate, Indicator.closure, Indicator.on_time_closure),
+    Level.supervisor: (
+        Indicator.filing_rate,
+        Indicator.on_time_verification,
+        Indicator.on_time_check,
+    ),
 }
 LOWER_IS_BETTER = frozenset({Indicator.rework})
 

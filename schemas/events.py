@@ -196,7 +196,14 @@ class CaseParked(CaseEvent):
 
 
 class CaseResumed(CaseEvent):
+    """A parked case's handling clock runs again, due at `deadline`: the handling time that
+    was left when it was parked, counted on from the resumption on the class's clock."""
+
     ce_type: ClassVar[str] = "gridloop.case.resumed"
+    # None when the case had no known deadline (and in events from before it was carried).
+    deadline: datetime | None = None
+    # The moved deadline was reckoned into a year nobody supplied a calendar for.
+    assumed_years: AssumedYears = []
 
 
 class CaseHandled(CaseEvent):

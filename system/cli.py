@@ -16,6 +16,7 @@ from gridloop.config import Settings
 from services.evaluation.cli import scores_app
 from system import admin
 from system.admin import AsJson, DataDir, emit
+from system.people import people_app
 
 app = typer.Typer(
     help="gridloop: a city's grid-management closed loop (网格化管理).", no_args_is_help=True
@@ -34,6 +35,7 @@ class Service(StrEnum):
     sla = "sla"
     projections = "projections"
     evaluation = "evaluation"
+    console = "console"
     desk = "desk"
 
 
@@ -96,6 +98,8 @@ async def _run_async(service: Service, settings: Settings) -> None:
         from services.projections.main import run as main
     elif service is Service.evaluation:
         from services.evaluation.main import run as main
+    elif service is Service.console:
+        from services.console.main import run as main
     else:
         from system.desk import run as main
     await main(settings)
@@ -191,6 +195,7 @@ def city_generate(
 
 app.command("status")(admin.status)
 app.add_typer(admin.credentials_app, name="credentials")
+app.add_typer(people_app, name="people")
 app.add_typer(admin.department_app, name="department")
 app.add_typer(admin.webhooks_app, name="webhooks")
 app.command("audit")(admin.audit)

@@ -30,7 +30,16 @@ from gridloop.kafka import ensure_topics
 from system.desk import pack_for_receivers
 
 # Readers first, so that the first report finds its consumers ready.
-SERVICES = ("projections", "evaluation", "dispatch", "notify", "sla", "intake", "desk")
+SERVICES = (
+    "projections",
+    "evaluation",
+    "dispatch",
+    "notify",
+    "sla",
+    "intake",
+    "console",
+    "desk",
+)
 PORT_ENV = {
     "intake": "GRIDLOOP_INTAKE_PORT",
     "dispatch": "GRIDLOOP_DISPATCH_PORT",
@@ -38,6 +47,7 @@ PORT_ENV = {
     "sla": "GRIDLOOP_SLA_PORT",
     "projections": "GRIDLOOP_PROJECTIONS_PORT",
     "evaluation": "GRIDLOOP_EVALUATION_PORT",
+    "console": "GRIDLOOP_CONSOLE_PORT",
     "desk": "GRIDLOOP_DESK_PORT",
 }
 

@@ -22,6 +22,7 @@ from schemas.events import (
     CaseResumed,
     CaseReturned,
     CaseReworked,
+    CaseVerified,
     CaseVoided,
     FeedbackGiven,
     SlaBreach,
@@ -62,9 +63,14 @@ class Story:
         at: datetime | None = None,
         actor: dict[str, str] | None = None,
         reporter_id: str | None = None,
+        verifier: str | None = None,
+        verify_in: timedelta | None = None,
     ) -> Story:
+        """A report; a citizen's is a verification task for `verifier`, due `verify_in`
+        after it (as intake says)."""
         if actor is None:
             actor = SUPERVISOR if channel == "supervisor" else {"role": "citizen", "id": "web"}
+        at = at or (self.at + HOUR if self.version else self.at)
         return self._step(
             CaseReported,
             at,
@@ -76,19 +82,32 @@ class Story:
             grid_code=grid,
             description="rubbish",
             reporter={"id": reporter_id, "name": "张伟", "phone": "13800000000"},
+            verifier=verifier,
+            verification_due=at + verify_in if verify_in is not None else None,
         )
 
-    def filed(self, grid: str = GRID) -> Story:
-        return self._step(CaseFiled, None, kind="event", class_code="0102", grid_code=grid)
+    def verified(self, by: str = "sup-7", at: datetime | None = None) -> Story:
+        """A supervisor confirmed the report on site (核实)."""
+        return self._step(CaseVerified, at, actor={"role": "supervisor", "id": by})
 
-    def voided(self) -> Story:
-        return self._step(CaseVoided, None, reason="not a city problem")
+    def filed(self, grid: str = GRID, at: datetime | None = None) -> Story:
+        return self._step(CaseFiled, at, kind="event", class_code="0102", grid_code=grid)
+
+    def voided(self, by: str | None = None, at: datetime | None = None) -> Story:
+        """Voided: by the supervision centre, or refuted on site by supervisor `by`."""
+        actor = {"role": "supervisor", "id": by} if by else SYSTEM
+        return self._step(CaseVoided, at, actor=actor, reason="not a city problem")
 
     def merged(self) -> Story:
         return self._step(CaseMerged, None, into_case_id="C-OTHER")
 
-    def dispatched(self, department: str = "SANITATION", due_in: timedelta = 4 * HOUR) -> Story:
-        at = self.at + HOUR
+    def dispatched(
+        self,
+        department: str = "SANITATION",
+        due_in: timedelta = 4 * HOUR,
+        at: datetime | None = None,
+    ) -> Story:
+        at = at or self.at + HOUR
         return self._step(
             CaseDispatched, at, department=department, deadline=at + due_in, rule="test"
         )
@@ -102,14 +121,19 @@ class Story:
     def parked(self) -> Story:
         return self._step(CaseParked, None)
 
-    def resumed(self, at: datetime | None = None) -> Story:
-        return self._step(CaseResumed, at)
+    def resumed(self, at: datetime | None = None, deadline: datetime | None = None) -> Story:
+        """Resumed after parking, carrying its moved `deadline` (none: as before issue 19)."""
+        return self._step(CaseResumed, at, deadline=deadline)
 
     def handled(self, department: str = "SANITATION", at: datetime | None = None) -> Story:
         return self._step(CaseHandled, at, department=department)
 
-    def checked(self, passed: bool = True) -> Story:
-        return self._step(CaseChecked, None, passed=passed)
+    def checked(
+        self, passed: bool = True, by: str | None = None, at: datetime | None = None
+    ) -> Story:
+        """Checked on site (核查), by supervisor `by` (none: entered by the system)."""
+        actor = {"role": "supervisor", "id": by} if by else SYSTEM
+        return self._step(CaseChecked, at, actor=actor, passed=passed)
 
     def closed(self) -> Story:
         return self._step(CaseClosed, None)
@@ -126,12 +150,19 @@ class Story:
         department: str = "SANITATION",
         deadline: datetime | None = None,
     ) -> Story:
-        """The SLA engine's breach of the clock the newest dispatch or rework opened, due
-        at `deadline` (default: now, the time of the last event)."""
+        """The SLA engine's breach of the clock of `stage` the newest event that opens one
+        opened (handle: a dispatch; check: a handling; verify: the report; dispatch: a
+        filing, return or rework), due at `deadline` (default: now, the last event's time)."""
+        openers = {
+            Stage.handle: (".dispatched",),
+            Stage.check: (".handled",),
+            Stage.verify: (".reported",),
+            Stage.dispatch: (".filed", ".returned", ".rework"),
+        }[stage]
         opened = max(
             e.data.version
             for e in self.events
-            if isinstance(e.data, CaseEvent) and e.type.endswith((".dispatched", ".rework"))
+            if isinstance(e.data, CaseEvent) and e.type.endswith(openers)
         )
         data = SlaBreach(
             case_id=self.case_id,

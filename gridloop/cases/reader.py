@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -103,6 +103,43 @@ class CaseReader:
         found = self._cases.find(query, _NOT_INTERNAL).sort("reported_at", 1).limit(limit)
         return [CaseRecord.model_validate(d) async for d in found]
 
+    async def of_department(
+        self, department: str, states: Sequence[State], limit: int
+    ) -> list[CaseRecord]:
+        """The cases `department` leads or assists in `states`, soonest deadline first (two
+        equality queries: a top-level `$or` finds no index on SecantusDB)."""
+        wanted = {"state": {"$in": [s.value for s in states]}}
+        found: dict[str, CaseRecord] = {}
+        for holds in ({"department": department}, {"assisting": department}):
+            cursor = self._cases.find(wanted | holds, _NOT_INTERNAL | {"reporter": 0})
+            async for doc in cursor.sort("deadline", 1).limit(limit):
+                found.setdefault(doc["_id"], CaseRecord.model_validate(doc))
+        far = datetime.max.replace(tzinfo=UTC)
+        return sorted(found.values(), key=lambda r: r.deadline or far)[:limit]
+
+    async def in_states(self, states: Sequence[State], limit: int) -> list[CaseRecord]:
+        """Cases in `states`, longest waiting first (by their last change)."""
+        query = {"state": {"$in": [s.value for s in states]}}
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [
+            CaseRecord.model_validate(d) async for d in found.sort("updated_at", 1).limit(limit)
+        ]
+
+    async def with_pending_request(self, limit: int) -> list[CaseRecord]:
+        """Cases whose department's extension or parking request awaits the command
+        centre, oldest first."""
+        query = {"pending_request.request_id": {"$exists": True}}
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [
+            CaseRecord.model_validate(d) async for d in found.sort("updated_at", 1).limit(limit)
+        ]
+
+    async def overdue(self, now: datetime, limit: int) -> list[CaseRecord]:
+        """Dispatched cases past their handling deadline, the latest first."""
+        query = {"state": State.dispatched.value, "deadline": {"$lt": now}}
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [CaseRecord.model_validate(d) async for d in found.sort("deadline", 1).limit(limit)]
+
     async def near(self, keys: Sequence[str], limit: int) -> list[Candidate]:
         """The cases holding one of the cell `keys` (`gridloop.nearby`): an equality on an
         indexed key, which every MongoDB-protocol server serves without a scan."""
@@ -164,4 +201,5 @@ def view_of(doc: Document) -> CaseView:
         reporter_id=(doc.get("reporter") or {}).get("id"),
         merged_into=doc.get("merged_into"),
         closed_at=doc.get("closed_at"),
+        parked_at=doc.get("parked_at"),
     )

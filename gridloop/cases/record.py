@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridloop.lifecycle import State
 from schemas.events import Actor, Channel, Kind, Point, Reporter
 
+ACKNOWLEDGED = "gridloop.case.acknowledged"  # an annotation: its type in full
+
 
 class _Read(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -101,3 +103,12 @@ class CaseRecord(_Read):
     def held_by(self, department: str) -> bool:
         """Whether `department` leads or assists the case."""
         return department == self.department or department in self.assisting
+
+    def acknowledged_by(self, department: str) -> bool:
+        """Whether `department` acknowledged (签收) the case since it was last dispatched."""
+        for entry in reversed(self.timeline):
+            if entry.type == "dispatched":
+                return False
+            if entry.type == ACKNOWLEDGED and entry.data.get("department") == department:
+                return True
+        return False

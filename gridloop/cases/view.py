@@ -23,7 +23,9 @@ from schemas.events import (
     CaseExtended,
     CaseFiled,
     CaseMerged,
+    CaseParked,
     CaseReported,
+    CaseResumed,
     CaseSplit,
     Channel,
     ExtensionDenied,
@@ -73,6 +75,7 @@ class CaseView:
     # its department explained: an annotation given twice would be one fact (one id).
     acknowledged: tuple[str, ...] = ()
     explained: int = 0
+    parked_at: datetime | None = None  # when it was last parked (挂账): its clock stood still
 
 
 def evolve(view: CaseView | None, env: Envelope) -> CaseView:
@@ -143,6 +146,10 @@ def _transition(view: CaseView, data: CaseEvent, at: datetime) -> CaseView:
         )
     if isinstance(data, CaseExtended):
         return replace(changed, deadline=data.deadline)
+    if isinstance(data, CaseParked):
+        return replace(changed, parked_at=at)
+    if isinstance(data, CaseResumed) and data.deadline is not None:
+        return replace(changed, deadline=data.deadline)  # moved by the time it was parked
     if isinstance(data, CaseMerged):
         return replace(changed, merged_into=data.into_case_id)
     if isinstance(data, CaseSplit):

@@ -8,8 +8,10 @@ resident must give to count as satisfied. Loaded and validated with the rest of 
     policy.grade(82.5)                 # "B"
 
 A level the file does not name keeps its default weights; a level it names gets exactly
-the weights it lists (an indicator left out weighs nothing). Weights need not sum to 100:
-the score divides by the weights of the indicators that applied (services/evaluation).
+the weights it lists (an indicator left out weighs nothing). A weight on an indicator its
+level is not rated on is an error naming who is (docs/evaluation.md: who is rated on
+what). Weights need not sum to 100: the score divides by the weights of the indicators
+that applied (services/evaluation).
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ _PLACE = {
 }
 DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
     Level.department: {
-        Ind.dispatch_accuracy: 10.0,
         Ind.on_time_handling: 25.0,
         Ind.closure: 15.0,
         Ind.on_time_closure: 15.0,
@@ -70,7 +71,12 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
     Level.street: _PLACE,
     Level.community: _PLACE,
     Level.grid: _PLACE,
-    Level.supervisor: {Ind.filing_rate: 60.0, Ind.closure: 20.0, Ind.on_time_closure: 20.0},
+    Level.supervisor: {
+        Ind.filing_rate: 40.0,
+        Ind.on_time_verification: 30.0,
+        Ind.on_time_check: 30.0,
+    },
+    Level.command_centre: {Ind.dispatch_accuracy: 50.0, Ind.on_time_dispatch: 50.0},
 }
 
 
@@ -115,11 +121,21 @@ def check(file: EvaluationFile) -> list[str]:
             if indicator not in APPLIES[level]:
                 errors.append(
                     f"{EVALUATION_FILE}: weights.{level}.{indicator}: "
-                    f"a {level} is not rated on {indicator}"
+                    f"a {level} is not rated on {indicator}{_rated(indicator)}"
                 )
         if not any(w > 0 for i, w in weights.items() if i in APPLIES[level]):
             errors.append(f"{EVALUATION_FILE}: weights.{level}: needs a positive weight")
     return errors
+
+
+_ACTORS = (Level.department, Level.command_centre, Level.supervisor)
+
+
+def _rated(indicator: Indicator) -> str:
+    """Who is rated on `indicator` (besides places), for an error naming a misplaced
+    weight: say, a department's `dispatch_accuracy`, the command centre's since issue 19."""
+    levels = [level.value for level in _ACTORS if indicator in APPLIES[level]]
+    return f" (rated: {', '.join(levels)})" if levels else " (rated: places only)"
 
 
 def load_evaluation(root: Path, errors: list[str]) -> EvaluationPolicy | None:

@@ -7,12 +7,17 @@ office each tier notifies. Loaded and validated with the rest of the pack
     terms = policy.terms("event", "0102", "normal")
     terms.limits[Stage.handle], terms.clock, terms.ladder
     policy.deadline(Stage.handle, "event", "0102", "urgent", since)   # due, assumed years
+    policy.resumed("event", "0102", None, deadline, parked_at, now)   # after parking (挂账)
     policy.office("street", grid_code)
 
-`deadline` is the one computation of a stage's deadline: dispatch tells the department the
-handling deadline it gives, the SLA engine times every other stage with it.
+`deadline` is the one computation of a stage's deadline: intake shows the verification
+task's, dispatch tells the department the handling deadline it gives, the SLA engine times
+every other stage with it; `resumed` moves a parked case's deadline by the time it was
+parked, for dispatch to tell the department when the case resumes.
 
-A pack without `sla.yaml` times only the handling stage, with each class's `handle_limit`.
+A pack without `sla.yaml` times the verification of citizen reports (`intake.verify_limit`
+of city.yaml) and the handling stage (each class's `handle_limit`), on the class's clock
+with the default office hours.
 """
 
 from __future__ import annotations
@@ -139,6 +144,9 @@ class SlaPolicy:
         self.classes: dict[tuple[str, str], EventClass] = {
             (c.kind, c.code): c for c in city.classes
         }
+        # A citizen report's verification task (核实): city.yaml's `verify_limit` unless a
+        # rule says otherwise, so the task's due time and the engine's clock are one.
+        self.verify_limit = city.intake.verify_limit
         self.streets: dict[str, Street] = {s.code: s for s in city.streets}
         self.warning_at = file.warning_at
         # The urgencies the city grades reports by: `normal` and every one a rule names.
@@ -185,10 +193,28 @@ class SlaPolicy:
         due = clock.add(since, limit)
         return Deadline(since, due, limit, tuple(sorted(clock.assumed_years(since, due))))
 
+    def resumed(
+        self,
+        kind: str | None,
+        code: str | None,
+        urgency: str | None,
+        deadline: datetime,
+        parked_at: datetime,
+        now: datetime,
+    ) -> Deadline:
+        """The deadline of a stage that was due at `deadline` when it was paused at
+        `parked_at` (挂账) and runs again `now`: the clock time it had left, added from now
+        on the class's clock (none left when it was parked overdue: due now). The SLA
+        engine's paused clock keeps exactly that time left."""
+        clock = self.clock(self.terms(kind, code, urgency).clock_kind)
+        left = clock.between(parked_at, deadline)
+        due = clock.add(now, left)
+        return Deadline(now, due, left, tuple(sorted(clock.assumed_years(now, due))))
+
     def _resolve(self, kind: str, code: str, urgency: str) -> Terms:
         cls = self.classes.get((kind, code))
         clock: ClockKind = cls.clock if cls else "working"
-        limits: dict[Stage, timedelta] = {}
+        limits: dict[Stage, timedelta] = {Stage.verify: self.verify_limit}
         if cls is not None:
             limits[Stage.handle] = cls.handle_limit
         ladder: tuple[Rung, ...] = ()
@@ -243,6 +269,7 @@ class SlaPolicy:
                 del stage
         for cls in self.classes.values():
             seconds.add(self.clock(cls.clock).working(cls.handle_limit).total_seconds())
+        seconds.add(self.calendar.working(self.verify_limit).total_seconds())
         return sorted(s for s in seconds if s > 0)
 
 

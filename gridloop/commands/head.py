@@ -3,11 +3,15 @@
 Every command on a case is decided against its head and claims the next revision of it
 atomically (`Heads.claim`, a compare-and-set on `rev`): of two commands decided on one
 revision, one claims it and the other decides again on the new head, where it is usually
-refused. The claim carries the events it decided (`outbox`) and the answer to remember;
-publishing them follows, and `settle` clears the outbox once Kafka acknowledged them. A
-claim whose outbox is never settled (a crash after the claim) is published by whoever
-loads the head next (before deciding: a claim replaces the outbox it was decided on), or
-by the relay (`gridloop.commands.relay`).
+refused. The claim carries the events it decided (`outbox`), the answer to remember and
+its *writer* (the process that claimed it); publishing them follows.
+
+Whether an outbox was published is known without writing it down case by case: each writer
+keeps a *watermark* (`WriterMark.through`: every claim it made before it is published) and
+says it every second. An outbox newer than its writer's watermark is published by whoever
+loads the head next (before deciding: a claim replaces the outbox it was decided on); one
+whose writer stopped saying it is alive is published by the relay
+(`gridloop.commands.relay`).
 
 Pure types and the store's interface; `gridloop.commands.mongo` keeps heads in MongoDB.
 """
@@ -68,7 +72,7 @@ def _digest(text: str) -> str:
 
 @dataclass(frozen=True)
 class Head:
-    """A case's head at revision `rev` (0: adopted from the projection, no claim yet)."""
+    """A case's head at revision `rev` (1 when adopted from the projection, no claim yet)."""
 
     view: CaseView
     rev: int
@@ -76,6 +80,8 @@ class Head:
     answers: Mapping[str, Remembered] = field(default_factory=dict)
     last: Remembered | None = None  # the latest claim's: an identical request gets it again
     recent: tuple[tuple[int, str], ...] = ()  # the latest claims: (revision, fingerprint)
+    by: str | None = None  # the writer of the outbox (None: released by the relay)
+    outbox_at: datetime | None = None  # when it was claimed, on the writer's real clock
 
     @property
     def case_id(self) -> str:
@@ -89,9 +95,10 @@ class Claim:
     view: CaseView
     rev: int
     outbox: Sequence[Envelope]
-    remembered: Remembered
+    remembered: Remembered  # its `at` is the claim's time, on the real clock
     key_id: str | None = None
     forget: tuple[str, ...] = ()  # keys whose answers are past keeping
+    by: str = ""  # the writer: the process that claims it
 
     @property
     def case_id(self) -> str:
@@ -112,17 +119,42 @@ class Heads(Protocol):
         existing one if another process adopted it first."""
         ...
 
+    async def readopt(self, view: CaseView) -> None:
+        """An adopted head on which no claim was made since, adopted again."""
+        ...
+
     async def claim(self, claim: Claim) -> bool: ...
 
     async def claim_many(self, claims: Sequence[Claim]) -> list[bool]: ...
 
-    async def settle(self, claims: Sequence[tuple[str, int]]) -> None:
-        """The outboxes of these (case, rev) claims were published: clear them."""
+    async def orphans(self, writer: str, after: datetime | None, limit: int) -> list[Head]:
+        """Heads whose outbox `writer` claimed after `after` (its watermark)."""
         ...
 
-    async def stranded(self, before: datetime, limit: int) -> list[Head]:
-        """Heads whose outbox was claimed before `before` and is not settled."""
+    async def release(self, claims: Sequence[tuple[str, int]]) -> None:
+        """These (case, rev) outboxes were published by the relay: no writer's any more."""
         ...
+
+    async def beat(self, writer: str, through: datetime) -> None:
+        """`writer` is alive, and published every claim it made before `through`."""
+        ...
+
+    async def writers(self) -> list[WriterMark]: ...
+
+    async def retire(self, writer: str) -> None:
+        """A dead writer whose every claim was published: its watermark moves past them
+        all (it stays known, so the heads it wrote are known published)."""
+        ...
+
+
+@dataclass(frozen=True)
+class WriterMark:
+    """A writer's watermark, and when it last said it."""
+
+    writer: str
+    through: datetime
+    alive: datetime
+    retired: bool = False
 
 
 class Publisher(Protocol):

@@ -1,8 +1,9 @@
 """Heads in MongoDB (`case_heads`, one document per case): the claim is a conditional update
-on the revision, or the insert of a new case's head (`_id` unique).
+on the revision, or the insert of a new case's head (`_id` unique). Writers' watermarks in
+`command_writers`, one document per process that claims.
 
-    {_id, rev, view: {...}, outbox: [{value, headers}], outbox_at, answers: {key: {...}},
-     last: {...}}
+    {_id, rev, view: {...}, outbox: [{value, headers}], by, outbox_at,
+     answers: {key: {...}}, last: {...}, recent: [[rev, fingerprint], ...]}
 
 The outbox holds the claimed events as Kafka records (bytes as published), so whoever
 publishes them later sends exactly what the claim decided.
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gridloop.cases.view import CaseView, PendingRequest
-from gridloop.commands.head import Answer, Claim, Head, Remembered
+from gridloop.commands.head import Answer, Claim, Head, Remembered, WriterMark
 from gridloop.lifecycle import State
 from gridloop.mongo import Document
 from gridloop.together import Together
@@ -33,15 +34,15 @@ RECENT = 8  # claims a head remembers by revision and request (a bulk write's ou
 class MongoHeads:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.heads = db["case_heads"]
+        self._writers = db["command_writers"]
         # Concurrent commands share round trips: their heads are read in one query, their
-        # claims written in one bulk write (new cases' in one insert), settled in one write.
+        # claims written in one bulk write (new cases' in one insert).
         self._loading: Together[str, Head | None] = Together(self._load_group)
         self._claiming: Together[Claim, bool] = Together(self.claim_many)
-        self._settling: Together[tuple[str, int], None] = Together(self._settle_many)
 
     async def create_indexes(self) -> None:
-        # The relay's search for outboxes nobody settled: few documents hold one.
-        await self.heads.create_index([("outbox_at", ASCENDING)], sparse=True)
+        # The relay's search for a dead writer's outboxes newer than its watermark.
+        await self.heads.create_index([("by", ASCENDING), ("outbox_at", ASCENDING)])
 
     async def load(self, case_id: str) -> Head | None:
         return await self._loading(case_id)
@@ -74,6 +75,10 @@ class MongoHeads:
             return head
         return Head(view, 1)
 
+    async def readopt(self, view: CaseView) -> None:
+        unclaimed = {"_id": view.case_id, "recent": {"$exists": False}}
+        await self.heads.update_one(unclaimed, {"$set": {"view": _view_doc(view)}})
+
     async def claim(self, claim: Claim) -> bool:
         return await self._claiming(claim)
 
@@ -82,9 +87,10 @@ class MongoHeads:
         their heads are read again: a claim stood if the head's recent claims hold its
         revision with its request's fingerprint."""
         opening = [c for c in claims if c.rev == 1]
-        claiming = [c for c in claims if c.rev > 1]
         stood = dict(zip(map(id, opening), await self._insert_many(opening), strict=True))
-        if claiming:
+        # A case's claims in rounds, one a round: the writes of one bulk may all be matched
+        # against the documents as they were before it (SecantusDB does so).
+        for claiming in _rounds([c for c in claims if c.rev > 1]):
             writes = [UpdateOne(_at(c), _claimed(c)) for c in claiming]
             done = await self.heads.bulk_write(writes, ordered=False)
             if done.modified_count == len(claiming):
@@ -94,15 +100,32 @@ class MongoHeads:
                 stood |= {id(c): _stands(c, heads.get(c.case_id)) for c in claiming}
         return [stood[id(c)] for c in claims]
 
-    async def settle(self, claims: Sequence[tuple[str, int]]) -> None:
-        if len(claims) == 1:
-            await self._settling(claims[0])
-        elif claims:
-            await self._settle_many(list(claims))
+    async def orphans(self, writer: str, after: datetime | None, limit: int) -> list[Head]:
+        newer: Document = {"by": writer}
+        if after is not None:
+            newer["outbox_at"] = {"$gt": after}
+        return [_head(doc) async for doc in self.heads.find(newer).limit(limit)]
 
-    async def stranded(self, before: datetime, limit: int) -> list[Head]:
-        found = self.heads.find({"outbox_at": {"$lt": before}}).limit(limit)
-        return [_head(doc) async for doc in found]
+    async def release(self, claims: Sequence[tuple[str, int]]) -> None:
+        if claims:
+            nobody = {"$set": {"by": None}}
+            writes = [UpdateOne({"_id": case_id, "rev": rev}, nobody) for case_id, rev in claims]
+            await self.heads.bulk_write(writes, ordered=False)
+
+    async def beat(self, writer: str, through: datetime) -> None:
+        alive = datetime.now(UTC)
+        mark = {"$set": {"through": through, "alive": alive}}
+        await self._writers.update_one({"_id": writer}, mark, upsert=True)
+
+    async def writers(self) -> list[WriterMark]:
+        return [
+            WriterMark(doc["_id"], doc["through"], doc["alive"], doc.get("retired", False))
+            async for doc in self._writers.find()
+        ]
+
+    async def retire(self, writer: str) -> None:
+        done = {"$set": {"through": datetime.now(UTC), "retired": True}}
+        await self._writers.update_one({"_id": writer}, done)
 
     async def _insert_many(self, claims: list[Claim]) -> list[bool]:
         if not claims:
@@ -118,11 +141,17 @@ class MongoHeads:
                 won[error["index"]] = False
         return won
 
-    async def _settle_many(self, claims: list[tuple[str, int]]) -> list[None]:
-        unset = {"$unset": {"outbox": "", "outbox_at": ""}}
-        writes = [UpdateOne({"_id": case_id, "rev": rev}, unset) for case_id, rev in claims]
-        await self.heads.bulk_write(writes, ordered=False)
-        return [None] * len(claims)
+
+def _rounds(claims: list[Claim]) -> list[list[Claim]]:
+    """`claims` in rounds with at most one claim of a case in each, in their order."""
+    rounds: list[list[Claim]] = []
+    for claim in claims:
+        taken = (r for r in rounds if all(c.case_id != claim.case_id for c in r))
+        free = next(taken, None)
+        if free is None:
+            rounds.append(free := [])
+        free.append(claim)
+    return rounds
 
 
 def _at(claim: Claim) -> Document:
@@ -143,6 +172,7 @@ def _claimed(claim: Claim) -> Document:
         "rev": claim.rev,
         "view": _view_doc(claim.view),
         "outbox": [_record(env) for env in claim.outbox],
+        "by": claim.by,
         "outbox_at": claim.remembered.at,
         "last": remembered,
     }
@@ -180,7 +210,9 @@ def _head(doc: Document) -> Head:
     last = doc.get("last")
     view = _view(doc["_id"], doc["view"])
     recent = tuple((rev, fp) for rev, fp in doc.get("recent") or ())
-    return Head(view, doc["rev"], outbox, answers, _remembered(last) if last else None, recent)
+    remembered = _remembered(last) if last else None
+    by, at = doc.get("by"), doc.get("outbox_at")
+    return Head(view, doc["rev"], outbox, answers, remembered, recent, by, at)
 
 
 def _remembered_doc(r: Remembered) -> Document:

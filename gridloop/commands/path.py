@@ -1,7 +1,8 @@
 """The one path every command takes: load → decide → claim → publish → remember the answer.
 
 - **load** the case's head (its latest committed view; `gridloop.commands.head`), publishing
-  first whatever an earlier claim left unpublished;
+  first what an earlier claim may have left unpublished (an outbox newer than its writer's
+  watermark);
 - a request seen before is answered as it was: the same `Idempotency-Key` (a different
   request under it is refused), or without a key the very request the case's last claim
   came from;
@@ -9,41 +10,49 @@
 - **claim** the head's next revision with those events and the answer, atomically: a
   command that lost the race decides again on the new head (and is refused there, as a
   rule, with where the case stands);
-- **publish** the events and return once Kafka acknowledged them. The outbox is settled a
-  moment later, in one write for all the claims published meanwhile (`Settling`): settling
-  is bookkeeping for the relay, and a claim may replace an outbox its claimer published.
+- **publish** the events and return once Kafka acknowledged them.
 
 The answer is remembered by the claim itself, so a client that retries after a crash or a
-503 gets it, and a 2xx means the client's own fact is in the log. The path knows stores and
-the log only through their interfaces (`Heads`, `Publisher`).
+503 gets it, and a 2xx means the client's own fact is in the log. A path is one *writer*:
+its watermark (`watermark`) says that every claim it made before it is published, and the
+relay beside it says so every second (`gridloop.commands.relay`) — instead of a write per
+claim. The path knows stores and the log only through their interfaces (`Heads`,
+`Publisher`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from gridloop import failpoints
 from gridloop.cases.view import CaseView, fold
 from gridloop.commands.answer import answer_body
-from gridloop.commands.head import Answer, Asked, Body, Claim, Head, Heads, Publisher, Remembered
+from gridloop.commands.head import (
+    Answer,
+    Asked,
+    Body,
+    Claim,
+    Head,
+    Heads,
+    Publisher,
+    Remembered,
+    WriterMark,
+)
 from gridloop.refusal import CaseAt, Refused, Why, conflict, invalid, not_found
 from schemas.envelope import Envelope
 from schemas.events import EventData
 
-log = logging.getLogger(__name__)
 Decide = Callable[[CaseView], Awaitable[Sequence[EventData]]]
 Adopt = Callable[[str], Awaitable[CaseView | None]]
+Key = tuple[str, int]  # a claim: its case and revision
 # Claims lost in a row before a command gives up: each loss means another command moved
 # the case, so a few are already a storm.
 ATTEMPTS = 8
 # How long a head remembers the answer to an `Idempotency-Key` (a client's retries).
 KEEP_ANSWERS = timedelta(hours=24)
-# How long published claims wait to be settled together (one write for all of them).
-SETTLE_AFTER_SECONDS = 0.02
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,14 @@ class CommandPath:
     ) -> None:
         self.heads, self.publisher, self.source, self.clock = heads, publisher, source, clock
         self._adopt = adopt
-        self.settling = Settling(heads)
+        self.writer = uuid.uuid4().hex[:16]
+        self.marks: dict[str, WriterMark] = {}  # the writers' watermarks, as last read
+        # Claims made here and not yet known published: by case and revision, each with the
+        # claim (a claim whose write or publish failed: the relay's beat tries it again).
+        self._pending: dict[Key, Claim] = {}
+        self._said = False  # whether this writer has said it exists
+
+    # --- commands --------------------------------------------------------------------------
 
     async def act(
         self, case_id: str, asked: Asked, decide: Decide, extra: Body | None = None
@@ -83,7 +99,9 @@ class CommandPath:
                 raise _standing(refused, head.view) from None
             claim = self._claim(head.view, head.rev + 1, events, asked, extra or {})
             claim = replace(claim, forget=_past_keeping(head))
-            if await self.heads.claim(claim):
+            self._pending[_key(claim)] = claim  # the same claim, with what it forgets
+            [stood] = await self._claimed([claim])
+            if stood:
                 await self._publish([claim])
                 return claim.remembered.answer
         raise conflict(("state",), f"case {case_id} is changing too fast; retry", "busy")
@@ -104,7 +122,7 @@ class CommandPath:
             self._claim(None, 1, openings[i].events, openings[i].asked, openings[i].extra)
             for i in todo
         ]
-        won = await self.heads.claim_many(claims)
+        won = await self._claimed(claims)
         for i, claim, w in zip(todo, claims, won, strict=True):
             answers[i] = (
                 claim.remembered.answer
@@ -123,6 +141,44 @@ class CommandPath:
         await self.flush([head])
         return _replayed(head, asked)
 
+    async def react(self, reactions: Sequence[Reaction]) -> list[str]:
+        """A service's reactions to events (dispatch's to filings and reworks), each decided
+        on its case's head and claimed like a command; the ids of cases that have no head
+        yet (their reaction waits: the caller retries them)."""
+        pending, missing = list(reactions), []
+        for _ in range(ATTEMPTS):
+            if not pending:
+                break
+            # One reaction per case in a round: a case's next claim needs the last published.
+            now, pending = _one_per_case(pending)
+            heads = await self._heads([r.case_id for r in now])
+            # The events reacted to were read from the log: their claims are published.
+            await self.flush(list(heads.values()), {r.cause for r in now})
+            missing += [r.case_id for r in now if r.case_id not in heads]
+            claims, of = [], []
+            for reaction in now:
+                if (head := heads.get(reaction.case_id)) is None:
+                    continue
+                events = reaction.decide(head.view)
+                if events is None:  # behind the event: adopted too early, adopted again
+                    missing.append(reaction.case_id)
+                    await self._readopt(head)
+                elif events:
+                    claims.append(self.reaction_claim(head, events, reaction.cause))
+                    of.append(reaction)
+            won = await self._claimed(claims)
+            await self._publish([c for c, w in zip(claims, won, strict=True) if w])
+            # A reaction that lost its claim decides again on the new head.
+            pending = [r for r, w in zip(of, won, strict=True) if not w] + pending
+        return missing
+
+    def reaction_claim(self, head: Head, events: Sequence[EventData], cause: str) -> Claim:
+        """The claim of a reaction to the event `cause` (its id) on `head`: known again by
+        that event."""
+        return self._claim(head.view, head.rev + 1, events, Asked("reaction", None, cause), {})
+
+    # --- heads and their outboxes ------------------------------------------------------------
+
     async def load(self, case_id: str) -> Head:
         """The case's head, its outbox published; `Refused(not_found)` if there is none."""
         head = await self.heads.load(case_id)
@@ -131,18 +187,54 @@ class CommandPath:
             head = await self.heads.adopt(view) if view is not None else None
         if head is None:
             raise not_found(("path", "case_id"), f"no case {case_id}")
-        if head.outbox:
-            await self.flush([head])
+        await self.flush([head])
         return head
 
-    async def flush(self, heads: Sequence[Head]) -> None:
-        """Publish what earlier claims left in these heads' outboxes (but what this process
-        published and has still to settle), then settle them. An event published twice has
-        one id: consumers drop the second."""
-        waiting = [h for h in heads if h.outbox and not self.settling.published(h)]
+    async def flush(self, heads: Sequence[Head], read: Collection[str] = ()) -> None:
+        """Publish the outboxes of these heads that may not be in the log yet (`read`: ids
+        of events read from the log). An event published twice has one id: consumers drop
+        the second."""
+        waiting = [h for h in heads if h.outbox and not self.published(h, read)]
         if waiting:
             await self.publisher.publish([env for h in waiting for env in h.outbox])
-            self.settling.add([(h.case_id, h.rev) for h in waiting])
+
+    def published(self, head: Head, read: Collection[str] = ()) -> bool:
+        """Whether `head`'s outbox is known to be in the log: released by the relay; this
+        writer's, published; under its writer's watermark; or holding an event read back."""
+        if head.by is None:
+            return True
+        if head.by == self.writer:
+            return (head.case_id, head.rev) not in self._pending
+        mark = self.marks.get(head.by)
+        if mark is not None and head.outbox_at is not None and head.outbox_at <= mark.through:
+            return True
+        return any(env.id in read for env in head.outbox)
+
+    def watermark(self) -> datetime:
+        """Every claim this writer made before this instant is published."""
+        made = [c.remembered.at for c in self._pending.values() if c.remembered.at is not None]
+        # A millisecond before: the database keeps times to the millisecond, and a claim
+        # stamped in the same millisecond as the mark must stay above it.
+        return min(made, default=datetime.now(UTC)) - timedelta(milliseconds=1)
+
+    async def retry(self, older_than: timedelta = timedelta(seconds=10)) -> int:
+        """Claims of this writer still pending `older_than` after their stamp, whose write
+        or publish failed (a database or broker outage; a command gives up waiting for
+        Kafka after 5 s): those that stood are published now, the others forgotten; how
+        many were published. Run by the relay before it says the watermark."""
+        if not (unsure := list(self._pending.values())):
+            return 0
+        old = datetime.now(UTC) - older_than  # not those of commands still under way
+        unsure = [c for c in unsure if c.remembered.at is not None and c.remembered.at < old]
+        heads = await self.heads.load_many(c.case_id for c in unsure)
+        stood = [c for c in unsure if _stood(c, heads.get(c.case_id))]
+        for claim in unsure:
+            if claim not in stood:
+                self._pending.pop(_key(claim), None)
+        await self._publish(stood)
+        return len(stood)
+
+    # --- the claim ---------------------------------------------------------------------------
 
     def _claim(
         self,
@@ -158,16 +250,39 @@ class CommandPath:
         envs = [Envelope(e, self.source, now) for e in events]
         after = fold(envs, view)
         answer = Answer(202, answer_body(after, envs) | extra)
-        # Remembered on the real clock, as the relay and the keys' keeping reckon.
+        # Stamped on the real clock, as the writers' watermarks and the keys' keeping reckon.
         remembered = Remembered(asked.fingerprint, answer, datetime.now(UTC))
-        return Claim(after, rev, envs, remembered, asked.key_id)
+        claim = Claim(after, rev, envs, remembered, asked.key_id, by=self.writer)
+        self._pending[_key(claim)] = claim  # pending from its stamp on: under no watermark
+        return claim
+
+    async def _claimed(self, claims: Sequence[Claim]) -> list[bool]:
+        """Write the claims (pending from their stamp: the watermark stays before them);
+        those that lost are no longer pending."""
+        if not claims:
+            return []
+        if not self._said:
+            await self.heads.beat(self.writer, self.watermark())  # the relay can find it
+            self._said = True
+        won = (
+            await self.heads.claim_many(claims)
+            if len(claims) > 1
+            else [await self.heads.claim(claims[0])]
+        )
+        for claim, stood in zip(claims, won, strict=True):
+            if not stood:
+                self._pending.pop(_key(claim), None)
+        return won
 
     async def _publish(self, claims: Sequence[Claim]) -> None:
+        """Publish the claims' events; once Kafka acknowledged them, they are no longer
+        pending (a failure leaves them so: the relay's beat tries them again)."""
         if not claims:
             return
         failpoints.reach("claimed")
         await self.publisher.publish([env for c in claims for env in c.outbox])
-        self.settling.add([(c.case_id, c.rev) for c in claims])
+        for claim in claims:
+            self._pending.pop(_key(claim), None)
 
     async def _reopened(self, case_id: str, asked: Asked) -> Answer:
         head = await self.load(case_id)
@@ -176,35 +291,13 @@ class CommandPath:
             raise conflict(("path", "case_id"), f"case {case_id} exists already", "exists")
         return again
 
-    async def react(self, reactions: Sequence[Reaction]) -> list[str]:
-        """A service's reactions to events (dispatch's to filings and reworks), each decided
-        on its case's head and claimed like a command; the ids of cases that have no head
-        yet (their reaction waits: the caller retries them)."""
-        pending, missing = list(reactions), []
-        for _ in range(ATTEMPTS):
-            if not pending:
-                break
-            # One reaction per case in a round: a case's next claim needs the last settled.
-            now, pending = _one_per_case(pending)
-            heads = await self._heads([r.case_id for r in now])
-            await self.flush(list(heads.values()))
-            missing += [r.case_id for r in now if r.case_id not in heads]
-            decided = [(r, heads[r.case_id]) for r in now if r.case_id in heads]
-            claims, of = [], []
-            for reaction, head in decided:
-                if events := reaction.decide(head.view):
-                    claims.append(self.reaction_claim(head, events, reaction.cause))
-                    of.append(reaction)
-            won = await self.heads.claim_many(claims)
-            await self._publish([c for c, w in zip(claims, won, strict=True) if w])
-            # A reaction that lost its claim decides again on the new head.
-            pending = [r for r, w in zip(of, won, strict=True) if not w] + pending
-        return missing
-
-    def reaction_claim(self, head: Head, events: Sequence[EventData], cause: str) -> Claim:
-        """The claim of a reaction to the event `cause` (its id) on `head`: known again by
-        that event."""
-        return self._claim(head.view, head.rev + 1, events, Asked("reaction", None, cause), {})
+    async def _readopt(self, head: Head) -> None:
+        """A head adopted from the projection, no claim made on it since, adopted again
+        from the projection as it stands now."""
+        if not head.recent and self._adopt is not None:
+            view = await self._adopt(head.case_id)
+            if view is not None and view.version > head.view.version:
+                await self.heads.readopt(view)
 
     async def _heads(self, case_ids: Sequence[str]) -> dict[str, Head]:
         heads = await self.heads.load_many(case_ids)
@@ -216,49 +309,24 @@ class CommandPath:
         return heads
 
 
-class Settling:
-    """Claims published by this process, settled together a moment later. Until then they
-    are known here as published, so a command that loads such a head does not publish its
-    outbox again; a process that dies first leaves them to the relay."""
-
-    def __init__(self, heads: Heads) -> None:
-        self.heads = heads
-        self._waiting: dict[tuple[str, int], None] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def published(self, head: Head) -> bool:
-        return (head.case_id, head.rev) in self._waiting
-
-    def add(self, claims: Sequence[tuple[str, int]]) -> None:
-        self._waiting.update(dict.fromkeys(claims))
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._settle())
-
-    async def drain(self) -> None:
-        """Settle what is waiting now (a service stopping, a test)."""
-        while self._task is not None and not self._task.done():
-            await self._task
-
-    async def _settle(self) -> None:
-        while self._waiting:
-            await asyncio.sleep(SETTLE_AFTER_SECONDS)
-            claims = list(self._waiting)
-            try:
-                await self.heads.settle(claims)
-            except Exception:  # the database: the relay publishes them again later
-                log.warning("%d published claims not settled", len(claims), exc_info=True)
-            for claim in claims:
-                self._waiting.pop(claim, None)
-
-
 @dataclass(frozen=True)
 class Reaction:
     """A service's reaction to an event (`cause`, its id) on one case: `decide` gives the
-    events the case's view calls for, none if the case went past the event."""
+    events the case's view calls for, none if the case went past the event, and None if the
+    view is behind the event (a head adopted from a projection that lagged)."""
 
     case_id: str
     cause: str
-    decide: Callable[[CaseView], Sequence[EventData]]
+    decide: Callable[[CaseView], Sequence[EventData] | None]
+
+
+def _key(claim: Claim) -> Key:
+    return claim.case_id, claim.rev
+
+
+def _stood(claim: Claim, head: Head | None) -> bool:
+    """Whether a claim is in its case's head (among its recent claims)."""
+    return head is not None and (claim.rev, claim.remembered.fingerprint) in head.recent
 
 
 def _one_per_case(reactions: list[Reaction]) -> tuple[list[Reaction], list[Reaction]]:

@@ -1,12 +1,18 @@
-"""The outbox relay: publishes the events of claims nobody settled.
+"""The relay, beside every service that claims (intake, dispatch): it keeps the writers'
+watermarks and publishes what a dead writer left unpublished.
 
-A command's events are published by the command itself right after its claim; if its
-process dies in between (or Kafka did not answer in time), the case's next command
-publishes them first. A case nobody touches again would keep them for ever: the relay,
-run beside every service that claims (intake, dispatch), publishes outboxes older than
-`grace` (on the real clock, as claims are stamped) and settles them. A claim still being
-published when the relay finds it is published twice: its events have the ids of their
-facts, so consumers drop the repeat.
+Every second it
+1. tries again the claims of its own path whose write or publish failed (a database or
+   broker outage): those that stood are published;
+2. says its path's watermark (`CommandPath.watermark`: every claim made before it is
+   published) and reads the others', which tell every path whether an outbox it loads is
+   in the log already;
+3. for every writer that has not said it is alive for `dead_after` (its process died),
+   publishes the outboxes it claimed after its watermark, releases them, and retires the
+   writer once none is left (its watermark then covers all it wrote).
+
+A claim published twice (by a relay and by its writer still at work, or by the next command
+on its case) has the ids of its facts: consumers drop the repeat.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from gridloop.commands.path import CommandPath
@@ -26,12 +31,11 @@ class Relay:
     def __init__(
         self,
         path: CommandPath,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        grace: timedelta = timedelta(seconds=5),
         every: float = 1.0,
+        dead_after: timedelta = timedelta(seconds=15),
         batch: int = 500,
     ) -> None:
-        self.path, self.now, self.grace, self.every, self.batch = path, now, grace, every, batch
+        self.path, self.every, self.dead_after, self.batch = path, every, dead_after, batch
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -43,11 +47,25 @@ class Relay:
                 await asyncio.wait_for(stop.wait(), self.every)
 
     async def sweep(self) -> int:
-        """Publish and settle the outboxes older than the grace (a batch of them; the next
-        sweep takes the next); how many."""
-        heads = await self.path.heads.stranded(self.now() - self.grace, self.batch)
-        if heads:
-            await self.path.flush(heads)
-            await self.path.settling.drain()
-            log.info("relay: published %d claims left unsettled", len(heads))
-        return len(heads)
+        """One round; how many claims it published for others or again for its path."""
+        heads, path = self.path.heads, self.path
+        done = await path.retry()
+        await heads.beat(path.writer, path.watermark())
+        marks = await heads.writers()
+        path.marks = {m.writer: m for m in marks}
+        dead = datetime.now(UTC) - self.dead_after
+        for mark in marks:
+            if mark.writer != path.writer and not mark.retired and mark.alive < dead:
+                done += await self._take_over(mark.writer, mark.through)
+        return done
+
+    async def _take_over(self, writer: str, through: datetime) -> int:
+        """Publish what a dead writer left unpublished (a batch; the next round the rest)."""
+        orphans = await self.path.heads.orphans(writer, through, self.batch)
+        if not orphans:
+            await self.path.heads.retire(writer)
+            return 0
+        await self.path.publisher.publish([env for h in orphans for env in h.outbox])
+        await self.path.heads.release([(h.case_id, h.rev) for h in orphans])
+        log.info("relay: published %d claims writer %s left unpublished", len(orphans), writer)
+        return len(orphans)

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from gridloop.auth import CredentialStore, Principal, Role, require
+from gridloop.cases.reader import CaseReader
 from gridloop.commands import Answer, Asked
 from gridloop.errors import install_error_handlers, refusals
 from gridloop.http import HttpLimits, harden
@@ -35,6 +36,7 @@ from schemas.limits import (
     Reason,
 )
 from services.dispatch import commands as do
+from services.dispatch import queue
 from services.dispatch.handlers import Dispatch
 
 _REQUEST_NAMESPACE = uuid.UUID("a9d2f1e4-5c3b-4e7a-8f60-1b2c3d4e5f60")
@@ -364,11 +366,17 @@ async def read_case(case_id: str, _: CommandCentre, dispatch: Deps) -> dict[str,
 
 
 def create_app(
-    dispatch: Dispatch, credentials: CredentialStore, limits: HttpLimits | None = None
+    dispatch: Dispatch,
+    credentials: CredentialStore,
+    limits: HttpLimits | None = None,
+    reader: CaseReader | None = None,
 ) -> FastAPI:
     app = FastAPI(title="gridloop dispatch: department callbacks", version="0.2.0")
     app.state.dispatch = dispatch
     app.state.credentials = credentials
+    # The department's reads: the system's database (the credentials' own) by default.
+    app.state.reader = reader or CaseReader(credentials.credentials.database)
+    app.include_router(queue.router)
     app.include_router(departments)
     app.include_router(command)
     install_error_handlers(app)

@@ -9,9 +9,10 @@ Routing, most specific rule first, each decision explained in the event (`rule`,
 A rule naming a department the pack does not know is skipped, so the next one decides.
 
 The handling deadline comes from the class, the report's urgency and the city's working-time
-calendar (`SlaPolicy.deadline`, the computation the SLA engine uses too); a year nobody
-supplied a calendar for is reckoned on weekends alone and named in `assumed_years`. A
-deadline the command centre gives by hand is taken as given.
+calendar (`SlaPolicy.deadline`, the computation the SLA engine uses too), counted from the
+dispatch itself (派遣: a first dispatch, a re-dispatch, a rework's); a year nobody supplied a
+calendar for is reckoned on weekends and fixed-date holidays alone and named in
+`assumed_years`. A deadline the command centre gives by hand is taken as given.
 
 Department actions (acknowledge, handled, return, extension and parking requests, resume,
 explain) and the command centre's (dispatch by hand, approve or deny a request) are the
@@ -138,10 +139,16 @@ def handling_deadline(
 
 def react(
     pack: CityPack, case: CaseView, event: CaseFiled | CaseReworked, at: datetime
-) -> list[CaseDispatched]:
-    """The dispatch a filing or a rework calls for, decided on the case's latest committed
-    view; none if the case went past it (voided, dispatched by hand, or this reaction's own
-    dispatch already claimed): a department must never get a case that is not theirs."""
+) -> list[CaseDispatched] | None:
+    """The dispatch a filing or a rework calls for, made `at` (now: the department's
+    handling time starts when the case is dispatched to it, so a dispatch that lags is the
+    command centre's time alone), decided on the case's latest committed view; none if the
+    case went past it (voided, dispatched by hand, or this reaction's own dispatch already
+    claimed): a department must never get a case that is not theirs. None if the view is
+    behind the event (a case from before heads, adopted from a projection that had not
+    caught up): not decided yet."""
+    if case.version < event.version:
+        return None
     if case.version != event.version:
         return []
     if isinstance(event, CaseFiled):
@@ -175,8 +182,8 @@ def decide_dispatch(
     component_id: str | None = None,
     urgency: str | None = None,
 ) -> CaseDispatched:
-    """Dispatch with the handling deadline reckoned from `since`, the time of the event
-    that made the case dispatchable, so re-deriving the event gives the same deadline."""
+    """Dispatch with the handling deadline reckoned from `since`, the time of the dispatch
+    itself: the department's handling time starts when the case is dispatched to it."""
     routed = route(pack, kind, class_code, grid_code, point, component_id)
     deadline = handling_deadline(pack, kind, class_code, urgency, since)
     return CaseDispatched(
@@ -195,7 +202,8 @@ def decide_dispatch(
 def decide_rework_dispatch(
     pack: CityPack, case: CaseView, version: int, since: datetime
 ) -> CaseDispatched:
-    """Rework (返工) goes back to the department that handled the case, with a new deadline."""
+    """Rework (返工) goes back to the department that handled the case, with a new deadline
+    reckoned from `since`, the time of this re-dispatch (the handling time restarts)."""
     assert case.kind is not None and case.class_code and case.grid_code
     if case.department is None or case.department not in pack.departments:
         return decide_dispatch(
@@ -271,7 +279,7 @@ def decide(pack: CityPack, case: CaseView, command: Command, now: datetime) -> E
         case RequestParking():
             return decide_parking_request(case, command)
         case Resume():
-            return decide_resume(case, command)
+            return decide_resume(case, command, pack, now)
         case Explain():
             return decide_explain(case, command, now)
         case DispatchByHand():
@@ -344,7 +352,7 @@ def decide_handled(case: CaseView, handled: Handle) -> CaseHandled:
 
 def decide_return(case: CaseView, returned: Return) -> CaseReturned:
     """Not ours (回退): back to the command centre, which re-dispatches; counted against
-    dispatch accuracy."""
+    the command centre's dispatch accuracy, not the department's."""
     authorize(case, returned.department)
     next_state(case.state, "returned")
     return CaseReturned(
@@ -407,13 +415,28 @@ def decide_parking_request(case: CaseView, asked: RequestParking) -> ParkingRequ
     )
 
 
-def decide_resume(case: CaseView, resume: Resume) -> CaseResumed:
-    """A parked case's clock runs again; the lead department or the command centre."""
+def decide_resume(case: CaseView, resume: Resume, pack: CityPack, now: datetime) -> CaseResumed:
+    """A parked case's clock runs again; the lead department or the command centre. Its
+    deadline moves by the time it was parked (`SlaPolicy.resumed`, on the class's clock),
+    and the event carries it, so the case record, the department and the SLA engine show
+    the one deadline."""
     if resume.department is not None:
         authorize(case, resume.department)
     next_state(case.state, "resumed")
+    deadline: datetime | None = None
+    assumed: tuple[int, ...] = ()
+    if case.deadline is not None and case.parked_at is not None:
+        moved = pack.sla.resumed(
+            case.kind, case.class_code, case.urgency, case.deadline, case.parked_at, now
+        )
+        deadline, assumed = moved.due, moved.assumed_years
     return CaseResumed(
-        case_id=case.case_id, version=case.version + 1, actor=resume.actor, reason=resume.reason
+        case_id=case.case_id,
+        version=case.version + 1,
+        actor=resume.actor,
+        reason=resume.reason,
+        deadline=deadline,
+        assumed_years=list(assumed),
     )
 
 
@@ -427,7 +450,9 @@ def decide_explain(case: CaseView, explained: Explain, now: datetime) -> CaseExp
             f"case {case.case_id} is explained already at version {case.version}",
             "already_explained",
         )
-    if case.deadline is None or now <= case.deadline:
+    # A parked case's clock stands still: it is late only if it was parked late.
+    at = case.parked_at if case.state is State.parked and case.parked_at else now
+    if case.deadline is None or at <= case.deadline:
         raise conflict(
             ("state", "deadline"),
             f"case {case.case_id} is not overdue (due {case.deadline})",
@@ -470,6 +495,13 @@ def decide_extension(
     assert deadline is not None
     if deadline <= now:
         raise invalid(("body", "deadline"), "the deadline has passed", "deadline_passed")
+    if case.deadline is not None and deadline <= case.deadline:
+        # The SLA engine never shortens a clock: an earlier date would show two deadlines.
+        raise invalid(
+            ("body", "deadline"),
+            f"an extension must end after the current deadline ({case.deadline.isoformat()})",
+            "deadline_not_later",
+        )
     return CaseExtended(
         case_id=case.case_id,
         version=case.version + 1,

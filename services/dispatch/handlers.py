@@ -67,7 +67,7 @@ class Dispatch:
         A case with no head yet is tried again with the whole poll (the rest is claimed
         already, and decides nothing the second time)."""
         reactions = [
-            Reaction(env.data.case_id, env.id, self._reaction(env.data, env.time))
+            Reaction(env.data.case_id, env.id, self._reaction(env.data))
             for env in envs
             if isinstance(env.data, CaseFiled | CaseReworked)
         ]
@@ -75,6 +75,8 @@ class Dispatch:
             raise CaseNotYetKnown(", ".join(missing[:5]))
 
     def _reaction(
-        self, event: CaseFiled | CaseReworked, at: datetime
-    ) -> Callable[[CaseView], Sequence[EventData]]:
-        return lambda case: core.react(self.pack, case, event, at)
+        self, event: CaseFiled | CaseReworked
+    ) -> Callable[[CaseView], Sequence[EventData] | None]:
+        """Decided when its case's head is read: the handling time starts at the dispatch
+        (派遣), not at the filing or rework, so the deadline is reckoned from then."""
+        return lambda case: core.react(self.pack, case, event, self.now())

@@ -6,12 +6,20 @@ the case's whole set of events is folded again, lifecycle events by case version
 annotations (SLA breaches, acknowledgements) matched to what they annotate. The same set
 gives the same facts whatever the order it came in.
 
-A handling round (处置轮次) is one stretch of the handling clock: opened by a dispatch (the
-deadline the department was told, moved by extensions) or by a rework (the class's limit,
-reckoned by the SLA engine). The SLA engine's breach of a round's clock (`SlaBreach`,
-stage `handle`, `case_version` = the version that opened the round) says it was late; a
-round handled after its known deadline, and never parked (parking moves the deadline by
-working time only the engine reckons), is late even when no breach was read.
+A handling round (处置轮次) is one stretch of the handling clock, opened by a dispatch (a
+first one, a re-dispatch, a rework's): the deadline the department was told, moved by
+extensions and by resumptions after parking. The SLA engine's breach of a round's clock
+(`SlaBreach`, stage `handle`, `case_version` = the version that opened the round) says it
+was late; a round handled after its known deadline is late even when no breach was read.
+(A parking resumed without a deadline, as before issue 19, left the deadline to the engine.)
+
+The stages before and after the department's are tasks (`Task`) of whoever does them, each
+on the SLA engine's clock of its stage: the command centre's dispatch (opened by a filing,
+a return or a rework; done by the next dispatch), a supervisor's verification of a citizen
+report (核实: given to the grid's supervisor, `verifier`; done by whoever verifies or
+refutes it) and on-site check (核查: opened by the handling; done by whoever checks it;
+until then the case's own supervisor answers for it). A task is late by the engine's breach
+of its clock, or done after its known deadline (the verification's `verification_due`).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from schemas.events import (
     CaseExtended,
     CaseFiled,
     CaseReported,
+    CaseResumed,
     CaseReturned,
     Channel,
     FeedbackGiven,
@@ -45,10 +54,10 @@ CLOSED_STATES = frozenset({State.closed, State.evaluated})
 class Round(BaseModel):
     """One handling round of one department."""
 
-    opened: int  # the case version that opened it (dispatched or rework)
+    opened: int  # the case version that opened it (dispatched; rework in older logs)
     department: str
-    deadline: datetime | None = None  # None after a rework: only the SLA engine knows it
-    parked: bool = False
+    deadline: datetime | None = None  # None after an old rework: only the SLA engine knew it
+    parked: bool = False  # parked and resumed without a deadline: only the engine knows it
     handled_at: datetime | None = None
     returned: bool = False
     acknowledged: bool = False
@@ -74,6 +83,29 @@ class Round(BaseModel):
         return self.acknowledged or self.handled_at is not None or self.returned
 
 
+class Task(BaseModel):
+    """A timed task before or after the department's: a dispatch (the command centre's), a
+    verification or an on-site check (a supervisor's)."""
+
+    opened: int  # the case version that opened its clock
+    supervisor: str | None = None  # who did it, else who answers for it (not for dispatch)
+    due: datetime | None = None  # its deadline when an event says it (verification_due)
+    done_at: datetime | None = None
+    withdrawn: bool = False  # settled by someone else (a verification the centre decided)
+    breached: bool = False  # the SLA engine said its deadline passed unmet
+
+    @property
+    def late(self) -> bool:
+        if self.breached:
+            return True
+        return self.due is not None and self.done_at is not None and self.done_at > self.due
+
+    @property
+    def judged(self) -> bool:
+        """Counted by its on-time indicator: done, or late (a withdrawn task only if late)."""
+        return self.late or (self.done_at is not None and not self.withdrawn)
+
+
 class CaseFacts(BaseModel):
     """What evaluation needs to know about one case."""
 
@@ -82,6 +114,7 @@ class CaseFacts(BaseModel):
     state: State | None = None
     channel: str | None = None
     supervisor: str | None = None  # the supervisor who reported it (supervisor channel)
+    verifier: str | None = None  # the supervisor its verification was given to (citizens')
     kind: str | None = None
     class_code: str | None = None
     grid_code: str | None = None
@@ -89,8 +122,10 @@ class CaseFacts(BaseModel):
     filed: bool = False
     voided: bool = False
     rounds: list[Round] = Field(default_factory=list)
+    dispatches: list[Task] = Field(default_factory=list)  # the command centre's
+    verification: Task | None = None  # a citizen report's (核实)
+    checks: list[Task] = Field(default_factory=list)  # on-site checks (核查), one a handling
     failed_checks: int = 0
-    check_late: bool = False  # the SLA engine said the check (核查) was late
     reworks: int = 0  # rework events: check failed or reopened
     reopened: int = 0  # reworks after the resident's feedback (evaluated → rework)
     closed_at: datetime | None = None  # the last closure
@@ -123,6 +158,24 @@ class CaseFacts(BaseModel):
         times = [r.handled_at for r in self.rounds if r.handled_at is not None]
         return max(times) if times else None
 
+    @property
+    def check_late(self) -> bool:
+        """An on-site check (核查) was late."""
+        return any(c.late for c in self.checks)
+
+    @property
+    def supervisors(self) -> list[str]:
+        """The supervisors it counts for, once each: who reported it, who verified it (or
+        was given that), who checked it (or answers for an unchecked handling)."""
+        tasks = [self.verification, *self.checks]
+        found = [self.supervisor, *(t.supervisor for t in tasks if t and _counts(t))]
+        return list(dict.fromkeys(s for s in found if s))
+
+
+def _counts(task: Task) -> bool:
+    """Whether a task is its supervisor's to answer for: not withdrawn in time."""
+    return not task.withdrawn or task.late
+
 
 def _order(env: Envelope) -> tuple[int, int, datetime, str]:
     """Lifecycle events by version; an annotation after the version it annotates."""
@@ -154,10 +207,12 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
     before = facts.state
     facts.version = data.version
     facts.state = TRANSITIONS[name][1] if name in TRANSITIONS else facts.state
+    _tasks(facts, env, name)
     current = facts.rounds[-1] if facts.rounds else None
     if isinstance(data, CaseReported):
         facts.channel = data.channel.value
         facts.supervisor = _supervisor(data)
+        facts.verifier = data.verifier
         facts.kind, facts.class_code, facts.grid_code = data.kind, data.class_code, data.grid_code
         facts.reported_at = facts.reported_at or env.time
     elif isinstance(data, CaseFiled):
@@ -176,6 +231,8 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
         current.deadline = data.deadline
     elif name == "parked" and current is not None:
         current.parked = True
+    elif isinstance(data, CaseResumed) and current is not None and data.deadline is not None:
+        current.deadline, current.parked = data.deadline, False  # moved by the parking
     elif name == "handled" and current is not None:
         current.handled_at = env.time
     elif isinstance(data, CaseChecked) and not data.passed:
@@ -183,9 +240,38 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
     elif name == "closed":
         facts.closed_at = env.time
     elif name == "rework":
-        _rework(facts, data.version, reopened=before is State.evaluated)
+        _rework(facts, reopened=before is State.evaluated)
     elif isinstance(data, FeedbackGiven):
         facts.rating = data.rating
+
+
+def _tasks(facts: CaseFacts, env: Envelope, name: str) -> None:
+    """Open and settle the tasks of the centres and supervisors (see the module's doc)."""
+    data = env.data
+    assert isinstance(data, CaseEvent)
+    by = data.actor.id if data.actor.role is Role.supervisor else None
+    pending = facts.verification
+    if pending is not None and pending.done_at is None and name != "reported":
+        # The first step out of `reported` settles the verification: a supervisor's
+        # (confirmed or refuted) is theirs, anyone else's (filed, voided or merged by the
+        # centre or by rule) withdraws it.
+        pending.done_at, pending.withdrawn = env.time, by is None
+        pending.supervisor = by or pending.supervisor
+    if isinstance(data, CaseReported) and data.channel is not Channel.supervisor:
+        facts.verification = Task(
+            opened=data.version, supervisor=data.verifier, due=data.verification_due
+        )
+    if name in ("filed", "returned", "rework"):
+        facts.dispatches.append(Task(opened=data.version))
+    elif name == "dispatched" and facts.dispatches and facts.dispatches[-1].done_at is None:
+        facts.dispatches[-1].done_at = env.time
+    elif name == "handled":
+        facts.checks.append(
+            Task(opened=data.version, supervisor=facts.supervisor or facts.verifier)
+        )
+    elif isinstance(data, CaseChecked) and facts.checks and facts.checks[-1].done_at is None:
+        facts.checks[-1].done_at = env.time
+        facts.checks[-1].supervisor = by or facts.checks[-1].supervisor
 
 
 def _supervisor(data: CaseReported) -> str | None:
@@ -196,25 +282,18 @@ def _supervisor(data: CaseReported) -> str | None:
     return data.actor.id if data.actor.role is Role.supervisor else data.reporter.id
 
 
-def _rework(facts: CaseFacts, version: int, reopened: bool) -> None:
+def _rework(facts: CaseFacts, reopened: bool) -> None:
     facts.reworks += 1
     facts.reopened += 1 if reopened else 0
     if facts.rounds:
+        # Back to the command centre, which dispatches it again (a new round from then).
         facts.rounds[-1].reworked = True
-        # The SLA engine restarts the handling clock for the same department.
-        facts.rounds.append(Round(opened=version, department=facts.rounds[-1].department))
 
 
 def _annotation(facts: CaseFacts, env: Envelope) -> None:
     data = env.data
     if isinstance(data, SlaBreach):
-        if data.stage is Stage.check:
-            facts.check_late = True
-        elif data.stage is Stage.handle:
-            found = next((r for r in facts.rounds if r.opened == data.case_version), None)
-            # A breach read after the handling it raced with does not make it late.
-            if found is not None and not (found.handled_at and found.handled_at <= data.deadline):
-                found.breached = True
+        _breach(facts, data)
     elif isinstance(data, CaseAcknowledged):
         # The round of that department current at the acknowledged version.
         rounds = [
@@ -224,3 +303,21 @@ def _annotation(facts: CaseFacts, env: Envelope) -> None:
         ]
         if rounds:
             rounds[-1].acknowledged = True
+
+
+def _breach(facts: CaseFacts, data: SlaBreach) -> None:
+    """The SLA engine's breach of the clock opened at `case_version`; a breach read after
+    the work it raced with (done before its deadline) does not make it late."""
+    tasks: dict[Stage, list[Task]] = {
+        Stage.dispatch: facts.dispatches,
+        Stage.verify: [facts.verification] if facts.verification else [],
+        Stage.check: facts.checks,
+    }
+    if data.stage is Stage.handle:
+        found = next((r for r in facts.rounds if r.opened == data.case_version), None)
+        if found is not None and not (found.handled_at and found.handled_at <= data.deadline):
+            found.breached = True
+        return
+    task = next((t for t in tasks.get(data.stage, []) if t.opened == data.case_version), None)
+    if task is not None and not (task.done_at and task.done_at <= data.deadline):
+        task.breached = True

@@ -6,10 +6,11 @@ A case stays in its report's periods for life: when it is closed next month, Nov
 figures change, not December's, so a period's figures settle as its cases finish.
 
 Which entities a case counts for: its grid, community and street (from the grid code, the
-filed one when filing corrected it), the supervisor who reported it (supervisor channel),
-and for departments: every department it was dispatched to for dispatch accuracy and
-response (each is judged on its own rounds), the owner (the last one dispatched) for the
-rest, except on-time handling and rework, judged on that department's own rounds.
+filed one when filing corrected it); the command centre once it was to be dispatched; the
+supervisors who reported it, verified it (or were given the verification) and checked it
+(or answer for an unchecked handling), each judged on that work alone; and every
+department it was dispatched to, each on its own rounds for on-time handling, rework and
+response, the owner (the last one dispatched) for the rest.
 
 Each indicator judges each case: not counted (None), counted in the denominator only
 (False), or in the numerator too (True). Cases still open are counted only once judgeable:
@@ -17,6 +18,8 @@ Each indicator judges each case: not counted (None), counted in the denominator 
     filing_rate        filed and not voided / reported and decided (filed or voided); merged
                        duplicates and reports still awaiting a decision are not counted
     dispatch_accuracy  never returned (回退) / dispatched
+    on_time_dispatch   no late dispatch / a dispatch done or past its deadline (the SLA
+                       engine's dispatch breach)
     on_time_handling   no late round / a round handled or past its deadline unmet (an open
                        case before its deadline is not yet due); late = the SLA engine's
                        handling breach, or handled after the known deadline (see facts.py)
@@ -28,6 +31,8 @@ Each indicator judges each case: not counted (None), counted in the denominator 
     response           a department acknowledged, handled or returned it / dispatched
     resolution         closed and never reopened by a resident / ever closed
     satisfaction       latest rating at or above `satisfied` (4 of 5) / rated
+    on_time_verification  verified (or refuted) in time / a verification done or late
+    on_time_check      every on-site check in time / a check done or late
 
 Rework is the one indicator where lower is better; the composite score uses 1 − rate.
 """
@@ -39,12 +44,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gridloop.citypack.sla import Centres
 from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind, Ratio
-from services.evaluation.facts import CaseFacts, Round
+from services.evaluation.facts import CaseFacts, Round, Task
 
 Ind = Indicator
 Verdict = bool | None
 SATISFIED = 4
+COMMAND_CENTRE = Centres().command  # the default code of sla.yaml's command centre
+
+
+@dataclass(frozen=True)
+class Whom:
+    """The entity a case is judged for: a level and its code (or supervisor id)."""
+
+    level: Level
+    entity: str
+
+    @property
+    def department(self) -> str | None:
+        """The department judged on its own rounds; None: any (a place, the centre)."""
+        return self.entity if self.level is Level.department else None
+
+    def mine(self, task: Task) -> bool:
+        """Whether `task` is this entity's: a supervisor's own, anyone's for the others."""
+        return self.level is not Level.supervisor or task.supervisor == self.entity
 
 
 def periods(at: datetime, zone: ZoneInfo) -> dict[PeriodKind, str]:
@@ -58,14 +82,15 @@ def periods(at: datetime, zone: ZoneInfo) -> dict[PeriodKind, str]:
     }
 
 
-def entities(case: CaseFacts, level: Level) -> list[str]:
+def entities(case: CaseFacts, level: Level, command_centre: str = COMMAND_CENTRE) -> list[str]:
     """The entities of `level` the case counts for."""
     found: dict[Level, list[str | None]] = {
         Level.grid: [case.grid_code],
         Level.community: [case.community],
         Level.street: [case.street],
-        Level.supervisor: [case.supervisor],
+        Level.supervisor: list(case.supervisors),
         Level.department: list(case.departments),
+        Level.command_centre: [command_centre if case.dispatches or case.rounds else None],
     }
     return [e for e in found[level] if e]
 
@@ -83,7 +108,7 @@ def _on_file(case: CaseFacts) -> bool:
 
 def _late(case: CaseFacts, department: str | None) -> bool:
     """Past a deadline: a place by any late round or a late check; a department by its own
-    rounds only (the check is the supervision centre's)."""
+    rounds only (the check is the supervisor's)."""
     own = any(r.late for r in _rounds(case, department))
     return own or (department is None and case.check_late)
 
@@ -104,39 +129,53 @@ def _resolved(case: CaseFacts) -> Verdict:
     return _when(case.closed_at is not None, case.closed and not case.reopened)
 
 
-def _verdicts(satisfied: int) -> dict[Indicator, Callable[[CaseFacts, str | None], Verdict]]:
-    """Each indicator's judgment of a case, for a department (or None: any department)."""
+def _on_time(tasks: list[Task | None], who: Whom) -> Verdict:
+    """Every task of `who` that is judged was done in time; None when none is judged."""
+    judged = [t for t in tasks if t is not None and who.mine(t) and t.judged]
+    return _when(bool(judged), not any(t.late for t in judged))
 
-    def handling(case: CaseFacts, dep: str | None) -> Verdict:
-        due = [r for r in _rounds(case, dep) if r.due]
+
+Rule = Callable[[CaseFacts, Whom], Verdict]  # one indicator's judgment of a case
+
+
+def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
+    """Each indicator's judgment of a case, for one entity."""
+
+    def handling(case: CaseFacts, who: Whom) -> Verdict:
+        due = [r for r in _rounds(case, who.department) if r.due]
         return _when(bool(due), not any(r.late for r in due))
 
-    def rework(case: CaseFacts, dep: str | None) -> Verdict:
-        handled = [r for r in _rounds(case, dep) if r.handled_at is not None]
+    def rework(case: CaseFacts, who: Whom) -> Verdict:
+        handled = [r for r in _rounds(case, who.department) if r.handled_at is not None]
         return _when(bool(handled), any(r.reworked for r in handled))
 
-    def dispatch(case: CaseFacts, dep: str | None) -> Verdict:
-        rounds = _rounds(case, dep)
+    def dispatch(case: CaseFacts, who: Whom) -> Verdict:
+        rounds = _rounds(case, who.department)
         return _when(bool(rounds), not any(r.returned for r in rounds))
 
-    def response(case: CaseFacts, dep: str | None) -> Verdict:
-        rounds = _rounds(case, dep)
+    def response(case: CaseFacts, who: Whom) -> Verdict:
+        rounds = _rounds(case, who.department)
         return _when(bool(rounds), any(r.responded for r in rounds))
+
+    def filing(case: CaseFacts, who: Whom) -> Verdict:
+        if who.level is Level.supervisor and case.supervisor != who.entity:
+            return None  # a supervisor answers for its own reports only
+        return _when(_decided(case) and case.state != "merged", _on_file(case))
 
     def satisfaction(case: CaseFacts) -> Verdict:
         return _when(case.rating is not None, (case.rating or 0) >= satisfied)
 
-    def owned(judge: Callable[[CaseFacts], Verdict]) -> Callable[[CaseFacts, str | None], Verdict]:
-        return lambda case, dep: judge(case) if _owned(case, dep) else None
+    def owned(judge: Callable[[CaseFacts], Verdict]) -> Rule:
+        return lambda case, who: judge(case) if _owned(case, who.department) else None
 
-    def on_time_closure(case: CaseFacts, dep: str | None) -> Verdict:
-        if not _owned(case, dep):
+    def on_time_closure(case: CaseFacts, who: Whom) -> Verdict:
+        if not _owned(case, who.department):
             return None
-        late = _late(case, dep)
+        late = _late(case, who.department)
         return _when(case.closed or late, case.closed and not late)
 
     return {
-        Ind.filing_rate: lambda c, _: _when(_decided(c) and c.state != "merged", _on_file(c)),
+        Ind.filing_rate: filing,
         Ind.dispatch_accuracy: dispatch,
         Ind.on_time_handling: handling,
         Ind.closure: owned(lambda c: _when(_on_file(c), c.closed)),
@@ -146,6 +185,9 @@ def _verdicts(satisfied: int) -> dict[Indicator, Callable[[CaseFacts, str | None
         Ind.response: response,
         Ind.resolution: owned(_resolved),
         Ind.satisfaction: owned(satisfaction),
+        Ind.on_time_dispatch: lambda c, who: _on_time(list(c.dispatches), who),
+        Ind.on_time_verification: lambda c, who: _on_time([c.verification], who),
+        Ind.on_time_check: lambda c, who: _on_time(list(c.checks), who),
     }
 
 
@@ -169,12 +211,12 @@ def count(
 ) -> dict[Indicator, Counted]:
     """Every indicator that applies to `level`, over the cases of one entity and period
     (case ids sorted, so the same cases give the same answer)."""
-    department = entity if level is Level.department else None
+    who = Whom(level, entity)
     judges = _verdicts(satisfied)
     counted = {indicator: Counted() for indicator in APPLIES[level]}
     for case in sorted(cases, key=lambda c: c.case_id):
         for indicator, tally in counted.items():
-            verdict = judges[indicator](case, department)
+            verdict = judges[indicator](case, who)
             if verdict is None:
                 continue
             tally.denominator.append(case.case_id)
@@ -198,8 +240,8 @@ class Judge:
     def __call__(self, level: Level, entity: str, case: CaseFacts) -> Judgement:
         key = (level, entity, case.case_id)
         if key not in self._done:
-            department = entity if level is Level.department else None
-            self._done[key] = {i: self._judges[i](case, department) for i in APPLIES[level]}
+            who = Whom(level, entity)
+            self._done[key] = {i: self._judges[i](case, who) for i in APPLIES[level]}
         return self._done[key]
 
 

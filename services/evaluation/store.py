@@ -40,9 +40,16 @@ from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from gridloop.scoring import Indicator, Level, PeriodKind, Score, period_kind
 from schemas.envelope import Envelope
-from schemas.events import EVENT_TYPES
+from schemas.events import EVENT_TYPES, Stage
 from services.evaluation.facts import CaseFacts, fold
-from services.evaluation.indicators import Judge, count, entities, periods, tally
+from services.evaluation.indicators import (
+    COMMAND_CENTRE,
+    Judge,
+    count,
+    entities,
+    periods,
+    tally,
+)
 from services.evaluation.scores import graded
 
 COLLECTIONS = ("evaluation_cases", "evaluation_events", "scores")
@@ -81,7 +88,7 @@ class Key:
 
 
 # Levels whose entities between them count (nearly) every case of a period.
-_WHOLE = frozenset({Level.department, Level.street})
+_WHOLE = frozenset({Level.department, Level.street, Level.command_centre})
 
 
 def _months(key: Key) -> set[str]:
@@ -157,6 +164,10 @@ class ScoreStore:
         self.pack = pack
         self.policy = pack.evaluation if pack is not None else EvaluationPolicy()
         self.zone = ZoneInfo(pack.city.timezone if pack is not None else "Asia/Shanghai")
+        # The command centre's code (sla.yaml `centres.command`): its scores' entity.
+        self.command_centre = (
+            pack.sla.centre(Stage.dispatch) if pack is not None else COMMAND_CENTRE
+        )
 
     async def create_indexes(self) -> None:
         # No index on `keys` (45 or so a case): SecantusDB rewrites a multikey index's
@@ -263,7 +274,7 @@ class ScoreStore:
     def _where(self, facts: CaseFacts) -> Document:
         if facts.reported_at is None:
             return {}  # its report is not read yet: it counts nowhere so far
-        at = {level.value: entities(facts, level) for level in Level}
+        at = {level.value: entities(facts, level, self.command_centre) for level in Level}
         found = {k.value: p for k, p in periods(facts.reported_at, self.zone).items()}
         where: Document = {"at": at, "period": found}
         return where | {"keys": sorted(k.id for k in keys_of(where))}
@@ -332,6 +343,7 @@ class ScoreStore:
             return entity
         names: dict[Level, str | None] = {
             Level.department: getattr(pack.departments.get(entity), "name", None),
+            Level.command_centre: getattr(pack.departments.get(entity), "name", None),
             Level.street: getattr(pack.streets.get(entity), "name", None),
             Level.community: next(
                 (c.name for c in pack.city.communities if c.code == entity), None

@@ -28,6 +28,7 @@ from schemas.events import (
     Kind,
     Point,
     Role,
+    Stage,
 )
 from services.intake.commands import Report
 from services.intake.duplicates import Nearby, find_duplicate
@@ -203,6 +204,15 @@ def _urgency(report: Report, pack: CityPack) -> str | None:
     return report.urgency
 
 
+def _verification_due(
+    pack: CityPack, kind: Kind, class_code: str, urgency: str | None, now: datetime
+) -> datetime | None:
+    """When the verification task (核实) falls due: the one deadline function, on the
+    class's clock at the report's urgency, as the SLA engine times it."""
+    deadline = pack.sla.deadline(Stage.verify, kind, class_code, urgency, now)
+    return deadline.due if deadline is not None else None
+
+
 # --- reports -------------------------------------------------------------------------------
 
 
@@ -228,6 +238,7 @@ def decide_report(
     ):  # the reporter is the credential's holder (the hotline's is the caller)
         reporter = reporter.model_copy(update={"id": actor.id})
     citizen = report.channel is not Channel.supervisor
+    due = _verification_due(pack, kind, class_code, urgency, now) if citizen else None
     reported = CaseReported(
         case_id=case_id,
         version=1,
@@ -243,7 +254,7 @@ def decide_report(
         media=list(report.media),
         address=report.address,
         verifier=grid.supervisor if citizen else None,
-        verification_due=now + pack.city.intake.verify_limit if citizen else None,
+        verification_due=due,
         urgency=urgency,
     )
     cls = pack.classes[(kind, class_code)]

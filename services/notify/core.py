@@ -104,8 +104,10 @@ def notices(env: Envelope, case: CaseRecord) -> list[Notice]:
     department: str | None = case.department
     if isinstance(data, CaseExtended | CaseParked | CaseResumed):
         body |= {"version": data.version, "reason": data.reason}
-        if isinstance(data, CaseExtended):
-            body["deadline"] = data.deadline.isoformat()
+        if isinstance(data, CaseExtended | CaseResumed) and data.deadline is not None:
+            body["deadline"] = data.deadline.isoformat()  # resumed: moved by the parking
+        if isinstance(data, CaseResumed) and data.assumed_years:
+            body["assumed_years"] = data.assumed_years  # an estimate, as on a dispatch
         if isinstance(data, CaseExtended | CaseParked):
             body["request_id"] = data.request_id
     elif isinstance(data, ExtensionDenied | ParkingDenied):

@@ -21,7 +21,9 @@ from schemas.events import (
     CaseExtended,
     CaseFiled,
     CaseMerged,
+    CaseParked,
     CaseReported,
+    CaseResumed,
     CaseSplit,
     DepartmentRequest,
     ExtensionDenied,
@@ -113,6 +115,11 @@ def state_change(env: Envelope) -> Document:
         }
     elif isinstance(data, CaseExtended):
         change |= {"deadline": data.deadline, "deadline_assumed_years": []}  # a given date
+    elif isinstance(data, CaseParked):
+        change["parked_at"] = env.time  # the clock stands still from here
+    elif isinstance(data, CaseResumed) and data.deadline is not None:
+        # moved by the time it was parked (dispatch reckons it with the pack's policy)
+        change |= {"deadline": data.deadline, "deadline_assumed_years": data.assumed_years}
     elif isinstance(data, CaseMerged):
         change["merged_into"] = data.into_case_id
     elif isinstance(data, CaseSplit):

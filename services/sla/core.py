@@ -5,10 +5,11 @@ Every stage of the closed loop has a clock (时限) with a limit from the city p
 
     verify    reported (citizen channels) ─▶ verified / filed / voided / merged
     file      verified, or reported by a supervisor ─▶ filed / voided / merged
-    dispatch  filed, or returned (回退 restarts it) ─▶ dispatched
-    handle    dispatched (the deadline the department was told), or rework (返工 restarts
-              it with the class's limit) ─▶ handled / returned;  parked (挂账) pauses it,
-              resumed restarts it, extended (延期) moves its deadline
+    dispatch  filed, returned (回退) or rework (返工): the command centre (re-)dispatches
+              ─▶ dispatched
+    handle    dispatched (the deadline the department was told, counted from the dispatch)
+              ─▶ handled / returned;  parked (挂账) pauses it, resumed restarts it (to the
+              deadline the resumption carries), extended (延期) moves its deadline
     check     handled ─▶ checked / rework
     explain   a handling breach ─▶ the department's explanation (`case.explained`); an
               overdue case left unexplained becomes overdue itself (Zhoushan's rule)
@@ -45,6 +46,7 @@ from schemas.events import (
     CaseFiled,
     CaseHandled,
     CaseReported,
+    CaseResumed,
     CaseReturned,
     EventData,
     SlaBreach,
@@ -324,19 +326,18 @@ def apply(
     elif isinstance(data, CaseDispatched):
         state = replace(state, department=data.department)
         opened.append(_open(state, Stage.handle, at, policy, data.department, data.deadline))
-    elif isinstance(data, CaseReturned):
+    elif isinstance(data, CaseReturned) or kind == "rework":
+        # Back to the command centre, which dispatches again (a rework to the department
+        # that handled it): the department's time starts with that dispatch, not before.
         opened.append(_open(state, Stage.dispatch, at, policy, policy.centre(Stage.dispatch)))
     elif isinstance(data, CaseExtended):
         state = _extend(state, data.deadline, at, measure, policy.warning_at)
     elif kind == "parked":
         state = _pause(state, at, measure)
-    elif kind == "resumed":
-        state = _resume(state, at, measure, policy.warning_at)
+    elif isinstance(data, CaseResumed):
+        state = _resume(state, at, measure, policy.warning_at, data.deadline)
     elif isinstance(data, CaseHandled):
         opened.append(_open(state, Stage.check, at, policy, supervision))
-    elif kind == "rework":
-        department = state.department or supervision
-        opened.append(_open(state, Stage.handle, at, policy, department))
     state = replace(state, clocks=state.clocks + tuple(c for c in opened if c is not None))
     closed_case = None
     if kind == "closed" and state.reported_at is not None:
@@ -373,11 +374,20 @@ def _pause(state: CaseClocks, at: datetime, measure: Clock) -> CaseClocks:
     return _replace_clock(state, replace(handle, used=used, since=None, due=None, warn=None))
 
 
-def _resume(state: CaseClocks, at: datetime, measure: Clock, warning_at: float) -> CaseClocks:
+def _resume(
+    state: CaseClocks,
+    at: datetime,
+    measure: Clock,
+    warning_at: float,
+    deadline: datetime | None,
+) -> CaseClocks:
+    """Run the paused handling clock again: due at the `deadline` the resumption carries
+    (dispatch reckoned it with `SlaPolicy.resumed`: the time left when it was parked, the
+    same as this clock's), else when the time it has left is used."""
     handle = state.clock(Stage.handle)
     if handle is None or handle.running:
         return state
-    return _replace_clock(state, _start(handle, at, measure, warning_at))
+    return _replace_clock(state, _start(handle, at, measure, warning_at, deadline))
 
 
 def _explained(state: CaseClocks, data: CaseExplained) -> Change:

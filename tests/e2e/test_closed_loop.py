@@ -182,9 +182,12 @@ async def test_an_urgent_report_is_dispatched_with_the_urgent_deadline(
         assert posted.status_code == 202, posted.text
         case = await case_in_state(intake, posted.json()["case_id"], "dispatched", ("filed",))
     assert case["urgency"] == "urgent"
-    filed_at = datetime.fromisoformat(case["filed_at"])
-    urgent = running.pack.sla.deadline(Stage.handle, "event", "0102", "urgent", filed_at)
-    normal = running.pack.sla.deadline(Stage.handle, "event", "0102", None, filed_at)
+    # Counted from the dispatch itself (issue 19), not from the filing.
+    [dispatched_at] = [
+        datetime.fromisoformat(e["at"]) for e in case["timeline"] if e["type"] == "dispatched"
+    ]
+    urgent = running.pack.sla.deadline(Stage.handle, "event", "0102", "urgent", dispatched_at)
+    normal = running.pack.sla.deadline(Stage.handle, "event", "0102", None, dispatched_at)
     assert urgent is not None and normal is not None
     deadline = datetime.fromisoformat(case["deadline"])
     assert abs(deadline - urgent.due) < timedelta(milliseconds=1)  # MongoDB keeps milliseconds

@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.cases import CaseView
-from gridloop.commands import Asked, CommandPath, Opening, Reaction
+from gridloop.commands import Asked, CommandPath, Opening, Publisher, Reaction
 from gridloop.commands.kafka import LogPublisher
 from gridloop.commands.mongo import MongoHeads
 from gridloop.commands.path import Decide
@@ -32,6 +32,7 @@ from schemas.events import (
     CaseEvent,
     CaseFiled,
     CaseHandled,
+    CaseParked,
     CaseReported,
     CaseReturned,
     EventData,
@@ -52,6 +53,18 @@ class Unreachable:
         raise Refused(Why.unavailable, ("kafka",), "the event log is unavailable")
 
 
+class Flaky:
+    """The real log, unreachable until `up`."""
+
+    def __init__(self, log: Publisher) -> None:
+        self.log, self.up = log, False
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if not self.up:
+            raise Refused(Why.unavailable, ("kafka",), "the event log is unavailable")
+        await self.log.publish(envelopes)
+
+
 @dataclass
 class World:
     db: AsyncDatabase[Document]
@@ -59,9 +72,13 @@ class World:
     path: CommandPath
     kafka: str
 
-    def offline(self) -> CommandPath:
-        """The same heads, with a log that does not answer."""
-        return CommandPath(self.heads, Unreachable(), "/tests", clock.now)
+    async def offline(self, log: Publisher | None = None) -> CommandPath:
+        """Another writer on the same heads, whose log does not answer, that knows the
+        first path's watermark (as its relay would have told it)."""
+        path = CommandPath(self.heads, log or Unreachable(), "/tests", clock.now)
+        await self.heads.beat(self.path.writer, self.path.watermark())
+        path.marks = {m.writer: m for m in await self.heads.writers()}
+        return path
 
     async def dispatched_case(self) -> str:
         """A case reported, filed and dispatched to WATER through the path."""
@@ -69,7 +86,6 @@ class World:
         opening = Opening([reported(case_id), filed(case_id)], Asked("test", None, case_id))
         await self.path.open([opening])
         await self.path.act(case_id, Asked("dispatch", None, "x"), decided(dispatched))
-        await self.path.settling.drain()  # settled: another path finds nothing to publish
         return case_id
 
     async def published(self, case_id: str, count: int) -> list[Envelope]:
@@ -220,7 +236,7 @@ async def test_a_claim_left_unpublished_is_published_by_the_next_command(world: 
     asked = Asked("handled", "key-2", "note: swept")
     # The log does not answer: 503, but the claim stands with its events in the outbox.
     with pytest.raises(Refused) as unavailable:
-        await world.offline().act(case_id, asked, decided(handled("swept")))
+        await (await world.offline()).act(case_id, asked, decided(handled("swept")))
     assert unavailable.value.why is Why.unavailable
     head = await world.heads.load(case_id)
     assert head is not None and head.view.state == "handled" and len(head.outbox) == 1
@@ -229,20 +245,50 @@ async def test_a_claim_left_unpublished_is_published_by_the_next_command(world: 
     assert answer.body["state"] == "handled"
     events = await world.published(case_id, 4)
     assert events[-1].id == answer.body["events"][0]
-    await world.path.settling.drain()
-    settled = await world.heads.load(case_id)
-    assert settled is not None and settled.outbox == ()
 
 
-async def test_the_relay_publishes_claims_nobody_came_back_for(world: World) -> None:
+async def test_the_relay_publishes_what_a_dead_writer_left_and_retires_it(world: World) -> None:
     case_id = await world.dispatched_case()
+    offline = await world.offline()
     with pytest.raises(Refused):
-        await world.offline().act(case_id, Asked("return", None, "r"), decided(returned))
-    relay = Relay(world.path, grace=timedelta(0))
+        await offline.act(case_id, Asked("return", None, "r"), decided(returned))
+    relay = Relay(world.path, dead_after=timedelta(0))  # the offline writer is gone at once
     assert await relay.sweep() == 1
-    assert await relay.sweep() == 0  # settled
     events = await world.published(case_id, 4)
     assert isinstance(events[-1].data, CaseReturned)
+    assert await relay.sweep() == 0  # released: nothing left; the writer is retired
+    retired = {m.writer: m for m in await world.heads.writers()}[offline.writer]
+    assert retired.retired
+    head = await world.heads.load(case_id)
+    assert head is not None and head.by is None
+
+
+async def test_a_writer_publishes_again_what_failed_once_its_log_answers(world: World) -> None:
+    case_id = await world.dispatched_case()
+    flaky = Flaky(world.path.publisher)
+    path = await world.offline(flaky)
+    with pytest.raises(Refused):
+        await path.act(case_id, Asked("return", None, "r"), decided(returned))
+    stuck = path.watermark()
+    flaky.up = True
+    assert await path.retry(older_than=timedelta(0)) == 1
+    assert path.watermark() > stuck  # nothing pending: every claim of it is in the log
+    events = await world.published(case_id, 4)
+    assert isinstance(events[-1].data, CaseReturned)
+
+
+async def test_an_outbox_under_its_writers_watermark_is_not_published_again(
+    world: World,
+) -> None:
+    case_id = await world.dispatched_case()
+    head = await world.heads.load(case_id)
+    other = CommandPath(world.heads, Unreachable(), "/tests", clock.now)
+    assert head is not None and head.by == world.path.writer
+    assert not other.published(head)  # its writer's watermark unknown yet: maybe not
+    await world.heads.beat(world.path.writer, world.path.watermark())
+    other.marks = {m.writer: m for m in await world.heads.writers()}
+    assert other.published(head)
+    await other.flush([head])  # nothing to publish: the unreachable log is not asked
 
 
 async def test_a_keyed_opening_is_answered_again_and_another_under_its_key_changes_nothing(
@@ -295,3 +341,21 @@ async def test_claims_of_several_cases_in_one_write_say_which_stood(world: World
     assert await world.heads.claim_many(claims) == [True, False]
     stood = await world.heads.load(first)
     assert stood is not None and (stood.rev, stood.view.state) == (claims[0].rev, "returned")
+
+
+async def test_a_parked_case_s_head_keeps_when_it_was_parked(world: World) -> None:
+    """Issue 19: a resumption moves the deadline by the time the case was parked, decided on
+    its head, which therefore keeps when the parking was claimed (as its event says)."""
+    case_id = await world.dispatched_case()
+
+    def parked(case: CaseView) -> EventData:
+        next_state(case.state, "parked")
+        actor = Actor(role=Role.command_centre, id="cc")
+        return CaseParked(case_id=case.case_id, version=case.version + 1, actor=actor)
+
+    await world.path.act(case_id, Asked("park", None, "p"), decided(parked))
+    head = await world.heads.load(case_id)
+    assert head is not None and head.view.parked_at is not None
+    [*_, event] = await world.published(case_id, 4)
+    assert isinstance(event.data, CaseParked)
+    assert abs(head.view.parked_at - event.time) < timedelta(milliseconds=1)  # MongoDB: ms

@@ -384,3 +384,54 @@ async def _pending(harness: Harness, case_id: str, request_id: str | None) -> Do
     pending = doc.get("pending_request")
     current = pending["request_id"] if pending else None
     return doc if current == request_id else None
+
+
+async def test_a_department_lists_its_own_cases_with_their_lights(harness: Harness) -> None:
+    """`GET /department/cases`: the credential names the department; its cases as lead or
+    assisting, soonest deadline first, each with its light and whether it acknowledged;
+    paged; filtered by state and light; nobody else's."""
+    late = await harness.dispatched_case("QUEUETEST", due=-1)
+    soon = await harness.dispatched_case("QUEUETEST", due=1)
+    helping = await harness.dispatched_case("SANITATION", assisting=["QUEUETEST"], due=5)
+    await harness.dispatched_case("SANITATION", due=2)  # not ours
+    mine = await harness.token(Role.department, "QUEUETEST")
+    acknowledged = await harness.http.post(
+        f"/departments/QUEUETEST/cases/{soon}/acknowledge",
+        json={"handler_id": "crew-1"},
+        headers=mine,
+    )
+    assert acknowledged.status_code == 202, acknowledged.text
+
+    async def listed(**query: Any) -> dict[str, Any]:
+        found = await harness.http.get("/department/cases", params=query, headers=mine)
+        assert found.status_code == 200, found.text
+        body: dict[str, Any] = found.json()
+        return body
+
+    async def shows_acknowledged() -> dict[str, Any] | None:
+        body = await listed()
+        return body if any(c["acknowledged"] for c in body["cases"]) else None
+
+    everything = await eventually(shows_acknowledged, what="the acknowledgement projected")
+    rows = [(c["case_id"], c["role"], c["light"], c["acknowledged"]) for c in everything["cases"]]
+    assert rows == [
+        (late, "lead", "red", False),
+        (soon, "lead", "yellow", True),
+        (helping, "assisting", "green", False),
+    ]
+    assert everything["next"] is None
+
+    first = await listed(limit=2)
+    assert [c["case_id"] for c in first["cases"]] == [late, soon] and first["next"] == 2
+    rest = await listed(limit=2, offset=2)
+    assert [c["case_id"] for c in rest["cases"]] == [helping] and rest["next"] is None
+    reds = await listed(light="red")
+    assert [c["case_id"] for c in reds["cases"]] == [late]
+    handled = await listed(state="handled")
+    assert handled["cases"] == []
+
+    refused = await harness.http.get("/department/cases", params={"light": "blue"}, headers=mine)
+    assert refused.status_code == 422 and _detail(refused)["loc"] == ["query", "light"]
+    centre = await harness.token(Role.command_centre, "cc-1")
+    assert (await harness.http.get("/department/cases", headers=centre)).status_code == 403
+    assert (await harness.http.get("/department/cases")).status_code == 401

@@ -10,13 +10,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop.calendar import SHANGHAI
 from gridloop.cases import fold
 from gridloop.citypack import load_city_pack
 from gridloop.commands import Head
@@ -28,7 +29,17 @@ from gridloop.kafka.replay import replay
 from gridloop.mongo import Document
 from gridloop.topology import named
 from schemas.envelope import Envelope, encode
-from schemas.events import Actor, CaseDispatched, CaseFiled, CaseReported, Role
+from schemas.events import (
+    Actor,
+    CaseChecked,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseReported,
+    CaseReworked,
+    Role,
+    Stage,
+)
 from schemas.topics import Topic, dead_letter_topic
 from services.dispatch.handlers import SOURCE, Dispatch
 from services.dispatch.main import consumer
@@ -242,3 +253,61 @@ async def test_a_filing_that_cannot_be_dispatched_is_dead_lettered_alone(world: 
     assert [first] in world.heads.polls[1:]  # then record by record
     dispatched = await world.dispatched([first, poison, last])
     assert [len(dispatched[c]) for c in (first, poison, last)] == [1, 0, 1]
+
+
+async def test_the_handling_time_starts_at_the_dispatch_not_at_the_filing(world: World) -> None:
+    """Issue 19: a filing of Saturday 1 March 2025 (and a rework of it) dispatched today.
+    Reckoned from the filing, 4 office hours end at 14:30 on Monday 3 March 2025 (the
+    department would find it overdue at once); from the dispatch, they are the class's 4
+    office hours from the dispatch (decided a moment before its event's time, at which the
+    SLA engine opens the handling clock)."""
+    first, again = world.case_ids(2)
+    water = Actor(role=Role.department, id="WATER/h")
+    history = [
+        reported(again, 0),
+        filed(again, 0),
+        Envelope(
+            CaseDispatched(
+                case_id=again,
+                version=3,
+                actor=SUPERVISOR,
+                department="WATER",
+                deadline=TIME + timedelta(hours=4),
+                rule="test",
+            ),
+            "/tests",
+            TIME,
+        ),
+        Envelope(
+            CaseHandled(case_id=again, version=4, actor=water, department="WATER"), "/t", TIME
+        ),
+        Envelope(CaseChecked(case_id=again, version=5, actor=SUPERVISOR, passed=False), "/t", TIME),
+        Envelope(CaseReworked(case_id=again, version=6, actor=SUPERVISOR), "/tests", TIME),
+    ]
+    await world.claim(reported(first, 1), filed(first, 1))
+    await world.claim(*history)
+    await world.send(filed(first, 1), history[-1])
+    await world.run_until_committed(2)
+
+    found: dict[str, Envelope] = {}
+
+    async def collect(envs: Sequence[Envelope]) -> None:
+        wanted = {(first, 3), (again, 7)}  # the filing's dispatch, the rework's
+        for env in envs:
+            if isinstance(env.data, CaseDispatched) and (env.subject, env.data.version) in wanted:
+                found[env.subject] = env
+
+    await replay(world.servers.kafka, collect, world.producer.namespace)
+    from_filing = world.pack.sla.deadline(Stage.handle, "event", "0102", None, TIME)
+    assert from_filing is not None
+    assert from_filing.due == datetime(2025, 3, 3, 14, 30, tzinfo=SHANGHAI)
+    for case_id, department in ((first, "SANITATION"), (again, "WATER")):
+        env = found[case_id]
+        assert isinstance(env.data, CaseDispatched) and env.data.department == department
+        assert env.time > TIME + timedelta(days=365)  # dispatched today, not in 2025
+        # Reckoned as the dispatch was decided, a moment before its event's time.
+        policy, second = world.pack.sla, timedelta(seconds=1)
+        earliest = policy.deadline(Stage.handle, "event", "0102", None, env.time - second)
+        latest = policy.deadline(Stage.handle, "event", "0102", None, env.time)
+        assert earliest is not None and latest is not None
+        assert earliest.due <= env.data.deadline <= latest.due

@@ -162,9 +162,21 @@ async def test_scores_drill_down_and_replay(servers: Servers, service: Service) 
     assert drill.json()["numerator"] == sorted([cases[0].case_id, cases[2].case_id])
     assert drill.json()["denominator"] == sorted(c.case_id for c in cases[:3])
 
+    # WATER rightly returned a case: a response, and no dispatch accuracy of its own; the
+    # command centre's dispatch accuracy counts the return, case by case.
     water = await api.get("/scores/department/WATER/2031-W10", headers=auth)
     assert water.status_code == 200
-    assert water.json()["indicators"]["dispatch_accuracy"] == {"numerator": 0, "denominator": 1}
+    assert "dispatch_accuracy" not in water.json()["indicators"]
+    assert water.json()["indicators"]["response"] == {"numerator": 1, "denominator": 1}
+    centre = await api.get("/scores/command_centre/COMMAND-CENTRE/2031-W10", headers=auth)
+    assert centre.status_code == 200
+    assert centre.json()["indicators"]["dispatch_accuracy"] == {"numerator": 3, "denominator": 4}
+    returns = await api.get(
+        "/scores/command_centre/COMMAND-CENTRE/2031-W10/dispatch_accuracy/cases", headers=auth
+    )
+    dispatched = sorted(c.case_id for n, c in enumerate(cases) if n != 3)
+    assert returns.json()["denominator"] == dispatched
+    assert returns.json()["numerator"] == [i for i in dispatched if i != cases[2].case_id]
 
     # Refusals: no token, a period that is none, an entity nobody scored.
     assert (await api.get("/scores/street/001/2031-03")).status_code == 401
@@ -177,14 +189,14 @@ async def test_scores_drill_down_and_replay(servers: Servers, service: Service) 
     env = {
         "MONGODB_URI": servers.mongodb,
         "GRIDLOOP_MONGODB_DATABASE": service.database,
-        "COLUMNS": "250",
+        "COLUMNS": "330",  # a place has 13 indicators, each a column
     }
     shown = await asyncio.to_thread(
         CliRunner().invoke,
         cli,
         ["scores", "show", "--level", "street", "--period", "2031-03"],
         env=env,
-        terminal_width=250,
+        terminal_width=330,
     )
     assert shown.exit_code == 0, shown.output
     rows = [
@@ -196,7 +208,7 @@ async def test_scores_drill_down_and_replay(servers: Servers, service: Service) 
         cli,
         ["scores", "explain", "street", "001", "2031-03", "on_time_handling"],
         env=env,
-        terminal_width=250,
+        terminal_width=330,
     )
     assert explained.exit_code == 0, explained.output
     assert f"numerator:   {cases[0].case_id} {cases[2].case_id}" in explained.output

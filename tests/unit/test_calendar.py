@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gridloop import calendar
 from gridloop.calendar import (
     SHANGHAI,
     ZERO,
@@ -179,13 +180,47 @@ def test_national_day_2026() -> None:
 
 
 def test_a_year_nobody_supplied_is_reckoned_on_weekends_alone_and_flagged() -> None:
-    new_year = local(2027, 1, 1, 9)  # a Friday, surely a holiday, but nobody said so yet
-    assert CALENDAR.is_working_day(new_year.date())
+    assert CALENDAR.is_working_day(date(2027, 1, 4))  # an ordinary Monday
     assert not CALENDAR.is_working_day(date(2027, 1, 2))  # Saturday
-    due = CALENDAR.add(local(2026, 12, 31, 17), H)
-    assert due == local(2027, 1, 1, 9, 30)
-    assert CALENDAR.assumed_years(local(2026, 12, 31, 17), due) == frozenset({2027})
+    due = CALENDAR.add(local(2026, 12, 30, 17), H)
+    assert due == local(2026, 12, 31, 9, 30)
+    assert CALENDAR.assumed_years(local(2026, 12, 31, 17), local(2027, 1, 4)) == frozenset({2027})
     assert CALENDAR.assumed_years(local(2026, 1, 5), local(2026, 12, 31)) == frozenset()
+
+
+def test_the_fallback_keeps_new_years_day_off() -> None:
+    """Issue 19: 2 working hours from 17:00 on Thursday 31 December 2026 reached 10:30 on
+    New Year's Day 2027. Half an hour on Thursday, then Friday 1 January (a statutory
+    holiday), the weekend: 1.5 h on Monday 4 January, 10:30; still flagged as assumed."""
+    start = local(2026, 12, 31, 17)
+    assert not CALENDAR.is_working_day(date(2027, 1, 1))
+    due = CALENDAR.add(start, 2 * H)
+    assert due == local(2027, 1, 4, 10, 30)
+    assert CALENDAR.assumed_years(start, due) == frozenset({2027})
+
+
+def test_the_fallback_keeps_the_fixed_date_holidays_of_may_and_october_off() -> None:
+    """2028 (not in the package): 1–2 May are Monday and Tuesday, 1 October a Sunday and
+    2–3 October Monday and Tuesday: all off. 4 May, 4 October are working days; the lunar
+    holidays cannot be known without the year's notice (Mid-Autumn 2028 is 3 October)."""
+    for day in (date(2028, 5, 1), date(2028, 5, 2), date(2028, 10, 2), date(2028, 10, 3)):
+        assert day.weekday() < 5 and not CALENDAR.is_working_day(day), day
+    assert CALENDAR.is_working_day(date(2028, 5, 3))
+    assert CALENDAR.is_working_day(date(2028, 10, 4))
+    # Friday 28 April 2028, 17:00 + 1 working hour: Monday and Tuesday are off.
+    assert CALENDAR.add(local(2028, 4, 28, 17), H) == local(2028, 5, 3, 9, 30)
+    assert CALENDAR.assumed_years(local(2028, 4, 28), local(2028, 5, 3)) == frozenset({2028})
+
+
+def test_the_fixed_date_holidays_are_the_state_councils() -> None:
+    """The dates the fallback keeps off are holidays in every year the package holds under
+    the 2024 regulation (2025 on), the State Council's notices as published."""
+    years = chinese_calendar_years()
+    current = [y for y in years if y >= 2025]
+    assert current, "the package holds no year of the current regulation"
+    for year in current:
+        for month, day in calendar.FIXED_HOLIDAYS:
+            assert date(year, month, day) in years[year].holidays, (year, month, day)
 
 
 def test_a_year_the_city_supplies_is_used_and_not_flagged() -> None:

@@ -42,6 +42,7 @@ NEEDS_THE_SYSTEM = [
     ["projections", "rebuild"],
     ["scores", "rebuild"],
     ["status"],
+    ["people", "add", "wang.li", "department", "ROADS", "--password-stdin"],
 ]
 
 

@@ -464,9 +464,11 @@ class CommandMachine(RuleBasedStateMachine):
         assert isinstance(data, CaseFiled | CaseReworked)
 
         def decide(view: CaseView) -> list[CaseEvent]:
-            dispatched = dispatch.react(PACK, view, data, env.time)
+            dispatched = dispatch.react(PACK, view, data, self.now)  # as the service: now
             # Any version but the event's (voided, dispatched by hand, its own dispatch
             # already claimed) means the case went past it: nothing is dispatched.
+            # A head is never behind an event in the log: its claim came first.
+            assert dispatched is not None, (view, data)
             assert bool(dispatched) is (view.version == data.version), (view, data)
             if not dispatched:
                 note_event("a reaction found the case past its event")

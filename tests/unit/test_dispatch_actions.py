@@ -16,11 +16,17 @@ from gridloop.lifecycle import InvalidTransition, State
 from gridloop.refusal import Refused
 from schemas.events import (
     Actor,
+    CaseDispatched,
     CaseExtended,
+    CaseFiled,
     CaseParked,
+    CaseReported,
+    CaseResumed,
+    EventData,
     ExtensionDenied,
     ParkingDenied,
     Role,
+    Stage,
 )
 from services.dispatch import api, core
 from services.dispatch.commands import (
@@ -35,6 +41,8 @@ from services.dispatch.commands import (
     Resume,
     Return,
 )
+from services.sla.core import apply
+from tests.samples import sample_of
 
 CASE = "C-20250301-0042"
 NOW = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
@@ -42,9 +50,12 @@ DUE = NOW + timedelta(hours=2)
 LATER = NOW + timedelta(days=2)
 
 
+PACK = load_city_pack(DEMO_CITY_PACK)
+
+
 @pytest.fixture(scope="module")
 def pack() -> CityPack:
-    return load_city_pack(DEMO_CITY_PACK)
+    return PACK
 
 
 def case(**overrides: Any) -> CaseView:
@@ -114,7 +125,13 @@ def test_another_department_is_refused_everything() -> None:
         ),
         (core.decide_parking_request, case(), RequestParking(CASE, other, "h", "r", "r")),
         (core.decide_explain, case(), Explain(CASE, other, "h", "e"), DUE + timedelta(hours=1)),
-        (core.decide_resume, case(state=State.parked), Resume(CASE, _actor(other), None, other)),
+        (
+            core.decide_resume,
+            case(state=State.parked),
+            Resume(CASE, _actor(other), None, other),
+            PACK,
+            NOW,
+        ),
     ]
     for call, *args in calls:
         rejected = refused(403, "forbidden", call, *args)
@@ -233,6 +250,14 @@ def test_approving_an_extension_moves_the_deadline() -> None:
     assert shorter.deadline == other  # type: ignore[union-attr]
 
 
+def test_an_approved_extension_never_ends_before_the_current_deadline() -> None:
+    """The SLA engine never shortens a clock; an earlier date approved by hand would leave
+    the case record and the engine with two deadlines."""
+    earlier = _answer("extension", True, "cc-1", deadline=DUE - timedelta(minutes=30))
+    with_request = case(pending_request=pending("extension"))
+    refused(422, "deadline_not_later", core.decide_extension, with_request, earlier, NOW)
+
+
 def test_denying_an_extension_needs_a_reason() -> None:
     with_request = case(pending_request=pending("extension"))
     refused(
@@ -279,9 +304,112 @@ def test_parking_approved_then_resumed() -> None:
     assert isinstance(parked, CaseParked)
     assert (parked.version, parked.request_id) == (5, "r-2")
     resume = Resume(CASE, _actor("SANITATION"), None, "SANITATION")
-    resumed = core.decide_resume(case(state=State.parked, version=5), resume)
+    resumed = core.decide_resume(case(state=State.parked, version=5), resume, PACK, NOW)
     assert resumed.version == 6
     assert resumed.actor == _actor("SANITATION")
+    assert resumed.deadline is None  # parked when? unknown: nothing to move
+
+
+def local(day: int, hh: int, mm: int = 0, month: int = 3, year: int = 2025) -> datetime:
+    return datetime(year, month, day, hh, mm, tzinfo=SHANGHAI)
+
+
+def _resumed(parked: CaseView, at: datetime) -> CaseResumed:
+    """The command centre resumes `parked` at `at`."""
+    actor = Actor(role=Role.command_centre, id="c")
+    return core.decide_resume(parked, Resume(CASE, actor), PACK, at)
+
+
+# Exposed garbage (working clock) dispatched on Tuesday 4 March 2025 at 09:00 with 4 office
+# hours: due 14:30 (09:00–12:00, 13:30–14:30).
+@pytest.mark.parametrize(
+    ("parked_at", "resumed_at", "due"),
+    [
+        # Issue 19: parked for an hour. 3 office hours were left at 10:00 (10–12, 13:30–
+        # 14:30); from 11:00 they run to 15:30: the deadline moved by that hour.
+        (local(4, 10), local(4, 11), local(4, 15, 30)),
+        # Parked over two days: the same 3 hours from Thursday 09:00.
+        (local(4, 10), local(6, 9), local(6, 12)),
+        # Parked at lunch (12:30): only 13:30–14:30 was left, one hour; from 16:00, 17:00.
+        (local(4, 12, 30), local(4, 16), local(4, 17)),
+        # Parked overdue: nothing was left, so it is due as it resumes.
+        (local(4, 15), local(6, 9), local(6, 9)),
+    ],
+)
+def test_a_resumed_case_carries_its_deadline_moved_by_the_parking(
+    parked_at: datetime, resumed_at: datetime, due: datetime
+) -> None:
+    parked = case(state=State.parked, version=5, deadline=local(4, 14, 30), parked_at=parked_at)
+    resumed = _resumed(parked, resumed_at)
+    assert (resumed.deadline, resumed.assumed_years) == (due, [])
+
+
+def test_a_resumed_emergency_moves_by_natural_time() -> None:
+    collapse = case(
+        state=State.parked,
+        version=5,
+        class_code="0401",
+        deadline=local(4, 21),
+        parked_at=local(4, 20, 30),
+    )
+    resumed = _resumed(collapse, local(4, 22))
+    assert resumed.deadline == local(4, 22, 30)  # the 30 minutes left, at night too
+
+
+def test_a_resumed_deadline_in_an_unsupplied_year_is_flagged() -> None:
+    """Half an office hour left at 17:00 on Thursday 31 December 2026; resumed at 17:20,
+    ten minutes that day, twenty on Monday 4 January 2027 (New Year's Day and the
+    weekend are off, reckoned without the year's notice)."""
+    parked = case(
+        state=State.parked,
+        version=5,
+        deadline=local(31, 17, 30, month=12, year=2026),
+        parked_at=local(31, 17, month=12, year=2026),
+    )
+    resumed = _resumed(parked, local(31, 17, 20, month=12, year=2026))
+    assert resumed.deadline == local(4, 9, 20, month=1, year=2027)
+    assert resumed.assumed_years == [2027]
+
+
+def test_the_resumed_deadline_is_the_sla_engines() -> None:
+    """The engine, folding the same dispatch, parking and resumption, keeps the deadline
+    dispatch reckoned; and its own reckoning (an event without one) agrees."""
+    dispatched_at, parked_at, resumed_at = local(4, 9), local(4, 10), local(4, 11)
+    grid = "110101001002001"
+    steps: list[tuple[EventData, datetime]] = [
+        (
+            sample_of(
+                CaseReported,
+                version=1,
+                channel="supervisor",
+                kind="event",
+                class_code="0102",
+                grid_code=grid,
+            ),
+            dispatched_at,
+        ),
+        (
+            sample_of(CaseFiled, version=2, kind="event", class_code="0102", grid_code=grid),
+            dispatched_at,
+        ),
+        (
+            sample_of(
+                CaseDispatched, version=3, department="SANITATION", deadline=local(4, 14, 30)
+            ),
+            dispatched_at,
+        ),
+        (sample_of(CaseParked, version=4), parked_at),
+    ]
+    parked = case(state=State.parked, version=4, deadline=local(4, 14, 30), parked_at=parked_at)
+    resumed = _resumed(parked, resumed_at)
+    for told in (resumed, resumed.model_copy(update={"deadline": None})):
+        state = None
+        for data, at in [*steps, (told, resumed_at)]:
+            change = apply(state, data, at, PACK.sla)
+            state = change.state if change is not None else state
+        assert state is not None
+        handle = state.clock(Stage.handle)
+        assert handle is not None and handle.due == resumed.deadline == local(4, 15, 30)
 
 
 def test_parking_denied() -> None:
@@ -294,10 +422,20 @@ def test_parking_denied() -> None:
 def test_resume_of_a_case_that_is_not_parked_is_invalid() -> None:
     actor = Actor(role=Role.command_centre, id="c")
     with pytest.raises(InvalidTransition):
-        core.decide_resume(case(), Resume(CASE, actor))
+        core.decide_resume(case(), Resume(CASE, actor), PACK, NOW)
 
 
 # --- explain ------------------------------------------------------------------------------
+
+
+def test_a_case_parked_in_time_is_not_overdue_while_parked() -> None:
+    """Its clock stands still: past the deadline on the wall clock, it is not late."""
+    answer = Explain(CASE, "SANITATION", "h", "waiting for the permit")
+    after = DUE + timedelta(hours=5)
+    in_time = case(state=State.parked, parked_at=DUE - timedelta(minutes=1))
+    refused(409, "not_overdue", core.decide_explain, in_time, answer, after)
+    late = case(state=State.parked, parked_at=DUE + timedelta(minutes=1))
+    assert core.decide_explain(late, answer, after).case_version == 4
 
 
 def test_only_an_overdue_case_is_explained() -> None:

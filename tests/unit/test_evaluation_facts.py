@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridloop.lifecycle import State
+from schemas.events import Stage
 from services.evaluation.facts import fold
 from tests.evaluation_story import HOUR, OTHER_GRID, START, Story
 
@@ -86,14 +87,57 @@ def test_a_return_and_a_new_department() -> None:
     assert facts.rounds[0].responded  # returning it is an answer too
 
 
-def test_a_failed_check_opens_a_rework_round_for_the_same_department() -> None:
+def test_a_failed_check_goes_back_to_the_command_centre_and_a_new_round() -> None:
+    """Issue 19: the rework waits on the command centre's dispatch clock; the department's
+    new round starts with the re-dispatch, with the deadline dispatch told it."""
     story = Story("C-1").reported().filed().dispatched().handled().checked(passed=False)
-    story.rework().breach().handled().checked().closed()
+    story.rework().breach(stage=Stage.dispatch, department="COMMAND-CENTRE")
+    story.dispatched().handled().checked().closed()
     facts = fold("C-1", story.events)
     assert (facts.failed_checks, facts.reworks, facts.reopened) == (1, 1, 0)
     first, again = facts.rounds
     assert first.reworked and not first.late
-    assert again.department == "SANITATION" and again.deadline is None and again.late
+    assert again.department == "SANITATION" and again.deadline is not None and not again.late
+    assert [(d.opened, d.late) for d in facts.dispatches] == [(2, False), (6, True)]
+
+
+def test_a_resumption_carries_the_moved_deadline() -> None:
+    """Parked for a day and resumed with the deadline moved by it: handled after the first
+    deadline, before the moved one, it is in time; after the moved one, late, without the
+    engine's breach."""
+    story = Story("C-1").reported().filed().dispatched(due_in=HOUR).parked()
+    moved = story.at + timedelta(days=1, hours=1)
+    story.resumed(at=story.at + timedelta(days=1), deadline=moved)
+    story.handled(at=moved - timedelta(minutes=1))
+    [handling] = fold("C-1", story.events).rounds
+    assert handling.deadline == moved and not handling.late
+    late = Story("C-2").reported().filed().dispatched(due_in=HOUR).parked()
+    late.resumed(at=late.at + timedelta(days=1), deadline=moved).handled(at=moved + HOUR)
+    assert fold("C-2", late.events).rounds[0].late
+
+
+def test_the_supervisors_tasks_verification_and_check() -> None:
+    story = Story("C-1").reported(channel="website", verifier="sup-3", verify_in=2 * HOUR)
+    story.verified(by="sup-4").filed().dispatched().handled().checked(by="sup-5").closed()
+    facts = fold("C-1", story.events)
+    assert facts.verifier == "sup-3"
+    assert facts.verification is not None
+    assert (facts.verification.supervisor, facts.verification.late) == ("sup-4", False)
+    [check] = facts.checks
+    assert (check.supervisor, check.judged, check.late) == ("sup-5", True, False)
+    assert facts.supervisors == ["sup-4", "sup-5"]
+
+
+def test_a_verification_the_centre_settled_is_withdrawn_unless_late() -> None:
+    in_time = Story("C-1").reported(channel="hotline", verifier="sup-3", verify_in=2 * HOUR)
+    facts = fold("C-1", in_time.filed().events)  # filed by the centre an hour later
+    assert facts.verification is not None and facts.verification.withdrawn
+    assert not facts.verification.judged and facts.supervisors == []
+    late = Story("C-2").reported(channel="hotline", verifier="sup-3", verify_in=2 * HOUR)
+    late.filed(at=late.at + 3 * HOUR)
+    facts = fold("C-2", late.events)
+    assert facts.verification is not None and facts.verification.late
+    assert facts.supervisors == ["sup-3"]  # the task was theirs, and it was left late
 
 
 def test_a_dissatisfied_resident_reopens_the_case() -> None:

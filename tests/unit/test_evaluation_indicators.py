@@ -10,7 +10,7 @@ from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind
 from schemas.events import Stage
 from services.evaluation.facts import fold
 from services.evaluation.indicators import count, entities, periods
-from tests.evaluation_story import HOUR, Story
+from tests.evaluation_story import HOUR, START, Story
 
 Ind = Indicator
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -44,12 +44,35 @@ def test_dispatch_accuracy_and_response() -> None:
     found = on_street(right, wrong, silent, Story("D").reported().filed())
     assert found[Ind.dispatch_accuracy] == (["A", "C"], ["A", "B", "C"])
     assert found[Ind.response] == (["A", "B"], ["A", "B", "C"])
-    # The department that returned it answers for the return, the other does not.
-    assert figures(Level.department, "WATER", wrong)[Ind.dispatch_accuracy] == ([], ["B"])
-    assert figures(Level.department, "SANITATION", wrong)[Ind.dispatch_accuracy] == (
-        ["B"],
-        ["B"],
-    )
+
+
+def test_dispatch_accuracy_is_the_command_centres_not_the_departments() -> None:
+    """Issue 19: a department that rightly returns a misdirected case loses nothing for it
+    (its return is a response); the command centre's dispatch accuracy counts it."""
+    wrong = Story("B").reported().filed().dispatched("WATER").returned("WATER").dispatched()
+    right = Story("A").reported().filed().dispatched()
+    water = figures(Level.department, "WATER", wrong)
+    assert Ind.dispatch_accuracy not in water
+    assert water[Ind.response] == (["B"], ["B"])
+    centre = figures(Level.command_centre, "COMMAND-CENTRE", right, wrong)
+    assert set(centre) == {Ind.dispatch_accuracy, Ind.on_time_dispatch}
+    assert centre[Ind.dispatch_accuracy] == (["A"], ["A", "B"])
+
+
+def test_on_time_dispatch_counts_the_command_centres_clock() -> None:
+    """Filed, returned and reworked cases wait on the command centre: a dispatch after its
+    clock breached is late; one still waiting is judged once its clock breached."""
+    in_time = Story("A").reported().filed().dispatched()
+    late = Story("B").reported().filed().breach(Stage.dispatch, "COMMAND-CENTRE").dispatched()
+    returned = Story("C").reported().filed().dispatched("WATER").returned("WATER")
+    returned.breach(Stage.dispatch, "COMMAND-CENTRE")  # not dispatched again yet
+    waiting = Story("D").reported().filed()  # its clock has not run out
+    reworked = Story("E").reported().filed().dispatched().handled().checked(passed=False)
+    reworked.rework().dispatched()
+    cases = (in_time, late, returned, waiting, reworked)
+    centre = figures(Level.command_centre, "COMMAND-CENTRE", *cases)
+    assert centre[Ind.on_time_dispatch] == (["A", "E"], ["A", "B", "C", "E"])
+    assert on_street(*cases)[Ind.on_time_dispatch] == centre[Ind.on_time_dispatch]
 
 
 def test_on_time_handling_with_extension_parking_and_open_cases() -> None:
@@ -138,24 +161,74 @@ def test_a_department_is_judged_on_what_it_owns() -> None:
     assert Ind.filing_rate not in sanitation
 
 
-def test_a_supervisor_is_rated_on_its_reports() -> None:
+def test_a_supervisor_is_rated_on_its_own_work() -> None:
+    """Issue 19: the validity of its reports, its verifications and on-site checks in
+    time; not the departments' closures."""
     mine = Story("A").reported().filed().dispatched().done()
     void = Story("B").reported().voided()
     found = figures(Level.supervisor, "sup-7", mine, void)
-    assert set(found) == {Ind.filing_rate, Ind.closure, Ind.on_time_closure}
+    assert set(found) == {Ind.filing_rate, Ind.on_time_verification, Ind.on_time_check}
     assert found[Ind.filing_rate] == (["A"], ["A", "B"])
+
+
+def citizen(case_id: str, verifier: str = "sup-3") -> Story:
+    """A hotline report given to `verifier`, due 2 hours later."""
+    return Story(case_id).reported(channel="hotline", verifier=verifier, verify_in=2 * HOUR)
+
+
+def test_on_time_verification_judges_who_verified_or_was_given_the_task() -> None:
+    in_time = citizen("A").verified(by="sup-3")  # an hour after the report
+    late = citizen("B")
+    late.verified(by="sup-3", at=late.at + 3 * HOUR)
+    refuted = citizen("C").voided(by="sup-3")  # refuted on site, in time
+    by_another = citizen("D").verified(by="sup-4")  # whoever did it answers for it
+    left = citizen("E").breach(Stage.verify, "SUPERVISION-CENTRE", deadline=START + 2 * HOUR)
+    settled = citizen("F").filed()  # the centre filed it in time: nobody's task
+    pending = citizen("G")  # not due yet
+    cases = (in_time, late, refuted, by_another, left, settled, pending)
+    sup3 = figures(Level.supervisor, "sup-3", *cases)
+    assert sup3[Ind.on_time_verification] == (["A", "C"], ["A", "B", "C", "E"])
+    assert sup3[Ind.filing_rate] == ([], [])  # it reported none of them
+    sup4 = figures(Level.supervisor, "sup-4", *cases)
+    assert sup4[Ind.on_time_verification] == (["D"], ["D"])
+    assert on_street(*cases)[Ind.on_time_verification] == (
+        ["A", "C", "D"],
+        ["A", "B", "C", "D", "E"],
+    )
+
+
+def test_on_time_check_judges_the_supervisor_who_checked() -> None:
+    """The SLA engine times the check from the handling (check PT4H in the demo)."""
+    in_time = Story("A").reported().filed().dispatched().handled().checked(by="sup-5")
+    late = Story("B").reported().filed().dispatched().handled()
+    late.breach(Stage.check, "SUPERVISION-CENTRE").checked(by="sup-5").closed()
+    unchecked = Story("C").reported().filed().dispatched().handled()
+    unchecked.breach(Stage.check, "SUPERVISION-CENTRE")  # sup-7, its reporter, answers
+    twice = Story("D").reported().filed().dispatched().handled().checked(passed=False, by="sup-5")
+    twice.rework().dispatched().handled().checked(by="sup-6")
+    cases = (in_time, late, unchecked, twice)
+    assert figures(Level.supervisor, "sup-5", *cases)[Ind.on_time_check] == (
+        ["A", "D"],
+        ["A", "B", "D"],
+    )
+    assert figures(Level.supervisor, "sup-6", *cases)[Ind.on_time_check] == (["D"], ["D"])
+    assert figures(Level.supervisor, "sup-7", *cases)[Ind.on_time_check] == ([], ["C"])
+    assert on_street(*cases)[Ind.on_time_check] == (["A", "D"], ["A", "B", "C", "D"])
 
 
 def test_the_entities_a_case_counts_for() -> None:
     story = Story("A").reported().filed().dispatched("WATER").returned("WATER").dispatched()
+    story.handled().checked(by="sup-5")
     facts = fold("A", story.events)
     assert entities(facts, Level.grid) == ["110101001002001"]
     assert entities(facts, Level.community) == ["001002"]
     assert entities(facts, Level.street) == ["001"]
-    assert entities(facts, Level.supervisor) == ["sup-7"]
+    assert entities(facts, Level.supervisor) == ["sup-7", "sup-5"]
     assert entities(facts, Level.department) == ["WATER", "SANITATION"]
-    citizen = fold("B", Story("B").reported(channel="website").events)
-    assert entities(citizen, Level.supervisor) == []
+    assert entities(facts, Level.command_centre, "CC-1") == ["CC-1"]
+    citizen_report = fold("B", Story("B").reported(channel="website").events)
+    assert entities(citizen_report, Level.supervisor) == []
+    assert entities(citizen_report, Level.command_centre) == []  # not filed: nothing to do
 
 
 def test_a_case_counts_in_its_reports_local_day_week_and_month() -> None:

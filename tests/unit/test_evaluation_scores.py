@@ -109,7 +109,7 @@ def test_every_error_is_listed(tmp_path: Path) -> None:
         "grades": [{"grade": "A", "min": 60}, {"grade": "B", "min": 80}, {"grade": "E", "min": 5}],
         "weights": {
             "department": {"filing_rate": 5, "closure": 0},
-            "supervisor": {"closure": 1},
+            "supervisor": {"filing_rate": 1},
         },
     }
     with pytest.raises(CityPackError) as caught:
@@ -117,8 +117,31 @@ def test_every_error_is_listed(tmp_path: Path) -> None:
     assert caught.value.errors == [
         "evaluation.yaml: grades: minimums must strictly decrease",
         "evaluation.yaml: grades: each grade once (with `lowest`)",
-        "evaluation.yaml: weights.department.filing_rate: a department is not rated on filing_rate",
+        "evaluation.yaml: weights.department.filing_rate: a department is not rated on "
+        "filing_rate (rated: supervisor)",
         "evaluation.yaml: weights.department: needs a positive weight",
+    ]
+
+
+def test_weights_from_before_issue_19_are_refused_saying_who_is_rated(tmp_path: Path) -> None:
+    """Dispatch accuracy moved to the command centre, closure off the supervisors: a pack
+    still weighting them that way is refused, every misplaced weight named."""
+    document = {
+        "format": "gridloop-evaluation/1",
+        "weights": {
+            "department": {"dispatch_accuracy": 10, "on_time_handling": 25},
+            "supervisor": {"filing_rate": 60, "closure": 20, "on_time_closure": 20},
+        },
+    }
+    with pytest.raises(CityPackError) as caught:
+        load_city_pack(pack_with(tmp_path, document))
+    assert caught.value.errors == [
+        "evaluation.yaml: weights.department.dispatch_accuracy: a department is not rated on "
+        "dispatch_accuracy (rated: command_centre)",
+        "evaluation.yaml: weights.supervisor.closure: a supervisor is not rated on closure "
+        "(rated: department)",
+        "evaluation.yaml: weights.supervisor.on_time_closure: a supervisor is not rated on "
+        "on_time_closure (rated: department)",
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from gridloop.access import Principal
 from gridloop.access import Role as Access
+from gridloop.calendar import SHANGHAI
 from gridloop.cases import CaseView
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -28,11 +29,13 @@ from schemas.events import (
     CaseVoided,
     Channel,
     Role,
+    Stage,
 )
 from services.intake.commands import Check, Verify
 from services.intake.core import decide_check, decide_verification
 from services.intake.reporting import decide_report
 from services.intake.requests import ReportIn, report_of
+from services.sla.core import apply
 
 CASE = "C-20250301-0042"
 NOW = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # 01:30 on 2 March in Beijing
@@ -130,9 +133,58 @@ def test_citizen_report_waits_for_verification(pack: CityPack, channel: str, rol
         assert reported.actor.id == "website"
     else:
         assert reported.actor.id == "op-3"
-    # a verification task for the supervisor of grid …001002, due within the pack's limit
+    # a verification task for the supervisor of grid …001002, due within the pack's limit:
+    # 2 office hours from 01:30 on Monday 2 March are 09:00–11:00 (Beijing).
     assert reported.verifier == "SUP-0001"
-    assert reported.verification_due == NOW + timedelta(hours=2)
+    assert reported.verification_due == datetime(2026, 3, 2, 11, 0, tzinfo=SHANGHAI)
+
+
+def _hotline(at: datetime, pack: CityPack, **overrides: Any) -> CaseReported:
+    fields = {"channel": "hotline", "kind": "event", "class_code": "0102"}
+    report = _report(**(fields | {"reporter": {"phone": "13900000000"}} | overrides))
+    [reported] = _decide(report, pack, now=at)
+    assert isinstance(reported, CaseReported)
+    return reported
+
+
+@pytest.mark.parametrize(
+    ("at", "urgency", "due"),
+    [
+        # Issue 19: 17:00 on Wednesday 30 September 2026 leaves half an office hour; 1–7
+        # October are the National Day and Mid-Autumn holidays; 1.5 h on 8 October.
+        ((2026, 9, 30, 17, 0), None, (2026, 10, 8, 10, 30)),
+        # 11:00 on a Monday: one hour to noon, lunch 12:00–13:30, one more to 14:30.
+        ((2026, 3, 2, 11, 0), None, (2026, 3, 2, 14, 30)),
+        # The urgent class's shorter limit (sla.yaml: verify PT30M).
+        ((2026, 3, 2, 11, 0), "urgent", (2026, 3, 2, 11, 30)),
+        ((2026, 3, 2, 17, 20), "urgent", (2026, 3, 3, 9, 20)),
+    ],
+)
+def test_the_verification_task_is_due_on_the_working_clock(
+    pack: CityPack, at: tuple[int, int, int, int, int], urgency: str | None, due: tuple[int, ...]
+) -> None:
+    reported = _hotline(_local(*at), pack, urgency=urgency)
+    assert reported.verification_due == _local(*due)
+
+
+def _local(year: int, month: int, day: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(year, month, day, hh, mm, tzinfo=SHANGHAI)
+
+
+def test_an_emergencys_verification_runs_in_natural_time(pack: CityPack) -> None:
+    night = datetime(2026, 3, 2, 23, 0, tzinfo=SHANGHAI)
+    reported = _hotline(night, pack, class_code="0401")  # road collapse: verify PT15M, 24/7
+    assert reported.verification_due == night + timedelta(minutes=15)
+
+
+def test_the_verification_task_and_the_sla_engine_show_one_deadline(pack: CityPack) -> None:
+    for urgency in (None, "urgent"):
+        at = datetime(2026, 9, 30, 17, 0, tzinfo=SHANGHAI)
+        reported = _hotline(at, pack, urgency=urgency)
+        change = apply(None, reported, at, pack.sla)
+        assert change is not None
+        verify = change.state.clock(Stage.verify)
+        assert verify is not None and verify.due == reported.verification_due
 
 
 def test_citizen_report_keeps_the_reporter_id(pack: CityPack) -> None:

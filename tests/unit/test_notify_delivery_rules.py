@@ -74,6 +74,17 @@ def test_decisions_and_breaches_reach_the_case_department(
     assert wanted.items() <= notice.message["data"].items()
 
 
+def test_the_resume_message_tells_the_moved_deadline() -> None:
+    """Issue 19: the department learns when the resumed case is due, as on a dispatch."""
+    moved = DEADLINE + timedelta(hours=1)
+    resumed = sample("gridloop.case.resumed", deadline=moved, assumed_years=[2027])
+    [notice] = notices(env(resumed), CASE_DOC)
+    assert notice.message["data"]["deadline"] == moved.isoformat()
+    assert notice.message["data"]["assumed_years"] == [2027]
+    [plain] = notices(env(sample("gridloop.case.resumed")), CASE_DOC)
+    assert "deadline" not in plain.message["data"]  # none known: none told
+
+
 def test_an_escalation_goes_to_the_department_named_to_be_notified() -> None:
     nobody = sample("gridloop.sla.escalation", notify_department=None)
     assert notices(env(nobody), CASE_DOC) == []

@@ -8,6 +8,7 @@ import pytest
 
 from gridloop.cases import CaseView
 from gridloop.cases.reader import view_of
+from gridloop.cases.view import evolve
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope, event_id
@@ -138,6 +139,31 @@ def test_state_change_of_extended_moves_the_deadline() -> None:
     assert change["deadline_assumed_years"] == []  # a date given by hand
     assert change["state"] == "dispatched"
     assert "department" not in change
+
+
+def test_parking_records_when_and_the_resumption_moves_the_deadline() -> None:
+    parked = state_change(_env(sample("gridloop.case.parked")))
+    assert parked["parked_at"] == TIME and "deadline" not in parked
+    moved = DEADLINE + timedelta(hours=1)
+    resumed = state_change(
+        _env(sample("gridloop.case.resumed", deadline=moved, assumed_years=[2027]))
+    )
+    assert (resumed["deadline"], resumed["deadline_assumed_years"]) == (moved, [2027])
+    assert resumed["state"] == "dispatched"
+    # A resumption from before the deadline was carried leaves the deadline as it was.
+    assert "deadline" not in state_change(_env(sample("gridloop.case.resumed")))
+    # The kernel's view of a case keeps when it was parked too (a head, or a document).
+    assert evolve(view_of(doc_at(4)), _env(sample("gridloop.case.parked"))).parked_at == TIME
+    assert view_of(doc_at(5) | {"parked_at": TIME}).parked_at == TIME
+    moved_view = evolve(
+        view_of(doc_at(5) | {"state": "parked"}),
+        _env(sample("gridloop.case.resumed", version=6, deadline=moved)),
+    )
+    assert moved_view.deadline == moved
+
+
+def doc_at(version: int) -> dict[str, object]:
+    return {"_id": CASE_ID, "state": "dispatched", "version": version, "deadline": DEADLINE}
 
 
 @pytest.mark.parametrize("name", ["closed", "voided", "merged"])

@@ -172,6 +172,17 @@ def test_longest_overdue_counts_late_handling_and_open_cases_past_their_deadline
     assert [r.case_id for r in overdue(cases, PACK, NOW, top=1)] == ["open"]
 
 
+def test_a_parked_case_is_as_late_as_when_it_was_parked() -> None:
+    """Issue 19: parking stops the clock. Parked an hour before its deadline, a case is
+    not overdue however long it stays parked; parked 3 h after it, it is 3 h over."""
+    early = dispatched("parked-early", DEADLINE, state="parked")
+    early["parked_at"] = DEADLINE - timedelta(hours=1)
+    late = dispatched("parked-late", DEADLINE, state="parked")
+    late["parked_at"] = DEADLINE + timedelta(hours=3)
+    [row] = overdue([early, late], PACK, NOW)
+    assert (row.case_id, row.hours_over, row.still_open) == ("parked-late", 3.0, True)
+
+
 def score(entity: str, value: float | None, level: Level = Level.department) -> Score:
     return Score(
         level=level,

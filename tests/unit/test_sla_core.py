@@ -267,7 +267,9 @@ def test_a_return_restarts_the_dispatch_clock() -> None:
     assert dispatch.due == local(4, 11)
 
 
-def test_rework_restarts_the_handling_clock_with_the_class_limit() -> None:
+def test_rework_goes_back_to_the_command_centre_s_dispatch_clock() -> None:
+    """Issue 19: the department's handling time starts when the case is dispatched to it
+    again, not at the rework; until then the case waits on the command centre."""
     state = fold(
         [
             (sample_of(CaseHandled, version=4, department="SANITATION"), local(4, 10)),
@@ -276,10 +278,16 @@ def test_rework_restarts_the_handling_clock_with_the_class_limit() -> None:
         ],
         at_dispatch(),
     )
+    assert stages(state) == {Stage.dispatch}
+    dispatch = clock(state, Stage.dispatch)
+    assert (dispatch.opened, dispatch.department) == (6, "COMMAND-CENTRE")
+    assert dispatch.due == local(4, 12)  # PT1H
+    # Re-dispatched at 13:30 with 4 office hours from then (dispatch reckons them so):
+    # the department gets them whole, and the lag was the command centre's.
+    state = fold([(dispatched(7, local(4, 17, 30)), local(4, 13, 30))], state)
     handle = clock(state, Stage.handle)
-    assert (handle.opened, handle.department) == (6, "SANITATION")
-    assert handle.due == local(4, 16, 30)  # 4 office hours: 11–12 and 13:30–16:30
-    assert not handle.breached
+    assert (handle.opened, handle.due, handle.limit) == (7, local(4, 17, 30), 4 * H)
+    assert stages(state) == {Stage.handle}
 
 
 # --- escalation up the ladder -------------------------------------------------------------------
@@ -529,13 +537,35 @@ def test_the_deadline_the_department_was_told_is_kept_as_told() -> None:
     assert isinstance(breach, SlaBreach) and breach.deadline == night + 4 * H
 
 
-def test_rework_restarts_handling_with_the_deadline_dispatch_gives() -> None:
-    """Rework opens the handling clock with the same computation as dispatch's rework."""
-    at = local(4, 16)
-    state = fold([(sample_of(CaseReworked, version=4), at)], at_dispatch())
-    reckoned = POLICY.deadline(Stage.handle, "event", "0102", None, at)
-    assert reckoned is not None
-    assert clock(state, Stage.handle).due == reckoned.due == local(5, 11, 30)
+def test_a_late_dispatch_is_the_command_centres_and_leaves_the_department_its_time() -> None:
+    """Filed at 09:00, dispatched at 11:00 with the deadline reckoned from 11:00 (16:30):
+    the dispatch clock (due 10:00) breached, the handling clock has its 4 hours whole."""
+    filed = fold(
+        [
+            (reported("supervisor"), TUESDAY),
+            (
+                sample_of(CaseFiled, version=2, kind="event", class_code="0102", grid_code=GRID),
+                TUESDAY,
+            ),
+        ]
+    )
+    [late] = due_events(CASE_ID, filed, local(4, 10, 1), POLICY)
+    assert isinstance(late, SlaBreach) and late.stage is Stage.dispatch
+    assert late.department == "COMMAND-CENTRE"
+    reckoned = POLICY.deadline(Stage.handle, "event", "0102", None, local(4, 11))
+    assert reckoned is not None and reckoned.due == local(4, 16, 30)
+    state = fold([(dispatched(3, reckoned.due), local(4, 11))], mark(filed, [late]))
+    assert clock(state, Stage.handle).limit == 4 * H
+
+
+def test_a_resumption_runs_to_the_deadline_it_carries() -> None:
+    parked = fold([(sample_of(CaseParked, version=4), local(4, 10))], at_dispatch())
+    told = local(4, 15, 30)
+    state = fold([(sample_of(CaseResumed, version=5, deadline=told), local(4, 11))], parked)
+    assert clock(state, Stage.handle).due == told
+    # Its own reckoning (a resumption without one) is the same: 3 office hours were left.
+    state = fold([(sample_of(CaseResumed, version=5), local(4, 11))], parked)
+    assert clock(state, Stage.handle).due == told
 
 
 def test_an_urgent_report_runs_on_the_urgent_limits() -> None:

@@ -64,11 +64,18 @@ def test_tier_offices() -> None:
         assert policy.office(tier, grid) in PACK.departments
 
 
-def test_a_pack_without_sla_yaml_times_handling_only(tmp_path: Path) -> None:
+def test_a_pack_without_sla_yaml_times_verification_and_handling(tmp_path: Path) -> None:
+    """city.yaml's `verify_limit` (the verification task's due time) and the class's
+    `handle_limit`: the stages whose deadline someone is shown."""
     policy = load_city_pack(pack_copy(tmp_path, None)).sla
     terms = policy.terms("event", "0102", None)
-    assert set(terms.limits) == {Stage.handle}
+    assert terms.limits == {Stage.verify: 2 * H, Stage.handle: 4 * H}
     assert terms.ladder == ()
+
+
+def test_sla_yaml_overrides_the_verify_limit_of_city_yaml() -> None:
+    assert PACK.sla.terms("event", "0102", "urgent").limits[Stage.verify] == H / 2
+    assert PACK.sla.terms("event", "0401", None).limits[Stage.verify] == H / 4
 
 
 def test_a_city_supplied_year(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from gridloop.citypack.generate.write import (
 )
 
 # Bump when a change of the code changes the files generated (the cache is keyed on it).
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: evaluation.yaml weights per issue 19 (command centre)
 DEFAULT_SEED = 110101
 
 __all__ = ["DEFAULT_SEED", "GENERATOR_VERSION", "Generated", "dongcheng_pack", "generate_city_pack"]

@@ -26,6 +26,7 @@ FIELDS = {
         "reported_at",
         "department",
         "deadline",
+        "parked_at",
         "closed_at",
         "timeline.type",
         "timeline.at",

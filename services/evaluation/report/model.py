@@ -272,6 +272,8 @@ def overdue_by(case: Case, as_of: datetime) -> timedelta | None:
     handled = last_handled(case)
     if handled is None and case.get("state") not in ("dispatched", "parked"):
         return None  # never reached a department, or left the loop (voided, merged)
+    if case.get("state") == "parked" and case.get("parked_at") is not None:
+        as_of = case["parked_at"]  # its clock stands still: as late as when it was parked
     late = (handled or as_of) - deadline
     return late if late > timedelta(0) else None
 

@@ -1,0 +1,301 @@
+"""The workbench's pages: sign-in, a department's queue, the case page and its actions.
+
+Thin: reads go through the kernel's `CaseReader`, decisions through `core`, and every action
+is a call of the dispatch service's API with the person's session token as its bearer
+token — the API decides, and a refusal is shown beside the field it names. Forms carry the
+session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from gridloop.access import Role
+from gridloop.audit import AuditTrail, signing
+from gridloop.cases.lights import light
+from gridloop.cases.reader import CaseReader
+from gridloop.people import People, Session
+from gridloop.runtime import add_ops_routes
+from schemas import clock
+from services.console import core
+from services.console.live import Live
+from services.console.throttle import Throttle
+from services.console.words import LANGS, Lang, words
+
+HERE = Path(__file__).parent
+SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
+SERVICE = "console"
+CATCH_UP_TRIES = 30  # × 0.1 s
+KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
+
+
+@dataclass
+class Console:
+    people: People
+    reader: CaseReader
+    trail: AuditTrail
+    dispatch_url: str  # the dispatch service's API, which decides every action
+    throttle: Throttle
+    live: Live  # the open pages' news, fed by the lifecycle topics (`gridloop.kafka.tail`)
+    departments: dict[str, str] = field(default_factory=dict)  # code → name (the pack's)
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
+    secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
+
+
+class SignIn(Exception):
+    """No live session: the person signs in first."""
+
+
+def create_app(console: Console) -> FastAPI:
+    app = FastAPI(title="gridloop console", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.console = console
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.filters["local"] = lambda at, form="%Y-%m-%d %H:%M": (
+        at.astimezone(console.zone).strftime(form) if at is not None else "—"
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    add_ops_routes(app)
+
+    @app.exception_handler(SignIn)
+    async def sign_in_first(request: Request, exc: SignIn) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        lang = _lang(request)
+        shown = templates.TemplateResponse(
+            request, name, {"t": words(lang), "lang": lang, **context}, status_code=status
+        )
+        if request.query_params.get("lang") in LANGS:
+            shown.set_cookie(LANG, lang, httponly=True, samesite="strict")
+        shown.headers["Cache-Control"] = "no-store"
+        return shown
+
+    async def session(request: Request) -> Session:
+        token = request.cookies.get(SESSION)
+        found = await console.people.session(token) if token else None
+        if found is None:
+            raise SignIn()
+        return found
+
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request) -> Response:
+        nonce = secrets.token_urlsafe(24)
+        shown = page(request, "login.html", csrf=nonce, error=None, username="")
+        shown.set_cookie(LOGIN, nonce, httponly=True, samesite="strict", path="/login")
+        return shown
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(
+        request: Request,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=256)],
+        csrf: Annotated[str, Form(max_length=64)],
+    ) -> Response:
+        address = request.client.host if request.client else "?"
+        expected = request.cookies.get(LOGIN)
+        if not expected or not secrets.compare_digest(expected, csrf):
+            return page(request, "login.html", 400, csrf="", error="refused", username=username)
+        if not await console.throttle.allowed(username, address):
+            await console.trail.add(signing(SERVICE, username, None, "sign-in throttled", address))
+            return page(request, "login.html", 429, csrf=csrf, error="throttled", username=username)
+        found = await console.people.sign_in(username, password)
+        if found is None:
+            await console.throttle.failed(username, address)
+            await console.trail.add(signing(SERVICE, username, None, "sign-in refused", address))
+            return page(request, "login.html", 401, csrf=csrf, error="refused", username=username)
+        await console.trail.add(signing(SERVICE, username, found.principal, "signed in", address))
+        home = RedirectResponse("/", status_code=303)
+        home.set_cookie(
+            SESSION,
+            found.token,
+            httponly=True,
+            samesite="strict",
+            secure=console.secure_cookies,
+            expires=found.expires,
+        )
+        home.delete_cookie(LOGIN, path="/login")
+        return home
+
+    @app.post("/logout")
+    async def logout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> Response:
+        found = await session(request)
+        _check_csrf(found, csrf)
+        await console.people.sign_out(found.token)
+        address = request.client.host if request.client else "?"
+        who = found.principal
+        await console.trail.add(signing(SERVICE, who.person or "", who, "signed out", address))
+        out = RedirectResponse("/login", status_code=303)
+        out.delete_cookie(SESSION)
+        return out
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> Response:
+        found = await session(request)
+        department = found.principal.department
+        if found.principal.role is Role.command_centre:
+            return await centre(request, found)
+        if department is None:
+            return page(request, "elsewhere.html", me=found)
+        cases = await console.reader.of_department(
+            department, (*core.ON_DESK, *core.DONE), limit=500
+        )
+        rows = core.rows(cases, department, clock.now())
+        queues = {q: [r for r in rows if r.queue is q] for q in core.Queue}
+        return page(request, "queue.html", me=found, queues=queues)
+
+    async def centre(request: Request, found: Session) -> Response:
+        """The command centre's desk (派遣员, 值班长): cases to dispatch again, requests to
+        answer, cases overdue."""
+        now = clock.now()
+        queues = {
+            "returned": await console.reader.in_states(core.REDISPATCH, limit=200),
+            "requests": await console.reader.with_pending_request(limit=200),
+            "overdue": await console.reader.overdue(now, limit=200),
+        }
+        lights = {c.case_id: light(c, now) for cases in queues.values() for c in cases}
+        return page(request, "centre.html", me=found, queues=queues, lights=lights)
+
+    @app.get("/live")
+    async def live(request: Request) -> Response:
+        """Server-Sent Events: `changed` with a case id, for each case the person's
+        pages show that changed; a comment every 15 s keeps proxies from closing it."""
+        found = await session(request)
+
+        async def news() -> AsyncIterator[str]:
+            async with console.live.follow(found.principal.department) as queue:
+                yield "retry: 2000\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        case_id = await asyncio.wait_for(queue.get(), KEEP_ALIVE)
+                    except TimeoutError:
+                        yield ": still here\n\n"
+                        continue
+                    yield f"event: changed\ndata: {json.dumps(case_id)}\n\n"
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(news(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/cases/{case_id}", response_class=HTMLResponse)
+    async def case_page(request: Request, case_id: str) -> Response:
+        found = await session(request)
+        return await _case(request, found, case_id)
+
+    async def _case(
+        request: Request,
+        found: Session,
+        case_id: str,
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+        failed: str | None = None,
+    ) -> Response:
+        department = found.principal.department
+        case = await console.reader.record(case_id)
+        # A department sees only what it holds: another's case is "no such case" to it.
+        if case is None or (department is not None and not case.held_by(department)):
+            return page(request, "missing.html", 404, me=found, case_id=case_id)
+        offered = core.actions(case, department) if department else ()
+        if found.principal.role is Role.command_centre:
+            offered = core.centre_actions(case)
+        return page(
+            request,
+            "case.html",
+            status,
+            me=found,
+            case=case,
+            light=light(case, clock.now()),
+            actions=offered,
+            key=uuid.uuid4().hex,
+            errors=errors or {},
+            values=values or {},
+            failed=failed,
+            fields=core.fields,
+            departments=console.departments,
+            who=core.who,
+            done=request.query_params.get("done"),
+        )
+
+    @app.post("/cases/{case_id}/{action:path}", response_class=HTMLResponse)
+    async def act(
+        request: Request,
+        case_id: str,
+        action: str,
+        csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
+        note: Annotated[str, Form(max_length=2000)] = "",
+        reason: Annotated[str, Form(max_length=2000)] = "",
+        department: Annotated[str, Form(max_length=32)] = "",
+    ) -> Response:
+        found = await session(request)
+        _check_csrf(found, csrf)
+        form = {"note": note, "reason": reason, "department": department}
+        asked = core.call(found.principal, case_id, action, form)
+        if asked is None:
+            return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
+        path, body = asked
+        headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                answer = await client.post(console.dispatch_url + path, json=body, headers=headers)
+        except httpx.HTTPError:
+            return await _case(
+                request, found, case_id, 503, {"action": "unavailable"}, form, action
+            )
+        if answer.status_code == 202:
+            await _caught_up(console.reader, case_id, answer.json().get("events") or [])
+            return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
+        refused = _refusal(answer)
+        return await _case(request, found, case_id, answer.status_code, refused, form, action)
+
+    return app
+
+
+async def _caught_up(reader: CaseReader, case_id: str, events: list[str]) -> None:
+    """Wait (a little) until the projection shows the action's events, so the page the
+    person lands on shows what they just did; a slow projection shows it on the next load."""
+    for _ in range(CATCH_UP_TRIES):
+        case = await reader.record(case_id)
+        shown = {entry.event_id for entry in case.timeline} if case else set()
+        if shown.issuperset(events):
+            return
+        await asyncio.sleep(0.1)
+
+
+def _check_csrf(found: Session, csrf: str) -> None:
+    if not secrets.compare_digest(found.csrf, csrf):
+        raise SignIn()  # a form from elsewhere: nothing done, sign in again
+
+
+def _lang(request: Request) -> Lang:
+    asked = request.query_params.get("lang") or request.cookies.get(LANG)
+    return "en" if asked == "en" else "zh"
+
+
+def _refusal(answer: httpx.Response) -> dict[str, str]:
+    """The API's refusal, by the form field it names (its last `loc` part): the message is
+    shown beside that field, the rest beside the action."""
+    try:
+        detail = answer.json().get("detail") or []
+    except ValueError:
+        return {"action": f"{answer.status_code}"}
+    errors: dict[str, str] = {}
+    for problem in detail if isinstance(detail, list) else []:
+        loc = problem.get("loc") or []
+        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
+        name = name if name in ("note", "reason", "department") else "action"
+        errors[name] = str(problem.get("msg", ""))
+    return errors or {"action": f"{answer.status_code}"}
