@@ -37,9 +37,10 @@ class Settings(BaseSettings):
     evaluation_port: int = 8005
     desk_port: int = 8009  # the demo department desk that receives webhooks
     console_port: int = 8010  # the workbench (工作台) people sign in to
-    # Where the console sends actions (default: the dispatch service on this host), and
+    # Where the console sends actions (default: the services on this host), and
     # whether its cookies are sent only over HTTPS (set it behind a TLS proxy).
     dispatch_url: str = ""
+    intake_url: str = ""
     secure_cookies: bool = False
     # Seconds between deadline scans of the SLA engine: a breach is sent at most this late
     # plus the scan itself (a scan of nothing due costs microseconds).

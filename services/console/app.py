@@ -48,10 +48,12 @@ class Console:
     people: People
     reader: CaseReader
     trail: AuditTrail
-    dispatch_url: str  # the dispatch service's API, which decides every action
+    dispatch_url: str  # the dispatch service's API, which decides the department's and
+    # the command centre's actions
     throttle: Throttle
     live: Live  # the open pages' news, fed by the lifecycle topics (`gridloop.kafka.tail`)
     departments: dict[str, str] = field(default_factory=dict)  # code → name (the pack's)
+    intake_url: str = "http://127.0.0.1:8000"  # intake's API: filing and voiding reports
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
 
@@ -148,6 +150,8 @@ def create_app(console: Console) -> FastAPI:
         department = found.principal.department
         if found.principal.role is Role.command_centre:
             return await centre(request, found)
+        if found.principal.role is Role.supervision_centre:
+            return await intake(request, found)
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -168,6 +172,15 @@ def create_app(console: Console) -> FastAPI:
         }
         lights = {c.case_id: light(c, now) for cases in queues.values() for c in cases}
         return page(request, "centre.html", me=found, queues=queues, lights=lights)
+
+    async def intake(request: Request, found: Session) -> Response:
+        """The supervision centre's intake desk (受理员): reports awaiting verification
+        (核实, soonest due first) and reports awaiting a filing decision."""
+        queues = {
+            "verifying": await console.reader.awaiting_verification(None, limit=200),
+            "filing": await console.reader.awaiting_filing(limit=200),
+        }
+        return page(request, "intake.html", me=found, queues=queues)
 
     @app.get("/live")
     async def live(request: Request) -> Response:
@@ -211,6 +224,8 @@ def create_app(console: Console) -> FastAPI:
         offered = core.actions(case, department) if department else ()
         if found.principal.role is Role.command_centre:
             offered = core.centre_actions(case)
+        elif found.principal.role is Role.supervision_centre:
+            offered = core.intake_actions(case)
         return page(
             request,
             "case.html",
@@ -246,11 +261,11 @@ def create_app(console: Console) -> FastAPI:
         asked = core.call(found.principal, case_id, action, form)
         if asked is None:
             return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
-        path, body = asked
         headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
+        base = console.dispatch_url if asked.service == "dispatch" else console.intake_url
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(console.dispatch_url + path, json=body, headers=headers)
+                answer = await client.post(base + asked.path, json=asked.body, headers=headers)
         except httpx.HTTPError:
             return await _case(
                 request, found, case_id, 503, {"action": "unavailable"}, form, action

@@ -100,22 +100,48 @@ CENTRE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The supervision centre's intake operator (受理员): file (立案) or void (作废) a report.
+INTAKE_FIELDS: dict[str, tuple[str, ...]] = {"file": ("note",), "void": ("reason",)}
+# The states in which a report awaits the intake operator's decision.
+AWAITING_INTAKE = (State.reported, State.verified)
+
+
 def fields(action: str) -> tuple[str, ...]:
-    return DEPARTMENT_FIELDS.get(action) or CENTRE_FIELDS.get(action, ())
+    for table in (DEPARTMENT_FIELDS, CENTRE_FIELDS, INTAKE_FIELDS):
+        if action in table:
+            return table[action]
+    return ()
 
 
-def call(
-    who: Principal, case_id: str, action: str, form: Mapping[str, str]
-) -> tuple[str, dict[str, str]] | None:
-    """The dispatch API's path and body for `action` by `who` (None: not theirs to do).
-    A blank optional field is left out, so the API's own default or refusal applies."""
+def intake_actions(case: CaseRecord) -> tuple[str, ...]:
+    return ("file", "void") if case.state in AWAITING_INTAKE else ()
+
+
+@dataclass(frozen=True)
+class Call:
+    """An action as the API takes it: which service, the path, the JSON body."""
+
+    service: str  # "dispatch" or "intake"
+    path: str
+    body: dict[str, str]
+
+
+def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> Call | None:
+    """The API call of `action` by `who` (None: not theirs to do). A blank optional field
+    is left out, so the API's own default applies; a blank required one is sent, so the
+    API refuses it beside its field."""
     person = who.person or who.subject
     if who.role is Role.department and who.department and action in DEPARTMENT_FIELDS:
         body = {"handler_id": person} | {f: form.get(f, "") for f in DEPARTMENT_FIELDS[action]}
-        return f"/departments/{who.department}/cases/{case_id}/{action}", body
+        return Call("dispatch", f"/departments/{who.department}/cases/{case_id}/{action}", body)
     if who.role is Role.command_centre and action in CENTRE_FIELDS:
         given = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
         if action.endswith("/deny") or action == "dispatch":
-            given.setdefault("reason", "")  # required: the API says so beside the field
-        return f"/cases/{case_id}/{action}", {"dispatcher": person} | given
+            given.setdefault("reason", "")
+        return Call("dispatch", f"/cases/{case_id}/{action}", {"dispatcher": person} | given)
+    if who.role is Role.supervision_centre and action in INTAKE_FIELDS:
+        given = {f: form[f] for f in INTAKE_FIELDS[action] if form.get(f)}
+        if action == "void":
+            given.setdefault("reason", "")
+        return Call("intake", f"/cases/{case_id}/{action}", given)
     return None

@@ -37,6 +37,7 @@ async def run(settings: Settings) -> None:
             Throttle(),
             live,
             departments={code: d.name for code, d in pack.departments.items()},
+            intake_url=settings.intake_url or f"http://127.0.0.1:{settings.intake_port}",
             zone=ZoneInfo(pack.city.timezone),
             secure_cookies=settings.secure_cookies,
         )

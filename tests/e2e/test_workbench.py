@@ -66,6 +66,15 @@ REPORT = {
 }
 
 
+CITIZEN_REPORT = {
+    "channel": "website",
+    "kind": "event",
+    "class_code": "0102",  # exposed garbage: a citizen's report is verified first
+    "point": {"lon": 116.4005, "lat": 39.9202},  # away from the other tests' reports
+    "description": "测试 a test message, nothing there",
+}
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def console(running: Running) -> AsyncIterator[str]:
     """The console on the running system's database, acting through its dispatch service;
@@ -75,16 +84,17 @@ async def console(running: Running) -> AsyncIterator[str]:
     )
     db = client[running.system.env["GRIDLOOP_MONGODB_DATABASE"]]
     people = People(db)
-    await people.people.delete_many({"_id": {"$in": ["wang.li", "zhao.min"]}})
+    await people.people.delete_many({"_id": {"$in": ["wang.li", "zhao.min", "liu.yang"]}})
     await people.add("wang.li", PASSWORD, Role.department, "ROADS", "王力")
     await people.add("zhao.min", PASSWORD, Role.command_centre, "centre", "赵敏")
+    await people.add("liu.yang", PASSWORD, Role.supervision_centre, "centre", "刘洋")
     reader = CaseReader(db)
     live = Live(reader)
     dispatch = running.system.url("dispatch")
     departments = {code: d.name for code, d in running.pack.departments.items()}
-    app = create_app(
-        Console(people, reader, AuditTrail(db), dispatch, Throttle(), live, departments)
-    )
+    console = Console(people, reader, AuditTrail(db), dispatch, Throttle(), live, departments)
+    console.intake_url = running.system.url("intake")
+    app = create_app(console)
     stop = asyncio.Event()
     following = asyncio.create_task(tail(running.kafka, live.on_events, stop, running.namespace))
     port = free_port()
@@ -93,6 +103,13 @@ async def console(running: Running) -> AsyncIterator[str]:
     stop.set()
     await following
     await client.close()
+
+
+async def sign_in(page: Page, console: str, username: str) -> None:
+    await page.goto(console + "/login")
+    await page.get_by_label("用户名").fill(username)
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
 
 
 async def shot(page: Page, tmp: Path, name: str) -> None:
@@ -201,10 +218,7 @@ async def test_a_department_works_a_case_in_the_browser(
 
         # The command centre's dispatcher finds the returned case and dispatches it again.
         centre = await browser.new_page(viewport={"width": 1280, "height": 800})
-        await centre.goto(console + "/login")
-        await centre.get_by_label("用户名").fill("zhao.min")
-        await centre.get_by_label("密码").fill(PASSWORD)
-        await centre.get_by_role("button", name="登录").click()
+        await sign_in(centre, console, "zhao.min")
         returned = centre.locator(f"#queue-returned tr[data-case='{second}']")
         await expect(returned).to_be_visible()
         await shot(centre, tmp_path, "centre")
@@ -215,6 +229,25 @@ async def test_a_department_works_a_case_in_the_browser(
         await expect(centre.locator("#state")).to_contain_text("dispatched")
         await expect(centre.locator("#department")).to_have_text("SANITATION")
         await shot(centre, tmp_path, "centre-case")
+
+        # The intake operator sees a citizen's report arrive live, and voids it.
+        operator = await browser.new_page(viewport={"width": 1280, "height": 800})
+        await sign_in(operator, console, "liu.yang")
+        await expect(operator.get_by_role("heading", name="受理台")).to_be_visible()
+        async with httpx.AsyncClient(base_url=running.system.url("intake")) as citizen:
+            sent = await citizen.post("/reports", json=CITIZEN_REPORT)
+        assert sent.status_code == 202, sent.text
+        report = sent.json()["case_id"]
+        arrived = operator.locator(f"#queue-verifying tr[data-case='{report}']")
+        await expect(arrived).to_be_visible()
+        await shot(operator, tmp_path, "intake")
+        await arrived.get_by_role("link").click()
+        await operator.get_by_role("button", name="作废").click()  # no reason: refused
+        await expect(operator.locator("#void-reason-error")).to_be_visible()
+        await expect(operator.locator("#state")).to_contain_text("reported")
+        await operator.get_by_label("作废理由").fill("测试上报 a test message")
+        await operator.get_by_role("button", name="作废").click()
+        await expect(operator.locator("#state")).to_contain_text("voided")
         await browser.close()
 
     # Signed out, the session's token opens no API any more.

@@ -11,7 +11,7 @@ from gridloop.access import Principal, Role
 from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord
 from services.console import core
-from services.console.core import Queue
+from services.console.core import Call, Queue
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 ACTOR = {"role": "command_centre", "id": "auto-dispatch"}
@@ -100,21 +100,33 @@ def test_rows_put_the_reddest_first() -> None:
 def test_each_role_calls_its_own_routes_and_no_other() -> None:
     roads = Principal(Role.department, "ROADS", "wang.li")
     form = {"note": "filled", "reason": "", "department": "WATER"}
-    assert core.call(roads, "C-1", "handled", form) == (
+    assert core.call(roads, "C-1", "handled", form) == Call(
+        "dispatch",
         "/departments/ROADS/cases/C-1/handled",
         {"handler_id": "wang.li", "note": "filled"},
     )
     assert core.call(roads, "C-1", "dispatch", form) is None  # the centre's, not theirs
     centre = Principal(Role.command_centre, "centre", "zhao.min")
-    assert core.call(centre, "C-1", "dispatch", form) == (
+    assert core.call(centre, "C-1", "dispatch", form) == Call(
+        "dispatch",
         "/cases/C-1/dispatch",
         {"dispatcher": "zhao.min", "department": "WATER", "reason": ""},
     )
     # A blank optional comment is left out; a denial's reason is sent, blank or not (the
     # API refuses a blank one beside the field).
-    assert core.call(centre, "C-1", "parking/approve", form)[1] == {"dispatcher": "zhao.min"}  # type: ignore[index]
-    assert core.call(centre, "C-1", "parking/deny", form)[1]["reason"] == ""  # type: ignore[index]
+    approve = core.call(centre, "C-1", "parking/approve", form)
+    assert approve is not None and approve.body == {"dispatcher": "zhao.min"}
+    deny = core.call(centre, "C-1", "parking/deny", form)
+    assert deny is not None and deny.body["reason"] == ""
     assert core.call(centre, "C-1", "handled", form) is None
+    operator = Principal(Role.supervision_centre, "centre", "liu.yang")
+    assert core.call(operator, "C-1", "void", form) == Call(
+        "intake", "/cases/C-1/void", {"reason": ""}
+    )
+    assert core.call(operator, "C-1", "file", form) == Call(
+        "intake", "/cases/C-1/file", {"note": "filled"}
+    )
+    assert core.call(operator, "C-1", "dispatch", form) is None
     supervisor = Principal(Role.supervisor, "SUP-1")
     assert core.call(supervisor, "C-1", "handled", form) is None
 
