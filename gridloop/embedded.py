@@ -13,9 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+
+class Cancelled(Exception):
+    """A start given up because the starter was asked to stop (a signal)."""
 
 
 def free_port() -> int:
@@ -24,9 +29,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on `host`:`port` now. Bound as uvicorn binds
+    (SO_REUSEADDR), so a port a stopped server left in TIME_WAIT counts as free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(
+    host: str,
+    port: int,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    cancelled: Callable[[], bool] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if cancelled is not None and cancelled():
+            raise Cancelled(f"stopped waiting for {host}:{port}")
         if proc.poll() is not None:
             raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
@@ -48,7 +74,9 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, cancelled: Callable[[], bool] | None = None) -> None:
+        """Spawn the process and wait until it listens; stop it if it cannot, or if
+        `cancelled()` turns true meanwhile (then raise `Cancelled`)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -59,7 +87,7 @@ class ServerProcess:
             env=self.env,
         )
         try:
-            wait_for_port(self.host, self.port, self.proc, timeout)
+            wait_for_port(self.host, self.port, self.proc, timeout, cancelled)
         except BaseException:
             self.stop()
             raise

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from gridloop.config import Settings
 from services.evaluation.cli import scores_app
+from system import admin
+from system.admin import AsJson, DataDir, emit
 from system.people import people_app
 
 app = typer.Typer(
@@ -41,10 +43,14 @@ class Service(StrEnum):
 def up(
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Where the embedded database keeps its files and the logs go"),
+        typer.Option(
+            help="Where the embedded database keeps its files, the logs go and state.json "
+            "says where everything listens (default: GRIDLOOP_DATA_DIR, else .gridloop)"
+        ),
     ] = None,
 ) -> None:
-    """Start the whole system on this machine: broker, database, every service."""
+    """Start the whole system on this machine: broker, database, every service, the demo
+    department desk. The other commands find it from any directory (`gridloop status`)."""
     from system.up import run_all
 
     raise typer.Exit(run_all(data_dir or Settings().data_dir, console))
@@ -104,32 +110,51 @@ def schemas_export(
     directory: Annotated[
         Path, typer.Argument(help="Where to write one file per event type")
     ] = Path("schemas/json"),
+    as_json: AsJson = False,
 ) -> None:
     """Write the JSON Schema of every event type."""
     from schemas.export import export
 
-    for path in export(directory):
+    written = export(directory)
+    if as_json:
+        emit({"written": [str(path) for path in written]})
+        return
+    for path in written:
         console.print(f"wrote {path}")
 
 
 @city_app.command("check")
-def city_check(path: Path) -> None:
+def city_check(path: Path, as_json: AsJson = False) -> None:
     """Validate a city pack and list every error."""
     from gridloop.citypack import CityPackError, load_city_pack
 
     try:
         pack = load_city_pack(path)
     except CityPackError as exc:
+        if as_json:
+            emit({"ok": False, "errors": [str(error) for error in exc.errors]})
+            raise typer.Exit(1) from exc
         for error in exc.errors:
             console.print("[red]error[/]", end=" ")
             console.print(error, markup=False, highlight=False, soft_wrap=True)
         console.print(f"{len(exc.errors)} error(s)")
         raise typer.Exit(1) from exc
+    counts = {
+        "grids": len(pack.grids),
+        "classes": len(pack.classes),
+        "departments": len(pack.departments),
+        "components": len(pack.components),
+        "location_rules": len(pack.routing.rules),
+        "sla_rules": len(pack.sla.file.rules),
+    }
+    if as_json:
+        emit({"ok": True, "city": pack.city.name, **counts})
+        return
     console.print(
-        f"[green]ok[/] {pack.city.name}: {len(pack.grids)} grids, "
-        f"{len(pack.classes)} classes, {len(pack.departments)} departments, "
-        f"{len(pack.components)} components, {len(pack.routing.rules)} location rules, "
-        f"{len(pack.sla.file.rules)} SLA rules",
+        f"[green]ok[/] {pack.city.name}: {counts['grids']} grids, "
+        f"{counts['classes']} classes, {counts['departments']} departments, "
+        f"{counts['components']} components, {counts['location_rules']} location rules, "
+        f"{counts['sla_rules']} SLA rules",
         soft_wrap=True,
     )
 
@@ -145,6 +170,7 @@ def city_generate(
     fraction: Annotated[
         float, typer.Option(help="A smaller district for quick tries, e.g. 0.1 (0 < f ≤ 1)")
     ] = 1.0,
+    as_json: AsJson = False,
 ) -> None:
     """Generate the demo city: a pack shaped like Beijing's Dongcheng district (110101)."""
     import time
@@ -155,6 +181,9 @@ def city_generate(
         raise typer.BadParameter("must be in (0, 1]", param_hint="--fraction")
     started = time.perf_counter()
     made = generate_city_pack(out_dir, DEFAULT_SEED if seed is None else seed, fraction)
+    if as_json:
+        emit(made)
+        return
     console.print(
         f"[green]wrote[/] {out_dir} in {time.perf_counter() - started:.1f} s (seed {made.seed}): "
         f"{made.streets} streets, {made.communities} communities, {made.grids} grids, "
@@ -164,157 +193,12 @@ def city_generate(
     console.print(f"check it with: gridloop city check {out_dir}", soft_wrap=True)
 
 
-credentials_app = typer.Typer(help="Credentials: bearer tokens with a role.")
-app.add_typer(credentials_app, name="credentials")
+app.command("status")(admin.status)
+app.add_typer(admin.credentials_app, name="credentials")
 app.add_typer(people_app, name="people")
-
-
-@credentials_app.command("issue")
-def credentials_issue(
-    role: Annotated[
-        str,
-        typer.Argument(
-            help="hotline, supervisor, supervision_centre, command_centre, department or admin"
-        ),
-    ],
-    subject: Annotated[
-        str,
-        typer.Argument(help="Who holds it: a supervisor id, a department code, an operator's name"),
-    ],
-    note: str = "",
-) -> None:
-    """Issue a token (printed once; only its hash is stored)."""
-    from gridloop.auth import CredentialStore, Role
-    from gridloop.mongo import connect, database
-
-    async def issue() -> str:
-        settings = Settings()
-        client = connect(settings)
-        try:
-            return await CredentialStore(database(client, settings)).issue(
-                Role(role), subject, note
-            )
-        finally:
-            await client.close()
-
-    console.print(asyncio.run(issue()))
-
-
-department_app = typer.Typer(help="Departments: webhook endpoints and their secrets.")
-app.add_typer(department_app, name="department")
-webhooks_app = typer.Typer(help="Webhook deliveries: dead letters and replay.")
-app.add_typer(webhooks_app, name="webhooks")
-
-
-@department_app.command("set-webhook")
-def department_set_webhook(
-    code: Annotated[str, typer.Argument(help="The department's code in the city pack")],
-    url: Annotated[str, typer.Argument(help="Where its webhooks go")],
-    previous_secret_hours: Annotated[
-        float, typer.Option(help="How long the previous secrets keep signing (key rotation)")
-    ] = 24.0,
-) -> None:
-    """Set a department's webhook URL with a new secret, printed once."""
-    from datetime import timedelta
-
-    from gridloop.citypack import load_city_pack
-    from gridloop.mongo import connect, database
-    from gridloop.refusal import Refused
-    from services.notify.admin import set_webhook
-    from services.notify.store import DeliveryStore
-
-    async def work() -> str:
-        settings = Settings()
-        client = connect(settings)
-        try:
-            store = DeliveryStore(database(client, settings))
-            pack = load_city_pack(settings.city_pack)
-            overlap = timedelta(hours=previous_secret_hours)
-            return await set_webhook(pack, store, code, url, overlap)
-        finally:
-            await client.close()
-
-    try:
-        secret = asyncio.run(work())
-    except Refused as exc:
-        console.print(f"[red]refused[/] {'.'.join(exc.loc)}: {exc.reason}")
-        raise typer.Exit(1) from exc
-    console.print(f"{code} → {url}")
-    console.print("secret (shown once; give it to the department):")
-    console.print(secret, soft_wrap=True)
-
-
-@webhooks_app.command("replay")
-def webhooks_replay(
-    webhook_id: Annotated[str | None, typer.Option("--id", help="One delivery")] = None,
-    department: Annotated[str | None, typer.Option(help="Every dead delivery of one")] = None,
-    case_id: Annotated[str | None, typer.Option(help="Every dead delivery of one case")] = None,
-) -> None:
-    """Send dead-lettered webhook deliveries again (same webhook-id); the running notify
-    service picks them up."""
-    from gridloop.mongo import connect, database
-    from services.notify.store import DeliveryStore
-
-    query = {
-        k: v
-        for k, v in (("_id", webhook_id), ("department", department), ("case_id", case_id))
-        if v
-    }
-
-    async def work() -> int:
-        settings = Settings()
-        client = connect(settings)
-        try:
-            return await DeliveryStore(database(client, settings)).replay(query)
-        finally:
-            await client.close()
-
-    count = asyncio.run(work())
-    console.print(f"replaying {count} delivery(ies)" if count != 1 else "replaying 1 delivery")
-
-
-@app.command("audit")
-def audit(
-    case: Annotated[str | None, typer.Option("--case", help="One case's trail")] = None,
-    subject: Annotated[
-        str | None, typer.Option(help="Who acted: an actor id or a credential's subject")
-    ] = None,
-    since: Annotated[
-        datetime | None, typer.Option(help="Records at or after this time (UTC if no offset)")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
-) -> None:
-    """The audit trail, oldest first: accepted actions, refused attempts and reads of
-    reporters' personal data (who, role, what, which case, when, why)."""
-    from gridloop.audit import AuditTrail
-    from gridloop.mongo import connect, database
-
-    if since is not None and since.utcoffset() is None:
-        since = since.replace(tzinfo=UTC)
-
-    async def work() -> list[dict[str, Any]]:
-        settings = Settings()
-        client = connect(settings)
-        try:
-            return await AuditTrail(database(client, settings)).find(case, subject, since, limit)
-        finally:
-            await client.close()
-
-    # One line a record (at, kind, role/who, action, case, status, why or fields shown):
-    # easy to read, to grep and to keep.
-    for r in asyncio.run(work()):
-        actor = r.get("actor") or {}
-        why = r.get("reason") or ", ".join(r.get("fields") or [])
-        line = [
-            r["at"].isoformat(timespec="seconds"),
-            r["kind"],
-            f"{actor.get('role') or '-'}/{actor.get('id') or '-'}",
-            r["action"],
-            r.get("case_id") or "-",
-            str(r.get("status") or ""),
-            why or "",
-        ]
-        console.print("  ".join(line).rstrip(), soft_wrap=True, markup=False, highlight=False)
+app.add_typer(admin.department_app, name="department")
+app.add_typer(admin.webhooks_app, name="webhooks")
+app.command("audit")(admin.audit)
 
 
 @app.command("report")
@@ -324,8 +208,10 @@ def report(
         Path | None, typer.Option(help="Where to write the files (default: report-<period>)")
     ] = None,
     city: Annotated[
-        Path | None, typer.Option(help="The city pack (default: GRIDLOOP_CITY_PACK)")
+        Path | None, typer.Option(help="The city pack (default: the running system's)")
     ] = None,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
 ) -> None:
     """The monthly analysis of residents' demands (月度分析报告): report.html with charts,
     report.pdf and one CSV a table, from the case projections and the scores."""
@@ -337,13 +223,17 @@ def report(
         raise typer.BadParameter(
             f"must be a month written YYYY-MM, e.g. 2026-11; got {period!r}", param_hint="--period"
         )
-    settings = Settings()
-    try:
-        pack = load_city_pack(city or settings.city_pack)
-    except CityPackError as exc:
-        raise typer.BadParameter(str(exc.errors[0]), param_hint="--city") from exc
-    month = Period.parse(period, pack.city.timezone)
-    run_report(settings, pack, month, out or Path(f"report-{period}"), console)
+    with admin.on_system(data_dir) as settings:
+        try:
+            pack = load_city_pack(city or settings.city_pack)
+        except CityPackError as exc:
+            raise typer.BadParameter(str(exc.errors[0]), param_hint="--city") from exc
+        month = Period.parse(period, pack.city.timezone)
+        target = out or Path(f"report-{period}")
+        shown = Console(stderr=True) if as_json else console  # stdout: the JSON alone
+        files = run_report(settings, pack, month, target, shown)
+    if as_json:
+        emit({"period": period, "out": str(target), "files": [str(f) for f in files]})
 
 
 app.add_typer(scores_app, name="scores")
@@ -450,11 +340,15 @@ app.add_typer(projections_app, name="projections")
 
 
 @projections_app.command("rebuild")
-def projections_rebuild() -> None:
+def projections_rebuild(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Drop the `cases` collection and rebuild it by replaying every lifecycle topic (stop
     the projections service first; it resumes from its own offsets afterwards)."""
     from services.projections.main import rebuild
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    applied, skipped = asyncio.run(rebuild(Settings()))
+    with admin.on_system(data_dir) as settings:
+        applied, skipped = asyncio.run(rebuild(settings))
+    if as_json:
+        emit({"applied": applied, "skipped": skipped})
+        return
     console.print(f"rebuilt the cases from {applied} event(s); skipped {skipped} poison record(s)")

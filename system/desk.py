@@ -8,8 +8,11 @@ shows what arrived (`GET /hooks`). A real department runs its own receiver.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
+import yaml
 from fastapi import FastAPI, HTTPException, Request
 from rich.console import Console
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -19,6 +22,24 @@ from gridloop.config import Settings
 from gridloop.runtime import add_ops_routes, serve
 
 console = Console(stderr=True)
+
+
+def pack_for_receivers(pack_dir: Path, target: Path, hooks: str) -> Path:
+    """The pack with every department's webhook at `hooks`/CODE: `city.yaml` rewritten,
+    the other files linked (a generated district's inventory is large)."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for path in pack_dir.iterdir():
+        if path.name != "city.yaml" and path.is_file():
+            (target / path.name).symlink_to(path.resolve())
+    city: dict[str, Any] = yaml.safe_load((pack_dir / "city.yaml").read_text(encoding="utf-8"))
+    for dept in city["departments"]:
+        if dept.get("webhook"):
+            dept["webhook"]["url"] = f"{hooks.rstrip('/')}/{dept['code']}"
+    text = yaml.safe_dump(city, allow_unicode=True, sort_keys=False)
+    (target / "city.yaml").write_text(text, encoding="utf-8")
+    return target
 
 
 def create_desk(pack: CityPack, echo: bool = True) -> FastAPI:

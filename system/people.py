@@ -13,6 +13,7 @@ from gridloop.config import Settings
 from gridloop.mongo import connect, database
 from gridloop.people import People
 from gridloop.refusal import Refused
+from system.admin import DataDir, on_system
 
 people_app = typer.Typer(help="People: usernames and passwords for the workbench.")
 
@@ -26,6 +27,7 @@ def add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input")
     ] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Add a person (the password is asked for, or read from standard input)."""
     password = (
@@ -33,16 +35,18 @@ def add(
         if password_stdin
         else typer.prompt("password", hide_input=True, confirmation_prompt=True)
     )
-    try:
-        asyncio.run(_add(username, password, Role(role), subject, name))
-    except Refused as refused:
-        typer.echo(f"{'.'.join(refused.loc)}: {refused.reason}", err=True)
-        raise typer.Exit(1) from None
+    with on_system(data_dir) as settings:
+        try:
+            asyncio.run(_add(settings, username, password, Role(role), subject, name))
+        except Refused as refused:
+            typer.echo(f"{'.'.join(refused.loc)}: {refused.reason}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"{username} may sign in as {role} {subject}")
 
 
-async def _add(username: str, password: str, role: Role, subject: str, name: str) -> None:
-    settings = Settings()
+async def _add(
+    settings: Settings, username: str, password: str, role: Role, subject: str, name: str
+) -> None:
     client = connect(settings)
     try:
         await People(database(client, settings)).add(username, password, role, subject, name)

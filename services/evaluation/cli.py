@@ -1,19 +1,54 @@
 """`gridloop scores …`: league tables, the cases behind a figure, and a rebuild from Kafka.
-Reads the database the evaluation service writes (heavy imports wait for the command)."""
+Reads the database the evaluation service writes (heavy imports wait for the command), of
+the system `gridloop.running` finds (from any directory; `--data-dir` to choose)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-from typing import Annotated
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from pydantic_core import to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 
+from gridloop import running
+from gridloop.config import Settings
 from gridloop.scoring import BadPeriod, Indicator, Level, Score, period_kind
 
 scores_app = typer.Typer(help="Evaluation: scores of departments, streets, grids, supervisors.")
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        file_okay=False,
+        help="The data directory of the `gridloop up` to read (default: GRIDLOOP_DATA_DIR; "
+        "else MONGODB_URI; else the running one)",
+        show_default=False,
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON document")]
+
+
+@contextlib.contextmanager
+def _system(data_dir: Path | None) -> Iterator[Settings]:
+    """The system's settings; when it is not there, one line and exit code 1."""
+    try:
+        settings = running.locate(data_dir)
+        with running.reaching(settings):
+            yield settings
+    except running.Unavailable as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+def _emit(document: Any) -> None:
+    typer.echo(json.dumps(to_jsonable_python(document), ensure_ascii=False, indent=2))
 
 
 def _console() -> Console:
@@ -47,12 +82,10 @@ def league_table(level: Level, period: str, scores: list[Score]) -> Table:
     return table
 
 
-async def _league(level: Level, period: str) -> list[Score]:
-    from gridloop.config import Settings
+async def _league(settings: Settings, level: Level, period: str) -> list[Score]:
     from gridloop.mongo import connect, database
     from services.evaluation.store import ScoreStore
 
-    settings = Settings()
     client = connect(settings)
     try:
         return await ScoreStore(database(client, settings)).league(level, period)
@@ -61,14 +94,12 @@ async def _league(level: Level, period: str) -> list[Score]:
 
 
 async def _cases(
-    level: Level, entity: str, period: str, indicator: Indicator
+    settings: Settings, level: Level, entity: str, period: str, indicator: Indicator
 ) -> tuple[list[str], list[str]]:
     from gridloop.citypack import load_city_pack
-    from gridloop.config import Settings
     from gridloop.mongo import connect, database
     from services.evaluation.store import ScoreStore
 
-    settings = Settings()
     client = connect(settings)
     try:
         store = ScoreStore(database(client, settings), load_city_pack(settings.city_pack))
@@ -82,9 +113,16 @@ async def _cases(
 def show(
     level: Annotated[Level, typer.Option(help="Whom the scores rate")],
     period: Annotated[str, typer.Option(help="2026-11-29, 2026-W48 or 2026-11")],
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
 ) -> None:
     """The league table of a level over a period, best first."""
-    scores = asyncio.run(_league(level, _period(period, "--period")))
+    period = _period(period, "--period")
+    with _system(data_dir) as settings:
+        scores = asyncio.run(_league(settings, level, period))
+    if as_json:
+        _emit([score.model_dump(mode="json") for score in scores])
+        return
     console = _console()
     if not scores:
         console.print(f"no {level.value} scored over {period}")
@@ -93,10 +131,22 @@ def show(
 
 
 @scores_app.command("explain")
-def explain(level: Level, entity: str, period: str, indicator: Indicator) -> None:
+def explain(
+    level: Level,
+    entity: str,
+    period: str,
+    indicator: Indicator,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
     """The cases one figure counted: the numerator's, then the denominator's."""
-    found = asyncio.run(_cases(level, entity, _period(period, "PERIOD"), indicator))
-    numerator, denominator = found
+    period = _period(period, "PERIOD")
+    with _system(data_dir) as settings:
+        numerator, denominator = asyncio.run(_cases(settings, level, entity, period, indicator))
+    if as_json:
+        figure = {"level": level, "entity": entity, "period": period, "indicator": indicator}
+        _emit({**figure, "numerator": numerator, "denominator": denominator})
+        return
     console = _console()
     console.print(
         f"{indicator.value} of {level.value} {entity} over {period}: "
@@ -107,13 +157,16 @@ def explain(level: Level, entity: str, period: str, indicator: Indicator) -> Non
 
 
 @scores_app.command("rebuild")
-def rebuild() -> None:
+def rebuild(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Drop the evaluation collections and rebuild them by replaying every lifecycle topic
     (stop the evaluation service first; it resumes from its own offsets afterwards)."""
-    from gridloop.config import Settings
     from services.evaluation.main import rebuild as run_rebuild
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    applied, skipped = asyncio.run(run_rebuild(Settings()))
+    with _system(data_dir) as settings:
+        applied, skipped = asyncio.run(run_rebuild(settings))
+    if as_json:
+        _emit({"applied": applied, "skipped": skipped})
+        return
     console = _console()
     console.print(f"rebuilt the scores from {applied} event(s); skipped {skipped} poison record(s)")

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from gridloop.citypack import CityPack, load_city_pack
 from schemas import clock
+from system.desk import pack_for_receivers
 from system.simulate.driver import Credentials, Driver
 from system.simulate.profile import Profile, Scenario
 from system.simulate.receivers import Receivers, listening_socket, serving
@@ -27,7 +28,6 @@ from system.simulate.system import (
     head_start,
     issue_credentials,
     own_system,
-    pack_for_receivers,
 )
 
 

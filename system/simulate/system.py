@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from pymongo import AsyncMongoClient
 
 from gridloop import embedded
@@ -52,24 +50,6 @@ def default_start(now: datetime, zone: str = "Asia/Shanghai") -> datetime:
     days = (7 - local.weekday()) % 7 or 7
     monday = (local + timedelta(days=days)).date()
     return datetime.combine(monday, clock_time(8, 0), ZoneInfo(zone))
-
-
-def pack_for_receivers(pack_dir: Path, target: Path, hooks: str) -> Path:
-    """The pack with every department's webhook at `hooks`/CODE: `city.yaml` rewritten,
-    the other files linked (a generated district's inventory is large)."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for path in pack_dir.iterdir():
-        if path.name != "city.yaml" and path.is_file():
-            (target / path.name).symlink_to(path.resolve())
-    city: dict[str, Any] = yaml.safe_load((pack_dir / "city.yaml").read_text(encoding="utf-8"))
-    for dept in city["departments"]:
-        if dept.get("webhook"):
-            dept["webhook"]["url"] = f"{hooks.rstrip('/')}/{dept['code']}"
-    text = yaml.safe_dump(city, allow_unicode=True, sort_keys=False)
-    (target / "city.yaml").write_text(text, encoding="utf-8")
-    return target
 
 
 @dataclass
