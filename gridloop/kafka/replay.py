@@ -15,9 +15,8 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from gridloop.kafka.batch import BatchHandler
-from gridloop.topology import named
+from gridloop.kafka.topics import lifecycle_partitions
 from schemas.envelope import Envelope, EnvelopeError, decode
-from schemas.topics import LIFECYCLE_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +27,7 @@ async def replay(bootstrap: str, apply: BatchHandler, namespace: str = "") -> tu
     await consumer.start()
     applied = skipped = 0
     try:
-        partitions = [
-            TopicPartition(named(namespace, t.name), p)
-            for t in LIFECYCLE_TOPICS
-            for p in range(t.partitions)
-        ]
+        partitions = lifecycle_partitions(namespace)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = {}

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from gridloop.kafka.batch import BatchHandler
 from gridloop.kafka.consumer import FETCH_MAX_WAIT_MS
-from gridloop.topology import named
+from gridloop.kafka.topics import lifecycle_partitions
 from schemas.envelope import Envelope, EnvelopeError, decode
-from schemas.topics import LIFECYCLE_TOPICS
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +31,7 @@ async def tail(
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(named(namespace, t.name), p)
-            for t in LIFECYCLE_TOPICS
-            for p in range(t.partitions)
-        ]
+        partitions = lifecycle_partitions(namespace)
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         while not stop.is_set():

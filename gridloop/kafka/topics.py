@@ -8,14 +8,25 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from gridloop.topology import created_topics, named
-from schemas.topics import Topic
+from schemas.topics import LIFECYCLE_TOPICS, Topic
 
 log = logging.getLogger(__name__)
 MIN_INSYNC = "min.insync.replicas"
+
+
+def lifecycle_partitions(namespace: str = "") -> list[TopicPartition]:
+    """Every partition of the lifecycle topics of `namespace`: what a reader that follows
+    or replays the whole log assigns itself (no consumer group)."""
+    return [
+        TopicPartition(named(namespace, t.name), p)
+        for t in LIFECYCLE_TOPICS
+        for p in range(t.partitions)
+    ]
 
 
 def topic_specs(
