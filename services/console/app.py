@@ -1,8 +1,10 @@
-"""The workbench's pages: sign-in, a department's queue, the case page and its actions.
+"""The workbench's pages: sign-in, each role's desk (a department's queue, the command
+centre's, the intake operator's), the case page and its actions, the live news.
 
 Thin: reads go through the kernel's `CaseReader`, decisions through `core`, and every action
-is a call of the dispatch service's API with the person's session token as its bearer
-token — the API decides, and a refusal is shown beside the field it names. Forms carry the
+is a call of the services' own API (dispatch's or intake's, `core.call`) with the person's
+session token as its bearer token — the API decides, and a refusal is shown beside the
+field it names. Forms carry the
 session's CSRF token; the session cookie is HttpOnly and SameSite=Strict.
 """
 
