@@ -20,13 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from bench.servers import (
     machine,
     quantiles,
     servers,
+    system_env,
     table,
 )
 from gridloop import embedded
@@ -206,20 +205,8 @@ def version(
     departments = sorted(load_city_pack(pack).departments)
     with servers(work) as s:
         asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
-        database = f"bench_{uuid.uuid4().hex[:8]}"
-        env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
-            "MONGODB_URI": s.mongodb,
-            "GRIDLOOP_MONGODB_DATABASE": database,
-            "GRIDLOOP_CITY_PACK": str(pack),
-            "GRIDLOOP_DATA_DIR": str(work / "data"),
-            "GRIDLOOP_LOG_LEVEL": "WARNING",
-            **{
-                f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port())
-                for n in ("intake", "projections", "dispatch")
-            },
-        }
+        services = ("intake", "projections", "dispatch")
+        env, database = system_env(s, work / "data", services, pack)
         keys = asyncio.run(tokens(s.mongodb, database, departments))
         system = System(env, work / "logs", ("projections", "intake"), launcher=launcher(checkout))
         system.start()

@@ -35,7 +35,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +55,7 @@ from bench.servers import (
     machine,
     quantiles,
     servers,
+    system_env,
     table,
 )
 from gridloop import embedded
@@ -220,17 +220,8 @@ def run(
         rows.append((f"— {name}", str(checkout or Path.cwd())))
         with servers(work / name.replace(" ", "-")) as s:
             asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
-            database = f"bench_{uuid.uuid4().hex[:8]}"
-            env = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
-                "MONGODB_URI": s.mongodb,
-                "GRIDLOOP_MONGODB_DATABASE": database,
-                "GRIDLOOP_CITY_PACK": str(pack),
-                "GRIDLOOP_DATA_DIR": str(work / name.replace(" ", "-") / "data"),
-                "GRIDLOOP_LOG_LEVEL": "WARNING",
-                **{f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port()) for n in SERVICES},
-            }
+            data_dir = work / name.replace(" ", "-") / "data"
+            env, database = system_env(s, data_dir, SERVICES, pack)
             token = asyncio.run(issue_token(s.mongodb, database))
             system = System(env, work / "logs", SERVICES, launcher=launcher(checkout))
             system.start()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import signal
@@ -49,10 +48,10 @@ from bench.servers import (
     machine,
     quantiles,
     servers,
+    system_env,
     table,
     topic,
 )
-from gridloop import embedded
 from gridloop.auth import CredentialStore, Principal, Role
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -240,16 +239,7 @@ def intake_phases(
 ) -> list[tuple[str, str]]:
     """One intake worker (started by `start`) on a database of its own: the single and the
     bulk phases."""
-    database = f"bench_{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
-        "MONGODB_URI": s.mongodb,
-        "GRIDLOOP_MONGODB_DATABASE": database,
-        "GRIDLOOP_DATA_DIR": str(work / "data"),
-        "GRIDLOOP_INTAKE_PORT": str(embedded.free_port()),
-        "GRIDLOOP_LOG_LEVEL": "WARNING",
-    }
+    env, database = system_env(s, work / "data", ("intake",))
     token = asyncio.run(issue_token(s.mongodb, database))
     system = System(env, work / "logs", ("intake",), launcher=start)
     system.start()

@@ -8,7 +8,8 @@ import os
 import platform
 import statistics
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,27 @@ def servers(work: Path, need_kafka: bool = True) -> Iterator[Servers]:
     finally:
         for server in reversed(started):
             server.stop()
+
+
+def system_env(
+    s: Servers, data_dir: Path, services: Iterable[str], pack: Path | None = None
+) -> tuple[dict[str, str], str]:
+    """The environment of a system a bench starts on `s`: a database of its own (its name
+    is returned too), each of `services` on a free port, `pack` (None: the demo's), quiet
+    logs."""
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": s.kafka,
+        "MONGODB_URI": s.mongodb,
+        "GRIDLOOP_MONGODB_DATABASE": database,
+        "GRIDLOOP_DATA_DIR": str(data_dir),
+        "GRIDLOOP_LOG_LEVEL": "WARNING",
+        **{f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port()) for n in services},
+    }
+    if pack is not None:
+        env["GRIDLOOP_CITY_PACK"] = str(pack)
+    return env, database
 
 
 def machine() -> str:
