@@ -35,14 +35,13 @@ from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
 from services.console import core
-from services.console.live import Live
+from services.console.live import Live, projected
 from services.console.throttle import Throttle
 from services.console.words import LANGS, Lang, words
 
 HERE = Path(__file__).parent
 SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
 SERVICE = "console"
-CATCH_UP_TRIES = 30  # × 0.1 s
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
 
 
@@ -278,23 +277,14 @@ def create_app(console: Console) -> FastAPI:
                 request, found, case_id, 503, {"action": "unavailable"}, form, action
             )
         if answer.status_code == 202:
-            await _caught_up(console.reader, case_id, answer.json().get("events") or [])
+            # The page the person lands on shows what they just did.
+            events = answer.json().get("events") or []
+            await projected(console.reader, dict.fromkeys(events, case_id))
             return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
         refused = _refusal(answer)
         return await _case(request, found, case_id, answer.status_code, refused, form, action)
 
     return app
-
-
-async def _caught_up(reader: CaseReader, case_id: str, events: list[str]) -> None:
-    """Wait (a little) until the projection shows the action's events, so the page the
-    person lands on shows what they just did; a slow projection shows it on the next load."""
-    for _ in range(CATCH_UP_TRIES):
-        case = await reader.record(case_id)
-        shown = {entry.event_id for entry in case.timeline} if case else set()
-        if shown.issuperset(events):
-            return
-        await asyncio.sleep(0.1)
 
 
 def _check_csrf(found: Session, csrf: str) -> None:

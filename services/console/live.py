@@ -45,19 +45,21 @@ class Live:
         if not self._pages:
             return
         wanted = {e.id: case_id for e in envs if (case_id := getattr(e.data, "case_id", None))}
-        for case in await self._projected(wanted):
+        for case in await projected(self.reader, wanted):
             for page in list(self._pages):
                 if page.concerned(case) and not page.news.full():
                     page.news.put_nowait(case.case_id)
 
-    async def _projected(self, wanted: dict[str, str]) -> list[CaseRecord]:
-        """The cases of `wanted` (event id → case id), once their timelines show those
-        events, or as they are after a few tries."""
-        cases: dict[str, CaseRecord] = {}
-        for _ in range(CATCH_UP_TRIES):
-            cases = await self.reader.records(set(wanted.values()))
-            shown = {entry.event_id for case in cases.values() for entry in case.timeline}
-            if shown.issuperset(wanted):
-                break
-            await asyncio.sleep(0.1)
-        return list(cases.values())
+
+async def projected(reader: CaseReader, wanted: dict[str, str]) -> list[CaseRecord]:
+    """The cases of `wanted` (event id → case id), once their timelines show those events,
+    or as they are after a few tries (a projection further behind shows them next time):
+    what a page fetched next shows the events — after the person's own action, or news."""
+    cases: dict[str, CaseRecord] = {}
+    for _ in range(CATCH_UP_TRIES):
+        cases = await reader.records(set(wanted.values()))
+        shown = {entry.event_id for case in cases.values() for entry in case.timeline}
+        if shown.issuperset(wanted):
+            break
+        await asyncio.sleep(0.1)
+    return list(cases.values())
