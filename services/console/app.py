@@ -161,7 +161,7 @@ def create_app(console: Console) -> FastAPI:
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
-            department, (*core.ON_DESK, *core.DONE), limit=500
+            department, (*core.ON_DESK, *core.DONE), limit=200
         )
         rows = core.rows(cases, department, clock.now())
         queues = {q: [r for r in rows if r.queue is q] for q in core.Queue}

@@ -1,0 +1,118 @@
+"""The desks' queues (`CaseReader`) on a real MongoDB-protocol server, over cases as the
+projections write them: each queue finds its cases and only them, in its order, and a
+deadline-ordered queue read in windows from now still finds the cases far from now."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from gridloop.cases.reader import CaseReader
+from gridloop.lifecycle import State
+from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import EVENT_TYPES, CaseAnnotation
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+from tests.samples import sample
+
+NOW = datetime.now(UTC)
+DESK = (State.dispatched, State.parked)
+
+
+class Cases:
+    def __init__(self, store: CaseStore) -> None:
+        self.store = store
+
+    async def add(self, case_id: str, *steps: tuple[str, dict[str, Any]]) -> None:
+        """A case reported and filed, then `steps` (event type, its fields), in order."""
+        events = [("gridloop.case.reported", {}), ("gridloop.case.filed", {}), *steps]
+        envs, version = [], 0
+        for n, (ce_type, fields) in enumerate(events):
+            annotation = issubclass(EVENT_TYPES[ce_type], CaseAnnotation)
+            version += 0 if annotation else 1
+            key = "case_version" if annotation else "version"
+            data = sample(ce_type, case_id=case_id, **{key: version}, **fields)
+            envs.append(Envelope(data, "/tests", NOW - timedelta(days=40) + timedelta(minutes=n)))
+        await self.store.apply_many(envs)
+
+    async def dispatched(self, case_id: str, department: str, due_in: timedelta) -> None:
+        fields = {"department": department, "deadline": NOW + due_in}
+        await self.add(case_id, ("gridloop.case.dispatched", fields))
+
+
+@pytest.fixture
+async def reader(servers: Servers) -> AsyncIterator[tuple[CaseReader, Cases]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    db = client[f"desks_{uuid.uuid4().hex[:8]}"]
+    store = CaseStore(db)
+    await store.create_indexes()
+    yield CaseReader(db), Cases(store)
+    await client.drop_database(db.name)
+    await client.close()
+
+
+DUE = {  # case → when it is due, from now: far and near on both sides, and past the horizon
+    "long-overdue": -timedelta(days=30),
+    "overdue": -timedelta(days=2),
+    "just-overdue": -timedelta(minutes=30),
+    "due-soon": timedelta(minutes=10),
+    "due-later": timedelta(hours=3),
+    "due-next-year": timedelta(days=500),
+}
+
+
+async def test_a_department_queue_holds_its_cases_by_deadline_near_and_far(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    cases, made = reader
+    for case_id, due in DUE.items():
+        await made.dispatched(case_id, "ROADS", due)
+    await made.dispatched("waters", "WATER", timedelta(minutes=5))
+    await made.dispatched("parked", "ROADS", timedelta(hours=1))
+    await made.add("parked", ("gridloop.case.parked", {}))
+
+    found = await cases.of_department("ROADS", DESK, limit=10, now=NOW)
+    assert [c.case_id for c in found] == [*list(DUE)[:4], "parked", *list(DUE)[4:]]
+    # More overdue than a page holds: the most recently overdue are shown, then the soonest.
+    found = await cases.of_department("ROADS", (State.dispatched,), limit=2, now=NOW)
+    assert [c.case_id for c in found] == ["overdue", "just-overdue"]
+    assert await cases.of_department("ROADS", (State.handled,), limit=10, now=NOW) == []
+
+
+async def test_the_overdue_queue_reads_the_most_recently_overdue_first(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    cases, made = reader
+    for case_id, due in DUE.items():
+        await made.dispatched(case_id, "ROADS", due)
+    found = await cases.overdue(NOW, limit=10)
+    assert [c.case_id for c in found] == ["just-overdue", "overdue", "long-overdue"]
+    assert [c.case_id for c in await cases.overdue(NOW, limit=1)] == ["just-overdue"]
+
+
+async def test_the_centres_and_intakes_queues_find_their_cases_only(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    cases, made = reader
+    citizen = {"channel": "website", "verifier": "sup-1", "verification_due": NOW}
+    await made.store.apply_many(
+        [Envelope(sample("gridloop.case.reported", case_id="citizens", **citizen), "/t", NOW)]
+    )
+    await made.store.apply_many([Envelope(sample("gridloop.case.reported", case_id="supervisors"), "/t")])
+    await made.add("filed")
+    await made.dispatched("asked", "ROADS", timedelta(hours=5))
+    request = {"department": "ROADS", "request_id": "r-9", "deadline": NOW + timedelta(days=2)}
+    await made.add("asked-more", ("gridloop.case.dispatched", {"department": "ROADS"}),
+                   ("gridloop.case.extension_requested", request))  # fmt: skip
+
+    assert [c.case_id for c in await cases.awaiting_verification(None, 10)] == ["citizens"]
+    assert await cases.awaiting_verification(["99999999999999"], 10) == []
+    assert [c.case_id for c in await cases.awaiting_filing(10)] == ["supervisors"]
+    assert [c.case_id for c in await cases.in_states((State.filed,), 10)] == ["filed"]
+    assert [c.case_id for c in await cases.with_pending_request(10)] == ["asked-more"]
