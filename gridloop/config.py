@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridloop.contacts.keys import MasterKeys
 from gridloop.topology import check_namespace
 
 DEMO_CITY_PACK = Path(__file__).parent / "citypack" / "demo"
@@ -80,8 +81,24 @@ class Settings(BaseSettings):
     # `ci7` reads and writes `ci7.reports`, `ci7.reports.dlq`, … as groups `ci7.dispatch`, …
     # (gridloop/topology.py). Empty (the default): the plain names.
     namespace: str = ""
+    # The master keys that wrap reporters' contact keys (docs/personal-data.md): base64,
+    # the first current, any others previous (a rotation under way). Or a file of them,
+    # one a line; by default `<data dir>.contact-keys` beside the data directory (never in
+    # it, so a copy of the database's files is not a copy of the key), made when missing.
+    contact_keys: str = Field("", repr=False)
+    contact_keys_file: Path | None = None
 
     @field_validator("namespace")
     @classmethod
     def _one_segment(cls, value: str) -> str:
         return check_namespace(value)
+
+
+def contact_keys_file(settings: Settings) -> Path:
+    data = settings.data_dir.absolute()
+    return settings.contact_keys_file or data.with_name(data.name + ".contact-keys")
+
+
+def contact_keys(settings: Settings) -> MasterKeys:
+    """The configured master keys of reporters' contacts."""
+    return MasterKeys.configured(settings.contact_keys, contact_keys_file(settings))

@@ -21,6 +21,8 @@ from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Opening
 from gridloop.commands.setup import command_path, create_indexes
+from gridloop.contacts import MasterKeys, contact_id
+from gridloop.contacts.store import ContactStore
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
@@ -59,21 +61,29 @@ class Intake:
         db: AsyncDatabase[Document],
         follow_key: bytes,
         clock: Clock = clock.now,
+        contact_keys: MasterKeys | None = None,
     ) -> None:
         self.pack, self.clock, self.follow_key = pack, clock, follow_key
         self.path: CommandPath = command_path(db, producer, SOURCE)
         self.cases = CaseReader(db)
         self.credentials = CredentialStore(db)
         self.media = MediaStore(db)
+        # Without configured keys (tests), contacts are sealed under a key held in memory.
+        self.contacts = ContactStore(db, contact_keys or MasterKeys.ephemeral())
         self.numbers = CaseNumbers(db)
         self.search = DuplicateSearch(self.cases, pack, clock)
 
     @classmethod
     async def build(
-        cls, pack: CityPack, producer: EventProducer, db: AsyncDatabase[Document]
+        cls,
+        pack: CityPack,
+        producer: EventProducer,
+        db: AsyncDatabase[Document],
+        contact_keys: MasterKeys,
     ) -> Intake:
-        intake = cls(pack, producer, db, await follow_key(db))
+        intake = cls(pack, producer, db, await follow_key(db), contact_keys=contact_keys)
         await create_indexes(db)
+        await intake.contacts.create_indexes()
         await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
         return intake
 
@@ -85,6 +95,7 @@ class Intake:
         await self.attach_media(report.media, ("body", "media"), report.case_id)
         now = self.clock()
         first = decide_report(self.pack, report, now)
+        await self.keep_contact(report)
         reported = first[0]
         assert isinstance(reported, CaseReported)
         nearby = await self.search.nearby(reported)
@@ -121,6 +132,22 @@ class Intake:
         if report.channel is Channel.supervisor:
             return {}
         return {"follow_token": follow_token(self.follow_key, report.case_id)}
+
+    async def keep_contact(self, report: Report) -> None:
+        """The reporter's contact, sealed in the contact store before the claim: the events
+        name it by `reporter.contact` only."""
+        if report.reporter.contact is not None:
+            await self.contacts.put(report.reporter.contact, report.case_id, report.contact)
+
+    async def erase_contact(self, case_id: str) -> list[str] | None:
+        """Shred the contact of `case_id`'s reporter: the names of the fields it held, None
+        if none was kept."""
+        refs = {contact_id(case_id), *await self.contacts.refs_of_cases([case_id])}
+        kept = await self.contacts.get_many(sorted(refs))
+        erased = await self.contacts.erase(refs)
+        if not erased:
+            return None
+        return sorted({f for contact in kept.values() for f in contact.fields()})
 
     async def attach_media(self, ids: Sequence[str], loc: tuple[str, ...], case_id: str) -> None:
         """Refuse uploads that do not exist; link those that do to the case that names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gridloop.citypack import load_city_pack
 from gridloop.commands.relay import Relay
-from gridloop.config import Settings
+from gridloop.config import Settings, contact_keys
 from gridloop.http import HttpLimits
 from gridloop.runtime import infrastructure, serve
 from services.intake.api import create_app
@@ -14,7 +14,8 @@ from services.intake.handlers import Intake
 async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
     async with infrastructure(settings, "intake") as infra:
-        intake = await Intake.build(pack, infra.producer, infra.db)
+        keys = contact_keys(settings)
+        intake = await Intake.build(pack, infra.producer, infra.db, keys)
         await serve(
             create_app(intake, HttpLimits.from_settings(settings)),
             settings.host,
