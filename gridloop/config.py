@@ -11,7 +11,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gridloop.contacts.keys import MasterKeys
 from gridloop.topology import check_namespace
 
 DEMO_CITY_PACK = Path(__file__).parent / "citypack" / "demo"
@@ -92,13 +91,3 @@ class Settings(BaseSettings):
     @classmethod
     def _one_segment(cls, value: str) -> str:
         return check_namespace(value)
-
-
-def contact_keys_file(settings: Settings) -> Path:
-    data = settings.data_dir.absolute()
-    return settings.contact_keys_file or data.with_name(data.name + ".contact-keys")
-
-
-def contact_keys(settings: Settings) -> MasterKeys:
-    """The configured master keys of reporters' contacts."""
-    return MasterKeys.configured(settings.contact_keys, contact_keys_file(settings))

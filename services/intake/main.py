@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gridloop.citypack import load_city_pack
 from gridloop.commands.relay import Relay
-from gridloop.config import Settings, contact_keys
+from gridloop.config import Settings
+from gridloop.contacts.configured import contact_keys
 from gridloop.http import HttpLimits
 from gridloop.runtime import infrastructure, serve
 from services.intake.api import create_app
