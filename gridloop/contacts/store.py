@@ -32,18 +32,19 @@ class ContactStore:
 
     async def put(self, ref: str, case_id: str, contact: Contact) -> None:
         """Keep `contact` as `ref`, once: a retried report finds it kept and changes nothing.
-        The first writer's data key stands (read back), and the contact is sealed under it."""
-        if await self.contacts.find_one({"_id": ref}, {"_id": 1}) is not None:
-            return
-        master, wrapped = self.keys.wrap(new_data_key(), ref)
-        await self.data_keys.update_one(
+        The first writer's data key stands, and the contact is sealed under it: two round
+        trips for a new contact, three for a retry."""
+        data_key = new_data_key()
+        master, wrapped = self.keys.wrap(data_key, ref)
+        mine = await self.data_keys.update_one(
             {"_id": ref},
             {"$setOnInsert": {"master": master, "wrapped": Binary(wrapped), "at": _now()}},
             upsert=True,
         )
-        kept = await self.data_keys.find_one({"_id": ref})
-        assert kept is not None
-        data_key = self.keys.unwrap(kept["master"], bytes(kept["wrapped"]), ref)
+        if mine.upserted_id is None:  # kept before (a retry, or a concurrent one)
+            kept = await self.data_keys.find_one({"_id": ref})
+            assert kept is not None
+            data_key = self.keys.unwrap(kept["master"], bytes(kept["wrapped"]), ref)
         sealed = seal(data_key, contact.model_dump_json(exclude_none=True).encode(), ref)
         await self.contacts.update_one(
             {"_id": ref},
