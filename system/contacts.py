@@ -4,8 +4,8 @@
 - `rotate`: re-wrap every data key under the current master key (after it was put first,
   the old one second; then the old one can go);
 - `erase CASE`: shred a case's reporter contact (an erasure request), audited;
-- `expire`: erase the contacts of cases closed longer ago than the pack's
-  `intake.contact_retention` (run it daily: cron, a systemd timer, a Kubernetes CronJob);
+- `expire`: erase the contacts of cases that ended (closed, or voided) longer ago than the
+  pack's `intake.contact_retention` — what intake's hourly sweep does, at once;
 - `migrate`: move the names and phones of events written before contacts left the log out of
   the database's read models into the contact store, and say what the topics still hold.
 """
@@ -84,23 +84,6 @@ def rotate(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     console.print(f"re-wrapped {done['rewrapped']} data key(s) under {done['current']}")
 
 
-async def erase_case(
-    settings: Settings, db: Any, case_id: str, requested_by: str
-) -> list[str] | None:
-    """Shred the contact of `case_id` and record it in the audit trail (without it)."""
-    from gridloop.audit import AuditTrail, erasure
-    from gridloop.contacts import contact_id
-
-    store = _store(settings, db)
-    refs = sorted({contact_id(case_id), *await store.refs_of_cases([case_id])})
-    kept = await store.get_many(refs)
-    if not await store.erase(refs):
-        return None
-    fields = sorted({f for contact in kept.values() for f in contact.fields()})
-    await AuditTrail(db).add(erasure("cli", None, case_id, fields, requested_by))
-    return fields
-
-
 @contacts_app.command("erase")
 def erase(
     case_id: str,
@@ -113,7 +96,11 @@ def erase(
         raise fail("--requested-by: resident or staff")
 
     async def work(settings: Settings, db: Any) -> list[str] | None:
-        return await erase_case(settings, db, case_id, requested_by)
+        from gridloop.audit import AuditTrail
+        from services.intake.retention import erase_audited
+
+        store, trail = _store(settings, db), AuditTrail(db)
+        return await erase_audited(store, trail, case_id, None, requested_by, "cli")
 
     fields = _run(data_dir, work)
     if as_json:
@@ -125,21 +112,20 @@ def erase(
 
 @contacts_app.command("expire")
 def expire(data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Erase the contacts of cases closed longer ago than the pack's contact_retention."""
+    """Erase the contacts of cases ended longer ago than the pack's contact_retention (what
+    intake does every hour), now."""
     from gridloop.citypack import load_city_pack
 
     async def work(settings: Settings, db: Any) -> dict[str, Any]:
+        from gridloop.audit import AuditTrail
+        from gridloop.cases.reader import CaseReader
+        from services.intake.retention import expire
+
         retention = load_city_pack(settings.city_pack).city.intake.contact_retention
-        cutoff = datetime.now(UTC) - retention
-        closed = db["cases"].find(
-            {"state": "closed", "closed_at": {"$lt": cutoff}, "reporter.contact": {"$ne": None}},
-            {"_id": 1},
-        )
-        erased = []
-        async for doc in closed:
-            if await erase_case(settings, db, doc["_id"], "retention") is not None:
-                erased.append(doc["_id"])
-        return {"retention": retention, "closed_before": cutoff, "erased": erased}
+        now = datetime.now(UTC)
+        store, trail = _store(settings, db), AuditTrail(db)
+        erased = await expire(CaseReader(db), store, trail, retention, now, "cli")
+        return {"retention": retention, "closed_before": now - retention, "erased": erased}
 
     done = _run(data_dir, work)
     if as_json:

@@ -134,6 +134,22 @@ class CaseReader:
             CaseRecord.model_validate(d) async for d in found.sort("updated_at", 1).limit(limit)
         ]
 
+    async def ended_before(self, case_ids: Sequence[str], cutoff: datetime) -> list[str]:
+        """Which of `case_ids` ended before `cutoff`: closed (rated since or not) or voided
+        then, and not reopened. What the retention of reporters' contacts counts from."""
+        ended = []
+        for states, at in (
+            ((State.closed, State.evaluated), "closed_at"),
+            ((State.voided,), "voided_at"),
+        ):
+            query = {
+                "_id": {"$in": list(case_ids)},
+                "state": {"$in": [s.value for s in states]},
+                at: {"$lt": cutoff},
+            }
+            ended += [d["_id"] async for d in self._cases.find(query, {"_id": 1})]
+        return ended
+
     async def overdue(self, now: datetime, limit: int) -> list[CaseRecord]:
         """Dispatched cases past their handling deadline, the latest first."""
         query = {"state": State.dispatched.value, "deadline": {"$lt": now}}

@@ -29,6 +29,7 @@ class ContactStore:
 
     async def create_indexes(self) -> None:
         await self.contacts.create_index([("case_id", ASCENDING)])
+        await self.contacts.create_index([("at", ASCENDING)])
 
     async def put(self, ref: str, case_id: str, contact: Contact) -> None:
         """Keep `contact` as `ref`, once: a retried report finds it kept and changes nothing.
@@ -73,6 +74,13 @@ class ContactStore:
         shredded = (await self.data_keys.delete_many(wanted)).deleted_count
         removed = (await self.contacts.delete_many(wanted)).deleted_count
         return max(shredded, removed)
+
+    async def kept_before(self, cutoff: datetime, after: str, limit: int) -> list[Document]:
+        """Contacts kept since before `cutoff` (`_id`, `case_id`), by reference after `after`:
+        the only ones whose case can have ended before it."""
+        query = {"at": {"$lt": cutoff}, "_id": {"$gt": after}}
+        found = self.contacts.find(query, {"case_id": 1}).sort("_id", 1).limit(limit)
+        return [d async for d in found]
 
     async def refs_of_cases(self, case_ids: Sequence[str]) -> list[str]:
         found = self.contacts.find({"case_id": {"$in": list(case_ids)}}, {"_id": 1})

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict
 
-from gridloop.audit import erasure
 from gridloop.auth import Principal, Role, require
 from gridloop.errors import refusals
 from gridloop.refusal import not_found
 from services.intake.edge import Deps
+from services.intake.retention import erase_audited
 
 router = APIRouter(tags=["personal data"])
 Eraser = Annotated[Principal, Depends(require(Role.hotline, Role.supervision_centre, Role.admin))]
@@ -38,15 +38,13 @@ class Erased(BaseModel):
 
 
 @router.post("/cases/{case_id}/contact/erasure", responses=refusals(401, 403, 404))
-async def erase_contact(
-    case_id: str, asked: ErasureIn, intake: Deps, who: Eraser, request: Request
-) -> Erased:
+async def erase_contact(case_id: str, asked: ErasureIn, intake: Deps, who: Eraser) -> Erased:
     """Erase the reporter's contact of a case everywhere gridloop keeps it."""
-    known = await intake.cases.record(case_id) is not None
-    fields = await intake.erase_contact(case_id)
-    if fields is None and not known:
+    if await intake.cases.record(case_id) is None and not await intake.contacts.refs_of_cases(
+        [case_id]
+    ):
         raise not_found(("path", "case_id"), f"no case {case_id}")
-    await request.app.state.audit.add(
-        erasure("intake", who, case_id, fields or [], asked.requested_by)
+    fields = await erase_audited(
+        intake.contacts, intake.audit, case_id, who, asked.requested_by, "intake"
     )
     return Erased(case_id=case_id, erased=fields is not None, fields=fields or [])

@@ -15,13 +15,14 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop.audit import AuditTrail
 from gridloop.auth import CredentialStore
 from gridloop.cases import CaseView
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Opening
 from gridloop.commands.setup import command_path, create_indexes
-from gridloop.contacts import MasterKeys, contact_id
+from gridloop.contacts import MasterKeys
 from gridloop.contacts.store import ContactStore
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
@@ -33,6 +34,7 @@ from services.intake.commands import CaseCommand, Merge, Report
 from services.intake.media import MediaStore
 from services.intake.numbering import CaseNumbers
 from services.intake.reporting import decide_report, local_day, to_file, with_number
+from services.intake.retention import Retention
 from services.intake.search import DuplicateSearch
 from services.intake.views import follow_token
 
@@ -68,6 +70,7 @@ class Intake:
         self.cases = CaseReader(db)
         self.credentials = CredentialStore(db)
         self.media = MediaStore(db)
+        self.audit = AuditTrail(db)
         # Without configured keys (tests), contacts are sealed under a key held in memory.
         self.contacts = ContactStore(db, contact_keys or MasterKeys.ephemeral())
         self.numbers = CaseNumbers(db)
@@ -127,6 +130,11 @@ class Intake:
         case, kind, code = filed.case_id, filed.kind, filed.class_code
         return with_number(events, await self.numbers.number_for(case, kind, code, day, fresh))
 
+    def retention(self) -> Retention:
+        """The sweep that erases contacts past the pack's retention after closure."""
+        keep = self.pack.city.intake.contact_retention
+        return Retention(self.cases, self.contacts, self.audit, keep, self.clock)
+
     def extra(self, report: Report) -> dict[str, str]:
         """What a report's answer says besides its events: a citizen's follow token."""
         if report.channel is Channel.supervisor:
@@ -138,16 +146,6 @@ class Intake:
         name it by `reporter.contact` only."""
         if report.reporter.contact is not None:
             await self.contacts.put(report.reporter.contact, report.case_id, report.contact)
-
-    async def erase_contact(self, case_id: str) -> list[str] | None:
-        """Shred the contact of `case_id`'s reporter: the names of the fields it held, None
-        if none was kept."""
-        refs = {contact_id(case_id), *await self.contacts.refs_of_cases([case_id])}
-        kept = await self.contacts.get_many(sorted(refs))
-        erased = await self.contacts.erase(refs)
-        if not erased:
-            return None
-        return sorted({f for contact in kept.values() for f in contact.fields()})
 
     async def attach_media(self, ids: Sequence[str], loc: tuple[str, ...], case_id: str) -> None:
         """Refuse uploads that do not exist; link those that do to the case that names

@@ -21,5 +21,5 @@ async def run(settings: Settings) -> None:
             create_app(intake, HttpLimits.from_settings(settings)),
             settings.host,
             settings.intake_port,
-            [Relay(intake.path).run],
+            [Relay(intake.path).run, intake.retention().run],
         )

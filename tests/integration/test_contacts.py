@@ -18,6 +18,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from typer.testing import CliRunner
 
+from gridloop.audit import AuditTrail
+from gridloop.cases.reader import CaseReader
 from gridloop.config import Settings
 from gridloop.contacts import Contact, ContactKeyError, MasterKeys, contact_id
 from gridloop.contacts.keys import new_master_key
@@ -26,8 +28,10 @@ from gridloop.kafka import EventProducer, ensure_topics
 from gridloop.mongo import Document
 from schemas.envelope import Envelope, decode, encode
 from schemas.events import CaseReported
+from services.intake.retention import Retention
 from system.cli import app
 from tests.conftest import Servers
+from tests.helpers import eventually
 from tests.samples import sample_of
 
 T = TypeVar("T")
@@ -154,15 +158,18 @@ def test_a_wrong_master_key_is_refused_by_the_commands(db: Db) -> None:
     assert result.exit_code == 1 and "is not configured" in result.output
 
 
-def test_expire_erases_the_contacts_of_cases_closed_longer_ago_than_the_retention(
+def test_expire_erases_the_contacts_of_cases_ended_longer_ago_than_the_retention(
     db: Db,
 ) -> None:
     now = datetime.now(UTC)
-    cases: dict[str, Document] = {  # the demo pack keeps contacts 180 days after closure
-        "C-old": {"state": "closed", "closed_at": now - timedelta(days=181)},
-        "C-recent": {"state": "closed", "closed_at": now - timedelta(days=179)},
+    old, recent = now - timedelta(days=181), now - timedelta(days=179)
+    cases: dict[str, Document] = {  # the demo pack keeps contacts 180 days after the end
+        "C-closed": {"state": "closed", "closed_at": old},
+        "C-rated": {"state": "evaluated", "closed_at": old},  # rated after its closure
+        "C-voided": {"state": "voided", "voided_at": old},
+        "C-recent": {"state": "closed", "closed_at": recent},
         "C-open": {"state": "dispatched"},
-        "C-reopened": {"state": "dispatched", "closed_at": now - timedelta(days=200)},
+        "C-reopened": {"state": "rework", "closed_at": old},  # closed once, reopened since
     }
 
     async def before(d: AsyncDatabase[Document]) -> None:
@@ -172,15 +179,23 @@ def test_expire_erases_the_contacts_of_cases_closed_longer_ago_than_the_retentio
             await store.put(ref, case_id, CONTACT)
             case: Document = {"_id": case_id, "reporter": {"contact": ref}}
             await d["cases"].insert_one(case | doc)
+        # Reported a year ago: a contact is kept from the report on, before its case ends.
+        await d["contacts"].update_many({}, {"$set": {"at": now - timedelta(days=365)}})
 
     db.run(before)
-    assert db.gridloop("contacts", "expire")["erased"] == ["C-old"]
+    assert sorted(db.gridloop("contacts", "expire")["erased"]) == [
+        "C-closed",
+        "C-rated",
+        "C-voided",
+    ]
+    assert db.gridloop("contacts", "expire")["erased"] == []  # nothing more to erase
 
     async def after(d: AsyncDatabase[Document]) -> tuple[list[str], list[Document]]:
         kept = await ContactStore(d, MasterKeys.parse(db.key)).get_many(
             [contact_id(c) for c in cases]
         )
-        trail = [r async for r in d["audit"].find({"kind": "erasure"}, {"_id": 0, "at": 0})]
+        query = {"kind": "erasure", "case_id": "C-closed"}
+        trail = [r async for r in d["audit"].find(query, {"_id": 0, "at": 0})]
         return sorted(c for c in cases if contact_id(c) in kept), trail
 
     kept, trail = db.run(after)
@@ -191,7 +206,7 @@ def test_expire_erases_the_contacts_of_cases_closed_longer_ago_than_the_retentio
             "service": "cli",
             "actor": {"role": None, "id": None},
             "action": "erase contact",
-            "case_id": "C-old",
+            "case_id": "C-closed",
             "fields": ["address", "name", "phone", "wechat"],
             "requested_by": "retention",
         }
@@ -249,3 +264,31 @@ def test_migrate_moves_old_events_contacts_out_of_the_database(db: Db) -> None:
     )
     assert kept == Contact(name="张伟", phone="13800000000")
     assert db.gridloop("contacts", "migrate")["cases"] == 0  # nothing left to move
+
+
+def test_intake_sweeps_the_contacts_past_their_retention(db: Db) -> None:
+    """The same erasure as `gridloop contacts expire`, as intake's periodic task."""
+    now = datetime.now(UTC)
+    ref = contact_id("C-swept")
+
+    async def work(d: AsyncDatabase[Document]) -> tuple[Contact | None, list[Document]]:
+        store = ContactStore(d, MasterKeys.parse(db.key))
+        await store.put(ref, "C-swept", CONTACT)
+        await d["contacts"].update_one({"_id": ref}, {"$set": {"at": now - timedelta(days=30)}})
+        ended = {"state": "closed", "closed_at": now - timedelta(days=8)}
+        await d["cases"].insert_one({"_id": "C-swept", "reporter": {"contact": ref}} | ended)
+        retention = timedelta(days=7)
+        sweep = Retention(CaseReader(d), store, AuditTrail(d), retention, lambda: now, every=0.05)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sweep.run(stop))
+
+        async def gone() -> bool | None:
+            return True if await store.get(ref) is None else None
+
+        await eventually(gone, what="the contact erased by the sweep")
+        stop.set()
+        await task
+        trail = [r async for r in d["audit"].find({"kind": "erasure"}, {"service": 1, "_id": 0})]
+        return await store.get(ref), trail
+
+    assert db.run(work) == (None, [{"service": "intake"}])
