@@ -14,10 +14,12 @@ COPY . .
 # so the slim image needs no compiler.
 RUN pip install -c constraints.txt . \
     && groupadd --system --gid 10001 gridloop \
-    && useradd --system --uid 10001 --gid gridloop --create-home --home-dir /home/gridloop gridloop
+    && useradd --system --uid 10001 --gid gridloop --create-home --home-dir /home/gridloop gridloop \
+    && install -d -o 10001 -g 10001 -m 700 /var/lib/gridloop-keys
 
 # Unprivileged from here on (numeric, so runAsNonRoot can verify it); the home directory
-# is the only writable place a service needs.
+# is the only writable place a service needs, besides intake's key volume (a new volume
+# takes this directory's owner: docs/personal-data.md).
 USER 10001:10001
 WORKDIR /home/gridloop
 

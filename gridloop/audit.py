@@ -1,13 +1,15 @@
 """The audit trail: who did what to which case, when and why; who was turned away; who read
-a reporter's name or phone, or a photo or voice note. One MongoDB collection, `audit`,
-three kinds of record:
+a reporter's name or phone, or a photo or voice note; whose contact was erased. One MongoDB
+collection, `audit`, four kinds of record:
 
 - `action`: every accepted action is an event on Kafka carrying its `actor`; the projections
   service copies each into the trail keyed by the event id (`services/projections/audit.py`),
   so a replay or a rebuild writes the very same records, never a second one;
 - `refused`: a 401 or 403 answered by the HTTP door of any service (`gridloop/http.py`);
 - `read`: a staff read of a case that showed the reporter's name or phone, and every read
-  of an uploaded photo or voice note (intake; `media_id`, and the case it belongs to).
+  of an uploaded photo or voice note (intake; `media_id`, and the case it belongs to);
+- `erasure`: a reporter's contact erased (intake's API or `gridloop contacts erase|expire`):
+  who asked, for whom (`requested_by`), the names of the fields erased, never their values.
 
 What a record never holds: request bodies, query strings, client addresses, names, phones.
 The actor is a role and a credential's subject; a read names the fields shown, not their
@@ -108,6 +110,15 @@ def refusal(
 def personal_read(service: str, who: Principal, case_id: str, fields: list[str]) -> Document:
     """`who` was shown the reporter's `fields` (names of fields, never their values)."""
     return _record("read", service, who, "read personal data", case_id) | {"fields": fields}
+
+
+def erasure(
+    service: str, who: Principal | None, case_id: str, fields: list[str], requested_by: str
+) -> Document:
+    """A reporter's contact erased: the names of its `fields` (never their values); `who`
+    None for a command run by an operator (`gridloop contacts …`)."""
+    record = _record("erasure", service, who, "erase contact", case_id)
+    return record | {"fields": fields, "requested_by": requested_by}
 
 
 def media_read(service: str, who: Principal, media_id: str, case_id: str | None) -> Document:

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # `ci7` reads and writes `ci7.reports`, `ci7.reports.dlq`, … as groups `ci7.dispatch`, …
     # (gridloop/topology.py). Empty (the default): the plain names.
     namespace: str = ""
+    # The master keys that wrap reporters' contact keys (docs/personal-data.md): base64,
+    # the first current, any others previous (a rotation under way). Or a file of them,
+    # one a line; by default `<data dir>.contact-keys` beside the data directory (never in
+    # it, so a copy of the database's files is not a copy of the key), made when missing.
+    contact_keys: str = Field("", repr=False)
+    contact_keys_file: Path | None = None
 
     @field_validator("namespace")
     @classmethod

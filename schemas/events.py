@@ -69,10 +69,16 @@ class Point(BaseModel):
 
 
 class Reporter(BaseModel):
+    """Who reported: their account or the channel (`id`), and a reference to their contact
+    (`contact`, an opaque id) in the contact store. Names, phones, addresses and WeChat ids
+    never enter the log (docs/personal-data.md); `name` and `phone` remain only so that
+    events written before are still read (the projections drop them)."""
+
     model_config = ConfigDict(extra="forbid")
     id: Annotated[str | None, Field(max_length=64)] = None
-    name: Annotated[str | None, Field(max_length=100)] = None
-    phone: Annotated[str | None, Field(max_length=32)] = None
+    contact: Annotated[str | None, Field(pattern=r"^ct_[0-9a-f]{32}$")] = None
+    name: Annotated[str | None, Field(max_length=100)] = None  # legacy: never written now
+    phone: Annotated[str | None, Field(max_length=32)] = None  # legacy: never written now
 
 
 class EventData(BaseModel):

@@ -128,6 +128,10 @@ Note = Annotated[Annotated[str, Field(max_length=REASON_MAX)] | None, OptionalTe
 Address = Annotated[Annotated[str, Field(max_length=ADDRESS_MAX)] | None, OptionalText]
 PersonName = Annotated[Annotated[str, Field(max_length=NAME_MAX)] | None, OptionalLine]
 Phone = Annotated[Annotated[str, Field(max_length=PHONE_MAX, pattern=PHONE)] | None, OptionalLine]
+# A WeChat id (微信号): 6–20 letters, digits, `_` or `-`, starting with a letter.
+WechatId = Annotated[
+    Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{5,19}$")] | None, OptionalLine
+]
 PersonId = Annotated[str, Line, Field(min_length=1, max_length=PERSON_ID_MAX)]
 OptionalPersonId = Annotated[Annotated[str, Field(max_length=PERSON_ID_MAX)] | None, OptionalLine]
 HandlerId = Annotated[str, Line, Field(min_length=1, max_length=HANDLER_ID_MAX, pattern=r"^[^/]+$")]

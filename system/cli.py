@@ -16,6 +16,7 @@ from gridloop.config import Settings
 from services.evaluation.cli import scores_app
 from system import admin
 from system.admin import AsJson, DataDir, emit
+from system.contacts import contacts_app
 from system.people import people_app
 
 app = typer.Typer(
@@ -337,6 +338,7 @@ def demo(
 
 projections_app = typer.Typer(help="Projections: the MongoDB read models, rebuilt from Kafka.")
 app.add_typer(projections_app, name="projections")
+app.add_typer(contacts_app, name="contacts")
 
 
 @projections_app.command("rebuild")

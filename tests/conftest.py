@@ -37,6 +37,9 @@ def fresh_namespace(prefix: str = "t") -> str:
 class Servers:
     kafka: str
     mongodb: str
+    # The embedded servers' directory (SecantusDB's files under `mongodb/`); None when the
+    # tests run against external servers.
+    data: Path | None = None
 
     def settings(self, **overrides: object) -> Settings:
         """Settings for in-process services, with a database and a namespace of their own."""
@@ -64,7 +67,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             started.append(embedded.secantus(data))
             started[-1].start()
             mongodb = embedded.mongodb_uri(started[-1])
-        yield Servers(kafka, mongodb)
+        yield Servers(kafka, mongodb, data if started else None)
     finally:
         for server in reversed(started):
             server.stop()

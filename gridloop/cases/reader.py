@@ -132,6 +132,22 @@ class CaseReader:
         queries = [{"pending_request.kind": kind} for kind in _REQUEST_KINDS]
         return await self._merged(queries, "updated_at", limit)
 
+    async def ended_before(self, case_ids: Sequence[str], cutoff: datetime) -> list[str]:
+        """Which of `case_ids` ended before `cutoff`: closed (rated since or not) or voided
+        then, and not reopened. What the retention of reporters' contacts counts from."""
+        ended = []
+        for states, at in (
+            ((State.closed, State.evaluated), "closed_at"),
+            ((State.voided,), "voided_at"),
+        ):
+            query = {
+                "_id": {"$in": list(case_ids)},
+                "state": {"$in": [s.value for s in states]},
+                at: {"$lt": cutoff},
+            }
+            ended += [d["_id"] async for d in self._cases.find(query, {"_id": 1})]
+        return ended
+
     async def overdue(self, now: datetime, limit: int) -> list[CaseRecord]:
         """Dispatched cases past their handling deadline, the most recently overdue first
         (older ones have been escalated up the ladder)."""

@@ -85,6 +85,9 @@ class IntakePolicy(_Strict):
     auto_file: bool = True
     # A citizen report becomes a verification task (核实) due within this time.
     verify_limit: timedelta = timedelta(hours=2)
+    # How long after its case's closure a reporter's contact is kept (`gridloop contacts
+    # expire` erases it then): long enough for the callback and a reopened case.
+    contact_retention: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=180)
 
 
 class FeedbackPolicy(_Strict):

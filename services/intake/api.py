@@ -13,6 +13,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
   the supervision centre
 - `POST /cases/{id}/file`, `/void`, `/merge`, `/split`, `GET /tasks/filing`: supervision centre
 - `POST /cases/{id}/feedback` (`feedback.py`): the reporter, as for `/public`; hotline
+- `POST /cases/{id}/contact/erasure` (`erasure.py`): hotline, supervision centre, admin
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
 
@@ -51,10 +52,12 @@ from services.intake.edge import (
     new_case_id,
     respond,
 )
+from services.intake.erasure import router as erasure
 from services.intake.feedback import router as feedback
 from services.intake.handlers import Intake, follow_key
 from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES
 from services.intake.open311_api import router as open311
+from services.intake.reporting import PERSONAL_DATA_ROLES
 from services.intake.requests import (
     CheckIn,
     FileIn,
@@ -213,7 +216,11 @@ async def read_case(case_id: str, intake: Deps, who: Staff, request: Request) ->
     record = await intake.cases.record(case_id)
     if record is None or not department_may_read(record, who):
         raise not_found(("path", "case_id"), f"no case {case_id}")
-    view = staff_view(record, who, await intake.cases.merged_into(case_id))
+    ref = record.reporter.contact if record.reporter is not None else None
+    contact = None
+    if ref is not None and who.role in PERSONAL_DATA_ROLES:
+        contact = await intake.contacts.get(ref)
+    view = staff_view(record, who, await intake.cases.merged_into(case_id), contact)
     if shown := personal_fields(view):
         await request.app.state.audit.add(personal_read("intake", who, case_id, shown))
     encoded: dict[str, Any] = jsonable_encoder(view)
@@ -299,6 +306,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(open311, prefix="/open311/v2")
     app.include_router(feedback)
+    app.include_router(erasure)
     app.include_router(bulk)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})

@@ -192,5 +192,7 @@ async def submit_reports(
         return JSONResponse(problems, status_code=STATUS[gravest.why], headers=headers)
     # Its uploads linked to its cases before the claims (`media.py`).
     await intake.media.attach_many({r.case_id: r.media for r in batch.reports})
+    for report in batch.reports:  # sealed in the contact store before the claims
+        await intake.keep_contact(report)
     answers: list[Answer] = await intake.path.open(batch.openings(await batch.events()))
     return JSONResponse({"accepted": [a.body for a in answers]}, status_code=202)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gridloop.access import Principal
+from gridloop.contacts import Contact
 from schemas.events import Channel, Kind, Point, Reporter
 
 
@@ -31,6 +32,8 @@ class Report:
     reporter: Reporter = field(default_factory=Reporter)
     media: tuple[str, ...] = ()
     urgency: str | None = None  # graded by staff; none is the city's `normal`
+    # How to reach the reporter: kept in the contact store, `reporter.contact` names it.
+    contact: Contact = field(default_factory=Contact)
 
 
 @dataclass(frozen=True)

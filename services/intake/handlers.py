@@ -15,12 +15,15 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop.audit import AuditTrail
 from gridloop.auth import CredentialStore
 from gridloop.cases import CaseView
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Opening
 from gridloop.commands.setup import command_path, create_indexes
+from gridloop.contacts import MasterKeys
+from gridloop.contacts.store import ContactStore
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
@@ -31,6 +34,7 @@ from services.intake.commands import CaseCommand, Merge, Report
 from services.intake.media import MediaStore
 from services.intake.numbering import CaseNumbers
 from services.intake.reporting import decide_report, local_day, to_file, with_number
+from services.intake.retention import Retention
 from services.intake.search import DuplicateSearch
 from services.intake.views import follow_token
 
@@ -59,21 +63,30 @@ class Intake:
         db: AsyncDatabase[Document],
         follow_key: bytes,
         clock: Clock = clock.now,
+        contact_keys: MasterKeys | None = None,
     ) -> None:
         self.pack, self.clock, self.follow_key = pack, clock, follow_key
         self.path: CommandPath = command_path(db, producer, SOURCE)
         self.cases = CaseReader(db)
         self.credentials = CredentialStore(db)
         self.media = MediaStore(db)
+        self.audit = AuditTrail(db)
+        # Without configured keys (tests), contacts are sealed under a key held in memory.
+        self.contacts = ContactStore(db, contact_keys or MasterKeys.ephemeral())
         self.numbers = CaseNumbers(db)
         self.search = DuplicateSearch(self.cases, pack, clock)
 
     @classmethod
     async def build(
-        cls, pack: CityPack, producer: EventProducer, db: AsyncDatabase[Document]
+        cls,
+        pack: CityPack,
+        producer: EventProducer,
+        db: AsyncDatabase[Document],
+        contact_keys: MasterKeys,
     ) -> Intake:
-        intake = cls(pack, producer, db, await follow_key(db))
+        intake = cls(pack, producer, db, await follow_key(db), contact_keys=contact_keys)
         await create_indexes(db)
+        await intake.contacts.create_indexes()
         await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
         return intake
 
@@ -85,6 +98,7 @@ class Intake:
         await self.attach_media(report.media, ("body", "media"), report.case_id)
         now = self.clock()
         first = decide_report(self.pack, report, now)
+        await self.keep_contact(report)
         reported = first[0]
         assert isinstance(reported, CaseReported)
         nearby = await self.search.nearby(reported)
@@ -116,11 +130,22 @@ class Intake:
         case, kind, code = filed.case_id, filed.kind, filed.class_code
         return with_number(events, await self.numbers.number_for(case, kind, code, day, fresh))
 
+    def retention(self) -> Retention:
+        """The sweep that erases contacts past the pack's retention after closure."""
+        keep = self.pack.city.intake.contact_retention
+        return Retention(self.cases, self.contacts, self.audit, keep, self.clock)
+
     def extra(self, report: Report) -> dict[str, str]:
         """What a report's answer says besides its events: a citizen's follow token."""
         if report.channel is Channel.supervisor:
             return {}
         return {"follow_token": follow_token(self.follow_key, report.case_id)}
+
+    async def keep_contact(self, report: Report) -> None:
+        """The reporter's contact, sealed in the contact store before the claim: the events
+        name it by `reporter.contact` only."""
+        if report.reporter.contact is not None:
+            await self.contacts.put(report.reporter.contact, report.case_id, report.contact)
 
     async def attach_media(self, ids: Sequence[str], loc: tuple[str, ...], case_id: str) -> None:
         """Refuse uploads that do not exist; link those that do to the case that names

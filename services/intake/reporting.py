@@ -180,7 +180,7 @@ def _class(report: Report, pack: CityPack, component: ComponentInstance | None) 
 
 
 def _check_reporter(report: Report) -> None:
-    if report.channel is Channel.hotline and not report.reporter.phone:
+    if report.channel is Channel.hotline and not report.contact.phone:
         raise _missing(("body", "reporter", "phone"), "a hotline report needs the caller's phone")
 
 

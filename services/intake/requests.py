@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridloop.access import Principal
+from gridloop.contacts import Contact, contact_id
 from schemas.events import Channel, Kind, Point, Reporter, Urgency
 from schemas.limits import (
     Address,
@@ -26,17 +27,24 @@ from schemas.limits import (
     PersonName,
     Phone,
     Reason,
+    WechatId,
 )
 from services.intake import commands as do
 
 
 class ReporterIn(BaseModel):
-    """Who reported, as the client says (the credential's holder may override `id`)."""
+    """Who reported, as the client says (the credential's holder may override `id`), and
+    how to reach them: kept in the contact store, never in the events."""
 
     model_config = ConfigDict(extra="forbid")
     id: OptionalPersonId = None
     name: PersonName = None
     phone: Phone = None
+    address: Address = None  # where the reporter can be reached, not the problem's place
+    wechat: WechatId = None
+
+    def contact(self) -> Contact:
+        return Contact(name=self.name, phone=self.phone, address=self.address, wechat=self.wechat)
 
 
 class ReportIn(BaseModel):
@@ -100,7 +108,10 @@ class SplitIn(BaseModel):
 
 
 def report_of(report: ReportIn, case_id: str, who: Principal) -> do.Report:
-    """The command a submitted report makes."""
+    """The command a submitted report makes: the reporter's contact beside its events,
+    which carry only its reference."""
+    contact = report.reporter.contact()
+    known = not contact.empty()
     return do.Report(
         case_id=case_id,
         who=who,
@@ -112,7 +123,8 @@ def report_of(report: ReportIn, case_id: str, who: Principal) -> do.Report:
         point=report.point,
         grid_code=report.grid_code,
         address=report.address,
-        reporter=Reporter(**report.reporter.model_dump()),
+        reporter=Reporter(id=report.reporter.id, contact=contact_id(case_id) if known else None),
+        contact=contact,
         media=tuple(report.media),
         urgency=report.urgency,
     )

@@ -15,10 +15,12 @@ from typing import Any
 from gridloop.access import Principal
 from gridloop.access import Role as Access
 from gridloop.cases.record import CaseRecord
+from gridloop.contacts import Contact
 from gridloop.lifecycle import OPEN_STATES, State
 from services.intake.reporting import PERSONAL_DATA_ROLES
 
 Document = dict[str, Any]
+CONTACT_FIELDS = tuple(Contact.model_fields)
 FOLLOW_PREFIX = "glf_"
 # Timeline reasons a reporter may read: why a report was voided, merged or split.
 PUBLIC_NOTES = frozenset({"voided", "merged", "split"})
@@ -38,14 +40,30 @@ def may_follow(key: bytes, case_id: str, token: str | None) -> bool:
 
 def _redacted(reporter: Any) -> Document:
     rid = reporter.get("id") if isinstance(reporter, dict) else None
-    return {"id": rid, "hidden": "name and phone are shown to hotline and supervision centre"}
+    return {"id": rid, "hidden": "contacts are shown to hotline, supervision centre and admin"}
 
 
-def staff_view(record: CaseRecord, who: Principal, duplicates: int) -> Document:
-    """The case for staff, without personal data unless `who` may see it."""
+def joined(reporter: Document, contact: Contact | None) -> Document:
+    """The reporter with their contact from the contact store (the events hold only its
+    reference); `erased` when the reference names a contact no longer kept."""
+    plain = {"id": reporter.get("id"), "contact": reporter.get("contact")}
+    if contact is not None:
+        return plain | contact.model_dump(exclude_none=True)
+    if reporter.get("contact"):
+        return plain | {"erased": True}
+    return plain
+
+
+def staff_view(
+    record: CaseRecord, who: Principal, duplicates: int, contact: Contact | None = None
+) -> Document:
+    """The case for staff, the reporter's contact (`contact`, joined from the contact
+    store) only if `who` may see it."""
     view = record.model_dump()
     view["duplicates"] = duplicates  # reports merged into this case
     if who.role in PERSONAL_DATA_ROLES:
+        if view.get("reporter") is not None:
+            view["reporter"] = joined(view["reporter"], contact)
         return view
     if view.get("reporter") is not None:
         view["reporter"] = _redacted(view["reporter"])
@@ -68,7 +86,7 @@ def personal_fields(view: Document) -> list[str]:
         field
         for reporter in reporters
         if isinstance(reporter, dict)
-        for field in ("name", "phone")
+        for field in CONTACT_FIELDS
         if reporter.get(field)
     }
     return [f"reporter.{field}" for field in sorted(shown)]

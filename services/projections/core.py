@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridloop.contacts import contact_id
 from gridloop.lifecycle import TRANSITIONS, transition_name
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
@@ -45,6 +46,8 @@ def timeline_entry(env: Envelope) -> Document:
     version = data.version if isinstance(data, CaseEvent) else getattr(data, "case_version", 0)
     # Lifecycle types are named by their transition; annotations and SLA facts in full.
     body = data.model_dump(mode="json", exclude={"case_id", "version", "actor", "reason"})
+    if isinstance(data, CaseReported):
+        body["reporter"] = reporter_doc(data)
     return {
         "event_id": env.id,
         "type": transition_name(env.type) if isinstance(data, CaseEvent) else env.type,
@@ -54,6 +57,17 @@ def timeline_entry(env: Envelope) -> Document:
         "reason": data.reason if isinstance(data, CaseEvent) else None,
         "data": body,
     }
+
+
+def reporter_doc(data: CaseReported) -> Document:
+    """The reporter as projected: their id and their contact's reference, never a name or
+    a phone. An event written before contacts left the log still carries them: they are
+    dropped here, and the reference names where `gridloop contacts migrate` keeps them."""
+    reporter = data.reporter
+    ref = reporter.contact
+    if ref is None and (reporter.name or reporter.phone):
+        ref = contact_id(data.case_id)
+    return {"id": reporter.id, "contact": ref}
 
 
 def facts(env: Envelope) -> Document:
@@ -69,7 +83,7 @@ def facts(env: Envelope) -> Document:
                 "point": {"type": "Point", "coordinates": [data.point.lon, data.point.lat]},
                 "near": keys_of(data.kind, data.class_code, data.point.lon, data.point.lat),
                 "description": data.description,
-                "reporter": data.reporter.model_dump(mode="json"),
+                "reporter": reporter_doc(data),
                 "reported_at": env.time,
             }
             | ({"component_id": data.component_id} if data.component_id else {})

@@ -60,6 +60,8 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/split", {R.supervision_centre}),
     # The reporter (follow token or own credential: past the door, then 404) and hotline.
     ("POST", f"{CASE}/feedback", {None, R.public, R.hotline}),
+    # Erasing a reporter's contact: the hotline (for the resident) and the roles that see it.
+    ("POST", f"{CASE}/contact/erasure", {R.hotline, R.supervision_centre, R.admin}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),

@@ -15,6 +15,7 @@ from gridloop.cases import CaseView
 from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
+from gridloop.contacts import contact_id
 from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
 from gridloop.refusal import Refused
@@ -210,7 +211,9 @@ def test_a_hotline_report_located_by_address_and_grid(pack: CityPack) -> None:
     assert (
         pack.locate(reported.point.lon, reported.point.lat) == pack.grid_by_code["110101002001002"]
     )  # the grid's inner point stands in
-    assert reported.reporter.phone == "13900000000"
+    # The caller's phone is kept in the contact store; the event names it only.
+    assert reported.reporter.phone is None
+    assert reported.reporter.contact == contact_id(reported.case_id)
     assert reported.verifier == "SUP-0003"
 
 

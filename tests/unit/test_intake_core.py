@@ -14,6 +14,7 @@ from gridloop.calendar import SHANGHAI
 from gridloop.cases import CaseView
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
+from gridloop.contacts import contact_id
 from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
 from gridloop.refusal import Refused
@@ -109,7 +110,8 @@ def test_supervisor_report_is_reported_and_filed(pack: CityPack) -> None:
     assert (filed.kind, filed.class_code) == ("component", "0101")
     assert reported.channel is Channel.supervisor
     assert reported.point.lon == INSIDE["lon"]
-    assert reported.reporter.name == "张伟"
+    assert reported.reporter.name is None  # in the contact store, by reference
+    assert reported.reporter.contact == contact_id(CASE)
     assert reported.actor == Actor(role=Role.supervisor, id="sup-0042")
     assert filed.actor.role is Role.system  # filed by the pack's rule
     assert filed.case_number == "B0101-20260302-0001"
