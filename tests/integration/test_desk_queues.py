@@ -104,7 +104,8 @@ async def test_the_centres_and_intakes_queues_find_their_cases_only(
     await made.store.apply_many(
         [Envelope(sample("gridloop.case.reported", case_id="citizens", **citizen), "/t", NOW)]
     )
-    await made.store.apply_many([Envelope(sample("gridloop.case.reported", case_id="supervisors"), "/t")])
+    supervisors = sample("gridloop.case.reported", case_id="supervisors")
+    await made.store.apply_many([Envelope(supervisors, "/t", NOW)])
     await made.add("filed")
     await made.dispatched("asked", "ROADS", timedelta(hours=5))
     request = {"department": "ROADS", "request_id": "r-9", "deadline": NOW + timedelta(days=2)}
