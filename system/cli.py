@@ -37,6 +37,7 @@ class Service(StrEnum):
     evaluation = "evaluation"
     console = "console"
     desk = "desk"
+    door = "door"
 
 
 @app.command()
@@ -100,6 +101,8 @@ async def _run_async(service: Service, settings: Settings) -> None:
         from services.evaluation.main import run as main
     elif service is Service.console:
         from services.console.main import run as main
+    elif service is Service.door:
+        from system.frontdoor.main import run as main
     else:
         from system.desk import run as main
     await main(settings)
