@@ -292,7 +292,7 @@ def _run(data_dir: Path, settings: Settings, console: Console, stop: Stopping) -
         running.write_state(state)
         console.print(f"Demo credentials (bearer tokens, one per role): {credentials}")
         _print(console, system, shown)
-        return _wait(system, console, stop)
+        return wait_for_stop(system, console, stop)
     except Cancelled:
         console.print(f"start-up interrupted ({_name(stop)}): stopping what was started")
         return 128 + (stop.signum or 0)
@@ -353,7 +353,8 @@ def _name(stop: Stopping) -> str:
     return signal.Signals(stop.signum).name if stop.signum else "a signal"
 
 
-def _wait(system: System, console: Console, stop: Stopping) -> int:
+def wait_for_stop(system: System, console: Console, stop: Stopping) -> int:
+    """Until a signal (0) or a service that stops by itself (1, said on `console`)."""
     while not stop.requested():
         if failed := system.failed():
             console.print(f"[red]service(s) {', '.join(failed)} stopped; see their logs[/]")
