@@ -71,6 +71,12 @@ class OwnSystem:
             server.stop()
 
 
+def _door_port() -> int:
+    settings = Settings()
+    port = settings.door_port
+    return port if embedded.port_free(settings.host, port) else embedded.free_port()
+
+
 def at_real_speed(own: OwnSystem) -> None:
     """Go on from the simulated now at the speed of a wall clock: the services restarted on
     a clock that reads the simulated time it reached and then runs as real time does (the
@@ -117,6 +123,8 @@ def own_system(
             "GRIDLOOP_PUBLIC_RATE_LIMIT": "1000000/minute",
             "GRIDLOOP_WEBHOOK_POLL_SECONDS": "0.1",
             **{PORT_ENV[name]: str(embedded.free_port()) for name in PORT_ENV},
+            # The front door where people expect it (GRIDLOOP_DOOR_PORT), when it is free.
+            PORT_ENV["door"]: str(_door_port()),
             **compression.environment(),
         }
         services = tuple(s for s in SERVICES if s != "desk")  # the receivers take its place
