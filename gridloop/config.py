@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     evaluation_port: int = 8005
     desk_port: int = 8009  # the demo department desk that receives webhooks
     console_port: int = 8010  # the workbench (工作台) people sign in to
+    # The front door (system/frontdoor): one origin for every API (/v1), Open311, the
+    # workbench and the big screen; and the address it connects to the services from.
+    door_port: int = 8080
+    door_source: str = ""
     # Where the console sends actions (default: the services on this host), and
     # whether its cookies are sent only over HTTPS (set it behind a TLS proxy).
     dispatch_url: str = ""

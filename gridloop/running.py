@@ -57,6 +57,9 @@ class SystemState(BaseModel):
     host: str
     kafka_bootstrap_servers: str | None = None  # known once the broker listens
     mongodb_uri: str | None = None
+    # THE address: the front door, one origin for every API (/v1), Open311, the
+    # workbench and the big screen; `services` behind it, each on its own port.
+    address: str | None = None
     services: dict[str, str] = {}  # name → base URL, the department desk among them
     logs: Path
     demo_credentials: Path | None = None

@@ -70,6 +70,8 @@ def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     if as_json:
         emit(state.model_dump(mode="json"))
         return
+    if state.address:
+        console.print(f"gridloop is at {state.address}  (the workbench; the API under /v1)")
     table = Table(title=f"gridloop is up (pid {state.pid}, since {state.started_at:%H:%M:%S})")
     table.add_column("component")
     table.add_column("listens on", overflow="fold")

@@ -38,6 +38,7 @@ class Service(StrEnum):
     evaluation = "evaluation"
     console = "console"
     desk = "desk"
+    door = "door"
 
 
 @app.command()
@@ -101,6 +102,8 @@ async def _run_async(service: Service, settings: Settings) -> None:
         from services.evaluation.main import run as main
     elif service is Service.console:
         from services.console.main import run as main
+    elif service is Service.door:
+        from system.frontdoor.main import run as main
     else:
         from system.desk import run as main
     await main(settings)
@@ -322,9 +325,16 @@ def demo(
         datetime | None,
         typer.Option(formats=START_FORMATS, help="Simulated start, e.g. 2026-11-02T08:00+08:00"),
     ] = None,
+    stay: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the system up afterwards, with a login per role for the workbench "
+            "(Ctrl-C stops it); --no-stay ends with the report"
+        ),
+    ] = True,
 ) -> None:
     """The closed loop on the Dongcheng demo district: a simulated day (or more), compressed,
-    then the departments' scores and the month's report."""
+    then the departments' scores, the month's report, and the workbench to look at it."""
     from gridloop.citypack.generate import DEFAULT_SEED
     from system.demo import run_demo
 
@@ -332,7 +342,7 @@ def demo(
         raise typer.BadParameter("give the start a UTC offset, e.g. 2026-11-02T08:00+08:00")
     where = data_dir or Settings().data_dir
     district = DEFAULT_SEED if seed is None else seed
-    tally = run_demo(where, console, district, speed, rate, days=days, start=start)
+    tally = run_demo(where, console, district, speed, rate, days=days, start=start, stay=stay)
     raise typer.Exit(1 if tally.errors else 0)
 
 

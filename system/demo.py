@@ -36,9 +36,12 @@ def run_demo(
     drain: float = 120.0,
     days: float = 1.0,
     start: datetime | None = None,
+    stay: bool = True,
 ) -> Tally:
-    """Simulate `days` of the demo district and show what they add up to."""
+    """Simulate `days` of the demo district and show what they add up to; with `stay`,
+    keep the system up afterwards for the workbench (`system/demo_hold.py`)."""
     from gridloop.citypack.generate import dongcheng_pack
+    from system.demo_hold import hold
 
     console.print("the Dongcheng demo district (generated once, then cached) …")
     pack_dir = dongcheng_pack(data_dir / "citypacks", seed)
@@ -48,7 +51,8 @@ def run_demo(
         f"{days:g} simulated day(s) at ×{speed:g}: {options.duration:.0f} s of reports at "
         f"{rate:g}/s, then up to {drain:.0f} s for the open cases"
     )
-    return simulate_own(pack_dir, data_dir / "demo", options, console, _then(console, data_dir))
+    then, kept = _then(console, data_dir), hold(console, data_dir / "demo") if stay else None
+    return simulate_own(pack_dir, data_dir / "demo", options, console, then, kept)
 
 
 def _then(console: Console, data_dir: Path) -> Any:

@@ -28,6 +28,7 @@ from gridloop.config import DEMO_CITY_PACK, Settings
 from gridloop.embedded import Cancelled, ServerProcess
 from gridloop.kafka import ensure_topics
 from system.desk import pack_for_receivers
+from system.frontdoor.main import door_trust
 
 # Readers first, so that the first report finds its consumers ready.
 SERVICES = (
@@ -39,6 +40,7 @@ SERVICES = (
     "intake",
     "console",
     "desk",
+    "door",  # last: the one origin in front of them all
 )
 PORT_ENV = {
     "intake": "GRIDLOOP_INTAKE_PORT",
@@ -49,6 +51,7 @@ PORT_ENV = {
     "evaluation": "GRIDLOOP_EVALUATION_PORT",
     "console": "GRIDLOOP_CONSOLE_PORT",
     "desk": "GRIDLOOP_DESK_PORT",
+    "door": "GRIDLOOP_DOOR_PORT",
 }
 
 
@@ -60,6 +63,8 @@ class System:
     logs: Path
     services: tuple[str, ...] = SERVICES
     processes: dict[str, ServerProcess] = field(default_factory=dict)
+    # Variables one service gets besides the system's (the front door's trust: `door_trust`).
+    own_env: dict[str, dict[str, str]] = field(default_factory=dict)
     # How a service is started: `<launcher> run <name>` (a bench runs another checkout's
     # services with that checkout's interpreter, to compare two versions in one run).
     launcher: tuple[str, ...] = (sys.executable, "-m", "system")
@@ -80,7 +85,7 @@ class System:
     ) -> None:
         """Start `name` (with `extra` variables besides the system's: a fault to arm)."""
         argv = [*self.launcher, "run", name]
-        env = self.env | (extra or {})
+        env = self.env | self.own_env.get(name, {}) | (extra or {})
         proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log", env=env)
         self.processes[name] = proc
         proc.start(timeout, cancelled)
@@ -101,7 +106,7 @@ class System:
 
 
 def _print(console: Console, system: System, servers: dict[str, str]) -> None:
-    table = Table(title="gridloop is up")
+    table = Table(title="gridloop is up: behind the front door, each service on its own port")
     table.add_column("component")
     table.add_column("listens on", overflow="fold")
     for name, where in servers.items():
@@ -112,12 +117,19 @@ def _print(console: Console, system: System, servers: dict[str, str]) -> None:
     console.print(f"Logs: {system.logs}")
     state = running.state_path(system.logs.parent)
     console.print(f"Where everything listens: {state} (`gridloop status`, from any directory)")
+    door = system.url("door")
     console.print(
-        f"Submit a report:  curl -X POST {system.url('intake')}/reports "
+        f"Submit a report:  curl -X POST {door}/v1/reports "
         '-H "authorization: Bearer $TOKEN" '
         "-H 'content-type: application/json' -d @docs/example-report.json  (README.md)"
     )
     console.print(f"Webhooks received by the demo departments: {system.url('desk')}/hooks")
+    console.print(
+        f"[bold]gridloop is at {door}[/]: the workbench ({door}/login), the API "
+        f"({door}/v1/…), Open311 ({door}/open311/v2/discovery.json), the big screen "
+        f"({door}/screen)",
+        soft_wrap=True,
+    )
     console.print("Press Ctrl-C to stop.")
 
 
@@ -268,7 +280,9 @@ def _run(data_dir: Path, settings: Settings, console: Console, stop: Stopping) -
         asyncio.run(ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], namespace=settings.namespace))
         stop.check()
         env["GRIDLOOP_CITY_PACK"] = str(city_pack_for(settings, data_dir))
-        system = System(env, data_dir / "logs")
+        services_trust, door_env = door_trust(env)
+        env |= services_trust
+        system = System(env, data_dir / "logs", own_env={"door": door_env})
         credentials = seed_demo_credentials(
             env["MONGODB_URI"], settings.mongodb_database, data_dir / "demo-credentials.json"
         )
@@ -278,7 +292,7 @@ def _run(data_dir: Path, settings: Settings, console: Console, stop: Stopping) -
         running.write_state(state)
         console.print(f"Demo credentials (bearer tokens, one per role): {credentials}")
         _print(console, system, shown)
-        return _wait(system, console, stop)
+        return wait_for_stop(system, console, stop)
     except Cancelled:
         console.print(f"start-up interrupted ({_name(stop)}): stopping what was started")
         return 128 + (stop.signum or 0)
@@ -328,6 +342,7 @@ def _up(
             "kafka_bootstrap_servers": env["KAFKA_BOOTSTRAP_SERVERS"],
             "mongodb_uri": env["MONGODB_URI"],
             "city_pack": Path(env["GRIDLOOP_CITY_PACK"]),
+            "address": system.url("door") if "door" in system.processes else None,
             "services": {name: system.url(name) for name in system.processes},
             "demo_credentials": credentials,
         }
@@ -338,7 +353,8 @@ def _name(stop: Stopping) -> str:
     return signal.Signals(stop.signum).name if stop.signum else "a signal"
 
 
-def _wait(system: System, console: Console, stop: Stopping) -> int:
+def wait_for_stop(system: System, console: Console, stop: Stopping) -> int:
+    """Until a signal (0) or a service that stops by itself (1, said on `console`)."""
     while not stop.requested():
         if failed := system.failed():
             console.print(f"[red]service(s) {', '.join(failed)} stopped; see their logs[/]")

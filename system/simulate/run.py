@@ -24,6 +24,7 @@ from system.simulate.receivers import Receivers, listening_socket, serving
 from system.simulate.summary import Display, Tally
 from system.simulate.system import (
     DATABASE,
+    OwnSystem,
     default_start,
     head_start,
     issue_credentials,
@@ -58,6 +59,8 @@ class Target:
 # What to do once the simulation ended, while the system still runs (the demo's scores and
 # report).
 Then = Callable[[Target, Tally], None]
+# What to do after `then`, with the system itself (the demo keeps it up to be looked at).
+Hold = Callable[[OwnSystem, Target], None]
 
 
 async def drive(
@@ -87,6 +90,7 @@ def simulate_own(
     options: Options,
     console: Console | None,
     then: Then | None = None,
+    hold: Hold | None = None,
 ) -> Tally:
     """Start an embedded system on a compressed clock and simulate against it."""
     sock = listening_socket()
@@ -132,6 +136,8 @@ def simulate_own(
             sock.close()
         if then is not None:
             then(target, tally)
+        if hold is not None:
+            hold(own, target)
         return tally
 
 

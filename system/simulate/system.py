@@ -35,6 +35,7 @@ from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
 from schemas.clock import Compression
+from system.frontdoor.main import door_trust
 from system.simulate.driver import Credentials
 from system.simulate.profile import SUPERVISOR_OF_NO_GRID
 from system.up import PORT_ENV, SERVICES, System
@@ -68,6 +69,23 @@ class OwnSystem:
         self.system.stop()
         for server in reversed(self.servers):
             server.stop()
+
+
+def _door_port() -> int:
+    settings = Settings()
+    port = settings.door_port
+    return port if embedded.port_free(settings.host, port) else embedded.free_port()
+
+
+def at_real_speed(own: OwnSystem) -> None:
+    """Go on from the simulated now at the speed of a wall clock: the services restarted on
+    a clock that reads the simulated time it reached and then runs as real time does (the
+    broker and the database, with the simulated days in them, stay as they are)."""
+    reached = own.compression.now()
+    own.system.stop()
+    own.compression = Compression(reached, time.time(), 1.0)
+    own.system.env.update(own.compression.environment())
+    _start_together(own.system)
 
 
 def head_start(pack_load_seconds: float) -> float:
@@ -105,10 +123,15 @@ def own_system(
             "GRIDLOOP_PUBLIC_RATE_LIMIT": "1000000/minute",
             "GRIDLOOP_WEBHOOK_POLL_SECONDS": "0.1",
             **{PORT_ENV[name]: str(embedded.free_port()) for name in PORT_ENV},
+            # The front door where people expect it (GRIDLOOP_DOOR_PORT), when it is free.
+            PORT_ENV["door"]: str(_door_port()),
             **compression.environment(),
         }
         services = tuple(s for s in SERVICES if s != "desk")  # the receivers take its place
-        running = OwnSystem(System(env, data_dir / "logs", services), servers, compression)
+        services_trust, door_env = door_trust(env)
+        env |= services_trust
+        system = System(env, data_dir / "logs", services, own_env={"door": door_env})
+        running = OwnSystem(system, servers, compression)
         _start_together(running.system)
         yield running
     finally:

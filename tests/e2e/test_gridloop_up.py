@@ -65,8 +65,13 @@ def test_up_writes_where_everything_listens(system: Up) -> None:
     assert (state["status"], state["pid"]) == ("up", system.proc.pid)
     assert state["services"] == {service: system.url(service) for service in SERVICES}
     assert state["kafka_bootstrap_servers"] and state["mongodb_uri"]
+    assert state["address"] == system.url("door")  # THE address: the front door
     shown = as_json(elsewhere(system, "status", "--json"))
     assert shown["pid"] == system.proc.pid and shown["services"]["desk"] == system.url("desk")
+    assert shown["address"] == system.url("door")
+    # The door answers for the services behind it: the API under /v1, the workbench.
+    assert httpx.get(f"{shown['address']}/v1/scores", timeout=5).status_code == 401
+    assert httpx.get(f"{shown['address']}/login", timeout=5).status_code == 200
 
 
 def test_commands_in_another_directory_reach_the_running_system(system: Up) -> None:
