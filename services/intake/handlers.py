@@ -22,6 +22,7 @@ from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Opening
 from gridloop.commands.setup import command_path, create_indexes
 from gridloop.kafka import EventProducer
+from gridloop.mediakeys import link_key
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
 from schemas import clock
@@ -59,8 +60,10 @@ class Intake:
         db: AsyncDatabase[Document],
         follow_key: bytes,
         clock: Clock = clock.now,
+        media_key: bytes | None = None,
     ) -> None:
         self.pack, self.clock, self.follow_key = pack, clock, follow_key
+        self.db, self._media_key = db, media_key
         self.path: CommandPath = command_path(db, producer, SOURCE)
         self.cases = CaseReader(db)
         self.credentials = CredentialStore(db)
@@ -70,12 +73,23 @@ class Intake:
 
     @classmethod
     async def build(
-        cls, pack: CityPack, producer: EventProducer, db: AsyncDatabase[Document]
+        cls,
+        pack: CityPack,
+        producer: EventProducer,
+        db: AsyncDatabase[Document],
+        media_key: str = "",
     ) -> Intake:
-        intake = cls(pack, producer, db, await follow_key(db))
+        key = await link_key(db, media_key)
+        intake = cls(pack, producer, db, await follow_key(db), media_key=key)
         await create_indexes(db)
         await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
         return intake
+
+    async def media_key(self) -> bytes:
+        """The key of signed media links: configured, else the database's (as notify's)."""
+        if self._media_key is None:
+            self._media_key = await link_key(self.db, "")
+        return self._media_key
 
     async def report(self, report: Report, asked: Asked) -> Answer:
         """A report decided, numbered and published, once per `Idempotency-Key` (its case id

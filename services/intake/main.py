@@ -14,7 +14,7 @@ from services.intake.handlers import Intake
 async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
     async with infrastructure(settings, "intake") as infra:
-        intake = await Intake.build(pack, infra.producer, infra.db)
+        intake = await Intake.build(pack, infra.producer, infra.db, settings.media_link_key)
         await serve(
             create_app(intake, HttpLimits.from_settings(settings)),
             settings.host,

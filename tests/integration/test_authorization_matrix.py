@@ -63,6 +63,7 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),
+    ("GET", "/media/none/signed?department=WATER&expires=1&signature=x", EVERYONE),
     ("GET", "/open311/v2/services.json", EVERYONE),
     ("GET", "/audit", {R.admin, R.supervision_centre}),
 ]
