@@ -372,6 +372,39 @@ async def test_a_webhook_photo_link_is_signed_expires_and_follows_the_case(h: Ha
     ]
 
 
+def _keys_and_points(value: Any, found: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Every (key, value) of a JSON document, at any depth."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.append((key, inner))
+            _keys_and_points(inner, found)
+    elif isinstance(value, list):
+        for inner in value:
+            _keys_and_points(inner, found)
+    return found
+
+
+async def test_a_case_read_has_geojson_points_and_no_internal_fields(h: Harness) -> None:
+    """The projection keeps the duplicate search's cell keys (`near`) on the case document;
+    a read shows none of them, and every point in it — the case's and its report's on the
+    timeline — is GeoJSON."""
+    case_id = (await h.post("/reports", REPORT, "supervisor")).json()["case_id"]
+    await h.project(case_id, 2)
+    stored = await h.db["cases"].find_one({"_id": case_id})
+    assert stored is not None and stored["near"]  # what must not show
+    read = await h.get(f"/cases/{case_id}", "centre")
+    assert read.status_code == 200
+    pairs = _keys_and_points(read.json(), [])
+    keys = {key for key, _ in pairs}
+    assert not keys & {"near", "outbox", "rev", "writer", "_id", "lon", "lat"}, keys
+    points = [value for key, value in pairs if key == "point"]
+    assert len(points) == 2  # the case's and the report's on its timeline
+    lon, lat = REPORT["point"]["lon"], REPORT["point"]["lat"]
+    assert all(p == {"type": "Point", "coordinates": [lon, lat]} for p in points), points
+    cells = {str(k) for k in stored["near"]}
+    assert not cells & {str(v) for _, v in pairs}  # no cell key as a value either
+
+
 async def test_media_ids_tell_nothing_of_one_another(h: Harness) -> None:
     ids = [
         (
