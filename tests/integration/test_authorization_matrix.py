@@ -69,7 +69,8 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
 ]
 DISPATCH: list[tuple[str, str, set[Role | None]]] = [
     *[
-        ("POST", f"{DEPT}/{action}", DEPARTMENT)
+        ("POST", f"{path}/{action}", DEPARTMENT)
+        for path in (DEPT, "/department/cases/C-none")  # the old path and the credential's
         for action in (
             "acknowledge",
             "handled",
@@ -98,6 +99,8 @@ NOTIFY: list[tuple[str, str, set[Role | None]]] = [
     ("GET", "/deliveries/none", OPERATORS),
     ("POST", "/deliveries/none/replay", OPERATORS),
     ("POST", "/deliveries/replay", OPERATORS),
+    ("GET", "/department/deliveries", DEPARTMENT),
+    ("GET", "/department/deliveries/none", DEPARTMENT),
 ]
 SUBJECT = {R.department: "WATER"}  # the department in the paths above
 # The public's rate limit is not what this test is about: room for every request.
