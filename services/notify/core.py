@@ -82,7 +82,7 @@ class Telling:
             "address": case.address,
             "landmark": self._landmark(case),
             "grid_code": case.grid_code,
-            "grid_name": grid.name or None if grid else None,
+            "grid_name": (grid.name or None) if grid else None,
             "street": street.name if street else None,
             "media": self._media(case, department, now),
         }
@@ -171,20 +171,12 @@ def notices(env: Envelope, case: CaseRecord, telling: Telling, now: datetime) ->
 
 def _told(data: EventData, department: str | None) -> tuple[str | None, dict[str, Any]]:
     """Who is told of a decision or an SLA fact, and what beyond the case's facts."""
-    if isinstance(data, SlaBreach | SlaEscalation):
-        body: dict[str, Any] = {
-            "case_version": data.case_version,
-            "stage": data.stage.value,
-            "department": data.department,
-            "deadline": data.deadline.isoformat(),
-            "tier": data.tier if isinstance(data, SlaEscalation) else None,
-        }
-        # an escalation goes to the tier's office
-        return (
-            data.notify_department if isinstance(data, SlaEscalation) else data.department
-        ), body
-    body = {"version": None, "reason": None, "request_id": None, "deadline": None}
-    body["assumed_years"] = []
+    if isinstance(data, SlaEscalation):  # to the office of the tier
+        return data.notify_department, _clock(data) | {"tier": data.tier}
+    if isinstance(data, SlaBreach):  # to the department that owns the deadline
+        return data.department, _clock(data) | {"tier": None}
+    body: dict[str, Any] = {"version": None, "reason": None, "request_id": None}
+    body |= {"deadline": None, "assumed_years": []}
     if isinstance(data, CaseExtended | CaseParked | CaseResumed):
         body |= {"version": data.version, "reason": data.reason}
         if isinstance(data, CaseExtended | CaseResumed) and data.deadline is not None:
@@ -196,6 +188,15 @@ def _told(data: EventData, department: str | None) -> tuple[str | None, dict[str
         return department, body
     assert isinstance(data, ExtensionDenied | ParkingDenied)
     return data.department, body | {"request_id": data.request_id, "reason": data.reason}
+
+
+def _clock(data: SlaBreach | SlaEscalation) -> dict[str, Any]:
+    return {
+        "case_version": data.case_version,
+        "stage": data.stage.value,
+        "department": data.department,
+        "deadline": data.deadline.isoformat(),
+    }
 
 
 NOTIFIED = (

@@ -136,6 +136,16 @@ def test_the_address_given_and_the_component_reported_are_the_place() -> None:
     assert data["landmark"]["component_id"] == "1101010101000001"  # its own, not the nearest
 
 
+def test_the_supervisors_photos_of_the_verification_are_linked_too() -> None:
+    verified = "fedcba9876543210fedcba98"
+    entry = {"event_id": "e-2", "type": "verified", "version": 2, "at": TIME}
+    case = CaseRecord.model_validate(
+        CASE_DOC | {"timeline": [entry | {"data": {"media": [verified]}}]}
+    )
+    media = _told(_env(), case)[0]["data"]["media"]
+    assert [m["media_id"] for m in media] == [MEDIA, verified]
+
+
 def test_a_deadline_reckoned_in_an_unsupplied_year_is_flagged_to_the_department() -> None:
     data = _told(_env(assumed_years=(2027,)))[0]["data"]
     assert data["assumed_years"] == [2027]
