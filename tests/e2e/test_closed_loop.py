@@ -227,7 +227,7 @@ async def test_an_unhandled_deadline_becomes_a_breach(
 
         case = await eventually(red, within=60, what="the handling light turns red")
     assert case["state"] == "dispatched"
-    [breach] = [e for e in case["timeline"] if e["type"] == "gridloop.sla.breach"]
+    [breach] = [e for e in case["timeline"] if e["type"] == "sla.breach"]
     assert breach["data"]["department"] == "TRAFFIC-POLICE"
     assert breach["data"]["stage"] == "handle"
 
