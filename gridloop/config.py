@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     webhook_circuit_threshold: int = 5
     webhook_circuit_cooldown_seconds: float = 30.0
     webhook_poll_seconds: float = 0.5
+    # Signed links to a case's photos in webhooks (gridloop/medialinks.py): the key (empty:
+    # one kept in the database), how long a link stands, and where intake's `/media` is
+    # reached from outside (empty: this host's intake port).
+    media_link_key: str = ""
+    media_link_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0)
+    media_link_base_url: str = ""
     # Consumer group session timeout; short values make failover fast in tests.
     kafka_session_timeout_ms: int = 10_000
     # The HTTP door of every service (gridloop/http.py): callers without a staff credential
@@ -95,3 +101,8 @@ class Settings(BaseSettings):
     @classmethod
     def _one_segment(cls, value: str) -> str:
         return check_namespace(value)
+
+    @property
+    def media_base(self) -> str:
+        """Where a department's signed link reaches intake (`{base}/media/{id}`)."""
+        return self.media_link_base_url or f"http://{self.host}:{self.intake_port}"

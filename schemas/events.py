@@ -81,6 +81,15 @@ class Reporter(BaseModel):
     phone: Annotated[str | None, Field(max_length=32)] = None  # legacy: never written now
 
 
+NAMESPACE = "gridloop."
+
+
+def event_name(ce_type: str) -> str:
+    """The name an integrator reads for an event type, in every timeline, webhook and reply:
+    the CloudEvents type without the namespace (`gridloop.case.filed` → `case.filed`)."""
+    return ce_type.removeprefix(NAMESPACE)
+
+
 class EventData(BaseModel):
     """Base of every event's data; subclasses set `ce_type`."""
 

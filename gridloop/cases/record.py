@@ -10,12 +10,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gridloop.lifecycle import State
-from schemas.events import Actor, Channel, Kind, Point, Reporter
+from gridloop.lifecycle import TRANSITIONS, State
+from schemas.events import (
+    NAMESPACE,
+    Actor,
+    CaseAcknowledged,
+    CaseDispatched,
+    Channel,
+    Kind,
+    Point,
+    Reporter,
+    event_name,
+)
 
-ACKNOWLEDGED = "gridloop.case.acknowledged"  # an annotation: its type in full
+ACKNOWLEDGED = event_name(CaseAcknowledged.ce_type)
+DISPATCHED = event_name(CaseDispatched.ce_type)
+# The lifecycle's steps as the timeline names them (`case.filed`), annotations and SLA
+# facts aside.
+STEPS = frozenset(event_name(f"{NAMESPACE}case.{name}") for name in TRANSITIONS)
+
+
+def timeline_type(stored: str) -> str:
+    """The public name of a timeline entry's type: the projection stores a lifecycle step
+    by its transition (`filed`) and the rest in full (`gridloop.sla.breach`); readers see
+    one vocabulary, the webhook's (`case.filed`, `sla.breach`)."""
+    return event_name(stored if "." in stored else f"{NAMESPACE}case.{stored}")
+
+
+def geojson(point: Any) -> Any:
+    """An event's `{lon, lat}` as a GeoJSON point; anything else as it is."""
+    if isinstance(point, dict) and set(point) == {"lon", "lat"}:
+        return {"type": "Point", "coordinates": [point["lon"], point["lat"]]}
+    return point
 
 
 class _Read(BaseModel):
@@ -37,12 +65,23 @@ class TimelineEntry(_Read):
     """One event of the case: who did what, when, at which version, and why."""
 
     event_id: str
-    type: str  # a lifecycle step by name (`filed`), annotations and SLA facts in full
+    type: str  # `case.filed`, `case.acknowledged`, `sla.breach`: `timeline_type`
     version: int
     at: datetime
     actor: Actor | None = None
     reason: str | None = None
     data: dict[str, Any] = {}
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _public_type(cls, stored: str) -> str:
+        return timeline_type(stored)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _public_data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        # A point is GeoJSON in every read, the report's as the case's.
+        return data | {"point": geojson(data["point"])} if "point" in data else data
 
 
 class StageClock(_Read):
@@ -107,7 +146,7 @@ class CaseRecord(_Read):
     def acknowledged_by(self, department: str) -> bool:
         """Whether `department` acknowledged (签收) the case since it was last dispatched."""
         for entry in reversed(self.timeline):
-            if entry.type == "dispatched":
+            if entry.type == DISPATCHED:
                 return False
             if entry.type == ACKNOWLEDGED and entry.data.get("department") == department:
                 return True

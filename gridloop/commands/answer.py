@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from gridloop.cases.view import CaseView
 from gridloop.commands.head import Body
 from schemas.envelope import Envelope
-from schemas.events import CaseAnnotation, CaseFiled, CaseMerged
+from schemas.events import CaseAnnotation, CaseFiled, CaseMerged, event_name
 
 
 def answer_body(view: CaseView, envs: Sequence[Envelope]) -> Body:
@@ -18,7 +18,7 @@ def answer_body(view: CaseView, envs: Sequence[Envelope]) -> Body:
         "case_id": view.case_id,
         "state": view.state.value,
         "version": view.version,
-        "type": last.ce_type,
+        "type": event_name(last.ce_type),  # as the timeline and the webhook name it
         "events": [env.id for env in envs],
     }
     for env in envs:

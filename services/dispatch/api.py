@@ -3,8 +3,9 @@
 Each route reads its request, builds a command (`commands.py`) from it and its credential,
 and hands it to the service layer (`handlers.Dispatch`), which answers 202 once Kafka
 acknowledged the event. A department's credential (role `department`, subject = its code)
-reaches only the cases dispatched to it; the command centre's actions need the role
-`command_centre`.
+reaches only the cases dispatched to it, at `/department/cases/{id}/…` (the credential names
+the department; `/departments/{code}/cases/{id}/…` is kept for compatibility); the command
+centre's actions need the role `command_centre`.
 """
 
 from __future__ import annotations
@@ -135,8 +136,14 @@ ACT: dict[int | str, dict[str, Any]] = {
     202: {"model": Published, "description": "Published: Kafka acknowledged the event"},
     **refusals(400, 401, 403, 404, 409, 503),
 }
+# A department acts on its case at `/department/cases/{id}/…`: the credential names the
+# department. `/departments/{code}/cases/{id}/…` is kept for integrations built on it.
+own = APIRouter(prefix="/department/cases/{case_id}", tags=["departments"], responses=ACT)
 departments = APIRouter(
-    prefix="/departments/{department}/cases/{case_id}", tags=["departments"], responses=ACT
+    prefix="/departments/{department}/cases/{case_id}",
+    tags=["departments (kept for compatibility)"],
+    responses=ACT,
+    deprecated=True,
 )
 command = APIRouter(
     prefix="/cases/{case_id}", tags=["command centre"], responses=refusals(401, 403, 404)
@@ -284,6 +291,96 @@ async def explain(
     return await _act(dispatch, explained, "explain", who, key, answer)
 
 
+def _caller(who: Principal) -> str:
+    department = who.department
+    assert department is not None  # the role `department` always names one
+    return department
+
+
+@own.post("/acknowledge", status_code=202)
+async def acknowledge_own(
+    case_id: str,
+    answer: AcknowledgeIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """签收: the caller's department confirms it received the case (lead or assisting)."""
+    return await acknowledge(_caller(who), case_id, answer, who, dispatch, key)
+
+
+@own.post("/handled", status_code=202)
+async def report_handled_own(
+    case_id: str,
+    answer: HandledIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """处理反馈: the case is handled, with notes and links to photos."""
+    return await report_handled(_caller(who), case_id, answer, who, dispatch, key)
+
+
+@own.post("/return", status_code=202)
+async def return_own(
+    case_id: str,
+    answer: ReturnIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """回退: not ours, with the reason; back to the command centre to re-dispatch."""
+    return await return_case(_caller(who), case_id, answer, who, dispatch, key)
+
+
+@own.post("/extension", status_code=202)
+async def request_extension_own(
+    case_id: str,
+    answer: ExtensionIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """延期: ask for a later deadline; the command centre approves or denies."""
+    return await request_extension(_caller(who), case_id, answer, who, dispatch, key)
+
+
+@own.post("/parking", status_code=202)
+async def request_parking_own(
+    case_id: str,
+    answer: ParkingIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """挂账: ask to pause the clock; the command centre approves or denies."""
+    return await request_parking(_caller(who), case_id, answer, who, dispatch, key)
+
+
+@own.post("/resume", status_code=202)
+async def resume_own(
+    case_id: str,
+    answer: ResumeIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A parked case resumes: its clock runs again."""
+    return await department_resume(_caller(who), case_id, answer, who, dispatch, key)
+
+
+@own.post("/explanation", status_code=202)
+async def explain_own(
+    case_id: str,
+    answer: ExplainIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """An overdue case's explanation, owed by its department."""
+    return await explain(_caller(who), case_id, answer, who, dispatch, key)
+
+
 @command.post("/dispatch", status_code=202, responses=ACT)
 async def dispatch_by_hand(
     case_id: str,
@@ -377,6 +474,7 @@ def create_app(
     # The department's reads: the system's database (the credentials' own) by default.
     app.state.reader = reader or CaseReader(credentials.credentials.database)
     app.include_router(queue.router)
+    app.include_router(own)
     app.include_router(departments)
     app.include_router(command)
     install_error_handlers(app)

@@ -26,14 +26,16 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from gridloop import medialinks
 from gridloop.audit import media_read, personal_read, refusal
 from gridloop.audit import router as audit_router
-from gridloop.auth import Role
+from gridloop.auth import Principal, Role
 from gridloop.cases.record import CaseRecord
 from gridloop.errors import install_error_handlers, refusals
 from gridloop.http import HttpLimits, harden
-from gridloop.refusal import not_found
+from gridloop.refusal import Refused, Why, not_found
 from gridloop.runtime import add_ops_routes
+from schemas.clock import now
 from services.intake import commands as do
 from services.intake.bulk import router as bulk
 from services.intake.edge import (
@@ -142,6 +144,47 @@ async def read_media(media_id: str, intake: Deps, who: Staff, request: Request) 
         why = "media of a case this department may not read"
         record = refusal("intake", "GET /media/{media_id}", None, who, 404, why)
         await trail.add(record | {"media_id": media_id})
+        raise not_found(("path", "media_id"), f"no media {media_id}")
+    await trail.add(media_read("intake", who, media_id, case_id))
+    return Response(await intake.media.read(media_id), media_type=upload.content_type)
+
+
+LINK_READ: dict[int | str, dict[str, Any]] = {
+    200: MEDIA_READ[200],
+    **refusals(403, 404),
+}
+
+
+@router.get("/media/{media_id}/signed", response_class=Response, responses=LINK_READ)
+async def read_signed_media(
+    media_id: str,
+    intake: Deps,
+    request: Request,
+    department: Annotated[str, Query(max_length=32)],
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    signature: Annotated[str, Query(max_length=medialinks.SIGNATURE_HEX)],
+) -> Response:
+    """A photo or voice note by the signed link a webhook carried: no credential, the link
+    is one — until it expires, and while the department it was signed for may read the
+    case. Refused (403) when altered or expired; audited as that department's read."""
+    key = await intake.media_key()
+    verdict = medialinks.check(key, media_id, department, expires, signature, now())
+    if verdict != "valid":
+        said = {"tampered": "its signature does not match", "expired": "it has expired"}
+        reason = f"this media link is refused: {said[verdict]}"
+        field = "signature" if verdict == "tampered" else "expires"
+        raise Refused(Why.forbidden, ("query", field), reason, f"link_{verdict}")
+    who = Principal(Role.department, department)
+    upload = await intake.media.upload(media_id)
+    if upload is None:
+        raise not_found(("path", "media_id"), f"no media {media_id}")
+    records = [r for c in upload.cases if (r := await intake.cases.record(c)) is not None]
+    granted, case_id = media_case(who, None, records, upload.cases)
+    trail = request.app.state.audit
+    if not granted:  # the case was sent elsewhere since: the link follows the case
+        why = "a signed link to media of a case this department may not read"
+        refused = refusal("intake", "GET /media/{media_id}/signed", None, who, 404, why)
+        await trail.add(refused | {"media_id": media_id})
         raise not_found(("path", "media_id"), f"no media {media_id}")
     await trail.add(media_read("intake", who, media_id, case_id))
     return Response(await intake.media.read(media_id), media_type=upload.content_type)

@@ -25,6 +25,7 @@ from gridloop.commands.setup import command_path, create_indexes
 from gridloop.contacts import MasterKeys
 from gridloop.contacts.store import ContactStore
 from gridloop.kafka import EventProducer
+from gridloop.mediakeys import link_key
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
 from schemas import clock
@@ -64,8 +65,10 @@ class Intake:
         follow_key: bytes,
         clock: Clock = clock.now,
         contact_keys: MasterKeys | None = None,
+        media_key: bytes | None = None,
     ) -> None:
         self.pack, self.clock, self.follow_key = pack, clock, follow_key
+        self.db, self._media_key = db, media_key
         self.path: CommandPath = command_path(db, producer, SOURCE)
         self.cases = CaseReader(db)
         self.credentials = CredentialStore(db)
@@ -83,12 +86,22 @@ class Intake:
         producer: EventProducer,
         db: AsyncDatabase[Document],
         contact_keys: MasterKeys,
+        media_key: str = "",
     ) -> Intake:
-        intake = cls(pack, producer, db, await follow_key(db), contact_keys=contact_keys)
+        key = await link_key(db, media_key)
+        intake = cls(
+            pack, producer, db, await follow_key(db), contact_keys=contact_keys, media_key=key
+        )
         await create_indexes(db)
         await intake.contacts.create_indexes()
         await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
         return intake
+
+    async def media_key(self) -> bytes:
+        """The key of signed media links: configured, else the database's (as notify's)."""
+        if self._media_key is None:
+            self._media_key = await link_key(self.db, "")
+        return self._media_key
 
     async def report(self, report: Report, asked: Asked) -> Answer:
         """A report decided, numbered and published, once per `Idempotency-Key` (its case id

@@ -16,7 +16,7 @@ async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
     async with infrastructure(settings, "intake") as infra:
         keys = contact_keys(settings)
-        intake = await Intake.build(pack, infra.producer, infra.db, keys)
+        intake = await Intake.build(pack, infra.producer, infra.db, keys, settings.media_link_key)
         await serve(
             create_app(intake, HttpLimits.from_settings(settings)),
             settings.host,

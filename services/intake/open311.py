@@ -234,7 +234,7 @@ def status_notes(record: CaseRecord) -> str:
     note = STATUS_NOTES[state]
     if state is State.merged and record.merged_into:
         return f"a duplicate of request {record.merged_into}"
-    if state is State.voided and (reason := _last_reason(record, "voided")):
+    if state is State.voided and (reason := _last_reason(record, "case.voided")):
         return f"voided: {reason}"
     if record.case_number and state is not State.reported:
         return f"{note} (case {record.case_number})"

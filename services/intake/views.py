@@ -14,7 +14,7 @@ from typing import Any
 
 from gridloop.access import Principal
 from gridloop.access import Role as Access
-from gridloop.cases.record import CaseRecord
+from gridloop.cases.record import STEPS, CaseRecord
 from gridloop.contacts import Contact
 from gridloop.lifecycle import OPEN_STATES, State
 from services.intake.reporting import PERSONAL_DATA_ROLES
@@ -23,7 +23,7 @@ Document = dict[str, Any]
 CONTACT_FIELDS = tuple(Contact.model_fields)
 FOLLOW_PREFIX = "glf_"
 # Timeline reasons a reporter may read: why a report was voided, merged or split.
-PUBLIC_NOTES = frozenset({"voided", "merged", "split"})
+PUBLIC_NOTES = frozenset({"case.voided", "case.merged", "case.split"})
 
 
 def follow_token(key: bytes, case_id: str) -> str:
@@ -126,7 +126,7 @@ def public_view(record: CaseRecord, class_name: str, merged_into: CaseRecord | N
         if e.type in PUBLIC_NOTES
         else {"type": e.type, "at": e.at}
         for e in record.timeline
-        if "." not in e.type  # lifecycle steps only; SLA facts are internal
+        if e.type in STEPS  # lifecycle steps only; annotations and SLA facts are internal
     ]
     view: Document = {
         "case_id": record.case_id,

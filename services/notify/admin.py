@@ -20,6 +20,7 @@ from gridloop.mongo import Document
 from gridloop.refusal import conflict, invalid, not_found
 from gridloop.runtime import add_ops_routes
 from schemas.limits import CASE_ID, CASE_ID_MAX, DEPARTMENT_CODE, CaseRef, DepartmentCode, WebUrl
+from services.notify import own
 from services.notify.addresses import address_problem, url_problem
 from services.notify.service import resolve
 from services.notify.store import DeliveryStore
@@ -185,6 +186,7 @@ def create_app(
     app = FastAPI(title="gridloop notify: department webhooks", version="0.1.0")
     app.state.pack, app.state.deliveries, app.state.credentials = pack, store, credentials
     app.include_router(router)
+    app.include_router(own.router)
     install_error_handlers(app)
     harden(app, "notify", limits or HttpLimits())
     add_ops_routes(app)

@@ -10,6 +10,7 @@ per current secret, space-separated, while a secret is being rotated.
 from __future__ import annotations
 
 import json
+import math
 import random
 import uuid
 from collections.abc import Sequence
@@ -21,17 +22,20 @@ from typing import Any, Literal
 from standardwebhooks import Webhook
 
 from gridloop.cases.record import CaseRecord
+from gridloop.citypack import CityPack, ComponentInstance
+from gridloop.medialinks import LinkSigner
 from schemas.envelope import Envelope
 from schemas.events import (
     CaseDispatched,
     CaseExtended,
     CaseParked,
     CaseResumed,
-    DepartmentRequest,
+    EventData,
     ExtensionDenied,
     ParkingDenied,
     SlaBreach,
     SlaEscalation,
+    event_name,
 )
 
 _WEBHOOK_NAMESPACE = uuid.UUID("5e0c7d1a-3b2f-4f6e-9a8d-7c6b5a4f3e2d")
@@ -51,86 +55,148 @@ class Notice:
     message: dict[str, Any]
 
 
-def _case_facts(case: CaseRecord) -> dict[str, Any]:
-    point = case.point.coordinates if case.point else None
-    return {
-        "kind": case.kind,
-        "class_code": case.class_code,
-        "grid_code": case.grid_code,
-        "point": {"lon": point[0], "lat": point[1]} if point else None,
-        "description": case.description,
-    }
+class Telling:
+    """What a message says beyond its event: the case's facts, named by the city pack
+    (class and grid names, the nearest landmark of its inventory), with its photos as
+    signed links (none without a signer) that expire from `now`."""
+
+    def __init__(self, pack: CityPack, links: LinkSigner | None = None) -> None:
+        self.pack, self.links = pack, links
+        self._by_grid: dict[str, list[ComponentInstance]] | None = None
+
+    def facts(self, case: CaseRecord, department: str, now: datetime) -> dict[str, Any]:
+        """The case's facts as told to `department` (its photo links are signed for it)."""
+        point = case.point.coordinates if case.point else None
+        cls = self.pack.classes.get((case.kind, case.class_code or "")) if case.kind else None
+        grid = self.pack.grid_by_code.get(case.grid_code or "")
+        street = self.pack.streets.get(grid.street) if grid else None
+        return {
+            "case_id": case.case_id,
+            "case_number": case.case_number,
+            "kind": case.kind,
+            "class_code": case.class_code,
+            "class_name": cls.name if cls else None,
+            "urgency": case.urgency,
+            "description": case.description,
+            "point": {"type": "Point", "coordinates": list(point)} if point else None,
+            "address": case.address,
+            "landmark": self._landmark(case),
+            "grid_code": case.grid_code,
+            "grid_name": (grid.name or None) if grid else None,
+            "street": street.name if street else None,
+            "media": self._media(case, department, now),
+        }
+
+    def _media(self, case: CaseRecord, department: str, now: datetime) -> list[dict[str, Any]]:
+        if self.links is None:
+            return []
+        ids = list(case.media)
+        for entry in case.timeline:  # the supervisor's photos of the confirmed problem
+            ids += [m for m in entry.data.get("media") or () if isinstance(m, str)]
+        links = [(m, self.links.link(m, department, now)) for m in dict.fromkeys(ids)]
+        return [
+            {"media_id": m, "url": link.url, "expires_at": link.expires_at.isoformat()}
+            for m, link in links
+        ]
+
+    def _landmark(self, case: CaseRecord) -> dict[str, Any] | None:
+        """The case's component, else the inventory's nearest in the case's grid."""
+        if case.point is None:
+            return None
+        lon, lat = case.point.coordinates
+        own = self.pack.component(case.component_id) if case.component_id else None
+        near = [own] if own else self._grid_components(case.grid_code or "")
+        if not near:
+            return None
+        best = min(near, key=lambda c: _metres(lon, lat, c.lon, c.lat))
+        distance = round(_metres(lon, lat, best.lon, best.lat))
+        return {"name": best.name, "component_id": best.id, "distance_m": distance}
+
+    def _grid_components(self, grid: str) -> list[ComponentInstance]:
+        if self._by_grid is None:  # once, on the first message that needs it
+            self._by_grid = {}
+            for c in self.pack.components.values():
+                self._by_grid.setdefault(c.grid, []).append(c)
+        return self._by_grid.get(grid, [])
+
+
+def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Distance on the ground, flat-earth: exact enough within a grid (≈ 100 m wide)."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot(x, math.radians(lat2 - lat1)) * 6_371_000
 
 
 def _message(env: Envelope, data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": env.type.removeprefix("gridloop."),
-        "timestamp": env.time.isoformat(),
-        "data": data,
-    }
+    return {"type": event_name(env.type), "timestamp": env.time.isoformat(), "data": data}
 
 
-def dispatched_message(env: Envelope, case: CaseRecord, role: str = "lead") -> dict[str, Any]:
-    """The payload `{type, timestamp, data}` for a department: what, where, by when."""
+def dispatched_message(env: Envelope, facts: dict[str, Any], role: str = "lead") -> dict[str, Any]:
+    """The payload `{type, timestamp, data}` for a department: what, where, by when, and
+    whether it leads or assists."""
     data = env.data
     assert isinstance(data, CaseDispatched)
-    body = {
-        "case_id": data.case_id,
+    body = facts | {
         "version": data.version,
         "department": data.department,
+        "role": role,
+        "assisting": data.assisting,
         "deadline": data.deadline.isoformat(),
+        # reckoned into a year nobody supplied a calendar for: an estimate
+        "assumed_years": data.assumed_years,
+        "basis": data.basis,
         "rule": data.rule,
-        **_case_facts(case),
     }
-    if data.assisting or role != "lead":
-        body |= {"role": role, "assisting": data.assisting}
-    if data.assumed_years:  # reckoned on weekends alone in these years: an estimate
-        body["assumed_years"] = data.assumed_years
     return _message(env, body)
 
 
-def notices(env: Envelope, case: CaseRecord) -> list[Notice]:
+def notices(env: Envelope, case: CaseRecord, telling: Telling, now: datetime) -> list[Notice]:
     """Whom `env` concerns, and what each is told: a dispatched case goes to its lead and
     assisting departments; decisions on a case to its department; a breach to the department
     that owns the deadline; an escalation to the department named to be notified."""
     data = env.data
+    if not isinstance(data, NOTIFIED):
+        return []
     if isinstance(data, CaseDispatched):
-        lead = Notice(data.department, dispatched_message(env, case))
-        return [lead] + [
-            Notice(code, dispatched_message(env, case, "assisting")) for code in data.assisting
+        lead = data.department
+        told = [(lead, "lead")] + [(code, "assisting") for code in data.assisting]
+        return [
+            Notice(code, dispatched_message(env, telling.facts(case, code, now), role))
+            for code, role in told
         ]
-    body: dict[str, Any] = {"case_id": data.case_id}
-    department: str | None = case.department
+    department, body = _told(data, case.department)
+    if not department:
+        return []
+    return [Notice(department, _message(env, telling.facts(case, department, now) | body))]
+
+
+def _told(data: EventData, department: str | None) -> tuple[str | None, dict[str, Any]]:
+    """Who is told of a decision or an SLA fact, and what beyond the case's facts."""
+    if isinstance(data, SlaEscalation):  # to the office of the tier
+        return data.notify_department, _clock(data) | {"tier": data.tier}
+    if isinstance(data, SlaBreach):  # to the department that owns the deadline
+        return data.department, _clock(data) | {"tier": None}
+    body: dict[str, Any] = {"version": None, "reason": None, "request_id": None}
+    body |= {"deadline": None, "assumed_years": []}
     if isinstance(data, CaseExtended | CaseParked | CaseResumed):
         body |= {"version": data.version, "reason": data.reason}
         if isinstance(data, CaseExtended | CaseResumed) and data.deadline is not None:
             body["deadline"] = data.deadline.isoformat()  # resumed: moved by the parking
-        if isinstance(data, CaseResumed) and data.assumed_years:
+        if isinstance(data, CaseResumed):
             body["assumed_years"] = data.assumed_years  # an estimate, as on a dispatch
         if isinstance(data, CaseExtended | CaseParked):
             body["request_id"] = data.request_id
-    elif isinstance(data, ExtensionDenied | ParkingDenied):
-        assert isinstance(data, DepartmentRequest)
-        department = data.department
-        body |= {"request_id": data.request_id, "reason": data.reason}
-    elif isinstance(data, SlaBreach | SlaEscalation):
-        department = data.department
-        body |= {
-            "case_version": data.case_version,
-            "stage": data.stage.value,
-            "department": data.department,
-            "deadline": data.deadline.isoformat(),
-        }
-        if isinstance(data, SlaEscalation):
-            body["tier"] = data.tier
-            department = data.notify_department  # the tier's office
-            if not department:
-                return []
-    else:
-        return []
-    if not department:
-        return []
-    return [Notice(department, _message(env, body | _case_facts(case)))]
+        return department, body
+    assert isinstance(data, ExtensionDenied | ParkingDenied)
+    return data.department, body | {"request_id": data.request_id, "reason": data.reason}
+
+
+def _clock(data: SlaBreach | SlaEscalation) -> dict[str, Any]:
+    return {
+        "case_version": data.case_version,
+        "stage": data.stage.value,
+        "department": data.department,
+        "deadline": data.deadline.isoformat(),
+    }
 
 
 NOTIFIED = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 
@@ -12,6 +13,8 @@ from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
 from gridloop.http import HttpLimits
 from gridloop.kafka import BatchPipeline
+from gridloop.mediakeys import link_key
+from gridloop.medialinks import LinkSigner
 from gridloop.runtime import infrastructure, serve
 from gridloop.topology import NOTIFY
 from services.notify.admin import create_app
@@ -45,7 +48,11 @@ async def run(settings: Settings) -> None:
         store = DeliveryStore(infra.db)
         await store.create_indexes()
         wake = asyncio.Event()
-        notify = Notify(pack, CaseReader(infra.db), store, wake)
+        key = await link_key(infra.db, settings.media_link_key)
+        links = LinkSigner(
+            key, settings.media_base, timedelta(seconds=settings.media_link_ttl_seconds)
+        )
+        notify = Notify(pack, CaseReader(infra.db), store, wake, links)
         deliverer = Deliverer(pack, store, http, rules, wake)
         pipeline = BatchPipeline(
             GROUP,

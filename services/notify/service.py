@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.kafka import Retry
+from gridloop.medialinks import LinkSigner
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from services.notify.addresses import address_problem, pinned, url_problem
@@ -43,6 +44,7 @@ from services.notify.core import (
     Next,
     Notice,
     RetrySchedule,
+    Telling,
     concerns_departments,
     encode_body,
     next_step,
@@ -103,9 +105,11 @@ class Notify:
         cases: CaseReader,
         store: DeliveryStore,
         wake: asyncio.Event | None = None,
+        links: LinkSigner | None = None,
     ) -> None:
         self.pack, self.cases, self.store = pack, cases, store
         self.wake = wake or asyncio.Event()
+        self.telling = Telling(pack, links)  # photo links only where a signer is given
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
         """One event: the pipeline's record-by-record fallback (and the tests')."""
@@ -127,7 +131,7 @@ class Notify:
             _delivery(env, notice, now)
             for env in concerned
             if (case := cases.get(env.data.case_id)) is not None
-            for notice in notices(env, case)
+            for notice in notices(env, case, self.telling, now)
         ]
         if await self.store.enqueue(deliveries):
             self.wake.set()

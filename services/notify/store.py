@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -65,6 +65,8 @@ class DeliveryStore:
     async def create_indexes(self) -> None:
         await self.deliveries.create_index([("status", ASCENDING), ("seq", ASCENDING)])
         await self.deliveries.create_index([("department", ASCENDING), ("status", ASCENDING)])
+        # A department's own deliveries, newest first (`own.py`).
+        await self.deliveries.create_index([("department", ASCENDING), ("seq", DESCENDING)])
         await self.attempts.create_index([("delivery_id", ASCENDING), ("attempt", ASCENDING)])
 
     # --- deliveries ---------------------------------------------------------------------
@@ -159,6 +161,11 @@ class DeliveryStore:
     async def find(self, query: Document, limit: int = 100) -> list[Document]:
         cursor = self.deliveries.find(query, {"body": 0}).sort("seq", ASCENDING).limit(limit)
         return [d async for d in cursor]
+
+    async def page(self, query: Document, offset: int, limit: int) -> list[Document]:
+        """Deliveries matching `query`, newest first, without their bodies."""
+        cursor = self.deliveries.find(query, {"body": 0}).sort("seq", DESCENDING)
+        return [d async for d in cursor.skip(offset).limit(limit)]
 
     async def replay(self, query: Document) -> int:
         """Send dead deliveries again, with the same webhook id, from the schedule's start."""

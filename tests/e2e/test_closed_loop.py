@@ -111,17 +111,18 @@ async def test_report_to_closure(running: Running, receiving: Receiver) -> None:
         )
         assert checked.status_code == 202, checked.text
 
-        steps = ("reported", "verified", "filed", "dispatched", "handled", "checked")
+        steps = tuple(f"case.{s}" for s in ("reported", "verified", "filed", "dispatched"))
+        steps += ("case.handled", "case.checked")
         case = await case_in_state(intake, case_id, "closed", having=steps)
     timeline = [(e["type"], e["version"]) for e in case["timeline"]]
     assert timeline == [
-        ("reported", 1),
-        ("verified", 2),
-        ("filed", 3),
-        ("dispatched", 4),
-        ("handled", 5),
-        ("checked", 6),
-        ("closed", 7),
+        ("case.reported", 1),
+        ("case.verified", 2),
+        ("case.filed", 3),
+        ("case.dispatched", 4),
+        ("case.handled", 5),
+        ("case.checked", 6),
+        ("case.closed", 7),
     ]
     assert case["timeline"][4]["actor"] == {"role": "department", "id": "SANITATION/crew-3"}
 
@@ -156,10 +157,16 @@ async def test_a_failed_check_sends_the_case_back_to_its_department(
             json={"supervisor_id": "SUP-2", "passed": False, "note": "still dirty"},
             headers=supervisor,
         )
-        case = await case_in_state(intake, case_id, "dispatched", having=("checked", "rework"))
+        case = await case_in_state(
+            intake, case_id, "dispatched", having=("case.checked", "case.rework")
+        )
         first, second = await delivery_for(receiving, case_id, 2)
     assert case["version"] == 7
-    assert [e["type"] for e in case["timeline"]][-3:] == ["checked", "rework", "dispatched"]
+    assert [e["type"] for e in case["timeline"]][-3:] == [
+        "case.checked",
+        "case.rework",
+        "case.dispatched",
+    ]
     assert first.headers["webhook-id"] != second.headers["webhook-id"]
 
 
@@ -180,11 +187,11 @@ async def test_an_urgent_report_is_dispatched_with_the_urgent_deadline(
             "/reports", json=report, headers=await as_supervisor(running, "SUP-6")
         )
         assert posted.status_code == 202, posted.text
-        case = await case_in_state(intake, posted.json()["case_id"], "dispatched", ("filed",))
+        case = await case_in_state(intake, posted.json()["case_id"], "dispatched", ("case.filed",))
     assert case["urgency"] == "urgent"
     # Counted from the dispatch itself (issue 19), not from the filing.
     [dispatched_at] = [
-        datetime.fromisoformat(e["at"]) for e in case["timeline"] if e["type"] == "dispatched"
+        datetime.fromisoformat(e["at"]) for e in case["timeline"] if e["type"] == "case.dispatched"
     ]
     urgent = running.pack.sla.deadline(Stage.handle, "event", "0102", "urgent", dispatched_at)
     normal = running.pack.sla.deadline(Stage.handle, "event", "0102", None, dispatched_at)
@@ -220,7 +227,7 @@ async def test_an_unhandled_deadline_becomes_a_breach(
 
         case = await eventually(red, within=60, what="the handling light turns red")
     assert case["state"] == "dispatched"
-    [breach] = [e for e in case["timeline"] if e["type"] == "gridloop.sla.breach"]
+    [breach] = [e for e in case["timeline"] if e["type"] == "sla.breach"]
     assert breach["data"]["department"] == "TRAFFIC-POLICE"
     assert breach["data"]["stage"] == "handle"
 

@@ -181,7 +181,7 @@ async def test_a_department_works_a_case_in_the_browser(
         await expect(page.locator("#state")).to_contain_text("dispatched")
         await page.get_by_role("button", name="签收").click()
         await expect(page.locator("#done")).to_contain_text("签收")
-        await expect(page.locator("#timeline")).to_contain_text("gridloop.case.acknowledged")
+        await expect(page.locator("#timeline")).to_contain_text("case.acknowledged")
 
         # A return without a reason: the API's refusal beside the field; nothing changes.
         await page.get_by_role("button", name="回退").click()

@@ -65,12 +65,14 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),
+    ("GET", "/media/none/signed?department=WATER&expires=1&signature=x", EVERYONE),
     ("GET", "/open311/v2/services.json", EVERYONE),
     ("GET", "/audit", {R.admin, R.supervision_centre}),
 ]
 DISPATCH: list[tuple[str, str, set[Role | None]]] = [
     *[
-        ("POST", f"{DEPT}/{action}", DEPARTMENT)
+        ("POST", f"{path}/{action}", DEPARTMENT)
+        for path in (DEPT, "/department/cases/C-none")  # the old path and the credential's
         for action in (
             "acknowledge",
             "handled",
@@ -99,6 +101,8 @@ NOTIFY: list[tuple[str, str, set[Role | None]]] = [
     ("GET", "/deliveries/none", OPERATORS),
     ("POST", "/deliveries/none/replay", OPERATORS),
     ("POST", "/deliveries/replay", OPERATORS),
+    ("GET", "/department/deliveries", DEPARTMENT),
+    ("GET", "/department/deliveries/none", DEPARTMENT),
 ]
 SUBJECT = {R.department: "WATER"}  # the department in the paths above
 # The public's rate limit is not what this test is about: room for every request.

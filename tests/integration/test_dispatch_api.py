@@ -435,3 +435,50 @@ async def test_a_department_lists_its_own_cases_with_their_lights(harness: Harne
     centre = await harness.token(Role.command_centre, "cc-1")
     assert (await harness.http.get("/department/cases", headers=centre)).status_code == 403
     assert (await harness.http.get("/department/cases")).status_code == 401
+
+
+async def test_a_department_acts_at_a_path_its_credential_names(harness: Harness) -> None:
+    """`/department/cases/{id}/…`: the credential says which department; the answer is the
+    one the old path `/departments/{code}/…` gives, which still works."""
+    case_id = await harness.dispatched_case("SANITATION", assisting=["WATER"])
+    sanitation = await harness.token(Role.department, "SANITATION")
+    water = await harness.token(Role.department, "WATER")
+    roads = await harness.token(Role.department, "ROADS")
+    ack = {"handler_id": "crew-1"}
+
+    acked = await harness.http.post(
+        f"/department/cases/{case_id}/acknowledge", json=ack, headers=sanitation
+    )
+    assert acked.status_code == 202, acked.text
+    assert {k: acked.json()[k] for k in ("state", "version", "type")} == {
+        "state": "dispatched",
+        "version": 3,
+        "type": "case.acknowledged",
+    }
+    # The assisting department at the old path: kept for compatibility.
+    old = await harness.http.post(
+        f"/departments/WATER/cases/{case_id}/acknowledge", json=ack, headers=water
+    )
+    assert old.status_code == 202, old.text
+    assert old.json()["type"] == "case.acknowledged"
+
+    # A department the case was not sent to: refused, nothing changed.
+    other = await harness.http.post(
+        f"/department/cases/{case_id}/handled", json={"handler_id": "x"}, headers=roads
+    )
+    assert other.status_code == 403
+    centre = await harness.token(Role.command_centre, "cc-1")
+    wrong_role = await harness.http.post(
+        f"/department/cases/{case_id}/handled", json={"handler_id": "x"}, headers=centre
+    )
+    assert wrong_role.status_code == 403
+
+    handled = await harness.http.post(
+        f"/department/cases/{case_id}/handled",
+        json={"handler_id": "crew-1", "note": "cleared"},
+        headers=sanitation,
+    )
+    assert handled.status_code == 202, handled.text
+    assert (handled.json()["state"], handled.json()["version"]) == ("handled", 4)
+    doc = await harness.state(case_id, "handled")
+    assert doc["timeline"][-1]["actor"]["id"] == "SANITATION/crew-1"

@@ -26,6 +26,8 @@ from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.kafka import EventProducer, ensure_topics
+from gridloop.mediakeys import link_key
+from gridloop.medialinks import LinkSigner
 from gridloop.mongo import Document
 from schemas.envelope import Envelope, decode
 from schemas.events import Actor, CaseDispatched
@@ -309,6 +311,98 @@ async def test_media_follow_their_case_and_every_read_is_audited(h: Harness) -> 
         ("refused", "ROADS", None),
         ("read", "centre-1", case_id),
     }
+
+
+async def test_a_webhook_photo_link_is_signed_expires_and_follows_the_case(h: Harness) -> None:
+    """The link a webhook carries opens the photo without a credential, as the department
+    it was signed for (audited so); altered or expired, it is refused and says why."""
+    upload = await h.http.post(
+        "/media", files={"file": ("p.jpg", JPEG, "image/jpeg")}, headers=h.auth("supervisor")
+    )
+    photo = upload.json()["media_id"]
+    case_id = (await h.post("/reports", REPORT | {"media": [photo]}, "supervisor")).json()[
+        "case_id"
+    ]
+    await h.project(case_id, 2)
+    dispatched = CaseDispatched(
+        case_id=case_id,
+        version=3,
+        actor=Actor(role=ActorRole.command_centre, id="auto-dispatch"),
+        department="WATER",
+        deadline=datetime.now(UTC) + timedelta(hours=4),
+        rule="test",
+    )
+    await CaseStore(h.db).apply(Envelope(dispatched, "/tests"))
+    # Notify signs with the same key: the database's own, none being configured.
+    signer = LinkSigner(await link_key(h.db, ""), "http://intake", timedelta(hours=1))
+    now = datetime.now(UTC)
+
+    def path(link: str) -> str:
+        return link.removeprefix("http://intake")
+
+    opened = await h.http.get(path(signer.link(photo, "WATER", now).url))
+    assert opened.status_code == 200, opened.text
+    assert opened.content == JPEG
+
+    link = signer.link(photo, "WATER", now).url
+    expires = int(link.split("expires=")[1].split("&")[0])
+    tampered = await h.http.get(path(link.replace(f"expires={expires}", f"expires={expires + 9}")))
+    assert tampered.status_code == 403
+    [why] = tampered.json()["detail"]
+    assert (why["loc"], why["type"]) == (["query", "signature"], "link_tampered")
+    assert "signature does not match" in why["msg"]
+
+    old = signer.link(photo, "WATER", now - timedelta(hours=2)).url
+    expired = await h.http.get(path(old))
+    assert expired.status_code == 403
+    assert expired.json()["detail"][0]["type"] == "link_expired"
+    assert "expired" in expired.json()["detail"][0]["msg"]
+
+    other_key = LinkSigner(b"another key", "http://intake", timedelta(hours=1))
+    forged = await h.http.get(path(other_key.link(photo, "WATER", now).url))
+    assert forged.json()["detail"][0]["type"] == "link_tampered"
+    # Signed for a department the case was not sent to: as unknown, like its credential.
+    roads = await h.http.get(path(signer.link(photo, "ROADS", now).url))
+    assert roads.status_code == 404
+
+    trail = [d async for d in h.db["audit"].find({"media_id": photo})]
+    assert [(d["kind"], d["actor"]["id"], d["case_id"]) for d in trail] == [
+        ("read", "WATER", case_id),
+        ("refused", "ROADS", None),
+    ]
+
+
+def _keys_and_points(value: Any, found: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Every (key, value) of a JSON document, at any depth."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.append((key, inner))
+            _keys_and_points(inner, found)
+    elif isinstance(value, list):
+        for inner in value:
+            _keys_and_points(inner, found)
+    return found
+
+
+async def test_a_case_read_has_geojson_points_and_no_internal_fields(h: Harness) -> None:
+    """The projection keeps the duplicate search's cell keys (`near`) on the case document;
+    a read shows none of them, and every point in it — the case's and its report's on the
+    timeline — is GeoJSON."""
+    case_id = (await h.post("/reports", REPORT, "supervisor")).json()["case_id"]
+    await h.project(case_id, 2)
+    stored = await h.db["cases"].find_one({"_id": case_id})
+    assert stored is not None and stored["near"]  # what must not show
+    read = await h.get(f"/cases/{case_id}", "centre")
+    assert read.status_code == 200
+    pairs = _keys_and_points(read.json(), [])
+    keys = {key for key, _ in pairs}
+    assert not keys & {"near", "outbox", "rev", "writer", "_id", "lon", "lat"}, keys
+    points = [value for key, value in pairs if key == "point"]
+    assert len(points) == 2  # the case's and the report's on its timeline
+    lon, lat = REPORT["point"]["lon"], REPORT["point"]["lat"]
+    assert all(p == {"type": "Point", "coordinates": [lon, lat]} for p in points), points
+    cells = {str(k) for k in stored["near"]}
+    assert not cells & {str(v) for _, v in pairs}  # no cell key as a value either
 
 
 async def test_media_ids_tell_nothing_of_one_another(h: Harness) -> None:

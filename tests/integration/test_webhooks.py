@@ -34,6 +34,7 @@ from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseDispatched, CaseExtended, EventData
 from schemas.events import Role as ActorRole
+from schemas.webhooks import GeoPoint, validate
 from services.notify import service
 from services.notify.admin import create_app
 from services.notify.core import RetrySchedule
@@ -266,6 +267,10 @@ async def test_a_joint_case_reaches_every_department_signed_and_logged(harness: 
     assert arrival.message["data"]["description"] == "暴露垃圾"
     [other] = [a for a in harness.receivers.of("SANITATION") if a.webhook_id == helper["_id"]]
     assert other.message["data"]["role"] == "assisting"
+    for message in (arrival.message, other.message):  # as docs/departments.md has it
+        sent = validate(message)
+        assert sent.data.point == GeoPoint(type="Point", coordinates=(116.4025, 39.9205))
+        assert sent.data.class_name is not None and sent.data.grid_name is None  # no grid
 
     # The failed attempt and the retry carried the same webhook-id; both were logged.
     ids = [wid for dept, wid, _ in harness.receivers.requests if dept == "WATER"]
@@ -286,6 +291,76 @@ async def test_a_redelivered_event_is_not_sent_twice(harness: Harness) -> None:
     await asyncio.sleep(0.3)
     assert [a.webhook_id for a in harness.receivers.arrivals].count(done["_id"]) == 1
     assert await harness.store.deliveries.count_documents({"case_id": event.case_id}) == 1
+
+
+# --- a department's own deliveries ---------------------------------------------------------
+
+
+async def test_a_department_lists_its_own_deliveries_with_its_credential(
+    harness: Harness,
+) -> None:
+    harness.receivers.scripts["SANITATION"] = Script(default=(503, {}, 0.0))
+    dead = dispatched("SANITATION")
+    await harness.send(dead)
+    await harness.delivery(dead.case_id, "dead")
+    harness.receivers.scripts["SANITATION"] = Script()
+    fine = dispatched("SANITATION")
+    await harness.send(fine)
+    await harness.delivery(fine.case_id, "delivered")
+    theirs = dispatched("WATER")
+    await harness.send(theirs, "WATER")
+    await harness.delivery(theirs.case_id, "delivered")
+    credentials = CredentialStore(harness.db)
+    sanitation = {
+        "Authorization": f"Bearer {await credentials.issue(Role.department, 'SANITATION')}"
+    }
+
+    listed = await harness.admin.get("/department/deliveries", headers=sanitation)
+    assert listed.status_code == 200, listed.text
+    page = listed.json()
+    assert [d["case_id"] for d in page["deliveries"]] == [fine.case_id, dead.case_id]
+    assert page["next"] is None
+    newest, oldest = page["deliveries"]
+    assert (newest["status"], newest["attempts"], newest["next_attempt_at"]) == (
+        "delivered",
+        1,
+        None,
+    )
+    assert (oldest["status"], oldest["attempts"], oldest["last_status"]) == ("dead", 3, 503)
+    assert newest["type"] == "case.dispatched"
+
+    only_dead = await harness.admin.get(
+        "/department/deliveries", params={"status": "dead"}, headers=sanitation
+    )
+    assert [d["case_id"] for d in only_dead.json()["deliveries"]] == [dead.case_id]
+    first = await harness.admin.get(
+        "/department/deliveries", params={"limit": 1}, headers=sanitation
+    )
+    assert [d["case_id"] for d in first.json()["deliveries"]] == [fine.case_id]
+    assert first.json()["next"] == 1
+    second = await harness.admin.get(
+        "/department/deliveries", params={"limit": 1, "offset": 1}, headers=sanitation
+    )
+    assert [d["case_id"] for d in second.json()["deliveries"]] == [dead.case_id]
+
+    one = await harness.admin.get(
+        f"/department/deliveries/{oldest['webhook_id']}", headers=sanitation
+    )
+    assert one.status_code == 200
+    assert [a["status_code"] for a in one.json()["attempt_log"]] == [503, 503, 503]
+    assert one.json()["message"]["data"]["case_id"] == dead.case_id
+    water = await harness.store.deliveries.find_one({"case_id": theirs.case_id})
+    assert water is not None
+    water_id = water["_id"]
+    not_theirs = await harness.admin.get(f"/department/deliveries/{water_id}", headers=sanitation)
+    assert not_theirs.status_code == 404  # another department's: as unknown
+    bad = await harness.admin.get(
+        "/department/deliveries", params={"status": "lost"}, headers=sanitation
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"][:2] == ["query", "status"]
+    admin = await harness.admin.get("/department/deliveries", headers=harness.admin_token)
+    assert admin.status_code == 403  # the path is a department's: the admin has /deliveries
 
 
 # --- the schedule, dead letters, replay -----------------------------------------------------

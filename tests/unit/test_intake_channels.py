@@ -422,7 +422,7 @@ def test_the_public_view_shows_status_and_public_notes_only() -> None:
     shown = public_view(RECORD, "暴露垃圾", None)
     assert shown["status"] == "open"
     assert shown["class_name"] == "暴露垃圾"
-    assert [e["type"] for e in shown["timeline"]] == ["reported", "voided"]
+    assert [e["type"] for e in shown["timeline"]] == ["case.reported", "case.voided"]
     assert shown["timeline"][1]["note"] == "spam"
     text = str(shown)
     for secret in ("13900000000", "李女士", "c-1", "website", "department"):

@@ -12,12 +12,16 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from gridloop.cases.record import CaseRecord
+from gridloop.citypack import load_city_pack
+from gridloop.config import DEMO_CITY_PACK
 from schemas.envelope import Envelope
 from schemas.events import EventData
 from services.notify.addresses import Pinned, address_problem, pinned, url_problem
 from services.notify.core import (
     SPEC_SCHEDULE,
+    Notice,
     RetrySchedule,
+    Telling,
     encode_body,
     notices,
     retry_after_seconds,
@@ -25,17 +29,28 @@ from services.notify.core import (
     verdict,
     webhook_id,
 )
-from tests.samples import DEADLINE, SOURCE, TIME, sample
+from tests.samples import CASE_ID, DEADLINE, SOURCE, TIME, sample
 
 CASE_DOC = CaseRecord.model_validate(
-    {"_id": "C-1", "department": "SANITATION", "kind": "event", "state": "dispatched", "version": 3}
+    {
+        "_id": CASE_ID,
+        "department": "SANITATION",
+        "kind": "event",
+        "state": "dispatched",
+        "version": 3,
+    }
 )
+TELLING = Telling(load_city_pack(DEMO_CITY_PACK))
 OLD = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 NEW = "whsec_" + "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
 
 
 def env(data: EventData) -> Envelope:
     return Envelope(data=data, source=SOURCE, time=TIME)
+
+
+def tell(event: Envelope) -> list[Notice]:
+    return notices(event, CASE_DOC, TELLING, TIME)
 
 
 # --- notices ------------------------------------------------------------------------------
@@ -45,7 +60,7 @@ def test_a_joint_case_notifies_the_lead_and_every_assisting_department() -> None
     dispatched = sample(
         "gridloop.case.dispatched", department="WATER", assisting=["SANITATION", "ROADS"]
     )
-    found = notices(env(dispatched), CASE_DOC)
+    found = tell(env(dispatched))
     assert [n.department for n in found] == ["WATER", "SANITATION", "ROADS"]
     assert [n.message["data"]["role"] for n in found] == ["lead", "assisting", "assisting"]
     assert all(n.message["type"] == "case.dispatched" for n in found)
@@ -66,7 +81,7 @@ def test_a_joint_case_notifies_the_lead_and_every_assisting_department() -> None
 def test_decisions_and_breaches_reach_the_case_department(
     ce_type: str, department: str, wanted: dict[str, Any]
 ) -> None:
-    [notice] = notices(env(sample(ce_type)), CASE_DOC)
+    [notice] = tell(env(sample(ce_type)))
     assert notice.department == department
     assert notice.message["type"] == ce_type.removeprefix("gridloop.")
     assert notice.message["data"]["case_id"] == sample(ce_type).case_id
@@ -77,18 +92,18 @@ def test_the_resume_message_tells_the_moved_deadline() -> None:
     """Issue 19: the department learns when the resumed case is due, as on a dispatch."""
     moved = DEADLINE + timedelta(hours=1)
     resumed = sample("gridloop.case.resumed", deadline=moved, assumed_years=[2027])
-    [notice] = notices(env(resumed), CASE_DOC)
+    [notice] = tell(env(resumed))
     assert notice.message["data"]["deadline"] == moved.isoformat()
     assert notice.message["data"]["assumed_years"] == [2027]
-    [plain] = notices(env(sample("gridloop.case.resumed")), CASE_DOC)
-    assert "deadline" not in plain.message["data"]  # none known: none told
+    [plain] = tell(env(sample("gridloop.case.resumed")))
+    assert plain.message["data"]["deadline"] is None  # none known: none told
 
 
 def test_an_escalation_goes_to_the_department_named_to_be_notified() -> None:
     nobody = sample("gridloop.sla.escalation", notify_department=None)
-    assert notices(env(nobody), CASE_DOC) == []
+    assert tell(env(nobody)) == []
     named = sample("gridloop.sla.escalation", notify_department="STREET-001")
-    [notice] = notices(env(named), CASE_DOC)
+    [notice] = tell(env(named))
     assert (notice.department, notice.message["type"]) == ("STREET-001", "sla.escalation")
     assert notice.message["data"]["tier"] == "street"
 
@@ -103,7 +118,7 @@ def test_an_escalation_goes_to_the_department_named_to_be_notified() -> None:
     ],
 )
 def test_other_events_notify_nobody(ce_type: str) -> None:
-    assert notices(env(sample(ce_type)), CASE_DOC) == []
+    assert tell(env(sample(ce_type))) == []
 
 
 def test_webhook_ids_are_stable_and_differ_per_department() -> None:
