@@ -167,7 +167,7 @@ async def work_through(running: Running, intake: httpx.AsyncClient, case_id: str
     )
     assert verified.status_code == 202, verified.text
     case = await case_in_state(intake, case_id, "dispatched")
-    [dispatched] = [e for e in case["timeline"] if e["type"] == "dispatched"]
+    [dispatched] = [e for e in case["timeline"] if e["type"] == "case.dispatched"]
     department = str(dispatched["data"]["department"])
     token = bearer(await running.token(Role.department, department))
     async with httpx.AsyncClient(base_url=running.system.url("dispatch")) as dispatch:
