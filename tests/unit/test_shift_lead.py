@@ -37,6 +37,7 @@ from schemas.events import (
     Role,
     UrgeReplied,
 )
+from services.console.approvals import waiting
 from services.dispatch import core
 from services.dispatch.commands import AnswerRequest, ReplyToUrge, Return, Urge
 from services.evaluation.facts import fold
@@ -323,3 +324,37 @@ def test_urge_replies_count_in_the_departments_score_with_the_packs_weight() -> 
         Level.department, "SANITATION", "环卫", "2026-11", PeriodKind.month, cases, unweighted
     )
     assert plain.score == 40.0  # 100 × (15·0 + 10·1) / 25
+
+
+# --- the shift lead's desk -------------------------------------------------------------
+
+
+def test_the_desk_shows_the_deadline_each_approval_moves() -> None:
+    def pending(kind: str, deadline: datetime | None = None) -> CaseRecord:
+        request = {
+            "request_id": f"r-{kind}",
+            "kind": kind,
+            "department": "SANITATION",
+            "reason": "why",
+            "case_version": 3,
+            "deadline": deadline,
+        }
+        return CaseRecord.model_validate(
+            {
+                "_id": f"C-{kind}",
+                "state": "dispatched",
+                "version": 3,
+                "deadline": NOW + HOUR,
+                "pending_request": request,
+            }
+        )
+
+    later = NOW + 48 * HOUR
+    plain = CaseRecord.model_validate({"_id": "C-none", "state": "dispatched", "version": 3})
+    rows = waiting([pending("extension", later), pending("parking"), pending("return"), plain], NOW)
+    assert [(r.case.case_id, r.moves_to) for r in rows] == [
+        ("C-extension", later),  # the new due time beside the current one
+        ("C-parking", None),  # the clock stops
+        ("C-return", None),  # the department's deadline ends
+    ]
+    assert {r.light for r in rows} == {Light.yellow}  # due within the hour: 将超时
