@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -74,8 +75,8 @@ def approving(running: Running, tmp_path_factory: pytest.TempPathFactory) -> Ite
     sla["approvals"] = {"return": True}
     (pack / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), "utf-8")
     (root / "logs").mkdir()
-    env = running.system.env | {"GRIDLOOP_CITY_PACK": str(pack), PORT_ENV["dispatch"]: ""}
-    env[PORT_ENV["dispatch"]] = str(free_port())
+    port = str(free_port())  # its own port, the rest of the system's environment as is
+    env = running.system.env | {"GRIDLOOP_CITY_PACK": str(pack), PORT_ENV["dispatch"]: port}
     system = System(env, root / "logs", ("dispatch",))
     try:
         system.start()
@@ -130,8 +131,6 @@ async def _state(running: Running, case_id: str, state: str) -> dict[str, Any]:
 
 def _local(at: datetime) -> str:
     """A time as the console shows it (the demo city's zone)."""
-    from zoneinfo import ZoneInfo
-
     return at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
 
 
