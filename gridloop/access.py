@@ -16,6 +16,7 @@ class Role(StrEnum):
     supervisor = "supervisor"  # grid supervisor (监督员)
     supervision_centre = "supervision_centre"  # 监督中心
     command_centre = "command_centre"  # 指挥中心
+    shift_lead = "shift_lead"  # 值班长: approvals and 督办 (docs/console.md)
     department = "department"
     admin = "admin"
 

@@ -47,6 +47,7 @@ class Indicator(StrEnum):
     on_time_dispatch = "on_time_dispatch"  # 按时派遣率 dispatched in time / dispatches due
     on_time_verification = "on_time_verification"  # 按时核实率 verified in time / due
     on_time_check = "on_time_check"  # 按时核查率 checked on site in time / due
+    urge_replies = "urge_replies"  # 督办按时回复率 urges answered in time / urges due
 
 
 class Ratio(BaseModel):
@@ -91,6 +92,7 @@ APPLIES: dict[Level, tuple[Indicator, ...]] = {
         Indicator.response,
         Indicator.resolution,
         Indicator.satisfaction,
+        Indicator.urge_replies,
     ),
     Level.command_centre: (Indicator.dispatch_accuracy, Indicator.on_time_dispatch),
     Level.street: _ALL,

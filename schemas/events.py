@@ -42,6 +42,7 @@ class Role(StrEnum):
     supervisor = "supervisor"
     supervision_centre = "supervision_centre"
     command_centre = "command_centre"
+    shift_lead = "shift_lead"  # 值班长: the command centre's approvals and 督办
     department = "department"
     system = "system"
 
@@ -193,6 +194,8 @@ class CaseReturned(CaseEvent):
 
     ce_type: ClassVar[str] = "gridloop.case.returned"
     department: DepartmentCode
+    # The department's return request the shift lead approved (where the pack asks for it).
+    request_id: RequestId | None = None
 
 
 class CaseExtended(CaseEvent):
@@ -326,6 +329,50 @@ class ParkingDenied(DepartmentRequest):
     ce_type: ClassVar[str] = "gridloop.case.parking_denied"
 
 
+class ReturnRequested(DepartmentRequest):
+    """The department asks to return the case (回退申请) where the city pack makes a return
+    wait for the shift lead (值班长); approval is `case.returned`."""
+
+    ce_type: ClassVar[str] = "gridloop.case.return_requested"
+
+
+class ReturnDenied(DepartmentRequest):
+    """The shift lead refuses the return: the case stays with the department; `reason`
+    says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.return_denied"
+
+
+UrgeId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class CaseUrged(CaseAnnotation):
+    """督办: the shift lead urges `department` on the case, which owes a reply by
+    `reply_by` (the pack's reply limit on its calendar); `urge_id` names the urge."""
+
+    ce_type: ClassVar[str] = "gridloop.case.urged"
+    department: DepartmentCode
+    urge_id: UrgeId
+    message: Annotated[str, Field(min_length=1, max_length=2000)]
+    reply_by: datetime
+    assumed_years: AssumedYears = []
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.urge_id}"
+
+
+class UrgeReplied(CaseAnnotation):
+    """The urged department's reply to a 督办 (`urge_id`)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.urge_replied"
+    department: DepartmentCode
+    urge_id: UrgeId
+    reply: Annotated[str, Field(min_length=1, max_length=2000)]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.urge_id}"
+
+
 class Stage(StrEnum):
     verify = "verify"
     file = "file"
@@ -397,6 +444,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         ExtensionDenied,
         ParkingRequested,
         ParkingDenied,
+        ReturnRequested,
+        ReturnDenied,
+        CaseUrged,
+        UrgeReplied,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

@@ -66,7 +66,17 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
     # Requests and their decisions share a topic (and key), so they stay in order.
     **{
         f"gridloop.case.{t}": DISPATCHES
-        for t in ("extension_requested", "extension_denied", "parking_requested", "parking_denied")
+        for t in (
+            "extension_requested",
+            "extension_denied",
+            "parking_requested",
+            "parking_denied",
+            "return_requested",
+            "return_denied",
+            # 督办 and its reply: the shift lead's and the department's, in order.
+            "urged",
+            "urge_replied",
+        )
     },
     **{f"gridloop.case.{t}": CLOSURES for t in ("closed", "rework", "feedback")},
     **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},

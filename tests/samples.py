@@ -83,6 +83,27 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "request_id": "r-2",
         "reason": "a permit is not needed",
     },
+    "gridloop.case.return_requested": {
+        "department": "SANITATION",
+        "request_id": "r-3",
+        "reason": "the pipe is the water company's",
+    },
+    "gridloop.case.return_denied": {
+        "department": "SANITATION",
+        "request_id": "r-3",
+        "reason": "the drain is yours",
+    },
+    "gridloop.case.urged": {
+        "department": "SANITATION",
+        "urge_id": "u-1",
+        "message": "the bin overflows: act today",
+        "reply_by": DEADLINE,
+    },
+    "gridloop.case.urge_replied": {
+        "department": "SANITATION",
+        "urge_id": "u-1",
+        "reply": "crew on site at 15:00",
+    },
     "gridloop.sla.warning": {},
     "gridloop.sla.breach": {},
     "gridloop.sla.escalation": {"tier": "street", "notify_department": "STREET-001"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from gridloop.cases.record import CaseRecord
+from gridloop.cases.record import CaseRecord, Urge
 from gridloop.lifecycle import State
 
 SOON = timedelta(hours=2)  # due within this: yellow, whether or not the engine warned yet
@@ -34,3 +34,13 @@ def light(case: CaseRecord, now: datetime, soon: timedelta = SOON) -> Light:
         return Light.red
     warned = clock is not None and current and clock.light == "yellow"
     return Light.yellow if warned or case.deadline - now <= soon else Light.green
+
+
+def urge_light(urge: Urge, now: datetime, soon: timedelta = SOON) -> Light:
+    """A 督办's light: red once its reply is late (none by the deadline, or one after it),
+    yellow while its reply is due within `soon`, green when answered in time or not due."""
+    if urge.missed(now):
+        return Light.red
+    if urge.reply is None and urge.reply_by - now <= soon:
+        return Light.yellow
+    return Light.green

@@ -16,9 +16,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.cases.record import CaseRecord, PendingRecord
 from gridloop.cases.view import CaseView, PendingRequest
-from gridloop.lifecycle import State
+from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.mongo import Document
-from schemas.events import Channel, Point
+from schemas.events import CaseUrged, Channel, Point
+
+URGED = CaseUrged.ce_type
 
 # A document whose first event is still being written has no state yet: not a case.
 _IS_CASE: Document = {"state": {"$exists": True}}
@@ -147,6 +149,17 @@ class CaseReader:
             }
             ended += [d["_id"] async for d in self._cases.find(query, {"_id": 1})]
         return ended
+
+    async def urged(self, limit: int) -> list[CaseRecord]:
+        """Open cases with a 督办 in their timeline (answered or not), latest change first."""
+        query = {
+            "timeline.type": {"$in": [URGED, "urged"]},
+            "state": {"$in": [s.value for s in OPEN_STATES]},
+        }
+        found = self._cases.find(query, _NOT_INTERNAL | {"reporter": 0})
+        return [
+            CaseRecord.model_validate(d) async for d in found.sort("updated_at", -1).limit(limit)
+        ]
 
     async def overdue(self, now: datetime, limit: int) -> list[CaseRecord]:
         """Dispatched cases past their handling deadline, the most recently overdue first

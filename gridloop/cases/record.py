@@ -94,14 +94,40 @@ class StageClock(_Read):
 
 
 class PendingRecord(_Read):
-    """A department's request awaiting the command centre."""
+    """A department's request awaiting the shift lead (值班长)."""
 
     request_id: str
-    kind: Literal["extension", "parking"]
+    kind: Literal["extension", "parking", "return"]
     department: str
     reason: str
     case_version: int
     deadline: datetime | None = None
+
+
+class Urge(_Read):
+    """A 督办 as the timeline shows it: who urged which department, with what message, the
+    reply it owes by `reply_by`, and the reply if it came."""
+
+    urge_id: str
+    department: str
+    message: str
+    reply_by: datetime
+    urged_at: datetime
+    by: Actor | None = None
+    reply: str | None = None
+    replied_at: datetime | None = None
+    replied_by: Actor | None = None
+
+    def missed(self, now: datetime) -> bool:
+        """The reply is late: none by its deadline, or one after it."""
+        if self.replied_at is not None:
+            return self.replied_at > self.reply_by
+        return now > self.reply_by
+
+
+def _step(entry: TimelineEntry) -> str:
+    # `gridloop.case.urged` or `urged`: the last part names it, however the timeline spells it.
+    return entry.type.rsplit(".", 1)[-1]
 
 
 class CaseRecord(_Read):
@@ -151,3 +177,32 @@ class CaseRecord(_Read):
             if entry.type == ACKNOWLEDGED and entry.data.get("department") == department:
                 return True
         return False
+
+    def urges(self) -> list[Urge]:
+        """Every 督办 of the case, oldest first, each with its reply if one came."""
+        found: dict[str, Urge] = {}
+        for entry in sorted(self.timeline, key=lambda e: e.at):
+            data, step = entry.data, _step(entry)
+            if step == "urged" and "urge_id" in data:
+                found[data["urge_id"]] = Urge(
+                    urge_id=data["urge_id"],
+                    department=data["department"],
+                    message=data["message"],
+                    reply_by=data["reply_by"],
+                    urged_at=entry.at,
+                    by=entry.actor,
+                )
+            elif step == "urge_replied" and data.get("urge_id") in found:
+                urged = found[data["urge_id"]]
+                found[urged.urge_id] = urged.model_copy(
+                    update={
+                        "reply": data["reply"],
+                        "replied_at": entry.at,
+                        "replied_by": entry.actor,
+                    }
+                )
+        return list(found.values())
+
+    def open_urge(self) -> Urge | None:
+        """The 督办 still awaiting its reply, if any."""
+        return next((u for u in reversed(self.urges()) if u.reply is None), None)

@@ -27,6 +27,7 @@ from schemas.events import (
     CaseReported,
     CaseResumed,
     CaseSplit,
+    CaseUrged,
     Channel,
     ExtensionDenied,
     ExtensionRequested,
@@ -34,15 +35,24 @@ from schemas.events import (
     ParkingDenied,
     ParkingRequested,
     Point,
+    ReturnDenied,
+    ReturnRequested,
+    UrgeReplied,
 )
+
+REQUEST_KINDS = {
+    ExtensionRequested: "extension",
+    ParkingRequested: "parking",
+    ReturnRequested: "return",
+}
 
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A department's extension or parking request awaiting the command centre."""
+    """A department's extension, parking or return request awaiting the shift lead."""
 
     request_id: str
-    kind: str  # extension | parking
+    kind: str  # extension | parking | return
     department: str
     reason: str
     case_version: int
@@ -76,6 +86,10 @@ class CaseView:
     acknowledged: tuple[str, ...] = ()
     explained: int = 0
     parked_at: datetime | None = None  # when it was last parked (挂账): its clock stood still
+    # The open 督办: its id, the department that owes the reply, and by when.
+    urge_id: str | None = None
+    urged_department: str | None = None
+    urge_reply_by: datetime | None = None
 
 
 def evolve(view: CaseView | None, env: Envelope) -> CaseView:
@@ -87,8 +101,8 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         raise ValueError(f"{data.case_id}: a {env.type} before the case was reported")
     if isinstance(data, CaseEvent):
         return _transition(view, data, env.time)
-    if isinstance(data, ExtensionRequested | ParkingRequested):
-        kind = "extension" if isinstance(data, ExtensionRequested) else "parking"
+    if isinstance(data, ExtensionRequested | ParkingRequested | ReturnRequested):
+        kind = REQUEST_KINDS[type(data)]
         pending = PendingRequest(
             data.request_id,
             kind,
@@ -98,8 +112,17 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
             getattr(data, "deadline", None),
         )
         return replace(view, pending_request=pending)
-    if isinstance(data, ExtensionDenied | ParkingDenied):
+    if isinstance(data, ExtensionDenied | ParkingDenied | ReturnDenied):
         return replace(view, pending_request=None)
+    if isinstance(data, CaseUrged):
+        return replace(
+            view,
+            urge_id=data.urge_id,
+            urged_department=data.department,
+            urge_reply_by=data.reply_by,
+        )
+    if isinstance(data, UrgeReplied) and data.urge_id == view.urge_id:
+        return replace(view, urge_id=None, urged_department=None, urge_reply_by=None)
     if isinstance(data, CaseAcknowledged):
         return replace(view, acknowledged=(*view.acknowledged, data.department))
     if isinstance(data, CaseExplained):

@@ -67,6 +67,7 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
         Ind.response: 10.0,
         Ind.resolution: 5.0,
         Ind.satisfaction: 10.0,
+        Ind.urge_replies: 10.0,
     },
     Level.street: _PLACE,
     Level.community: _PLACE,

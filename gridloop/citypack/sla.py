@@ -99,6 +99,21 @@ class Centres(_Strict):
     command: Annotated[str, Field(pattern=r"^[A-Z0-9-]{2,32}$")] = "COMMAND-CENTRE"
 
 
+class Approvals(_Strict):
+    """Which department actions wait for the shift lead's (值班长) approval. Extensions and
+    parking always do; a return (回退) where the city says so."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    return_: bool = Field(False, alias="return")
+
+
+class Urging(_Strict):
+    """督办: how long an urged department has to reply, on which clock."""
+
+    reply_within: timedelta = timedelta(hours=4)
+    clock: ClockKind = "working"
+
+
 class SlaFile(_Strict):
     format: Literal["gridloop-sla/1"]
     office_hours: list[tuple[time, time]]
@@ -107,6 +122,8 @@ class SlaFile(_Strict):
     centres: Centres = Centres()
     rules: list[Rule] = []
     offices: Offices = Offices()
+    approvals: Approvals = Approvals()
+    urging: Urging = Urging()
 
     @field_validator("office_hours")
     @classmethod
@@ -165,6 +182,20 @@ class SlaPolicy:
 
     def clock(self, kind: ClockKind) -> Clock:
         return self.calendar if kind == "working" else self.natural
+
+    @property
+    def returns_need_approval(self) -> bool:
+        """Whether a department's return (回退) waits for the shift lead's approval."""
+        return self.file.approvals.return_
+
+    def reply_by(self, since: datetime) -> Deadline:
+        """When a department urged (督办) at `since` owes its reply: the pack's reply limit
+        added on its clock (working time: office hours on working days)."""
+        urging = self.file.urging
+        clock = self.clock(urging.clock)
+        due = clock.add(since, urging.reply_within)
+        limit = urging.reply_within
+        return Deadline(since, due, limit, tuple(sorted(clock.assumed_years(since, due))))
 
     def terms(self, kind: str | None, code: str | None, urgency: str | None = None) -> Terms:
         """Limits, clock and ladder of a class at an urgency (memoised: a pack is fixed)."""
@@ -316,6 +347,8 @@ def _cross_check(file: SlaFile, city: CityFile) -> list[str]:
         for stage, limit in rule.limits.items():
             if limit <= timedelta(0):
                 errors.append(f"{SLA_FILE}: rules.{n}.limits.{stage}: must be positive")
+    if file.urging.reply_within <= timedelta(0):
+        errors.append(f"{SLA_FILE}: urging.reply_within: must be positive")
     for year, days in file.calendar.items():
         for day in [*days.holidays, *days.workdays]:
             if day.year != year:

@@ -29,6 +29,8 @@ def answer_body(view: CaseView, envs: Sequence[Envelope]) -> Body:
             body["merged_into"] = data.into_case_id
         if request_id := getattr(data, "request_id", None):
             body["request_id"] = request_id
+        if urge_id := getattr(data, "urge_id", None):
+            body["urge_id"] = urge_id
     if isinstance(last, CaseAnnotation):
         body["case_version"] = last.case_version  # the version it annotates
     return body

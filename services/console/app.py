@@ -34,7 +34,7 @@ from gridloop.http import client_address, networks
 from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import core
+from services.console import approvals, core
 from services.console.live import Live, projected
 from services.console.throttle import Throttle
 from services.console.words import LANGS, Lang, words
@@ -158,6 +158,8 @@ def create_app(console: Console) -> FastAPI:
             return await centre(request, found)
         if found.principal.role is Role.supervision_centre:
             return await intake(request, found)
+        if found.principal.role is Role.shift_lead:
+            return RedirectResponse("/approvals", status_code=303)  # the shift lead's desk
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -284,6 +286,7 @@ def create_app(console: Console) -> FastAPI:
         refused = _refusal(answer)
         return await _case(request, found, case_id, answer.status_code, refused, form, action)
 
+    approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
     return app
 
 

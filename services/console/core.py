@@ -67,15 +67,9 @@ DISPATCHABLE = (State.filed, State.returned, State.rework, State.dispatched, Sta
 
 
 def centre_actions(case: CaseRecord) -> tuple[str, ...]:
-    """What the command centre may do on the case now: answer a pending request, dispatch
-    by hand."""
-    offered: list[str] = []
-    if case.pending_request is not None:
-        kind = case.pending_request.kind
-        offered += [f"{kind}/approve", f"{kind}/deny"]
-    if case.state in DISPATCHABLE:
-        offered.append("dispatch")
-    return tuple(offered)
+    """What the command centre's dispatcher may do on the case now: dispatch by hand. A
+    pending request is the shift lead's to answer (its desk, `approvals.py`)."""
+    return ("dispatch",) if case.state in DISPATCHABLE else ()
 
 
 def who(entry: TimelineEntry) -> str:
@@ -91,13 +85,7 @@ DEPARTMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "handled": ("note",),
     "return": ("reason",),
 }
-CENTRE_FIELDS: dict[str, tuple[str, ...]] = {
-    "dispatch": ("department", "reason"),
-    "extension/approve": ("reason",),
-    "extension/deny": ("reason",),
-    "parking/approve": ("reason",),
-    "parking/deny": ("reason",),
-}
+CENTRE_FIELDS: dict[str, tuple[str, ...]] = {"dispatch": ("department", "reason")}
 
 
 # The supervision centre's intake operator (受理员): file (立案) or void (作废) a report.
@@ -136,8 +124,7 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
         return Call("dispatch", f"/departments/{who.department}/cases/{case_id}/{action}", body)
     if who.role is Role.command_centre and action in CENTRE_FIELDS:
         given = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
-        if action.endswith("/deny") or action == "dispatch":
-            given.setdefault("reason", "")
+        given.setdefault("reason", "")  # a dispatch's reason is required
         return Call("dispatch", f"/cases/{case_id}/{action}", {"dispatcher": person} | given)
     if who.role is Role.supervision_centre and action in INTAKE_FIELDS:
         given = {f: form[f] for f in INTAKE_FIELDS[action] if form.get(f)}

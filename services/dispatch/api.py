@@ -5,7 +5,9 @@ and hands it to the service layer (`handlers.Dispatch`), which answers 202 once 
 acknowledged the event. A department's credential (role `department`, subject = its code)
 reaches only the cases dispatched to it, at `/department/cases/{id}/…` (the credential names
 the department; `/departments/{code}/cases/{id}/…` is kept for compatibility); the command
-centre's actions need the role `command_centre`.
+centre's actions need the role `command_centre`, except approvals (extension, parking,
+return) and 督办, which are the shift lead's (值班长, role `shift_lead`: docs/console.md says
+why).
 """
 
 from __future__ import annotations
@@ -87,12 +89,26 @@ class ExplainIn(_In):
 
 
 class DecisionIn(_In):
-    """The command centre's answer to a pending request."""
+    """The shift lead's answer to a pending request (`dispatcher`: the person deciding)."""
 
     dispatcher: PersonId
     reason: Note = None
     # Approving an extension: a deadline other than the one asked for.
     deadline: DeadlineIn | None = None
+
+
+class UrgeIn(_In):
+    """督办: the shift lead urges the department holding the case."""
+
+    lead: PersonId
+    message: Reason
+
+
+class UrgeReplyIn(_In):
+    """The urged department's reply."""
+
+    handler_id: HandlerId
+    reply: Reason
 
 
 class DispatchIn(_In):
@@ -130,6 +146,9 @@ Deps = Annotated[Dispatch, Depends(_dispatch)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 DepartmentCaller = Annotated[Principal, Depends(require(Role.department))]
 CommandCentre = Annotated[Principal, Depends(require(Role.command_centre))]
+ShiftLead = Annotated[Principal, Depends(require(Role.shift_lead))]
+# What the command centre's people both read: the case with its pending request.
+CentreStaff = Annotated[Principal, Depends(require(Role.command_centre, Role.shift_lead))]
 
 # What an action answers, and may refuse with besides 422 (documented by FastAPI).
 ACT: dict[int | str, dict[str, Any]] = {
@@ -218,8 +237,10 @@ async def return_case(
     dispatch: Deps,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """回退: not ours, with the reason; back to the command centre to re-dispatch."""
-    returned = do.Return(case_id, _own(who, department), answer.handler_id, answer.reason)
+    """回退: not ours, with the reason; back to the command centre to re-dispatch (or, where
+    the city pack says so, a request the shift lead approves or denies)."""
+    own = _own(who, department)
+    returned = do.Return(case_id, own, answer.handler_id, answer.reason, _request_id(case_id, key))
     return await _act(dispatch, returned, "return", who, key, answer)
 
 
@@ -407,7 +428,7 @@ def _decision_route(kind: do.RequestKind, approve: bool) -> Any:
     async def decide(
         case_id: str,
         decision: DecisionIn,
-        who: CommandCentre,
+        who: ShiftLead,
         dispatch: Deps,
         key: IdempotencyKey = None,
     ) -> JSONResponse:
@@ -421,7 +442,7 @@ def _decision_route(kind: do.RequestKind, approve: bool) -> Any:
     return decide
 
 
-for _kind in ("extension", "parking"):
+for _kind in ("extension", "parking", "return"):
     for _approve in (True, False):
         command.add_api_route(
             f"/{_kind}/{'approve' if _approve else 'deny'}",
@@ -446,8 +467,31 @@ async def command_resume(
     return await _act(dispatch, resume, "resume", who, key, decision)
 
 
+@command.post("/urge", status_code=202, responses=ACT)
+async def urge(
+    case_id: str, asked: UrgeIn, who: ShiftLead, dispatch: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
+    """督办: urge the department holding the case; it owes a reply by the pack's limit."""
+    urged = do.Urge(case_id, asked.lead, asked.message, _request_id(case_id, key))
+    return await _act(dispatch, urged, "urge", who, key, asked)
+
+
+@departments.post("/urge-reply", status_code=202)
+async def reply_to_urge(
+    department: str,
+    case_id: str,
+    answer: UrgeReplyIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The urged department's reply to the open 督办."""
+    reply = do.ReplyToUrge(case_id, _own(who, department), answer.handler_id, answer.reply)
+    return await _act(dispatch, reply, "urge-reply", who, key, answer)
+
+
 @command.get("")
-async def read_case(case_id: str, _: CommandCentre, dispatch: Deps) -> dict[str, Any]:
+async def read_case(case_id: str, _: CentreStaff, dispatch: Deps) -> dict[str, Any]:
     """The case as the command centre sees it: state, department, pending request."""
     case = await dispatch.case(case_id)
     return {
@@ -459,6 +503,13 @@ async def read_case(case_id: str, _: CommandCentre, dispatch: Deps) -> dict[str,
         "deadline": case.deadline.isoformat() if case.deadline else None,
         "urgency": case.urgency,
         "pending_request": case.pending_request.__dict__ if case.pending_request else None,
+        "urge": {
+            "urge_id": case.urge_id,
+            "department": case.urged_department,
+            "reply_by": case.urge_reply_by.isoformat() if case.urge_reply_by else None,
+        }
+        if case.urge_id
+        else None,
     }
 
 

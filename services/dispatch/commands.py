@@ -14,7 +14,7 @@ from typing import Literal
 
 from schemas.events import Actor
 
-RequestKind = Literal["extension", "parking"]
+RequestKind = Literal["extension", "parking", "return"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,15 @@ class Handle:
 
 @dataclass(frozen=True)
 class Return:
-    """回退: not this department's case, and why; back to the command centre."""
+    """回退: not this department's case, and why; back to the command centre (at once, or
+    once the shift lead approves, where the city pack says so: then `request_id` names
+    the request)."""
 
     case_id: str
     department: str
     handler_id: str
     reason: str
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,9 @@ class DispatchByHand:
 
 @dataclass(frozen=True)
 class AnswerRequest:
-    """The command centre approves or denies the case's pending extension or parking
-    request; approving an extension may give another deadline than the one asked for."""
+    """The shift lead (值班长) approves or denies the case's pending extension, parking or
+    return request; approving an extension may give another deadline than the one asked
+    for. `dispatcher` is the person who decides."""
 
     case_id: str
     kind: RequestKind
@@ -114,6 +118,27 @@ class AnswerRequest:
     dispatcher: str
     reason: str | None = None
     deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Urge:
+    """督办: the shift lead urges the department that holds the case, which owes a reply by
+    the pack's reply limit."""
+
+    case_id: str
+    lead: str
+    message: str
+    urge_id: str
+
+
+@dataclass(frozen=True)
+class ReplyToUrge:
+    """The urged department's reply to the open 督办."""
+
+    case_id: str
+    department: str
+    handler_id: str
+    reply: str
 
 
 Command = (
@@ -126,4 +151,6 @@ Command = (
     | Explain
     | DispatchByHand
     | AnswerRequest
+    | Urge
+    | ReplyToUrge
 )

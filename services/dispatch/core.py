@@ -45,6 +45,7 @@ from schemas.events import (
     CaseResumed,
     CaseReturned,
     CaseReworked,
+    CaseUrged,
     EventData,
     ExtensionDenied,
     ExtensionRequested,
@@ -52,9 +53,12 @@ from schemas.events import (
     ParkingDenied,
     ParkingRequested,
     Point,
+    ReturnDenied,
+    ReturnRequested,
     Role,
     RoutingBasis,
     Stage,
+    UrgeReplied,
 )
 from services.dispatch.commands import (
     Acknowledge,
@@ -63,10 +67,12 @@ from services.dispatch.commands import (
     DispatchByHand,
     Explain,
     Handle,
+    ReplyToUrge,
     RequestExtension,
     RequestParking,
     Resume,
     Return,
+    Urge,
 )
 
 COMMAND_CENTRE = Actor(role=Role.command_centre, id="auto-dispatch")
@@ -273,7 +279,7 @@ def decide(pack: CityPack, case: CaseView, command: Command, now: datetime) -> E
         case Handle():
             return decide_handled(case, command)
         case Return():
-            return decide_return(case, command)
+            return decide_return(pack, case, command)
         case RequestExtension():
             return decide_extension_request(case, command, now)
         case RequestParking():
@@ -286,8 +292,14 @@ def decide(pack: CityPack, case: CaseView, command: Command, now: datetime) -> E
             return decide_manual_dispatch(pack, case, command, now)
         case AnswerRequest(kind="extension"):
             return decide_extension(case, command, now)
+        case AnswerRequest(kind="return"):
+            return decide_return_request(case, command)
         case AnswerRequest():
             return decide_parking(case, command)
+        case Urge():
+            return decide_urge(pack, case, command, now)
+        case ReplyToUrge():
+            return decide_urge_reply(case, command)
 
 
 # --- department actions ----------------------------------------------------------------
@@ -350,11 +362,24 @@ def decide_handled(case: CaseView, handled: Handle) -> CaseHandled:
     )
 
 
-def decide_return(case: CaseView, returned: Return) -> CaseReturned:
+def decide_return(
+    pack: CityPack, case: CaseView, returned: Return
+) -> CaseReturned | ReturnRequested:
     """Not ours (回退): back to the command centre, which re-dispatches; counted against
-    the command centre's dispatch accuracy, not the department's."""
+    the command centre's dispatch accuracy, not the department's. Where the city pack
+    says so, a request the shift lead approves (case.returned) or denies."""
     authorize(case, returned.department)
     next_state(case.state, "returned")
+    if pack.sla.returns_need_approval:
+        _no_pending(case)
+        return ReturnRequested(
+            case_id=case.case_id,
+            case_version=case.version,
+            actor=_department(returned.department, returned.handler_id),
+            department=returned.department,
+            request_id=returned.request_id,
+            reason=returned.reason,
+        )
     return CaseReturned(
         case_id=case.case_id,
         version=case.version + 1,
@@ -369,7 +394,7 @@ def _no_pending(case: CaseView) -> None:
         pending = case.pending_request
         raise conflict(
             ("state", "pending_request"),
-            f"the {pending.kind} request {pending.request_id} awaits the command centre",
+            f"the {pending.kind} request {pending.request_id} awaits the shift lead",
             "request_pending",
         )
 
@@ -469,7 +494,12 @@ def decide_explain(case: CaseView, explained: Explain, now: datetime) -> CaseExp
 
 # --- the command centre's decisions on requests ----------------------------------------
 
-Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied)
+Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied, ReturnDenied)
+
+
+def _lead(decision: AnswerRequest) -> Actor:
+    """The shift lead (值班长) who decides a request."""
+    return Actor(role=Role.shift_lead, id=decision.dispatcher)
 
 
 def _pending(case: CaseView, kind: str) -> PendingRequest:
@@ -487,7 +517,7 @@ def decide_extension(
     case: CaseView, decision: AnswerRequest, now: datetime
 ) -> CaseExtended | ExtensionDenied:
     pending = _pending(case, "extension")
-    actor = Actor(role=Role.command_centre, id=decision.dispatcher)
+    actor = _lead(decision)
     if not decision.approve:
         return _denial(ExtensionDenied, case, actor, pending, decision)
     next_state(case.state, "extended")
@@ -514,7 +544,7 @@ def decide_extension(
 
 def decide_parking(case: CaseView, decision: AnswerRequest) -> CaseParked | ParkingDenied:
     pending = _pending(case, "parking")
-    actor = Actor(role=Role.command_centre, id=decision.dispatcher)
+    actor = _lead(decision)
     if not decision.approve:
         return _denial(ParkingDenied, case, actor, pending, decision)
     next_state(case.state, "parked")
@@ -522,6 +552,24 @@ def decide_parking(case: CaseView, decision: AnswerRequest) -> CaseParked | Park
         case_id=case.case_id,
         version=case.version + 1,
         actor=actor,
+        request_id=pending.request_id,
+        reason=decision.reason or pending.reason,
+    )
+
+
+def decide_return_request(case: CaseView, decision: AnswerRequest) -> CaseReturned | ReturnDenied:
+    """The shift lead approves a return (the case goes back to the command centre to be
+    dispatched again) or denies it (the department keeps it)."""
+    pending = _pending(case, "return")
+    actor = _lead(decision)
+    if not decision.approve:
+        return _denial(ReturnDenied, case, actor, pending, decision)
+    next_state(case.state, "returned")
+    return CaseReturned(
+        case_id=case.case_id,
+        version=case.version + 1,
+        actor=actor,
+        department=pending.department,
         request_id=pending.request_id,
         reason=decision.reason or pending.reason,
     )
@@ -544,4 +592,53 @@ def _denial(
         department=pending.department,
         request_id=pending.request_id,
         reason=decision.reason,
+    )
+
+
+# --- 督办: the shift lead urges, the department replies --------------------------------
+
+
+def decide_urge(pack: CityPack, case: CaseView, urge: Urge, now: datetime) -> CaseUrged:
+    """The shift lead urges the department holding the case; it owes a reply by the pack's
+    reply limit, on the pack's calendar. One open urge at a time: a second waits for the
+    reply to the first."""
+    _held(case, "urge", sorted(HELD))
+    if case.department is None:
+        raise conflict(("state",), f"case {case.case_id} has no department", "no_department")
+    if case.urge_id is not None:
+        raise conflict(
+            ("state", "urge"),
+            f"urge {case.urge_id} awaits {case.urged_department}'s reply",
+            "urge_pending",
+        )
+    reply_by = pack.sla.reply_by(now)
+    return CaseUrged(
+        case_id=case.case_id,
+        case_version=case.version,
+        actor=Actor(role=Role.shift_lead, id=urge.lead),
+        department=case.department,
+        urge_id=urge.urge_id,
+        message=urge.message,
+        reply_by=reply_by.due,
+        assumed_years=list(reply_by.assumed_years),
+    )
+
+
+def decide_urge_reply(case: CaseView, reply: ReplyToUrge) -> UrgeReplied:
+    """The urged department answers the open urge (late or not: a late reply still
+    counts as a reply, and evaluation marks it late)."""
+    if case.urge_id is None or case.urged_department is None:
+        raise conflict(("state", "urge"), f"case {case.case_id} has no urge to reply to", "no_urge")
+    if case.urged_department != reply.department:
+        raise forbidden(
+            ("path", "department"),
+            f"the urge on case {case.case_id} is {case.urged_department}'s to answer",
+        )
+    return UrgeReplied(
+        case_id=case.case_id,
+        case_version=case.version,
+        actor=_department(reply.department, reply.handler_id),
+        department=reply.department,
+        urge_id=case.urge_id,
+        reply=reply.reply,
     )

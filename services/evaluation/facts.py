@@ -20,6 +20,12 @@ report (核实: given to the grid's supervisor, `verifier`; done by whoever veri
 refutes it) and on-site check (核查: opened by the handling; done by whoever checks it;
 until then the case's own supervisor answers for it). A task is late by the engine's breach
 of its clock, or done after its known deadline (the verification's `verification_due`).
+
+A 督办 (`CaseUrged`) owes the urged department's reply by `reply_by`: late when the reply
+came after it, or when none came and the case's log already holds an event timed after it
+(facts have no wall clock: an urge nobody answered is known late once anything later is
+read of its case, such as the SLA engine's breach of an overdue handling or the next
+urge).
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ from schemas.events import (
     CaseReported,
     CaseResumed,
     CaseReturned,
+    CaseUrged,
     Channel,
     FeedbackGiven,
     Role,
     SlaBreach,
     Stage,
+    UrgeReplied,
 )
 
 CLOSED_STATES = frozenset({State.closed, State.evaluated})
@@ -106,6 +114,24 @@ class Task(BaseModel):
         return self.late or (self.done_at is not None and not self.withdrawn)
 
 
+class UrgeFact(BaseModel):
+    """A 督办 of one department and its reply."""
+
+    urge_id: str
+    department: str
+    reply_by: datetime
+    replied_at: datetime | None = None
+
+    def late(self, seen_until: datetime | None) -> bool:
+        if self.replied_at is not None:
+            return self.replied_at > self.reply_by
+        return seen_until is not None and seen_until > self.reply_by
+
+    def judged(self, seen_until: datetime | None) -> bool:
+        """Counted: replied, or known late."""
+        return self.replied_at is not None or self.late(seen_until)
+
+
 class CaseFacts(BaseModel):
     """What evaluation needs to know about one case."""
 
@@ -130,6 +156,8 @@ class CaseFacts(BaseModel):
     reopened: int = 0  # reworks after the resident's feedback (evaluated → rework)
     closed_at: datetime | None = None  # the last closure
     rating: int | None = None  # the latest rating, 1–5
+    urges: list[UrgeFact] = Field(default_factory=list)  # 督办, in the order urged
+    seen_until: datetime | None = None  # the time of the latest event read of the case
 
     @property
     def street(self) -> str | None:
@@ -191,6 +219,7 @@ def fold(case_id: str, events: Iterable[Envelope]) -> CaseFacts:
     unique = {env.id: env for env in events if env.data.case_id == case_id}
     ordered = sorted(unique.values(), key=_order)
     facts = CaseFacts(case_id=case_id)
+    facts.seen_until = max((env.time for env in ordered), default=None)
     for env in ordered:
         if isinstance(env.data, CaseEvent):
             _lifecycle(facts, env)
@@ -303,6 +332,14 @@ def _annotation(facts: CaseFacts, env: Envelope) -> None:
         ]
         if rounds:
             rounds[-1].acknowledged = True
+    elif isinstance(data, CaseUrged):
+        facts.urges.append(
+            UrgeFact(urge_id=data.urge_id, department=data.department, reply_by=data.reply_by)
+        )
+    elif isinstance(data, UrgeReplied):
+        for urge in facts.urges:
+            if urge.urge_id == data.urge_id and urge.replied_at is None:
+                urge.replied_at = env.time
 
 
 def _breach(facts: CaseFacts, data: SlaBreach) -> None:

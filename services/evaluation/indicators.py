@@ -33,6 +33,8 @@ Each indicator judges each case: not counted (None), counted in the denominator 
     satisfaction       latest rating at or above `satisfied` (4 of 5) / rated
     on_time_verification  verified (or refuted) in time / a verification done or late
     on_time_check      every on-site check in time / a check done or late
+    urge_replies       every 督办 of it answered by its reply deadline / a case with an
+                       urge answered or known late (a department: the urges of itself)
 
 Rework is the one indicator where lower is better; the composite score uses 1 − rate.
 """
@@ -165,6 +167,11 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
     def satisfaction(case: CaseFacts) -> Verdict:
         return _when(case.rating is not None, (case.rating or 0) >= satisfied)
 
+    def urge_replies(case: CaseFacts, who: Whom) -> Verdict:
+        mine = [u for u in case.urges if who.department in (None, u.department)]
+        judged = [u for u in mine if u.judged(case.seen_until)]
+        return _when(bool(judged), not any(u.late(case.seen_until) for u in judged))
+
     def owned(judge: Callable[[CaseFacts], Verdict]) -> Rule:
         return lambda case, who: judge(case) if _owned(case, who.department) else None
 
@@ -188,6 +195,7 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
         Ind.on_time_dispatch: lambda c, who: _on_time(list(c.dispatches), who),
         Ind.on_time_verification: lambda c, who: _on_time([c.verification], who),
         Ind.on_time_check: lambda c, who: _on_time(list(c.checks), who),
+        Ind.urge_replies: urge_replies,
     }
 
 

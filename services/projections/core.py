@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridloop.cases.view import REQUEST_KINDS
 from gridloop.contacts import contact_id
 from gridloop.lifecycle import TRANSITIONS, transition_name
 from gridloop.nearby import keys_of
@@ -31,6 +32,8 @@ from schemas.events import (
     ExtensionRequested,
     ParkingDenied,
     ParkingRequested,
+    ReturnDenied,
+    ReturnRequested,
     SlaBreach,
     SlaEscalation,
     SlaEvent,
@@ -160,16 +163,16 @@ def sla_change(data: SlaEvent) -> Document:
 def request_change(data: DepartmentRequest) -> tuple[Document, Document] | None:
     """(filter, $set) for a department's request or its denial: a request is pending while
     the case is still at the version it was made at; a denial settles that request."""
-    if isinstance(data, ExtensionRequested | ParkingRequested):
+    if isinstance(data, ExtensionRequested | ParkingRequested | ReturnRequested):
         pending = {
             "request_id": data.request_id,
-            "kind": "extension" if isinstance(data, ExtensionRequested) else "parking",
+            "kind": REQUEST_KINDS[type(data)],
             "department": data.department,
             "reason": data.reason,
             "case_version": data.case_version,
             "deadline": getattr(data, "deadline", None),
         }
         return {"version": data.case_version}, {"pending_request": pending}
-    if isinstance(data, ExtensionDenied | ParkingDenied):
+    if isinstance(data, ExtensionDenied | ParkingDenied | ReturnDenied):
         return {"pending_request.request_id": data.request_id}, {"pending_request": None}
     return None

@@ -4,7 +4,7 @@ Supervisors, the hotline and citizens report (`POST /reports`); supervisors veri
 reports and check handled cases on site (intake); departments answer the webhooks they
 receive (the built-in receivers) through dispatch's callback API: acknowledge, return,
 ask for an extension, handle, explain an overdue case; the command centre re-dispatches
-returned cases and decides extensions; residents rate closed cases (`/feedback`).
+returned cases and its shift lead decides extensions; residents rate closed cases (`/feedback`).
 
 Every wait is simulated time, slept as `simulated / speed` real seconds. An action that
 follows an event the projection may not show yet (a check right after the handling) is
@@ -45,6 +45,7 @@ class Credentials:
     hotline: str
     centre: str  # the supervision centre: files cases when the pack does not file by rule
     command: str
+    lead: str  # the shift lead (值班长): answers extension requests
     departments: dict[str, str]
     reader: str  # an admin's: reads cases and scores for the summary
 
@@ -298,7 +299,7 @@ class Driver:
         path = f"/cases/{case.case_id}/extension/{verb}"
         reason = "the crew has no parts yet: handle it now" if denied else "parts on order"
         decision = {"dispatcher": DISPATCHER, "reason": reason}  # a denial must say why
-        answer = await self.call(self.dispatch, path, decision, self.credentials.command, case=case)
+        answer = await self.call(self.dispatch, path, decision, self.credentials.lead, case=case)
         self.tally.extensions_approved += answer is not None and not denied
 
     # --- supervisors' checks and residents' feedback ------------------------------------------

@@ -43,6 +43,7 @@ from system.up import PORT_ENV, SERVICES, System
 DATABASE = "gridloop"
 # Who the simulated people are: one credential each (the subject is what events record).
 HOTLINE, CENTRE, COMMAND, READER = "hotline-sim", "centre-sim", "command-sim", "reader-sim"
+LEAD = "lead-sim"
 
 
 def default_start(now: datetime, zone: str = "Asia/Shanghai") -> datetime:
@@ -162,6 +163,7 @@ async def issue_credentials(mongodb_uri: str, database: str, pack: CityPack) -> 
             hotline=await store.issue(Role.hotline, HOTLINE, "simulator"),
             centre=await store.issue(Role.supervision_centre, CENTRE, "simulator"),
             command=await store.issue(Role.command_centre, COMMAND, "simulator"),
+            lead=await store.issue(Role.shift_lead, LEAD, "simulator"),
             departments=departments,
             reader=await store.issue(Role.admin, READER, "simulator"),
         )

@@ -106,7 +106,8 @@ async def test_park_resume_extend_rework_show_one_deadline(
     running: Running, receiving: Receiver
 ) -> None:
     roads = {"Authorization": f"Bearer {await running.token(Role.department, 'ROADS')}"}
-    centre = {"Authorization": f"Bearer {await running.token(Role.command_centre, 'cc-1')}"}
+    # Approvals are the shift lead's (值班长).
+    lead = {"Authorization": f"Bearer {await running.token(Role.shift_lead, 'lead-1')}"}
     supervisor = await as_supervisor(running, "SUP-0004")
     intake = await intake_client(running)
     dispatch = httpx.AsyncClient(base_url=running.system.url("dispatch"))
@@ -133,7 +134,7 @@ async def test_park_resume_extend_rework_show_one_deadline(
             lambda: _pending(intake, case_id), what="the parking request on the record"
         )
         approved = await dispatch.post(
-            f"/cases/{case_id}/parking/approve", json={"dispatcher": "cc-1"}, headers=centre
+            f"/cases/{case_id}/parking/approve", json={"dispatcher": "cc-1"}, headers=lead
         )
         assert approved.status_code == 202, approved.text
         parked = await webhook(running.receiver, case_id, "parked", 4)
@@ -169,7 +170,7 @@ async def test_park_resume_extend_rework_show_one_deadline(
             lambda: _pending(intake, case_id), what="the extension request on the record"
         )
         approved = await dispatch.post(
-            f"/cases/{case_id}/extension/approve", json={"dispatcher": "cc-1"}, headers=centre
+            f"/cases/{case_id}/extension/approve", json={"dispatcher": "cc-1"}, headers=lead
         )
         assert approved.status_code == 202, approved.text
         extended = await one_deadline(running, intake, case_id, 6, "extended")

@@ -85,6 +85,8 @@ HOLDERS: dict[str, tuple[Role, str]] = {
     "centre": (Role.supervision_centre, "centre-1"),
     "command": (Role.command_centre, "cc-1"),
     "command-2": (Role.command_centre, "cc-2"),
+    "lead": (Role.shift_lead, "cc-1"),  # approvals are the shift lead's (值班长)
+    "lead-2": (Role.shift_lead, "cc-2"),
     "hotline": (Role.hotline, "hotline-1"),
     "hotline-2": (Role.hotline, "hotline-2"),
 }

@@ -3,7 +3,8 @@ through the door.
 
 The table is the access policy, written down by hand from the issues (supervision centre
 files, supervisors verify and check, departments answer for their own cases, the command
-centre dispatches and decides requests; admins own the webhooks, which the command centre
+centre dispatches, its shift lead (值班长) alone decides requests and urges departments
+(督办); admins own the webhooks, which the command centre
 may read and replay; the audit trail is for admins and the supervision centre). A denial is
 a 401 without a token, or a 403 on the `Authorization` header; anything else (404 for a case
 that does not exist, 409, 422) means the caller got past the door. Requests carry empty
@@ -45,6 +46,7 @@ STAFF: set[Role | None] = {
 }
 EVERYONE: set[Role | None] = {*R, None}
 DEPARTMENT: set[Role | None] = {R.department}
+LEAD: set[Role | None] = {R.shift_lead}
 CASE = "/cases/C-none"
 DEPT = "/departments/WATER/cases/C-none"
 
@@ -81,15 +83,18 @@ DISPATCH: list[tuple[str, str, set[Role | None]]] = [
             "parking",
             "resume",
             "explanation",
+            "urge-reply",
         )
     ],
     ("POST", f"{CASE}/dispatch", {R.command_centre}),
-    ("POST", f"{CASE}/extension/approve", {R.command_centre}),
-    ("POST", f"{CASE}/extension/deny", {R.command_centre}),
-    ("POST", f"{CASE}/parking/approve", {R.command_centre}),
-    ("POST", f"{CASE}/parking/deny", {R.command_centre}),
+    *[
+        ("POST", f"{CASE}/{kind}/{verb}", LEAD)
+        for kind in ("extension", "parking", "return")
+        for verb in ("approve", "deny")
+    ],
+    ("POST", f"{CASE}/urge", LEAD),
     ("POST", f"{CASE}/resume", {R.command_centre}),
-    ("GET", f"{CASE}", {R.command_centre}),
+    ("GET", f"{CASE}", {R.command_centre, R.shift_lead}),
 ]
 OPERATORS: set[Role | None] = {R.admin, R.command_centre}
 HOOK = "/departments/WATER/webhook"

@@ -17,7 +17,7 @@ each trial on a case of its own built through the API first:
    the same view;
 4. check-pass-vs-fail: two supervisors check one handled case, one passes it, one fails it;
 5. two-feedbacks: two hotline operators rate one closed case, 5 and 2 (2 reopens it);
-6. approve-vs-deny: the command centre approves and denies one pending extension request;
+6. approve-vs-deny: the shift lead approves and denies one pending extension request;
 7. two-handled: one department reports one case handled twice, with different notes.
 
 The services run as `tests/integration/race_world.py` describes (intake, dispatch with its
@@ -168,7 +168,7 @@ def _decide(c: Case, approve: bool) -> Shot:
     verb = "approve" if approve else "deny"
     reason = f"{verb}d, {c.case_id[:8]}"
     body = {"dispatcher": "cc-1" if approve else "cc-2", "reason": reason}
-    holder = "command" if approve else "command-2"
+    holder = "lead" if approve else "lead-2"
     fact = "gridloop.case.extended" if approve else "gridloop.case.extension_denied"
     holds = {"request_id": c.request_id} | ({} if approve else {"reason": reason})
     return Shot(verb, "dispatch", f"/cases/{c.case_id}/extension/{verb}", body, holder, fact, holds)

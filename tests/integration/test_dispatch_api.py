@@ -189,13 +189,13 @@ async def test_bad_input_is_refused_with_field_and_reason(harness: Harness) -> N
 async def test_extension_requested_refused_while_pending_then_approved(harness: Harness) -> None:
     case_id = await harness.dispatched_case("SANITATION", due=2)
     sanitation = await harness.token(Role.department, "SANITATION")
-    centre = await harness.token(Role.command_centre, "cc-1")
+    lead = await harness.token(Role.shift_lead, "cc-1")  # approvals are the shift lead's
     later = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     ask = {"handler_id": "h", "deadline": later.isoformat(), "reason": "the crane is booked"}
     url = f"/departments/SANITATION/cases/{case_id}/extension"
 
     nothing_to_approve = await harness.http.post(
-        f"/cases/{case_id}/extension/approve", json={"dispatcher": "cc-1"}, headers=centre
+        f"/cases/{case_id}/extension/approve", json={"dispatcher": "cc-1"}, headers=lead
     )
     assert nothing_to_approve.status_code == 409
     assert _detail(nothing_to_approve)["type"] == "no_pending_request"
@@ -221,7 +221,7 @@ async def test_extension_requested_refused_while_pending_then_approved(harness: 
     )
     assert by_department.status_code == 403
     approved = await harness.http.post(
-        f"/cases/{case_id}/extension/approve", json={"dispatcher": "cc-1"}, headers=centre
+        f"/cases/{case_id}/extension/approve", json={"dispatcher": "cc-1"}, headers=lead
     )
     assert approved.status_code == 202, approved.text
     doc = await harness.state(case_id, "dispatched", version=4)
@@ -233,20 +233,20 @@ async def test_extension_requested_refused_while_pending_then_approved(harness: 
 async def test_extension_denied_then_a_new_request_is_a_new_fact(harness: Harness) -> None:
     case_id = await harness.dispatched_case("SANITATION")
     sanitation = await harness.token(Role.department, "SANITATION")
-    centre = await harness.token(Role.command_centre, "cc-1")
+    lead = await harness.token(Role.shift_lead, "cc-1")  # approvals are the shift lead's
     later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     ask = {"handler_id": "h", "deadline": later, "reason": "rain"}
     url = f"/departments/SANITATION/cases/{case_id}/extension"
     first = (await harness.http.post(url, json=ask, headers=sanitation)).json()["request_id"]
     await eventually(lambda: _pending(harness, case_id, first), within=20, what="pending")
     no_reason = await harness.http.post(
-        f"/cases/{case_id}/extension/deny", json={"dispatcher": "cc-1"}, headers=centre
+        f"/cases/{case_id}/extension/deny", json={"dispatcher": "cc-1"}, headers=lead
     )
     assert no_reason.status_code == 422
     denied = await harness.http.post(
         f"/cases/{case_id}/extension/deny",
         json={"dispatcher": "cc-1", "reason": "rain stops tonight"},
-        headers=centre,
+        headers=lead,
     )
     assert denied.status_code == 202, denied.text
     await eventually(lambda: _pending(harness, case_id, None), within=20, what="settled")
@@ -268,6 +268,7 @@ async def test_parking_return_and_redispatch_by_hand(harness: Harness) -> None:
     street = await harness.token(Role.department, "STREET-001")
     water = await harness.token(Role.department, "WATER")
     centre = await harness.token(Role.command_centre, "cc-1")
+    lead = await harness.token(Role.shift_lead, "cc-1")  # approvals are the shift lead's
     base = f"/departments/SANITATION/cases/{case_id}"
 
     ack = await harness.http.post(
@@ -295,7 +296,7 @@ async def test_parking_return_and_redispatch_by_hand(harness: Harness) -> None:
         lambda: _pending(harness, case_id, park.json()["request_id"]), within=20, what="pending"
     )
     approved = await harness.http.post(
-        f"/cases/{case_id}/parking/approve", json={"dispatcher": "cc-1"}, headers=centre
+        f"/cases/{case_id}/parking/approve", json={"dispatcher": "cc-1"}, headers=lead
     )
     assert approved.status_code == 202, approved.text
     await harness.state(case_id, "parked", version=4)

@@ -112,12 +112,8 @@ def test_each_role_calls_its_own_routes_and_no_other() -> None:
         "/cases/C-1/dispatch",
         {"dispatcher": "zhao.min", "department": "WATER", "reason": ""},
     )
-    # A blank optional comment is left out; a denial's reason is sent, blank or not (the
-    # API refuses a blank one beside the field).
-    approve = core.call(centre, "C-1", "parking/approve", form)
-    assert approve is not None and approve.body == {"dispatcher": "zhao.min"}
-    deny = core.call(centre, "C-1", "parking/deny", form)
-    assert deny is not None and deny.body["reason"] == ""
+    # Answering a request is the shift lead's (its desk), not the dispatcher's.
+    assert core.call(centre, "C-1", "parking/approve", form) is None
     assert core.call(centre, "C-1", "handled", form) is None
     operator = Principal(Role.supervision_centre, "centre", "liu.yang")
     assert core.call(operator, "C-1", "void", form) == Call(
@@ -131,7 +127,7 @@ def test_each_role_calls_its_own_routes_and_no_other() -> None:
     assert core.call(supervisor, "C-1", "handled", form) is None
 
 
-def test_the_centre_may_answer_a_pending_request_and_dispatch_by_hand() -> None:
+def test_the_centre_dispatches_by_hand_and_leaves_requests_to_the_shift_lead() -> None:
     pending = {
         "request_id": "r-1",
         "kind": "extension",
@@ -139,10 +135,6 @@ def test_the_centre_may_answer_a_pending_request_and_dispatch_by_hand() -> None:
         "reason": "materials",
         "case_version": 3,
     }
-    assert core.centre_actions(case(pending_request=pending)) == (
-        "extension/approve",
-        "extension/deny",
-        "dispatch",
-    )
+    assert core.centre_actions(case(pending_request=pending)) == ("dispatch",)
     assert core.centre_actions(case("returned")) == ("dispatch",)
     assert core.centre_actions(case("closed")) == ()

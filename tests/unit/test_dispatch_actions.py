@@ -22,6 +22,7 @@ from schemas.events import (
     CaseParked,
     CaseReported,
     CaseResumed,
+    CaseReturned,
     EventData,
     ExtensionDenied,
     ParkingDenied,
@@ -116,7 +117,7 @@ def test_another_department_is_refused_everything() -> None:
     calls: list[tuple[Any, ...]] = [
         (core.decide_acknowledge, case(), Acknowledge(CASE, other, "h")),
         (core.decide_handled, case(), Handle(CASE, other, "h")),
-        (core.decide_return, case(), Return(CASE, other, "h", "r")),
+        (core.decide_return, PACK, case(), Return(CASE, other, "h", "r")),
         (
             core.decide_extension_request,
             case(),
@@ -144,7 +145,8 @@ def test_an_assisting_department_may_acknowledge_but_not_handle_or_return() -> N
     assert event.department == "STREET-001"
     assert event.actor == Actor(role=Role.department, id="STREET-001/h-9")
     refused(403, "forbidden", core.decide_handled, case(), Handle(CASE, "STREET-001", "h"))
-    refused(403, "forbidden", core.decide_return, case(), Return(CASE, "STREET-001", "h", "r"))
+    assisting_return = Return(CASE, "STREET-001", "h", "r")
+    refused(403, "forbidden", core.decide_return, PACK, case(), assisting_return)
 
 
 # --- acknowledge, return, handled ---------------------------------------------------------
@@ -171,14 +173,15 @@ def test_acknowledge_in_the_wrong_state_is_refused(state: State) -> None:
 
 def test_return_goes_back_to_the_command_centre_with_the_reason() -> None:
     answer = Return(CASE, "SANITATION", "h", "the pipe is the water company's")
-    event = core.decide_return(case(), answer)
+    event = core.decide_return(PACK, case(), answer)
+    assert isinstance(event, CaseReturned)
     assert (event.version, event.department, event.reason) == (5, "SANITATION", answer.reason)
 
 
 @pytest.mark.parametrize("state", [State.parked, State.handled, State.returned])
 def test_return_in_the_wrong_state_is_invalid(state: State) -> None:
     with pytest.raises(InvalidTransition):
-        core.decide_return(case(state=state), Return(CASE, "SANITATION", "h", "r"))
+        core.decide_return(PACK, case(state=state), Return(CASE, "SANITATION", "h", "r"))
 
 
 def test_handled_photos_must_be_links() -> None:
@@ -240,7 +243,7 @@ def test_approving_an_extension_moves_the_deadline() -> None:
     event = core.decide_extension(case(pending_request=pending("extension")), decision, NOW)
     assert isinstance(event, CaseExtended)
     assert (event.version, event.deadline, event.request_id) == (5, LATER, "r-1")
-    assert event.actor == Actor(role=Role.command_centre, id="cc-1")
+    assert event.actor == Actor(role=Role.shift_lead, id="cc-1")  # the shift lead decides
     other = NOW + timedelta(days=1)
     shorter = core.decide_extension(
         case(pending_request=pending("extension")),

@@ -1,0 +1,242 @@
+"""The shift lead's (值班长) desk: approvals waiting (extension, parking, return), each with
+the deadline it would move and its light; 督办 — urge the department holding a case, and
+see its reply or its miss; and the department's reply to an urge.
+
+Like every page of the console, an action is a call of dispatch's own API with the
+person's session token (`/cases/{id}/{kind}/approve|deny`, `/cases/{id}/urge`,
+`/departments/{dept}/cases/{id}/urge-reply`): the API decides, and its refusal is shown
+beside the field it names. `install` adds the routes to the console's app, with the app's
+own page and session helpers (so this module imports nothing of `app.py`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import httpx
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from gridloop.access import Role
+from gridloop.cases.lights import Light, light, urge_light
+from gridloop.cases.record import CaseRecord
+from gridloop.people import Session
+from schemas import clock
+from services.console.live import projected
+
+Page = Callable[..., Response]
+Sessions = Callable[[Request], Awaitable[Session]]
+KINDS = ("extension", "parking", "return")
+VERBS = ("approve", "deny")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An approval waiting: the case, its light, and the deadline approving it moves
+    (an extension's new due time; parking stops the clock; a return ends the department's)."""
+
+    case: CaseRecord
+    light: Light
+    moves_to: datetime | None
+
+
+def waiting(cases: list[CaseRecord], now: datetime) -> list[Waiting]:
+    """The approvals the shift lead answers, oldest first (as read)."""
+    found = []
+    for case in cases:
+        pending = case.pending_request
+        if pending is None:
+            continue
+        moves_to = pending.deadline if pending.kind == "extension" else None
+        found.append(Waiting(case, light(case, now), moves_to))
+    return found
+
+
+def _refusal(answer: httpx.Response, fields: tuple[str, ...]) -> dict[str, str]:
+    """The API's refusal by the form field it names, else beside the action."""
+    try:
+        detail = answer.json().get("detail") or []
+    except ValueError:
+        return {"action": str(answer.status_code)}
+    errors: dict[str, str] = {}
+    for problem in detail if isinstance(detail, list) else []:
+        loc = problem.get("loc") or []
+        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
+        errors[name if name in fields else "action"] = str(problem.get("msg", ""))
+    return errors or {"action": str(answer.status_code)}
+
+
+def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessions) -> None:
+    """Add the shift lead's desk and the urge pages to the console `app`."""
+    templates.env.globals["urge_light"] = lambda urge: urge_light(urge, clock.now())
+
+    @app.exception_handler(FormFromElsewhere)
+    async def sign_in_again(request: Request, exc: FormFromElsewhere) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    async def post(
+        request: Request, found: Session, path: str, body: dict[str, Any], key: str
+    ) -> httpx.Response | None:
+        """Dispatch's answer to the person's action (None: it did not answer); after a
+        202, once the projection shows it, so the next page shows what they did."""
+        console = request.app.state.console
+        headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                answer = await client.post(console.dispatch_url + path, json=body, headers=headers)
+        except httpx.HTTPError:
+            return None
+        if answer.status_code == 202:
+            events = answer.json().get("events") or []
+            case_id = path.split("/cases/")[1].split("/")[0]
+            await projected(console.reader, dict.fromkeys(events, case_id))
+        return answer
+
+    async def desk(
+        request: Request,
+        found: Session,
+        status: int = 200,
+        errors: dict[str, dict[str, str]] | None = None,
+    ) -> Response:
+        reader = request.app.state.console.reader
+        now = clock.now()
+        requests = waiting(await reader.with_pending_request(limit=200), now)
+        urged = await reader.urged(limit=200)
+        overdue = await reader.overdue(now, limit=200)
+        lights = {c.case_id: light(c, now) for c in [*urged, *overdue]}
+        return page(
+            request,
+            "approvals.html",
+            status,
+            me=found,
+            requests=requests,
+            urged=urged,
+            overdue=overdue,
+            lights=lights,
+            errors=errors or {},
+            done=request.query_params.get("done"),
+        )
+
+    @app.get("/approvals")
+    async def approvals(request: Request) -> Response:
+        found = await session(request)
+        if found.principal.role is not Role.shift_lead:
+            return page(request, "elsewhere.html", 403, me=found)
+        return await desk(request, found)
+
+    @app.post("/approvals/{case_id}/{kind}/{verb}")
+    async def decide(
+        request: Request,
+        case_id: str,
+        kind: str,
+        verb: str,
+        csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
+        reason: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        found = await _checked(request, session, csrf)
+        if kind not in KINDS or verb not in VERBS:
+            return page(request, "elsewhere.html", 404, me=found)
+        body: dict[str, Any] = {"dispatcher": found.principal.person or found.principal.subject}
+        if reason or verb == "deny":
+            body["reason"] = reason  # a denial's blank reason is refused beside its field
+        answer = await post(request, found, f"/cases/{case_id}/{kind}/{verb}", body, key)
+        if answer is None:
+            return await desk(request, found, 503, {case_id: {"action": "unavailable"}})
+        if answer.status_code == 202:
+            return RedirectResponse(f"/approvals?done={verb}", status_code=303)
+        refused = _refusal(answer, ("reason",))
+        return await desk(request, found, answer.status_code, {case_id: refused})
+
+    async def urge_page(
+        request: Request,
+        found: Session,
+        case_id: str,
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Response:
+        case = await request.app.state.console.reader.record(case_id)
+        department = found.principal.department
+        if case is None or (department is not None and not case.held_by(department)):
+            return page(request, "missing.html", 404, me=found, case_id=case_id)
+        return page(
+            request,
+            "urge.html",
+            status,
+            me=found,
+            case=case,
+            light=light(case, clock.now()),
+            key=uuid.uuid4().hex,
+            errors=errors or {},
+            values=values or {},
+            done=request.query_params.get("done"),
+        )
+
+    @app.get("/urges/{case_id}")
+    async def urges(request: Request, case_id: str) -> Response:
+        """The case's 督办: the urge form (the shift lead's), every urge and its reply."""
+        return await urge_page(request, await session(request), case_id)
+
+    @app.post("/urges/{case_id}")
+    async def urge(
+        request: Request,
+        case_id: str,
+        csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
+        message: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        found = await _checked(request, session, csrf)
+        if found.principal.role is not Role.shift_lead:
+            return await urge_page(request, found, case_id, 403, {"action": "forbidden"})
+        body = {"lead": found.principal.person or found.principal.subject, "message": message}
+        answer = await post(request, found, f"/cases/{case_id}/urge", body, key)
+        if answer is None:
+            return await urge_page(request, found, case_id, 503, {"action": "unavailable"})
+        if answer.status_code == 202:
+            return RedirectResponse(f"/urges/{case_id}?done=urge", status_code=303)
+        refused = _refusal(answer, ("message",))
+        values = {"message": message}
+        return await urge_page(request, found, case_id, answer.status_code, refused, values)
+
+    @app.post("/urges/{case_id}/reply")
+    async def reply(
+        request: Request,
+        case_id: str,
+        csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
+        reply: Annotated[str, Form(max_length=2000)] = "",
+    ) -> Response:
+        found = await _checked(request, session, csrf)
+        department = found.principal.department
+        if department is None:
+            return await urge_page(request, found, case_id, 403, {"action": "forbidden"})
+        body = {"handler_id": found.principal.person or department, "reply": reply}
+        path = f"/departments/{department}/cases/{case_id}/urge-reply"
+        answer = await post(request, found, path, body, key)
+        if answer is None:
+            return await urge_page(request, found, case_id, 503, {"action": "unavailable"})
+        if answer.status_code == 202:
+            return RedirectResponse(f"/cases/{case_id}?done=urge-reply", status_code=303)
+        refused = _refusal(answer, ("reply",))
+        return await urge_page(
+            request, found, case_id, answer.status_code, refused, {"reply": reply}
+        )
+
+
+class FormFromElsewhere(Exception):
+    """A form whose CSRF token is not the session's: nothing done, sign in again."""
+
+
+async def _checked(request: Request, session: Sessions, csrf: str) -> Session:
+    """The person's session, and the form's CSRF token is theirs."""
+    found = await session(request)
+    if not secrets.compare_digest(found.csrf, csrf):
+        raise FormFromElsewhere()
+    return found
