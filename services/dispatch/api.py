@@ -490,6 +490,18 @@ async def reply_to_urge(
     return await _act(dispatch, reply, "urge-reply", who, key, answer)
 
 
+@own.post("/urge-reply", status_code=202)
+async def reply_to_urge_own(
+    case_id: str,
+    answer: UrgeReplyIn,
+    who: DepartmentCaller,
+    dispatch: Deps,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The urged department's reply to the open 督办."""
+    return await reply_to_urge(_caller(who), case_id, answer, who, dispatch, key)
+
+
 @command.get("")
 async def read_case(case_id: str, _: CentreStaff, dispatch: Deps) -> dict[str, Any]:
     """The case as the command centre sees it: state, department, pending request."""

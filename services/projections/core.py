@@ -27,6 +27,7 @@ from schemas.events import (
     CaseReported,
     CaseResumed,
     CaseSplit,
+    CaseUrged,
     DepartmentRequest,
     ExtensionDenied,
     ExtensionRequested,
@@ -98,6 +99,8 @@ def facts(env: Envelope) -> Document:
             | ({"component_id": data.component_id} if data.component_id else {})
             | ({"case_number": data.case_number} if data.case_number else {})
         )
+    if isinstance(data, CaseUrged):
+        return {"urged": True}  # once urged (督办), always: the shift lead's desk asks
     return {}
 
 

@@ -36,6 +36,7 @@ class CaseStore:
             ("state", "deadline"),
             ("state", "channel", "reported_at"),
             ("pending_request.kind", "updated_at"),
+            ("urged", "updated_at"),
         ):
             await self.cases.create_index([(name, ASCENDING) for name in desk])
         # Intake's duplicate search (open cases of a class, recently reported): without it,

@@ -117,3 +117,11 @@ async def test_the_centres_and_intakes_queues_find_their_cases_only(
     assert [c.case_id for c in await cases.awaiting_filing(10)] == ["supervisors"]
     assert [c.case_id for c in await cases.in_states((State.filed,), 10)] == ["filed"]
     assert [c.case_id for c in await cases.with_pending_request(10)] == ["asked-more"]
+
+    urge = {"department": "ROADS", "urge_id": "u-1", "reply_by": NOW + timedelta(hours=4)}
+    await made.add("urged", ("gridloop.case.dispatched", {"department": "ROADS"}),
+                   ("gridloop.case.urged", urge))  # fmt: skip
+    await made.add("urged-closed", ("gridloop.case.dispatched", {"department": "ROADS"}),
+                   ("gridloop.case.urged", urge), ("gridloop.case.handled", {}),
+                   ("gridloop.case.checked", {}), ("gridloop.case.closed", {}))  # fmt: skip
+    assert [c.case_id for c in await cases.urged(10)] == ["urged"]  # open ones only

@@ -98,7 +98,7 @@ async def test_a_return_waits_for_the_shift_lead_who_approves_it(lead_harness: H
     assert requested.status_code == 202, requested.text
     body = requested.json()
     assert (body["type"], body["state"], body["version"]) == (
-        "gridloop.case.return_requested",
+        "case.return_requested",
         "dispatched",
         3,
     )
@@ -139,7 +139,7 @@ async def test_a_denied_return_leaves_the_case_with_its_department(lead_harness:
         deny, json={"dispatcher": "lead-1", "reason": "the drain is yours"}, headers=lead
     )
     assert denied.status_code == 202, denied.text
-    assert denied.json()["type"] == "gridloop.case.return_denied"
+    assert denied.json()["type"] == "case.return_denied"
     doc = await eventually(lambda: _pending(h, case_id, None), within=20, what="settled")
     assert (doc["state"], doc["version"], doc["department"]) == ("dispatched", 3, "SANITATION")
 
@@ -159,7 +159,7 @@ async def test_an_urge_and_its_reply(lead_harness: Harness) -> None:
     assert blank.json()["detail"][0]["loc"] == ["body", "message"]
     urged = await h.http.post(f"/cases/{case_id}/urge", json=urge, headers=lead)
     assert urged.status_code == 202, urged.text
-    assert urged.json()["type"] == "gridloop.case.urged"
+    assert urged.json()["type"] == "case.urged"
     urge_id = urged.json()["urge_id"]
     retried = await h.http.post(f"/cases/{case_id}/urge", json=urge, headers=lead)
     assert retried.json() == urged.json()  # the same request again: one urge
