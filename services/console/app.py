@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,6 +31,7 @@ from gridloop.access import Role
 from gridloop.audit import AuditTrail, signing
 from gridloop.cases.lights import light
 from gridloop.cases.reader import CaseReader
+from gridloop.citypack import CityPack
 from gridloop.http import client_address, networks
 from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
@@ -60,6 +62,9 @@ class Console:
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
     # Whose X-Forwarded-For names the client (`GRIDLOOP_TRUSTED_PROXIES`, as at every door).
     trusted_proxies: str = ""
+    # The city pack: the catalogue for class correction, the canned phrases (惯用语), the
+    # routing the dispatcher's suggestion follows, the grids of the maps.
+    pack: CityPack | None = None
 
 
 class SignIn(Exception):
@@ -81,6 +86,23 @@ def create_app(console: Console) -> FastAPI:
     @app.exception_handler(SignIn)
     async def sign_in_first(request: Request, exc: SignIn) -> Response:
         return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def form_refused(request: Request, exc: RequestValidationError) -> Response:
+        """A form the console's own limits refuse (a field too long, one missing): the
+        page again, with the reason beside the field — never FastAPI's JSON — and nothing
+        done."""
+        values = core.form_values(exc.body)
+        if request.url.path == "/login":
+            username = values.get("username", "")[:64]
+            return page(request, "login.html", 422, csrf="", error="invalid", username=username)
+        found = await session(request)
+        case_id = request.path_params.get("case_id")
+        if case_id is None:
+            return page(request, "elsewhere.html", 422, me=found)
+        errors = core.form_errors(exc.errors())
+        action = str(request.path_params.get("action", ""))
+        return await _case(request, found, str(case_id), 422, errors, values, action)
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         lang = _lang(request)
@@ -177,7 +199,8 @@ def create_app(console: Console) -> FastAPI:
             "overdue": await console.reader.overdue(now, limit=200),
         }
         lights = {c.case_id: light(c, now) for cases in queues.values() for c in cases}
-        return page(request, "centre.html", me=found, queues=queues, lights=lights)
+        tiers = {c.case_id: core.escalated(c) for c in queues["overdue"]}
+        return page(request, "centre.html", me=found, queues=queues, lights=lights, tiers=tiers)
 
     async def intake(request: Request, found: Session) -> Response:
         """The supervision centre's intake desk (受理员): reports awaiting verification
@@ -228,10 +251,15 @@ def create_app(console: Console) -> FastAPI:
         if case is None or (department is not None and not case.held_by(department)):
             return page(request, "missing.html", 404, me=found, case_id=case_id)
         offered = core.actions(case, department) if department else ()
-        if found.principal.role is Role.command_centre:
+        role, pack = found.principal.role, console.pack
+        similar: list[core.Similar] = []
+        if role is Role.command_centre:
             offered = core.centre_actions(case)
-        elif found.principal.role is Role.supervision_centre:
-            offered = core.intake_actions(case)
+        elif role is Role.supervision_centre:
+            if case.state in core.AWAITING_INTAKE and (keys := core.similar_keys(case)):
+                similar = core.similar(case, await console.reader.near(keys, limit=200))
+            offered = core.intake_actions(case, similar)
+        suggested = core.suggestion(pack, case) if pack and role is Role.command_centre else None
         return page(
             request,
             "case.html",
@@ -246,6 +274,10 @@ def create_app(console: Console) -> FastAPI:
             failed=failed,
             fields=core.fields,
             departments=console.departments,
+            classes=_classes(pack),
+            phrases=pack.city.phrases if pack else {},
+            similar=similar,
+            suggested=suggested,
             who=core.who,
             done=request.query_params.get("done"),
         )
@@ -260,10 +292,20 @@ def create_app(console: Console) -> FastAPI:
         note: Annotated[str, Form(max_length=2000)] = "",
         reason: Annotated[str, Form(max_length=2000)] = "",
         department: Annotated[str, Form(max_length=32)] = "",
+        assisting: Annotated[list[str] | None, Form(max_length=10)] = None,
+        class_code: Annotated[str, Form(max_length=20)] = "",
+        into_case_id: Annotated[str, Form(max_length=64)] = "",
     ) -> Response:
         found = await session(request)
         _check_csrf(found, csrf)
-        form = {"note": note, "reason": reason, "department": department}
+        form = {
+            "note": note,
+            "reason": reason,
+            "department": department,
+            "assisting": ",".join(assisting or []),
+            "class_code": class_code,
+            "into_case_id": into_case_id,
+        }
         asked = core.call(found.principal, case_id, action, form)
         if asked is None:
             return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
@@ -287,6 +329,13 @@ def create_app(console: Console) -> FastAPI:
     return app
 
 
+def _classes(pack: CityPack | None) -> dict[str, str]:
+    """The catalogue as the class-correction form offers it: "kind:code" → its name."""
+    if pack is None:
+        return {}
+    return {f"{c.kind}:{c.code}": f"{c.code} {c.name}" for c in pack.city.classes}
+
+
 def _check_csrf(found: Session, csrf: str) -> None:
     if not secrets.compare_digest(found.csrf, csrf):
         raise SignIn()  # a form from elsewhere: nothing done, sign in again
@@ -298,16 +347,10 @@ def _lang(request: Request) -> Lang:
 
 
 def _refusal(answer: httpx.Response) -> dict[str, str]:
-    """The API's refusal, by the form field it names (its last `loc` part): the message is
-    shown beside that field, the rest beside the action."""
+    """The API's refusal, by the form field it names (`core.form_errors`)."""
     try:
         detail = answer.json().get("detail") or []
     except ValueError:
         return {"action": f"{answer.status_code}"}
-    errors: dict[str, str] = {}
-    for problem in detail if isinstance(detail, list) else []:
-        loc = problem.get("loc") or []
-        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
-        name = name if name in ("note", "reason", "department") else "action"
-        errors[name] = str(problem.get("msg", ""))
+    errors = core.form_errors(detail if isinstance(detail, list) else [])
     return errors or {"action": f"{answer.status_code}"}

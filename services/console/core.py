@@ -7,11 +7,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 from gridloop.access import Principal, Role
 from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord, TimelineEntry
-from gridloop.lifecycle import State
+from gridloop.citypack import CityPack
+from gridloop.citypack.owner import Routed, route
+from gridloop.lifecycle import OPEN_STATES, State
+from gridloop.nearby import box_around, keys_around, metres
 
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
@@ -92,7 +96,7 @@ DEPARTMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "return": ("reason",),
 }
 CENTRE_FIELDS: dict[str, tuple[str, ...]] = {
-    "dispatch": ("department", "reason"),
+    "dispatch": ("department", "assisting", "reason"),
     "extension/approve": ("reason",),
     "extension/deny": ("reason",),
     "parking/approve": ("reason",),
@@ -100,8 +104,13 @@ CENTRE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-# The supervision centre's intake operator (受理员): file (立案) or void (作废) a report.
-INTAKE_FIELDS: dict[str, tuple[str, ...]] = {"file": ("note",), "void": ("reason",)}
+# The supervision centre's intake operator (受理员): file (立案, in a corrected class if need
+# be), void (作废) a report, or merge it into a similar open case nearby.
+INTAKE_FIELDS: dict[str, tuple[str, ...]] = {
+    "file": ("class_code", "note"),
+    "void": ("reason",),
+    "merge": ("into_case_id", "reason"),
+}
 # The states in which a report awaits the intake operator's decision.
 AWAITING_INTAKE = (State.reported, State.verified)
 
@@ -113,8 +122,11 @@ def fields(action: str) -> tuple[str, ...]:
     return ()
 
 
-def intake_actions(case: CaseRecord) -> tuple[str, ...]:
-    return ("file", "void") if case.state in AWAITING_INTAKE else ()
+def intake_actions(case: CaseRecord, similar: Sequence[Similar] = ()) -> tuple[str, ...]:
+    """What the intake operator may do on the report now: merge only into a similar case."""
+    if case.state not in AWAITING_INTAKE:
+        return ()
+    return ("file", "void", "merge") if similar else ("file", "void")
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,7 @@ class Call:
 
     service: str  # "dispatch" or "intake"
     path: str
-    body: dict[str, str]
+    body: dict[str, Any]
 
 
 def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> Call | None:
@@ -135,13 +147,128 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
         body = {"handler_id": person} | {f: form.get(f, "") for f in DEPARTMENT_FIELDS[action]}
         return Call("dispatch", f"/departments/{who.department}/cases/{case_id}/{action}", body)
     if who.role is Role.command_centre and action in CENTRE_FIELDS:
-        given = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
+        given: dict[str, Any] = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
         if action.endswith("/deny") or action == "dispatch":
             given.setdefault("reason", "")
+        if "assisting" in given:  # the form's ticked departments, comma-joined
+            given["assisting"] = [a for a in given["assisting"].split(",") if a]
         return Call("dispatch", f"/cases/{case_id}/{action}", {"dispatcher": person} | given)
     if who.role is Role.supervision_centre and action in INTAKE_FIELDS:
         given = {f: form[f] for f in INTAKE_FIELDS[action] if form.get(f)}
         if action == "void":
             given.setdefault("reason", "")
+        if action == "merge":
+            given.setdefault("into_case_id", "")
+        if corrected := given.pop("class_code", None):  # "kind:code", as the form offers
+            kind, _, code = corrected.partition(":")
+            given |= {"kind": kind, "class_code": code}
         return Call("intake", f"/cases/{case_id}/{action}", given)
     return None
+
+
+# The fields a form's refusal may be shown beside; any other is shown beside the action.
+FORM_FIELDS = frozenset({"note", "reason", "department", "assisting", "into_case_id", "class_code"})
+ALIASES = {"kind": "class_code"}  # the API's field → the form's
+
+
+def form_errors(problems: Sequence[Any]) -> dict[str, str]:
+    """A refused form's problems (FastAPI's or the API's `detail`), by the form field each
+    names (the last part of its `loc`); the rest beside the action."""
+    errors: dict[str, str] = {}
+    for problem in problems:
+        if not isinstance(problem, Mapping):
+            continue
+        loc = problem.get("loc") or []
+        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
+        name = ALIASES.get(name, name)
+        name = name if name in FORM_FIELDS else "action"
+        errors.setdefault(name, str(problem.get("msg", "")))
+    return errors
+
+
+def form_values(body: Any) -> dict[str, str]:
+    """What a refused form held (to show it again): its text fields only."""
+    if not isinstance(body, Mapping):
+        return {}
+    return {str(k): v for k, v in body.items() if isinstance(v, str)}
+
+
+# --- the intake operator's similar cases nearby (the duplicate search's candidates) ----------
+
+# Open cases of the report's class this near are shown as similar: wider than a class's
+# duplicate radius (a report that near was merged at once), for the operator to judge.
+SIMILAR_RADIUS_M = 200.0
+
+
+class Candidate(Protocol):
+    """A case near the report, as the duplicate search reads it (`CaseReader.near`)."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def class_code(self) -> str: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def reported_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Similar:
+    case_id: str
+    metres: float
+    state: State
+    reported_at: datetime
+
+
+def similar_keys(case: CaseRecord, radius_m: float = SIMILAR_RADIUS_M) -> list[str]:
+    """The duplicate search's cell keys around the report (none without a point or class)."""
+    if case.point is None or case.kind is None or case.class_code is None:
+        return []
+    lon, lat = case.point.coordinates
+    return keys_around(case.kind, case.class_code, box_around(lon, lat, radius_m))
+
+
+def similar(
+    case: CaseRecord, candidates: Sequence[Candidate], radius_m: float = SIMILAR_RADIUS_M
+) -> list[Similar]:
+    """The open cases of the report's class within `radius_m` of it, nearest first: what it
+    may be merged into."""
+    if case.point is None:
+        return []
+    lon, lat = case.point.coordinates
+    found = [
+        Similar(c.case_id, metres(lon, lat, c.lon, c.lat), c.state, c.reported_at)
+        for c in candidates
+        if c.case_id != case.case_id
+        and c.state in OPEN_STATES
+        and (c.kind, c.class_code) == (case.kind, case.class_code)
+    ]
+    return sorted((s for s in found if s.metres <= radius_m), key=lambda s: s.metres)
+
+
+# --- the dispatcher's suggestion and the escalations -----------------------------------------
+
+
+def suggestion(pack: CityPack, case: CaseRecord) -> Routed | None:
+    """Whom routing would dispatch the case to now, and why (`gridloop.citypack.owner`, the
+    rules dispatch itself follows); None for a case not to dispatch."""
+    if case.state not in DISPATCHABLE or not (case.kind and case.class_code and case.grid_code):
+        return None
+    point = case.point.point if case.point else None
+    return route(pack, case.kind, case.class_code, case.grid_code, point, case.component_id)
+
+
+def escalated(case: CaseRecord) -> str | None:
+    """The highest tier the case's handling deadline was escalated to (升级), if any: only
+    an escalation of the deadline it has now counts."""
+    clock = case.sla.get("handle")
+    if clock is None or clock.tier is None or clock.deadline != case.deadline:
+        return None
+    return clock.tier
