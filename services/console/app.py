@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -30,13 +30,15 @@ from fastapi.templating import Jinja2Templates
 from gridloop.access import Role
 from gridloop.audit import AuditTrail, signing
 from gridloop.cases.lights import light
-from gridloop.cases.reader import CaseReader
+from gridloop.cases.reader import CaseQuery, CaseReader
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack
 from gridloop.http import client_address, networks
+from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.people import People, Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import core
+from services.console import core, maps
 from services.console.live import Live, projected
 from services.console.throttle import Throttle
 from services.console.words import LANGS, Lang, words
@@ -45,6 +47,9 @@ HERE = Path(__file__).parent
 SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
 SERVICE = "console"
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
+MAP_MOST = 2000  # open cases on the map at most (the newest reported)
+OPEN = tuple(s for s in State if s in OPEN_STATES)
+PHOTO_MAX = 10 * 1024 * 1024  # intake's limit for a photo: a larger one it refuses anyway
 
 
 @dataclass
@@ -211,6 +216,46 @@ def create_app(console: Console) -> FastAPI:
         }
         return page(request, "intake.html", me=found, queues=queues)
 
+    @app.get("/map", response_class=HTMLResponse)
+    async def city_map(
+        request: Request,
+        class_code: Annotated[str, Query(alias="class", max_length=20)] = "",
+        street: Annotated[str, Query(max_length=3)] = "",
+        department: Annotated[str, Query(max_length=32)] = "",
+    ) -> Response:
+        """The pack's grids and the open cases on them, coloured by light; a department's
+        own cases only."""
+        found = await session(request)
+        if console.pack is None:
+            return page(request, "elsewhere.html", me=found)
+        own = found.principal.department
+        filters = maps.Filters(class_code, street, own or department)
+        if own is not None:
+            cases = await console.reader.of_department(own, OPEN, limit=MAP_MOST)
+        else:
+            kind, _, code = class_code.partition(":")
+            classes = ((kind, code),) if code else ()
+            query = CaseQuery(classes=classes, states=tuple(s.value for s in OPEN))
+            cases = await console.reader.search(query, limit=MAP_MOST)
+        shown = [c for c in cases if filters.keep(c)]
+        now = clock.now()
+        lights = {c.case_id: light(c, now) for c in shown}
+        pack = console.pack
+        f = maps.frame(pack.polygon(g.code).bounds for g in pack.grids)
+        grids = [(g, maps.path(f, pack.polygon(g.code))) for g in pack.grids]
+        return page(
+            request,
+            "map.html",
+            me=found,
+            frame=f,
+            grids=grids,
+            dots=maps.dots(f, shown, lights),
+            filters=filters,
+            classes=_classes(pack),
+            streets={code: s.name for code, s in pack.streets.items()},
+            departments=console.departments,
+        )
+
     @app.get("/live")
     async def live(request: Request) -> Response:
         """Server-Sent Events: `changed` with a case id, for each case the person's
@@ -247,8 +292,7 @@ def create_app(console: Console) -> FastAPI:
     ) -> Response:
         department = found.principal.department
         case = await console.reader.record(case_id)
-        # A department sees only what it holds: another's case is "no such case" to it.
-        if case is None or (department is not None and not case.held_by(department)):
+        if case is None or not _visible(found, case):
             return page(request, "missing.html", 404, me=found, case_id=case_id)
         offered = core.actions(case, department) if department else ()
         role, pack = found.principal.role, console.pack
@@ -278,9 +322,35 @@ def create_app(console: Console) -> FastAPI:
             phrases=pack.city.phrases if pack else {},
             similar=similar,
             suggested=suggested,
+            photos=core.photos(case, console.intake_url),
+            stages=core.stage_lights(case, clock.now()),
+            small_map=maps.case_map(pack, case) if pack else None,
             who=core.who,
             done=request.query_params.get("done"),
         )
+
+    @app.get("/cases/{case_id}/media/{media_id}")
+    async def case_photo(request: Request, case_id: str, media_id: str) -> Response:
+        """A photo of the case, fetched from intake with the person's own authority (intake
+        decides, and records the read); only the case's own photos, of a case the person
+        may see."""
+        found = await session(request)
+        case = await console.reader.record(case_id)
+        if case is None or not _visible(found, case):
+            return Response(status_code=404)
+        if media_id not in core.photos(case, console.intake_url):
+            return Response(status_code=404)
+        headers = {"Authorization": f"Bearer {found.token}"}
+        try:
+            async with httpx.AsyncClient(timeout=10.0) as client:
+                answer = await client.get(f"{console.intake_url}/media/{media_id}", headers=headers)
+        except httpx.HTTPError:
+            return Response(status_code=503)
+        if answer.status_code != 200:
+            return Response(status_code=404)
+        kind = answer.headers.get("content-type", "application/octet-stream")
+        private = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
+        return Response(answer.content, media_type=kind, headers=private)
 
     @app.post("/cases/{case_id}/{action:path}", response_class=HTMLResponse)
     async def act(
@@ -295,6 +365,8 @@ def create_app(console: Console) -> FastAPI:
         assisting: Annotated[list[str] | None, Form(max_length=10)] = None,
         class_code: Annotated[str, Form(max_length=20)] = "",
         into_case_id: Annotated[str, Form(max_length=64)] = "",
+        deadline: Annotated[str, Form(max_length=40)] = "",
+        photos: Annotated[UploadFile | None, File()] = None,
     ) -> Response:
         found = await session(request)
         _check_csrf(found, csrf)
@@ -305,7 +377,14 @@ def create_app(console: Console) -> FastAPI:
             "assisting": ",".join(assisting or []),
             "class_code": class_code,
             "into_case_id": into_case_id,
+            "deadline": core.local_deadline(deadline, console.zone) if deadline else "",
         }
+        if photos is not None and photos.filename:
+            link, refused = await _upload(console.intake_url, photos, found.token)
+            if link is None:
+                status = 503 if "action" in refused else 422
+                return await _case(request, found, case_id, status, refused, form, action)
+            form["photos"] = link
         asked = core.call(found.principal, case_id, action, form)
         if asked is None:
             return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
@@ -329,11 +408,35 @@ def create_app(console: Console) -> FastAPI:
     return app
 
 
+async def _upload(
+    intake_url: str, photo: UploadFile, token: str
+) -> tuple[str | None, dict[str, str]]:
+    """The photo uploaded to intake with the person's authority (intake checks its type and
+    size): its link, or the refusal beside the field."""
+    data = await photo.read(PHOTO_MAX + 1)
+    upload = {"file": (photo.filename or "photo", data, "application/octet-stream")}
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with httpx.AsyncClient(timeout=30.0) as client:
+            answer = await client.post(f"{intake_url}/media", files=upload, headers=headers)
+    except httpx.HTTPError:
+        return None, {"action": "unavailable"}
+    if answer.status_code == 201:
+        return f"{intake_url}/media/{answer.json()['media_id']}", {}
+    return None, {"photos": _refusal(answer).get("photos") or f"{answer.status_code}"}
+
+
 def _classes(pack: CityPack | None) -> dict[str, str]:
     """The catalogue as the class-correction form offers it: "kind:code" → its name."""
     if pack is None:
         return {}
     return {f"{c.kind}:{c.code}": f"{c.code} {c.name}" for c in pack.city.classes}
+
+
+def _visible(found: Session, case: CaseRecord) -> bool:
+    """A department sees only what it holds: another's case is "no such case" to it."""
+    department = found.principal.department
+    return department is None or case.held_by(department)
 
 
 def _check_csrf(found: Session, csrf: str) -> None:

@@ -3,11 +3,13 @@ its timeline reads. No HTTP, no database: the pages and the tests call these ali
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from gridloop.access import Principal, Role
 from gridloop.cases.lights import Light, light
@@ -16,6 +18,7 @@ from gridloop.citypack import CityPack
 from gridloop.citypack.owner import Routed, route
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.nearby import box_around, keys_around, metres
+from schemas.events import Stage
 
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
@@ -59,8 +62,11 @@ def actions(case: CaseRecord, department: str) -> tuple[str, ...]:
         return ()
     if not case.acknowledged_by(department):
         return ("acknowledge", "return")
-    lead = case.department == department
-    return ("handled", "return") if lead else ()
+    if case.department != department:
+        return ()
+    # One request at a time awaits the command centre.
+    asking = ("extension", "parking") if case.pending_request is None else ()
+    return ("handled", "return", *asking)
 
 
 # What the command centre dispatches again: returned (回退) and reworked cases, and filed
@@ -92,8 +98,10 @@ def who(entry: TimelineEntry) -> str:
 # Each action's form fields, as the dispatch API names them (a department's, the centre's).
 DEPARTMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "acknowledge": (),
-    "handled": ("note",),
+    "handled": ("note", "photos"),  # photos: the after-photo's link (处置后照片)
     "return": ("reason",),
+    "extension": ("deadline", "reason"),
+    "parking": ("reason",),
 }
 CENTRE_FIELDS: dict[str, tuple[str, ...]] = {
     "dispatch": ("department", "assisting", "reason"),
@@ -144,7 +152,11 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
     API refuses it beside its field."""
     person = who.person or who.subject
     if who.role is Role.department and who.department and action in DEPARTMENT_FIELDS:
-        body = {"handler_id": person} | {f: form.get(f, "") for f in DEPARTMENT_FIELDS[action]}
+        body: dict[str, Any] = {"handler_id": person}
+        body |= {f: form.get(f, "") for f in DEPARTMENT_FIELDS[action]}
+        if "photos" in body:  # the uploaded after-photo's link, if one was sent
+            body["photos"] = [body["photos"]] if body["photos"] else []
+            body = body if body["photos"] else {k: v for k, v in body.items() if k != "photos"}
         return Call("dispatch", f"/departments/{who.department}/cases/{case_id}/{action}", body)
     if who.role is Role.command_centre and action in CENTRE_FIELDS:
         given: dict[str, Any] = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
@@ -167,8 +179,19 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
 
 
 # The fields a form's refusal may be shown beside; any other is shown beside the action.
-FORM_FIELDS = frozenset({"note", "reason", "department", "assisting", "into_case_id", "class_code"})
-ALIASES = {"kind": "class_code"}  # the API's field → the form's
+FORM_FIELDS = frozenset(
+    {
+        "note",
+        "reason",
+        "department",
+        "assisting",
+        "into_case_id",
+        "class_code",
+        "deadline",
+        "photos",
+    }
+)
+ALIASES = {"kind": "class_code", "file": "photos"}  # the API's field → the form's
 
 
 def form_errors(problems: Sequence[Any]) -> dict[str, str]:
@@ -272,3 +295,75 @@ def escalated(case: CaseRecord) -> str | None:
     if clock is None or clock.tier is None or clock.deadline != case.deadline:
         return None
     return clock.tier
+
+
+def local_deadline(given: str, zone: ZoneInfo) -> str:
+    """A deadline as the form's date-and-time field gives it (the city's local time, no
+    zone) in ISO 8601 with the city's offset; anything else as given, for the API to refuse
+    beside the field."""
+    try:
+        at = datetime.fromisoformat(given)
+    except ValueError:
+        return given
+    return (at if at.tzinfo else at.replace(tzinfo=zone)).isoformat()
+
+
+# --- photos: before (the report's, the verification's) and after (the department's) -----------
+
+MEDIA_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+@dataclass(frozen=True)
+class Photos:
+    before: tuple[str, ...]  # media ids
+    after: tuple[str, ...]
+
+    def __contains__(self, media_id: object) -> bool:
+        return media_id in self.before or media_id in self.after
+
+
+def photos(case: CaseRecord, intake_url: str) -> Photos:
+    """The case's photos by media id: the report's and the verification's (处置前), and the
+    after-photos a department linked to intake's uploads when it reported the case handled
+    (处置后); a link elsewhere is the department's own, not the console's to show."""
+    before = [*case.media]
+    after: list[str] = []
+    for entry in case.timeline:
+        if entry.type == "verified":
+            before += [m for m in entry.data.get("media") or [] if isinstance(m, str)]
+        if entry.type == "handled":
+            after += _uploads(entry.data.get("photos") or [], f"{intake_url}/media/")
+    return Photos(tuple(dict.fromkeys(before)), tuple(dict.fromkeys(after)))
+
+
+def _uploads(links: Sequence[Any], prefix: str) -> list[str]:
+    ids = [str(link)[len(prefix) :] for link in links if str(link).startswith(prefix)]
+    return [i for i in ids if MEDIA_ID.match(i)]
+
+
+# --- each stage's clock and light (the case page) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageLight:
+    stage: Stage
+    deadline: datetime
+    light: Light
+
+
+def stage_lights(case: CaseRecord, now: datetime) -> list[StageLight]:
+    """Each stage's deadline and light, in the loop's order: the verification task's due
+    time, the SLA engine's clocks (yellow on a warning, red on a breach), and the handling
+    deadline with the light every screen shows."""
+    found: dict[Stage, StageLight] = {}
+    if case.verification_due is not None:
+        late = case.state is State.reported and case.verification_due <= now
+        found[Stage.verify] = StageLight(
+            Stage.verify, case.verification_due, Light.red if late else Light.green
+        )
+    for name, clock in case.sla.items():
+        if name in Stage.__members__:
+            found[Stage(name)] = StageLight(Stage(name), clock.deadline, Light(clock.light))
+    if case.deadline is not None:
+        found[Stage.handle] = StageLight(Stage.handle, case.deadline, light(case, now))
+    return [found[s] for s in Stage if s in found]

@@ -9,9 +9,14 @@ escalated on the desk. Every screen is checked with axe-core and photographed (`
 from __future__ import annotations
 
 import asyncio
+import struct
+import zlib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 from playwright.async_api import Locator, Page, async_playwright, expect
 
 from tests.e2e import test_workbench as workbench
@@ -42,6 +47,20 @@ PARKING = {
     "description": "机动车乱停放 a car on the pavement",
     "reporter": {"id": "SUP-0002"},
 }
+
+
+def png(rgb: int, width: int = 40, height: int = 30) -> bytes:
+    """A small PNG of one colour: a photo as intake takes it (the type read from the bytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + rgb.to_bytes(3, "big") * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        [chunk(b"IHDR", header), chunk(b"IDAT", zlib.compress(row * height)), chunk(b"IEND", b"")]
+    )
 
 
 async def reported(running: Running, report: dict[str, Any], state: str) -> str:
@@ -76,7 +95,11 @@ async def posted_status(page: Page, button: str) -> int:
 async def test_the_intake_operator_and_the_dispatcher_at_their_desks(
     running: Running, console: str, tmp_path: Path
 ) -> None:
-    first = await reported(running, STRUCTURE | {"point": FIRST}, "reported")
+    async with httpx.AsyncClient(base_url=running.system.url("intake")) as citizen:
+        sent = await citizen.post("/media", files={"file": ("before.png", png(0xB42318))})
+        assert sent.status_code == 201, sent.text
+    before = {"point": FIRST, "media": [sent.json()["media_id"]]}
+    first = await reported(running, STRUCTURE | before, "reported")
     second = await reported(running, STRUCTURE | {"point": SECOND}, "reported")
     overdue = await reported(running, PARKING, "dispatched")
     async with async_playwright() as driver:
@@ -115,7 +138,9 @@ async def test_the_intake_operator_and_the_dispatcher_at_their_desks(
         await note.fill("")
         await page.get_by_role("button", name="按类别更正后立案").click()
         await page.get_by_role("button", name="立案", exact=True).click()
-        await expect(page.locator("#state")).to_contain_text("dispatched")
+        await expect(page.locator("#done")).to_contain_text("立案")
+        # Dispatch follows the filing on its own: the case page shows it once reloaded.
+        await shown_after_reloads(page, page.locator("#state", has_text="dispatched"))
         await expect(page.locator("#class")).to_contain_text("0401")
         await expect(page.locator("#department")).to_have_text("ROADS")
         await expect(page.locator("#timeline")).to_contain_text("按类别更正后立案")
@@ -137,6 +162,55 @@ async def test_the_intake_operator_and_the_dispatcher_at_their_desks(
         await shot(centre, tmp_path, "centre-dispatch")
         await centre.get_by_role("button", name="派遣", exact=True).click()
         await expect(centre.locator("#department")).to_have_text("ROADS + WATER")
+
+        # The department: acknowledged; parking without a reason refused beside the field;
+        # an extension asked for; handled with an after-photo, shown beside the before-one.
+        staff = await browser.new_page(viewport={"width": 1280, "height": 800})
+        await sign_in(staff, console, "wang.li")
+        await staff.goto(f"{console}/cases/{first}")
+        await staff.get_by_role("button", name="签收", exact=True).click()
+        await expect(staff.locator("#done")).to_contain_text("签收")
+        await staff.get_by_role("button", name="申请挂账", exact=True).click()
+        await expect(staff.locator("#parking-reason-error")).to_be_visible()
+        later = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=2)
+        await staff.get_by_label("申请延至").fill(later.strftime("%Y-%m-%dT18:00"))
+        await staff.get_by_label("延期理由").fill("需协调多个部门 several departments")
+        await staff.get_by_role("button", name="申请延期", exact=True).click()
+        await expect(staff.locator("#pending")).to_contain_text("延期申请")
+        await staff.get_by_label("处置后照片").set_input_files(
+            {"name": "after.png", "mimeType": "image/png", "buffer": png(0x1A7F37)}
+        )
+        await staff.get_by_label("处理说明").fill("已拆除 the shed is gone")
+        await staff.get_by_role("button", name="处理完毕", exact=True).click()
+        await expect(staff.locator("#state")).to_contain_text("handled")
+        for side in ("before", "after"):
+            photo = staff.locator(f"#photos-{side} img")
+            await expect(photo).to_have_count(1)
+            assert await photo.evaluate("img => img.complete && img.naturalWidth === 40")
+        await expect(staff.locator("#stages tr[data-stage='handle'] .light")).to_be_visible()
+        await expect(staff.locator("#case-map circle.dot")).to_have_count(1)
+        await shot(staff, tmp_path, "case-photos")
+        # Only the case's own photos, of a case the person may see, pass the console.
+        [after] = await staff.locator("#photos-after img").evaluate_all(
+            "imgs => imgs.map(i => i.getAttribute('src'))"
+        )
+        media_id = after.rsplit("/", 1)[-1]
+        elsewhere = await staff.request.get(f"{console}/cases/{overdue}/media/{media_id}")
+        assert elsewhere.status == 404
+
+        # The map: ROADS sees its own open cases only; the centre all, filtered by class.
+        await staff.get_by_role("link", name="地图").click()
+        await expect(staff.locator(f"#city-map circle[data-case='{first}']")).to_be_visible()
+        await expect(staff.locator(f"#city-map circle[data-case='{overdue}']")).to_have_count(0)
+        await expect(staff.locator("#city-map path.grid")).to_have_count(8)
+        await shot(staff, tmp_path, "map-department")
+        await centre.goto(f"{console}/map")
+        await expect(centre.locator(f"#city-map circle.red[data-case='{overdue}']")).to_be_visible()
+        await centre.get_by_label("类别").select_option("event:0505")
+        await centre.get_by_role("button", name="筛选").click()
+        await expect(centre.locator(f"#city-map circle[data-case='{first}']")).to_have_count(0)
+        await expect(centre.locator(f"#city-map circle[data-case='{overdue}']")).to_be_visible()
+        await shot(centre, tmp_path, "map")
         await browser.close()
 
     async with await intake_client(running) as intake:
