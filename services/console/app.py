@@ -242,7 +242,7 @@ def create_app(console: Console) -> FastAPI:
         lights = {c.case_id: light(c, now) for c in shown}
         pack = console.pack
         f = maps.frame(pack.polygon(g.code).bounds for g in pack.grids)
-        grids = [(g, maps.path(f, pack.polygon(g.code))) for g in pack.grids]
+        grids = maps.drawn(f, pack, [g.code for g in pack.grids])
         return page(
             request,
             "map.html",

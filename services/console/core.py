@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -349,6 +349,17 @@ class StageLight:
     stage: Stage
     deadline: datetime
     light: Light
+    done: bool = False  # the case went past the stage: its clock no longer runs
+
+
+# The states a stage's clock runs in; past them, the stage is done.
+RUNNING: dict[Stage, frozenset[State]] = {
+    Stage.verify: frozenset({State.reported}),
+    Stage.file: frozenset({State.reported, State.verified}),
+    Stage.dispatch: frozenset({State.filed, State.returned, State.rework}),
+    Stage.handle: frozenset({State.dispatched, State.parked}),
+    Stage.check: frozenset({State.handled}),
+}
 
 
 def stage_lights(case: CaseRecord, now: datetime) -> list[StageLight]:
@@ -366,4 +377,8 @@ def stage_lights(case: CaseRecord, now: datetime) -> list[StageLight]:
             found[Stage(name)] = StageLight(Stage(name), clock.deadline, Light(clock.light))
     if case.deadline is not None:
         found[Stage.handle] = StageLight(Stage.handle, case.deadline, light(case, now))
-    return [found[s] for s in Stage if s in found]
+    return [
+        replace(found[s], done=s in RUNNING and case.state not in RUNNING[s])
+        for s in Stage
+        if s in found
+    ]

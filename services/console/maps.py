@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shapely.geometry import Polygon
+from shapely.geometry import Polygon, box
 
 from gridloop.cases.lights import Light
 from gridloop.cases.record import CaseRecord
@@ -102,11 +102,32 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Drawn:
+    """A grid on a map: its code and name, its SVG path, where its label goes."""
+
+    code: str
+    name: str
+    d: str
+    label: tuple[float, float]
+
+
+def drawn(f: Frame, pack: CityPack, codes: Iterable[str]) -> list[Drawn]:
+    found = []
+    for code in codes:
+        polygon = pack.polygon(code)
+        inside = polygon.representative_point()
+        grid = pack.grid_by_code[code]
+        found.append(Drawn(code, grid.name, path(f, polygon), f.xy(inside.x, inside.y)))
+    return found
+
+
+@dataclass(frozen=True)
 class CaseMap:
-    """A case's small map: its grid, its point, its component."""
+    """A case's small map: its grid among its neighbours, its point, its component."""
 
     frame: Frame
-    grid: str  # the grid's SVG path
+    grid: Drawn
+    around: list[Drawn]  # the grids the frame also shows
     point: tuple[float, float] | None
     component: tuple[float, float] | None
 
@@ -115,7 +136,12 @@ def case_map(pack: CityPack, case: CaseRecord, width: float = 320.0) -> CaseMap 
     if case.grid_code is None or case.grid_code not in pack.grid_by_code:
         return None
     polygon = pack.polygon(case.grid_code)
-    f = frame([polygon.bounds], width, margin=0.15)
+    f = frame([polygon.bounds], width, margin=0.3)
+    seen = box(f.west, f.south, f.east, f.north)
+    around = [g.code for g in pack.grids if g.code != case.grid_code]
+    around = [c for c in around if pack.polygon(c).intersects(seen)]
     point = f.xy(*case.point.coordinates) if case.point else None
     part = pack.component(case.component_id) if case.component_id else None
-    return CaseMap(f, path(f, polygon), point, f.xy(part.lon, part.lat) if part else None)
+    [grid] = drawn(f, pack, [case.grid_code])
+    spot = f.xy(part.lon, part.lat) if part else None
+    return CaseMap(f, grid, drawn(f, pack, around), point, spot)

@@ -117,6 +117,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "map.all": ("全部", "All"),
     "street": ("街道", "Street"),
     "open_cases": ("在办案件", "Open cases"),
+    "stage.done": ("已完成", "Done"),
 }
 
 
