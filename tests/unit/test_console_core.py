@@ -76,7 +76,7 @@ def test_queues_new_until_acknowledged_since_the_last_dispatch() -> None:
     ack = entry("gridloop.case.acknowledged", department="ROADS")
     working = case(timeline=[*fresh.model_dump()["timeline"], ack])
     assert core.queue(working, "ROADS") is Queue.working
-    assert core.actions(working, "ROADS") == ("handled", "return")
+    assert core.actions(working, "ROADS") == ("handled", "return", "extension", "parking")
     assert core.queue(working, "WATER") is Queue.new  # the assisting one has not yet
     redispatched = case(timeline=[*working.model_dump()["timeline"], entry("dispatched")])
     assert core.queue(redispatched, "ROADS") is Queue.new  # a re-dispatch is acknowledged anew
@@ -220,7 +220,7 @@ def test_similar_cases_are_open_ones_of_the_class_nearby_nearest_first() -> None
 
 def test_the_suggestion_is_routings_and_only_for_a_case_to_dispatch() -> None:
     pack = load_city_pack(DEMO_CITY_PACK)
-    where = {"kind": "event", "class_code": "0401", "grid_code": "110101002002002"}
+    where: dict[str, Any] = {"kind": "event", "class_code": "0401", "grid_code": "110101002002002"}
     suggested = core.suggestion(pack, case("returned", **where))
     assert suggested is not None
     assert (suggested.department, suggested.basis) == ("ROADS", "class_default")
