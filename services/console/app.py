@@ -1,5 +1,6 @@
 """The workbench's pages: sign-in, each role's desk (a department's queue, the command
-centre's, the intake operator's), the case page and its actions, the live news.
+centre's, the intake operator's), the case page and its actions, the live news; the map
+and the case's photos are `screens.py`'s, what the routers share `kit.py`'s.
 
 Thin: reads go through the kernel's `CaseReader`, decisions through `core`, and every action
 is a call of the services' own API (dispatch's or intake's, `core.call`) with the person's
@@ -15,65 +16,34 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from gridloop.access import Role
-from gridloop.audit import AuditTrail, signing
+from gridloop.audit import signing
 from gridloop.cases.lights import light
-from gridloop.cases.reader import CaseQuery, CaseReader
-from gridloop.cases.record import CaseRecord
-from gridloop.citypack import CityPack
 from gridloop.http import client_address, networks
-from gridloop.lifecycle import OPEN_STATES, State
-from gridloop.people import People, Session
+from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import core, maps
-from services.console.live import Live, projected
-from services.console.throttle import Throttle
+from services.console import core, maps, screens
+from services.console.kit import Console, Kit, SignIn
+from services.console.live import projected
+from services.console.screens import refusal, upload
 from services.console.words import LANGS, Lang, words
 
+__all__ = ["Console", "create_app"]
 HERE = Path(__file__).parent
 SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
 SERVICE = "console"
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
-MAP_MOST = 2000  # open cases on the map at most (the newest reported)
-OPEN = tuple(s for s in State if s in OPEN_STATES)
-PHOTO_MAX = 10 * 1024 * 1024  # intake's limit for a photo: a larger one it refuses anyway
-
-
-@dataclass
-class Console:
-    people: People
-    reader: CaseReader
-    trail: AuditTrail
-    dispatch_url: str  # the dispatch service's API, which decides the department's and
-    # the command centre's actions
-    throttle: Throttle
-    live: Live  # the open pages' news, fed by the lifecycle topics (`gridloop.kafka.tail`)
-    departments: dict[str, str] = field(default_factory=dict)  # code → name (the pack's)
-    intake_url: str = "http://127.0.0.1:8000"  # intake's API: filing and voiding reports
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
-    secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
-    # Whose X-Forwarded-For names the client (`GRIDLOOP_TRUSTED_PROXIES`, as at every door).
-    trusted_proxies: str = ""
-    # The city pack: the catalogue for class correction, the canned phrases (惯用语), the
-    # routing the dispatcher's suggestion follows, the grids of the maps.
-    pack: CityPack | None = None
-
-
-class SignIn(Exception):
-    """No live session: the person signs in first."""
 
 
 def create_app(console: Console) -> FastAPI:
@@ -87,6 +57,7 @@ def create_app(console: Console) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     add_ops_routes(app)
+    app.include_router(screens.router)
 
     @app.exception_handler(SignIn)
     async def sign_in_first(request: Request, exc: SignIn) -> Response:
@@ -125,6 +96,8 @@ def create_app(console: Console) -> FastAPI:
         if found is None:
             raise SignIn()
         return found
+
+    app.state.kit = Kit(console, page, session)  # what the screens' routers share
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> Response:
@@ -216,46 +189,6 @@ def create_app(console: Console) -> FastAPI:
         }
         return page(request, "intake.html", me=found, queues=queues)
 
-    @app.get("/map", response_class=HTMLResponse)
-    async def city_map(
-        request: Request,
-        class_code: Annotated[str, Query(alias="class", max_length=20)] = "",
-        street: Annotated[str, Query(max_length=3)] = "",
-        department: Annotated[str, Query(max_length=32)] = "",
-    ) -> Response:
-        """The pack's grids and the open cases on them, coloured by light; a department's
-        own cases only."""
-        found = await session(request)
-        if console.pack is None:
-            return page(request, "elsewhere.html", me=found)
-        own = found.principal.department
-        filters = maps.Filters(class_code, street, own or department)
-        if own is not None:
-            cases = await console.reader.of_department(own, OPEN, limit=MAP_MOST)
-        else:
-            kind, _, code = class_code.partition(":")
-            classes = ((kind, code),) if code else ()
-            query = CaseQuery(classes=classes, states=tuple(s.value for s in OPEN))
-            cases = await console.reader.search(query, limit=MAP_MOST)
-        shown = [c for c in cases if filters.keep(c)]
-        now = clock.now()
-        lights = {c.case_id: light(c, now) for c in shown}
-        pack = console.pack
-        f = maps.frame(pack.polygon(g.code).bounds for g in pack.grids)
-        grids = maps.drawn(f, pack, [g.code for g in pack.grids])
-        return page(
-            request,
-            "map.html",
-            me=found,
-            frame=f,
-            grids=grids,
-            dots=maps.dots(f, shown, lights),
-            filters=filters,
-            classes=_classes(pack),
-            streets={code: s.name for code, s in pack.streets.items()},
-            departments=console.departments,
-        )
-
     @app.get("/live")
     async def live(request: Request) -> Response:
         """Server-Sent Events: `changed` with a case id, for each case the person's
@@ -292,7 +225,7 @@ def create_app(console: Console) -> FastAPI:
     ) -> Response:
         department = found.principal.department
         case = await console.reader.record(case_id)
-        if case is None or not _visible(found, case):
+        if case is None or not core.visible(found.principal, case):
             return page(request, "missing.html", 404, me=found, case_id=case_id)
         offered = core.actions(case, department) if department else ()
         role, pack = found.principal.role, console.pack
@@ -318,7 +251,7 @@ def create_app(console: Console) -> FastAPI:
             failed=failed,
             fields=core.fields,
             departments=console.departments,
-            classes=_classes(pack),
+            classes=core.catalogue(pack) if pack else {},
             phrases=pack.city.phrases if pack else {},
             similar=similar,
             suggested=suggested,
@@ -328,29 +261,6 @@ def create_app(console: Console) -> FastAPI:
             who=core.who,
             done=request.query_params.get("done"),
         )
-
-    @app.get("/cases/{case_id}/media/{media_id}")
-    async def case_photo(request: Request, case_id: str, media_id: str) -> Response:
-        """A photo of the case, fetched from intake with the person's own authority (intake
-        decides, and records the read); only the case's own photos, of a case the person
-        may see."""
-        found = await session(request)
-        case = await console.reader.record(case_id)
-        if case is None or not _visible(found, case):
-            return Response(status_code=404)
-        if media_id not in core.photos(case, console.intake_url):
-            return Response(status_code=404)
-        headers = {"Authorization": f"Bearer {found.token}"}
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.get(f"{console.intake_url}/media/{media_id}", headers=headers)
-        except httpx.HTTPError:
-            return Response(status_code=503)
-        if answer.status_code != 200:
-            return Response(status_code=404)
-        kind = answer.headers.get("content-type", "application/octet-stream")
-        private = {"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"}
-        return Response(answer.content, media_type=kind, headers=private)
 
     @app.post("/cases/{case_id}/{action:path}", response_class=HTMLResponse)
     async def act(
@@ -380,7 +290,7 @@ def create_app(console: Console) -> FastAPI:
             "deadline": core.local_deadline(deadline, console.zone) if deadline else "",
         }
         if photos is not None and photos.filename:
-            link, refused = await _upload(console.intake_url, photos, found.token)
+            link, refused = await upload(console.intake_url, photos, found.token)
             if link is None:
                 status = 503 if "action" in refused else 422
                 return await _case(request, found, case_id, status, refused, form, action)
@@ -402,41 +312,10 @@ def create_app(console: Console) -> FastAPI:
             events = answer.json().get("events") or []
             await projected(console.reader, dict.fromkeys(events, case_id))
             return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
-        refused = _refusal(answer)
+        refused = refusal(answer)
         return await _case(request, found, case_id, answer.status_code, refused, form, action)
 
     return app
-
-
-async def _upload(
-    intake_url: str, photo: UploadFile, token: str
-) -> tuple[str | None, dict[str, str]]:
-    """The photo uploaded to intake with the person's authority (intake checks its type and
-    size): its link, or the refusal beside the field."""
-    data = await photo.read(PHOTO_MAX + 1)
-    upload = {"file": (photo.filename or "photo", data, "application/octet-stream")}
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        async with httpx.AsyncClient(timeout=30.0) as client:
-            answer = await client.post(f"{intake_url}/media", files=upload, headers=headers)
-    except httpx.HTTPError:
-        return None, {"action": "unavailable"}
-    if answer.status_code == 201:
-        return f"{intake_url}/media/{answer.json()['media_id']}", {}
-    return None, {"photos": _refusal(answer).get("photos") or f"{answer.status_code}"}
-
-
-def _classes(pack: CityPack | None) -> dict[str, str]:
-    """The catalogue as the class-correction form offers it: "kind:code" → its name."""
-    if pack is None:
-        return {}
-    return {f"{c.kind}:{c.code}": f"{c.code} {c.name}" for c in pack.city.classes}
-
-
-def _visible(found: Session, case: CaseRecord) -> bool:
-    """A department sees only what it holds: another's case is "no such case" to it."""
-    department = found.principal.department
-    return department is None or case.held_by(department)
 
 
 def _check_csrf(found: Session, csrf: str) -> None:
@@ -447,13 +326,3 @@ def _check_csrf(found: Session, csrf: str) -> None:
 def _lang(request: Request) -> Lang:
     asked = request.query_params.get("lang") or request.cookies.get(LANG)
     return "en" if asked == "en" else "zh"
-
-
-def _refusal(answer: httpx.Response) -> dict[str, str]:
-    """The API's refusal, by the form field it names (`core.form_errors`)."""
-    try:
-        detail = answer.json().get("detail") or []
-    except ValueError:
-        return {"action": f"{answer.status_code}"}
-    errors = core.form_errors(detail if isinstance(detail, list) else [])
-    return errors or {"action": f"{answer.status_code}"}

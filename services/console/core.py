@@ -382,3 +382,13 @@ def stage_lights(case: CaseRecord, now: datetime) -> list[StageLight]:
         for s in Stage
         if s in found
     ]
+
+
+def catalogue(pack: CityPack) -> dict[str, str]:
+    """The catalogue as the forms offer it: "kind:code" → its code and name."""
+    return {f"{c.kind}:{c.code}": f"{c.code} {c.name}" for c in pack.city.classes}
+
+
+def visible(who: Principal, case: CaseRecord) -> bool:
+    """A department sees only what it holds: another's case is "no such case" to it."""
+    return who.department is None or case.held_by(who.department)
