@@ -44,7 +44,7 @@ PARKING = {
     "channel": "supervisor",
     "kind": "event",
     "class_code": "0505",
-    "point": {"lon": 116.4030, "lat": 39.92008},
+    "point": {"lon": 116.40305, "lat": 39.92008},
     "description": "机动车乱停放 a car on the pavement",
     "reporter": {"id": "SUP-0002"},
 }
