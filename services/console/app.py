@@ -289,7 +289,7 @@ def create_app(console: Console) -> FastAPI:
             "into_case_id": into_case_id,
             "deadline": core.local_deadline(deadline, console.zone) if deadline else "",
         }
-        if photos is not None and photos.filename:
+        if photos is not None and photos.filename and "photos" in core.fields(action):
             link, refused = await upload(console.intake_url, photos, found.token)
             if link is None:
                 status = 503 if "action" in refused else 422

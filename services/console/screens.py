@@ -101,6 +101,8 @@ async def upload(
             answer = await client.post(f"{intake_url}/media", files=upload, headers=headers)
     except httpx.HTTPError:
         return None, {"action": "unavailable"}
+    if answer.status_code == 201 and answer.json().get("kind") != "photo":
+        return None, {"photos": "JPEG, PNG, WebP"}  # a voice note is no after-photo
     if answer.status_code == 201:
         return f"{intake_url}/media/{answer.json()['media_id']}", {}
     return None, {"photos": refusal(answer).get("photos") or f"{answer.status_code}"}
