@@ -259,6 +259,7 @@ def create_app(console: Console) -> FastAPI:
             stages=core.stage_lights(case, clock.now()),
             small_map=maps.case_map(pack, case) if pack else None,
             who=core.who,
+            filed_class=core.filed_class,
             done=request.query_params.get("done"),
         )
 

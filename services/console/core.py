@@ -282,10 +282,20 @@ def similar(
 def suggestion(pack: CityPack, case: CaseRecord) -> Routed | None:
     """Whom routing would dispatch the case to now, and why (`gridloop.citypack.owner`, the
     rules dispatch itself follows); None for a case not to dispatch."""
-    if case.state not in DISPATCHABLE or not (case.kind and case.class_code and case.grid_code):
+    kind, code = filed_class(case)
+    if case.state not in DISPATCHABLE or not (kind and code and case.grid_code):
         return None
     point = case.point.point if case.point else None
-    return route(pack, case.kind, case.class_code, case.grid_code, point, case.component_id)
+    return route(pack, kind, code, case.grid_code, point, case.component_id)  # type: ignore[arg-type]
+
+
+def filed_class(case: CaseRecord) -> tuple[str | None, str | None]:
+    """The case's class: the filing's (the operator may have corrected the report's; the
+    projection keeps the report's), else the report's."""
+    for entry in reversed(case.timeline):
+        if entry.type == "filed" and entry.data.get("class_code"):
+            return entry.data.get("kind"), entry.data["class_code"]
+    return case.kind, case.class_code
 
 
 def escalated(case: CaseRecord) -> str | None:

@@ -113,10 +113,6 @@ def state_change(env: Envelope) -> Document:
             # reckoned into a year nobody supplied a calendar for: an estimate
             "deadline_assumed_years": data.assumed_years,
         }
-    elif isinstance(data, CaseFiled):
-        # The filing's class stands: the intake operator may correct the report's (the
-        # duplicate search's `near` keys keep the report's class).
-        change |= {"kind": data.kind, "class_code": data.class_code}
     elif isinstance(data, CaseExtended):
         change |= {"deadline": data.deadline, "deadline_assumed_years": []}  # a given date
     elif isinstance(data, CaseParked):

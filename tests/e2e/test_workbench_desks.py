@@ -139,7 +139,7 @@ async def test_the_intake_operator_the_dispatcher_and_the_department_at_their_de
         await shot(page, tmp_path, "form-error-length")
 
         # Filed as a road collapse (class correction), with a canned phrase: dispatch routes
-        # it by the corrected class, to ROADS.
+        # it by the corrected class, to ROADS (an illegal structure is STREET-001's).
         await page.get_by_label("类别（可更正）").select_option("event:0401")
         await note.fill("")
         await page.get_by_role("button", name="按类别更正后立案").click()
@@ -147,8 +147,8 @@ async def test_the_intake_operator_the_dispatcher_and_the_department_at_their_de
         await expect(page.locator("#done")).to_contain_text("立案")
         # Dispatch follows the filing on its own: the case page shows it once reloaded.
         await shown_after_reloads(page, page.locator("#state", has_text="dispatched"))
-        await expect(page.locator("#class")).to_contain_text("0401")
         await expect(page.locator("#department")).to_have_text("ROADS")
+        await expect(page.locator("#class")).to_contain_text("0401")
         await expect(page.locator("#timeline")).to_contain_text("按类别更正后立案")
 
         # The dispatcher: the suggested owner and why; dispatched to ROADS with WATER.
