@@ -17,6 +17,23 @@ LEVELS = (0.001, 0.01, 0.1)
 MOST_CELLS = 16  # a box covering more cells than this at a level is searched a level up
 
 Box = tuple[float, float, float, float]  # min lon, min lat, max lon, max lat
+EARTH_RADIUS_M = 6_371_008.8
+
+
+def metres(a_lon: float, a_lat: float, b_lon: float, b_lat: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(a_lat), math.radians(b_lat)
+    dp, dl = p2 - p1, math.radians(b_lon - a_lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
+
+
+def box_around(lon: float, lat: float, radius_m: float) -> Box:
+    """(min lon, min lat, max lon, max lat) around a point holding every point within
+    `radius_m`: the database pre-filter before the exact distance."""
+    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+    return lon - dlon, lat - dlat, lon + dlon, lat + dlat
 
 
 def _key(level: int, kind: str, class_code: str, x: int, y: int) -> str:

@@ -69,7 +69,7 @@ def _valid_part(raw: Any, lines: dict[Path_, int]) -> CityAt | None:
         district = District.model_validate(raw.get("district"))
     except ValidationError:
         return None
-    parts: dict[str, list[Any]] = {}
+    parts: dict[str, Any] = {}
     kept: dict[str, list[int]] = {}
     for name in _SECTIONS:
         model = get_args(CityFile.model_fields[name].annotation)[0]

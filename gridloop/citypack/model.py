@@ -13,7 +13,8 @@ from schemas.events import Kind
 
 Code3 = Annotated[str, Field(pattern=r"^\d{3}$")]
 # The format versions this code reads. 2 adds, all optional: components.csv, `majors`,
-# `timezone`, `intake`, `feedback`, a class's duplicate radius and window, a grid's supervisor.
+# `timezone`, `intake`, `feedback`, a class's duplicate radius and window, a grid's supervisor,
+# `phrases`.
 FORMATS = ("gridloop-citypack/1", "gridloop-citypack/2")
 Format = Literal["gridloop-citypack/1", "gridloop-citypack/2"]
 
@@ -99,6 +100,13 @@ class FeedbackPolicy(_Strict):
     window: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=7)
 
 
+# 惯用语: the city's canned phrases, by the console's action whose note or reason they fill.
+PhraseFor = Literal[
+    "file", "void", "merge", "dispatch", "handled", "return", "extension", "parking", "deny"
+]
+Phrase = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class Grid(_Strict):
     """A unit grid (单元网格): 14 digits (CJ/T 213) or 15 digits (GB/T 47678.3)."""
 
@@ -141,3 +149,6 @@ class CityFile(_Strict):
     classes: list[EventClass]
     intake: IntakePolicy = Field(default_factory=IntakePolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
+    phrases: dict[PhraseFor, Annotated[list[Phrase], Field(max_length=30)]] = Field(
+        default_factory=dict
+    )

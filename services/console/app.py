@@ -1,5 +1,6 @@
 """The workbench's pages: sign-in, each role's desk (a department's queue, the command
-centre's, the intake operator's), the case page and its actions, the live news.
+centre's, the intake operator's), the case page and its actions, the live news; the map
+and the case's photos are `screens.py`'s, what the routers share `kit.py`'s.
 
 Thin: reads go through the kernel's `CaseReader`, decisions through `core`, and every action
 is a call of the services' own API (dispatch's or intake's, `core.call`) with the person's
@@ -15,55 +16,34 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import httpx
-from fastapi import FastAPI, Form, Request
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from gridloop.access import Role
-from gridloop.audit import AuditTrail, signing
+from gridloop.audit import signing
 from gridloop.cases.lights import light
-from gridloop.cases.reader import CaseReader
 from gridloop.http import client_address, networks
-from gridloop.people import People, Session
+from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import approvals, core
-from services.console.live import Live, projected
-from services.console.throttle import Throttle
+from services.console import approvals, core, maps, screens
+from services.console.kit import Console, Kit, SignIn
+from services.console.live import projected
+from services.console.screens import refusal, upload
 from services.console.words import LANGS, Lang, words
 
+__all__ = ["Console", "create_app"]
 HERE = Path(__file__).parent
 SESSION, LANG, LOGIN = "gridloop_session", "gridloop_lang", "gridloop_login"
 SERVICE = "console"
 KEEP_ALIVE = 15.0  # seconds between comments on a quiet news stream
-
-
-@dataclass
-class Console:
-    people: People
-    reader: CaseReader
-    trail: AuditTrail
-    dispatch_url: str  # the dispatch service's API, which decides the department's and
-    # the command centre's actions
-    throttle: Throttle
-    live: Live  # the open pages' news, fed by the lifecycle topics (`gridloop.kafka.tail`)
-    departments: dict[str, str] = field(default_factory=dict)  # code → name (the pack's)
-    intake_url: str = "http://127.0.0.1:8000"  # intake's API: filing and voiding reports
-    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))  # the city's
-    secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
-    # Whose X-Forwarded-For names the client (`GRIDLOOP_TRUSTED_PROXIES`, as at every door).
-    trusted_proxies: str = ""
-
-
-class SignIn(Exception):
-    """No live session: the person signs in first."""
 
 
 def create_app(console: Console) -> FastAPI:
@@ -77,10 +57,28 @@ def create_app(console: Console) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     add_ops_routes(app)
+    app.include_router(screens.router)
 
     @app.exception_handler(SignIn)
     async def sign_in_first(request: Request, exc: SignIn) -> Response:
         return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(RequestValidationError)
+    async def form_refused(request: Request, exc: RequestValidationError) -> Response:
+        """A form the console's own limits refuse (a field too long, one missing): the
+        page again, with the reason beside the field — never FastAPI's JSON — and nothing
+        done."""
+        values = core.form_values(exc.body)
+        if request.url.path == "/login":
+            username = values.get("username", "")[:64]
+            return page(request, "login.html", 422, csrf="", error="invalid", username=username)
+        found = await session(request)
+        case_id = request.path_params.get("case_id")
+        if case_id is None:
+            return page(request, "elsewhere.html", 422, me=found)
+        errors = core.form_errors(exc.errors())
+        action = str(request.path_params.get("action", ""))
+        return await _case(request, found, str(case_id), 422, errors, values, action)
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         lang = _lang(request)
@@ -98,6 +96,8 @@ def create_app(console: Console) -> FastAPI:
         if found is None:
             raise SignIn()
         return found
+
+    app.state.kit = Kit(console, page, session)  # what the screens' routers share
 
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> Response:
@@ -179,7 +179,8 @@ def create_app(console: Console) -> FastAPI:
             "overdue": await console.reader.overdue(now, limit=200),
         }
         lights = {c.case_id: light(c, now) for cases in queues.values() for c in cases}
-        return page(request, "centre.html", me=found, queues=queues, lights=lights)
+        tiers = {c.case_id: core.escalated(c) for c in queues["overdue"]}
+        return page(request, "centre.html", me=found, queues=queues, lights=lights, tiers=tiers)
 
     async def intake(request: Request, found: Session) -> Response:
         """The supervision centre's intake desk (受理员): reports awaiting verification
@@ -226,14 +227,18 @@ def create_app(console: Console) -> FastAPI:
     ) -> Response:
         department = found.principal.department
         case = await console.reader.record(case_id)
-        # A department sees only what it holds: another's case is "no such case" to it.
-        if case is None or (department is not None and not case.held_by(department)):
+        if case is None or not core.visible(found.principal, case):
             return page(request, "missing.html", 404, me=found, case_id=case_id)
         offered = core.actions(case, department) if department else ()
-        if found.principal.role is Role.command_centre:
+        role, pack = found.principal.role, console.pack
+        similar: list[core.Similar] = []
+        if role is Role.command_centre:
             offered = core.centre_actions(case)
-        elif found.principal.role is Role.supervision_centre:
-            offered = core.intake_actions(case)
+        elif role is Role.supervision_centre:
+            if case.state in core.AWAITING_INTAKE and (keys := core.similar_keys(case)):
+                similar = core.similar(case, await console.reader.near(keys, limit=200))
+            offered = core.intake_actions(case, similar)
+        suggested = core.suggestion(pack, case) if pack and role is Role.command_centre else None
         return page(
             request,
             "case.html",
@@ -248,7 +253,15 @@ def create_app(console: Console) -> FastAPI:
             failed=failed,
             fields=core.fields,
             departments=console.departments,
+            classes=core.catalogue(pack) if pack else {},
+            phrases=pack.city.phrases if pack else {},
+            similar=similar,
+            suggested=suggested,
+            photos=core.photos(case, console.intake_url),
+            stages=core.stage_lights(case, clock.now()),
+            small_map=maps.case_map(pack, case) if pack else None,
             who=core.who,
+            filed_class=core.filed_class,
             done=request.query_params.get("done"),
         )
 
@@ -262,10 +275,29 @@ def create_app(console: Console) -> FastAPI:
         note: Annotated[str, Form(max_length=2000)] = "",
         reason: Annotated[str, Form(max_length=2000)] = "",
         department: Annotated[str, Form(max_length=32)] = "",
+        assisting: Annotated[list[str] | None, Form(max_length=10)] = None,
+        class_code: Annotated[str, Form(max_length=20)] = "",
+        into_case_id: Annotated[str, Form(max_length=64)] = "",
+        deadline: Annotated[str, Form(max_length=40)] = "",
+        photos: Annotated[UploadFile | None, File()] = None,
     ) -> Response:
         found = await session(request)
         _check_csrf(found, csrf)
-        form = {"note": note, "reason": reason, "department": department}
+        form = {
+            "note": note,
+            "reason": reason,
+            "department": department,
+            "assisting": ",".join(assisting or []),
+            "class_code": class_code,
+            "into_case_id": into_case_id,
+            "deadline": core.local_deadline(deadline, console.zone) if deadline else "",
+        }
+        if photos is not None and photos.filename and "photos" in core.fields(action):
+            link, refused = await upload(console.intake_url, photos, found.token)
+            if link is None:
+                status = 503 if "action" in refused else 422
+                return await _case(request, found, case_id, status, refused, form, action)
+            form["photos"] = link
         asked = core.call(found.principal, case_id, action, form)
         if asked is None:
             return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
@@ -283,7 +315,7 @@ def create_app(console: Console) -> FastAPI:
             events = answer.json().get("events") or []
             await projected(console.reader, dict.fromkeys(events, case_id))
             return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
-        refused = _refusal(answer)
+        refused = refusal(answer)
         return await _case(request, found, case_id, answer.status_code, refused, form, action)
 
     approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
@@ -298,19 +330,3 @@ def _check_csrf(found: Session, csrf: str) -> None:
 def _lang(request: Request) -> Lang:
     asked = request.query_params.get("lang") or request.cookies.get(LANG)
     return "en" if asked == "en" else "zh"
-
-
-def _refusal(answer: httpx.Response) -> dict[str, str]:
-    """The API's refusal, by the form field it names (its last `loc` part): the message is
-    shown beside that field, the rest beside the action."""
-    try:
-        detail = answer.json().get("detail") or []
-    except ValueError:
-        return {"action": f"{answer.status_code}"}
-    errors: dict[str, str] = {}
-    for problem in detail if isinstance(detail, list) else []:
-        loc = problem.get("loc") or []
-        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
-        name = name if name in ("note", "reason", "department") else "action"
-        errors[name] = str(problem.get("msg", ""))
-    return errors or {"action": f"{answer.status_code}"}

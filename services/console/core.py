@@ -3,15 +3,22 @@ its timeline reads. No HTTP, no database: the pages and the tests call these ali
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from gridloop.access import Principal, Role
 from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord, TimelineEntry
-from gridloop.lifecycle import State
+from gridloop.citypack import CityPack
+from gridloop.citypack.owner import Routed, route
+from gridloop.lifecycle import OPEN_STATES, State
+from gridloop.nearby import box_around, keys_around, metres
+from schemas.events import Stage
 
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
@@ -55,8 +62,11 @@ def actions(case: CaseRecord, department: str) -> tuple[str, ...]:
         return ()
     if not case.acknowledged_by(department):
         return ("acknowledge", "return")
-    lead = case.department == department
-    return ("handled", "return") if lead else ()
+    if case.department != department:
+        return ()
+    # One request at a time awaits the command centre.
+    asking = ("extension", "parking") if case.pending_request is None else ()
+    return ("handled", "return", *asking)
 
 
 # What the command centre dispatches again: returned (回退) and reworked cases, and filed
@@ -82,14 +92,21 @@ def who(entry: TimelineEntry) -> str:
 # Each action's form fields, as the dispatch API names them (a department's, the centre's).
 DEPARTMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "acknowledge": (),
-    "handled": ("note",),
+    "handled": ("note", "photos"),  # photos: the after-photo's link (处置后照片)
     "return": ("reason",),
+    "extension": ("deadline", "reason"),
+    "parking": ("reason",),
 }
-CENTRE_FIELDS: dict[str, tuple[str, ...]] = {"dispatch": ("department", "reason")}
+CENTRE_FIELDS: dict[str, tuple[str, ...]] = {"dispatch": ("department", "assisting", "reason")}
 
 
-# The supervision centre's intake operator (受理员): file (立案) or void (作废) a report.
-INTAKE_FIELDS: dict[str, tuple[str, ...]] = {"file": ("note",), "void": ("reason",)}
+# The supervision centre's intake operator (受理员): file (立案, in a corrected class if need
+# be), void (作废) a report, or merge it into a similar open case nearby.
+INTAKE_FIELDS: dict[str, tuple[str, ...]] = {
+    "file": ("class_code", "note"),
+    "void": ("reason",),
+    "merge": ("into_case_id", "reason"),
+}
 # The states in which a report awaits the intake operator's decision.
 AWAITING_INTAKE = (State.reported, State.verified)
 
@@ -101,8 +118,11 @@ def fields(action: str) -> tuple[str, ...]:
     return ()
 
 
-def intake_actions(case: CaseRecord) -> tuple[str, ...]:
-    return ("file", "void") if case.state in AWAITING_INTAKE else ()
+def intake_actions(case: CaseRecord, similar: Sequence[Similar] = ()) -> tuple[str, ...]:
+    """What the intake operator may do on the report now: merge only into a similar case."""
+    if case.state not in AWAITING_INTAKE:
+        return ()
+    return ("file", "void", "merge") if similar else ("file", "void")
 
 
 @dataclass(frozen=True)
@@ -111,7 +131,7 @@ class Call:
 
     service: str  # "dispatch" or "intake"
     path: str
-    body: dict[str, str]
+    body: dict[str, Any]
 
 
 def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> Call | None:
@@ -120,15 +140,252 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
     API refuses it beside its field."""
     person = who.person or who.subject
     if who.role is Role.department and who.department and action in DEPARTMENT_FIELDS:
-        body = {"handler_id": person} | {f: form.get(f, "") for f in DEPARTMENT_FIELDS[action]}
+        body: dict[str, Any] = {"handler_id": person}
+        body |= {f: form.get(f, "") for f in DEPARTMENT_FIELDS[action]}
+        if "photos" in body:  # the uploaded after-photo's link, if one was sent
+            body["photos"] = [body["photos"]] if body["photos"] else []
+            body = body if body["photos"] else {k: v for k, v in body.items() if k != "photos"}
         return Call("dispatch", f"/departments/{who.department}/cases/{case_id}/{action}", body)
     if who.role is Role.command_centre and action in CENTRE_FIELDS:
-        given = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
+        given: dict[str, Any] = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
         given.setdefault("reason", "")  # a dispatch's reason is required
+        if "assisting" in given:  # the form's ticked departments, comma-joined
+            given["assisting"] = [a for a in given["assisting"].split(",") if a]
         return Call("dispatch", f"/cases/{case_id}/{action}", {"dispatcher": person} | given)
     if who.role is Role.supervision_centre and action in INTAKE_FIELDS:
         given = {f: form[f] for f in INTAKE_FIELDS[action] if form.get(f)}
         if action == "void":
             given.setdefault("reason", "")
+        if action == "merge":
+            given.setdefault("into_case_id", "")
+        if corrected := given.pop("class_code", None):  # "kind:code", as the form offers
+            kind, _, code = corrected.partition(":")
+            given |= {"kind": kind, "class_code": code}
         return Call("intake", f"/cases/{case_id}/{action}", given)
     return None
+
+
+# The fields a form's refusal may be shown beside; any other is shown beside the action.
+FORM_FIELDS = frozenset(
+    {
+        "note",
+        "reason",
+        "department",
+        "assisting",
+        "into_case_id",
+        "class_code",
+        "deadline",
+        "photos",
+    }
+)
+ALIASES = {"kind": "class_code", "file": "photos"}  # the API's field → the form's
+
+
+def form_errors(problems: Sequence[Any]) -> dict[str, str]:
+    """A refused form's problems (FastAPI's or the API's `detail`), by the form field each
+    names (the last part of its `loc`); the rest beside the action."""
+    errors: dict[str, str] = {}
+    for problem in problems:
+        if not isinstance(problem, Mapping):
+            continue
+        loc = problem.get("loc") or []
+        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
+        name = ALIASES.get(name, name)
+        name = name if name in FORM_FIELDS else "action"
+        errors.setdefault(name, str(problem.get("msg", "")))
+    return errors
+
+
+def form_values(body: Any) -> dict[str, str]:
+    """What a refused form held (to show it again): its text fields only."""
+    if not isinstance(body, Mapping):
+        return {}
+    return {str(k): v for k, v in body.items() if isinstance(v, str)}
+
+
+# --- the intake operator's similar cases nearby (the duplicate search's candidates) ----------
+
+# Open cases of the report's class this near are shown as similar: wider than a class's
+# duplicate radius (a report that near was merged at once), for the operator to judge.
+SIMILAR_RADIUS_M = 200.0
+
+
+class Candidate(Protocol):
+    """A case near the report, as the duplicate search reads it (`CaseReader.near`)."""
+
+    @property
+    def case_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def class_code(self) -> str: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def reported_at(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Similar:
+    case_id: str
+    metres: float
+    state: State
+    reported_at: datetime
+
+
+def similar_keys(case: CaseRecord, radius_m: float = SIMILAR_RADIUS_M) -> list[str]:
+    """The duplicate search's cell keys around the report (none without a point or class)."""
+    if case.point is None or case.kind is None or case.class_code is None:
+        return []
+    lon, lat = case.point.coordinates
+    return keys_around(case.kind, case.class_code, box_around(lon, lat, radius_m))
+
+
+def similar(
+    case: CaseRecord, candidates: Sequence[Candidate], radius_m: float = SIMILAR_RADIUS_M
+) -> list[Similar]:
+    """The open cases of the report's class within `radius_m` of it, nearest first: what it
+    may be merged into."""
+    if case.point is None:
+        return []
+    lon, lat = case.point.coordinates
+    found = [
+        Similar(c.case_id, metres(lon, lat, c.lon, c.lat), c.state, c.reported_at)
+        for c in candidates
+        if c.case_id != case.case_id
+        and c.state in OPEN_STATES
+        and (c.kind, c.class_code) == (case.kind, case.class_code)
+    ]
+    return sorted((s for s in found if s.metres <= radius_m), key=lambda s: s.metres)
+
+
+# --- the dispatcher's suggestion and the escalations -----------------------------------------
+
+
+def suggestion(pack: CityPack, case: CaseRecord) -> Routed | None:
+    """Whom routing would dispatch the case to now, and why (`gridloop.citypack.owner`, the
+    rules dispatch itself follows); None for a case not to dispatch."""
+    kind, code = filed_class(case)
+    if case.state not in DISPATCHABLE or not (kind and code and case.grid_code):
+        return None
+    point = case.point.point if case.point else None
+    return route(pack, kind, code, case.grid_code, point, case.component_id)  # type: ignore[arg-type]
+
+
+def filed_class(case: CaseRecord) -> tuple[str | None, str | None]:
+    """The case's class: the filing's (the operator may have corrected the report's; the
+    projection keeps the report's), else the report's."""
+    for entry in reversed(case.timeline):
+        if entry.type == "filed" and entry.data.get("class_code"):
+            return entry.data.get("kind"), entry.data["class_code"]
+    return case.kind, case.class_code
+
+
+def escalated(case: CaseRecord) -> str | None:
+    """The highest tier the case's handling deadline was escalated to (升级), if any: only
+    an escalation of the deadline it has now counts."""
+    clock = case.sla.get("handle")
+    if clock is None or clock.tier is None or clock.deadline != case.deadline:
+        return None
+    return clock.tier
+
+
+def local_deadline(given: str, zone: ZoneInfo) -> str:
+    """A deadline as the form's date-and-time field gives it (the city's local time, no
+    zone) in ISO 8601 with the city's offset; anything else as given, for the API to refuse
+    beside the field."""
+    try:
+        at = datetime.fromisoformat(given)
+    except ValueError:
+        return given
+    return (at if at.tzinfo else at.replace(tzinfo=zone)).isoformat()
+
+
+# --- photos: before (the report's, the verification's) and after (the department's) -----------
+
+MEDIA_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+@dataclass(frozen=True)
+class Photos:
+    before: tuple[str, ...]  # media ids
+    after: tuple[str, ...]
+
+    def __contains__(self, media_id: object) -> bool:
+        return media_id in self.before or media_id in self.after
+
+
+def photos(case: CaseRecord, intake_url: str) -> Photos:
+    """The case's photos by media id: the report's and the verification's (处置前), and the
+    after-photos a department linked to intake's uploads when it reported the case handled
+    (处置后); a link elsewhere is the department's own, not the console's to show."""
+    before = [*case.media]
+    after: list[str] = []
+    for entry in case.timeline:
+        if entry.type == "verified":
+            before += [m for m in entry.data.get("media") or [] if isinstance(m, str)]
+        if entry.type == "handled":
+            after += _uploads(entry.data.get("photos") or [], f"{intake_url}/media/")
+    return Photos(tuple(dict.fromkeys(before)), tuple(dict.fromkeys(after)))
+
+
+def _uploads(links: Sequence[Any], prefix: str) -> list[str]:
+    ids = [str(link)[len(prefix) :] for link in links if str(link).startswith(prefix)]
+    return [i for i in ids if MEDIA_ID.match(i)]
+
+
+# --- each stage's clock and light (the case page) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageLight:
+    stage: Stage
+    deadline: datetime
+    light: Light
+    done: bool = False  # the case went past the stage: its clock no longer runs
+
+
+# The states a stage's clock runs in; past them, the stage is done.
+RUNNING: dict[Stage, frozenset[State]] = {
+    Stage.verify: frozenset({State.reported}),
+    Stage.file: frozenset({State.reported, State.verified}),
+    Stage.dispatch: frozenset({State.filed, State.returned, State.rework}),
+    Stage.handle: frozenset({State.dispatched, State.parked}),
+    Stage.check: frozenset({State.handled}),
+}
+
+
+def stage_lights(case: CaseRecord, now: datetime) -> list[StageLight]:
+    """Each stage's deadline and light, in the loop's order: the verification task's due
+    time, the SLA engine's clocks (yellow on a warning, red on a breach), and the handling
+    deadline with the light every screen shows."""
+    found: dict[Stage, StageLight] = {}
+    if case.verification_due is not None:
+        late = case.state is State.reported and case.verification_due <= now
+        found[Stage.verify] = StageLight(
+            Stage.verify, case.verification_due, Light.red if late else Light.green
+        )
+    for name, clock in case.sla.items():
+        if name in Stage.__members__:
+            found[Stage(name)] = StageLight(Stage(name), clock.deadline, Light(clock.light))
+    if case.deadline is not None:
+        found[Stage.handle] = StageLight(Stage.handle, case.deadline, light(case, now))
+    return [
+        replace(found[s], done=s in RUNNING and case.state not in RUNNING[s])
+        for s in Stage
+        if s in found
+    ]
+
+
+def catalogue(pack: CityPack) -> dict[str, str]:
+    """The catalogue as the forms offer it: "kind:code" → its code and name."""
+    return {f"{c.kind}:{c.code}": f"{c.code} {c.name}" for c in pack.city.classes}
+
+
+def visible(who: Principal, case: CaseRecord) -> bool:
+    """A department sees only what it holds: another's case is "no such case" to it."""
+    return who.department is None or case.held_by(who.department)

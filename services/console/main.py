@@ -41,6 +41,7 @@ async def run(settings: Settings) -> None:
             zone=ZoneInfo(pack.city.timezone),
             secure_cookies=settings.secure_cookies,
             trusted_proxies=settings.trusted_proxies,
+            pack=pack,
         )
 
         async def follow(stop: asyncio.Event) -> None:

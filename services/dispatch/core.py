@@ -1,6 +1,7 @@
 """Dispatch decisions. Pure: the city pack and facts in, events out.
 
-Routing, most specific rule first, each decision explained in the event (`rule`, `basis`):
+Routing (`gridloop.citypack.owner`: the console suggests by it too), most specific rule
+first, each decision explained in the event (`rule`, `basis`):
 1. the component instance's maintainer (养护单位), else its owner (权属单位);
 2. a location rule: an area such as a park or a river bank owned by a body (the smallest
    area containing the point wins), possibly with assisting departments (a joint case);
@@ -24,12 +25,12 @@ and nothing is published. `react` is dispatch's own reaction to a filing or a re
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
 from gridloop.cases import CaseView, PendingRequest
 from gridloop.citypack import CityPack
+from gridloop.citypack.owner import route
 from gridloop.citypack.sla import Deadline
 from gridloop.lifecycle import State, next_state
 from gridloop.refusal import conflict, forbidden, invalid
@@ -56,7 +57,6 @@ from schemas.events import (
     ReturnDenied,
     ReturnRequested,
     Role,
-    RoutingBasis,
     Stage,
     UrgeReplied,
 )
@@ -78,53 +78,6 @@ from services.dispatch.commands import (
 COMMAND_CENTRE = Actor(role=Role.command_centre, id="auto-dispatch")
 # States in which a department holds the case.
 HELD = frozenset({State.dispatched, State.parked})
-
-
-# --- routing ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Routed:
-    """The lead department, the assisting ones, and which rule chose them (and why)."""
-
-    department: str
-    assisting: tuple[str, ...]
-    basis: RoutingBasis
-    rule: str
-
-
-def route(
-    pack: CityPack,
-    kind: Kind,
-    class_code: str,
-    grid_code: str,
-    point: Point | None = None,
-    component_id: str | None = None,
-) -> Routed:
-    """The owner of the problem, by the most specific rule that names a known department."""
-    known = pack.departments
-    component = pack.components.get(component_id) if component_id else None
-    if component is not None:
-        for role, code in (("maintainer", component.maintainer), ("owner", component.owner)):
-            if code in known:
-                return Routed(
-                    code, (), "component", f"{role} of component {component.id} ({component.name})"
-                )
-    if point is not None:
-        rule = pack.routing.match(point.lon, point.lat, kind, class_code, known)
-        if rule is not None:
-            assisting = tuple(a for a in rule.assisting if a in known)
-            return Routed(rule.owner, assisting, "location", f"location rule {rule.name}")
-    cls = pack.classes.get((kind, class_code))
-    if cls is not None and cls.owner in known:
-        return Routed(cls.owner, (), "class_default", f"default owner of {kind} class {class_code}")
-    street = pack.streets[grid_code[6:9]]
-    return Routed(
-        street.office,
-        (),
-        "street_office",
-        f"street office of grid {grid_code} (owner of last resort)",
-    )
 
 
 def handling_deadline(

@@ -223,8 +223,10 @@ async def check(
 async def file_case(
     case_id: str, answer: FileIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
-    """File the case (立案) with a case number: class + date + sequence."""
-    return await _act(intake, do.File(case_id, who, answer.note), "file", key, answer)
+    """File the case (立案) with a case number: class + date + sequence. With `kind` and
+    `class_code`, in that class of the catalogue instead of the report's."""
+    command = do.File(case_id, who, answer.note, answer.kind, answer.class_code)
+    return await _act(intake, command, "file", key, answer)
 
 
 @router.post("/cases/{case_id}/void", status_code=202, responses=ACT)

@@ -61,11 +61,14 @@ class Check:
 
 @dataclass(frozen=True)
 class File:
-    """立案: a supervision-centre operator files the case."""
+    """立案: a supervision-centre operator files the case, in another class of the
+    catalogue if the report's was wrong (class correction)."""
 
     case_id: str
     who: Principal
     note: str | None = None
+    kind: Kind | None = None
+    class_code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from schemas.events import (
     CaseVerified,
     CaseVoided,
     FeedbackGiven,
+    Kind,
     Role,
 )
 from services.intake.commands import (
@@ -57,7 +58,7 @@ def decide(
         case Verify():
             return decide_verification(case, command, pack.city.intake.auto_file)
         case File():
-            return decide_file(case, command)
+            return decide_file(case, command, pack=pack)
         case Void():
             return decide_void(case, command)
         case Merge():
@@ -105,11 +106,31 @@ def decide_verification(
     return [verified, filed(case, v + 2, SYSTEM, "verified by a supervisor", case_number)]
 
 
-def decide_file(case: CaseView, file: File, case_number: str | None = None) -> list[CaseEvent]:
-    """A supervision-centre operator files the case (立案)."""
+def decide_file(
+    case: CaseView, file: File, case_number: str | None = None, pack: CityPack | None = None
+) -> list[CaseEvent]:
+    """A supervision-centre operator files the case (立案), in the class they corrected it
+    to if any (one of the pack's catalogue)."""
     next_state(case.state, "filed")
     reason = file.note or "filed by the supervision centre"
-    return [filed(case, case.version + 1, actor_of(file.who), reason, case_number)]
+    corrected = _corrected_class(file, pack)
+    actor = actor_of(file.who)
+    return [filed(case, case.version + 1, actor, reason, case_number, corrected)]
+
+
+def _corrected_class(file: File, pack: CityPack | None) -> tuple[Kind, str] | None:
+    if file.kind is None and file.class_code is None:
+        return None
+    if file.kind is None or file.class_code is None:
+        missing = "kind" if file.kind is None else "class_code"
+        raise invalid(("body", missing), "a corrected class needs both kind and class_code")
+    if pack is not None and (file.kind, file.class_code) not in pack.classes:
+        raise invalid(
+            ("body", "class_code"),
+            f"no {file.kind} class {file.class_code} in the city's catalogue",
+            "unknown_class",
+        )
+    return file.kind, file.class_code
 
 
 def decide_void(case: CaseView, void: Void) -> list[CaseEvent]:

@@ -3,15 +3,12 @@ an open case is merged into it. Pure."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from gridloop.nearby import Box
+from gridloop.nearby import Box, box_around, metres
 from schemas.events import Point
-
-EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclass(frozen=True)
@@ -22,14 +19,6 @@ class Nearby:
     lon: float
     lat: float
     reported_at: datetime
-
-
-def metres(a_lon: float, a_lat: float, b_lon: float, b_lat: float) -> float:
-    """Great-circle distance (haversine)."""
-    p1, p2 = math.radians(a_lat), math.radians(b_lat)
-    dp, dl = p2 - p1, math.radians(b_lon - a_lon)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(1.0, h)))
 
 
 def find_duplicate(
@@ -53,11 +42,8 @@ def find_duplicate(
 
 
 def search_box(point: Point, radius_m: float) -> Box:
-    """(min lon, min lat, max lon, max lat) around `point` holding every point within
-    `radius_m`: the database pre-filter before the exact distance."""
-    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
-    dlon = dlat / max(math.cos(math.radians(point.lat)), 1e-6)
-    return point.lon - dlon, point.lat - dlat, point.lon + dlon, point.lat + dlat
+    """The box around `point` holding every point within `radius_m`."""
+    return box_around(point.lon, point.lat, radius_m)
 
 
 def within(box: Box, lon: float, lat: float) -> bool:

@@ -286,14 +286,17 @@ def filed(
     actor: Actor,
     reason: str,
     case_number: str | None,
+    corrected: tuple[Kind, str] | None = None,
 ) -> CaseFiled:
+    """The filing of `reported`, in its own class or the `corrected` one."""
     assert reported.kind is not None and reported.class_code and reported.grid_code
+    kind, class_code = corrected or (reported.kind, reported.class_code)
     return CaseFiled(
         case_id=reported.case_id,
         version=version,
         actor=actor,
-        kind=reported.kind,
-        class_code=reported.class_code,
+        kind=kind,
+        class_code=class_code,
         grid_code=reported.grid_code,
         component_id=reported.component_id,
         case_number=case_number,

@@ -85,10 +85,13 @@ class CheckIn(BaseModel):
 
 
 class FileIn(BaseModel):
-    """A supervision-centre operator files a case (立案)."""
+    """A supervision-centre operator files a case (立案), correcting its class if the
+    reporter chose the wrong one (another class of the city's catalogue)."""
 
     model_config = ConfigDict(extra="forbid")
     note: Note = None
+    kind: Kind | None = None  # with class_code: the corrected class
+    class_code: ClassCode | None = None
 
 
 class VoidIn(BaseModel):

@@ -94,6 +94,7 @@ async def console(running: Running) -> AsyncIterator[str]:
     departments = {code: d.name for code, d in running.pack.departments.items()}
     console = Console(people, reader, AuditTrail(db), dispatch, Throttle(), live, departments)
     console.intake_url = running.system.url("intake")
+    console.pack = running.pack
     app = create_app(console)
     stop = asyncio.Event()
     following = asyncio.create_task(tail(running.kafka, live.on_events, stop, running.namespace))

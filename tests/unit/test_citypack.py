@@ -222,6 +222,15 @@ def test_bad_fields_in_both_files_are_all_listed(tmp_path: Path) -> None:
     assert _has(errors, "grids.geojson:", "feature 6", "not a valid polygon"), errors
 
 
+def test_canned_phrases_are_checked_like_the_rest(demo: CityPack, tmp_path: Path) -> None:
+    assert "重复上报" in demo.city.phrases["void"]
+    city = _demo_city()
+    city["phrases"] = {"void": ["", "ok"], "approve": ["not an action that takes one"]}
+    errors = _errors(_write(tmp_path / "phrases", city, _demo_grids()))
+    assert _has(errors, "city.yaml", "phrases.void.0"), errors  # blank
+    assert _has(errors, "city.yaml", "phrases.approve"), errors  # no such action
+
+
 def test_unknown_street_office_and_community_street(tmp_path: Path) -> None:
     city = _demo_city()
     city["streets"][1]["office"] = "STREET-999"

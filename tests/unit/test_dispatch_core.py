@@ -14,6 +14,7 @@ from shapely.geometry import shape
 from gridloop.calendar import SHANGHAI
 from gridloop.cases import CaseView
 from gridloop.citypack import CityPack, Grid, load_city_pack
+from gridloop.citypack.owner import route
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
@@ -32,7 +33,7 @@ from schemas.events import (
 )
 from services.dispatch import core
 from services.dispatch.commands import Handle
-from services.dispatch.core import decide_dispatch, decide_handled, route
+from services.dispatch.core import decide_dispatch, decide_handled
 
 CASE = "C-20250301-0042"
 SINCE = datetime(2025, 3, 3, 9, 15, tzinfo=UTC)  # Monday 17:15 in Shanghai: 15 office minutes left

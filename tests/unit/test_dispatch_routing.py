@@ -13,10 +13,11 @@ import yaml
 from shapely.geometry import shape
 
 from gridloop.citypack import CityPack, CityPackError, ComponentInstance, Grid, load_city_pack
+from gridloop.citypack.owner import route
 from gridloop.citypack.routing import LocationRule, Routing
 from gridloop.config import DEMO_CITY_PACK
 from schemas.events import Point
-from services.dispatch.core import decide_dispatch, route
+from services.dispatch.core import decide_dispatch
 
 GRID = "110101001001002"  # street 001: office STREET-001
 IN_BOTH = Point(lon=116.4015, lat=39.9205)  # inside the big square and the small one

@@ -18,6 +18,7 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.contacts import contact_id
 from gridloop.errors import STATUS
 from gridloop.lifecycle import InvalidTransition, State
+from gridloop.nearby import metres
 from gridloop.refusal import Refused
 from schemas.events import (
     CaseEvent,
@@ -37,7 +38,7 @@ from services.intake.core import (
     decide_verification,
     decide_void,
 )
-from services.intake.duplicates import Nearby, find_duplicate, metres, search_box
+from services.intake.duplicates import Nearby, find_duplicate, search_box
 from services.intake.media import LIMITS, check, sniff
 from services.intake.reporting import case_number, decide_report, local_day, to_file
 from services.intake.requests import ReportIn, VoidIn, report_of
@@ -325,6 +326,21 @@ def test_the_centre_files_a_verified_case_with_its_number() -> None:
     assert filed.reason == "clear"
     with pytest.raises(InvalidTransition):
         decide_file(view(State.filed), File(CASE, CENTRE), None)
+
+
+def test_the_centre_files_in_a_corrected_class_of_the_catalogue_only(pack: CityPack) -> None:
+    corrected = File(CASE, CENTRE, kind="event", class_code="0401")
+    (filed,) = decide_file(view(State.reported), corrected, None, pack)
+    assert isinstance(filed, CaseFiled)
+    assert (filed.kind, filed.class_code) == ("event", "0401")
+    unknown = File(CASE, CENTRE, kind="event", class_code="0999")
+    with pytest.raises(Refused) as refused:
+        decide_file(view(State.reported), unknown, None, pack)
+    assert refused.value.loc == ("body", "class_code")
+    half = File(CASE, CENTRE, class_code="0401")  # no kind: which catalogue?
+    with pytest.raises(Refused) as refused:
+        decide_file(view(State.reported), half, None, pack)
+    assert refused.value.loc == ("body", "kind")
 
 
 def test_a_confirmation_waits_for_the_centre_when_filing_is_by_hand() -> None:

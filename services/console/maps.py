@@ -1,0 +1,147 @@
+"""The workbench's maps, drawn as inline SVG from the city pack's grid polygons: no tiles,
+no script library, nothing fetched from elsewhere, so a map works on a closed network. A
+tile server could be drawn beneath later (optional configuration); nothing here needs one.
+
+Pure: a frame maps longitude and latitude onto the drawing (longitude scaled by the cosine
+of the latitude, so a square of ground is square on the screen), and a grid becomes an SVG
+path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from shapely.geometry import Polygon, box
+
+from gridloop.cases.lights import Light
+from gridloop.cases.record import CaseRecord
+from gridloop.citypack import CityPack
+
+Bounds = tuple[float, float, float, float]  # west, south, east, north
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Where the ground `bounds` lies on a drawing `width` pixels wide."""
+
+    west: float
+    south: float
+    east: float
+    north: float
+    width: float
+
+    @property
+    def scale(self) -> float:
+        """Pixels per degree of longitude; latitude's are those over the cosine."""
+        return self.width / (self.east - self.west)
+
+    @property
+    def squash(self) -> float:
+        return math.cos(math.radians((self.south + self.north) / 2))
+
+    @property
+    def height(self) -> float:
+        return (self.north - self.south) * self.scale / self.squash
+
+    def xy(self, lon: float, lat: float) -> tuple[float, float]:
+        return (lon - self.west) * self.scale, (self.north - lat) * self.scale / self.squash
+
+
+def frame(bounds: Iterable[Bounds], width: float = 720.0, margin: float = 0.08) -> Frame:
+    """The frame holding every one of `bounds`, with a margin around."""
+    wests, souths, easts, norths = zip(*bounds, strict=True)
+    west, south, east, north = min(wests), min(souths), max(easts), max(norths)
+    pad_x = max(east - west, 1e-4) * margin
+    pad_y = max(north - south, 1e-4) * margin
+    return Frame(west - pad_x, south - pad_y, east + pad_x, north + pad_y, width)
+
+
+def path(f: Frame, polygon: Polygon) -> str:
+    """The polygon (holes included) as an SVG path's `d`."""
+    rings = [polygon.exterior, *polygon.interiors]
+    parts = []
+    for ring in rings:
+        points = [f.xy(lon, lat) for lon, lat in ring.coords]
+        parts.append("M" + " L".join(f"{x:.1f},{y:.1f}" for x, y in points) + " Z")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Dot:
+    case: CaseRecord
+    x: float
+    y: float
+    light: Light
+
+
+def dots(f: Frame, cases: Sequence[CaseRecord], lights: dict[str, Light]) -> list[Dot]:
+    """The cases with a point, where they lie on the drawing, reddest drawn last (on top)."""
+    order = {Light.green: 0, Light.yellow: 1, Light.red: 2}
+    found = [
+        Dot(c, *f.xy(*c.point.coordinates), lights[c.case_id]) for c in cases if c.point is not None
+    ]
+    return sorted(found, key=lambda d: order[d.light])
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The map's filters: a class ("kind:code"), a street (3 digits), a department."""
+
+    class_code: str = ""
+    street: str = ""
+    department: str = ""
+
+    def keep(self, case: CaseRecord) -> bool:
+        if self.class_code and f"{case.kind}:{case.class_code}" != self.class_code:
+            return False
+        if self.street and (case.grid_code or "")[6:9] != self.street:
+            return False
+        return not self.department or case.held_by(self.department)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A grid on a map: its code and name, its SVG path, where its label goes."""
+
+    code: str
+    name: str
+    d: str
+    label: tuple[float, float]
+
+
+def drawn(f: Frame, pack: CityPack, codes: Iterable[str]) -> list[Drawn]:
+    found = []
+    for code in codes:
+        polygon = pack.polygon(code)
+        inside = polygon.representative_point()
+        grid = pack.grid_by_code[code]
+        found.append(Drawn(code, grid.name, path(f, polygon), f.xy(inside.x, inside.y)))
+    return found
+
+
+@dataclass(frozen=True)
+class CaseMap:
+    """A case's small map: its grid among its neighbours, its point, its component."""
+
+    frame: Frame
+    grid: Drawn
+    around: list[Drawn]  # the grids the frame also shows
+    point: tuple[float, float] | None
+    component: tuple[float, float] | None
+
+
+def case_map(pack: CityPack, case: CaseRecord, width: float = 320.0) -> CaseMap | None:
+    if case.grid_code is None or case.grid_code not in pack.grid_by_code:
+        return None
+    polygon = pack.polygon(case.grid_code)
+    f = frame([polygon.bounds], width, margin=0.3)
+    seen = box(f.west, f.south, f.east, f.north)
+    around = [g.code for g in pack.grids if g.code != case.grid_code]
+    around = [c for c in around if pack.polygon(c).intersects(seen)]
+    point = f.xy(*case.point.coordinates) if case.point else None
+    part = pack.component(case.component_id) if case.component_id else None
+    [grid] = drawn(f, pack, [case.grid_code])
+    spot = f.xy(part.lon, part.lat) if part else None
+    return CaseMap(f, grid, drawn(f, pack, around), point, spot)
