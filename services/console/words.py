@@ -73,7 +73,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "void.reason": ("作废理由", "Reason"),
     "centre.returned": ("待派遣（回退、返工）", "To dispatch (returned, rework)"),
     "centre.requests": ("待审批", "Requests to answer"),
-    "centre.overdue": ("已超时", "Overdue"),
     # The shift lead (值班长): approvals and 督办 (approvals.py).
     "lead": ("值班长工作台", "Shift lead"),
     "lead.requests": ("待审批", "Approvals waiting"),
