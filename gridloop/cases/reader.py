@@ -31,6 +31,8 @@ _REQUEST_KINDS = get_args(PendingRecord.model_fields["kind"].annotation)
 # A deadline-ordered queue is read in windows from now (`CaseReader._windows`).
 _FIRST_WINDOW = timedelta(hours=1)
 _HORIZON = timedelta(days=400)
+# The open states whose cases have a handling deadline: read in windows of it.
+_TIMED = frozenset({State.dispatched, State.parked, State.handled})
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,20 @@ class CaseReader:
         (older ones have been escalated up the ladder)."""
         query = {"state": State.dispatched.value}
         return await self._windows(query, now, limit, backward=True)
+
+    async def open_cases(self, now: datetime, limit: int) -> list[CaseRecord]:
+        """Open cases for the map: of each open state with a handling deadline, those
+        nearest it (`_around`); of the others (reports awaiting verification or filing,
+        cases awaiting dispatch), the latest changed. `limit` of each state at most."""
+        found: list[CaseRecord] = []
+        for state in sorted(OPEN_STATES):
+            if state in _TIMED:
+                found += await self._around({"state": state.value}, now, limit, frozenset({state}))
+            else:
+                cursor = self._cases.find({"state": state.value}, _QUEUE)
+                docs = cursor.sort("updated_at", -1).limit(limit)
+                found += [CaseRecord.model_validate(d) async for d in docs]
+        return found
 
     async def _around(
         self, query: Document, now: datetime, limit: int, states: frozenset[State]

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from gridloop.cases.lights import light
-from gridloop.cases.reader import CaseQuery
 from gridloop.lifecycle import OPEN_STATES, State
 from schemas import clock
 from services.console import core, maps
@@ -39,12 +38,9 @@ async def city_map(
     filters = maps.Filters(class_code, street, own or department)
     if own is not None:
         cases = await kit.console.reader.of_department(own, OPEN, limit=MAP_MOST)
-    else:
-        kind, _, code = class_code.partition(":")
-        classes = ((kind, code),) if code else ()
-        query = CaseQuery(classes=classes, states=tuple(s.value for s in OPEN))
-        cases = await kit.console.reader.search(query, limit=MAP_MOST)
-    shown = [c for c in cases if filters.keep(c)]
+    else:  # of each open state, the cases nearest their deadline or the latest changed
+        cases = await kit.console.reader.open_cases(clock.now(), limit=MAP_MOST // 4)
+    shown = [c for c in cases if filters.keep(c)][:MAP_MOST]
     now = clock.now()
     lights = {c.case_id: light(c, now) for c in shown}
     pack = kit.console.pack
