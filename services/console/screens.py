@@ -16,7 +16,8 @@ from services.console import core, maps
 from services.console.kit import Pages
 
 router = APIRouter()
-MAP_MOST = 2000  # open cases on the map at most (the newest reported)
+MAP_MOST = 2000  # open cases on the map at most
+MAP_READ = 500  # read of each state (or a department's), nearest the deadline or latest changed
 OPEN = tuple(s for s in State if s in OPEN_STATES)
 PHOTO_MAX = 10 * 1024 * 1024  # intake's limit for a photo: a larger one it refuses anyway
 
@@ -37,9 +38,9 @@ async def city_map(
     own = found.principal.department
     filters = maps.Filters(class_code, street, own or department)
     if own is not None:
-        cases = await kit.console.reader.of_department(own, OPEN, limit=MAP_MOST)
+        cases = await kit.console.reader.of_department(own, OPEN, limit=MAP_READ)
     else:  # of each open state, the cases nearest their deadline or the latest changed
-        cases = await kit.console.reader.open_cases(clock.now(), limit=MAP_MOST // 4)
+        cases = await kit.console.reader.open_cases(clock.now(), limit=MAP_READ)
     shown = [c for c in cases if filters.keep(c)][:MAP_MOST]
     now = clock.now()
     lights = {c.case_id: light(c, now) for c in shown}
