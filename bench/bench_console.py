@@ -50,6 +50,7 @@ from gridloop.people import People
 from schemas.envelope import Envelope
 from schemas.events import EVENT_TYPES, CaseAnnotation, CaseEvent
 from services.console.core import DONE, ON_DESK, REDISPATCH
+from services.console.screens import MAP_READ, OPEN
 from services.projections.store import CaseStore
 from system.up import System
 from tests.samples import sample
@@ -201,6 +202,13 @@ async def raw_queries(uri: str, database: str) -> dict[str, list[Document]]:
             lambda: reader.awaiting_verification(None, 200),
             lambda: reader.awaiting_filing(200),
         ],
+        "shift lead": [
+            lambda: reader.with_pending_request(200),
+            lambda: reader.urged(200),
+            lambda: reader.overdue(now, 200),
+        ],
+        "map, centre": [lambda: reader.open_cases(now, MAP_READ)],
+        "map, department": [lambda: reader.of_department(BUSIEST, OPEN, MAP_READ, now)],
     }
     found: dict[str, list[Document]] = {}
     try:
@@ -227,30 +235,37 @@ async def measure(uri: str, database: str, console: str, times: int) -> list[tup
     client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True)
     db = client[database]
     rows: list[tuple[str, str]] = []
-    desks = {"department": "bench.roads", "centre": "bench.centre", "intake": "bench.intake"}
+    desks = {  # the person, and the page they load
+        "department": ("bench.roads", "/"),
+        "centre": ("bench.centre", "/"),
+        "intake": ("bench.intake", "/"),
+        "shift lead": ("bench.lead", "/approvals"),
+        "map, centre": ("bench.centre", "/map"),
+        "map, department": ("bench.roads", "/map"),
+    }
     queries = await raw_queries(uri, database)
     try:
-        for desk, username in desks.items():
+        for desk, (username, path) in desks.items():
             session = await signed_in(console, username)
             try:
-                page = await session.get("/")
+                page = await session.get(path)
                 shown = page.text.count("data-case=")
                 assert page.status_code == 200 and shown, f"{desk}: {page.status_code}, no rows"
 
-                async def load_page(s: httpx.AsyncClient = session) -> None:
-                    (await s.get("/")).raise_for_status()
+                async def load_page(s: httpx.AsyncClient = session, at: str = path) -> None:
+                    (await s.get(at)).raise_for_status()
 
                 ms = await timings(times, load_page)
             finally:
                 await session.aclose()
-            rows.append((f"{desk} desk (page, {shown} rows)", f"{p50_p95(ms)}  (load {load()})"))
+            rows.append((f"{desk} (page, {shown} rows)", f"{p50_p95(ms)}  (load {load()})"))
 
             async def raw(desk: str = desk) -> None:
                 await replay(db, queries[desk])
 
             ms = await timings(times, raw)
             finds = len(queries[desk])
-            rows.append((f"{desk} desk (raw, {finds} finds)", f"{p50_p95(ms)}  (load {load()})"))
+            rows.append((f"{desk} (raw, {finds} finds)", f"{p50_p95(ms)}  (load {load()})"))
     finally:
         await client.close()
     return rows
@@ -264,6 +279,7 @@ async def people(uri: str, database: str) -> None:
         await found.add("bench.roads", PASSWORD, Role.department, BUSIEST)
         await found.add("bench.centre", PASSWORD, Role.command_centre, "centre")
         await found.add("bench.intake", PASSWORD, Role.supervision_centre, "centre")
+        await found.add("bench.lead", PASSWORD, Role.shift_lead, "centre")
     finally:
         await client.close()
 
