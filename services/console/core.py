@@ -280,7 +280,7 @@ def filed_class(case: CaseRecord) -> tuple[str | None, str | None]:
     """The case's class: the filing's (the operator may have corrected the report's; the
     projection keeps the report's), else the report's."""
     for entry in reversed(case.timeline):
-        if entry.type == "filed" and entry.data.get("class_code"):
+        if entry.type == "case.filed" and entry.data.get("class_code"):
             return entry.data.get("kind"), entry.data["class_code"]
     return case.kind, case.class_code
 
@@ -326,9 +326,9 @@ def photos(case: CaseRecord, intake_url: str) -> Photos:
     before = [*case.media]
     after: list[str] = []
     for entry in case.timeline:
-        if entry.type == "verified":
+        if entry.type == "case.verified":
             before += [m for m in entry.data.get("media") or [] if isinstance(m, str)]
-        if entry.type == "handled":
+        if entry.type == "case.handled":
             after += _uploads(entry.data.get("photos") or [], f"{intake_url}/media/")
     return Photos(tuple(dict.fromkeys(before)), tuple(dict.fromkeys(after)))
 

@@ -142,3 +142,14 @@ def test_the_lead_may_ask_for_an_extension_or_parking_once_at_a_time() -> None:
         "handled",
         "return",
     )
+
+
+def test_the_class_shown_is_the_filings_when_the_operator_corrected_it() -> None:
+    filed = {"kind": "event", "class_code": "0505"}
+    corrected = record(
+        kind="event",
+        class_code="0102",
+        timeline=[{"event_id": "e1", "type": "filed", "version": 2, "at": NOW, "data": filed}],
+    )
+    assert core.filed_class(corrected) == ("event", "0505")
+    assert core.filed_class(record(kind="event", class_code="0102")) == ("event", "0102")
