@@ -45,7 +45,8 @@ def logins(department: str) -> list[Login]:
 
     return [
         Login("受理员 intake operator", "operator", new(), Role.supervision_centre, "centre"),
-        Login("派遣员 / 值班长 dispatcher", "dispatcher", new(), Role.command_centre, "centre"),
+        Login("派遣员 dispatcher", "dispatcher", new(), Role.command_centre, "centre"),
+        Login("值班长 shift lead", "lead", new(), Role.shift_lead, "centre"),
         Login(
             f"{department} staff", f"staff.{department.lower()}", new(), Role.department, department
         ),
