@@ -20,12 +20,12 @@ claiming the very same method and path are settled by `PREFERRED`, or the table 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from fastapi import FastAPI
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 API = "/v1"  # the version of the public API at the door
 OPS = frozenset({"/healthz", "/metrics"})
@@ -151,14 +151,27 @@ def door_routes(service: str, app: FastAPI) -> list[DoorRoute]:
         for path, operations in app.openapi().get("paths", {}).items():
             methods = frozenset(m.upper() for m in operations if m.upper() in METHODS)
             found.append(_placed(service, path, methods, pages))
-    for route in app.routes:  # the app's own (not an included router's): pages
+    for path, route in _flat(app.routes):  # pages: the app's own and its routers'
         if isinstance(route, Mount):
-            mount = _under(route.path, pages)
-            found += [DoorRoute(service, _STATIC, route.path, prefix=True)] if mount else []
-        elif isinstance(route, Route) and route.methods and _page(route.path, pages):
-            found.append(DoorRoute(service, frozenset(route.methods), route.path))
+            mount = _under(path, pages)
+            found += [DoorRoute(service, _STATIC, path, prefix=True)] if mount else []
+        elif isinstance(route, Route) and route.methods and _page(path, pages):
+            found.append(DoorRoute(service, frozenset(route.methods), path))
     found += [DoorRoute(service, frozenset({m}), p) for m, p in UNLISTED.get(service, ())]
     return list({(r.path, r.methods, r.prefix): r for r in found}.values())
+
+
+def _flat(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, BaseRoute]]:
+    """Every route with its full path. FastAPI (0.165) keeps an included router as one
+    route of its own (`_IncludedRouter`, with the router and its prefix), not as copies of
+    its routes: the console's map and photos are in one."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            within = prefix + route.include_context.prefix  # type: ignore[attr-defined]
+            yield from _flat(included.routes, within)
+        else:
+            yield prefix + getattr(route, "path", ""), route
 
 
 def _page(path: str, pages: tuple[str, ...]) -> bool:
