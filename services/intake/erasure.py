@@ -37,7 +37,9 @@ class Erased(BaseModel):
     fields: list[str]  # the names of the fields erased, never their values
 
 
-@router.post("/cases/{case_id}/contact/erasure", responses=refusals(401, 403, 404))
+@router.post(
+    "/cases/{case_id}/contact/erasure", responses=refusals(400, 401, 403, 404)
+)  # 400: a body that is not JSON
 async def erase_contact(case_id: str, asked: ErasureIn, intake: Deps, who: Eraser) -> Erased:
     """Erase the reporter's contact of a case everywhere gridloop keeps it."""
     if await intake.cases.record(case_id) is None and not await intake.contacts.refs_of_cases(
