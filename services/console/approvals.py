@@ -29,6 +29,7 @@ from gridloop.cases.record import CaseRecord
 from gridloop.people import Session
 from schemas import clock
 from services.console.live import projected
+from services.console.screens import refusal
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
@@ -59,17 +60,8 @@ def waiting(cases: list[CaseRecord], now: datetime) -> list[Waiting]:
 
 
 def _refusal(answer: httpx.Response, fields: tuple[str, ...]) -> dict[str, str]:
-    """The API's refusal by the form field it names, else beside the action."""
-    try:
-        detail = answer.json().get("detail") or []
-    except ValueError:
-        return {"action": str(answer.status_code)}
-    errors: dict[str, str] = {}
-    for problem in detail if isinstance(detail, list) else []:
-        loc = problem.get("loc") or []
-        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
-        errors[name if name in fields else "action"] = str(problem.get("msg", ""))
-    return errors or {"action": str(answer.status_code)}
+    """The API's refusal (`screens.refusal`) beside the form's `fields`, else the action."""
+    return {(k if k in fields else "action"): v for k, v in refusal(answer).items()}
 
 
 def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessions) -> None:

@@ -176,6 +176,8 @@ FORM_FIELDS = frozenset(
         "class_code",
         "deadline",
         "photos",
+        "message",  # 督办's (approvals.py)
+        "reply",
     }
 )
 ALIASES = {"kind": "class_code", "file": "photos"}  # the API's field → the form's
