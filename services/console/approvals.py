@@ -28,6 +28,8 @@ from gridloop.cases.lights import Light, light, urge_light
 from gridloop.cases.record import CaseRecord
 from gridloop.people import Session
 from schemas import clock
+from services.console.core import ROWS
+from services.console.kit import Rows
 from services.console.live import projected
 from services.console.screens import refusal
 
@@ -95,12 +97,13 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         found: Session,
         status: int = 200,
         errors: dict[str, dict[str, str]] | None = None,
+        rows: int = ROWS,
     ) -> Response:
         reader = request.app.state.console.reader
         now = clock.now()
-        requests = waiting(await reader.with_pending_request(limit=200), now)
-        urged = await reader.urged(limit=200)
-        overdue = await reader.overdue(now, limit=200)
+        requests = waiting(await reader.with_pending_request(now, limit=rows), now)
+        urged = await reader.urged(limit=rows)
+        overdue = await reader.overdue(now, limit=rows)
         lights = {c.case_id: light(c, now) for c in [*urged, *overdue]}
         return page(
             request,
@@ -113,14 +116,15 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
             lights=lights,
             errors=errors or {},
             done=request.query_params.get("done"),
+            page_rows=rows,
         )
 
     @app.get("/approvals")
-    async def approvals(request: Request) -> Response:
+    async def approvals(request: Request, rows: Rows = ROWS) -> Response:
         found = await session(request)
         if found.principal.role is not Role.shift_lead:
             return page(request, "elsewhere.html", 403, me=found)
-        return await desk(request, found)
+        return await desk(request, found, rows=rows)
 
     @app.post("/approvals/{case_id}/{kind}/{verb}")
     async def decide(

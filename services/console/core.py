@@ -23,6 +23,10 @@ from schemas.events import Stage
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
 DONE = (State.handled, State.closed)
+# A desk shows the first ROWS cases of each queue (a page a person reads: the most urgent),
+# and more when asked (`?rows=`), up to ROWS_MOST: a queue's read grows with what it shows.
+ROWS = 50
+ROWS_MOST = 800
 
 
 class Queue(StrEnum):

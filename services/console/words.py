@@ -45,6 +45,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "queue": ("我的待办", "My queue"),
     "back": ("返回", "Back"),
     "no_cases": ("没有案件", "No cases"),
+    "more_rows": ("显示更多", "Show more"),
     "language": ("English", "中文"),
     "unavailable": ("服务暂不可用，请重试", "The service is unavailable; try again"),
     "forbidden": ("无权进行此操作", "Not yours to do"),
@@ -142,6 +143,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "map.all": ("全部", "All"),
     "street": ("街道", "Street"),
     "open_cases": ("在办案件", "Open cases"),
+    "map.listed": (
+        "地图显示各状态最临近时限或最近变动的案件；下表列出其中最紧急的 50 件",
+        "The map shows, of each state, the cases nearest their deadline or latest changed;"
+        " the table lists the 50 most urgent of them",
+    ),
     "stage.done": ("已完成", "Done"),
 }
 

@@ -29,13 +29,15 @@ class CaseStore:
 
     async def create_indexes(self) -> None:
         # The desks' queues (`CaseReader`): each an equality on the leading fields, sorted
-        # by the last. (`state, department` came first; kept where it exists, unused.)
+        # by the last. (`state, department` and `pending_request.kind, updated_at` came
+        # first; kept where they exist, unused.)
         for desk in (
             ("department", "deadline"),
             ("assisting", "deadline"),
             ("state", "deadline"),
+            ("state", "updated_at"),
             ("state", "channel", "reported_at"),
-            ("pending_request.kind", "updated_at"),
+            ("pending_request.kind", "deadline"),
             ("urged", "updated_at"),
         ):
             await self.cases.create_index([(name, ASCENDING) for name in desk])
