@@ -222,6 +222,8 @@ class CaseResumed(CaseEvent):
     deadline: datetime | None = None
     # The moved deadline was reckoned into a year nobody supplied a calendar for.
     assumed_years: AssumedYears = []
+    # The department's resume request the shift lead approved (where the pack asks for it).
+    request_id: RequestId | None = None
 
 
 class CaseHandled(CaseEvent):
@@ -343,6 +345,19 @@ class ReturnDenied(DepartmentRequest):
     ce_type: ClassVar[str] = "gridloop.case.return_denied"
 
 
+class ResumeRequested(DepartmentRequest):
+    """The department asks to resume a parked case (挂账恢复申请) where the city pack makes
+    a resumption wait for the shift lead; approval is `case.resumed`."""
+
+    ce_type: ClassVar[str] = "gridloop.case.resume_requested"
+
+
+class ResumeDenied(DepartmentRequest):
+    """The shift lead refuses the resumption: the case stays parked; `reason` says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.resume_denied"
+
+
 UrgeId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -446,6 +461,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         ParkingDenied,
         ReturnRequested,
         ReturnDenied,
+        ResumeRequested,
+        ResumeDenied,
         CaseUrged,
         UrgeReplied,
         SlaWarning,

@@ -73,6 +73,8 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
             "parking_denied",
             "return_requested",
             "return_denied",
+            "resume_requested",
+            "resume_denied",
             # 督办 and its reply: the shift lead's and the department's, in order.
             "urged",
             "urge_replied",

@@ -93,6 +93,16 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "request_id": "r-3",
         "reason": "the drain is yours",
     },
+    "gridloop.case.resume_requested": {
+        "department": "SANITATION",
+        "request_id": "r-4",
+        "reason": "the permit came",
+    },
+    "gridloop.case.resume_denied": {
+        "department": "SANITATION",
+        "request_id": "r-4",
+        "reason": "the permit is for next month",
+    },
     "gridloop.case.urged": {
         "department": "SANITATION",
         "urge_id": "u-1",

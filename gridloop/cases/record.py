@@ -97,7 +97,7 @@ class PendingRecord(_Read):
     """A department's request awaiting the shift lead (值班长)."""
 
     request_id: str
-    kind: Literal["extension", "parking", "return"]
+    kind: Literal["extension", "parking", "return", "resume"]
     department: str
     reason: str
     case_version: int
@@ -162,6 +162,7 @@ class CaseRecord(_Read):
     closed_at: datetime | None = None
     voided_at: datetime | None = None
     merged_at: datetime | None = None
+    parked_at: datetime | None = None  # when it was last parked (挂账): its clock stood still
     sla: dict[str, StageClock] = {}
     timeline: list[TimelineEntry] = []
 

@@ -35,6 +35,8 @@ from schemas.events import (
     ParkingDenied,
     ParkingRequested,
     Point,
+    ResumeDenied,
+    ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     UrgeReplied,
@@ -44,15 +46,19 @@ REQUEST_KINDS = {
     ExtensionRequested: "extension",
     ParkingRequested: "parking",
     ReturnRequested: "return",
+    ResumeRequested: "resume",
 }
+REQUESTS = ExtensionRequested | ParkingRequested | ReturnRequested | ResumeRequested
+DENIALS = ExtensionDenied | ParkingDenied | ReturnDenied | ResumeDenied
 
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A department's extension, parking or return request awaiting the shift lead."""
+    """A department's extension, parking, return or resume request awaiting the shift
+    lead."""
 
     request_id: str
-    kind: str  # extension | parking | return
+    kind: str  # extension | parking | return | resume
     department: str
     reason: str
     case_version: int
@@ -101,7 +107,7 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         raise ValueError(f"{data.case_id}: a {env.type} before the case was reported")
     if isinstance(data, CaseEvent):
         return _transition(view, data, env.time)
-    if isinstance(data, ExtensionRequested | ParkingRequested | ReturnRequested):
+    if isinstance(data, REQUESTS):
         kind = REQUEST_KINDS[type(data)]
         pending = PendingRequest(
             data.request_id,
@@ -112,7 +118,7 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
             getattr(data, "deadline", None),
         )
         return replace(view, pending_request=pending)
-    if isinstance(data, ExtensionDenied | ParkingDenied | ReturnDenied):
+    if isinstance(data, DENIALS):
         return replace(view, pending_request=None)
     if isinstance(data, CaseUrged):
         return replace(

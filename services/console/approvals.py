@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 from gridloop.access import Role
 from gridloop.cases.lights import Light, light, urge_light
 from gridloop.cases.record import CaseRecord
+from gridloop.citypack import CityPack
 from gridloop.people import Session
 from schemas import clock
 from services.console.core import ROWS
@@ -35,30 +36,44 @@ from services.console.screens import refusal
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
-KINDS = ("extension", "parking", "return")
+KINDS = ("extension", "parking", "return", "resume")
 VERBS = ("approve", "deny")
 
 
 @dataclass(frozen=True)
 class Waiting:
     """An approval waiting: the case, its light, and the deadline approving it moves
-    (an extension's new due time; parking stops the clock; a return ends the department's)."""
+    (an extension's new due time; parking stops the clock; a return ends the department's;
+    a resumption moves it by the time the case stood still)."""
 
     case: CaseRecord
     light: Light
     moves_to: datetime | None
 
 
-def waiting(cases: list[CaseRecord], now: datetime) -> list[Waiting]:
-    """The approvals the shift lead answers, oldest first (as read)."""
+def waiting(cases: list[CaseRecord], now: datetime, pack: CityPack | None) -> list[Waiting]:
+    """The approvals the shift lead answers, as read (by the case's deadline)."""
     found = []
     for case in cases:
         pending = case.pending_request
         if pending is None:
             continue
         moves_to = pending.deadline if pending.kind == "extension" else None
+        if pending.kind == "resume" and pack is not None:
+            moves_to = resumed_by(pack, case, now)
         found.append(Waiting(case, light(case, now), moves_to))
     return found
+
+
+def resumed_by(pack: CityPack, case: CaseRecord, now: datetime) -> datetime | None:
+    """The deadline a parked case would have if it resumed `now` (as dispatch reckons it:
+    moved by the time it stood still, on the class's clock)."""
+    if case.deadline is None or case.parked_at is None:
+        return None
+    moved = pack.sla.resumed(
+        case.kind, case.class_code, case.urgency, case.deadline, case.parked_at, now
+    )
+    return moved.due
 
 
 def _refusal(answer: httpx.Response, fields: tuple[str, ...]) -> dict[str, str]:
@@ -101,7 +116,8 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
     ) -> Response:
         reader = request.app.state.console.reader
         now = clock.now()
-        requests = waiting(await reader.with_pending_request(now, limit=rows), now)
+        pack = request.app.state.console.pack
+        requests = waiting(await reader.with_pending_request(now, limit=rows), now, pack)
         urged = await reader.urged(limit=rows)
         overdue = await reader.overdue(now, limit=rows)
         lights = {c.case_id: light(c, now) for c in [*urged, *overdue]}

@@ -62,6 +62,9 @@ def rows(cases: Sequence[CaseRecord], department: str, now: datetime) -> list[Ro
 
 def actions(case: CaseRecord, department: str) -> tuple[str, ...]:
     """What the department may do on the case now (the API decides; this only offers)."""
+    if case.state is State.parked:  # 挂账恢复: the lead resumes (or asks to, by the pack)
+        mine = case.department == department and case.pending_request is None
+        return ("resume",) if mine else ()
     if case.state is not State.dispatched:
         return ()
     if not case.acknowledged_by(department):
@@ -100,6 +103,7 @@ DEPARTMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "return": ("reason",),
     "extension": ("deadline", "reason"),
     "parking": ("reason",),
+    "resume": ("reason",),
 }
 CENTRE_FIELDS: dict[str, tuple[str, ...]] = {"dispatch": ("department", "assisting", "reason")}
 

@@ -30,8 +30,11 @@ from gridloop.scoring import Indicator, Level, PeriodKind
 from schemas.envelope import Envelope
 from schemas.events import (
     Actor,
+    CaseResumed,
     CaseReturned,
     CaseUrged,
+    ResumeDenied,
+    ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     Role,
@@ -39,7 +42,7 @@ from schemas.events import (
 )
 from services.console.approvals import waiting
 from services.dispatch import core
-from services.dispatch.commands import AnswerRequest, ReplyToUrge, Return, Urge
+from services.dispatch.commands import AnswerRequest, ReplyToUrge, Resume, Return, Urge
 from services.evaluation.facts import fold
 from services.evaluation.scores import score
 from tests.evaluation_story import HOUR, Story
@@ -52,9 +55,10 @@ LEAD = Actor(role=Role.shift_lead, id="lead-1")
 
 
 def approving(pack: CityPack = PACK) -> CityPack:
-    """The demo pack with returns waiting for the shift lead."""
+    """The demo pack with returns and resumptions waiting for the shift lead."""
     changed = copy.copy(pack)
-    file = pack.sla.file.model_copy(update={"approvals": Approvals(return_=True)})
+    approvals = Approvals(return_=True, resume=True)
+    file = pack.sla.file.model_copy(update={"approvals": approvals})
     changed.sla = SlaPolicy(file, pack.city)
     return changed
 
@@ -159,6 +163,109 @@ def test_the_approval_setting_is_validated_with_every_error_listed(tmp_path: Pat
     sla["urging"]["reply_within"] = "PT2H"
     (root / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), encoding="utf-8")
     assert load_city_pack(root).sla.returns_need_approval is True
+
+
+# --- a parked case's resumption (挂账恢复): a request where the pack says so ------------
+
+# Parked on Tuesday at 14:30 with its deadline Wednesday 10:00: four office hours left
+# (Tue 14:30–17:30, Wed 09:00–10:00). Resumed at 16:30 the same day, those four hours run
+# from then: Tue 16:30–17:30, then Wed 09:00–12:00.
+PARKED_AT = datetime(2025, 3, 4, 14, 30, tzinfo=SHANGHAI)
+PARKED_DUE = datetime(2025, 3, 5, 10, 0, tzinfo=SHANGHAI)
+RESUMED_DUE = datetime(2025, 3, 5, 12, 0, tzinfo=SHANGHAI)
+HANDLER = Actor(role=Role.department, id="SANITATION/h")
+
+
+def parked() -> CaseView:
+    return case(state=State.parked, deadline=PARKED_DUE, parked_at=PARKED_AT)
+
+
+def test_the_demo_pack_resumes_at_once() -> None:
+    assert PACK.sla.resumes_need_approval is False
+    asked = Resume(CASE, HANDLER, "the permit came", "SANITATION", "r-2")
+    resumed = core.decide(PACK, parked(), asked, NOW)
+    assert isinstance(resumed, CaseResumed) and resumed.deadline == RESUMED_DUE
+
+
+def test_a_resumption_waits_for_the_shift_lead_where_the_pack_says_so() -> None:
+    pack = approving()
+    asked = Resume(CASE, HANDLER, "the permit came", "SANITATION", "r-2")
+    request = core.decide(pack, parked(), asked, NOW)
+    assert isinstance(request, ResumeRequested)
+    assert (request.case_version, request.request_id, request.department) == (
+        4,
+        "r-2",
+        "SANITATION",
+    )
+    pending = step(parked(), request)
+    assert pending.state is State.parked  # the clock stands still until the lead approves
+    assert pending.pending_request is not None and pending.pending_request.kind == "resume"
+    refused(409, "request_pending", core.decide, pack, pending, asked, NOW)
+
+    approved = core.decide(pack, pending, AnswerRequest(CASE, "resume", True, "lead-1"), NOW)
+    assert isinstance(approved, CaseResumed)
+    assert (approved.version, approved.request_id, approved.actor) == (5, "r-2", LEAD)
+    assert approved.deadline == RESUMED_DUE  # the four office hours left, from the approval
+    assert approved.reason == "the permit came"
+    resumed = step(pending, approved)
+    assert (resumed.state, resumed.pending_request, resumed.deadline) == (
+        State.dispatched,
+        None,
+        RESUMED_DUE,
+    )
+
+
+def test_a_denied_resumption_leaves_the_case_parked() -> None:
+    pack = approving()
+    asked = Resume(CASE, HANDLER, "the permit came", "SANITATION", "r-2")
+    pending = step(parked(), core.decide(pack, parked(), asked, NOW))
+    refused(
+        422, "missing", core.decide, pack, pending, AnswerRequest(CASE, "resume", False, "l"), NOW
+    )
+    no = AnswerRequest(CASE, "resume", False, "lead-1", "the permit is for next month")
+    denied = core.decide(pack, pending, no, NOW)
+    assert isinstance(denied, ResumeDenied) and denied.request_id == "r-2"
+    after = step(pending, denied)
+    assert (after.state, after.pending_request) == (State.parked, None)
+
+
+def test_a_resume_request_needs_a_reason_and_the_command_centre_never_waits() -> None:
+    pack = approving()
+    silent = Resume(CASE, HANDLER, None, "SANITATION", "r-2")
+    refused(422, "missing", core.decide, pack, parked(), silent, NOW)
+    centre = Resume(CASE, Actor(role=Role.command_centre, id="d-1"), "we resume it")
+    resumed = core.decide(pack, parked(), centre, NOW)
+    assert isinstance(resumed, CaseResumed) and resumed.deadline == RESUMED_DUE
+    # Only the lead department asks; another is refused as the API refuses it today.
+    other = Resume(CASE, Actor(role=Role.department, id="WATER/h"), "ours?", "WATER", "r-3")
+    with pytest.raises(Refused):
+        core.decide(pack, parked(), other, NOW)
+
+
+def test_the_desk_shows_where_a_resumption_moves_the_deadline() -> None:
+    request = {
+        "request_id": "r-2",
+        "kind": "resume",
+        "department": "SANITATION",
+        "reason": "the permit came",
+        "case_version": 4,
+    }
+    record = CaseRecord.model_validate(
+        {
+            "_id": CASE,
+            "state": "parked",
+            "version": 4,
+            "kind": "event",
+            "class_code": "0102",
+            "deadline": PARKED_DUE,
+            "parked_at": PARKED_AT,
+            "pending_request": request,
+        }
+    )
+    [row] = waiting([record], NOW, PACK)
+    assert row.moves_to == RESUMED_DUE
+    [unknown] = waiting([record], NOW, None)  # no pack: the page says the clock runs again
+    assert unknown.moves_to is None
 
 
 # --- 督办 --------------------------------------------------------------------------------
@@ -351,7 +458,8 @@ def test_the_desk_shows_the_deadline_each_approval_moves() -> None:
 
     later = NOW + 48 * HOUR
     plain = CaseRecord.model_validate({"_id": "C-none", "state": "dispatched", "version": 3})
-    rows = waiting([pending("extension", later), pending("parking"), pending("return"), plain], NOW)
+    asked = [pending("extension", later), pending("parking"), pending("return"), plain]
+    rows = waiting(asked, NOW, PACK)
     assert [(r.case.case_id, r.moves_to) for r in rows] == [
         ("C-extension", later),  # the new due time beside the current one
         ("C-parking", None),  # the clock stops
