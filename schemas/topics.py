@@ -55,6 +55,8 @@ TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS
 
 _TOPIC_OF_TYPE: dict[str, Topic] = {
     **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged", "split")},
+    # A void request and its denial beside the void (the same topic and key: in order).
+    **{f"gridloop.case.{t}": REPORTS for t in ("void_requested", "void_denied")},
     **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
     **{
         f"gridloop.case.{t}": DISPATCHES

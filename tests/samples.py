@@ -93,6 +93,8 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "request_id": "r-3",
         "reason": "the drain is yours",
     },
+    "gridloop.case.void_requested": {"request_id": "v-1", "reason": "a prank call"},
+    "gridloop.case.void_denied": {"request_id": "v-1", "reason": "a real pothole: file it"},
     "gridloop.case.resume_requested": {
         "department": "SANITATION",
         "request_id": "r-4",

@@ -97,8 +97,8 @@ class PendingRecord(_Read):
     """A department's request awaiting the shift lead (值班长)."""
 
     request_id: str
-    kind: Literal["extension", "parking", "return", "resume"]
-    department: str
+    kind: Literal["extension", "parking", "return", "resume", "void"]
+    department: str | None = None  # None: an intake operator's void request
     reason: str
     case_version: int
     deadline: datetime | None = None

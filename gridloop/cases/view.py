@@ -40,6 +40,8 @@ from schemas.events import (
     ReturnDenied,
     ReturnRequested,
     UrgeReplied,
+    VoidDenied,
+    VoidRequested,
 )
 
 REQUEST_KINDS = {
@@ -47,19 +49,22 @@ REQUEST_KINDS = {
     ParkingRequested: "parking",
     ReturnRequested: "return",
     ResumeRequested: "resume",
+    VoidRequested: "void",
 }
-REQUESTS = ExtensionRequested | ParkingRequested | ReturnRequested | ResumeRequested
-DENIALS = ExtensionDenied | ParkingDenied | ReturnDenied | ResumeDenied
+# A request awaiting the shift lead (a department's, or an intake operator's void) and its
+# refusal.
+REQUESTS = ExtensionRequested | ParkingRequested | ReturnRequested | ResumeRequested | VoidRequested
+DENIALS = ExtensionDenied | ParkingDenied | ReturnDenied | ResumeDenied | VoidDenied
 
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A department's extension, parking, return or resume request awaiting the shift
-    lead."""
+    """A department's extension, parking, return or resume request, or an intake
+    operator's void request, awaiting the shift lead."""
 
     request_id: str
-    kind: str  # extension | parking | return | resume
-    department: str
+    kind: str  # extension | parking | return | resume | void
+    department: str | None  # None: an intake operator's void request
     reason: str
     case_version: int
     deadline: datetime | None = None
@@ -112,7 +117,7 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         pending = PendingRequest(
             data.request_id,
             kind,
-            data.department,
+            getattr(data, "department", None),  # an operator's void: none
             data.reason,
             data.case_version,
             getattr(data, "deadline", None),

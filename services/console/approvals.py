@@ -36,7 +36,7 @@ from services.console.screens import refusal
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
-KINDS = ("extension", "parking", "return", "resume")
+KINDS = ("extension", "parking", "return", "resume", "void")
 VERBS = ("approve", "deny")
 
 
@@ -90,15 +90,22 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         return RedirectResponse("/login", status_code=303)
 
     async def post(
-        request: Request, found: Session, path: str, body: dict[str, Any], key: str
+        request: Request,
+        found: Session,
+        path: str,
+        body: dict[str, Any],
+        key: str,
+        service: str = "dispatch",
     ) -> httpx.Response | None:
-        """Dispatch's answer to the person's action (None: it did not answer); after a
-        202, once the projection shows it, so the next page shows what they did."""
+        """The answer of dispatch (or intake: a void) to the person's action (None: it did
+        not answer); after a 202, once the projection shows it, so the next page shows
+        what they did."""
         console = request.app.state.console
+        base = console.intake_url if service == "intake" else console.dispatch_url
         headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(console.dispatch_url + path, json=body, headers=headers)
+                answer = await client.post(base + path, json=body, headers=headers)
         except httpx.HTTPError:
             return None
         if answer.status_code == 202:
@@ -155,10 +162,16 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         found = await _checked(request, session, csrf)
         if kind not in KINDS or verb not in VERBS:
             return page(request, "elsewhere.html", 404, me=found)
-        body: dict[str, Any] = {"dispatcher": found.principal.person or found.principal.subject}
+        # Intake decides a void (it owns the report; the person is the signed-in lead),
+        # dispatch the department's requests (naming the person who decides).
+        service = "intake" if kind == "void" else "dispatch"
+        body: dict[str, Any] = {}
+        if service == "dispatch":
+            body["dispatcher"] = found.principal.person or found.principal.subject
         if reason or verb == "deny":
             body["reason"] = reason  # a denial's blank reason is refused beside its field
-        answer = await post(request, found, f"/cases/{case_id}/{kind}/{verb}", body, key)
+        path = f"/cases/{case_id}/{kind}/{verb}"
+        answer = await post(request, found, path, body, key, service)
         if answer is None:
             return await desk(request, found, 503, {case_id: {"action": "unavailable"}})
         if answer.status_code == 202:

@@ -86,6 +86,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "moves.parking": ("暂停计时", "Clock paused"),
     "moves.return": ("退回指挥中心重新派遣", "Back to the command centre"),
     "moves.resume": ("恢复计时", "Clock runs again"),
+    "moves.void": ("作废，不再办理", "Voided: handled no further"),
+    "request.void": ("作废申请", "Void requested"),
     "request.resume": ("挂账恢复申请", "Resume requested"),
     "decision": ("审批", "Decision"),
     "decision_reason": ("审批意见", "Comment"),

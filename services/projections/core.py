@@ -33,6 +33,7 @@ from schemas.events import (
     SlaEscalation,
     SlaEvent,
     SlaWarning,
+    VoidRequest,
 )
 
 Document = dict[str, Any]
@@ -157,14 +158,15 @@ def sla_change(data: SlaEvent) -> Document:
     return change
 
 
-def request_change(data: DepartmentRequest) -> tuple[Document, Document] | None:
-    """(filter, $set) for a department's request or its denial: a request is pending while
+def request_change(data: DepartmentRequest | VoidRequest) -> tuple[Document, Document] | None:
+    """(filter, $set) for a request (a department's, or an operator's void) or its denial:
+    a request is pending while
     the case is still at the version it was made at; a denial settles that request."""
     if isinstance(data, REQUESTS):
         pending = {
             "request_id": data.request_id,
             "kind": REQUEST_KINDS[type(data)],
-            "department": data.department,
+            "department": getattr(data, "department", None),  # an operator's void: none
             "reason": data.reason,
             "case_version": data.case_version,
             "deadline": getattr(data, "deadline", None),

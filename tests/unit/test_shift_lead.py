@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gridloop.access import Principal
+from gridloop.access import Role as Access
 from gridloop.calendar import SHANGHAI
 from gridloop.cases import CaseView
 from gridloop.cases.lights import Light, urge_light
@@ -33,18 +35,23 @@ from schemas.events import (
     CaseResumed,
     CaseReturned,
     CaseUrged,
+    CaseVoided,
     ResumeDenied,
     ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     Role,
     UrgeReplied,
+    VoidDenied,
+    VoidRequested,
 )
 from services.console.approvals import waiting
 from services.dispatch import core
 from services.dispatch.commands import AnswerRequest, ReplyToUrge, Resume, Return, Urge
 from services.evaluation.facts import fold
 from services.evaluation.scores import score
+from services.intake import core as intake
+from services.intake.commands import AnswerVoid, Void
 from tests.evaluation_story import HOUR, Story
 
 PACK = load_city_pack(DEMO_CITY_PACK)
@@ -57,7 +64,7 @@ LEAD = Actor(role=Role.shift_lead, id="lead-1")
 def approving(pack: CityPack = PACK) -> CityPack:
     """The demo pack with returns and resumptions waiting for the shift lead."""
     changed = copy.copy(pack)
-    approvals = Approvals(return_=True, resume=True)
+    approvals = Approvals(return_=True, resume=True, void=True)
     file = pack.sla.file.model_copy(update={"approvals": approvals})
     changed.sla = SlaPolicy(file, pack.city)
     return changed
@@ -146,13 +153,13 @@ def test_the_approval_setting_is_validated_with_every_error_listed(tmp_path: Pat
     root = tmp_path / "pack"
     shutil.copytree(DEMO_CITY_PACK, root)
     sla = yaml.safe_load((root / "sla.yaml").read_text(encoding="utf-8"))
-    sla["approvals"] = {"return": "perhaps", "void": True}
+    sla["approvals"] = {"return": "perhaps", "restore": True}
     sla["urging"] = {"reply_within": "-PT1H", "clock": "lunar"}
     (root / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), encoding="utf-8")
     with pytest.raises(CityPackError) as info:
         load_city_pack(root)
     text = "\n".join(info.value.errors)
-    for where in ("approvals.return", "approvals.void", "urging.clock"):
+    for where in ("approvals.return", "approvals.restore", "urging.clock"):
         assert where in text, text
     # The pack with those two fixed still has the negative limit to report.
     sla["approvals"], sla["urging"]["clock"] = {"return": True}, "working"
@@ -266,6 +273,65 @@ def test_the_desk_shows_where_a_resumption_moves_the_deadline() -> None:
     assert row.moves_to == RESUMED_DUE
     [unknown] = waiting([record], NOW, None)  # no pack: the page says the clock runs again
     assert unknown.moves_to is None
+
+
+# --- an intake operator's void (作废): a request where the pack says so ----------------
+
+OPERATOR = Principal(Access.supervision_centre, "centre", "lin.fang")
+LEAD_PERSON = Principal(Access.shift_lead, "lead", "chen.jie")
+
+
+def reported() -> CaseView:
+    return case(state=State.reported, version=1, department=None, deadline=None)
+
+
+def test_the_demo_pack_voids_at_once() -> None:
+    assert PACK.sla.voids_need_approval is False
+    [voided] = intake.decide(PACK, reported(), Void(CASE, OPERATOR, "a prank", "v-1"), NOW)
+    assert isinstance(voided, CaseVoided) and voided.version == 2
+
+
+def test_a_void_waits_for_the_shift_lead_where_the_pack_says_so() -> None:
+    pack = approving()
+    asked = Void(CASE, OPERATOR, "not a city problem", "v-1")
+    [request] = intake.decide(pack, reported(), asked, NOW)
+    assert isinstance(request, VoidRequested)
+    assert (request.case_version, request.request_id, request.reason) == (1, "v-1", asked.reason)
+    pending = step(reported(), request)
+    assert pending.state is State.reported  # the report waits, still to be filed
+    assert pending.pending_request is not None and pending.pending_request.kind == "void"
+    assert pending.pending_request.department is None
+    refused(409, "request_pending", intake.decide, pack, pending, asked, NOW)
+
+    [approved] = intake.decide(pack, pending, AnswerVoid(CASE, LEAD_PERSON, True), NOW)
+    assert isinstance(approved, CaseVoided)
+    assert (approved.version, approved.request_id, approved.reason) == (2, "v-1", asked.reason)
+    assert approved.actor == Actor(role=Role.shift_lead, id="chen.jie")  # the person
+    voided = step(pending, approved)
+    assert (voided.state, voided.pending_request) == (State.voided, None)
+
+
+def test_a_denied_void_needs_a_reason_and_leaves_the_report_to_be_filed() -> None:
+    pack = approving()
+    pending = step(
+        reported(), intake.decide(pack, reported(), Void(CASE, OPERATOR, "x", "v-1"), NOW)[0]
+    )
+    refused(422, "missing", intake.decide, pack, pending, AnswerVoid(CASE, LEAD_PERSON, False), NOW)
+    no = AnswerVoid(CASE, LEAD_PERSON, False, "a real pothole: file it")
+    [denied] = intake.decide(pack, pending, no, NOW)
+    assert isinstance(denied, VoidDenied) and denied.request_id == "v-1"
+    after = step(pending, denied)
+    assert (after.state, after.pending_request) == (State.reported, None)
+    # denied: nothing is left to approve
+    refused(
+        409,
+        "no_pending_request",
+        intake.decide,
+        pack,
+        after,
+        AnswerVoid(CASE, LEAD_PERSON, True),
+        NOW,
+    )
 
 
 # --- 督办 --------------------------------------------------------------------------------
