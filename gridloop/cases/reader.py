@@ -29,7 +29,7 @@ _QUEUE = _NOT_INTERNAL | {"reporter": 0}
 _CITIZENS = tuple(c for c in Channel if c is not Channel.supervisor)
 _REQUEST_KINDS = get_args(PendingRecord.model_fields["kind"].annotation)
 # A deadline-ordered queue is read in windows from now (`CaseReader._windows`).
-_FIRST_WINDOW = timedelta(hours=1)
+_FIRST_WINDOW = timedelta(minutes=15)
 _HORIZON = timedelta(days=400)
 # The open states whose cases have a handling deadline: read in windows of it.
 _TIMED = frozenset({State.dispatched, State.parked, State.handled})
@@ -204,14 +204,16 @@ class CaseReader:
         key: str = "deadline",
     ) -> list[CaseRecord]:
         """The `limit` cases of `query` in `states` whose deadlines (or other time `key`)
-        lie nearest `start` on one side, nearest first, read in windows of that time from
-        an hour, each four times the last.
+        lie nearest `start` on one side, nearest first, read in windows of that time: the
+        first a quarter of an hour, each next as wide as the cases found so far say the
+        rest needs (×1.5 for room), from a quarter to four times the last.
 
         Why windows: a query's cost is the cases it reads, not the ones it returns, and
         the embedded database (SecantusDB) reads every case its index finds before it
         sorts and limits: a department's queue read 12,800 cases for 100 rows. Deadlines
         cluster near now, so a few short windows hold the rows a page shows; beyond the
-        horizon one last query takes the rest."""
+        horizon one last query takes the rest. Without `states` to keep, a window asks for
+        no more than it still needs (what is read but not sent is not decoded either)."""
         found: list[CaseRecord] = []
         edge, width = start, _FIRST_WINDOW
         while len(found) < limit:
@@ -220,12 +222,15 @@ class CaseReader:
             lo, hi = (far, edge) if backward else (edge, far)
             bounds = {"$lt" if backward else "$gte": edge} if beyond else {"$gte": lo, "$lt": hi}
             cursor = self._cases.find(query | {key: bounds}, _QUEUE)
-            docs = await cursor.sort(key, -1 if backward else 1).to_list()
-            read = (CaseRecord.model_validate(d) for d in docs)
-            found += [c for c in read if c.state in states]
+            cursor = cursor.sort(key, -1 if backward else 1)
+            if states == _ANY:  # kept as read: the window's first `need` are the nearest
+                cursor = cursor.limit(limit - len(found))
+            read = [CaseRecord.model_validate(d) async for d in cursor]
+            kept = [c for c in read if c.state in states]
+            found += kept
             if beyond:
                 break
-            edge, width = far, width * 4
+            edge, width = far, width * _grown(len(kept), limit - len(found))
         return found[:limit]
 
     async def _merged(
@@ -306,6 +311,12 @@ def view_of(doc: Document) -> CaseView:
         closed_at=doc.get("closed_at"),
         parked_at=doc.get("parked_at"),
     )
+
+
+def _grown(kept: int, need: int) -> float:
+    """How much wider the next window is: as the last one's density says `need` more take
+    (half again for room), within a quarter and four times; four times after nothing."""
+    return 4.0 if kept == 0 else min(4.0, max(0.25, 1.5 * need / kept))
 
 
 def _by_deadline(cases: Iterable[CaseRecord]) -> list[CaseRecord]:

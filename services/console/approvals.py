@@ -1,10 +1,11 @@
-"""The shift lead's (值班长) desk: approvals waiting (extension, parking, return), each with
-the deadline it would move and its light; 督办 — urge the department holding a case, and
+"""The shift lead's (值班长) desk: approvals waiting (a department's extension, parking,
+return and resumption; an intake operator's void), each with the deadline it would move
+and its light; 督办 — urge the department holding a case, and
 see its reply or its miss; and the department's reply to an urge.
 
-Like every page of the console, an action is a call of dispatch's own API with the
-person's session token (`/cases/{id}/{kind}/approve|deny`, `/cases/{id}/urge`,
-`/departments/{dept}/cases/{id}/urge-reply`): the API decides, and its refusal is shown
+Like every page of the console, an action is a call of dispatch's (a void: intake's) own
+API with the person's session token (`/cases/{id}/{kind}/approve|deny`, `/cases/{id}/urge`,
+`/department/cases/{id}/urge-reply`): the API decides, and its refusal is shown
 beside the field it names. `install` adds the routes to the console's app, with the app's
 own page and session helpers (so this module imports nothing of `app.py`).
 """
@@ -243,7 +244,7 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         if department is None:
             return await urge_page(request, found, case_id, 403, {"action": "forbidden"})
         body = {"handler_id": found.principal.person or department, "reply": reply}
-        path = f"/departments/{department}/cases/{case_id}/urge-reply"
+        path = f"/department/cases/{case_id}/urge-reply"
         answer = await post(request, found, path, body, key)
         if answer is None:
             return await urge_page(request, found, case_id, 503, {"action": "unavailable"})

@@ -153,7 +153,7 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
         if "photos" in body:  # the uploaded after-photo's link, if one was sent
             body["photos"] = [body["photos"]] if body["photos"] else []
             body = body if body["photos"] else {k: v for k, v in body.items() if k != "photos"}
-        return Call("dispatch", f"/departments/{who.department}/cases/{case_id}/{action}", body)
+        return Call("dispatch", f"/department/cases/{case_id}/{action}", body)
     if who.role is Role.command_centre and action in CENTRE_FIELDS:
         given: dict[str, Any] = {f: form[f] for f in CENTRE_FIELDS[action] if form.get(f)}
         given.setdefault("reason", "")  # a dispatch's reason is required

@@ -228,7 +228,7 @@ class Driver:
             if data.get("stage") == "handle" and data.get("department") == department:
                 answer = await self.call(
                     self.dispatch,
-                    f"/departments/{department}/cases/{case.case_id}/explanation",
+                    f"/department/cases/{case.case_id}/explanation",
                     {"handler_id": HANDLER, "explanation": "the crew was on another job"},
                     self.credentials.departments.get(department),
                     lagging=False,
@@ -256,7 +256,7 @@ class Driver:
         allowed = deadline - dispatched
         plan = self.scenario.department(case.plan.n, case.rounds, allowed)
         token = self.credentials.departments.get(department)
-        base = f"/departments/{department}/cases/{case.case_id}"
+        base = f"/department/cases/{case.case_id}"
         await self.sleep(plan.acknowledge_after)
         if await self.call(self.dispatch, f"{base}/acknowledge", {"handler_id": HANDLER}, token):
             self.tally.acknowledged += 1

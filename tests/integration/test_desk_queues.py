@@ -96,6 +96,32 @@ async def test_the_overdue_queue_reads_the_most_recently_overdue_first(
     assert [c.case_id for c in await cases.overdue(NOW, limit=1)] == ["just-overdue"]
 
 
+async def test_windows_sized_by_density_still_read_the_nearest_in_order(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    """Dense deadlines (one every 2 minutes, 80 on each side of now, so the first window
+    holds several and the next ones are sized from them) and a few far away: a page is the
+    nearest ones in order, none skipped between windows, with or without states to keep."""
+    cases, made = reader
+    for n in range(1, 81):
+        await made.dispatched(f"late-{n:02d}", "ROADS", -timedelta(minutes=2 * n - 1))
+        await made.dispatched(f"soon-{n:02d}", "ROADS", timedelta(minutes=2 * n - 1))
+    await made.dispatched("late-far", "ROADS", -timedelta(days=90))
+    await made.dispatched("soon-far", "ROADS", timedelta(days=90))
+
+    overdue = await cases.overdue(NOW, limit=33)  # no states kept: each window limited
+    assert [c.case_id for c in overdue] == [f"late-{n:02d}" for n in range(1, 34)]
+    everything = await cases.overdue(NOW, limit=200)
+    assert [c.case_id for c in everything][-2:] == ["late-80", "late-far"]
+    assert len(everything) == 81
+
+    page = await cases.of_department("ROADS", DESK, limit=45, now=NOW)  # states kept
+    # the 45 nearest overdue and the 45 soonest due, by deadline, the first 45 of them
+    assert [c.case_id for c in page] == [f"late-{n:02d}" for n in range(45, 0, -1)]
+    both = await cases.of_department("ROADS", DESK, limit=500, now=NOW)
+    assert len(both) == 162 and both[0].case_id == "late-far" and both[-1].case_id == "soon-far"
+
+
 async def test_the_centres_and_intakes_queues_find_their_cases_only(
     reader: tuple[CaseReader, Cases],
 ) -> None:

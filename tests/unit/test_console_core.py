@@ -106,7 +106,7 @@ def test_each_role_calls_its_own_routes_and_no_other() -> None:
     form = {"note": "filled", "reason": "", "department": "WATER"}
     assert core.call(roads, "C-1", "handled", form) == Call(
         "dispatch",
-        "/departments/ROADS/cases/C-1/handled",
+        "/department/cases/C-1/handled",
         {"handler_id": "wang.li", "note": "filled"},
     )
     assert core.call(roads, "C-1", "dispatch", form) is None  # the centre's, not theirs
