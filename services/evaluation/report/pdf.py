@@ -40,7 +40,8 @@ from services.evaluation.report.tables import Table as ReportTable
 def _font() -> str:
     """The name of the font registered for the report's text."""
     if CJK:
-        path = font_manager.findfont(CJK, fallback_to_default=False)
+        found = [f.fname for f in font_manager.fontManager.ttflist if f.name == CJK]
+        path = min(found, default="")
         if path.lower().endswith((".ttf", ".ttc")):  # reportlab reads TrueType, not CFF
             try:
                 pdfmetrics.registerFont(TTFont("ReportCJK", path, subfontIndex=0))
