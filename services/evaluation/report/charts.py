@@ -8,6 +8,7 @@ fonts-wqy-zenhei). Without one, a label keeps the Latin part of a bilingual name
 from __future__ import annotations
 
 import io
+import logging
 import math
 from collections.abc import Callable, Iterable
 
@@ -22,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as Patch
 
 from gridloop.citypack import CityPack
-from services.evaluation.report.model import Report, Volume, latin
+from services.evaluation.report.model import OTHERS, Report, Volume, latin
 
 Chart = Callable[[Report, CityPack], Figure]
 CJK_FAMILIES = (
@@ -43,9 +44,18 @@ def cjk_family(available: Iterable[str] | None = None) -> str | None:
     return next((family for family in CJK_FAMILIES if family in known), None)
 
 
+class _Weightless(logging.Filter):
+    """WenQuanYi Zen Hei has one weight, 500: matplotlib warns on every chart that it has no
+    400. It is the weight there is, and it draws; the warning says nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("findfont: Failed to find font weight")
+
+
 CJK = cjk_family()
 if CJK:  # Latin in matplotlib's own font, the rest falls back to the CJK one glyph by glyph
     matplotlib.rcParams["font.family"] = ["DejaVu Sans", CJK]
+    logging.getLogger("matplotlib.font_manager").addFilter(_Weightless())
 
 
 def label(name: str, code: str, cjk: str | None = CJK) -> str:
@@ -67,7 +77,8 @@ def _bars(volumes: list[Volume], title: str, top: int = 15) -> Figure:
 
 
 def classes_chart(report: Report, pack: CityPack) -> Figure:
-    return _bars(report.top_classes, "Cases by class", top=11)  # the top 10 and the others
+    named = [v for v in report.top_classes if v.code != OTHERS]  # the rest would dwarf them
+    return _bars(named, f"The {len(named)} most reported classes", top=len(named))
 
 
 def _map_shape(pack: CityPack) -> tuple[float, float]:

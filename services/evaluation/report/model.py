@@ -26,6 +26,7 @@ from schemas.events import Kind
 Case = dict[str, Any]
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")  # whole: use fullmatch
 KM_PER_DEGREE = 111.32  # along a meridian; along a parallel it shrinks by cos(latitude)
+OTHERS = "others"  # the code of the classes past the top ones, summed
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,7 @@ def top_classes(volumes: Sequence[Volume], top: int = 10) -> list[Volume]:
         others = "其他 others"
         shown.append(
             Volume(
-                "others",
+                OTHERS,
                 others,
                 others,
                 sum(v.cases for v in rest),
