@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -238,28 +239,29 @@ async def screen_data(store: ScoreStore, now: datetime) -> ScreenData:
     )
 
 
-_FRAMES: dict[int, Frame] = {}
+# Drawn once a pack (a process has one; weak: a test's pack that goes is forgotten).
+_FRAMES: WeakKeyDictionary[CityPack, Frame] = WeakKeyDictionary()
 
 
 def _frames(pack: CityPack | None) -> Frame | None:
     """The district map's frame, once a pack (the page's SVG is drawn in the same one)."""
     if pack is None or not pack.grids:
         return None
-    if id(pack) not in _FRAMES:
-        _FRAMES[id(pack)] = district_frame(pack)
-    return _FRAMES[id(pack)]
+    if pack not in _FRAMES:
+        _FRAMES[pack] = district_frame(pack)
+    return _FRAMES[pack]
 
 
-_PAGES: dict[int, str] = {}
+_PAGES: WeakKeyDictionary[CityPack, str] = WeakKeyDictionary()
 
 
 def _page(pack: CityPack | None) -> str:
     """The page with the district's grids drawn in (once a pack)."""
     if pack is None or not pack.grids:
         return PAGE.replace("<!--MAP-->", '<p class="empty">no grids in the city pack</p>')
-    if id(pack) not in _PAGES:
-        _PAGES[id(pack)] = PAGE.replace("<!--MAP-->", svg_map(pack))
-    return _PAGES[id(pack)]
+    if pack not in _PAGES:
+        _PAGES[pack] = PAGE.replace("<!--MAP-->", svg_map(pack))
+    return _PAGES[pack]
 
 
 def _store(request: Request) -> ScoreStore:

@@ -19,7 +19,8 @@ from gridloop.citypack import CityPack
 from gridloop.svgmap import Frame, frame, path
 
 CELLS_ACROSS = 120  # the map's width in cells: a dot a cell
-WIDTH = 720.0
+WIDTH = 720.0  # the map's most, in the page's pixels
+HEIGHT = 440.0
 TREND_DAYS = 30
 LIGHTS = ("green", "yellow", "red")  # worst last
 
@@ -40,8 +41,12 @@ class Day(BaseModel):
     closed: int
 
 
-def district_frame(pack: CityPack, width: float = WIDTH) -> Frame:
-    return frame((pack.polygon(g.code).bounds for g in pack.grids), width, margin=0.03)
+def district_frame(pack: CityPack, width: float = WIDTH, height: float = HEIGHT) -> Frame:
+    """The district within `width` × `height`: a tall district is narrowed, so the map's
+    units stay the page's pixels and a dot keeps its size."""
+    bounds = [pack.polygon(g.code).bounds for g in pack.grids]
+    f = frame(bounds, width, margin=0.03)
+    return f if f.height <= height else frame(bounds, width * height / f.height, margin=0.03)
 
 
 def cell_degrees(f: Frame) -> float:

@@ -62,3 +62,11 @@ def test_the_map_draws_every_grid_of_the_pack_named_and_escaped() -> None:
     assert "<title>网格 001</title>" in svg
     assert 'role="img"' in svg and PACK.city.district.name in svg
     assert '<g id="spots"></g>' in svg
+
+
+def test_a_tall_district_is_narrowed_to_the_map_s_height() -> None:
+    wide = district_frame(PACK)  # the demo pack: a strip of eight grids
+    assert wide.width == 720.0 and wide.height < 440.0
+    tall = district_frame(PACK, width=720.0, height=wide.height / 2)
+    assert tall.height == pytest.approx(wide.height / 2)
+    assert tall.width == pytest.approx(360.0)  # the same shape, half the size
