@@ -28,7 +28,7 @@ from services.evaluation.report.model import (
     three_rates,
     top_classes,
 )
-from services.evaluation.report.tables import change_cells, sections
+from services.evaluation.report.tables import change_cells, sections, tables
 
 PACK: CityPack = load_city_pack(DEMO_CITY_PACK)
 GRID_A = "110101001001001"  # street 001 东华门, community 001001 多福巷
@@ -222,3 +222,23 @@ def test_the_report_shows_the_three_rates_and_demand_sections_only_when_it_has_t
     )
     slugs = [s.slug for s in sections(fuller)]
     assert slugs[2] == "three_rates" and slugs[-1] == "demand"
+
+
+def test_a_long_month_keeps_its_pages_the_tables_shown_are_short() -> None:
+    """The old report printed every grid (1,652 in the demo's district). Whatever a month
+    holds, a table the report shows has at most 15 rows (the leagues excepted: every street
+    and department is ranked); the CSVs keep every row."""
+    period = Period.parse("2026-11", PACK.city.timezone)
+    many = [late(f"L{i:04d}", sla={"handle": {"tier": "street"}}) for i in range(400)]
+    report = build(many, [], [], PACK, period, NOW, last=Month([], []))
+    grids = [replace(report.grids[0], code=f"{i:015d}") for i in range(1652)]
+    report = replace(report, grids=grids, hotspots=report.hotspots * 40)
+    for section in sections(report):
+        for table in section.tables:
+            if section.slug != "league":
+                assert len(table.rows) <= 15, (section.slug, table.slug, len(table.rows))
+    full = {t.slug: t for t in tables(report)}
+    assert len(full["grid_density"].rows) == 1652
+    assert len(full["longest_overdue"].rows) == len(full["escalated"].rows) == 400
+    overdue = next(s for s in sections(report) if s.slug == "overdue")
+    assert "the first 15 of 400, all in longest_overdue.csv" in overdue.note
