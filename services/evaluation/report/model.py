@@ -526,11 +526,12 @@ def _neighbours(members: Sequence[Case], kind: str, code: str, radius: float) ->
 
 
 def repeated_places(
-    cases: Sequence[Case], pack: CityPack, least: int = 3, top: int = 15
+    cases: Sequence[Case], pack: CityPack, least: int = 3, top: int | None = None
 ) -> list[RepeatedPlace]:
     """Places where one class was reported `least` times or more (voided reports left out):
     each class's cases within its duplicate radius of one of them, the case with the most
-    such neighbours taken first, each case in one place at most."""
+    such neighbours taken first, each case in one place at most; the most reported first
+    (the first `top`, or all)."""
     groups: dict[str, list[Case]] = defaultdict(list)
     for case in cases:
         if _point(case) is not None and case.get("state") != "voided":
