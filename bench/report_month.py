@@ -45,6 +45,7 @@ from schemas.events import (
     Point,
     Role,
     SlaBreach,
+    SlaEscalation,
     SlaWarning,
     Stage,
 )
@@ -174,17 +175,21 @@ class Month:
             assert isinstance(dispatch.data, CaseDispatched)
             handled = next((e.time for e in stamped if isinstance(e.data, CaseHandled)), self.as_of)
             deadline = dispatch.data.deadline
-            for kind, when in (
-                (SlaWarning, deadline - (deadline - dispatch.time) / 5),
-                (SlaBreach, deadline),
+            facts = {"department": dispatch.data.department, "deadline": deadline}
+            for kind, when, more in (
+                (SlaWarning, deadline - (deadline - dispatch.time) / 5, {}),
+                (SlaBreach, deadline, {}),
+                # the demo ladder's community, then street tier, a day apart
+                (SlaEscalation, deadline, {"tier": "community"}),
+                (SlaEscalation, deadline + timedelta(days=1), {"tier": "street"}),
             ):
                 if when < handled:
                     sla = kind(
                         case_id=dispatch.data.case_id,
                         case_version=dispatch.data.version,
                         stage=Stage.handle,
-                        department=dispatch.data.department,
-                        deadline=deadline,
+                        **facts,
+                        **more,
                     )
                     stamped.append(Envelope(sla, SOURCE, when))
         return stamped
@@ -217,7 +222,9 @@ async def run(uri: str, cases: int, label: str, out: Path) -> None:
         await client.drop_database("report_bench")
         db = client["report_bench"]
         started = time.perf_counter()
-        events = Month(pack, period, as_of).events(cases)
+        # The month before too, a little quieter: the report compares the two.
+        before = Month(pack, period.previous(), as_of, seed=110102).events(cases * 4 // 5)
+        events = before + Month(pack, period, as_of).events(cases)
         made = time.perf_counter()
         await load(db, pack, events)
         loaded = time.perf_counter()

@@ -1,27 +1,43 @@
 """The big screen (大屏): a public page of a district's live scores, open cases by stage and
-traffic light, and the league tables, refreshing itself from `GET /screen/data`.
+traffic light, a map of the open cases, a 30-day trend of reports and closures, and the
+league tables, refreshing itself from `GET /screen/data`.
 
 Public, so it shows only counts, scores, codes and the names of departments and streets:
-never a case, a reporter or an address. Every query is bounded: one aggregation over the
-open cases, four counts, and the month's scores of departments and streets (tens).
+never a case, a reporter or an address (the map shows how many open cases lie in each of
+its small cells, not where a case is). Every query is bounded: two aggregations over the
+open cases, two over the last 30 days' reports and closures (30 rows each), four counts,
+and the month's scores of departments and streets (tens).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, computed_field
 from pymongo.asynchronous.collection import AsyncCollection
 
+from gridloop.citypack import CityPack
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.mongo import Document
 from gridloop.scoring import Indicator, Level, Ratio, Score
+from gridloop.svgmap import Frame
 from schemas import clock
 from services.evaluation.report.model import league
+from services.evaluation.screenmap import (
+    TREND_DAYS,
+    Day,
+    Spot,
+    cell_degrees,
+    district_frame,
+    spots,
+    svg_map,
+    trend,
+)
 from services.evaluation.store import ScoreStore
 
 PAGE = (Path(__file__).parent / "static" / "screen.html").read_text(encoding="utf-8")
@@ -62,15 +78,42 @@ def _light(stages: tuple[str, ...]) -> Any:
     return found
 
 
-def stage_light_pipeline() -> list[Document]:
+def _stage_light() -> Any:
+    """An open case's light: its stage's (by its state)."""
     branches = [
         {"case": {"$eq": ["$state", state.value]}, "then": _light(stages)}
         for state, stages in STAGES.items()
     ]
-    light = {"$switch": {"branches": branches, "default": "green"}}
+    return {"$switch": {"branches": branches, "default": "green"}}
+
+
+OPEN = {"$match": {"state": {"$in": sorted(s.value for s in OPEN_STATES)}}}
+
+
+def stage_light_pipeline() -> list[Document]:
     return [
-        {"$match": {"state": {"$in": sorted(s.value for s in OPEN_STATES)}}},
-        {"$group": {"_id": {"state": "$state", "light": light}, "n": {"$sum": 1}}},
+        OPEN,
+        {"$group": {"_id": {"state": "$state", "light": _stage_light()}, "n": {"$sum": 1}}},
+    ]
+
+
+def map_pipeline(f: Frame) -> list[Document]:
+    """Open cases counted by cell of the map (`cell_degrees` a side) and light."""
+    size = cell_degrees(f)
+
+    def cell(axis: int) -> Any:
+        return {"$floor": {"$divide": [{"$arrayElemAt": ["$point.coordinates", axis]}, size]}}
+
+    key = {"x": cell(0), "y": cell(1), "light": _stage_light()}
+    return [OPEN, {"$group": {"_id": key, "n": {"$sum": 1}}}]
+
+
+def per_day_pipeline(field: str, since: datetime, zone: str) -> list[Document]:
+    """Cases by the city's day of `field` (reported_at, closed_at) since `since`."""
+    day = {"$dateToString": {"format": "%Y-%m-%d", "date": f"${field}", "timezone": zone}}
+    return [
+        {"$match": {field: {"$gte": since}, "state": {"$exists": True}}},
+        {"$group": {"_id": day, "n": {"$sum": 1}}},
     ]
 
 
@@ -116,6 +159,8 @@ class ScreenData(BaseModel):
     district_figures: list[Figure]  # the streets' figures summed: the whole district
     departments: list[Standing]
     streets: list[Standing]
+    spots: list[Spot]  # open cases on the map (the page's SVG), by cell
+    trend: list[Day]  # reports and closures a day, the last 30 days, oldest first
 
 
 def _stages(groups: list[Document]) -> list[StageRow]:
@@ -153,6 +198,14 @@ async def _since(cases: AsyncCollection[Document], field: str, since: datetime) 
     return await cases.count_documents({field: {"$gte": since}, "state": {"$exists": True}})
 
 
+async def _per_day(
+    cases: AsyncCollection[Document], field: str, since: datetime, zone: str
+) -> dict[str, int]:
+    return {
+        g["_id"]: g["n"] async for g in await cases.aggregate(per_day_pipeline(field, since, zone))
+    }
+
+
 async def screen_data(store: ScoreStore, now: datetime) -> ScreenData:
     pack, zone = store.pack, store.zone
     cases = store.scores.database["cases"]
@@ -160,6 +213,11 @@ async def screen_data(store: ScoreStore, now: datetime) -> ScreenData:
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     month, period = day.replace(day=1), local.strftime("%Y-%m")
     stages = _stages([g async for g in await cases.aggregate(stage_light_pipeline())])
+    frame = _frames(pack)
+    groups = [g async for g in await cases.aggregate(map_pipeline(frame))] if frame else []
+    since = day - timedelta(days=TREND_DAYS - 1)
+    reported = await _per_day(cases, "reported_at", since, zone.key)
+    closed = await _per_day(cases, "closed_at", since, zone.key)
     departments = await store.league(Level.department, period)
     streets = await store.league(Level.street, period)
     return ScreenData(
@@ -176,7 +234,34 @@ async def screen_data(store: ScoreStore, now: datetime) -> ScreenData:
         district_figures=district_figures(streets),
         departments=_standings(departments),
         streets=_standings(streets),
+        spots=spots(frame, groups) if frame else [],
+        trend=trend(day.date(), reported, closed),
     )
+
+
+# Drawn once a pack (a process has one; weak: a test's pack that goes is forgotten).
+_FRAMES: WeakKeyDictionary[CityPack, Frame] = WeakKeyDictionary()
+
+
+def _frames(pack: CityPack | None) -> Frame | None:
+    """The district map's frame, once a pack (the page's SVG is drawn in the same one)."""
+    if pack is None or not pack.grids:
+        return None
+    if pack not in _FRAMES:
+        _FRAMES[pack] = district_frame(pack)
+    return _FRAMES[pack]
+
+
+_PAGES: WeakKeyDictionary[CityPack, str] = WeakKeyDictionary()
+
+
+def _page(pack: CityPack | None) -> str:
+    """The page with the district's grids drawn in (once a pack)."""
+    if pack is None or not pack.grids:
+        return PAGE.replace("<!--MAP-->", '<p class="empty">no grids in the city pack</p>')
+    if pack not in _PAGES:
+        _PAGES[pack] = PAGE.replace("<!--MAP-->", svg_map(pack))
+    return _PAGES[pack]
 
 
 def _store(request: Request) -> ScoreStore:
@@ -185,9 +270,9 @@ def _store(request: Request) -> ScoreStore:
 
 
 @router.get("/screen", response_class=HTMLResponse, include_in_schema=False)
-async def page() -> HTMLResponse:
+async def page(store: Annotated[ScoreStore, Depends(_store)]) -> HTMLResponse:
     """The page: plain HTML, CSS and JS, nothing fetched from elsewhere (a closed network)."""
-    return HTMLResponse(PAGE, headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(_page(store.pack), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/screen/data")

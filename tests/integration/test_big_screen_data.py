@@ -117,3 +117,18 @@ async def test_today_and_this_month_are_counted_in_the_city_s_time(screen: Scree
     assert screen.period == "2026-11"
     assert screen.district == PACK.city.district.name
     assert screen.departments == [] and screen.streets == []  # nothing scored in this database
+
+
+async def test_open_cases_are_on_the_map_and_the_last_30_days_in_the_trend(
+    screen: ScreenData,
+) -> None:
+    # Counted by cell: every open case with a point is in one, and no closed one.
+    assert sum(s.cases for s in screen.spots) == screen.open_cases == 6
+    reds = [s for s in screen.spots if s.light == "red"]
+    assert reds, "a breached case's cell shows red, the worst light in it"
+    assert [d.day for d in screen.trend][-1] == "2026-11-20"  # today, in the city's time
+    assert len(screen.trend) == 30 and screen.trend[0].day == "2026-10-22"
+    assert (screen.trend[-1].reported, screen.trend[-1].closed) == (2, 1)
+    assert sum(d.reported for d in screen.trend) == 7
+    assert sum(d.closed for d in screen.trend) == 1
+    assert screen.trend[-4].reported == 5  # three days ago: the five early cases

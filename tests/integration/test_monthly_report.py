@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,7 +28,7 @@ from schemas.envelope import Envelope
 from schemas.events import CaseReported
 from services.evaluation.report.model import Period, Report
 from services.evaluation.report.run import gather, render
-from services.evaluation.report.tables import tables
+from services.evaluation.report.tables import sections, tables
 from services.evaluation.store import ScoreStore
 from services.projections.store import CaseStore
 from tests.conftest import Servers
@@ -37,6 +38,8 @@ PACK: CityPack = load_city_pack(DEMO_CITY_PACK)
 PERIOD = Period.parse("2026-11", PACK.city.timezone)
 AS_OF = PERIOD.end + timedelta(days=2)
 CASES = 24
+LAST_MONTH = 12  # October's cases: the report compares the two months
+MOST_PAGES = 12
 CHINA = PERIOD.start.tzinfo
 
 
@@ -57,7 +60,8 @@ async def month(servers: Servers) -> AsyncIterator[Seeded]:
     client: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     name = f"test_{uuid.uuid4().hex[:12]}"
     db = client[name]
-    await load(db, PACK, Month(PACK, PERIOD, AS_OF, seed=7).events(CASES))
+    before = Month(PACK, PERIOD.previous(), AS_OF, seed=8).events(LAST_MONTH)
+    await load(db, PACK, before + Month(PACK, PERIOD, AS_OF, seed=7).events(CASES))
     october = datetime(2026, 10, 31, 23, 30, tzinfo=CHINA)  # 15:30 UTC: still October
     november = datetime(2026, 11, 1, 0, 30, tzinfo=CHINA)  # 16:30 UTC on 31 October
     for env in (edge("EDGE-OCT", october), edge("EDGE-NOV", november)):
@@ -83,7 +87,14 @@ async def test_the_month_is_the_city_s_month_and_every_case_of_it_counts(
     assert report.cases == CASES + 1  # EDGE-NOV is November in Beijing, EDGE-OCT is not
     assert sum(v.cases for v in report.by_street) == report.cases
     stored = await month.db["cases"].count_documents({})
-    assert stored == CASES + 2
+    assert stored == CASES + LAST_MONTH + 2
+    summary = {c.name: c for c in report.summary}
+    assert report.last_period == PERIOD.previous()
+    # EDGE-OCT is October's in Beijing: the month before has its cases and that one.
+    assert (summary["上报 cases reported"].this, summary["上报 cases reported"].last) == (
+        CASES + 1,
+        LAST_MONTH + 1,
+    )
 
 
 async def test_the_league_tables_are_the_scores_of_the_month(report: Report, month: Seeded) -> None:
@@ -101,9 +112,11 @@ async def test_html_pdf_and_csv_files_hold_the_report(report: Report, tmp_path: 
         f"{t.slug}.csv" for t in shown
     }
     html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
-    assert html.count("<svg") == 4  # classes, streets, the density map, on-time handling
+    assert html.count("<svg") == 2  # the top classes, the density map
+    for section in sections(report):
+        assert f"<h2>{section.title}</h2>" in html
     for table in shown:
-        assert f"<h2>{table.title}</h2>" in html
+        assert f"{table.slug}.csv" in html  # the report says where the full tables are
         written = rows(tmp_path / "out" / f"{table.slug}.csv")
         assert tuple(written[0]) == table.headers
         assert len(written) == len(table.rows) + 1
@@ -111,7 +124,31 @@ async def test_html_pdf_and_csv_files_hold_the_report(report: Report, tmp_path: 
     assert sum(int(r[2]) for r in by_class) == report.cases
     pdf = (tmp_path / "out" / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")
-    assert len(re.findall(rb"/Type /Page\b(?!s)", pdf)) >= 3  # charts and tables: pages
+
+
+def test_the_pdf_is_a_few_pages_that_name_classes_and_places(
+    report: Report, tmp_path: Path
+) -> None:
+    """Issue 18: at most 12 pages, names not codes. Read back from the PDF itself: its
+    pages drawn to PNG and its text."""
+    render(report, PACK, tmp_path)
+    document = pdfium.PdfDocument(tmp_path / "report.pdf")
+    try:
+        pages = len(document)
+        text = "".join(document[i].get_textpage().get_text_range() for i in range(pages))
+        picture = document[0].render(scale=1).to_pil()
+    finally:
+        document.close()
+    assert 2 <= pages <= MOST_PAGES
+    assert picture.size[0] > 500 and picture.getextrema() != ((255, 255),) * 3  # drawn, not blank
+    assert report.top_classes, "the month has no classes to name"
+    for volume in report.top_classes:
+        assert volume.name in text  # "路灯 street lamp", not "C0118"
+    assert not re.search(r"\b[CE]\d{4}\b", text), "a class shown by its code"
+    for section in sections(report):
+        assert section.title in text
+    assert "volumes_by_class.csv" in text  # where the full tables are
+    assert any(s.name in text for s in PACK.streets.values())
 
 
 def gridloop(*args: str, database: str, servers: Servers) -> subprocess.CompletedProcess[str]:

@@ -91,15 +91,17 @@ def test_volumes_by_class_count_cases_and_closed_ones_most_first() -> None:
         ("event 0101", 2, 1),
         ("component 0101", 1, 1),
     ]
-    assert volumes[2].label == "C0101"  # component and event codes overlap: the kind tells
+    # Charts label by name, not code (component and event codes overlap: 0101 is both).
+    assert volumes[2].label == "上水井盖 water manhole cover"
+    assert volumes[1].label == "私搭乱建 illegal structure"
     assert volumes[0].name == PACK.classes[("event", "0102")].name
 
 
 def test_volumes_by_street_take_the_street_from_the_grid_code() -> None:
     volumes = by_street([case("1"), case("2", grid_code=GRID_B), case("3", grid_code=GRID_B)], PACK)
     assert [(v.code, v.cases, v.label) for v in volumes] == [
-        ("002", 2, "Jingshan"),
-        ("001", 1, "Donghuamen"),
+        ("002", 2, "景山街道 Jingshan"),
+        ("001", 1, "东华门街道 Donghuamen"),
     ]
 
 
@@ -127,10 +129,14 @@ def test_hotspots_are_squares_of_about_100_m_with_at_least_three_cases() -> None
         near("f2", 116.406, 39.9207),
         near("f3", 116.4045, 39.9208),
     ]
-    spots = hotspots(cluster + pair + far_apart)
+    spots = hotspots(cluster + pair + far_apart, PACK)
     assert len(spots) == 1
     spot = spots[0]
     assert (spot.cases, spot.top_class, spot.grid_code) == (4, "event 0102", GRID_A)
+    # Named from the pack: the class, the grid's street, community and grid.
+    assert spot.class_name == "暴露垃圾 exposed garbage"
+    assert (spot.street, spot.community) == ("东华门街道 Donghuamen", "多福巷社区 Duofuxiang")
+    assert spot.grid_name == "网格 001"
     assert abs(spot.lon - 116.4005) < 0.001 and abs(spot.lat - 39.9204) < 0.001
 
 
@@ -222,3 +228,8 @@ def test_the_report_gathers_everything_and_its_tables_hold_every_row() -> None:
     assert shown["league_departments"].rows[0][:2] == (1, "WATER")
     assert shown["league_streets"].rows[0][5] == "B"
     assert [r[0] for r in shown["longest_overdue"].rows] == ["2"]
+    assert shown["longest_overdue"].rows[0][1:4] == (
+        "私搭乱建 illegal structure",
+        "东华门街道 Donghuamen",
+        "北京自来水集团 Beijing Waterworks",
+    )

@@ -1,34 +1,75 @@
-"""The report's charts (matplotlib, Agg: no display). Labels are codes and the Latin part
-of names: matplotlib's default font has no CJK glyphs."""
+"""The report's charts (matplotlib, Agg: no display), labelled with the pack's names.
+
+Matplotlib's own font has no CJK glyphs: the first CJK font found on the machine draws them
+(`CJK_FAMILIES`; `make tools` and the Dockerfile install WenQuanYi Zen Hei, Debian's
+fonts-wqy-zenhei). Without one, a label keeps the Latin part of a bilingual name.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib import colormaps  # after choosing the backend
+from matplotlib import colormaps, font_manager  # after choosing the backend
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon as Patch
 
 from gridloop.citypack import CityPack
-from services.evaluation.report.model import Report, Volume
+from services.evaluation.report.model import OTHERS, Report, Volume, latin
 
 Chart = Callable[[Report, CityPack], Figure]
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Noto Sans SC",
+    "Droid Sans Fallback",
+)
+
+
+def cjk_family(available: Iterable[str] | None = None) -> str | None:
+    """The first of CJK_FAMILIES among the fonts matplotlib knows (or `available`)."""
+    known = (
+        {f.name for f in font_manager.fontManager.ttflist} if available is None else set(available)
+    )
+    return next((family for family in CJK_FAMILIES if family in known), None)
+
+
+class _Weightless(logging.Filter):
+    """WenQuanYi Zen Hei has one weight, 500: matplotlib warns on every chart that it has no
+    400. It is the weight there is, and it draws; the warning says nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("findfont: Failed to find font weight")
+
+
+CJK = cjk_family()
+if CJK:  # Latin in matplotlib's own font, the rest falls back to the CJK one glyph by glyph
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", CJK]
+    logging.getLogger("matplotlib.font_manager").addFilter(_Weightless())
+
+
+def label(name: str, code: str, cjk: str | None = CJK) -> str:
+    """A name as a chart shows it: whole with a CJK font, else its Latin part."""
+    return name if cjk else latin(name, code)
 
 
 def _bars(volumes: list[Volume], title: str, top: int = 15) -> Figure:
     shown = volumes[:top][::-1]  # the largest on top
     fig = Figure(figsize=(7, 0.35 * len(shown) + 1.5), layout="constrained")
     ax = fig.subplots()
-    ax.barh([v.label for v in shown], [v.cases for v in shown], color="#4878a8", label="cases")
-    ax.barh([v.label for v in shown], [v.closed for v in shown], color="#8cc084", label="closed")
+    names = [label(v.label, v.code) for v in shown]
+    ax.barh(names, [v.cases for v in shown], color="#4878a8", label="cases")
+    ax.barh(names, [v.closed for v in shown], color="#8cc084", label="closed")
     ax.set_title(title if len(volumes) <= top else f"{title}: the {top} most")
     ax.set_xlabel("cases")
     fig.legend(loc="outside lower center", ncol=2, frameon=False)  # below, not over the bars
@@ -36,11 +77,8 @@ def _bars(volumes: list[Volume], title: str, top: int = 15) -> Figure:
 
 
 def classes_chart(report: Report, pack: CityPack) -> Figure:
-    return _bars(report.by_class, "Cases by class (C = component, E = event)")
-
-
-def streets_chart(report: Report, pack: CityPack) -> Figure:
-    return _bars(report.by_street, "Cases by street")
+    named = [v for v in report.top_classes if v.code != OTHERS]  # the rest would dwarf them
+    return _bars(named, f"The {len(named)} most reported classes", top=len(named))
 
 
 def _map_shape(pack: CityPack) -> tuple[float, float]:
@@ -91,29 +129,9 @@ def density_map(report: Report, pack: CityPack) -> Figure:
     return fig
 
 
-def on_time_chart(report: Report, pack: CityPack) -> Figure:
-    """On-time handling and closure by department, in per cent."""
-    rows = report.on_time[::-1]  # the first code on top
-    fig = Figure(figsize=(7, 0.45 * len(rows) + 1.7), layout="constrained")
-    ax = fig.subplots()
-    at = list(range(len(rows)))
-    for offset, name, pick in ((0.2, "handling", 0), (-0.2, "closure", 1)):
-        values = [(o.handling, o.closure)[pick] for o in rows]
-        rates = [100 * (r.value or 0) if r else 0 for r in values]
-        ax.barh([y + offset for y in at], rates, height=0.4, label=f"on-time {name}")
-    ax.set_yticks(at, [o.code for o in rows])
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("% on time")
-    ax.set_title("On time by department")
-    fig.legend(loc="outside lower center", ncol=2, frameon=False)  # below, not over the bars
-    return fig
-
-
 CHARTS: dict[str, Chart] = {
     "classes": classes_chart,
-    "streets": streets_chart,
     "density": density_map,
-    "on_time": on_time_chart,
 }
 
 

@@ -28,6 +28,7 @@ FIELDS = {
         "deadline",
         "parked_at",
         "closed_at",
+        "sla",  # the stages' lights, deadlines and escalation tiers
         "timeline.type",
         "timeline.at",
     )
@@ -54,6 +55,14 @@ async def month_cases(db: AsyncDatabase[Document], period: Period) -> list[Case]
         "state": {"$exists": True},
     }
     return [doc async for doc in db["cases"].find(query, FIELDS).sort("_id", 1)]
+
+
+async def last_month(
+    db: AsyncDatabase[Document], scores: Scores, period: Period
+) -> tuple[list[Case], list[Score]]:
+    """The month before's cases and streets' scores, for the comparison."""
+    before = period.previous()
+    return await month_cases(db, before), await scores.league(Level.street, before.label)
 
 
 async def leagues(scores: Scores, period: Period) -> tuple[list[Score], list[Score]]:

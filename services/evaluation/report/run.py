@@ -11,10 +11,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.citypack import CityPack
 from gridloop.mongo import Document
-from services.evaluation.report.collect import Scores, leagues, month_cases
+from services.evaluation.report.collect import Scores, last_month, leagues, month_cases
 from services.evaluation.report.csv import write_csv
 from services.evaluation.report.html import write_html
-from services.evaluation.report.model import Period, Report, build
+from services.evaluation.report.model import Month, Period, Report, build
 from services.evaluation.report.pdf import write_pdf
 
 STEPS = ("reading cases", "reading scores", "computing", "HTML", "PDF", "CSV")
@@ -37,8 +37,9 @@ async def gather(
     cases = await month_cases(db, period)
     progress(STEPS[1])
     departments, streets = await leagues(scores, period)
+    before = Month(*await last_month(db, scores, period))
     progress(STEPS[2])
-    return build(cases, departments, streets, pack, period, as_of)
+    return build(cases, departments, streets, pack, period, as_of, last=before)
 
 
 def render(report: Report, pack: CityPack, out: Path, progress: Progress = _quiet) -> list[Path]:

@@ -1,13 +1,19 @@
-"""The report's tables, as rows of plain values: one shape for HTML, PDF and CSV."""
+"""The report's tables, as rows of plain values: one shape for HTML, PDF and CSV.
+
+`tables` are the full tables, one CSV each; `sections` is what the report itself shows, a
+few pages: the short tables, the charts they go with, and where the full tables are.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
-from gridloop.scoring import Ratio
-from services.evaluation.report.model import LeagueRow, Report
+from gridloop.scoring import Indicator, Ratio
+from services.evaluation.report.model import Change, LeagueRow, RatesRow, Report
 
 Cell = str | int | float | None
+SHOWN = 15  # rows of a long table the report shows; the CSV has them all
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,17 @@ class Table:
     title: str
     headers: tuple[str, ...]
     rows: list[tuple[Cell, ...]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of the report: a title, a line on what it shows, its charts and tables."""
+
+    slug: str
+    title: str
+    note: str
+    charts: tuple[str, ...] = ()  # keys of charts.CHARTS
+    tables: tuple[Table, ...] = ()
 
 
 def percent(value: float | None) -> str:
@@ -28,11 +45,36 @@ def _ratio(ratio: Ratio | None) -> tuple[Cell, Cell, str]:
     return ratio.numerator, ratio.denominator, percent(ratio.value)
 
 
-def _league(slug: str, title: str, rows: list[LeagueRow]) -> Table:
+def _minutes(at: datetime, zone: tzinfo | None) -> str:
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def change_cells(c: Change) -> tuple[str, str, str]:
+    """This month, last month and the change, as the report prints them."""
+    if c.rate:
+        this, last = percent(c.this), percent(c.last)
+        change = "–" if c.change is None else f"{100 * c.change:+.1f} pp"
+    else:
+        this, last = (("–" if v is None else f"{v:g}") for v in (c.this, c.last))
+        change = "–" if c.change is None else f"{c.change:+g}"
+    return this, last, change
+
+
+def _summary(report: Report) -> Table:
+    last = report.last_period.label if report.last_period else "last month"
+    return Table(
+        "summary",
+        "The month against the month before",
+        ("figure", report.period.label, last, "change"),
+        [(c.name, *change_cells(c)) for c in report.summary],
+    )
+
+
+def _league(slug: str, title: str, rows: list[LeagueRow], named: str = "name") -> Table:
     return Table(
         slug,
         title,
-        ("rank", "code", "name", "cases", "score", "grade", "on-time handling", "closure"),
+        ("rank", "code", named, "cases", "score", "grade", "on-time handling", "closure"),
         [
             (
                 r.rank,
@@ -49,9 +91,29 @@ def _league(slug: str, title: str, rows: list[LeagueRow]) -> Table:
     )
 
 
+def _three_rates(rows: list[RatesRow]) -> Table:
+    shown = sorted({i for r in rows for i in r.rates}, key=list(Indicator).index)
+    return Table(
+        "three_rates",
+        "The three rates (三率)",
+        ("level", "code", "name", *(i.value for i in shown)),
+        [
+            (r.level, r.code, r.name, *(percent(_value(r.rates.get(i))) for i in shown))
+            for r in rows
+        ],
+    )
+
+
+def _value(ratio: Ratio | None) -> float | None:
+    return ratio.value if ratio else None
+
+
 def tables(report: Report) -> list[Table]:
+    """Every table in full: the CSV files."""
+    zone = report.period.start.tzinfo
     head = ("code", "name", "cases", "closed")
     return [
+        _summary(report),
         Table(
             "volumes_by_class",
             "Volumes by class",
@@ -76,20 +138,76 @@ def tables(report: Report) -> list[Table]:
         Table(
             "hotspots",
             "Hotspots (squares of about 100 m)",
-            ("lon", "lat", "grid", "cases", "most reported class"),
-            [(h.lon, h.lat, h.grid_code, h.cases, h.top_class) for h in report.hotspots],
+            (
+                "street",
+                "community",
+                "grid",
+                "most reported class",
+                "cases",
+                "lon",
+                "lat",
+                "grid code",
+                "class code",
+            ),
+            [
+                (
+                    h.street,
+                    h.community,
+                    h.grid_name,
+                    h.class_name,
+                    h.cases,
+                    h.lon,
+                    h.lat,
+                    h.grid_code,
+                    h.top_class,
+                )
+                for h in report.hotspots
+            ],
+        ),
+        Table(
+            "repeated_places",
+            "Problems repeated at one place",
+            (
+                "class",
+                "street",
+                "community",
+                "reports",
+                "still open",
+                "first",
+                "last",
+                "within m",
+                "lon",
+                "lat",
+                "cases",
+            ),
+            [
+                (
+                    p.class_name,
+                    p.street,
+                    p.community,
+                    len(p.case_ids),
+                    p.still_open,
+                    _minutes(p.first, zone),
+                    _minutes(p.last, zone),
+                    round(p.radius_m),
+                    p.lon,
+                    p.lat,
+                    " ".join(p.case_ids),
+                )
+                for p in report.places
+            ],
         ),
         Table(
             "repeated_components",
             "Components that failed repeatedly",
-            ("component", "name", "class", "grid", "cases", "case ids"),
+            ("name", "cases", "component", "class", "grid", "case ids"),
             [
                 (
-                    r.component_id,
                     r.name,
+                    len(r.case_ids),
+                    r.component_id,
                     r.class_code,
                     r.grid_code,
-                    len(r.case_ids),
                     " ".join(r.case_ids),
                 )
                 for r in report.repeated
@@ -119,14 +237,144 @@ def tables(report: Report) -> list[Table]:
             [
                 (
                     o.case_id,
-                    o.class_key,
-                    o.street,
-                    o.department,
-                    o.deadline.astimezone(report.period.start.tzinfo).isoformat(timespec="minutes"),
+                    o.class_name,
+                    o.street_name,
+                    o.department_name,
+                    _minutes(o.deadline, zone),
                     o.hours_over,
                     "yes" if o.still_open else "no",
                 )
                 for o in report.overdue
             ],
         ),
+        Table(
+            "escalated",
+            "Escalated cases",
+            ("case", "class", "street", "department", "stage", "highest tier", "still open"),
+            [
+                (
+                    e.case_id,
+                    e.class_name,
+                    e.street,
+                    e.department,
+                    e.stage,
+                    e.tier,
+                    "yes" if e.still_open else "no",
+                )
+                for e in report.escalated
+            ],
+        ),
+        *_optional(report),
     ]
+
+
+def _optional(report: Report) -> list[Table]:
+    """The three rates and the demand analysis, when the month has them."""
+    found = [_three_rates(report.three_rates)] if report.three_rates else []
+    if report.demand:
+        rows: list[tuple[Cell, ...]] = [(v.code, v.name, v.cases, v.closed) for v in report.demand]
+        found.append(
+            Table("demand", "Demand analysis (民情)", ("code", "name", "cases", "closed"), rows)
+        )
+    return found
+
+
+def _short(table: Table, columns: int, top: int = SHOWN) -> Table:
+    """The first `top` rows and `columns` columns of a table, for the report's pages."""
+    rows = [row[:columns] for row in table.rows[:top]]
+    return Table(table.slug, table.title, table.headers[:columns], rows)
+
+
+def _more(table: Table, top: int = SHOWN) -> str:
+    extra = len(table.rows) - top
+    if extra <= 0:
+        return ""
+    return f" {table.title}: the first {top} of {len(table.rows)}, all in {table.slug}.csv."
+
+
+def sections(report: Report) -> list[Section]:
+    """What the report shows, in order; the three rates and the demand analysis only when
+    there are some."""
+    full = {t.slug: t for t in tables(report)}
+    total = report.cases or 1
+    classes = Table(
+        "top_classes",
+        "Top classes",
+        ("class", "cases", "share", "closed"),
+        [(v.name, v.cases, percent(v.cases / total), v.closed) for v in report.top_classes],
+    )
+    shown = [
+        Section(
+            "summary",
+            "本月概况 The month",
+            f"{report.cases} cases reported, {report.closed} closed or settled. The rates are "
+            "the streets' scores summed (every case counts in one street); a change in rates "
+            "is in percentage points (pp).",
+            tables=(full["summary"],) if report.summary else (),
+        ),
+        Section(
+            "league",
+            "排名 The league",
+            "Streets and departments ranked by their composite score of the month (equal "
+            "scores share a rank).",
+            tables=(
+                _league("league_streets", "Streets", report.streets, "street"),
+                _league("league_departments", "Departments", report.departments, "department"),
+            ),
+        ),
+    ]
+    if report.three_rates:
+        shown.append(
+            Section(
+                "three_rates",
+                "三率 The three rates",
+                "Response, resolution and satisfaction from the callbacks to residents.",
+                tables=(full["three_rates"],),
+            )
+        )
+    shown += [
+        Section(
+            "classes",
+            "高发类别 Top classes",
+            "The classes with the most cases; every class in volumes_by_class.csv.",
+            charts=("classes",),
+            tables=(classes,),
+        ),
+        Section(
+            "hotspots",
+            "热点 Hotspots",
+            "Squares of about 100 m with 3 cases or more, and cases per km² of every grid."
+            + _more(full["hotspots"]),
+            charts=("density",),
+            tables=(_short(full["hotspots"], 5),),
+        ),
+        Section(
+            "repeated",
+            "重复发生 Problems repeated at one place",
+            "One class reported 3 times or more within its duplicate radius of one spot."
+            + _more(full["repeated_places"]),
+            tables=(
+                _short(full["repeated_places"], 7),
+                _short(full["repeated_components"], 3),
+            ),
+        ),
+        Section(
+            "overdue",
+            "超期与升级 Overdue and escalated",
+            f"{report.cases_overdue} cases handled after their deadline or still unhandled "
+            f"past it, {report.cases_escalated} escalated up the ladder."
+            + _more(full["longest_overdue"])
+            + _more(full["escalated"]),
+            tables=(_short(full["longest_overdue"], 7), _short(full["escalated"], 7)),
+        ),
+    ]
+    if report.demand:
+        shown.append(
+            Section(
+                "demand",
+                "民情分析 Demand analysis",
+                "What residents raised on the grid staff's visits, by class.",
+                tables=(_short(full["demand"], 4),),
+            )
+        )
+    return shown
