@@ -21,6 +21,7 @@ from gridloop.cases import CaseView
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Opening
+from gridloop.commands.mongo import view_of_head
 from gridloop.commands.setup import command_path, create_indexes
 from gridloop.contacts import MasterKeys
 from gridloop.contacts.store import ContactStore
@@ -29,9 +30,9 @@ from gridloop.mediakeys import link_key
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
 from schemas import clock
-from schemas.events import CaseEvent, CaseReported, Channel
+from schemas.events import CaseEvent, CaseReported, Channel, EventData
 from services.intake import core
-from services.intake.commands import CaseCommand, Merge, Report
+from services.intake.commands import CallbackCommand, CaseCommand, Merge, Report
 from services.intake.media import MediaStore
 from services.intake.numbering import CaseNumbers
 from services.intake.reporting import decide_report, local_day, to_file, with_number
@@ -132,6 +133,26 @@ class Intake:
             return await self.numbered(events)
 
         return await self.path.act(command.case_id, asked, decide)
+
+    async def call_back(self, command: CallbackCommand, asked: Asked) -> Answer:
+        """回访: a call or the resident's answer, decided on the case's head."""
+
+        async def decide(case: CaseView) -> Sequence[EventData]:
+            return core.decide_callback(self.pack, case, command, self.clock())
+
+        return await self.path.act(command.case_id, asked, decide)
+
+    async def awaiting_callback(self, limit: int) -> list[CaseView]:
+        """Heads of the closed cases that owe a callback (回访), the oldest closure first:
+        the reporter left a contact, and it is neither answered nor invalid. Read from the
+        heads, where each call is decided, so a call just made shows at once."""
+        owed = {
+            "view.state": "closed",
+            "view.reachable": True,
+            "view.callback_over": {"$ne": True},
+        }
+        found = self.db["case_heads"].find(owed, {"view": 1}).sort("view.closed_at", 1)
+        return [view_of_head(doc["_id"], doc["view"]) async for doc in found.limit(limit)]
 
     async def numbered(self, events: list[CaseEvent], fresh: bool = False) -> list[CaseEvent]:
         """`events` with a case number, if they file the case (`fresh`: a case id made just
