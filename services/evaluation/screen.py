@@ -19,8 +19,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.mongo import Document
-from gridloop.scoring import Indicator, Level, Ratio, Score
+from gridloop.scoring import HOTLINE, Indicator, Level, Ratio, Score
 from schemas import clock
+from services.evaluation.hotline import Ranked, ranking
 from services.evaluation.report.model import league
 from services.evaluation.store import ScoreStore
 
@@ -116,6 +117,9 @@ class ScreenData(BaseModel):
     district_figures: list[Figure]  # the streets' figures summed: the whole district
     departments: list[Standing]
     streets: list[Standing]
+    # The hotline's three rates (12345) of the district this month, and its street ranking.
+    hotline_figures: list[Figure] = []
+    hotline_streets: list[Ranked] = []
 
 
 def _stages(groups: list[Document]) -> list[StageRow]:
@@ -128,11 +132,11 @@ def _stages(groups: list[Document]) -> list[StageRow]:
     return list(rows.values())
 
 
-def district_figures(streets: list[Score]) -> list[Figure]:
+def district_figures(streets: list[Score], shown: tuple[Indicator, ...] = SHOWN) -> list[Figure]:
     """Every case counts in exactly one street, so the streets' ratios add up to the
     district's."""
     figures = []
-    for indicator in SHOWN:
+    for indicator in shown:
         ratios = [s.indicators[indicator] for s in streets if indicator in s.indicators]
         total = Ratio(
             numerator=sum(r.numerator for r in ratios),
@@ -176,6 +180,8 @@ async def screen_data(store: ScoreStore, now: datetime) -> ScreenData:
         district_figures=district_figures(streets),
         departments=_standings(departments),
         streets=_standings(streets),
+        hotline_figures=district_figures(streets, HOTLINE),
+        hotline_streets=ranking(streets),
     )
 
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from gridloop.citypack import CityPack
 from gridloop.lifecycle import OPEN_STATES
 from gridloop.scoring import Indicator, Ratio, Score
+from services.evaluation.hotline import Ranked, ranking
 
 Case = dict[str, Any]
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")  # whole: use fullmatch
@@ -149,6 +150,8 @@ class Report:
     departments: list[LeagueRow]
     streets: list[LeagueRow]
     overdue: list[Overdue]
+    # The hotline's rankings (12345 三率: response, resolution, satisfaction by callback).
+    hotline: dict[str, list[Ranked]] = field(default_factory=dict)  # level → ranking
 
 
 def class_key(case: Case) -> str:
@@ -338,11 +341,12 @@ def league(scores: Iterable[Score]) -> list[LeagueRow]:
 def build(
     cases: Sequence[Case],
     departments: Sequence[Score],
-    streets: Iterable[Score],
+    streets: Sequence[Score],
     pack: CityPack,
     period: Period,
     as_of: datetime,
 ) -> Report:
+    hotline = {"street": ranking(streets), "department": ranking(departments)}
     return Report(
         city=pack.city.name,
         district=pack.city.district.name,
@@ -360,4 +364,5 @@ def build(
         departments=league(departments),
         streets=league(streets),
         overdue=overdue(cases, pack, as_of),
+        hotline=hotline,
     )

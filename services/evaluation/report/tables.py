@@ -49,6 +49,40 @@ def _league(slug: str, title: str, rows: list[LeagueRow]) -> Table:
     )
 
 
+def hotline_table(report: Report) -> Table:
+    """The hotline's rankings of the month: streets, then departments (12345 三率)."""
+    return Table(
+        "hotline_ranking",
+        "Hotline ranking 12345 三率 (callbacks 回访)",
+        (
+            "level",
+            "rank",
+            "code",
+            "name",
+            "callbacks",
+            "response",
+            "resolution",
+            "satisfaction",
+            "composite",
+        ),
+        [
+            (
+                level,
+                r.rank,
+                r.entity,
+                r.name,
+                r.callbacks,
+                percent(r.response.value),
+                percent(r.resolution.value),
+                percent(r.satisfaction.value),
+                round(r.hotline, 1),
+            )
+            for level, rows in report.hotline.items()
+            for r in rows
+        ],
+    )
+
+
 def tables(report: Report) -> list[Table]:
     head = ("code", "name", "cases", "closed")
     return [
@@ -129,4 +163,5 @@ def tables(report: Report) -> list[Table]:
                 for o in report.overdue
             ],
         ),
+        hotline_table(report),
     ]
