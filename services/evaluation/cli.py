@@ -68,8 +68,14 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _counted(score: Score, indicator: Indicator) -> bool:
+    ratio = score.indicators.get(indicator)
+    return ratio is not None and ratio.denominator > 0
+
+
 def league_table(level: Level, period: str, scores: list[Score]) -> Table:
-    shown = [i for i in Indicator if any(i in s.indicators for s in scores)]
+    # Indicators nobody was rated on (no case counted, e.g. no callback yet) take no column.
+    shown = [i for i in Indicator if any(_counted(s, i) for s in scores)]
     table = Table(title=f"{level.value} scores, {period}")
     for column in ("#", "code", "name", "cases", "score", "grade"):
         table.add_column(column, justify="right" if column in ("#", "cases", "score") else "left")
