@@ -73,13 +73,19 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         return RedirectResponse("/login", status_code=303)
 
     async def call(
-        request: Request, found: Session, method: str, path: str, body: Any = None
+        request: Request,
+        found: Session,
+        method: str,
+        path: str,
+        body: Any = None,
+        key: str | None = None,
     ) -> httpx.Response | None:
-        """Intake's answer (None: it did not answer)."""
+        """Intake's answer (None: it did not answer). A form's `key` (made when the page
+        was shown) is its Idempotency-Key: the same form sent twice is one call."""
         console = request.app.state.console
         headers = {"Authorization": f"Bearer {found.token}"}
-        if method == "POST":
-            headers["Idempotency-Key"] = uuid.uuid4().hex
+        if key:
+            headers["Idempotency-Key"] = key
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
                 return await client.request(
@@ -111,6 +117,7 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
             values=values or {},
             choices=SATISFACTION,
             departments=request.app.state.console.departments,
+            new_key=lambda: uuid.uuid4().hex,
             done=request.query_params.get("done"),
         )
 
@@ -129,10 +136,14 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
 
     @app.post("/callbacks/{case_id}/unreached")
     async def unreached(
-        request: Request, case_id: str, csrf: Annotated[str, Form(max_length=64)]
+        request: Request,
+        case_id: str,
+        csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
     ) -> Response:
         found = await checked(request, csrf)
-        answer = await call(request, found, "POST", f"/cases/{case_id}/callback/unreached", {})
+        path = f"/cases/{case_id}/callback/unreached"
+        answer = await call(request, found, "POST", path, {}, key)
         return await after(request, found, case_id, answer, "callback.unreached", {})
 
     @app.post("/callbacks/{case_id}/answer")
@@ -140,6 +151,7 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         request: Request,
         case_id: str,
         csrf: Annotated[str, Form(max_length=64)],
+        key: Annotated[str, Form(max_length=64)],
         contacted: Annotated[str, Form(max_length=8)] = "",
         solved: Annotated[str, Form(max_length=8)] = "",
         satisfaction: Annotated[str, Form(max_length=32)] = "",
@@ -147,7 +159,7 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
     ) -> Response:
         found = await checked(request, csrf)
         body = answer_body(contacted, solved, satisfaction, comment)
-        answer = await call(request, found, "POST", f"/cases/{case_id}/callback", body)
+        answer = await call(request, found, "POST", f"/cases/{case_id}/callback", body, key)
         held = {"contacted": contacted, "solved": solved, "satisfaction": satisfaction}
         held["comment"] = comment
         return await after(request, found, case_id, answer, "callback.answered", held)
