@@ -3,16 +3,23 @@ whom, the composite from the pack's weights, the ranking, and the pack's validat
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from gridloop.citypack import load_city_pack
 from gridloop.citypack.evaluation import EvaluationFile, EvaluationPolicy, HotlineWeights, check
+from gridloop.config import DEMO_CITY_PACK
 from gridloop.scoring import HOTLINE, Indicator, Level, PeriodKind, Ratio, Score
 from schemas.envelope import Envelope
 from schemas.events import Actor, CallbackAnswered, CallbackUnreached, Role
 from services.evaluation.facts import fold
 from services.evaluation.hotline import ranking
 from services.evaluation.indicators import count
+from services.evaluation.report.model import Period, build
+from services.evaluation.report.tables import tables
 from services.evaluation.scores import composite
+from services.evaluation.screen import district_figures
 from tests.evaluation_story import Story
 
 OPERATOR = Actor(role=Role.hotline, id="op-1")
@@ -129,3 +136,32 @@ def test_a_negative_hotline_weight_is_a_shape_error() -> None:
         EvaluationFile.model_validate(
             {"format": "gridloop-evaluation/1", "hotline": {"response": -1}}
         )
+
+
+def _rated(entity: str, level: Level, rates: tuple[int, int, int], of: int) -> Score:
+    ratios = {i: Ratio(numerator=n, denominator=of) for i, n in zip(HOTLINE, rates, strict=True)}
+    hotline = composite(ratios, EvaluationPolicy().hotline)
+    return _score(entity, hotline).model_copy(
+        update={"level": level, "indicators": ratios, "name": f"name {entity}"}
+    )
+
+
+def test_the_monthly_report_and_the_big_screen_show_the_rates() -> None:
+    pack = load_city_pack(DEMO_CITY_PACK)
+    period = Period.parse("2026-11", pack.city.timezone)
+    streets = [_rated("001", Level.street, (2, 1, 1), 2), _rated("002", Level.street, (1, 1, 1), 1)]
+    departments = [_rated("WATER", Level.department, (3, 3, 2), 3)]
+    report = build([], departments, streets, pack, period, datetime(2026, 12, 1, tzinfo=UTC))
+    [table] = [t for t in tables(report) if t.slug == "hotline_ranking"]
+    assert [row[:5] for row in table.rows] == [
+        ("street", 1, "002", "name 002", 1),
+        ("street", 2, "001", "name 001", 2),
+        ("department", 1, "WATER", "name WATER", 3),
+    ]
+    assert table.rows[1][5:] == ("100.0%", "50.0%", "50.0%", 55.0)
+    figures = district_figures(streets, HOTLINE)
+    assert [(f.indicator, f.numerator, f.denominator) for f in figures] == [
+        (Indicator.callback_response, 3, 3),
+        (Indicator.callback_resolution, 2, 3),
+        (Indicator.callback_satisfaction, 2, 3),
+    ]
