@@ -10,12 +10,15 @@ The cases are reported in May 2033, a month no other test writes."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
+from typer.testing import CliRunner
 
 from gridloop.access import Principal
 from gridloop.access import Role as Access
@@ -28,6 +31,7 @@ from schemas.events import CaseEvent, CaseReworked, Satisfaction
 from services.evaluation.store import Key, ScoreStore
 from services.intake.commands import CallbackAnswer, CallbackTry
 from services.intake.core import decide_callback
+from system.cli import app as cli
 from tests.conftest import Servers
 from tests.evaluation_story import GRID, OTHER_GRID, Story
 from tests.helpers import eventually
@@ -157,6 +161,26 @@ async def test_the_three_rates_are_the_hand_computed_ones(
         (1, "001", 3),
         (2, "002", 2),
     ]
+
+    # The same ranking through the CLI, as a table and as JSON.
+    env = {"MONGODB_URI": servers.mongodb, "GRIDLOOP_MONGODB_DATABASE": service.database}
+    for extra in ([], ["--json"]):
+        ran = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli,
+            ["scores", "rank", "--level", "street", "--period", "2033-05", *extra],
+            env=env | {"COLUMNS": "200"},
+            terminal_width=200,
+        )
+        assert ran.exit_code == 0, ran.output
+        if extra:
+            assert [(r["entity"], r["hotline"]) for r in json.loads(ran.output)] == [
+                ("001", 66.67),
+                ("002", 55.0),
+            ]
+        else:
+            lines = [line for line in ran.output.splitlines() if "66.67" in line or "55.00" in line]
+            assert len(lines) == 2 and "Donghuamen" in lines[0] and "Jingshan" in lines[1]
 
     # Explained down to the cases: C (invalid) and F (no contact) are in no figure.
     drill = await api.get("/scores/street/001/2033-05/callback_satisfaction/cases", headers=auth)
