@@ -23,6 +23,7 @@ class Level(StrEnum):
     grid = "grid"
     supervisor = "supervisor"
     command_centre = "command_centre"  # 指挥中心: sla.yaml's `centres.command`
+    district = "district"  # 区: the pack's district (the grid code's first 6 digits)
 
 
 class PeriodKind(StrEnum):
@@ -48,6 +49,10 @@ class Indicator(StrEnum):
     on_time_verification = "on_time_verification"  # 按时核实率 verified in time / due
     on_time_check = "on_time_check"  # 按时核查率 checked on site in time / due
     urge_replies = "urge_replies"  # 督办按时回复率 urges answered in time / urges due
+    # The hotline's three rates (12345 接诉即办), from valid callbacks (回访) after closure:
+    callback_response = "callback_response"  # 响应率 the unit contacted the resident
+    callback_resolution = "callback_resolution"  # 解决率 the resident says it is solved
+    callback_satisfaction = "callback_satisfaction"  # 满意率 satisfied or basically satisfied
 
 
 class Ratio(BaseModel):
@@ -74,9 +79,17 @@ class Score(BaseModel):
     indicators: dict[Indicator, Ratio]
     score: float | None  # 0–100, weights from the city pack; None when no indicator applies
     grade: str | None  # A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, else E (bands from the city pack)
+    # The hotline's composite (12345 style) of the three callback rates, 0–100, weighted by
+    # the pack's `hotline` weights; None without a valid callback.
+    hotline: float | None = None
 
 
 _ALL = tuple(Indicator)
+HOTLINE = (
+    Indicator.callback_response,
+    Indicator.callback_resolution,
+    Indicator.callback_satisfaction,
+)
 # Which indicators rate which level: each actor on its own work (docs/evaluation.md gives
 # the reason for each). A department on handling what it was sent, not on the dispatch
 # (a rightful return is no fault of its own); the command centre on dispatching right and
@@ -93,11 +106,13 @@ APPLIES: dict[Level, tuple[Indicator, ...]] = {
         Indicator.resolution,
         Indicator.satisfaction,
         Indicator.urge_replies,
+        *HOTLINE,
     ),
     Level.command_centre: (Indicator.dispatch_accuracy, Indicator.on_time_dispatch),
     Level.street: _ALL,
     Level.community: _ALL,
     Level.grid: _ALL,
+    Level.district: _ALL,
     Level.supervisor: (
         Indicator.filing_rate,
         Indicator.on_time_verification,

@@ -414,6 +414,36 @@ class UrgeReplied(CaseAnnotation):
         return f"{self.case_id}/{self.ce_type}/{self.urge_id}"
 
 
+# 回访: how the resident judged the closure on the hotline's callback (满意 / 基本满意 / 不满意).
+Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied"]
+
+
+class CallbackUnreached(CaseAnnotation):
+    """回访: the hotline tried to call the resident back about the closure at `case_version`
+    and could not reach them (`attempt`, from 1). At the city's last try (`invalid`) the
+    callback is invalid: not counted by the three hotline rates."""
+
+    ce_type: ClassVar[str] = "gridloop.case.callback_unreached"
+    attempt: Annotated[int, Field(ge=1, le=100)]
+    invalid: bool = False
+
+    def identity(self) -> str:
+        return f"{super().identity()}/{self.attempt}"
+
+
+class CallbackAnswered(CaseAnnotation):
+    """回访: the resident answered the hotline's callback about the closure at
+    `case_version`: did the unit contact them (响应), is the problem solved (解决), and are
+    they satisfied (满意). Its rating goes on the same path as a resident's own
+    (`case.feedback`, and `case.rework` when it reopens the case)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.callback_answered"
+    contacted: bool
+    solved: bool
+    satisfaction: Satisfaction
+    comment: Text | None = None
+
+
 class Stage(StrEnum):
     verify = "verify"
     file = "file"
@@ -493,6 +523,8 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         VoidDenied,
         CaseUrged,
         UrgeReplied,
+        CallbackUnreached,
+        CallbackAnswered,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

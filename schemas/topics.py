@@ -28,7 +28,7 @@ VERIFICATIONS = Topic(
 )
 DISPATCHES = Topic("dispatches", "command centre: dispatched, returned, extended, parked", 6, _KEEP)
 COMPLETIONS = Topic("completions", "departments: handled, explained", 6, _KEEP)
-CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback", 6, _KEEP)
+CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback, callbacks", 6, _KEEP)
 SLA = Topic("sla", "deadlines: warning, breach, escalation", 6, _KEEP)
 
 LIFECYCLE_TOPICS = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES, SLA)
@@ -83,6 +83,8 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
         )
     },
     **{f"gridloop.case.{t}": CLOSURES for t in ("closed", "rework", "feedback")},
+    # 回访: the hotline's callbacks, beside the closure and the rating they lead to.
+    **{f"gridloop.case.{t}": CLOSURES for t in ("callback_unreached", "callback_answered")},
     **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},
 }
 

@@ -65,6 +65,7 @@ class Story:
         reporter_id: str | None = None,
         verifier: str | None = None,
         verify_in: timedelta | None = None,
+        contact: str | None = None,
     ) -> Story:
         """A report; a citizen's is a verification task for `verifier`, due `verify_in`
         after it (as intake says)."""
@@ -81,7 +82,12 @@ class Story:
             point={"lon": 116.4, "lat": 39.9},
             grid_code=grid,
             description="rubbish",
-            reporter={"id": reporter_id, "name": "张伟", "phone": "13800000000"},
+            reporter={
+                "id": reporter_id,
+                "name": "张伟",
+                "phone": "13800000000",
+                **({"contact": contact} if contact else {}),
+            },
             verifier=verifier,
             verification_due=at + verify_in if verify_in is not None else None,
         )

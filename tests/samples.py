@@ -116,6 +116,12 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "urge_id": "u-1",
         "reply": "crew on site at 15:00",
     },
+    "gridloop.case.callback_unreached": {"attempt": 1},
+    "gridloop.case.callback_answered": {
+        "contacted": True,
+        "solved": True,
+        "satisfaction": "basically_satisfied",
+    },
     "gridloop.sla.warning": {},
     "gridloop.sla.breach": {},
     "gridloop.sla.escalation": {"tier": "street", "notify_department": "STREET-001"},

@@ -307,6 +307,7 @@ def view_of(doc: Document) -> CaseView:
         point=Point(lon=coordinates[0], lat=coordinates[1]) if coordinates else None,
         channel=Channel(doc["channel"]) if doc.get("channel") else None,
         reporter_id=(doc.get("reporter") or {}).get("id"),
+        reachable=bool((doc.get("reporter") or {}).get("contact")),
         merged_into=doc.get("merged_into"),
         closed_at=doc.get("closed_at"),
         parked_at=doc.get("parked_at"),

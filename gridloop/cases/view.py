@@ -16,6 +16,8 @@ from datetime import datetime
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from schemas.envelope import Envelope
 from schemas.events import (
+    CallbackAnswered,
+    CallbackUnreached,
     CaseAcknowledged,
     CaseDispatched,
     CaseEvent,
@@ -101,6 +103,12 @@ class CaseView:
     urge_id: str | None = None
     urged_department: str | None = None
     urge_reply_by: datetime | None = None
+    # 回访: the reporter left a contact (`reporter.contact`), so a closure owes a callback;
+    # the calls of the current closure that reached nobody, and whether its callback is
+    # over (answered, or invalid after the city's tries).
+    reachable: bool = False
+    callback_tries: int = 0
+    callback_over: bool = False
 
 
 def evolve(view: CaseView | None, env: Envelope) -> CaseView:
@@ -138,6 +146,11 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         return replace(view, acknowledged=(*view.acknowledged, data.department))
     if isinstance(data, CaseExplained):
         return replace(view, explained=max(view.explained, data.case_version))
+    if isinstance(data, CallbackUnreached):
+        tries = max(view.callback_tries, data.attempt)
+        return replace(view, callback_tries=tries, callback_over=view.callback_over or data.invalid)
+    if isinstance(data, CallbackAnswered):
+        return replace(view, callback_over=True)
     return view  # SLA facts: the case does not move
 
 
@@ -163,6 +176,7 @@ def _reported(data: CaseReported) -> CaseView:
         point=data.point,
         channel=data.channel,
         reporter_id=data.reporter.id,
+        reachable=data.reporter.contact is not None,
     )
 
 
@@ -198,5 +212,6 @@ def _transition(view: CaseView, data: CaseEvent, at: datetime) -> CaseView:
             component_id=data.component_id or view.component_id,
         )
     if name == "closed":
-        return replace(changed, closed_at=at)
+        # Each closure owes its own callback (a reopened case closed again is called again).
+        return replace(changed, closed_at=at, callback_tries=0, callback_over=False)
     return changed

@@ -78,7 +78,25 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
         Ind.on_time_check: 30.0,
     },
     Level.command_centre: {Ind.dispatch_accuracy: 50.0, Ind.on_time_dispatch: 50.0},
+    Level.district: _PLACE,
 }
+
+
+class HotlineWeights(_Strict):
+    """The weights of the hotline's composite of its three rates (12345 接诉即办: 响应率,
+    解决率, 满意率). The default, 10 / 50 / 40, is one district's practice named in issue 18
+    (docs/evaluation.md: why this one, and the 30 / 35 / 35 of another)."""
+
+    response: Weight = 10.0
+    resolution: Weight = 50.0
+    satisfaction: Weight = 40.0
+
+    def of(self) -> dict[Indicator, float]:
+        return {
+            Ind.callback_response: self.response,
+            Ind.callback_resolution: self.resolution,
+            Ind.callback_satisfaction: self.satisfaction,
+        }
 
 
 class EvaluationFile(_Strict):
@@ -87,6 +105,7 @@ class EvaluationFile(_Strict):
     lowest: Annotated[str, Field(min_length=1, max_length=8)] = "E"  # below every band
     satisfied: Annotated[int, Field(ge=1, le=5)] = 4  # a rating at or above this satisfies
     weights: dict[Level, dict[Indicator, Weight]] = {}
+    hotline: HotlineWeights = HotlineWeights()
 
 
 DEFAULT = EvaluationFile(format="gridloop-evaluation/1")
@@ -97,6 +116,7 @@ class EvaluationPolicy:
         self.file = file
         self.satisfied = file.satisfied
         self._weights = {**DEFAULT_WEIGHTS, **file.weights}
+        self.hotline = file.hotline.of()
 
     def weights(self, level: Level) -> dict[Indicator, float]:
         return dict(self._weights[level])
@@ -117,6 +137,8 @@ def check(file: EvaluationFile) -> list[str]:
     names = [b.grade for b in file.grades] + [file.lowest]
     if len(set(names)) != len(names):
         errors.append(f"{EVALUATION_FILE}: grades: each grade once (with `lowest`)")
+    if not any(w > 0 for w in file.hotline.of().values()):
+        errors.append(f"{EVALUATION_FILE}: hotline: needs a positive weight")
     for level, weights in file.weights.items():
         for indicator in weights:
             if indicator not in APPLIES[level]:

@@ -100,6 +100,14 @@ class FeedbackPolicy(_Strict):
     window: Annotated[timedelta, Field(gt=timedelta(0))] = timedelta(days=7)
 
 
+class CallbackPolicy(_Strict):
+    """回访: the hotline calls the reporter back after a closure; after `tries` calls
+    that reach nobody the callback is invalid (无效回访) and not counted by the hotline's
+    three rates."""
+
+    tries: Annotated[int, Field(ge=1, le=10)] = 3
+
+
 # 惯用语: the city's canned phrases, by the console's action whose note or reason they fill.
 PhraseFor = Literal[
     "file", "void", "merge", "dispatch", "handled", "return", "extension", "parking", "deny"
@@ -149,6 +157,7 @@ class CityFile(_Strict):
     classes: list[EventClass]
     intake: IntakePolicy = Field(default_factory=IntakePolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
+    callback: CallbackPolicy = Field(default_factory=CallbackPolicy)
     phrases: dict[PhraseFor, Annotated[list[Phrase], Field(max_length=30)]] = Field(
         default_factory=dict
     )

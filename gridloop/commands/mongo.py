@@ -252,3 +252,8 @@ def _view(case_id: str, doc: Document) -> CaseView:
             "channel": Channel(channel) if channel else None,
         }
     )
+
+
+def view_of_head(case_id: str, doc: Document) -> CaseView:
+    """A head's stored view as the view commands decide on (for a read of the heads)."""
+    return _view(case_id, doc)

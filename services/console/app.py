@@ -33,7 +33,7 @@ from gridloop.http import client_address, networks
 from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import approvals, core, maps, screens
+from services.console import approvals, callbacks, core, maps, screens
 from services.console.kit import Console, Kit, Rows, SignIn
 from services.console.live import projected
 from services.console.screens import refusal, upload
@@ -161,6 +161,8 @@ def create_app(console: Console) -> FastAPI:
             return await intake(request, found, rows)
         if found.principal.role is Role.shift_lead:
             return RedirectResponse("/approvals", status_code=303)  # the shift lead's desk
+        if found.principal.role is Role.hotline:
+            return RedirectResponse("/callbacks", status_code=303)  # 回访
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -329,6 +331,7 @@ def create_app(console: Console) -> FastAPI:
         return await _case(request, found, case_id, answer.status_code, refused, form, action)
 
     approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
+    callbacks.install(app, page, session)  # the hotline's callbacks (回访)
     return app
 
 

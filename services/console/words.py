@@ -155,6 +155,28 @@ WORDS: dict[str, tuple[str, str]] = {
         " the table lists the 50 most urgent of them",
     ),
     "stage.done": ("已完成", "Done"),
+    # The hotline's callbacks (回访, callbacks.py).
+    "callbacks": ("回访工作台", "Callbacks"),
+    "callbacks.owed": ("待回访", "Callbacks owed"),
+    "callbacks.reporter": ("来电人", "Resident"),
+    "callbacks.tries": ("未接通次数", "Calls unanswered"),
+    "callbacks.answer": ("回访结果", "Answers"),
+    "callbacks.closed": ("结案", "Closed"),
+    "callbacks.erased": ("联系方式已删除", "Contact erased"),
+    "callbacks.unreached": ("未接通", "No answer"),
+    "callbacks.contacted": ("承办单位是否联系您", "Did the unit contact you?"),
+    "callbacks.solved": ("问题是否解决", "Is it solved?"),
+    "callbacks.satisfaction": ("是否满意", "Satisfied?"),
+    "callbacks.comment": ("回访记录（可选）", "Notes (optional)"),
+    "callbacks.record": ("记录回访", "Record the answers"),
+    "callback.unreached": ("未接通", "No answer"),
+    "callback.answered": ("回访已记录", "Answers recorded"),
+    "satisfaction.satisfied": ("满意", "Satisfied"),
+    "satisfaction.basically_satisfied": ("基本满意", "Basically satisfied"),
+    "satisfaction.dissatisfied": ("不满意", "Dissatisfied"),
+    "missing": ("请选择一项", "Choose one"),
+    "yes": ("是", "Yes"),
+    "no": ("否", "No"),
 }
 
 

@@ -14,6 +14,7 @@ from gridloop.refusal import invalid, not_found
 from gridloop.runtime import add_ops_routes
 from gridloop.scoring import BadPeriod, Indicator, Level, Score, period_kind
 from services.evaluation import screen
+from services.evaluation.hotline import RANKED, Ranked, ranking
 from services.evaluation.store import ScoreStore
 
 STAFF = tuple(r for r in Role if r is not Role.public)
@@ -49,6 +50,21 @@ async def league(
 ) -> list[Score]:
     """Every entity of `level` over `period` (2026-11-29, 2026-W48, 2026-11), best first."""
     return await store.league(level, _period(period, "query"))
+
+
+@router.get("/rankings", responses=refusals(401, 403))
+async def rankings(
+    _: Staff,
+    store: Store,
+    level: Level,
+    period: Annotated[str, Query(min_length=7, max_length=10)],
+) -> list[Ranked]:
+    """The hotline's ranking (12345 排名) of streets, departments or districts over
+    `period` by the composite of their three callback rates, best first."""
+    if level not in RANKED:
+        ranked = ", ".join(r.value for r in RANKED)
+        raise invalid(("query", "level"), f"the hotline ranks {ranked}", "not_ranked")
+    return ranking(await store.league(level, _period(period, "query")))
 
 
 @router.get("/scores/{level}/{entity}/{period}", responses=refusals(401, 403, 404))

@@ -68,8 +68,14 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _counted(score: Score, indicator: Indicator) -> bool:
+    ratio = score.indicators.get(indicator)
+    return ratio is not None and ratio.denominator > 0
+
+
 def league_table(level: Level, period: str, scores: list[Score]) -> Table:
-    shown = [i for i in Indicator if any(i in s.indicators for s in scores)]
+    # Indicators nobody was rated on (no case counted, e.g. no callback yet) take no column.
+    shown = [i for i in Indicator if any(_counted(s, i) for s in scores)]
     table = Table(title=f"{level.value} scores, {period}")
     for column in ("#", "code", "name", "cases", "score", "grade"):
         table.add_column(column, justify="right" if column in ("#", "cases", "score") else "left")
@@ -128,6 +134,48 @@ def show(
         console.print(f"no {level.value} scored over {period}")
         return
     console.print(league_table(level, period, scores))
+
+
+def ranking_table(level: Level, period: str, rows: list[Any]) -> Table:
+    table = Table(title=f"hotline ranking of {level.value}s, {period} (12345 接诉即办)")
+    for column in ("#", "code", "name", "composite", "callbacks"):
+        table.add_column(column, justify="left" if column in ("code", "name") else "right")
+    for column in ("response", "resolution", "satisfaction"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        rates = [
+            _percent(getattr(row, r).value) for r in ("response", "resolution", "satisfaction")
+        ]
+        table.add_row(
+            str(row.rank), row.entity, row.name, f"{row.hotline:.2f}", str(row.callbacks), *rates
+        )
+    return table
+
+
+@scores_app.command("rank")
+def rank(
+    level: Annotated[Level, typer.Option(help="street, department or district")],
+    period: Annotated[str, typer.Option(help="2026-11-29, 2026-W48 or 2026-11")],
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """The hotline's ranking (12345 排名) by the composite of the three callback rates."""
+    from services.evaluation.hotline import RANKED, ranking
+
+    if level not in RANKED:
+        ranked = ", ".join(r.value for r in RANKED)
+        raise typer.BadParameter(f"the hotline ranks {ranked}", param_hint="--level")
+    period = _period(period, "--period")
+    with _system(data_dir) as settings:
+        rows = ranking(asyncio.run(_league(settings, level, period)))
+    if as_json:
+        _emit([row.model_dump(mode="json") for row in rows])
+        return
+    console = _console()
+    if not rows:
+        console.print(f"no {level.value} with a valid callback over {period}")
+        return
+    console.print(ranking_table(level, period, rows))
 
 
 @scores_app.command("explain")

@@ -38,6 +38,8 @@ from pydantic import BaseModel, Field
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from schemas.envelope import Envelope
 from schemas.events import (
+    CallbackAnswered,
+    CallbackUnreached,
     CaseAcknowledged,
     CaseChecked,
     CaseDispatched,
@@ -132,6 +134,17 @@ class UrgeFact(BaseModel):
         return self.replied_at is not None or self.late(seen_until)
 
 
+class CallbackFact(BaseModel):
+    """回访: the resident's answers to the hotline's callback after the closure at
+    `closure` (a case version), about the department that held it then."""
+
+    closure: int
+    department: str | None = None
+    contacted: bool
+    solved: bool
+    satisfaction: str  # satisfied | basically_satisfied | dissatisfied
+
+
 class CaseFacts(BaseModel):
     """What evaluation needs to know about one case."""
 
@@ -158,10 +171,18 @@ class CaseFacts(BaseModel):
     rating: int | None = None  # the latest rating, 1–5
     urges: list[UrgeFact] = Field(default_factory=list)  # 督办, in the order urged
     seen_until: datetime | None = None  # the time of the latest event read of the case
+    # 回访: the latest answered callback (of the latest closure that had one), and how many
+    # callbacks were invalid (nobody reached after the city's tries): not counted.
+    callback: CallbackFact | None = None
+    invalid_callbacks: int = 0
 
     @property
     def street(self) -> str | None:
         return self.grid_code[6:9] if self.grid_code else None
+
+    @property
+    def district(self) -> str | None:
+        return self.grid_code[:6] if self.grid_code else None
 
     @property
     def community(self) -> str | None:
@@ -340,6 +361,18 @@ def _annotation(facts: CaseFacts, env: Envelope) -> None:
         for urge in facts.urges:
             if urge.urge_id == data.urge_id and urge.replied_at is None:
                 urge.replied_at = env.time
+    elif isinstance(data, CallbackAnswered):
+        # Annotations come by case version: the latest closure's answer stands.
+        held = [r.department for r in facts.rounds if r.opened <= data.case_version]
+        facts.callback = CallbackFact(
+            closure=data.case_version,
+            department=held[-1] if held else None,
+            contacted=data.contacted,
+            solved=data.solved,
+            satisfaction=data.satisfaction,
+        )
+    elif isinstance(data, CallbackUnreached) and data.invalid:
+        facts.invalid_callbacks += 1
 
 
 def _breach(facts: CaseFacts, data: SlaBreach) -> None:

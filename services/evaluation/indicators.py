@@ -35,6 +35,12 @@ Each indicator judges each case: not counted (None), counted in the denominator 
     on_time_check      every on-site check in time / a check done or late
     urge_replies       every 督办 of it answered by its reply deadline / a case with an
                        urge answered or known late (a department: the urges of itself)
+    callback_response      the unit contacted the resident (响应率) / a valid callback
+    callback_resolution    the resident says it is solved (解决率) / a valid callback
+    callback_satisfaction  satisfied or basically satisfied (满意率) / a valid callback
+                       (the hotline's three rates: the case's latest answered callback
+                       (回访); an invalid one, nobody reached, is not counted; a
+                       department: the callbacks about its own handling)
 
 Rework is the one indicator where lower is better; the composite score uses 1 − rate.
 """
@@ -48,11 +54,13 @@ from zoneinfo import ZoneInfo
 
 from gridloop.citypack.sla import Centres
 from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind, Ratio
-from services.evaluation.facts import CaseFacts, Round, Task
+from services.evaluation.facts import CallbackFact, CaseFacts, Round, Task
 
 Ind = Indicator
 Verdict = bool | None
 SATISFIED = 4
+# 满意率 as Beijing's 12345 counts it: 满意 and 基本满意 both count, fully.
+SATISFIED_ANSWERS = frozenset({"satisfied", "basically_satisfied"})
 COMMAND_CENTRE = Centres().command  # the default code of sla.yaml's command centre
 
 
@@ -93,6 +101,7 @@ def entities(case: CaseFacts, level: Level, command_centre: str = COMMAND_CENTRE
         Level.supervisor: list(case.supervisors),
         Level.department: list(case.departments),
         Level.command_centre: [command_centre if case.dispatches or case.rounds else None],
+        Level.district: [case.district],
     }
     return [e for e in found[level] if e]
 
@@ -172,6 +181,15 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
         judged = [u for u in mine if u.judged(case.seen_until)]
         return _when(bool(judged), not any(u.late(case.seen_until) for u in judged))
 
+    def callback(judge: Callable[[CallbackFact], bool]) -> Rule:
+        def rule(case: CaseFacts, who: Whom) -> Verdict:
+            answered = case.callback
+            if answered is None or who.department not in (None, answered.department):
+                return None
+            return judge(answered)
+
+        return rule
+
     def owned(judge: Callable[[CaseFacts], Verdict]) -> Rule:
         return lambda case, who: judge(case) if _owned(case, who.department) else None
 
@@ -196,6 +214,9 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
         Ind.on_time_verification: lambda c, who: _on_time([c.verification], who),
         Ind.on_time_check: lambda c, who: _on_time(list(c.checks), who),
         Ind.urge_replies: urge_replies,
+        Ind.callback_response: callback(lambda c: c.contacted),
+        Ind.callback_resolution: callback(lambda c: c.solved),
+        Ind.callback_satisfaction: callback(lambda c: c.satisfaction in SATISFIED_ANSWERS),
     }
 
 

@@ -7,6 +7,9 @@ handled is not rated on on-time handling, rather than given 0 % or 100 % for it;
 weights of the indicators that did apply are renormalised to sum to one. No indicator
 applying gives no score (None) and no grade. Rework counts as 1 − rate (lower is better).
 Scores are rounded to 2 decimals, so a rebuild compares exactly.
+
+The hotline's composite (`Score.hotline`, 12345 style) is the same sum over the three
+callback rates alone, with the pack's `hotline` weights (default 10 / 50 / 40).
 """
 
 from __future__ import annotations
@@ -14,7 +17,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gridloop.citypack.evaluation import EvaluationPolicy
-from gridloop.scoring import LOWER_IS_BETTER, Indicator, Level, PeriodKind, Ratio, Score
+from gridloop.scoring import (
+    HOTLINE,
+    LOWER_IS_BETTER,
+    Indicator,
+    Level,
+    PeriodKind,
+    Ratio,
+    Score,
+)
 from services.evaluation.facts import CaseFacts
 from services.evaluation.indicators import count
 
@@ -59,6 +70,7 @@ def graded(
 ) -> Score:
     """The score of `entity` over `period` from its indicators' ratios over `cases` cases."""
     total = composite(ratios, policy.weights(level))
+    hotline = composite({i: r for i, r in ratios.items() if i in HOTLINE}, policy.hotline)
     return Score(
         level=level,
         entity=entity,
@@ -69,4 +81,5 @@ def graded(
         indicators=ratios,
         score=total,
         grade=policy.grade(total),
+        hotline=hotline,
     )

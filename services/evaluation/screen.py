@@ -24,9 +24,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from gridloop.citypack import CityPack
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.mongo import Document
-from gridloop.scoring import Indicator, Level, Ratio, Score
+from gridloop.scoring import HOTLINE, Indicator, Level, Ratio, Score
 from gridloop.svgmap import Frame
 from schemas import clock
+from services.evaluation.hotline import Ranked, ranking
 from services.evaluation.report.model import league
 from services.evaluation.screenmap import (
     TREND_DAYS,
@@ -161,6 +162,9 @@ class ScreenData(BaseModel):
     streets: list[Standing]
     spots: list[Spot]  # open cases on the map (the page's SVG), by cell
     trend: list[Day]  # reports and closures a day, the last 30 days, oldest first
+    # The hotline's three rates (12345) of the district this month, and its street ranking.
+    hotline_figures: list[Figure] = []
+    hotline_streets: list[Ranked] = []
 
 
 def _stages(groups: list[Document]) -> list[StageRow]:
@@ -173,11 +177,11 @@ def _stages(groups: list[Document]) -> list[StageRow]:
     return list(rows.values())
 
 
-def district_figures(streets: list[Score]) -> list[Figure]:
+def district_figures(streets: list[Score], shown: tuple[Indicator, ...] = SHOWN) -> list[Figure]:
     """Every case counts in exactly one street, so the streets' ratios add up to the
     district's."""
     figures = []
-    for indicator in SHOWN:
+    for indicator in shown:
         ratios = [s.indicators[indicator] for s in streets if indicator in s.indicators]
         total = Ratio(
             numerator=sum(r.numerator for r in ratios),
@@ -236,6 +240,8 @@ async def screen_data(store: ScoreStore, now: datetime) -> ScreenData:
         streets=_standings(streets),
         spots=spots(frame, groups) if frame else [],
         trend=trend(day.date(), reported, closed),
+        hotline_figures=district_figures(streets, HOTLINE),
+        hotline_streets=ranking(streets),
     )
 
 

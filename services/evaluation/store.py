@@ -89,7 +89,7 @@ class Key:
 
 
 # Levels whose entities between them count (nearly) every case of a period.
-_WHOLE = frozenset({Level.department, Level.street, Level.command_centre})
+_WHOLE = frozenset({Level.department, Level.street, Level.command_centre, Level.district})
 
 
 def _months(key: Key) -> set[str]:
@@ -350,6 +350,7 @@ class ScoreStore:
                 (c.name for c in pack.city.communities if c.code == entity), None
             ),
             Level.grid: getattr(pack.grid_by_code.get(entity), "name", None),
+            Level.district: pack.city.district.name if pack.city.district.code == entity else None,
         }
         return names.get(level) or entity
 

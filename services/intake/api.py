@@ -13,6 +13,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
   the supervision centre
 - `POST /cases/{id}/file`, `/void`, `/merge`, `/split`, `GET /tasks/filing`: supervision centre
 - `POST /cases/{id}/feedback` (`feedback.py`): the reporter, as for `/public`; hotline
+- `GET /callbacks`, `POST /cases/{id}/callback[/unreached]` (`callbacks.py`): hotline
 - `POST /cases/{id}/contact/erasure` (`erasure.py`): hotline, supervision centre, admin
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
@@ -39,6 +40,7 @@ from gridloop.runtime import add_ops_routes
 from schemas.clock import now
 from services.intake import commands as do
 from services.intake.bulk import router as bulk
+from services.intake.callbacks import router as callbacks
 from services.intake.edge import (
     ACCEPTED,
     ACT,
@@ -389,6 +391,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(open311, prefix="/open311/v2")
     app.include_router(feedback)
+    app.include_router(callbacks)
     app.include_router(erasure)
     app.include_router(bulk)
     install_error_handlers(app)

@@ -2,7 +2,8 @@
 built by the HTTP edge from a request and its credential (`who`), decided by the core.
 
 信息收集 report; 核实 verify a citizen report; 立案 file; 作废 void; merge a duplicate and
-split it off again; 核查 check a handled case on site; 满意度 rate a closed case.
+split it off again; 核查 check a handled case on site; 满意度 rate a closed case;
+回访 call the reporter back.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 from gridloop.access import Principal
 from gridloop.contacts import Contact
-from schemas.events import Channel, Kind, Point, Reporter
+from schemas.events import Channel, Kind, Point, Reporter, Satisfaction
 
 
 @dataclass(frozen=True)
@@ -124,4 +125,27 @@ class Rate:
     follows: bool = False
 
 
+@dataclass(frozen=True)
+class CallbackTry:
+    """回访: a hotline operator called the reporter back about the closure and reached
+    nobody."""
+
+    case_id: str
+    who: Principal
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """回访: the reporter's answers to the hotline's callback: contacted by the unit (响应),
+    solved (解决), satisfied / basically satisfied / dissatisfied (满意)."""
+
+    case_id: str
+    who: Principal
+    contacted: bool
+    solved: bool
+    satisfaction: Satisfaction
+    comment: str | None = None
+
+
 CaseCommand = Verify | Check | File | Void | AnswerVoid | Merge | Split | Rate
+CallbackCommand = CallbackTry | CallbackAnswer

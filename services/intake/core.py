@@ -17,11 +17,13 @@ from gridloop.access import Principal
 from gridloop.access import Role as Access
 from gridloop.cases import CaseView
 from gridloop.citypack import CityPack
-from gridloop.citypack.model import FeedbackPolicy
+from gridloop.citypack.model import CallbackPolicy, FeedbackPolicy
 from gridloop.lifecycle import OPEN_STATES, State, next_state
 from gridloop.refusal import conflict, forbidden, invalid, not_found
 from schemas.events import (
     Actor,
+    CallbackAnswered,
+    CallbackUnreached,
     CaseChecked,
     CaseClosed,
     CaseEvent,
@@ -29,15 +31,20 @@ from schemas.events import (
     CaseSplit,
     CaseVerified,
     CaseVoided,
+    Channel,
     EventData,
     FeedbackGiven,
     Kind,
     Role,
+    Satisfaction,
     VoidDenied,
     VoidRequested,
 )
 from services.intake.commands import (
     AnswerVoid,
+    CallbackAnswer,
+    CallbackCommand,
+    CallbackTry,
     CaseCommand,
     Check,
     File,
@@ -308,3 +315,100 @@ def decide_feedback(
 def _span(window: timedelta) -> str:
     days, seconds = window.days, window.seconds
     return f"{days} days" if days and not seconds else f"{window.total_seconds() / 3600:g} hours"
+
+
+# --- callbacks (回访) ------------------------------------------------------------------------
+
+# The rating a callback's answer gives the closure, on the resident's own 1–5 scale, so that
+# one policy (`feedback.reopen_at_or_below`) decides whether it reopens the case: an
+# unsolved problem rates 2 at most, whatever the resident's satisfaction.
+CALLBACK_RATING: dict[Satisfaction, int] = {
+    "satisfied": 5,
+    "basically_satisfied": 4,
+    "dissatisfied": 1,
+}
+UNSOLVED_AT_MOST = 2
+
+
+def callback_rating(answer: CallbackAnswer) -> int:
+    """The rating an answer gives (see `CALLBACK_RATING`)."""
+    rating = CALLBACK_RATING[answer.satisfaction]
+    return rating if answer.solved else min(rating, UNSOLVED_AT_MOST)
+
+
+def decide_callback(
+    pack: CityPack, case: CaseView, command: CallbackCommand, now: datetime
+) -> list[EventData]:
+    """The events a callback's call or answer makes of `case`, or a refusal."""
+    match command:
+        case CallbackTry():
+            return decide_callback_try(case, command, pack.city.callback)
+        case CallbackAnswer():
+            return decide_callback_answer(case, command, pack.city.feedback, now)
+
+
+def _callback_owed(case: CaseView) -> None:
+    """A callback is owed by a closed case whose reporter left a contact, until it is
+    answered or made invalid by the city's tries; refused (409) otherwise."""
+    if not case.reachable or case.channel is Channel.supervisor:
+        raise conflict(
+            ("path", "case_id"), "the reporter left no contact: no callback is owed", "no_contact"
+        )
+    if case.state is State.evaluated:
+        why = (
+            "this closure's callback was answered"
+            if case.callback_over
+            else ("the resident rated this closure already")
+        )
+        raise conflict(
+            ("state",), why, "callback_answered" if case.callback_over else "already_rated"
+        )
+    if case.state is not State.closed:
+        raise conflict(
+            ("state",),
+            f"the case is {case.state.value}: a callback follows its closure",
+            "not_closed",
+        )
+    if case.callback_over:
+        raise conflict(
+            ("state",),
+            f"this closure's callback is invalid: {case.callback_tries} calls reached nobody",
+            "callback_invalid",
+        )
+
+
+def decide_callback_try(
+    case: CaseView, call: CallbackTry, policy: CallbackPolicy
+) -> list[EventData]:
+    """A call that reached nobody; the city's last try makes the callback invalid."""
+    _callback_owed(case)
+    attempt = case.callback_tries + 1
+    return [
+        CallbackUnreached(
+            case_id=case.case_id,
+            case_version=case.version,
+            actor=actor_of(call.who),
+            attempt=attempt,
+            invalid=attempt >= policy.tries,
+        )
+    ]
+
+
+def decide_callback_answer(
+    case: CaseView, answer: CallbackAnswer, policy: FeedbackPolicy, now: datetime
+) -> list[EventData]:
+    """The resident's answers, and the rating they give on the feedback's one path
+    (`decide_feedback`: evaluated, and reopened as rework when the policy says so)."""
+    _callback_owed(case)
+    rate = Rate(answer.case_id, answer.who, callback_rating(answer), answer.comment)
+    rated = decide_feedback(case, rate, policy, now)
+    answered = CallbackAnswered(
+        case_id=case.case_id,
+        case_version=case.version,
+        actor=actor_of(answer.who),
+        contacted=answer.contacted,
+        solved=answer.solved,
+        satisfaction=answer.satisfaction,
+        comment=answer.comment,
+    )
+    return [answered, *rated]

@@ -21,6 +21,7 @@ from gridloop.cases import CaseView
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.commands import Answer, Asked, CommandPath, Opening
+from gridloop.commands.mongo import view_of_head
 from gridloop.commands.setup import command_path, create_indexes
 from gridloop.contacts import MasterKeys
 from gridloop.contacts.store import ContactStore
@@ -31,7 +32,7 @@ from gridloop.refusal import Refused, Why, invalid, not_found
 from schemas import clock
 from schemas.events import CaseReported, Channel, EventData
 from services.intake import core
-from services.intake.commands import CaseCommand, Merge, Report
+from services.intake.commands import CallbackCommand, CaseCommand, Merge, Report
 from services.intake.media import MediaStore
 from services.intake.numbering import CaseNumbers
 from services.intake.reporting import E, decide_report, local_day, to_file, with_number
@@ -94,6 +95,10 @@ class Intake:
         )
         await create_indexes(db)
         await intake.contacts.create_indexes()
+        # The callbacks owed (`awaiting_callback`): closed heads of reachable reporters.
+        await db["case_heads"].create_index(
+            [("view.state", 1), ("view.reachable", 1), ("view.closed_at", 1)]
+        )
         await intake.numbers.adopt_counters(local_day(pack, intake.clock()))
         return intake
 
@@ -132,6 +137,26 @@ class Intake:
             return await self.numbered(events)
 
         return await self.path.act(command.case_id, asked, decide)
+
+    async def call_back(self, command: CallbackCommand, asked: Asked) -> Answer:
+        """回访: a call or the resident's answer, decided on the case's head."""
+
+        async def decide(case: CaseView) -> Sequence[EventData]:
+            return core.decide_callback(self.pack, case, command, self.clock())
+
+        return await self.path.act(command.case_id, asked, decide)
+
+    async def awaiting_callback(self, limit: int) -> list[CaseView]:
+        """Heads of the closed cases that owe a callback (回访), the oldest closure first:
+        the reporter left a contact, and it is neither answered nor invalid. Read from the
+        heads, where each call is decided, so a call just made shows at once."""
+        owed = {
+            "view.state": "closed",
+            "view.reachable": True,
+            "view.callback_over": {"$ne": True},
+        }
+        found = self.db["case_heads"].find(owed, {"view": 1}).sort("view.closed_at", 1)
+        return [view_of_head(doc["_id"], doc["view"]) async for doc in found.limit(limit)]
 
     async def numbered(self, events: Sequence[E], fresh: bool = False) -> Sequence[E]:
         """`events` with a case number, if they file the case (`fresh`: a case id made just

@@ -62,6 +62,10 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/split", {R.supervision_centre}),
     # The reporter (follow token or own credential: past the door, then 404) and hotline.
     ("POST", f"{CASE}/feedback", {None, R.public, R.hotline}),
+    # 回访: the hotline's queue, its calls and the residents' answers.
+    ("GET", "/callbacks", {R.hotline}),
+    ("POST", f"{CASE}/callback", {R.hotline}),
+    ("POST", f"{CASE}/callback/unreached", {R.hotline}),
     # Erasing a reporter's contact: the hotline (for the resident) and the roles that see it.
     ("POST", f"{CASE}/contact/erasure", {R.hotline, R.supervision_centre, R.admin}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),

@@ -22,6 +22,7 @@ from gridloop.lifecycle import OPEN_STATES
 from gridloop.nearby import box_around, keys_around, keys_of, metres
 from gridloop.scoring import Indicator, Ratio, Score
 from schemas.events import Kind
+from services.evaluation.hotline import Ranked, ranking
 
 Case = dict[str, Any]
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")  # whole: use fullmatch
@@ -205,12 +206,15 @@ class RatesRow:
     rates: dict[Indicator, Ratio]
 
 
-# MERGE POINT, the three rates (三率: 响应率, 解决率, 满意率 from callbacks, issue 18 item 3):
-# another change adds them as indicators of services/evaluation. Name them here once they
-# exist; the report's "three rates" section (model `three_rates`, tables.py `sections`, the
-# template) appears only when a department or street score of the month carries one.
-# Empty until then: today's response/resolution/satisfaction are not taken from callbacks.
-THREE_RATES: tuple[Indicator, ...] = ()
+# The three rates (三率: 响应率, 解决率, 满意率), taken from the callbacks to residents (回访,
+# services/evaluation/hotline.py). The report's "three rates" section (model `three_rates`,
+# tables.py `sections`, the template) appears only when a department or street score of
+# the month carries one, with the hotline's ranking of the month beside it.
+THREE_RATES: tuple[Indicator, ...] = (
+    Indicator.callback_response,
+    Indicator.callback_resolution,
+    Indicator.callback_satisfaction,
+)
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,8 @@ class Report:
     demand: list[Volume] = field(default_factory=list)
     cases_overdue: int = 0
     cases_escalated: int = 0
+    # The hotline's rankings (12345 三率: response, resolution, satisfaction by callback).
+    hotline: dict[str, list[Ranked]] = field(default_factory=dict)  # level → ranking
 
 
 def class_key(case: Case) -> str:
@@ -674,6 +680,7 @@ def build(
 ) -> Report:
     """The report of `period`; `last` is the month before (none: no comparison)."""
     volumes = by_class(cases, pack)
+    hotline = {"street": ranking(streets), "department": ranking(departments)}
     return Report(
         city=pack.city.name,
         district=pack.city.district.name,
@@ -699,4 +706,5 @@ def build(
         three_rates=three_rates(departments, streets),
         cases_overdue=_count_overdue(cases, as_of),
         cases_escalated=sum(escalation(c) is not None for c in cases),
+        hotline=hotline,
     )

@@ -104,6 +104,40 @@ def _three_rates(rows: list[RatesRow]) -> Table:
     )
 
 
+def hotline_table(report: Report) -> Table:
+    """The hotline's rankings of the month: streets, then departments (12345 三率)."""
+    return Table(
+        "hotline_ranking",
+        "Hotline ranking 12345 三率 (callbacks 回访)",
+        (
+            "level",
+            "rank",
+            "code",
+            "name",
+            "callbacks",
+            "response",
+            "resolution",
+            "satisfaction",
+            "composite",
+        ),
+        [
+            (
+                level,
+                r.rank,
+                r.entity,
+                r.name,
+                r.callbacks,
+                percent(r.response.value),
+                percent(r.resolution.value),
+                percent(r.satisfaction.value),
+                round(r.hotline, 1),
+            )
+            for level, rows in report.hotline.items()
+            for r in rows
+        ],
+    )
+
+
 def _value(ratio: Ratio | None) -> float | None:
     return ratio.value if ratio else None
 
@@ -264,6 +298,7 @@ def tables(report: Report) -> list[Table]:
                 for e in report.escalated
             ],
         ),
+        hotline_table(report),
         *_optional(report),
     ]
 
@@ -328,8 +363,10 @@ def sections(report: Report) -> list[Section]:
             Section(
                 "three_rates",
                 "三率 The three rates",
-                "Response, resolution and satisfaction from the callbacks to residents.",
-                tables=(full["three_rates"],),
+                "Response, resolution and satisfaction from the callbacks to residents, and"
+                " the hotline's ranking by their weighted composite."
+                + _more(full["hotline_ranking"]),
+                tables=(full["three_rates"], _short(full["hotline_ranking"], 9)),
             )
         )
     shown += [
