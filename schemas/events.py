@@ -161,6 +161,15 @@ class CaseVoided(CaseEvent):
     ce_type: ClassVar[str] = "gridloop.case.voided"
 
 
+class CaseAnswered(CaseEvent):
+    """A consultation (咨询) answered directly (直接答复) from the city's knowledge base, by a
+    hotline or supervision-centre operator: closed without filing or dispatch."""
+
+    ce_type: ClassVar[str] = "gridloop.case.answered"
+    knowledge_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+    answer: Text  # the entry's answer as it was given (the pack's entry may change later)
+
+
 class CaseMerged(CaseEvent):
     """A duplicate of another open case."""
 
@@ -448,6 +457,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         ReturnDenied,
         CaseUrged,
         UrgeReplied,
+        CaseAnswered,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

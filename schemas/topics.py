@@ -22,7 +22,9 @@ class Topic:
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}  # the event log is the record
 _DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
 
-REPORTS = Topic("reports", "supervision centre: reported, filed, voided, merged, split", 6, _KEEP)
+REPORTS = Topic(
+    "reports", "supervision centre: reported, filed, voided, merged, split, answered", 6, _KEEP
+)
 VERIFICATIONS = Topic(
     "verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP
 )
@@ -55,6 +57,7 @@ TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS
 
 _TOPIC_OF_TYPE: dict[str, Topic] = {
     **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged", "split")},
+    "gridloop.case.answered": REPORTS,
     **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
     **{
         f"gridloop.case.{t}": DISPATCHES

@@ -162,6 +162,7 @@ class CaseRecord(_Read):
     closed_at: datetime | None = None
     voided_at: datetime | None = None
     merged_at: datetime | None = None
+    answered_at: datetime | None = None  # answered directly (直接答复)
     sla: dict[str, StageClock] = {}
     timeline: list[TimelineEntry] = []
 
