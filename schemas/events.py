@@ -61,6 +61,10 @@ class Actor(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     role: Role
     id: Annotated[str, Field(min_length=1, max_length=64)]
+    # The person signed in to the workbench who did it (their username), when `id` names a
+    # credential several people share (the supervision centre's, say): evaluation scores the
+    # centre's own staff per person (issue 18). None: a machine credential, or older events.
+    person: Annotated[str | None, Field(min_length=1, max_length=64)] = None
 
 
 class Point(BaseModel):
