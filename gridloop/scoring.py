@@ -23,6 +23,10 @@ class Level(StrEnum):
     grid = "grid"
     supervisor = "supervisor"
     command_centre = "command_centre"  # 指挥中心: sla.yaml's `centres.command`
+    # The centres' own staff, per person (the signed-in person, else the actor's id):
+    operator = "operator"  # 受理员: a supervision-centre operator who files or voids
+    dispatcher = "dispatcher"  # 派遣员: a command-centre dispatcher who dispatches by hand
+    shift_lead = "shift_lead"  # 值班长: who decides departments' requests
 
 
 class PeriodKind(StrEnum):
@@ -48,6 +52,11 @@ class Indicator(StrEnum):
     on_time_verification = "on_time_verification"  # 按时核实率 verified in time / due
     on_time_check = "on_time_check"  # 按时核查率 checked on site in time / due
     urge_replies = "urge_replies"  # 督办按时回复率 urges answered in time / urges due
+    # 直接答复率: consultations answered from the knowledge base / public reports decided at
+    # intake (answered, filed or voided); counted apart: no default weight, never dispatched.
+    answered_directly = "answered_directly"
+    on_time_filing = "on_time_filing"  # 按时立案率 filed or voided in time / decided (operator)
+    on_time_approval = "on_time_approval"  # 按时审批率 requests decided in time / decided
 
 
 class Ratio(BaseModel):
@@ -76,7 +85,9 @@ class Score(BaseModel):
     grade: str | None  # A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, else E (bands from the city pack)
 
 
-_ALL = tuple(Indicator)
+# The staff's own: a place is not rated on them (a person is, on their own decisions).
+_STAFF_ONLY = frozenset({Indicator.on_time_filing, Indicator.on_time_approval})
+_ALL = tuple(i for i in Indicator if i not in _STAFF_ONLY)
 # Which indicators rate which level: each actor on its own work (docs/evaluation.md gives
 # the reason for each). A department on handling what it was sent, not on the dispatch
 # (a rightful return is no fault of its own); the command centre on dispatching right and
@@ -103,6 +114,10 @@ APPLIES: dict[Level, tuple[Indicator, ...]] = {
         Indicator.on_time_verification,
         Indicator.on_time_check,
     ),
+    # The centre's own staff, each on their own decisions (issue 18).
+    Level.operator: (Indicator.on_time_filing,),
+    Level.dispatcher: (Indicator.dispatch_accuracy,),
+    Level.shift_lead: (Indicator.on_time_approval,),
 }
 LOWER_IS_BETTER = frozenset({Indicator.rework})
 

@@ -16,6 +16,7 @@ that applied (services/evaluation).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -78,7 +79,21 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
         Ind.on_time_check: 30.0,
     },
     Level.command_centre: {Ind.dispatch_accuracy: 50.0, Ind.on_time_dispatch: 50.0},
+    Level.operator: {Ind.on_time_filing: 100.0},
+    Level.dispatcher: {Ind.dispatch_accuracy: 100.0},
+    Level.shift_lead: {Ind.on_time_approval: 100.0},
 }
+
+
+class Staff(_Strict):
+    """How the centre's own staff are judged: a shift lead (值班长) decides a department's
+    request (extension, parking, return) within `approve_within` of it, in natural time (a
+    shift lead is on duty around the clock: 值班). A filing is judged on the pack's `file`
+    limit in sla.yaml (the SLA engine's clock), not here."""
+
+    approve_within: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))] = timedelta(
+        hours=1
+    )
 
 
 class EvaluationFile(_Strict):
@@ -87,6 +102,7 @@ class EvaluationFile(_Strict):
     lowest: Annotated[str, Field(min_length=1, max_length=8)] = "E"  # below every band
     satisfied: Annotated[int, Field(ge=1, le=5)] = 4  # a rating at or above this satisfies
     weights: dict[Level, dict[Indicator, Weight]] = {}
+    staff: Staff = Staff()
 
 
 DEFAULT = EvaluationFile(format="gridloop-evaluation/1")
@@ -96,6 +112,7 @@ class EvaluationPolicy:
     def __init__(self, file: EvaluationFile = DEFAULT) -> None:
         self.file = file
         self.satisfied = file.satisfied
+        self.approve_within = file.staff.approve_within
         self._weights = {**DEFAULT_WEIGHTS, **file.weights}
 
     def weights(self, level: Level) -> dict[Indicator, float]:
@@ -129,7 +146,14 @@ def check(file: EvaluationFile) -> list[str]:
     return errors
 
 
-_ACTORS = (Level.department, Level.command_centre, Level.supervisor)
+_ACTORS = (
+    Level.department,
+    Level.command_centre,
+    Level.supervisor,
+    Level.operator,
+    Level.dispatcher,
+    Level.shift_lead,
+)
 
 
 def _rated(indicator: Indicator) -> str:
