@@ -20,6 +20,7 @@ from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind
 from schemas.events import Stage
 from services.evaluation.facts import CaseFacts, fold
 from services.evaluation.indicators import count, entities
+from services.evaluation.report.model import answered_directly
 from services.evaluation.scores import score
 from tests.evaluation_story import HOUR, Story
 
@@ -160,3 +161,14 @@ def test_a_bad_approval_limit_is_refused_at_load(tmp_path: Path) -> None:
         "staff.approve_within",
     ]
     assert EvaluationPolicy().approve_within == HOUR  # a pack without it: one hour
+
+
+def test_the_monthly_reports_data_counts_answered_directly_by_street() -> None:
+    cases = [
+        {"_id": "A", "state": "answered", "grid_code": "110101001002001"},
+        {"_id": "B", "state": "answered", "grid_code": "110101001001002"},
+        {"_id": "C", "state": "answered", "grid_code": "110101002001001"},
+        {"_id": "D", "state": "voided", "grid_code": "110101002001001"},
+        {"_id": "E", "state": "filed", "grid_code": "110101001002001"},
+    ]
+    assert answered_directly(cases) == {"001": 2, "002": 1}

@@ -11,13 +11,13 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gridloop.citypack import CityPack
-from gridloop.lifecycle import OPEN_STATES
+from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.scoring import Indicator, Ratio, Score
 
 Case = dict[str, Any]
@@ -149,6 +149,9 @@ class Report:
     departments: list[LeagueRow]
     streets: list[LeagueRow]
     overdue: list[Overdue]
+    # Consultations answered directly from the knowledge base (直接答复), by street code:
+    # closed without filing or dispatch, so counted apart (the district's is the sum).
+    answered_directly: dict[str, int] = field(default_factory=dict)
 
 
 def class_key(case: Case) -> str:
@@ -360,4 +363,11 @@ def build(
         departments=league(departments),
         streets=league(streets),
         overdue=overdue(cases, pack, as_of),
+        answered_directly=answered_directly(cases),
     )
+
+
+def answered_directly(cases: Sequence[Case]) -> dict[str, int]:
+    """How many of the month's cases each street answered directly, by street code."""
+    found = Counter(street_of(c) for c in cases if c.get("state") == State.answered.value)
+    return dict(sorted(found.items()))
