@@ -162,6 +162,7 @@ class Story:
         at = at or self.at + HOUR
         actor = {"role": "command_centre", "id": dispatcher} if dispatcher else SYSTEM
         fields = {"department": department, "deadline": at + due_in, "rule": "test"}
+        fields |= {"basis": "manual"} if dispatcher else {}
         return self._step(CaseDispatched, at, actor=actor, **fields)
 
     def returned(self, department: str = "SANITATION") -> Story:

@@ -298,7 +298,8 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
     elif name == "voided":
         facts.voided = True
     elif isinstance(data, CaseDispatched):
-        by = _person(data.actor) if data.actor.role is Role.command_centre else None
+        # A dispatcher's by hand (basis `manual`); the routing rule's is nobody's.
+        by = _person(data.actor) if data.basis == "manual" else None
         facts.rounds.append(
             Round(
                 opened=data.version,
