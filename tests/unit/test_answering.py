@@ -11,12 +11,14 @@ import pytest
 from gridloop.access import Principal
 from gridloop.access import Role as Access
 from gridloop.cases import CaseView
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.errors import STATUS
 from gridloop.lifecycle import OPEN_STATES, State, can
 from gridloop.refusal import Refused
 from schemas.events import Actor, CaseAnswered, Channel, Role
+from services.console import core, knowledge
 from services.intake.answering import decide_answer
 from services.intake.commands import AnswerDirectly
 from services.intake.core import decide
@@ -115,3 +117,25 @@ def test_a_role_that_takes_no_consultations_is_refused(pack: CityPack, role: Acc
     command = AnswerDirectly(CASE, Principal(role, "someone"), "heating-2026")
     refused = _refusal(pack, _case(), command)
     assert (STATUS[refused.why], refused.loc) == (403, ("header", "Authorization"))
+
+
+def test_the_console_offers_and_calls_answering_a_consultation() -> None:
+    """The workbench's knowledge section shows on a resident's report still as reported,
+    and its button is intake's `POST /cases/{id}/answer` with the entry chosen."""
+
+    def record(state: str, channel: str) -> CaseRecord:
+        return CaseRecord.model_validate(
+            {"_id": CASE, "state": state, "version": 1, "channel": channel}
+        )
+
+    assert knowledge.answerable(record("reported", "hotline"))
+    assert knowledge.answerable(record("reported", "website"))
+    assert not knowledge.answerable(record("reported", "supervisor"))
+    assert not knowledge.answerable(record("verified", "website"))
+    form = {"knowledge_id": "heating-2026", "note": "", "q": "供暖"}
+    centre = Principal(Access.supervision_centre, "centre", "liu.yang")
+    assert core.call(centre, CASE, "answer", form) == core.Call(
+        "intake", f"/cases/{CASE}/answer", {"knowledge_id": "heating-2026"}
+    )
+    roads = Principal(Access.department, "ROADS", "wang.li")
+    assert core.call(roads, CASE, "answer", form) is None
