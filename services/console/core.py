@@ -86,7 +86,8 @@ def who(entry: TimelineEntry) -> str:
     """Who did it, as the timeline shows it."""
     if entry.actor is None:
         return "—"
-    return f"{entry.actor.role.value}: {entry.actor.id}"
+    person = f" · {entry.actor.person}" if entry.actor.person else ""  # on a shared credential
+    return f"{entry.actor.role.value}: {entry.actor.id}{person}"
 
 
 # Each action's form fields, as the dispatch API names them (a department's, the centre's).
