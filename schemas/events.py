@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from schemas.limits import Latitude, Longitude
 
@@ -65,6 +71,15 @@ class Actor(BaseModel):
     # credential several people share (the supervision centre's, say): evaluation scores the
     # centre's own staff per person (issue 18). None: a machine credential, or older events.
     person: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+
+    @model_serializer(mode="wrap")
+    def _without_no_person(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without `person` when none: an event as written before it (and read by a
+        consumer that does not know it yet) is byte for byte the same."""
+        found: dict[str, Any] = dump(self)
+        if found.get("person") is None:
+            found.pop("person", None)
+        return found
 
 
 class Point(BaseModel):
