@@ -135,8 +135,8 @@ class Story:
         self.events.append(Envelope(data, "/tests", at or self.at + timedelta(minutes=1)))
         return self
 
-    def denied(self, request_id: str, lead: str, at: datetime) -> Story:
-        """The shift lead `lead` refuses the request."""
+    def denied(self, request_id: str, lead: str, at: datetime | None = None) -> Story:
+        """The shift lead `lead` refuses the request (by default 10 minutes on)."""
         data = ExtensionDenied(
             case_id=self.case_id,
             case_version=self.version,
@@ -145,7 +145,7 @@ class Story:
             request_id=request_id,
             reason="no",
         )
-        self.events.append(Envelope(data, "/tests", at))
+        self.events.append(Envelope(data, "/tests", at or self.at + timedelta(minutes=10)))
         return self
 
     def merged(self) -> Story:
