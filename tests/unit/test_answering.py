@@ -17,11 +17,14 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.errors import STATUS
 from gridloop.lifecycle import OPEN_STATES, State, can
 from gridloop.refusal import Refused
-from schemas.events import Actor, CaseAnswered, Channel, Role
+from schemas.events import Actor, CaseAnswered, Channel, Role, Stage
 from services.console import core, knowledge
 from services.intake.answering import decide_answer
 from services.intake.commands import AnswerDirectly
 from services.intake.core import decide
+from services.sla.core import apply, leaves_table
+from tests.samples import sample_of
+from tests.unit import test_sla_core as sla_tests
 
 CASE = "C-20261206-0001"
 TODAY = date(2026, 12, 6)
@@ -139,3 +142,15 @@ def test_the_console_offers_and_calls_answering_a_consultation() -> None:
     )
     roads = Principal(Access.department, "ROADS", "wang.li")
     assert core.call(roads, CASE, "answer", form) is None
+
+
+def test_the_sla_engine_closes_an_answered_consultations_clock_and_forgets_it() -> None:
+    """A citizen's report runs the verification clock (核实); answered directly, the clock
+    closes and the case leaves the SLA engine's table, like a voided one."""
+    asked = sla_tests.reported("website")
+    state = sla_tests.fold([(asked, sla_tests.TUESDAY)])
+    assert [c.stage for c in state.clocks] == [Stage.verify]
+    answered = sample_of(CaseAnswered, version=2)
+    change = apply(state, answered, sla_tests.local(4, 10), sla_tests.POLICY)
+    assert change is not None and change.state.clocks == ()
+    assert leaves_table(change, answered)
