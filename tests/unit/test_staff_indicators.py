@@ -17,12 +17,16 @@ from gridloop.citypack import CityPack, CityPackError, load_city_pack
 from gridloop.citypack.evaluation import EvaluationPolicy
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind
-from schemas.events import Stage
+from schemas.events import Actor, Role, Stage
+from services.dispatch import core as dispatch_core
 from services.evaluation.facts import CaseFacts, fold
 from services.evaluation.indicators import count, entities
 from services.evaluation.report.model import answered_directly
 from services.evaluation.scores import score
 from tests.evaluation_story import HOUR, Story
+from tests.unit.test_dispatch_actions import NOW as DISPATCH_NOW
+from tests.unit.test_dispatch_actions import _order as dispatch_order
+from tests.unit.test_dispatch_actions import case as dispatch_case
 
 Ind = Indicator
 MINUTE = timedelta(minutes=1)
@@ -172,3 +176,19 @@ def test_the_monthly_reports_data_counts_answered_directly_by_street() -> None:
         {"_id": "E", "state": "filed", "grid_code": "110101001002001"},
     ]
     assert answered_directly(cases) == {"001": 2, "002": 1}
+
+
+def test_dispatch_records_the_person_signed_in_beside_the_name_the_body_gave(
+    pack: CityPack,
+) -> None:
+    """A dispatcher's or shift lead's body names who acts (`dispatcher`); the session that
+    sent it names the person signed in, and the event keeps both when they differ: the
+    staff's scores go to the person (`actor.person`)."""
+    by_hand = dispatch_core.decide_manual_dispatch(
+        pack, dispatch_case(), dispatch_order(person="zhao.min"), DISPATCH_NOW
+    )
+    assert by_hand.actor == Actor(role=Role.command_centre, id="cc-1", person="zhao.min")
+    same = dispatch_order(dispatcher="zhao.min", person="zhao.min")
+    alone = dispatch_core.decide_manual_dispatch(pack, dispatch_case(), same, DISPATCH_NOW)
+    assert alone.actor == Actor(role=Role.command_centre, id="zhao.min")  # said once
+    assert "person" not in alone.model_dump()["actor"]  # written as before issue 18
