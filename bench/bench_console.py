@@ -49,7 +49,7 @@ from gridloop.mongo import Document
 from gridloop.people import People
 from schemas.envelope import Envelope
 from schemas.events import EVENT_TYPES, CaseAnnotation, CaseEvent
-from services.console.core import DONE, ON_DESK, REDISPATCH
+from services.console.core import DONE, ON_DESK, REDISPATCH, ROWS
 from services.console.screens import MAP_READ, OPEN
 from services.projections.store import CaseStore
 from system.up import System
@@ -58,6 +58,7 @@ from tests.samples import sample
 PASSWORD = "bench-console-2026"
 CHUNK = 1_000
 TEMPLATES = 2_000  # cases projected event by event; the rest are their copies
+MORE = ROWS * 4 * 4  # a queue's rows after "show more" twice (800: as many as it shows)
 BUSIEST = "ROADS"  # the department holding a quarter of the dispatched cases
 # The demo district (the pack's grids): where the loaded cases lie.
 LON, LAT = (116.4000, 116.4080), (39.9200, 39.9209)
@@ -183,29 +184,29 @@ class Finds(monitoring.CommandListener):
         pass
 
 
-async def raw_queries(uri: str, database: str) -> dict[str, list[Document]]:
+async def raw_queries(uri: str, database: str, rows: int = ROWS) -> dict[str, list[Document]]:
     """Each desk's `find` commands, as the console's reads (`CaseReader`, called as the
-    desks call it) send them: the raw queries of the same pages."""
+    desks call it, `rows` a queue) send them: the raw queries of the same pages."""
     finds = Finds()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         uri, tz_aware=True, event_listeners=[finds]
     )
     reader, now = CaseReader(client[database]), datetime.now(UTC)
     desks: dict[str, list[Callable[[], Awaitable[object]]]] = {
-        "department": [lambda: reader.of_department(BUSIEST, (*ON_DESK, *DONE), 200, now)],
+        "department": [lambda: reader.of_department(BUSIEST, (*ON_DESK, *DONE), rows, now)],
         "centre": [
-            lambda: reader.in_states(REDISPATCH, 200),
-            lambda: reader.with_pending_request(200),
-            lambda: reader.overdue(now, 200),
+            lambda: reader.in_states(REDISPATCH, rows),
+            lambda: reader.with_pending_request(now, rows),
+            lambda: reader.overdue(now, rows),
         ],
         "intake": [
-            lambda: reader.awaiting_verification(None, 200),
-            lambda: reader.awaiting_filing(200),
+            lambda: reader.awaiting_verification(None, rows),
+            lambda: reader.awaiting_filing(rows),
         ],
         "shift lead": [
-            lambda: reader.with_pending_request(200),
-            lambda: reader.urged(200),
-            lambda: reader.overdue(now, 200),
+            lambda: reader.with_pending_request(now, rows),
+            lambda: reader.urged(rows),
+            lambda: reader.overdue(now, rows),
         ],
         "map, centre": [lambda: reader.open_cases(now, MAP_READ)],
         "map, department": [lambda: reader.of_department(BUSIEST, OPEN, MAP_READ, now)],
@@ -235,15 +236,20 @@ async def measure(uri: str, database: str, console: str, times: int) -> list[tup
     client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True)
     db = client[database]
     rows: list[tuple[str, str]] = []
-    desks = {  # the person, and the page they load
+    desks = {  # the person, and the page they load (its first page: `ROWS` a queue)
         "department": ("bench.roads", "/"),
         "centre": ("bench.centre", "/"),
         "intake": ("bench.intake", "/"),
         "shift lead": ("bench.lead", "/approvals"),
         "map, centre": ("bench.centre", "/map"),
         "map, department": ("bench.roads", "/map"),
+        # "show more" twice: the longest page a person asks for
+        f"department, {MORE} rows": ("bench.roads", f"/?rows={MORE}"),
+        f"centre, {MORE} rows": ("bench.centre", f"/?rows={MORE}"),
     }
     queries = await raw_queries(uri, database)
+    more = await raw_queries(uri, database, MORE)
+    queries |= {f"{desk}, {MORE} rows": more[desk] for desk in ("department", "centre")}
     try:
         for desk, (username, path) in desks.items():
             session = await signed_in(console, username)

@@ -178,6 +178,8 @@ class CaseVoided(CaseEvent):
     """The report was invalid (作废); `reason` says why."""
 
     ce_type: ClassVar[str] = "gridloop.case.voided"
+    # The operator's void request the shift lead approved (where the pack asks for it).
+    request_id: RequestId | None = None
 
 
 class CaseAnswered(CaseEvent):
@@ -250,6 +252,8 @@ class CaseResumed(CaseEvent):
     deadline: datetime | None = None
     # The moved deadline was reckoned into a year nobody supplied a calendar for.
     assumed_years: AssumedYears = []
+    # The department's resume request the shift lead approved (where the pack asks for it).
+    request_id: RequestId | None = None
 
 
 class CaseHandled(CaseEvent):
@@ -371,6 +375,43 @@ class ReturnDenied(DepartmentRequest):
     ce_type: ClassVar[str] = "gridloop.case.return_denied"
 
 
+class ResumeRequested(DepartmentRequest):
+    """The department asks to resume a parked case (挂账恢复申请) where the city pack makes
+    a resumption wait for the shift lead; approval is `case.resumed`."""
+
+    ce_type: ClassVar[str] = "gridloop.case.resume_requested"
+
+
+class ResumeDenied(DepartmentRequest):
+    """The shift lead refuses the resumption: the case stays parked; `reason` says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.resume_denied"
+
+
+class VoidRequest(CaseAnnotation):
+    """An intake operator's void request (作废申请) or the shift lead's refusal of it;
+    `request_id` names the request, so a second request after a denial is a new fact."""
+
+    request_id: RequestId
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.request_id}"
+
+
+class VoidRequested(VoidRequest):
+    """The operator asks to void the report where the city pack makes a void wait for the
+    shift lead (值班长); approval is `case.voided`."""
+
+    ce_type: ClassVar[str] = "gridloop.case.void_requested"
+
+
+class VoidDenied(VoidRequest):
+    """The shift lead refuses the void: the report stays to be filed; `reason` says why."""
+
+    ce_type: ClassVar[str] = "gridloop.case.void_denied"
+
+
 UrgeId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -474,6 +515,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         ParkingDenied,
         ReturnRequested,
         ReturnDenied,
+        ResumeRequested,
+        ResumeDenied,
+        VoidRequested,
+        VoidDenied,
         CaseUrged,
         UrgeReplied,
         CaseAnswered,

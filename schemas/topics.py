@@ -57,6 +57,8 @@ TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS
 
 _TOPIC_OF_TYPE: dict[str, Topic] = {
     **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged", "split")},
+    # A void request and its denial beside the void (the same topic and key: in order).
+    **{f"gridloop.case.{t}": REPORTS for t in ("void_requested", "void_denied")},
     "gridloop.case.answered": REPORTS,
     **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
     **{
@@ -76,6 +78,8 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
             "parking_denied",
             "return_requested",
             "return_denied",
+            "resume_requested",
+            "resume_denied",
             # 督办 and its reply: the shift lead's and the department's, in order.
             "urged",
             "urge_replied",

@@ -94,6 +94,18 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "request_id": "r-3",
         "reason": "the drain is yours",
     },
+    "gridloop.case.void_requested": {"request_id": "v-1", "reason": "a prank call"},
+    "gridloop.case.void_denied": {"request_id": "v-1", "reason": "a real pothole: file it"},
+    "gridloop.case.resume_requested": {
+        "department": "SANITATION",
+        "request_id": "r-4",
+        "reason": "the permit came",
+    },
+    "gridloop.case.resume_denied": {
+        "department": "SANITATION",
+        "request_id": "r-4",
+        "reason": "the permit is for next month",
+    },
     "gridloop.case.urged": {
         "department": "SANITATION",
         "urge_id": "u-1",

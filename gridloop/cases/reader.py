@@ -33,6 +33,7 @@ _FIRST_WINDOW = timedelta(hours=1)
 _HORIZON = timedelta(days=400)
 # The open states whose cases have a handling deadline: read in windows of it.
 _TIMED = frozenset({State.dispatched, State.parked, State.handled})
+_ANY = frozenset(State)
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,14 @@ class CaseReader:
         """Cases in `states`, longest waiting first (by their last change)."""
         return await self._merged([{"state": s.value} for s in states], "updated_at", limit)
 
-    async def with_pending_request(self, limit: int) -> list[CaseRecord]:
-        """Cases whose department's request awaits the command centre, oldest first."""
-        queries = [{"pending_request.kind": kind} for kind in _REQUEST_KINDS]
-        return await self._merged(queries, "updated_at", limit)
+    async def with_pending_request(self, now: datetime, limit: int) -> list[CaseRecord]:
+        """Cases whose department's request awaits the command centre, by the case's
+        deadline (`_around`: those already overdue, then the soonest due), since what an
+        extension or a parking would move matters most nearest the deadline."""
+        found: list[CaseRecord] = []
+        for kind in _REQUEST_KINDS:
+            found += await self._around({"pending_request.kind": kind}, now, limit, _ANY)
+        return _by_deadline(found)[:limit]
 
     async def ended_before(self, case_ids: Sequence[str], cutoff: datetime) -> list[str]:
         """Which of `case_ids` ended before `cutoff`: closed (rated since or not), voided or
@@ -169,15 +174,15 @@ class CaseReader:
     async def open_cases(self, now: datetime, limit: int) -> list[CaseRecord]:
         """Open cases for the map: of each open state with a handling deadline, those
         nearest it (`_around`); of the others (reports awaiting verification or filing,
-        cases awaiting dispatch), the latest changed. `limit` of each state at most."""
+        cases awaiting dispatch), the latest changed (in windows of `updated_at`, as of
+        deadlines). `limit` of each state at most."""
         found: list[CaseRecord] = []
         for state in sorted(OPEN_STATES):
             if state in _TIMED:
                 found += await self._around({"state": state.value}, now, limit, frozenset({state}))
             else:
-                cursor = self._cases.find({"state": state.value}, _QUEUE)
-                docs = cursor.sort("updated_at", -1).limit(limit)
-                found += [CaseRecord.model_validate(d) async for d in docs]
+                query = {"state": state.value}
+                found += await self._windows(query, now, limit, backward=True, key="updated_at")
         return found
 
     async def _around(
@@ -196,12 +201,13 @@ class CaseReader:
         query: Document,
         start: datetime,
         limit: int,
-        states: frozenset[State] = frozenset(State),
+        states: frozenset[State] = _ANY,
         backward: bool = False,
+        key: str = "deadline",
     ) -> list[CaseRecord]:
-        """The `limit` cases of `query` in `states` whose deadlines lie nearest `start` on
-        one side, nearest first, read in windows of deadline from an hour, each four times
-        the last.
+        """The `limit` cases of `query` in `states` whose deadlines (or other time `key`)
+        lie nearest `start` on one side, nearest first, read in windows of that time from
+        an hour, each four times the last.
 
         Why windows: a query's cost is the cases it reads, not the ones it returns, and
         the embedded database (SecantusDB) reads every case its index finds before it
@@ -215,8 +221,8 @@ class CaseReader:
             beyond = abs(far - start) > _HORIZON
             lo, hi = (far, edge) if backward else (edge, far)
             bounds = {"$lt" if backward else "$gte": edge} if beyond else {"$gte": lo, "$lt": hi}
-            cursor = self._cases.find(query | {"deadline": bounds}, _QUEUE)
-            docs = await cursor.sort("deadline", -1 if backward else 1).to_list()
+            cursor = self._cases.find(query | {key: bounds}, _QUEUE)
+            docs = await cursor.sort(key, -1 if backward else 1).to_list()
             read = (CaseRecord.model_validate(d) for d in docs)
             found += [c for c in read if c.state in states]
             if beyond:

@@ -97,8 +97,8 @@ class PendingRecord(_Read):
     """A department's request awaiting the shift lead (值班长)."""
 
     request_id: str
-    kind: Literal["extension", "parking", "return"]
-    department: str
+    kind: Literal["extension", "parking", "return", "resume", "void"]
+    department: str | None = None  # None: an intake operator's void request
     reason: str
     case_version: int
     deadline: datetime | None = None
@@ -162,6 +162,7 @@ class CaseRecord(_Read):
     closed_at: datetime | None = None
     voided_at: datetime | None = None
     merged_at: datetime | None = None
+    parked_at: datetime | None = None  # when it was last parked (挂账): its clock stood still
     answered_at: datetime | None = None  # answered directly (直接答复)
     sla: dict[str, StageClock] = {}
     timeline: list[TimelineEntry] = []

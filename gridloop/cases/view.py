@@ -35,25 +35,36 @@ from schemas.events import (
     ParkingDenied,
     ParkingRequested,
     Point,
+    ResumeDenied,
+    ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     UrgeReplied,
+    VoidDenied,
+    VoidRequested,
 )
 
 REQUEST_KINDS = {
     ExtensionRequested: "extension",
     ParkingRequested: "parking",
     ReturnRequested: "return",
+    ResumeRequested: "resume",
+    VoidRequested: "void",
 }
+# A request awaiting the shift lead (a department's, or an intake operator's void) and its
+# refusal.
+REQUESTS = ExtensionRequested | ParkingRequested | ReturnRequested | ResumeRequested | VoidRequested
+DENIALS = ExtensionDenied | ParkingDenied | ReturnDenied | ResumeDenied | VoidDenied
 
 
 @dataclass(frozen=True)
 class PendingRequest:
-    """A department's extension, parking or return request awaiting the shift lead."""
+    """A department's extension, parking, return or resume request, or an intake
+    operator's void request, awaiting the shift lead."""
 
     request_id: str
-    kind: str  # extension | parking | return
-    department: str
+    kind: str  # extension | parking | return | resume | void
+    department: str | None  # None: an intake operator's void request
     reason: str
     case_version: int
     deadline: datetime | None = None
@@ -101,18 +112,18 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         raise ValueError(f"{data.case_id}: a {env.type} before the case was reported")
     if isinstance(data, CaseEvent):
         return _transition(view, data, env.time)
-    if isinstance(data, ExtensionRequested | ParkingRequested | ReturnRequested):
+    if isinstance(data, REQUESTS):
         kind = REQUEST_KINDS[type(data)]
         pending = PendingRequest(
             data.request_id,
             kind,
-            data.department,
+            getattr(data, "department", None),  # an operator's void: none
             data.reason,
             data.case_version,
             getattr(data, "deadline", None),
         )
         return replace(view, pending_request=pending)
-    if isinstance(data, ExtensionDenied | ParkingDenied | ReturnDenied):
+    if isinstance(data, DENIALS):
         return replace(view, pending_request=None)
     if isinstance(data, CaseUrged):
         return replace(

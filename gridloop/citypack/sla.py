@@ -100,11 +100,14 @@ class Centres(_Strict):
 
 
 class Approvals(_Strict):
-    """Which department actions wait for the shift lead's (值班长) approval. Extensions and
-    parking always do; a return (回退) where the city says so."""
+    """Which actions wait for the shift lead's (值班长) approval. A department's extensions
+    and parking always do; its return (回退) and a parked case's resumption (挂账恢复), and
+    an intake operator's void (作废), where the city says so."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     return_: bool = Field(False, alias="return")
+    resume: bool = False
+    void: bool = False  # an intake operator's 作废
 
 
 class Urging(_Strict):
@@ -187,6 +190,18 @@ class SlaPolicy:
     def returns_need_approval(self) -> bool:
         """Whether a department's return (回退) waits for the shift lead's approval."""
         return self.file.approvals.return_
+
+    @property
+    def voids_need_approval(self) -> bool:
+        """Whether an intake operator's void (作废) waits for the shift lead's approval (a
+        supervisor's refuting verification never does)."""
+        return self.file.approvals.void
+
+    @property
+    def resumes_need_approval(self) -> bool:
+        """Whether a department's resumption of a parked case (挂账恢复) waits for the
+        shift lead's approval (the command centre's own resumption never does)."""
+        return self.file.approvals.resume
 
     def reply_by(self, since: datetime) -> Deadline:
         """When a department urged (督办) at `since` owes its reply: the pack's reply limit

@@ -34,7 +34,7 @@ from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
 from services.console import approvals, core, knowledge, maps, screens
-from services.console.kit import Console, Kit, SignIn
+from services.console.kit import Console, Kit, Rows, SignIn
 from services.console.live import projected
 from services.console.screens import refusal, upload
 from services.console.words import LANGS, Lang, words
@@ -52,6 +52,7 @@ def create_app(console: Console) -> FastAPI:
     # The sign-in throttle's and the audit's address: the door's rule, not uvicorn's.
     proxies = networks(console.trusted_proxies)
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals["rows_most"] = core.ROWS_MOST
     templates.env.filters["local"] = lambda at, form="%Y-%m-%d %H:%M": (
         at.astimezone(console.zone).strftime(form) if at is not None else "—"
     )
@@ -151,45 +152,54 @@ def create_app(console: Console) -> FastAPI:
         return out
 
     @app.get("/", response_class=HTMLResponse)
-    async def home(request: Request) -> Response:
+    async def home(request: Request, rows: Rows = core.ROWS) -> Response:
         found = await session(request)
         department = found.principal.department
         if found.principal.role is Role.command_centre:
-            return await centre(request, found)
+            return await centre(request, found, rows)
         if found.principal.role is Role.supervision_centre:
-            return await intake(request, found)
+            return await intake(request, found, rows)
         if found.principal.role is Role.shift_lead:
             return RedirectResponse("/approvals", status_code=303)  # the shift lead's desk
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
-            department, (*core.ON_DESK, *core.DONE), limit=200
+            department, (*core.ON_DESK, *core.DONE), limit=rows
         )
-        rows = core.rows(cases, department, clock.now())
-        queues = {q: [r for r in rows if r.queue is q] for q in core.Queue}
-        return page(request, "queue.html", me=found, queues=queues)
+        shown = core.rows(cases, department, clock.now())
+        queues = {q: [r for r in shown if r.queue is q] for q in core.Queue}
+        # one read feeds every queue of the desk: "more" is offered on each when it is full
+        return page(request, "queue.html", me=found, queues=queues, page_rows=rows, full=len(cases))
 
-    async def centre(request: Request, found: Session) -> Response:
+    async def centre(request: Request, found: Session, rows: int) -> Response:
         """The command centre's desk (派遣员, 值班长): cases to dispatch again, requests to
         answer, cases overdue."""
         now = clock.now()
         queues = {
-            "returned": await console.reader.in_states(core.REDISPATCH, limit=200),
-            "requests": await console.reader.with_pending_request(limit=200),
-            "overdue": await console.reader.overdue(now, limit=200),
+            "returned": await console.reader.in_states(core.REDISPATCH, limit=rows),
+            "requests": await console.reader.with_pending_request(now, limit=rows),
+            "overdue": await console.reader.overdue(now, limit=rows),
         }
         lights = {c.case_id: light(c, now) for cases in queues.values() for c in cases}
         tiers = {c.case_id: core.escalated(c) for c in queues["overdue"]}
-        return page(request, "centre.html", me=found, queues=queues, lights=lights, tiers=tiers)
+        return page(
+            request,
+            "centre.html",
+            me=found,
+            queues=queues,
+            lights=lights,
+            tiers=tiers,
+            page_rows=rows,
+        )
 
-    async def intake(request: Request, found: Session) -> Response:
+    async def intake(request: Request, found: Session, rows: int) -> Response:
         """The supervision centre's intake desk (受理员): reports awaiting verification
         (核实, soonest due first) and reports awaiting a filing decision."""
         queues = {
-            "verifying": await console.reader.awaiting_verification(None, limit=200),
-            "filing": await console.reader.awaiting_filing(limit=200),
+            "verifying": await console.reader.awaiting_verification(None, limit=rows),
+            "filing": await console.reader.awaiting_filing(limit=rows),
         }
-        return page(request, "intake.html", me=found, queues=queues)
+        return page(request, "intake.html", me=found, queues=queues, page_rows=rows)
 
     @app.get("/live")
     async def live(request: Request) -> Response:

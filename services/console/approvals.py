@@ -26,37 +26,54 @@ from fastapi.templating import Jinja2Templates
 from gridloop.access import Role
 from gridloop.cases.lights import Light, light, urge_light
 from gridloop.cases.record import CaseRecord
+from gridloop.citypack import CityPack
 from gridloop.people import Session
 from schemas import clock
+from services.console.core import ROWS
+from services.console.kit import Rows
 from services.console.live import projected
 from services.console.screens import refusal
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
-KINDS = ("extension", "parking", "return")
+KINDS = ("extension", "parking", "return", "resume", "void")
 VERBS = ("approve", "deny")
 
 
 @dataclass(frozen=True)
 class Waiting:
     """An approval waiting: the case, its light, and the deadline approving it moves
-    (an extension's new due time; parking stops the clock; a return ends the department's)."""
+    (an extension's new due time; parking stops the clock; a return ends the department's;
+    a resumption moves it by the time the case stood still)."""
 
     case: CaseRecord
     light: Light
     moves_to: datetime | None
 
 
-def waiting(cases: list[CaseRecord], now: datetime) -> list[Waiting]:
-    """The approvals the shift lead answers, oldest first (as read)."""
+def waiting(cases: list[CaseRecord], now: datetime, pack: CityPack | None) -> list[Waiting]:
+    """The approvals the shift lead answers, as read (by the case's deadline)."""
     found = []
     for case in cases:
         pending = case.pending_request
         if pending is None:
             continue
         moves_to = pending.deadline if pending.kind == "extension" else None
+        if pending.kind == "resume" and pack is not None:
+            moves_to = resumed_by(pack, case, now)
         found.append(Waiting(case, light(case, now), moves_to))
     return found
+
+
+def resumed_by(pack: CityPack, case: CaseRecord, now: datetime) -> datetime | None:
+    """The deadline a parked case would have if it resumed `now` (as dispatch reckons it:
+    moved by the time it stood still, on the class's clock)."""
+    if case.deadline is None or case.parked_at is None:
+        return None
+    moved = pack.sla.resumed(
+        case.kind, case.class_code, case.urgency, case.deadline, case.parked_at, now
+    )
+    return moved.due
 
 
 def _refusal(answer: httpx.Response, fields: tuple[str, ...]) -> dict[str, str]:
@@ -73,15 +90,22 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         return RedirectResponse("/login", status_code=303)
 
     async def post(
-        request: Request, found: Session, path: str, body: dict[str, Any], key: str
+        request: Request,
+        found: Session,
+        path: str,
+        body: dict[str, Any],
+        key: str,
+        service: str = "dispatch",
     ) -> httpx.Response | None:
-        """Dispatch's answer to the person's action (None: it did not answer); after a
-        202, once the projection shows it, so the next page shows what they did."""
+        """The answer of dispatch (or intake: a void) to the person's action (None: it did
+        not answer); after a 202, once the projection shows it, so the next page shows
+        what they did."""
         console = request.app.state.console
+        base = console.intake_url if service == "intake" else console.dispatch_url
         headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(console.dispatch_url + path, json=body, headers=headers)
+                answer = await client.post(base + path, json=body, headers=headers)
         except httpx.HTTPError:
             return None
         if answer.status_code == 202:
@@ -95,12 +119,14 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         found: Session,
         status: int = 200,
         errors: dict[str, dict[str, str]] | None = None,
+        rows: int = ROWS,
     ) -> Response:
         reader = request.app.state.console.reader
         now = clock.now()
-        requests = waiting(await reader.with_pending_request(limit=200), now)
-        urged = await reader.urged(limit=200)
-        overdue = await reader.overdue(now, limit=200)
+        pack = request.app.state.console.pack
+        requests = waiting(await reader.with_pending_request(now, limit=rows), now, pack)
+        urged = await reader.urged(limit=rows)
+        overdue = await reader.overdue(now, limit=rows)
         lights = {c.case_id: light(c, now) for c in [*urged, *overdue]}
         return page(
             request,
@@ -113,14 +139,15 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
             lights=lights,
             errors=errors or {},
             done=request.query_params.get("done"),
+            page_rows=rows,
         )
 
     @app.get("/approvals")
-    async def approvals(request: Request) -> Response:
+    async def approvals(request: Request, rows: Rows = ROWS) -> Response:
         found = await session(request)
         if found.principal.role is not Role.shift_lead:
             return page(request, "elsewhere.html", 403, me=found)
-        return await desk(request, found)
+        return await desk(request, found, rows=rows)
 
     @app.post("/approvals/{case_id}/{kind}/{verb}")
     async def decide(
@@ -135,10 +162,16 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         found = await _checked(request, session, csrf)
         if kind not in KINDS or verb not in VERBS:
             return page(request, "elsewhere.html", 404, me=found)
-        body: dict[str, Any] = {"dispatcher": found.principal.person or found.principal.subject}
+        # Intake decides a void (it owns the report; the person is the signed-in lead),
+        # dispatch the department's requests (naming the person who decides).
+        service = "intake" if kind == "void" else "dispatch"
+        body: dict[str, Any] = {}
+        if service == "dispatch":
+            body["dispatcher"] = found.principal.person or found.principal.subject
         if reason or verb == "deny":
             body["reason"] = reason  # a denial's blank reason is refused beside its field
-        answer = await post(request, found, f"/cases/{case_id}/{kind}/{verb}", body, key)
+        path = f"/cases/{case_id}/{kind}/{verb}"
+        answer = await post(request, found, path, body, key, service)
         if answer is None:
             return await desk(request, found, 503, {case_id: {"action": "unavailable"}})
         if answer.status_code == 202:

@@ -23,6 +23,10 @@ from schemas.events import Stage
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
 DONE = (State.handled, State.closed)
+# A desk shows the first ROWS cases of each queue (a page a person reads: the most urgent),
+# and more when asked (`?rows=`), up to ROWS_MOST: a queue's read grows with what it shows.
+ROWS = 50
+ROWS_MOST = 800
 
 
 class Queue(StrEnum):
@@ -58,6 +62,9 @@ def rows(cases: Sequence[CaseRecord], department: str, now: datetime) -> list[Ro
 
 def actions(case: CaseRecord, department: str) -> tuple[str, ...]:
     """What the department may do on the case now (the API decides; this only offers)."""
+    if case.state is State.parked:  # 挂账恢复: the lead resumes (or asks to, by the pack)
+        mine = case.department == department and case.pending_request is None
+        return ("resume",) if mine else ()
     if case.state is not State.dispatched:
         return ()
     if not case.acknowledged_by(department):
@@ -97,6 +104,7 @@ DEPARTMENT_FIELDS: dict[str, tuple[str, ...]] = {
     "return": ("reason",),
     "extension": ("deadline", "reason"),
     "parking": ("reason",),
+    "resume": ("reason",),
 }
 CENTRE_FIELDS: dict[str, tuple[str, ...]] = {"dispatch": ("department", "assisting", "reason")}
 

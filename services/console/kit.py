@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
 from gridloop.audit import AuditTrail
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.people import People, Session
+from services.console.core import ROWS_MOST
 from services.console.live import Live
 from services.console.throttle import Throttle
 
@@ -56,3 +57,6 @@ def _kit(request: Request) -> Kit:
 
 
 Pages = Annotated[Kit, Depends(_kit)]
+
+# How many cases of each queue a desk shows (`core.ROWS` first, more when asked).
+Rows = Annotated[int, Query(ge=1, le=ROWS_MOST)]

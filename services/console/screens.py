@@ -16,8 +16,11 @@ from services.console import core, maps
 from services.console.kit import Pages
 
 router = APIRouter()
-MAP_MOST = 2000  # open cases on the map at most
-MAP_READ = 500  # read of each state (or a department's), nearest the deadline or latest changed
+# The map shows the open cases a person acts on first: of each state (or of a department),
+# those nearest their deadline or latest changed. A read costs the cases it reads, and a
+# map of thousands of dots shows no more than a few hundred do.
+MAP_MOST = 600  # open cases on the map at most
+MAP_READ = 100  # read of each state (or a department's)
 OPEN = tuple(s for s in State if s in OPEN_STATES)
 PHOTO_MAX = 10 * 1024 * 1024  # intake's limit for a photo: a larger one it refuses anyway
 

@@ -291,10 +291,12 @@ async def department_resume(
     dispatch: Deps,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """A parked case resumes: its clock runs again."""
+    """A parked case resumes: its clock runs again (or, where the city pack says so, a
+    request the shift lead approves or denies)."""
     own = _own(who, department)
     actor = Actor(role=ActorRole.department, id=f"{own}/{answer.handler_id}")
-    resume = do.Resume(case_id, actor, answer.reason, department=own)
+    request_id = _request_id(case_id, key)
+    resume = do.Resume(case_id, actor, answer.reason, department=own, request_id=request_id)
     return await _act(dispatch, resume, "resume", who, key, answer)
 
 
@@ -449,7 +451,7 @@ def _decision_route(kind: do.RequestKind, approve: bool) -> Any:
     return decide
 
 
-for _kind in ("extension", "parking", "return"):
+for _kind in ("extension", "parking", "return", "resume"):
     for _approve in (True, False):
         command.add_api_route(
             f"/{_kind}/{'approve' if _approve else 'deny'}",

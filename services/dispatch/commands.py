@@ -14,7 +14,7 @@ from typing import Literal
 
 from schemas.events import Actor
 
-RequestKind = Literal["extension", "parking", "return"]
+RequestKind = Literal["extension", "parking", "return", "resume"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,14 @@ class RequestParking:
 @dataclass(frozen=True)
 class Resume:
     """A parked case's clock runs again: its lead department (`department`) or the command
-    centre (no department)."""
+    centre (no department). A department's resumption waits for the shift lead where the
+    city pack says so (挂账恢复申请): then `request_id` names the request."""
 
     case_id: str
     actor: Actor
     reason: str | None = None
     department: str | None = None
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,8 @@ class DispatchByHand:
 
 @dataclass(frozen=True)
 class AnswerRequest:
-    """The shift lead (值班长) approves or denies the case's pending extension, parking or
-    return request; approving an extension may give another deadline than the one asked
+    """The shift lead (值班长) approves or denies the case's pending extension, parking,
+    return or resume request; approving an extension may give another deadline than the one asked
     for. `dispatcher` is the person who decides."""
 
     case_id: str

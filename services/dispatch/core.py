@@ -54,6 +54,8 @@ from schemas.events import (
     ParkingDenied,
     ParkingRequested,
     Point,
+    ResumeDenied,
+    ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     Role,
@@ -251,6 +253,8 @@ def decide(pack: CityPack, case: CaseView, command: Command, now: datetime) -> E
             return decide_extension(case, command, now)
         case AnswerRequest(kind="return"):
             return decide_return_request(case, command)
+        case AnswerRequest(kind="resume"):
+            return decide_resume_request(pack, case, command, now)
         case AnswerRequest():
             return decide_parking(case, command)
         case Urge():
@@ -397,14 +401,41 @@ def decide_parking_request(case: CaseView, asked: RequestParking) -> ParkingRequ
     )
 
 
-def decide_resume(case: CaseView, resume: Resume, pack: CityPack, now: datetime) -> CaseResumed:
-    """A parked case's clock runs again; the lead department or the command centre. Its
-    deadline moves by the time it was parked (`SlaPolicy.resumed`, on the class's clock),
-    and the event carries it, so the case record, the department and the SLA engine show
-    the one deadline."""
+def decide_resume(
+    case: CaseView, resume: Resume, pack: CityPack, now: datetime
+) -> CaseResumed | ResumeRequested:
+    """A parked case's clock runs again; the lead department or the command centre. Where
+    the city pack says so, a department's resumption is a request (挂账恢复申请) the shift
+    lead approves (case.resumed) or denies; the command centre's never waits."""
     if resume.department is not None:
         authorize(case, resume.department)
     next_state(case.state, "resumed")
+    if resume.department is not None and pack.sla.resumes_need_approval:
+        _no_pending(case)
+        if not resume.reason:
+            raise invalid(("body", "reason"), "a resume request needs a reason", "missing")
+        return ResumeRequested(
+            case_id=case.case_id,
+            case_version=case.version,
+            actor=resume.actor,
+            department=resume.department,
+            request_id=resume.request_id,
+            reason=resume.reason,
+        )
+    return _resumed(case, pack, now, resume.actor, resume.reason)
+
+
+def _resumed(
+    case: CaseView,
+    pack: CityPack,
+    now: datetime,
+    actor: Actor,
+    reason: str | None,
+    request_id: str | None = None,
+) -> CaseResumed:
+    """The case resumed at `now`: its deadline moves by the time it was parked
+    (`SlaPolicy.resumed`, on the class's clock), and the event carries it, so the case
+    record, the department and the SLA engine show the one deadline."""
     deadline: datetime | None = None
     assumed: tuple[int, ...] = ()
     if case.deadline is not None and case.parked_at is not None:
@@ -415,10 +446,11 @@ def decide_resume(case: CaseView, resume: Resume, pack: CityPack, now: datetime)
     return CaseResumed(
         case_id=case.case_id,
         version=case.version + 1,
-        actor=resume.actor,
-        reason=resume.reason,
+        actor=actor,
+        reason=reason,
         deadline=deadline,
         assumed_years=list(assumed),
+        request_id=request_id,
     )
 
 
@@ -451,7 +483,7 @@ def decide_explain(case: CaseView, explained: Explain, now: datetime) -> CaseExp
 
 # --- the command centre's decisions on requests ----------------------------------------
 
-Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied, ReturnDenied)
+Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied, ReturnDenied, ResumeDenied)
 
 
 def _lead(decision: AnswerRequest) -> Actor:
@@ -537,6 +569,20 @@ def decide_return_request(case: CaseView, decision: AnswerRequest) -> CaseReturn
         request_id=pending.request_id,
         reason=decision.reason or pending.reason,
     )
+
+
+def decide_resume_request(
+    pack: CityPack, case: CaseView, decision: AnswerRequest, now: datetime
+) -> CaseResumed | ResumeDenied:
+    """The shift lead approves a parked case's resumption (its clock runs again from now,
+    the deadline moved by the time it stood still) or denies it (it stays parked)."""
+    pending = _pending(case, "resume")
+    actor = _lead(decision)
+    if not decision.approve:
+        return _denial(ResumeDenied, case, actor, pending, decision)
+    next_state(case.state, "resumed")
+    reason = decision.reason or pending.reason
+    return _resumed(case, pack, now, actor, reason, pending.request_id)
 
 
 def _denial(

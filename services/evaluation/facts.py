@@ -51,23 +51,42 @@ from schemas.events import (
     CaseResumed,
     CaseReturned,
     CaseUrged,
+    CaseVoided,
     Channel,
     ExtensionDenied,
     ExtensionRequested,
     FeedbackGiven,
     ParkingDenied,
     ParkingRequested,
+    ResumeDenied,
+    ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     Role,
     SlaBreach,
     Stage,
     UrgeReplied,
+    VoidDenied,
+    VoidRequested,
 )
 
 CLOSED_STATES = frozenset({State.closed, State.evaluated})
+# The shift lead's decisions on a request: an approval is the lifecycle event naming it,
+# a denial its annotation (extension, parking, return, resumption; an operator's void).
+_REQUESTS = (
+    ExtensionRequested | ParkingRequested | ReturnRequested | ResumeRequested | VoidRequested
+)
 _DECISIONS = (
-    CaseExtended | CaseParked | CaseReturned | ExtensionDenied | ParkingDenied | ReturnDenied
+    CaseExtended
+    | CaseParked
+    | CaseReturned
+    | CaseResumed
+    | CaseVoided
+    | ExtensionDenied
+    | ParkingDenied
+    | ReturnDenied
+    | ResumeDenied
+    | VoidDenied
 )
 
 
@@ -147,7 +166,8 @@ class UrgeFact(BaseModel):
 
 
 class ApprovalFact(BaseModel):
-    """A department's request (extension, parking, return) and the shift lead's decision."""
+    """A request the shift lead decides (a department's extension, parking, return or
+    resumption; an operator's void) and the decision."""
 
     request_id: str
     requested_at: datetime
@@ -382,12 +402,12 @@ def _person(actor: Actor) -> str:
 
 
 def _approvals(ordered: list[Envelope]) -> list[ApprovalFact]:
-    """Departments' requests and the decisions on them (an approval is the lifecycle event
-    naming the request; a denial is its annotation), matched by request id."""
+    """Requests awaiting the shift lead (a department's; an operator's void) and the
+    decisions on them, matched by request id."""
     found: dict[str, ApprovalFact] = {}
     for env in ordered:
         data = env.data
-        if isinstance(data, ExtensionRequested | ParkingRequested | ReturnRequested):
+        if isinstance(data, _REQUESTS):
             found.setdefault(
                 data.request_id, ApprovalFact(request_id=data.request_id, requested_at=env.time)
             )

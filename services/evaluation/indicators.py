@@ -48,7 +48,8 @@ actor's id; a rule's or the system's decision is no one's):
                        time, a citizen report decided before it was verified, is not judged)
     dispatch_accuracy  (dispatcher) none of their dispatches returned (回退, as accepted:
                        a denied return request is no return) / dispatched by them by hand
-    on_time_approval   (shift lead) every request they decided, decided within the pack's
+    on_time_approval   (shift lead) every request they decided (extension, parking, return,
+                       resumption, void), decided within the pack's
                        `staff.approve_within` of the request / a case with one they decided
 
 Rework is the one indicator where lower is better; the composite score uses 1 − rate.

@@ -21,6 +21,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, File, Query, Request, UploadFile
@@ -49,6 +50,7 @@ from services.intake.edge import (
     Centre,
     Deps,
     IdempotencyKey,
+    ShiftLead,
     Staff,
     Supervisor,
     TaskReader,
@@ -70,6 +72,7 @@ from services.intake.requests import (
     ReportIn,
     SplitIn,
     VerificationIn,
+    VoidDecisionIn,
     VoidIn,
     report_of,
 )
@@ -84,6 +87,7 @@ from services.intake.views import (
 
 __all__ = ["Intake", "create_app", "follow_key"]
 router = APIRouter()
+_REQUESTS = uuid.UUID("6f1c1a52-6a0e-4d0b-9a55-2f4e3c1b7d10")  # void request ids
 
 
 class Stored(BaseModel):
@@ -236,8 +240,42 @@ async def file_case(
 async def void_case(
     case_id: str, answer: VoidIn, intake: Deps, who: Centre, key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Void the report (作废), saying why."""
-    return await _act(intake, do.Void(case_id, who, answer.reason), "void", key, answer)
+    """Void the report (作废), saying why (or, where the city pack says so, ask to: a
+    request the shift lead approves or denies)."""
+    void = do.Void(case_id, who, answer.reason, _request_id(case_id, key))
+    return await _act(intake, void, "void", key, answer)
+
+
+@router.post("/cases/{case_id}/void/approve", status_code=202, responses=ACT)
+async def approve_void(
+    case_id: str,
+    answer: VoidDecisionIn,
+    intake: Deps,
+    who: ShiftLead,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The shift lead approves the case's pending void request: the report is voided."""
+    command = do.AnswerVoid(case_id, who, True, answer.reason)
+    return await _act(intake, command, "void-approve", key, answer)
+
+
+@router.post("/cases/{case_id}/void/deny", status_code=202, responses=ACT)
+async def deny_void(
+    case_id: str,
+    answer: VoidDecisionIn,
+    intake: Deps,
+    who: ShiftLead,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The shift lead denies the case's pending void request, saying why: the report
+    stays to be verified or filed."""
+    command = do.AnswerVoid(case_id, who, False, answer.reason)
+    return await _act(intake, command, "void-deny", key, answer)
+
+
+def _request_id(case_id: str, key: str | None) -> str:
+    # With an Idempotency-Key the request id is derived from it: a retry is the same fact.
+    return str(uuid.uuid5(_REQUESTS, f"{case_id}:{key}") if key else uuid.uuid4())
 
 
 @router.post("/cases/{case_id}/merge", status_code=202, responses=ACT)

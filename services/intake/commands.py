@@ -74,11 +74,24 @@ class File:
 
 @dataclass(frozen=True)
 class Void:
-    """作废: the report is invalid, and why."""
+    """作废: the report is invalid, and why (at once, or once the shift lead approves, where
+    the city pack says so: then `request_id` names the request)."""
 
     case_id: str
     who: Principal
     reason: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class AnswerVoid:
+    """The shift lead (值班长) approves or denies the case's pending void request; a
+    denial says why."""
+
+    case_id: str
+    who: Principal
+    approve: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,4 +137,4 @@ class AnswerDirectly:
     note: str | None = None
 
 
-CaseCommand = Verify | Check | File | Void | Merge | Split | Rate | AnswerDirectly
+CaseCommand = Verify | Check | File | Void | AnswerVoid | Merge | Split | Rate | AnswerDirectly

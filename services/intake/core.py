@@ -10,6 +10,7 @@ decided in `reporting.py`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from gridloop.access import Principal
@@ -28,13 +29,17 @@ from schemas.events import (
     CaseSplit,
     CaseVerified,
     CaseVoided,
+    EventData,
     FeedbackGiven,
     Kind,
     Role,
+    VoidDenied,
+    VoidRequested,
 )
 from services.intake.answering import decide_answer
 from services.intake.commands import (
     AnswerDirectly,
+    AnswerVoid,
     CaseCommand,
     Check,
     File,
@@ -53,7 +58,7 @@ def decide(
     command: CaseCommand,
     now: datetime,
     into: CaseView | None = None,
-) -> list[CaseEvent]:
+) -> Sequence[EventData]:
     """The events `command` makes of `case` (a merge: into the open case `into`), or a
     refusal. A filing is not numbered yet (`reporting.with_number`)."""
     match command:
@@ -62,7 +67,9 @@ def decide(
         case File():
             return decide_file(case, command, pack=pack)
         case Void():
-            return decide_void(case, command)
+            return decide_void(case, command, pack.sla.voids_need_approval)
+        case AnswerVoid():
+            return decide_void_request(case, command)
         case Merge():
             assert into is not None
             return decide_merge(case, into, command)
@@ -137,9 +144,26 @@ def _corrected_class(file: File, pack: CityPack | None) -> tuple[Kind, str] | No
     return file.kind, file.class_code
 
 
-def decide_void(case: CaseView, void: Void) -> list[CaseEvent]:
-    """A supervision-centre operator voids the report (作废), saying why."""
+def decide_void(case: CaseView, void: Void, ask_first: bool = False) -> list[EventData]:
+    """A supervision-centre operator voids the report (作废), saying why; where the city
+    pack says so (`ask_first`), a request the shift lead approves (case.voided) or denies."""
     next_state(case.state, "voided")
+    if ask_first:
+        if case.pending_request is not None and case.pending_request.case_version == case.version:
+            raise conflict(
+                ("state", "pending_request"),
+                f"case {case.case_id} has a {case.pending_request.kind} request waiting",
+                "request_pending",
+            )
+        return [
+            VoidRequested(
+                case_id=case.case_id,
+                case_version=case.version,
+                actor=actor_of(void.who),
+                request_id=void.request_id,
+                reason=void.reason,
+            )
+        ]
     return [
         CaseVoided(
             case_id=case.case_id,
@@ -148,6 +172,39 @@ def decide_void(case: CaseView, void: Void) -> list[CaseEvent]:
             reason=void.reason,
         )
     ]
+
+
+def decide_void_request(case: CaseView, answer: AnswerVoid) -> list[EventData]:
+    """The shift lead approves the void (the report ends, voided) or denies it (it stays
+    to be verified or filed), deciding as the person who signed in."""
+    pending = case.pending_request
+    if pending is None or pending.kind != "void" or pending.case_version != case.version:
+        raise conflict(
+            ("state", "pending_request"),
+            f"case {case.case_id} has no pending void request",
+            "no_pending_request",
+        )
+    lead = Actor(role=Role.shift_lead, id=(answer.who.person or answer.who.subject)[:64])
+    if not answer.approve:
+        if not answer.reason:
+            raise invalid(("body", "reason"), "a denial needs a reason", "missing")
+        denied = VoidDenied(
+            case_id=case.case_id,
+            case_version=case.version,
+            actor=lead,
+            request_id=pending.request_id,
+            reason=answer.reason,
+        )
+        return [denied]
+    next_state(case.state, "voided")
+    voided = CaseVoided(
+        case_id=case.case_id,
+        version=case.version + 1,
+        actor=lead,
+        reason=answer.reason or pending.reason,
+        request_id=pending.request_id,
+    )
+    return [voided]
 
 
 # --- duplicates by hand ---------------------------------------------------------------------

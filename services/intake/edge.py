@@ -40,6 +40,7 @@ Anyone = Annotated[Principal, Depends(require(Role.public))]
 Staff = Annotated[Principal, Depends(require(*STAFF))]
 Supervisor = Annotated[Principal, Depends(require(Role.supervisor))]
 Centre = Annotated[Principal, Depends(require(Role.supervision_centre))]
+ShiftLead = Annotated[Principal, Depends(require(Role.shift_lead))]
 TaskReader = Annotated[Principal, Depends(require(Role.supervisor, Role.supervision_centre))]
 FOLLOW_TOKEN = r"^[A-Za-z0-9_-]+$"  # as `follow_token` makes them: ASCII, for compare_digest
 ANONYMOUS_KEY = 16  # characters at least in an anonymous caller's Idempotency-Key

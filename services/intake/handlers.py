@@ -29,12 +29,12 @@ from gridloop.mediakeys import link_key
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
 from schemas import clock
-from schemas.events import CaseEvent, CaseReported, Channel
+from schemas.events import CaseReported, Channel, EventData
 from services.intake import core
 from services.intake.commands import CaseCommand, Merge, Report
 from services.intake.media import MediaStore
 from services.intake.numbering import CaseNumbers
-from services.intake.reporting import decide_report, local_day, to_file, with_number
+from services.intake.reporting import E, decide_report, local_day, to_file, with_number
 from services.intake.retention import Retention
 from services.intake.search import DuplicateSearch
 from services.intake.views import follow_token
@@ -127,13 +127,13 @@ class Intake:
             await self.attach_media(media, ("body", "media"), command.case_id)
         into = await self._into(command) if isinstance(command, Merge) else None
 
-        async def decide(case: CaseView) -> Sequence[CaseEvent]:
+        async def decide(case: CaseView) -> Sequence[EventData]:
             events = core.decide(self.pack, case, command, self.clock(), into)
             return await self.numbered(events)
 
         return await self.path.act(command.case_id, asked, decide)
 
-    async def numbered(self, events: list[CaseEvent], fresh: bool = False) -> list[CaseEvent]:
+    async def numbered(self, events: Sequence[E], fresh: bool = False) -> Sequence[E]:
         """`events` with a case number, if they file the case (`fresh`: a case id made just
         now, see `CaseNumbers.number_for`)."""
         filed = to_file(events)

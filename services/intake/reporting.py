@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from gridloop.access import PUBLIC, Principal
@@ -25,6 +26,7 @@ from schemas.events import (
     CaseMerged,
     CaseReported,
     Channel,
+    EventData,
     Kind,
     Point,
     Role,
@@ -309,12 +311,15 @@ def filed(
     )
 
 
-def to_file(events: Sequence[CaseEvent]) -> CaseFiled | None:
+E = TypeVar("E", bound=EventData)
+
+
+def to_file(events: Sequence[EventData]) -> CaseFiled | None:
     """The filing among `events`, if they file the case (and need a case number)."""
     return next((e for e in events if isinstance(e, CaseFiled)), None)
 
 
-def with_number(events: Sequence[CaseEvent], number: str) -> list[CaseEvent]:
+def with_number(events: Sequence[E], number: str) -> list[E]:
     """`events` with their filing numbered: what the decision makes when given `number`
     (nothing else in it depends on the number), without deciding again."""
     return [

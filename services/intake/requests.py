@@ -99,6 +99,14 @@ class VoidIn(BaseModel):
     reason: Reason
 
 
+class VoidDecisionIn(BaseModel):
+    """The shift lead's answer to a void request: a comment to approve, a reason to deny
+    (required there)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Note = None
+
+
 class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     into_case_id: CaseRef

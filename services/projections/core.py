@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridloop.cases.view import REQUEST_KINDS
+from gridloop.cases.view import DENIALS, REQUEST_KINDS, REQUESTS
 from gridloop.contacts import contact_id
 from gridloop.lifecycle import TRANSITIONS, transition_name
 from gridloop.nearby import keys_of
@@ -29,16 +29,11 @@ from schemas.events import (
     CaseSplit,
     CaseUrged,
     DepartmentRequest,
-    ExtensionDenied,
-    ExtensionRequested,
-    ParkingDenied,
-    ParkingRequested,
-    ReturnDenied,
-    ReturnRequested,
     SlaBreach,
     SlaEscalation,
     SlaEvent,
     SlaWarning,
+    VoidRequest,
 )
 
 Document = dict[str, Any]
@@ -163,19 +158,20 @@ def sla_change(data: SlaEvent) -> Document:
     return change
 
 
-def request_change(data: DepartmentRequest) -> tuple[Document, Document] | None:
-    """(filter, $set) for a department's request or its denial: a request is pending while
+def request_change(data: DepartmentRequest | VoidRequest) -> tuple[Document, Document] | None:
+    """(filter, $set) for a request (a department's, or an operator's void) or its denial:
+    a request is pending while
     the case is still at the version it was made at; a denial settles that request."""
-    if isinstance(data, ExtensionRequested | ParkingRequested | ReturnRequested):
+    if isinstance(data, REQUESTS):
         pending = {
             "request_id": data.request_id,
             "kind": REQUEST_KINDS[type(data)],
-            "department": data.department,
+            "department": getattr(data, "department", None),  # an operator's void: none
             "reason": data.reason,
             "case_version": data.case_version,
             "deadline": getattr(data, "deadline", None),
         }
         return {"version": data.case_version}, {"pending_request": pending}
-    if isinstance(data, ExtensionDenied | ParkingDenied | ReturnDenied):
+    if isinstance(data, DENIALS):
         return {"pending_request.request_id": data.request_id}, {"pending_request": None}
     return None

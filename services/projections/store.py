@@ -11,7 +11,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gridloop.mongo import Document
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
-from schemas.events import CaseEvent, DepartmentRequest, SlaEvent
+from schemas.events import CaseEvent, DepartmentRequest, SlaEvent, VoidRequest
 from services.projections.core import (
     facts,
     request_change,
@@ -29,13 +29,15 @@ class CaseStore:
 
     async def create_indexes(self) -> None:
         # The desks' queues (`CaseReader`): each an equality on the leading fields, sorted
-        # by the last. (`state, department` came first; kept where it exists, unused.)
+        # by the last. (`state, department` and `pending_request.kind, updated_at` came
+        # first; kept where they exist, unused.)
         for desk in (
             ("department", "deadline"),
             ("assisting", "deadline"),
             ("state", "deadline"),
+            ("state", "updated_at"),
             ("state", "channel", "reported_at"),
-            ("pending_request.kind", "updated_at"),
+            ("pending_request.kind", "deadline"),
             ("urged", "updated_at"),
         ):
             await self.cases.create_index([(name, ASCENDING) for name in desk])
@@ -146,7 +148,9 @@ def _writes(env: Envelope) -> list[Write]:
         writes.append((newer, {"$set": state_change(env)}))
     elif isinstance(env.data, SlaEvent):
         writes.append(({"_id": case_id}, {"$set": sla_change(env.data)}))
-    elif isinstance(env.data, DepartmentRequest) and (change := request_change(env.data)):
+    elif isinstance(env.data, DepartmentRequest | VoidRequest) and (
+        change := request_change(env.data)
+    ):
         writes.append(({"_id": case_id, **change[0]}, {"$set": change[1]}))
     return writes
 

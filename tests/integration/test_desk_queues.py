@@ -116,7 +116,7 @@ async def test_the_centres_and_intakes_queues_find_their_cases_only(
     assert await cases.awaiting_verification(["99999999999999"], 10) == []
     assert [c.case_id for c in await cases.awaiting_filing(10)] == ["supervisors"]
     assert [c.case_id for c in await cases.in_states((State.filed,), 10)] == ["filed"]
-    assert [c.case_id for c in await cases.with_pending_request(10)] == ["asked-more"]
+    assert [c.case_id for c in await cases.with_pending_request(NOW, 10)] == ["asked-more"]
 
     urge = {"department": "ROADS", "urge_id": "u-1", "reply_by": NOW + timedelta(hours=4)}
     await made.add("urged", ("gridloop.case.dispatched", {"department": "ROADS"}),

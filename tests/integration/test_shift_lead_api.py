@@ -8,6 +8,7 @@ import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,10 +33,12 @@ from tests.integration.test_dispatch_api import Harness
 
 
 def approving() -> CityPack:
-    """The demo pack with returns waiting for the shift lead (sla.yaml `approvals`)."""
+    """The demo pack with returns and resumptions waiting for the shift lead (sla.yaml
+    `approvals`)."""
     pack = load_city_pack(DEMO_CITY_PACK)
     changed = copy.copy(pack)
-    file = pack.sla.file.model_copy(update={"approvals": Approvals(return_=True)})
+    approvals = Approvals(return_=True, resume=True)
+    file = pack.sla.file.model_copy(update={"approvals": approvals})
     changed.sla = SlaPolicy(file, pack.city)
     return changed
 
@@ -142,6 +145,48 @@ async def test_a_denied_return_leaves_the_case_with_its_department(lead_harness:
     assert denied.json()["type"] == "case.return_denied"
     doc = await eventually(lambda: _pending(h, case_id, None), within=20, what="settled")
     assert (doc["state"], doc["version"], doc["department"]) == ("dispatched", 3, "SANITATION")
+
+
+async def test_a_parked_case_resumes_once_the_shift_lead_approves(lead_harness: Harness) -> None:
+    h = lead_harness
+    case_id = await h.dispatched_case("SANITATION")
+    sanitation = await h.token(Role.department, "SANITATION")
+    lead = await h.token(Role.shift_lead, "lead-1")
+    park = {"handler_id": "h", "reason": "waiting for a permit"}
+    asked = await h.http.post(f"/department/cases/{case_id}/parking", json=park, headers=sanitation)
+    assert asked.status_code == 202, asked.text
+    await eventually(lambda: _pending(h, case_id, "parking"), within=20, what="parking pending")
+    parked = await h.http.post(
+        f"/cases/{case_id}/parking/approve", json={"dispatcher": "lead-1"}, headers=lead
+    )
+    assert parked.status_code == 202, parked.text
+    before = await h.state(case_id, "parked", version=4)
+
+    resume = {"handler_id": "h", "reason": "the permit came"}
+    requested = await h.http.post(
+        f"/department/cases/{case_id}/resume", json=resume, headers=sanitation
+    )
+    assert requested.status_code == 202, requested.text
+    assert (requested.json()["type"], requested.json()["state"]) == (
+        "case.resume_requested",
+        "parked",
+    )
+    await eventually(lambda: _pending(h, case_id, "resume"), within=20, what="resume pending")
+    approved = await h.http.post(
+        f"/cases/{case_id}/resume/approve", json={"dispatcher": "lead-1"}, headers=lead
+    )
+    assert approved.status_code == 202, approved.text
+    assert (approved.json()["state"], approved.json()["version"]) == ("dispatched", 5)
+    doc = await h.state(case_id, "dispatched", version=5)
+    last = doc["timeline"][-1]
+    assert (last["type"], last["actor"]) == ("resumed", {"role": "shift_lead", "id": "lead-1"})
+    assert last["data"]["request_id"] == requested.json()["request_id"]
+    # the one deadline: the record's is the one the approval reckoned (unit-tested by hand)
+    assert last["data"]["deadline"] is not None
+    carried = datetime.fromisoformat(last["data"]["deadline"])
+    assert abs(doc["deadline"] - carried) < timedelta(milliseconds=1)  # BSON keeps ms
+    assert before["parked_at"] is not None
+    assert doc["pending_request"] is None
 
 
 async def test_an_urge_and_its_reply(lead_harness: Harness) -> None:

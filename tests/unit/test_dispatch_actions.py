@@ -308,6 +308,7 @@ def test_parking_approved_then_resumed() -> None:
     assert (parked.version, parked.request_id) == (5, "r-2")
     resume = Resume(CASE, _actor("SANITATION"), None, "SANITATION")
     resumed = core.decide_resume(case(state=State.parked, version=5), resume, PACK, NOW)
+    assert isinstance(resumed, CaseResumed)  # the demo pack: no approval to wait for
     assert resumed.version == 6
     assert resumed.actor == _actor("SANITATION")
     assert resumed.deadline is None  # parked when? unknown: nothing to move
@@ -320,7 +321,9 @@ def local(day: int, hh: int, mm: int = 0, month: int = 3, year: int = 2025) -> d
 def _resumed(parked: CaseView, at: datetime) -> CaseResumed:
     """The command centre resumes `parked` at `at`."""
     actor = Actor(role=Role.command_centre, id="c")
-    return core.decide_resume(parked, Resume(CASE, actor), PACK, at)
+    resumed = core.decide_resume(parked, Resume(CASE, actor), PACK, at)
+    assert isinstance(resumed, CaseResumed)  # the command centre's never waits
+    return resumed
 
 
 # Exposed garbage (working clock) dispatched on Tuesday 4 March 2025 at 09:00 with 4 office

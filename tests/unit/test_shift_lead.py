@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gridloop.access import Principal
+from gridloop.access import Role as Access
 from gridloop.calendar import SHANGHAI
 from gridloop.cases import CaseView
 from gridloop.cases.lights import Light, urge_light
@@ -30,18 +32,26 @@ from gridloop.scoring import Indicator, Level, PeriodKind
 from schemas.envelope import Envelope
 from schemas.events import (
     Actor,
+    CaseResumed,
     CaseReturned,
     CaseUrged,
+    CaseVoided,
+    ResumeDenied,
+    ResumeRequested,
     ReturnDenied,
     ReturnRequested,
     Role,
     UrgeReplied,
+    VoidDenied,
+    VoidRequested,
 )
 from services.console.approvals import waiting
 from services.dispatch import core
-from services.dispatch.commands import AnswerRequest, ReplyToUrge, Return, Urge
+from services.dispatch.commands import AnswerRequest, ReplyToUrge, Resume, Return, Urge
 from services.evaluation.facts import fold
 from services.evaluation.scores import score
+from services.intake import core as intake
+from services.intake.commands import AnswerVoid, Void
 from tests.evaluation_story import HOUR, Story
 
 PACK = load_city_pack(DEMO_CITY_PACK)
@@ -52,9 +62,10 @@ LEAD = Actor(role=Role.shift_lead, id="lead-1")
 
 
 def approving(pack: CityPack = PACK) -> CityPack:
-    """The demo pack with returns waiting for the shift lead."""
+    """The demo pack with returns and resumptions waiting for the shift lead."""
     changed = copy.copy(pack)
-    file = pack.sla.file.model_copy(update={"approvals": Approvals(return_=True)})
+    approvals = Approvals(return_=True, resume=True, void=True)
+    file = pack.sla.file.model_copy(update={"approvals": approvals})
     changed.sla = SlaPolicy(file, pack.city)
     return changed
 
@@ -142,13 +153,13 @@ def test_the_approval_setting_is_validated_with_every_error_listed(tmp_path: Pat
     root = tmp_path / "pack"
     shutil.copytree(DEMO_CITY_PACK, root)
     sla = yaml.safe_load((root / "sla.yaml").read_text(encoding="utf-8"))
-    sla["approvals"] = {"return": "perhaps", "void": True}
+    sla["approvals"] = {"return": "perhaps", "restore": True}
     sla["urging"] = {"reply_within": "-PT1H", "clock": "lunar"}
     (root / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), encoding="utf-8")
     with pytest.raises(CityPackError) as info:
         load_city_pack(root)
     text = "\n".join(info.value.errors)
-    for where in ("approvals.return", "approvals.void", "urging.clock"):
+    for where in ("approvals.return", "approvals.restore", "urging.clock"):
         assert where in text, text
     # The pack with those two fixed still has the negative limit to report.
     sla["approvals"], sla["urging"]["clock"] = {"return": True}, "working"
@@ -159,6 +170,168 @@ def test_the_approval_setting_is_validated_with_every_error_listed(tmp_path: Pat
     sla["urging"]["reply_within"] = "PT2H"
     (root / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), encoding="utf-8")
     assert load_city_pack(root).sla.returns_need_approval is True
+
+
+# --- a parked case's resumption (挂账恢复): a request where the pack says so ------------
+
+# Parked on Tuesday at 14:30 with its deadline Wednesday 10:00: four office hours left
+# (Tue 14:30–17:30, Wed 09:00–10:00). Resumed at 16:30 the same day, those four hours run
+# from then: Tue 16:30–17:30, then Wed 09:00–12:00.
+PARKED_AT = datetime(2025, 3, 4, 14, 30, tzinfo=SHANGHAI)
+PARKED_DUE = datetime(2025, 3, 5, 10, 0, tzinfo=SHANGHAI)
+RESUMED_DUE = datetime(2025, 3, 5, 12, 0, tzinfo=SHANGHAI)
+HANDLER = Actor(role=Role.department, id="SANITATION/h")
+
+
+def parked() -> CaseView:
+    return case(state=State.parked, deadline=PARKED_DUE, parked_at=PARKED_AT)
+
+
+def test_the_demo_pack_resumes_at_once() -> None:
+    assert PACK.sla.resumes_need_approval is False
+    asked = Resume(CASE, HANDLER, "the permit came", "SANITATION", "r-2")
+    resumed = core.decide(PACK, parked(), asked, NOW)
+    assert isinstance(resumed, CaseResumed) and resumed.deadline == RESUMED_DUE
+
+
+def test_a_resumption_waits_for_the_shift_lead_where_the_pack_says_so() -> None:
+    pack = approving()
+    asked = Resume(CASE, HANDLER, "the permit came", "SANITATION", "r-2")
+    request = core.decide(pack, parked(), asked, NOW)
+    assert isinstance(request, ResumeRequested)
+    assert (request.case_version, request.request_id, request.department) == (
+        4,
+        "r-2",
+        "SANITATION",
+    )
+    pending = step(parked(), request)
+    assert pending.state is State.parked  # the clock stands still until the lead approves
+    assert pending.pending_request is not None and pending.pending_request.kind == "resume"
+    refused(409, "request_pending", core.decide, pack, pending, asked, NOW)
+
+    approved = core.decide(pack, pending, AnswerRequest(CASE, "resume", True, "lead-1"), NOW)
+    assert isinstance(approved, CaseResumed)
+    assert (approved.version, approved.request_id, approved.actor) == (5, "r-2", LEAD)
+    assert approved.deadline == RESUMED_DUE  # the four office hours left, from the approval
+    assert approved.reason == "the permit came"
+    resumed = step(pending, approved)
+    assert (resumed.state, resumed.pending_request, resumed.deadline) == (
+        State.dispatched,
+        None,
+        RESUMED_DUE,
+    )
+
+
+def test_a_denied_resumption_leaves_the_case_parked() -> None:
+    pack = approving()
+    asked = Resume(CASE, HANDLER, "the permit came", "SANITATION", "r-2")
+    pending = step(parked(), core.decide(pack, parked(), asked, NOW))
+    refused(
+        422, "missing", core.decide, pack, pending, AnswerRequest(CASE, "resume", False, "l"), NOW
+    )
+    no = AnswerRequest(CASE, "resume", False, "lead-1", "the permit is for next month")
+    denied = core.decide(pack, pending, no, NOW)
+    assert isinstance(denied, ResumeDenied) and denied.request_id == "r-2"
+    after = step(pending, denied)
+    assert (after.state, after.pending_request) == (State.parked, None)
+
+
+def test_a_resume_request_needs_a_reason_and_the_command_centre_never_waits() -> None:
+    pack = approving()
+    silent = Resume(CASE, HANDLER, None, "SANITATION", "r-2")
+    refused(422, "missing", core.decide, pack, parked(), silent, NOW)
+    centre = Resume(CASE, Actor(role=Role.command_centre, id="d-1"), "we resume it")
+    resumed = core.decide(pack, parked(), centre, NOW)
+    assert isinstance(resumed, CaseResumed) and resumed.deadline == RESUMED_DUE
+    # Only the lead department asks; another is refused as the API refuses it today.
+    other = Resume(CASE, Actor(role=Role.department, id="WATER/h"), "ours?", "WATER", "r-3")
+    with pytest.raises(Refused):
+        core.decide(pack, parked(), other, NOW)
+
+
+def test_the_desk_shows_where_a_resumption_moves_the_deadline() -> None:
+    request = {
+        "request_id": "r-2",
+        "kind": "resume",
+        "department": "SANITATION",
+        "reason": "the permit came",
+        "case_version": 4,
+    }
+    record = CaseRecord.model_validate(
+        {
+            "_id": CASE,
+            "state": "parked",
+            "version": 4,
+            "kind": "event",
+            "class_code": "0102",
+            "deadline": PARKED_DUE,
+            "parked_at": PARKED_AT,
+            "pending_request": request,
+        }
+    )
+    [row] = waiting([record], NOW, PACK)
+    assert row.moves_to == RESUMED_DUE
+    [unknown] = waiting([record], NOW, None)  # no pack: the page says the clock runs again
+    assert unknown.moves_to is None
+
+
+# --- an intake operator's void (作废): a request where the pack says so ----------------
+
+OPERATOR = Principal(Access.supervision_centre, "centre", "lin.fang")
+LEAD_PERSON = Principal(Access.shift_lead, "lead", "chen.jie")
+
+
+def reported() -> CaseView:
+    return case(state=State.reported, version=1, department=None, deadline=None)
+
+
+def test_the_demo_pack_voids_at_once() -> None:
+    assert PACK.sla.voids_need_approval is False
+    [voided] = intake.decide(PACK, reported(), Void(CASE, OPERATOR, "a prank", "v-1"), NOW)
+    assert isinstance(voided, CaseVoided) and voided.version == 2
+
+
+def test_a_void_waits_for_the_shift_lead_where_the_pack_says_so() -> None:
+    pack = approving()
+    asked = Void(CASE, OPERATOR, "not a city problem", "v-1")
+    [request] = intake.decide(pack, reported(), asked, NOW)
+    assert isinstance(request, VoidRequested)
+    assert (request.case_version, request.request_id, request.reason) == (1, "v-1", asked.reason)
+    pending = step(reported(), request)
+    assert pending.state is State.reported  # the report waits, still to be filed
+    assert pending.pending_request is not None and pending.pending_request.kind == "void"
+    assert pending.pending_request.department is None
+    refused(409, "request_pending", intake.decide, pack, pending, asked, NOW)
+
+    [approved] = intake.decide(pack, pending, AnswerVoid(CASE, LEAD_PERSON, True), NOW)
+    assert isinstance(approved, CaseVoided)
+    assert (approved.version, approved.request_id, approved.reason) == (2, "v-1", asked.reason)
+    assert approved.actor == Actor(role=Role.shift_lead, id="chen.jie")  # the person
+    voided = step(pending, approved)
+    assert (voided.state, voided.pending_request) == (State.voided, None)
+
+
+def test_a_denied_void_needs_a_reason_and_leaves_the_report_to_be_filed() -> None:
+    pack = approving()
+    pending = step(
+        reported(), intake.decide(pack, reported(), Void(CASE, OPERATOR, "x", "v-1"), NOW)[0]
+    )
+    refused(422, "missing", intake.decide, pack, pending, AnswerVoid(CASE, LEAD_PERSON, False), NOW)
+    no = AnswerVoid(CASE, LEAD_PERSON, False, "a real pothole: file it")
+    [denied] = intake.decide(pack, pending, no, NOW)
+    assert isinstance(denied, VoidDenied) and denied.request_id == "v-1"
+    after = step(pending, denied)
+    assert (after.state, after.pending_request) == (State.reported, None)
+    # denied: nothing is left to approve
+    refused(
+        409,
+        "no_pending_request",
+        intake.decide,
+        pack,
+        after,
+        AnswerVoid(CASE, LEAD_PERSON, True),
+        NOW,
+    )
 
 
 # --- 督办 --------------------------------------------------------------------------------
@@ -351,7 +524,8 @@ def test_the_desk_shows_the_deadline_each_approval_moves() -> None:
 
     later = NOW + 48 * HOUR
     plain = CaseRecord.model_validate({"_id": "C-none", "state": "dispatched", "version": 3})
-    rows = waiting([pending("extension", later), pending("parking"), pending("return"), plain], NOW)
+    asked = [pending("extension", later), pending("parking"), pending("return"), plain]
+    rows = waiting(asked, NOW, PACK)
     assert [(r.case.case_id, r.moves_to) for r in rows] == [
         ("C-extension", later),  # the new due time beside the current one
         ("C-parking", None),  # the clock stops
