@@ -3,6 +3,7 @@
 reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ checked ─▶ closed ─▶ evaluated
    ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
    ├─▶ voided / merged          returned, parked ⇄ resumed, extended
+   └─▶ answered (a consultation answered directly from the knowledge base: 直接答复)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class State(StrEnum):
     rework = "rework"  # 返工
     closed = "closed"  # 结案
     evaluated = "evaluated"
+    answered = "answered"  # 直接答复: a consultation answered from the knowledge base
 
 
 S = State
@@ -51,8 +53,9 @@ TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
     "closed": (frozenset({S.checked}), S.closed),
     "rework": (frozenset({S.checked, S.evaluated}), S.rework),  # evaluated: reopened
     "feedback": (frozenset({S.closed}), S.evaluated),
+    "answered": (frozenset({S.reported}), S.answered),  # terminal: never filed or dispatched
 }
-OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated}
+OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated, S.answered}
 
 
 class InvalidTransition(Refused):

@@ -24,6 +24,10 @@ class Level(StrEnum):
     supervisor = "supervisor"
     command_centre = "command_centre"  # 指挥中心: sla.yaml's `centres.command`
     district = "district"  # 区: the pack's district (the grid code's first 6 digits)
+    # The centres' own staff, per person (the signed-in person, else the actor's id):
+    operator = "operator"  # 受理员: a supervision-centre operator who files or voids
+    dispatcher = "dispatcher"  # 派遣员: a command-centre dispatcher who dispatches by hand
+    shift_lead = "shift_lead"  # 值班长: who decides departments' requests
 
 
 class PeriodKind(StrEnum):
@@ -53,6 +57,11 @@ class Indicator(StrEnum):
     callback_response = "callback_response"  # 响应率 the unit contacted the resident
     callback_resolution = "callback_resolution"  # 解决率 the resident says it is solved
     callback_satisfaction = "callback_satisfaction"  # 满意率 satisfied or basically satisfied
+    # 直接答复率: consultations answered from the knowledge base / public reports decided at
+    # intake (answered, filed or voided); counted apart: no default weight, never dispatched.
+    answered_directly = "answered_directly"
+    on_time_filing = "on_time_filing"  # 按时立案率 filed or voided in time / decided (operator)
+    on_time_approval = "on_time_approval"  # 按时审批率 requests decided in time / decided
 
 
 class Ratio(BaseModel):
@@ -84,7 +93,9 @@ class Score(BaseModel):
     hotline: float | None = None
 
 
-_ALL = tuple(Indicator)
+# The staff's own: a place is not rated on them (a person is, on their own decisions).
+_STAFF_ONLY = frozenset({Indicator.on_time_filing, Indicator.on_time_approval})
+_ALL = tuple(i for i in Indicator if i not in _STAFF_ONLY)
 HOTLINE = (
     Indicator.callback_response,
     Indicator.callback_resolution,
@@ -118,6 +129,10 @@ APPLIES: dict[Level, tuple[Indicator, ...]] = {
         Indicator.on_time_verification,
         Indicator.on_time_check,
     ),
+    # The centre's own staff, each on their own decisions (issue 18).
+    Level.operator: (Indicator.on_time_filing,),
+    Level.dispatcher: (Indicator.dispatch_accuracy,),
+    Level.shift_lead: (Indicator.on_time_approval,),
 }
 LOWER_IS_BETTER = frozenset({Indicator.rework})
 

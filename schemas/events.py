@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from schemas.limits import Latitude, Longitude
 
@@ -61,6 +67,19 @@ class Actor(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     role: Role
     id: Annotated[str, Field(min_length=1, max_length=64)]
+    # The person signed in to the workbench who did it (their username), when `id` names a
+    # credential several people share (the supervision centre's, say): evaluation scores the
+    # centre's own staff per person (issue 18). None: a machine credential, or older events.
+    person: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+
+    @model_serializer(mode="wrap")
+    def _without_no_person(self, dump: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without `person` when none: an event as written before it (and read by a
+        consumer that does not know it yet) is byte for byte the same."""
+        found: dict[str, Any] = dump(self)
+        if found.get("person") is None:
+            found.pop("person", None)
+        return found
 
 
 class Point(BaseModel):
@@ -161,6 +180,15 @@ class CaseVoided(CaseEvent):
     ce_type: ClassVar[str] = "gridloop.case.voided"
     # The operator's void request the shift lead approved (where the pack asks for it).
     request_id: RequestId | None = None
+
+
+class CaseAnswered(CaseEvent):
+    """A consultation (咨询) answered directly (直接答复) from the city's knowledge base, by a
+    hotline or supervision-centre operator: closed without filing or dispatch."""
+
+    ce_type: ClassVar[str] = "gridloop.case.answered"
+    knowledge_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+    answer: Text  # the entry's answer as it was given (the pack's entry may change later)
 
 
 class CaseMerged(CaseEvent):
@@ -525,6 +553,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         UrgeReplied,
         CallbackUnreached,
         CallbackAnswered,
+        CaseAnswered,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

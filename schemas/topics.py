@@ -22,7 +22,9 @@ class Topic:
 _KEEP = {"retention.ms": "-1", "cleanup.policy": "delete"}  # the event log is the record
 _DLQ = {"retention.ms": str(30 * 24 * 3600 * 1000)}
 
-REPORTS = Topic("reports", "supervision centre: reported, filed, voided, merged, split", 6, _KEEP)
+REPORTS = Topic(
+    "reports", "supervision centre: reported, filed, voided, merged, split, answered", 6, _KEEP
+)
 VERIFICATIONS = Topic(
     "verifications", "supervisors on site: verified (核实), checked (核查)", 6, _KEEP
 )
@@ -57,6 +59,7 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
     **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged", "split")},
     # A void request and its denial beside the void (the same topic and key: in order).
     **{f"gridloop.case.{t}": REPORTS for t in ("void_requested", "void_denied")},
+    "gridloop.case.answered": REPORTS,
     **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
     **{
         f"gridloop.case.{t}": DISPATCHES

@@ -9,6 +9,7 @@ from typing import Any
 from schemas.envelope import Envelope
 from schemas.events import (
     CaseAcknowledged,
+    CaseAnswered,
     CaseChecked,
     CaseClosed,
     CaseDispatched,
@@ -24,6 +25,8 @@ from schemas.events import (
     CaseReworked,
     CaseVerified,
     CaseVoided,
+    ExtensionDenied,
+    ExtensionRequested,
     FeedbackGiven,
     SlaBreach,
     Stage,
@@ -35,6 +38,11 @@ START = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # Monday 2 November 2026, 09:00
 HOUR = timedelta(hours=1)
 SUPERVISOR = {"role": "supervisor", "id": "sup-7"}
 SYSTEM = {"role": "system", "id": "dispatch"}
+
+
+def _centre(person: str) -> dict[str, str]:
+    """A supervision-centre operator signed in on the centre's shared credential."""
+    return {"role": "supervision_centre", "id": "centre-demo", "person": person}
 
 
 class Story:
@@ -96,13 +104,55 @@ class Story:
         """A supervisor confirmed the report on site (核实)."""
         return self._step(CaseVerified, at, actor={"role": "supervisor", "id": by})
 
-    def filed(self, grid: str = GRID, at: datetime | None = None) -> Story:
-        return self._step(CaseFiled, at, kind="event", class_code="0102", grid_code=grid)
+    def filed(
+        self, grid: str = GRID, at: datetime | None = None, operator: str | None = None
+    ) -> Story:
+        """Filed: by the system's rule, or by supervision-centre `operator` (a person
+        signed in on the centre's shared credential)."""
+        actor = _centre(operator) if operator else SYSTEM
+        fields = {"kind": "event", "class_code": "0102", "grid_code": grid}
+        return self._step(CaseFiled, at, actor=actor, **fields)
 
-    def voided(self, by: str | None = None, at: datetime | None = None) -> Story:
-        """Voided: by the supervision centre, or refuted on site by supervisor `by`."""
+    def voided(
+        self, by: str | None = None, at: datetime | None = None, operator: str | None = None
+    ) -> Story:
+        """Voided: by the supervision centre (`operator`, a person), or refuted on site by
+        supervisor `by`."""
         actor = {"role": "supervisor", "id": by} if by else SYSTEM
+        actor = _centre(operator) if operator else actor
         return self._step(CaseVoided, at, actor=actor, reason="not a city problem")
+
+    def answered(self, knowledge_id: str = "heating-2026", operator: str = "op-1") -> Story:
+        """Answered directly from the knowledge base (直接答复) by a hotline operator."""
+        actor = {"role": "hotline", "id": operator}
+        return self._step(CaseAnswered, None, actor=actor, knowledge_id=knowledge_id, answer="…")
+
+    def requested(self, request_id: str, at: datetime | None = None) -> Story:
+        """The department asks to extend the deadline (an annotation of this version)."""
+        data = ExtensionRequested(
+            case_id=self.case_id,
+            case_version=self.version,
+            actor={"role": "department", "id": "SANITATION"},
+            department="SANITATION",
+            request_id=request_id,
+            reason="needs two days",
+            deadline=self.at + 48 * HOUR,
+        )
+        self.events.append(Envelope(data, "/tests", at or self.at + timedelta(minutes=1)))
+        return self
+
+    def denied(self, request_id: str, lead: str, at: datetime | None = None) -> Story:
+        """The shift lead `lead` refuses the request (by default 10 minutes on)."""
+        data = ExtensionDenied(
+            case_id=self.case_id,
+            case_version=self.version,
+            actor={"role": "shift_lead", "id": lead},
+            department="SANITATION",
+            request_id=request_id,
+            reason="no",
+        )
+        self.events.append(Envelope(data, "/tests", at or self.at + timedelta(minutes=10)))
+        return self
 
     def merged(self) -> Story:
         return self._step(CaseMerged, None, into_case_id="C-OTHER")
@@ -112,17 +162,28 @@ class Story:
         department: str = "SANITATION",
         due_in: timedelta = 4 * HOUR,
         at: datetime | None = None,
+        dispatcher: str | None = None,
     ) -> Story:
+        """Dispatched: by the system's routing, or by hand by `dispatcher`."""
         at = at or self.at + HOUR
-        return self._step(
-            CaseDispatched, at, department=department, deadline=at + due_in, rule="test"
-        )
+        actor = {"role": "command_centre", "id": dispatcher} if dispatcher else SYSTEM
+        fields = {"department": department, "deadline": at + due_in, "rule": "test"}
+        fields |= {"basis": "manual"} if dispatcher else {}
+        return self._step(CaseDispatched, at, actor=actor, **fields)
 
     def returned(self, department: str = "SANITATION") -> Story:
         return self._step(CaseReturned, None, department=department, reason="not ours")
 
-    def extended(self, deadline: datetime) -> Story:
-        return self._step(CaseExtended, None, deadline=deadline)
+    def extended(
+        self,
+        deadline: datetime,
+        request_id: str | None = None,
+        lead: str | None = None,
+        at: datetime | None = None,
+    ) -> Story:
+        """The deadline moved: by the shift lead `lead` approving `request_id`, or not."""
+        actor = {"role": "shift_lead", "id": lead} if lead else SYSTEM
+        return self._step(CaseExtended, at, actor=actor, deadline=deadline, request_id=request_id)
 
     def parked(self) -> Story:
         return self._step(CaseParked, None)
@@ -164,6 +225,7 @@ class Story:
             Stage.check: (".handled",),
             Stage.verify: (".reported",),
             Stage.dispatch: (".filed", ".returned", ".rework"),
+            Stage.file: (".reported", ".verified"),
         }[stage]
         opened = max(
             e.data.version

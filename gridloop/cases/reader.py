@@ -140,12 +140,14 @@ class CaseReader:
         return _by_deadline(found)[:limit]
 
     async def ended_before(self, case_ids: Sequence[str], cutoff: datetime) -> list[str]:
-        """Which of `case_ids` ended before `cutoff`: closed (rated since or not) or voided
-        then, and not reopened. What the retention of reporters' contacts counts from."""
+        """Which of `case_ids` ended before `cutoff`: closed (rated since or not), voided or
+        answered directly then, and not reopened. What the retention of reporters' contacts
+        counts from."""
         ended = []
         for states, at in (
             ((State.closed, State.evaluated), "closed_at"),
             ((State.voided,), "voided_at"),
+            ((State.answered,), "answered_at"),
         ):
             query = {
                 "_id": {"$in": list(case_ids)},

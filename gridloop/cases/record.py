@@ -163,6 +163,7 @@ class CaseRecord(_Read):
     voided_at: datetime | None = None
     merged_at: datetime | None = None
     parked_at: datetime | None = None  # when it was last parked (挂账): its clock stood still
+    answered_at: datetime | None = None  # answered directly (直接答复)
     sla: dict[str, StageClock] = {}
     timeline: list[TimelineEntry] = []
 

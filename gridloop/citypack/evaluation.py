@@ -16,6 +16,7 @@ that applied (services/evaluation).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -79,6 +80,9 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
     },
     Level.command_centre: {Ind.dispatch_accuracy: 50.0, Ind.on_time_dispatch: 50.0},
     Level.district: _PLACE,
+    Level.operator: {Ind.on_time_filing: 100.0},
+    Level.dispatcher: {Ind.dispatch_accuracy: 100.0},
+    Level.shift_lead: {Ind.on_time_approval: 100.0},
 }
 
 
@@ -99,6 +103,18 @@ class HotlineWeights(_Strict):
         }
 
 
+class Staff(_Strict):
+    """How the centre's own staff are judged: a shift lead (值班长) decides a department's
+    request (extension, parking, return, resume) or an operator's void within `approve_within`
+    of it, in natural time (a
+    shift lead is on duty around the clock: 值班). A filing is judged on the pack's `file`
+    limit in sla.yaml (the SLA engine's clock), not here."""
+
+    approve_within: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))] = timedelta(
+        hours=1
+    )
+
+
 class EvaluationFile(_Strict):
     format: Literal["gridloop-evaluation/1"]
     grades: list[Band] = list(DEFAULT_BANDS)
@@ -106,6 +122,7 @@ class EvaluationFile(_Strict):
     satisfied: Annotated[int, Field(ge=1, le=5)] = 4  # a rating at or above this satisfies
     weights: dict[Level, dict[Indicator, Weight]] = {}
     hotline: HotlineWeights = HotlineWeights()
+    staff: Staff = Staff()
 
 
 DEFAULT = EvaluationFile(format="gridloop-evaluation/1")
@@ -115,6 +132,7 @@ class EvaluationPolicy:
     def __init__(self, file: EvaluationFile = DEFAULT) -> None:
         self.file = file
         self.satisfied = file.satisfied
+        self.approve_within = file.staff.approve_within
         self._weights = {**DEFAULT_WEIGHTS, **file.weights}
         self.hotline = file.hotline.of()
 
@@ -151,7 +169,14 @@ def check(file: EvaluationFile) -> list[str]:
     return errors
 
 
-_ACTORS = (Level.department, Level.command_centre, Level.supervisor)
+_ACTORS = (
+    Level.department,
+    Level.command_centre,
+    Level.supervisor,
+    Level.operator,
+    Level.dispatcher,
+    Level.shift_lead,
+)
 
 
 def _rated(indicator: Indicator) -> str:

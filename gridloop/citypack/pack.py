@@ -12,6 +12,7 @@ from shapely import STRtree
 from shapely.geometry import Point, Polygon
 
 from gridloop.citypack.evaluation import EvaluationPolicy
+from gridloop.citypack.knowledge import KnowledgeBase
 from gridloop.citypack.model import CityFile, ComponentInstance, Grid
 from gridloop.citypack.routing import Routing
 from gridloop.citypack.sla import DEFAULT, SlaPolicy
@@ -20,7 +21,7 @@ from gridloop.citypack.sla import DEFAULT, SlaPolicy
 class CityPack:
     """The loaded pack. `routing` defaults to no location rules and the strict webhook
     policy, `sla` to timing the handling stage alone, `evaluation` to the default weights and
-    grades (a pack without those files)."""
+    grades, `knowledge` to none (a pack without those files)."""
 
     def __init__(
         self,
@@ -30,11 +31,14 @@ class CityPack:
         routing: Routing | None = None,
         sla: SlaPolicy | None = None,
         evaluation: EvaluationPolicy | None = None,
+        knowledge: KnowledgeBase | None = None,
     ) -> None:
         self.city = city
         self.routing = routing if routing is not None else Routing()
         self.sla = sla if sla is not None else SlaPolicy(DEFAULT, city)
         self.evaluation = evaluation if evaluation is not None else EvaluationPolicy()
+        # The knowledge base (知识库) hotline operators answer consultations from.
+        self.knowledge = knowledge if knowledge is not None else KnowledgeBase()
         self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}

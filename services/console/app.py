@@ -33,7 +33,7 @@ from gridloop.http import client_address, networks
 from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import approvals, callbacks, core, maps, screens
+from services.console import approvals, callbacks, core, knowledge, maps, screens
 from services.console.kit import Console, Kit, Rows, SignIn
 from services.console.live import projected
 from services.console.screens import refusal, upload
@@ -251,6 +251,10 @@ def create_app(console: Console) -> FastAPI:
                 similar = core.similar(case, await console.reader.near(keys, limit=200))
             offered = core.intake_actions(case, similar)
         suggested = core.suggestion(pack, case) if pack and role is Role.command_centre else None
+        found_answers = None  # the knowledge base: a consultation answered directly
+        if role is Role.supervision_centre and knowledge.answerable(case):
+            q = request.query_params.get("q") or (values or {}).get("q", "")
+            found_answers = await knowledge.search(console.intake_url, found.token, q[:200])
         return page(
             request,
             "case.html",
@@ -268,6 +272,7 @@ def create_app(console: Console) -> FastAPI:
             classes=core.catalogue(pack) if pack else {},
             phrases=pack.city.phrases if pack else {},
             similar=similar,
+            knowledge=found_answers,
             suggested=suggested,
             photos=core.photos(case, console.intake_url),
             stages=core.stage_lights(case, clock.now()),
@@ -291,6 +296,8 @@ def create_app(console: Console) -> FastAPI:
         class_code: Annotated[str, Form(max_length=20)] = "",
         into_case_id: Annotated[str, Form(max_length=64)] = "",
         deadline: Annotated[str, Form(max_length=40)] = "",
+        knowledge_id: Annotated[str, Form(max_length=40)] = "",
+        q: Annotated[str, Form(max_length=200)] = "",
         photos: Annotated[UploadFile | None, File()] = None,
     ) -> Response:
         found = await session(request)
@@ -303,6 +310,8 @@ def create_app(console: Console) -> FastAPI:
             "class_code": class_code,
             "into_case_id": into_case_id,
             "deadline": core.local_deadline(deadline, console.zone) if deadline else "",
+            "knowledge_id": knowledge_id,
+            "q": q,  # the search an answer came from: shown again if it is refused
         }
         if photos is not None and photos.filename and "photos" in core.fields(action):
             link, refused = await upload(console.intake_url, photos, found.token)

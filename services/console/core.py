@@ -93,7 +93,8 @@ def who(entry: TimelineEntry) -> str:
     """Who did it, as the timeline shows it."""
     if entry.actor is None:
         return "—"
-    return f"{entry.actor.role.value}: {entry.actor.id}"
+    person = f" · {entry.actor.person}" if entry.actor.person else ""  # on a shared credential
+    return f"{entry.actor.role.value}: {entry.actor.id}{person}"
 
 
 # Each action's form fields, as the dispatch API names them (a department's, the centre's).
@@ -114,6 +115,8 @@ INTAKE_FIELDS: dict[str, tuple[str, ...]] = {
     "file": ("class_code", "note"),
     "void": ("reason",),
     "merge": ("into_case_id", "reason"),
+    # 直接答复: a consultation answered from the knowledge base (`knowledge.py` shows it).
+    "answer": ("knowledge_id", "note"),
 }
 # The states in which a report awaits the intake operator's decision.
 AWAITING_INTAKE = (State.reported, State.verified)
@@ -166,6 +169,8 @@ def call(who: Principal, case_id: str, action: str, form: Mapping[str, str]) -> 
             given.setdefault("reason", "")
         if action == "merge":
             given.setdefault("into_case_id", "")
+        if action == "answer":
+            given.setdefault("knowledge_id", "")
         if corrected := given.pop("class_code", None):  # "kind:code", as the form offers
             kind, _, code = corrected.partition(":")
             given |= {"kind": kind, "class_code": code}
@@ -184,6 +189,7 @@ FORM_FIELDS = frozenset(
         "class_code",
         "deadline",
         "photos",
+        "knowledge_id",  # the knowledge base's entry (knowledge.py)
         "message",  # 督办's (approvals.py)
         "reply",
     }

@@ -177,6 +177,18 @@ WORDS: dict[str, tuple[str, str]] = {
     "missing": ("请选择一项", "Choose one"),
     "yes": ("是", "Yes"),
     "no": ("否", "No"),
+    # The knowledge base (知识库) and answering a consultation directly (直接答复).
+    "knowledge": ("知识库", "Knowledge base"),
+    "knowledge.q": ("咨询问题", "Question"),
+    "knowledge.search": ("搜索知识库", "Search"),
+    "knowledge.none": ("没有匹配的有效答复", "No valid answer matches"),
+    "knowledge.hint": (
+        "咨询类诉求可直接答复办结，不再立案派遣",
+        "A consultation answered here is closed, never filed or dispatched",
+    ),
+    "valid_until": ("有效期至", "Valid until"),
+    "answer": ("直接答复", "Answer directly"),
+    "answer.note": ("答复说明（可选）", "Note (optional)"),
 }
 
 

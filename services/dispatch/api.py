@@ -420,6 +420,7 @@ async def dispatch_by_hand(
         order.reason,
         tuple(order.assisting),
         order.deadline,
+        who.person,
     )
     return await _act(dispatch, by_hand, "dispatch", who, key, order)
 
@@ -435,7 +436,13 @@ def _decision_route(kind: do.RequestKind, approve: bool) -> Any:
         key: IdempotencyKey = None,
     ) -> JSONResponse:
         answer = do.AnswerRequest(
-            case_id, kind, approve, decision.dispatcher, decision.reason, decision.deadline
+            case_id,
+            kind,
+            approve,
+            decision.dispatcher,
+            decision.reason,
+            decision.deadline,
+            who.person,
         )
         return await _act(dispatch, answer, f"{kind}-{verb}", who, key, decision)
 

@@ -106,6 +106,7 @@ class DispatchByHand:
     reason: str
     assisting: tuple[str, ...] = ()
     deadline: datetime | None = None  # default: the class's handling limit from now
+    person: str | None = None  # the person signed in who sent it (their session), if any
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class AnswerRequest:
     dispatcher: str
     reason: str | None = None
     deadline: datetime | None = None
+    person: str | None = None  # the person signed in who sent it (their session), if any
 
 
 @dataclass(frozen=True)

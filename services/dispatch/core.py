@@ -215,7 +215,11 @@ def decide_manual_dispatch(
     return CaseDispatched(
         case_id=case.case_id,
         version=case.version + 1,
-        actor=Actor(role=Role.command_centre, id=order.dispatcher),
+        actor=Actor(
+            role=Role.command_centre,
+            id=order.dispatcher,
+            person=_signed_in(order.person, order.dispatcher),
+        ),
         department=order.department,
         assisting=list(order.assisting),
         basis="manual",
@@ -484,7 +488,14 @@ Denied = TypeVar("Denied", ExtensionDenied, ParkingDenied, ReturnDenied, ResumeD
 
 def _lead(decision: AnswerRequest) -> Actor:
     """The shift lead (值班长) who decides a request."""
-    return Actor(role=Role.shift_lead, id=decision.dispatcher)
+    person = _signed_in(decision.person, decision.dispatcher)
+    return Actor(role=Role.shift_lead, id=decision.dispatcher, person=person)
+
+
+def _signed_in(person: str | None, named: str) -> str | None:
+    """The person whose session sent the command, when the body named someone else: the
+    events record both, and the staff's scores go to the person signed in."""
+    return person[:64] if person and person != named else None
 
 
 def _pending(case: CaseView, kind: str) -> PendingRequest:

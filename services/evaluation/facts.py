@@ -31,34 +31,65 @@ urge).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
 from gridloop.lifecycle import TRANSITIONS, State, transition_name
 from schemas.envelope import Envelope
 from schemas.events import (
+    Actor,
     CallbackAnswered,
     CallbackUnreached,
     CaseAcknowledged,
+    CaseAnswered,
     CaseChecked,
     CaseDispatched,
     CaseEvent,
     CaseExtended,
     CaseFiled,
+    CaseParked,
     CaseReported,
     CaseResumed,
     CaseReturned,
     CaseUrged,
+    CaseVoided,
     Channel,
+    ExtensionDenied,
+    ExtensionRequested,
     FeedbackGiven,
+    ParkingDenied,
+    ParkingRequested,
+    ResumeDenied,
+    ResumeRequested,
+    ReturnDenied,
+    ReturnRequested,
     Role,
     SlaBreach,
     Stage,
     UrgeReplied,
+    VoidDenied,
+    VoidRequested,
 )
 
 CLOSED_STATES = frozenset({State.closed, State.evaluated})
+# The shift lead's decisions on a request: an approval is the lifecycle event naming it,
+# a denial its annotation (extension, parking, return, resumption; an operator's void).
+_REQUESTS = (
+    ExtensionRequested | ParkingRequested | ReturnRequested | ResumeRequested | VoidRequested
+)
+_DECISIONS = (
+    CaseExtended
+    | CaseParked
+    | CaseReturned
+    | CaseResumed
+    | CaseVoided
+    | ExtensionDenied
+    | ParkingDenied
+    | ReturnDenied
+    | ResumeDenied
+    | VoidDenied
+)
 
 
 class Round(BaseModel):
@@ -73,6 +104,7 @@ class Round(BaseModel):
     acknowledged: bool = False
     breached: bool = False  # the SLA engine said the handling deadline passed unmet
     reworked: bool = False  # its handling was sent back (check failed or reopened)
+    dispatcher: str | None = None  # the command centre's person who dispatched it by hand
 
     @property
     def late(self) -> bool:
@@ -103,6 +135,7 @@ class Task(BaseModel):
     done_at: datetime | None = None
     withdrawn: bool = False  # settled by someone else (a verification the centre decided)
     breached: bool = False  # the SLA engine said its deadline passed unmet
+    by: str | None = None  # the centre's person who did it (a filing: the operator)
 
     @property
     def late(self) -> bool:
@@ -145,6 +178,19 @@ class CallbackFact(BaseModel):
     satisfaction: str  # satisfied | basically_satisfied | dissatisfied
 
 
+class ApprovalFact(BaseModel):
+    """A request the shift lead decides (a department's extension, parking, return or
+    resumption; an operator's void) and the decision."""
+
+    request_id: str
+    requested_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None  # the shift lead (the person, else the actor's id)
+
+    def on_time(self, within: timedelta) -> bool:
+        return self.decided_at is not None and self.decided_at - self.requested_at <= within
+
+
 class CaseFacts(BaseModel):
     """What evaluation needs to know about one case."""
 
@@ -175,6 +221,10 @@ class CaseFacts(BaseModel):
     # callbacks were invalid (nobody reached after the city's tries): not counted.
     callback: CallbackFact | None = None
     invalid_callbacks: int = 0
+    answered: bool = False  # a consultation answered directly (直接答复), never filed
+    knowledge_id: str | None = None  # the knowledge base's entry it was answered with
+    filing: Task | None = None  # the operator's filing decision, on the `file` stage's clock
+    approvals: list[ApprovalFact] = Field(default_factory=list)  # requests, in order asked
 
     @property
     def street(self) -> str | None:
@@ -213,6 +263,22 @@ class CaseFacts(BaseModel):
         return any(c.late for c in self.checks)
 
     @property
+    def operators(self) -> list[str]:
+        """The supervision-centre operator who filed or voided it, when a person did."""
+        filing = self.filing
+        return [filing.by] if filing is not None and filing.by and filing.done_at else []
+
+    @property
+    def dispatchers(self) -> list[str]:
+        """The command centre's people who dispatched it by hand, once each."""
+        return list(dict.fromkeys(r.dispatcher for r in self.rounds if r.dispatcher))
+
+    @property
+    def shift_leads(self) -> list[str]:
+        """The shift leads who decided a request of it, once each."""
+        return list(dict.fromkeys(a.decided_by for a in self.approvals if a.decided_by))
+
+    @property
     def supervisors(self) -> list[str]:
         """The supervisors it counts for, once each: who reported it, who verified it (or
         was given that), who checked it (or answers for an unchecked handling)."""
@@ -247,6 +313,7 @@ def fold(case_id: str, events: Iterable[Envelope]) -> CaseFacts:
     for env in ordered:
         if not isinstance(env.data, CaseEvent):
             _annotation(facts, env)
+    facts.approvals = _approvals(ordered)
     return facts
 
 
@@ -272,9 +339,18 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
     elif name == "voided":
         facts.voided = True
     elif isinstance(data, CaseDispatched):
+        # A dispatcher's by hand (basis `manual`); the routing rule's is nobody's.
+        by = _person(data.actor) if data.basis == "manual" else None
         facts.rounds.append(
-            Round(opened=data.version, department=data.department, deadline=data.deadline)
+            Round(
+                opened=data.version,
+                department=data.department,
+                deadline=data.deadline,
+                dispatcher=by,
+            )
         )
+    elif isinstance(data, CaseAnswered):
+        facts.answered, facts.knowledge_id = True, data.knowledge_id
     elif isinstance(data, CaseReturned) and current is not None:
         current.returned = True
     elif isinstance(data, CaseExtended) and current is not None:
@@ -311,6 +387,7 @@ def _tasks(facts: CaseFacts, env: Envelope, name: str) -> None:
         facts.verification = Task(
             opened=data.version, supervisor=data.verifier, due=data.verification_due
         )
+    _filing(facts, env, name)
     if name in ("filed", "returned", "rework"):
         facts.dispatches.append(Task(opened=data.version))
     elif name == "dispatched" and facts.dispatches and facts.dispatches[-1].done_at is None:
@@ -322,6 +399,51 @@ def _tasks(facts: CaseFacts, env: Envelope, name: str) -> None:
     elif isinstance(data, CaseChecked) and facts.checks and facts.checks[-1].done_at is None:
         facts.checks[-1].done_at = env.time
         facts.checks[-1].supervisor = by or facts.checks[-1].supervisor
+
+
+def _filing(facts: CaseFacts, env: Envelope, name: str) -> None:
+    """The operator's filing decision (立案 or 作废) runs on the SLA engine's `file` clock,
+    opened by a supervisor's report or a confirmed verification; it is the operator's who
+    filed or voided it, and withdrawn when the rule filed it or it was merged or answered."""
+    data = env.data
+    assert isinstance(data, CaseEvent)
+    pending = facts.filing
+    if pending is not None and pending.done_at is None and name != "reported":
+        decider = data.actor.role is Role.supervision_centre and name in ("filed", "voided")
+        pending.done_at, pending.withdrawn = env.time, not decider
+        pending.by = _person(data.actor) if decider else None
+    supervisors = isinstance(data, CaseReported) and data.channel is Channel.supervisor
+    if supervisors or name == "verified":
+        facts.filing = Task(opened=data.version)
+
+
+def _person(actor: Actor) -> str:
+    """Who acted, as staff are scored: the person signed in, else the credential's id."""
+    return actor.person or actor.id
+
+
+def _approvals(ordered: list[Envelope]) -> list[ApprovalFact]:
+    """Requests awaiting the shift lead (a department's; an operator's void) and the
+    decisions on them, matched by request id."""
+    found: dict[str, ApprovalFact] = {}
+    for env in ordered:
+        data = env.data
+        if isinstance(data, _REQUESTS):
+            found.setdefault(
+                data.request_id, ApprovalFact(request_id=data.request_id, requested_at=env.time)
+            )
+    for env in ordered:
+        data = env.data
+        request_id = getattr(data, "request_id", None)
+        decision = isinstance(data, _DECISIONS)
+        actor: Actor | None = getattr(data, "actor", None)
+        if not decision or request_id not in found or actor is None:
+            continue
+        approval = found[request_id]
+        if approval.decided_at is None:
+            approval.decided_at = env.time
+            approval.decided_by = _person(actor) if actor.role is Role.shift_lead else None
+    return list(found.values())
 
 
 def _supervisor(data: CaseReported) -> str | None:
@@ -379,6 +501,7 @@ def _breach(facts: CaseFacts, data: SlaBreach) -> None:
     """The SLA engine's breach of the clock opened at `case_version`; a breach read after
     the work it raced with (done before its deadline) does not make it late."""
     tasks: dict[Stage, list[Task]] = {
+        Stage.file: [facts.filing] if facts.filing else [],
         Stage.dispatch: facts.dispatches,
         Stage.verify: [facts.verification] if facts.verification else [],
         Stage.check: facts.checks,

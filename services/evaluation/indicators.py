@@ -41,6 +41,22 @@ Each indicator judges each case: not counted (None), counted in the denominator 
                        (the hotline's three rates: the case's latest answered callback
                        (回访); an invalid one, nobody reached, is not counted; a
                        department: the callbacks about its own handling)
+    answered_directly  answered directly from the knowledge base (直接答复) / a resident's
+                       report (hotline, website) decided at intake: answered, filed or
+                       voided (counted apart: no default weight; never filed or dispatched,
+                       so in no other figure)
+
+The centre's own staff, each person on their own decisions (the person signed in, else the
+actor's id; a rule's or the system's decision is no one's):
+
+    on_time_filing     (operator) filed or voided before the SLA engine's breach of the
+                       `file` clock / filed or voided by them (a filing that clock did not
+                       time, a citizen report decided before it was verified, is not judged)
+    dispatch_accuracy  (dispatcher) none of their dispatches returned (回退, as accepted:
+                       a denied return request is no return) / dispatched by them by hand
+    on_time_approval   (shift lead) every request they decided (extension, parking, return,
+                       resumption, void), decided within the pack's
+                       `staff.approve_within` of the request / a case with one they decided
 
 Rework is the one indicator where lower is better; the composite score uses 1 − rate.
 """
@@ -49,11 +65,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from gridloop.citypack.sla import Centres
 from gridloop.scoring import APPLIES, Indicator, Level, PeriodKind, Ratio
+from schemas.events import Channel
 from services.evaluation.facts import CallbackFact, CaseFacts, Round, Task
 
 Ind = Indicator
@@ -61,6 +78,7 @@ Verdict = bool | None
 SATISFIED = 4
 # 满意率 as Beijing's 12345 counts it: 满意 and 基本满意 both count, fully.
 SATISFIED_ANSWERS = frozenset({"satisfied", "basically_satisfied"})
+APPROVE_WITHIN = timedelta(hours=1)  # evaluation.yaml `staff.approve_within` by default
 COMMAND_CENTRE = Centres().command  # the default code of sla.yaml's command centre
 
 
@@ -79,6 +97,10 @@ class Whom:
     def mine(self, task: Task) -> bool:
         """Whether `task` is this entity's: a supervisor's own, anyone's for the others."""
         return self.level is not Level.supervisor or task.supervisor == self.entity
+
+    def dispatched(self, round: Round) -> bool:
+        """Whether `round` counts for this entity: a dispatcher's own, any for the others."""
+        return self.level is not Level.dispatcher or round.dispatcher == self.entity
 
 
 def periods(at: datetime, zone: ZoneInfo) -> dict[PeriodKind, str]:
@@ -102,6 +124,9 @@ def entities(case: CaseFacts, level: Level, command_centre: str = COMMAND_CENTRE
         Level.department: list(case.departments),
         Level.command_centre: [command_centre if case.dispatches or case.rounds else None],
         Level.district: [case.district],
+        Level.operator: list(case.operators),
+        Level.dispatcher: list(case.dispatchers),
+        Level.shift_lead: list(case.shift_leads),
     }
     return [e for e in found[level] if e]
 
@@ -149,7 +174,20 @@ def _on_time(tasks: list[Task | None], who: Whom) -> Verdict:
 Rule = Callable[[CaseFacts, Whom], Verdict]  # one indicator's judgment of a case
 
 
-def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
+def _answered(case: CaseFacts) -> Verdict:
+    """A resident's report decided at intake: answered directly (True), or filed or voided."""
+    public = case.channel is not None and case.channel != Channel.supervisor.value
+    return _when(public and (case.answered or _decided(case)), case.answered)
+
+
+def _filed_on_time(case: CaseFacts, who: Whom) -> Verdict:
+    filing = case.filing
+    if filing is None or filing.done_at is None or filing.by != who.entity:
+        return None
+    return not filing.late
+
+
+def _verdicts(satisfied: int, approve_within: timedelta = APPROVE_WITHIN) -> dict[Indicator, Rule]:
     """Each indicator's judgment of a case, for one entity."""
 
     def handling(case: CaseFacts, who: Whom) -> Verdict:
@@ -161,7 +199,7 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
         return _when(bool(handled), any(r.reworked for r in handled))
 
     def dispatch(case: CaseFacts, who: Whom) -> Verdict:
-        rounds = _rounds(case, who.department)
+        rounds = [r for r in _rounds(case, who.department) if who.dispatched(r)]
         return _when(bool(rounds), not any(r.returned for r in rounds))
 
     def response(case: CaseFacts, who: Whom) -> Verdict:
@@ -190,6 +228,10 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
 
         return rule
 
+    def approvals(case: CaseFacts, who: Whom) -> Verdict:
+        decided = [a for a in case.approvals if a.decided_by == who.entity]
+        return _when(bool(decided), all(a.on_time(approve_within) for a in decided))
+
     def owned(judge: Callable[[CaseFacts], Verdict]) -> Rule:
         return lambda case, who: judge(case) if _owned(case, who.department) else None
 
@@ -217,6 +259,9 @@ def _verdicts(satisfied: int) -> dict[Indicator, Rule]:
         Ind.callback_response: callback(lambda c: c.contacted),
         Ind.callback_resolution: callback(lambda c: c.solved),
         Ind.callback_satisfaction: callback(lambda c: c.satisfaction in SATISFIED_ANSWERS),
+        Ind.answered_directly: lambda c, _: _answered(c),
+        Ind.on_time_filing: _filed_on_time,
+        Ind.on_time_approval: approvals,
     }
 
 
@@ -247,12 +292,16 @@ class Counted:
 
 
 def count(
-    level: Level, entity: str, cases: Iterable[CaseFacts], satisfied: int = SATISFIED
+    level: Level,
+    entity: str,
+    cases: Iterable[CaseFacts],
+    satisfied: int = SATISFIED,
+    approve_within: timedelta = APPROVE_WITHIN,
 ) -> dict[Indicator, Counted]:
     """Every indicator that applies to `level`, over the cases of one entity and period
     (case ids sorted, so the same cases give the same answer)."""
     who = Whom(level, entity)
-    judges = _verdicts(satisfied)
+    judges = _verdicts(satisfied, approve_within)
     counted = {indicator: Counted() for indicator in APPLIES[level]}
     for case in sorted(cases, key=lambda c: c.case_id):
         for indicator, tally in counted.items():
@@ -273,8 +322,8 @@ class Judge:
     the day, week and month of its report and is judged the same in all three, so a
     recomputation of many scores judges each case once per entity, not once per score."""
 
-    def __init__(self, satisfied: int = SATISFIED) -> None:
-        self._judges = _verdicts(satisfied)
+    def __init__(self, satisfied: int = SATISFIED, approve_within: timedelta = APPROVE_WITHIN):
+        self._judges = _verdicts(satisfied, approve_within)
         self._done: dict[tuple[Level, str, str], Judgement] = {}
 
     def __call__(self, level: Level, entity: str, case: CaseFacts) -> Judgement:

@@ -52,7 +52,7 @@ def score(
 ) -> Score:
     """The score of `entity` over the cases it counts in `period`."""
     listed = list(cases)
-    counted = count(level, entity, listed, policy.satisfied)
+    counted = count(level, entity, listed, policy.satisfied, policy.approve_within)
     ratios = {indicator: tally.ratio for indicator, tally in counted.items()}
     cases_counted = len({c.case_id for c in listed})
     return graded(level, entity, name, period, kind, cases_counted, ratios, policy)

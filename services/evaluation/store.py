@@ -314,7 +314,7 @@ class ScoreStore:
             for key in doc["keys"]:
                 if key in counted:  # a case of the months may count in none of `keys`
                     counted[key].append(facts)
-        judge = Judge(self.policy.satisfied)
+        judge = Judge(self.policy.satisfied, self.policy.approve_within)
         done = [(key, self._score(key, counted[key.id], judge)) for key in keys]
         writes: list[ReplaceOne[Document] | DeleteOne] = [
             ReplaceOne({"_id": key.id}, found.model_dump(mode="json"), upsert=True)
@@ -390,7 +390,8 @@ class ScoreStore:
         of them, and those `department` may see (`Counted.shown_to`)."""
         key = Key(level, entity, period_kind(period), period)
         facts = await self.facts(key)
-        tally = count(level, entity, facts, self.policy.satisfied).get(indicator) or Counted()
+        found = count(level, entity, facts, self.policy.satisfied, self.policy.approve_within)
+        tally = found.get(indicator) or Counted()
         return tally, tally.shown_to(department, facts)
 
     async def pending(self) -> int:

@@ -15,6 +15,8 @@ Who may call what (bearer credentials, `gridloop.auth`):
 - `POST /cases/{id}/feedback` (`feedback.py`): the reporter, as for `/public`; hotline
 - `GET /callbacks`, `POST /cases/{id}/callback[/unreached]` (`callbacks.py`): hotline
 - `POST /cases/{id}/contact/erasure` (`erasure.py`): hotline, supervision centre, admin
+- `GET /knowledge`, `POST /cases/{id}/answer` (`knowledge.py`): the knowledge base and
+  answering a consultation from it (直接答复): hotline, supervision centre
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
 
@@ -61,6 +63,7 @@ from services.intake.edge import (
 from services.intake.erasure import router as erasure
 from services.intake.feedback import router as feedback
 from services.intake.handlers import Intake, follow_key
+from services.intake.knowledge import router as knowledge
 from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES
 from services.intake.open311_api import router as open311
 from services.intake.reporting import PERSONAL_DATA_ROLES
@@ -393,6 +396,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(feedback)
     app.include_router(callbacks)
     app.include_router(erasure)
+    app.include_router(knowledge)
     app.include_router(bulk)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})

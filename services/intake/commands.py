@@ -2,8 +2,8 @@
 built by the HTTP edge from a request and its credential (`who`), decided by the core.
 
 信息收集 report; 核实 verify a citizen report; 立案 file; 作废 void; merge a duplicate and
-split it off again; 核查 check a handled case on site; 满意度 rate a closed case;
-回访 call the reporter back.
+split it off again; 直接答复 answer a consultation from the knowledge base; 核查 check a
+handled case on site; 满意度 rate a closed case; 回访 call the reporter back.
 """
 
 from __future__ import annotations
@@ -147,5 +147,17 @@ class CallbackAnswer:
     comment: str | None = None
 
 
-CaseCommand = Verify | Check | File | Void | AnswerVoid | Merge | Split | Rate
+@dataclass(frozen=True)
+class AnswerDirectly:
+    """直接答复: a hotline or supervision-centre operator answers a consultation (咨询) from
+    the city's knowledge base (entry `knowledge_id`): the case ends answered, never filed
+    or dispatched."""
+
+    case_id: str
+    who: Principal
+    knowledge_id: str
+    note: str | None = None
+
+
+CaseCommand = Verify | Check | File | Void | AnswerVoid | Merge | Split | Rate | AnswerDirectly
 CallbackCommand = CallbackTry | CallbackAnswer

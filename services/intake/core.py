@@ -40,7 +40,9 @@ from schemas.events import (
     VoidDenied,
     VoidRequested,
 )
+from services.intake.answering import decide_answer
 from services.intake.commands import (
+    AnswerDirectly,
     AnswerVoid,
     CallbackAnswer,
     CallbackCommand,
@@ -54,7 +56,7 @@ from services.intake.commands import (
     Verify,
     Void,
 )
-from services.intake.reporting import SYSTEM, actor_of, filed, merged
+from services.intake.reporting import SYSTEM, actor_of, filed, local_day, merged
 
 
 def decide(
@@ -84,6 +86,8 @@ def decide(
             return decide_check(case, command)
         case Rate():
             return decide_feedback(case, command, pack.city.feedback, now)
+        case AnswerDirectly():
+            return decide_answer(case, command, pack.knowledge, local_day(pack, now))
 
 
 # --- verification, filing, voiding ---------------------------------------------------------

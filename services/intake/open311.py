@@ -203,6 +203,7 @@ STATUS_NOTES: dict[State, str] = {
     State.evaluated: "closed; feedback received",
     State.voided: "voided",
     State.merged: "a duplicate of another request",
+    State.answered: "answered directly from the city's knowledge base",
 }
 
 

@@ -61,7 +61,12 @@ _ACTOR_ROLE = {
 
 
 def actor_of(who: Principal) -> Actor:
-    return Actor(role=_ACTOR_ROLE[who.role], id=who.subject[:64])
+    return Actor(role=_ACTOR_ROLE[who.role], id=who.subject[:64], person=_person(who))
+
+
+def _person(who: Principal) -> str | None:
+    """The person signed in, when another than the credential's subject names."""
+    return who.person[:64] if who.person and who.person != who.subject else None
 
 
 def _reporting_actor(report: Report) -> Actor:

@@ -3,7 +3,7 @@ the new clocks and the SLA events due out. No I/O, no reading of the wall clock.
 
 Every stage of the closed loop has a clock (时限) with a limit from the city pack:
 
-    verify    reported (citizen channels) ─▶ verified / filed / voided / merged
+    verify    reported (citizen channels) ─▶ verified / filed / voided / merged / answered
     file      verified, or reported by a supervisor ─▶ filed / voided / merged
     dispatch  filed, returned (回退) or rework (返工): the command centre (re-)dispatches
               ─▶ dispatched
@@ -284,6 +284,7 @@ _LIFECYCLE = frozenset(
         "filed",
         "voided",
         "merged",
+        "answered",
         "dispatched",
         "returned",
         "handled",
@@ -514,7 +515,14 @@ def _open_explanation(state: CaseClocks, breached: StageClock, policy: SlaPolicy
 
 # A case that reached one of these is done: its clocks are closed and it leaves the table
 # (a tombstone on the changelog), so the table holds open cases only.
-FINISHED = frozenset({"gridloop.case.closed", "gridloop.case.voided", "gridloop.case.merged"})
+FINISHED = frozenset(
+    {
+        "gridloop.case.closed",
+        "gridloop.case.voided",
+        "gridloop.case.merged",
+        "gridloop.case.answered",
+    }
+)
 
 
 def to_text(state: CaseClocks) -> str:

@@ -68,6 +68,9 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/callback/unreached", {R.hotline}),
     # Erasing a reporter's contact: the hotline (for the resident) and the roles that see it.
     ("POST", f"{CASE}/contact/erasure", {R.hotline, R.supervision_centre, R.admin}),
+    # The knowledge base and answering a consultation from it (直接答复): who takes calls.
+    ("GET", "/knowledge?q=供暖", {R.hotline, R.supervision_centre}),
+    ("POST", f"{CASE}/answer", {R.hotline, R.supervision_centre}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),

@@ -46,10 +46,18 @@ PERIODS = {PeriodKind.day: "2031-03-04", PeriodKind.week: "2031-W10", PeriodKind
 
 
 def stories(tag: str) -> list[Story]:
-    """Five cases: two perfect, one late and reopened, one returned, one voided."""
+    """Five cases: two perfect, one late and reopened, one returned, one voided; the first
+    filed, dispatched and its extension denied by the centre's people (scored as staff)."""
     ids = [f"EV-{tag}-{n}" for n in range(5)]
     return [
-        Story(ids[0], MARCH).reported().filed().dispatched().acknowledged().done(rating=5),
+        Story(ids[0], MARCH)
+        .reported()
+        .filed(operator="wang")
+        .dispatched(dispatcher="zhao")
+        .acknowledged()
+        .requested(f"{tag}-r1")
+        .denied(f"{tag}-r1", "sun")
+        .done(rating=5),
         Story(ids[1], MARCH).reported().filed().dispatched().breach().done(rating=1).rework(),
         Story(ids[2], MARCH)
         .reported(channel="website")

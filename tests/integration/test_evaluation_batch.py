@@ -29,7 +29,15 @@ def stories() -> list[Story]:
     """Four cases of street 001 and 002: perfect, late and reopened, returned, voided."""
     tag = uuid.uuid4().hex[:6]
     return [
-        Story(f"B-{tag}-0").reported().filed().dispatched().acknowledged().done(rating=5),
+        # Filed, dispatched and an extension denied by the centre's people: every level.
+        Story(f"B-{tag}-0")
+        .reported()
+        .filed(operator="wang")
+        .dispatched(dispatcher="zhao")
+        .acknowledged()
+        .requested(f"{tag}-r1")
+        .denied(f"{tag}-r1", "sun")
+        .done(rating=5),
         Story(f"B-{tag}-1").reported().filed().dispatched().breach().done(rating=1).rework(),
         Story(f"B-{tag}-2")
         .reported(grid=OTHER_GRID)

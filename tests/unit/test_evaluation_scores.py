@@ -137,7 +137,7 @@ def test_weights_from_before_issue_19_are_refused_saying_who_is_rated(tmp_path: 
         load_city_pack(pack_with(tmp_path, document))
     assert caught.value.errors == [
         "evaluation.yaml: weights.department.dispatch_accuracy: a department is not rated on "
-        "dispatch_accuracy (rated: command_centre)",
+        "dispatch_accuracy (rated: command_centre, dispatcher)",
         "evaluation.yaml: weights.supervisor.closure: a supervisor is not rated on closure "
         "(rated: department)",
         "evaluation.yaml: weights.supervisor.on_time_closure: a supervisor is not rated on "

@@ -153,7 +153,13 @@ def test_every_state_is_reachable_from_a_new_case() -> None:
 
 
 def test_open_states() -> None:
-    assert frozenset(State) - OPEN_STATES == {S.voided, S.merged, S.closed, S.evaluated}
+    assert frozenset(State) - OPEN_STATES == {
+        S.voided,
+        S.merged,
+        S.closed,
+        S.evaluated,
+        S.answered,
+    }
     # Every open state has a way forward.
     for state in OPEN_STATES:
         assert any(can(state, t) for t in TRANSITIONS), state

@@ -37,6 +37,7 @@ EXPECTED_STATE = {
     "gridloop.case.closed": "closed",
     "gridloop.case.rework": "rework",
     "gridloop.case.feedback": "evaluated",
+    "gridloop.case.answered": "answered",
 }
 
 

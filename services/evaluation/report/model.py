@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from gridloop.citypack import CityPack
 from gridloop.citypack.model import EventClass
-from gridloop.lifecycle import OPEN_STATES
+from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.nearby import box_around, keys_around, keys_of, metres
 from gridloop.scoring import Indicator, Ratio, Score
 from schemas.events import Kind
@@ -248,6 +248,9 @@ class Report:
     cases_escalated: int = 0
     # The hotline's rankings (12345 三率: response, resolution, satisfaction by callback).
     hotline: dict[str, list[Ranked]] = field(default_factory=dict)  # level → ranking
+    # Consultations answered directly from the knowledge base (直接答复), by street code:
+    # closed without filing or dispatch, so counted apart (the district's is the sum).
+    answered_directly: dict[str, int] = field(default_factory=dict)
 
 
 def class_key(case: Case) -> str:
@@ -707,4 +710,11 @@ def build(
         cases_overdue=_count_overdue(cases, as_of),
         cases_escalated=sum(escalation(c) is not None for c in cases),
         hotline=hotline,
+        answered_directly=answered_directly(cases),
     )
+
+
+def answered_directly(cases: Sequence[Case]) -> dict[str, int]:
+    """How many of the month's cases each street answered directly, by street code."""
+    found = Counter(street_of(c) for c in cases if c.get("state") == State.answered.value)
+    return dict(sorted(found.items()))
