@@ -112,17 +112,23 @@ class CaseReader:
         return await self._merged(queries, "reported_at", limit, _NOT_INTERNAL)
 
     async def of_department(
-        self, department: str, states: Sequence[State], limit: int, now: datetime | None = None
+        self,
+        department: str,
+        states: Sequence[State],
+        limit: int,
+        now: datetime | None = None,
+        where: Document | None = None,
     ) -> list[CaseRecord]:
-        """The cases `department` leads or assists in `states`, by deadline: those overdue
-        first (when more than `limit` are, the most recently overdue), then the soonest due
-        (`_around`)."""
+        """The cases `department` leads or assists in `states` (and `where`: equalities,
+        say a class), by deadline: those overdue first (when more than `limit` are, the
+        most recently overdue), then the soonest due (`_around`)."""
         at, wanted = now or datetime.now(UTC), frozenset(states)
         found: dict[str, CaseRecord] = {}
         for holds in ("department", "assisting"):
             # The states are kept here, not asked of the database: a filter with `$in`
             # beside the index's fields makes SecantusDB read every case.
-            for case in await self._around({holds: department}, at, limit, wanted):
+            query = {holds: department} | (where or {})
+            for case in await self._around(query, at, limit, wanted):
                 found.setdefault(case.case_id, case)
         return _by_deadline(found.values())[:limit]
 
@@ -171,17 +177,19 @@ class CaseReader:
         query = {"state": State.dispatched.value}
         return await self._windows(query, now, limit, backward=True)
 
-    async def open_cases(self, now: datetime, limit: int) -> list[CaseRecord]:
-        """Open cases for the map: of each open state with a handling deadline, those
-        nearest it (`_around`); of the others (reports awaiting verification or filing,
-        cases awaiting dispatch), the latest changed (in windows of `updated_at`, as of
-        deadlines). `limit` of each state at most."""
+    async def open_cases(
+        self, now: datetime, limit: int, where: Document | None = None
+    ) -> list[CaseRecord]:
+        """Open cases for the map (`where`: equalities, say a class): of each open state
+        with a handling deadline, those nearest it (`_around`); of the others (reports
+        awaiting verification or filing, cases awaiting dispatch), the latest changed (in
+        windows of `updated_at`, as of deadlines). `limit` of each state at most."""
         found: list[CaseRecord] = []
         for state in sorted(OPEN_STATES):
-            if state in _TIMED:
-                found += await self._around({"state": state.value}, now, limit, frozenset({state}))
+            query = {"state": state.value} | (where or {})
+            if state in _TIMED:  # the state is asked of the database: nothing left to keep
+                found += await self._around(query, now, limit, _ANY)
             else:
-                query = {"state": state.value}
                 found += await self._windows(query, now, limit, backward=True, key="updated_at")
         return found
 
@@ -318,8 +326,9 @@ def view_of(doc: Document) -> CaseView:
 
 def _grown(kept: int, need: int) -> float:
     """How much wider the next window is: as the last one's density says `need` more take
-    (half again for room), within a quarter and four times; four times after nothing."""
-    return 4.0 if kept == 0 else min(4.0, max(0.25, 1.5 * need / kept))
+    (half again for room), within a quarter and four times; sixteen times after nothing
+    (a queue with few cases reaches its far ones in a few reads)."""
+    return 16.0 if kept == 0 else min(4.0, max(0.25, 1.5 * need / kept))
 
 
 def _by_deadline(cases: Iterable[CaseRecord]) -> list[CaseRecord]:

@@ -8,6 +8,7 @@ big screen's map.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,17 @@ class Filters:
     class_code: str = ""
     street: str = ""
     department: str = ""
+
+    def where(self) -> dict[str, object]:
+        """The class and the street as the database is asked them (the department chooses
+        the read: `CaseReader.of_department`)."""
+        found: dict[str, object] = {}
+        if self.class_code:
+            kind, _, code = self.class_code.partition(":")
+            found |= {"kind": kind, "class_code": code}
+        if self.street:  # a grid code's digits 7–9 (CJ/T 213): its street
+            found["grid_code"] = {"$regex": f"^[0-9]{{6}}{re.escape(self.street)}"}
+        return found
 
     def keep(self, case: CaseRecord) -> bool:
         if self.class_code and f"{case.kind}:{case.class_code}" != self.class_code:

@@ -20,7 +20,7 @@ router = APIRouter()
 # those nearest their deadline or latest changed. A read costs the cases it reads, and a
 # map of thousands of dots shows no more than a few hundred do.
 MAP_MOST = 600  # open cases on the map at most
-MAP_READ = 100  # read of each state (or a department's)
+MAP_READ = 50  # read of each state (or a department's)
 OPEN = tuple(s for s in State if s in OPEN_STATES)
 PHOTO_MAX = 10 * 1024 * 1024  # intake's limit for a photo: a larger one it refuses anyway
 
@@ -40,12 +40,12 @@ async def city_map(
         return kit.page(request, "elsewhere.html", me=found)
     own = found.principal.department
     filters = maps.Filters(class_code, street, own or department)
-    if own is not None:
-        cases = await kit.console.reader.of_department(own, OPEN, limit=MAP_READ)
+    now, where, reader = clock.now(), filters.where(), kit.console.reader
+    if filters.department:  # a department's own map, or the centre's for one department
+        cases = await reader.of_department(filters.department, OPEN, MAP_READ, now, where)
     else:  # of each open state, the cases nearest their deadline or the latest changed
-        cases = await kit.console.reader.open_cases(clock.now(), limit=MAP_READ)
+        cases = await reader.open_cases(now, MAP_READ, where)
     shown = [c for c in cases if filters.keep(c)][:MAP_MOST]
-    now = clock.now()
     lights = {c.case_id: light(c, now) for c in shown}
     pack = kit.console.pack
     f = maps.frame(pack.polygon(g.code).bounds for g in pack.grids)

@@ -17,6 +17,7 @@ from gridloop.lifecycle import State
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import EVENT_TYPES, CaseAnnotation
+from services.console.maps import Filters
 from services.projections.store import CaseStore
 from tests.conftest import Servers
 from tests.samples import sample
@@ -29,9 +30,13 @@ class Cases:
     def __init__(self, store: CaseStore) -> None:
         self.store = store
 
-    async def add(self, case_id: str, *steps: tuple[str, dict[str, Any]]) -> None:
-        """A case reported and filed, then `steps` (event type, its fields), in order."""
-        events = [("gridloop.case.reported", {}), ("gridloop.case.filed", {}), *steps]
+    async def add(
+        self, case_id: str, *steps: tuple[str, dict[str, Any]], what: dict[str, Any] | None = None
+    ) -> None:
+        """A case reported and filed (`what`: its kind, class and grid, else the samples'),
+        then `steps` (event type, its fields), in order."""
+        what = what or {}
+        events = [("gridloop.case.reported", what), ("gridloop.case.filed", what), *steps]
         envs, version = [], 0
         for n, (ce_type, fields) in enumerate(events):
             annotation = issubclass(EVENT_TYPES[ce_type], CaseAnnotation)
@@ -151,3 +156,23 @@ async def test_the_centres_and_intakes_queues_find_their_cases_only(
                    ("gridloop.case.urged", urge), ("gridloop.case.handled", {}),
                    ("gridloop.case.checked", {}), ("gridloop.case.closed", {}))  # fmt: skip
     assert [c.case_id for c in await cases.urged(10)] == ["urged"]  # open ones only
+
+
+async def test_the_map_asks_the_database_for_its_filters(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    """A filtered map is the nearest cases of that class or street, not the filter applied
+    to the nearest of all: 30 cases of another class due sooner do not hide the one."""
+    cases, made = reader
+    for n in range(30):
+        await made.dispatched(f"other-{n:02d}", "ROADS", timedelta(minutes=n + 1))
+    what = {"kind": "event", "class_code": "0401", "grid_code": "110101002001001"}  # street 002
+    due = {"department": "ROADS", "deadline": NOW + timedelta(hours=5)}
+    await made.add("pothole", ("gridloop.case.dispatched", due), what=what)
+    where = Filters("event:0401", "002").where()
+    found = await cases.open_cases(NOW, limit=5, where=where)
+    assert [c.case_id for c in found] == ["pothole"]
+    assert [c.case_id for c in await cases.of_department("ROADS", DESK, 5, NOW, where)] == [
+        "pothole"
+    ]
+    assert await cases.open_cases(NOW, limit=5, where=Filters(street="009").where()) == []
