@@ -4,7 +4,7 @@ line, instead of stopping at the first.
 Errors read `file:line: what` (`file: what` when no line applies, e.g. a missing file).
 Each file of the pack has its module: `city` (city.yaml), `grids` (grids.geojson),
 `components` (components.csv), `routing` (routing.yaml), `sla` (sla.yaml), `evaluation`
-(evaluation.yaml).
+(evaluation.yaml), `messages` (messages.yaml).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from gridloop.citypack.components import COMPONENTS_FILE, check_components, load
 from gridloop.citypack.errors import CityPackError, Errors
 from gridloop.citypack.evaluation import load_evaluation
 from gridloop.citypack.grids import GRIDS_FILE, check_grids, load_grids
+from gridloop.citypack.messages import load_messages
 from gridloop.citypack.pack import CityPack
 from gridloop.citypack.routing import load_routing
 from gridloop.citypack.sla import load_sla
@@ -40,6 +41,7 @@ def load_city_pack(path: Path | str) -> CityPack:
     routing = load_routing(root, departments, errors.items)
     sla = load_sla(root, model, errors.items)
     evaluation = load_evaluation(root, errors.items)
+    messages = load_messages(root, errors.items)
     if errors.items or model is None or sla is None or evaluation is None:
         raise CityPackError(errors.items)
     return CityPack(
@@ -49,4 +51,5 @@ def load_city_pack(path: Path | str) -> CityPack:
         routing=routing,
         sla=sla,
         evaluation=evaluation,
+        messages=messages,
     )

@@ -12,6 +12,7 @@ from shapely import STRtree
 from shapely.geometry import Point, Polygon
 
 from gridloop.citypack.evaluation import EvaluationPolicy
+from gridloop.citypack.messages import MessagePolicy
 from gridloop.citypack.model import CityFile, ComponentInstance, Grid
 from gridloop.citypack.routing import Routing
 from gridloop.citypack.sla import DEFAULT, SlaPolicy
@@ -30,11 +31,13 @@ class CityPack:
         routing: Routing | None = None,
         sla: SlaPolicy | None = None,
         evaluation: EvaluationPolicy | None = None,
+        messages: MessagePolicy | None = None,
     ) -> None:
         self.city = city
         self.routing = routing if routing is not None else Routing()
         self.sla = sla if sla is not None else SlaPolicy(DEFAULT, city)
         self.evaluation = evaluation if evaluation is not None else EvaluationPolicy()
+        self.messages = messages  # None: reporters are told nothing (`messages.yaml`)
         self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}

@@ -32,6 +32,7 @@ from gridloop.audit import router as audit_router
 from gridloop.auth import Principal, Role
 from gridloop.cases.record import CaseRecord
 from gridloop.errors import install_error_handlers, refusals
+from gridloop.follow import follow_key
 from gridloop.http import HttpLimits, harden
 from gridloop.refusal import Refused, Why, not_found
 from gridloop.runtime import add_ops_routes
@@ -56,7 +57,7 @@ from services.intake.edge import (
 )
 from services.intake.erasure import router as erasure
 from services.intake.feedback import router as feedback
-from services.intake.handlers import Intake, follow_key
+from services.intake.handlers import Intake
 from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES
 from services.intake.open311_api import router as open311
 from services.intake.reporting import PERSONAL_DATA_ROLES
