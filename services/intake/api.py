@@ -14,6 +14,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
 - `POST /cases/{id}/file`, `/void`, `/merge`, `/split`, `GET /tasks/filing`: supervision centre
 - `POST /cases/{id}/feedback` (`feedback.py`): the reporter, as for `/public`; hotline
 - `POST /cases/{id}/contact/erasure` (`erasure.py`): hotline, supervision centre, admin
+- `POST /cases/{id}/contact/opt-out` (`optout.py`): the reporter, as for `/public`; hotline
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
 
@@ -60,6 +61,7 @@ from services.intake.feedback import router as feedback
 from services.intake.handlers import Intake
 from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES
 from services.intake.open311_api import router as open311
+from services.intake.optout import router as opt_out
 from services.intake.reporting import PERSONAL_DATA_ROLES
 from services.intake.requests import (
     CheckIn,
@@ -353,6 +355,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(open311, prefix="/open311/v2")
     app.include_router(feedback)
     app.include_router(erasure)
+    app.include_router(opt_out)
     app.include_router(bulk)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})

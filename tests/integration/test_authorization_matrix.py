@@ -64,6 +64,7 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/feedback", {None, R.public, R.hotline}),
     # Erasing a reporter's contact: the hotline (for the resident) and the roles that see it.
     ("POST", f"{CASE}/contact/erasure", {R.hotline, R.supervision_centre, R.admin}),
+    ("POST", f"{CASE}/contact/opt-out", {None, R.public, R.hotline}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),
