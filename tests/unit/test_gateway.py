@@ -8,8 +8,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -20,10 +20,10 @@ PACK = load_city_pack(DEMO_CITY_PACK)
 PHONE = "13712345678"
 
 
-def _client(gateway: Gateway) -> TestClient:
+def _client(gateway: Gateway) -> httpx.AsyncClient:
     app = FastAPI()
     gateway.add_routes(app)
-    return TestClient(app)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
 
 def _message(webhook_id: str, kind: str = "sms") -> tuple[bytes, dict[str, str]]:
@@ -42,14 +42,14 @@ def _message(webhook_id: str, kind: str = "sms") -> tuple[bytes, dict[str, str]]
     return body.encode(), signed_headers(secret, webhook_id, datetime.now(UTC), body)
 
 
-def test_a_message_is_recorded_once_with_the_number_masked(tmp_path: Path) -> None:
+async def test_a_message_is_recorded_once_with_the_number_masked(tmp_path: Path) -> None:
     gateway = Gateway(PACK, tmp_path)
-    client = _client(gateway)
     body, headers = _message("msg_1")
-    for _ in range(2):  # the second: a retry after a lost answer
-        answer = client.post("/gateway/sms", content=body, headers=headers)
-        assert answer.status_code == 204, answer.text
-    [record] = client.get("/gateway/messages").json()
+    async with _client(gateway) as client:
+        for _ in range(2):  # the second: a retry after a lost answer
+            answer = await client.post("/gateway/sms", content=body, headers=headers)
+            assert answer.status_code == 204, answer.text
+        [record] = (await client.get("/gateway/messages")).json()
     assert (record["to"], record["type"], record["text"]) == ("137****5678", "case.filed", "已立案")
     log = (tmp_path / LOG_FILE).read_text("utf-8")
     assert len(log.splitlines()) == 1 and PHONE not in log
@@ -59,13 +59,15 @@ def test_a_message_is_recorded_once_with_the_number_masked(tmp_path: Path) -> No
     assert len(again.messages) == 1
 
 
-def test_a_bad_signature_or_an_unknown_channel_is_refused(tmp_path: Path) -> None:
-    client = _client(Gateway(PACK, tmp_path))
+async def test_a_bad_signature_or_an_unknown_channel_is_refused(tmp_path: Path) -> None:
     body, headers = _message("msg_2")
-    forged = client.post("/gateway/sms", content=body + b" ", headers=headers)
-    assert forged.status_code == 401
-    # the WeChat channel has its own secret: the SMS one's signature does not pass
-    assert client.post("/gateway/wechat", content=body, headers=headers).status_code == 401
-    assert client.post("/gateway/email", content=body, headers=headers).status_code == 404
-    assert client.get("/gateway/messages").json() == []
+    async with _client(Gateway(PACK, tmp_path)) as client:
+        forged = await client.post("/gateway/sms", content=body + b" ", headers=headers)
+        assert forged.status_code == 401
+        # the WeChat channel has its own secret: the SMS one's signature does not pass
+        wechat = await client.post("/gateway/wechat", content=body, headers=headers)
+        assert wechat.status_code == 401
+        email = await client.post("/gateway/email", content=body, headers=headers)
+        assert email.status_code == 404
+        assert (await client.get("/gateway/messages")).json() == []
     assert not (tmp_path / LOG_FILE).exists()
