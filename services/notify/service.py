@@ -34,7 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from gridloop.cases.reader import CaseReader
 from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack
-from gridloop.citypack.messages import EmailChannel
+from gridloop.citypack.messages import TOLD, EmailChannel
 from gridloop.contacts.store import ContactStore
 from gridloop.kafka import Retry
 from gridloop.medialinks import LinkSigner
@@ -110,6 +110,7 @@ def _seq(env: Envelope, wid: str) -> str:
 
 
 Following = Callable[[str], str]  # a case id → the reporter's link to follow and rate it
+ORDER_WAIT = timedelta(minutes=1)  # how long a reporter's message waits for an earlier one
 
 
 class Notify:
@@ -158,12 +159,37 @@ class Notify:
             if (case := cases.get(env.data.case_id)) is not None
             for notice in notices(env, case, self.telling, now)
         ]
+        held: list[str] = []
         if telling:
-            deliveries += await self._to_reporters(concerned, cases, now)
+            told, held = await self._in_order(await self._to_reporters(concerned, cases, now))
+            deliveries += told
         if await self.store.enqueue(deliveries):
             self.wake.set()
         if missing := sorted(wanted - cases.keys()):
             raise Retry(f"cases not projected yet: {', '.join(missing[:5])}")
+        if held:
+            raise Retry(f"reporters' earlier messages not read yet: {', '.join(held[:5])}")
+
+    async def _in_order(self, told: list[Document]) -> tuple[list[Document], list[str]]:
+        """The reporters' deliveries that may be queued now, and the cases of those held: a
+        message waits (the poll is handled again) while a message of an earlier event of
+        its case that the case's timeline shows is not queued yet — the topics are read in
+        no order between them, and a case's messages go out in the order they are queued.
+        It waits `ORDER_WAIT` at most from its event: an earlier message that never comes
+        (told nothing then) holds nothing up for good."""
+        ids = {doc["_id"] for doc in told}
+        before = {i for doc in told for i in doc["after"] if i not in ids}
+        queued = await self.store.existing(list(before)) if before else set()
+        now = datetime.now(UTC)
+        ready, held = [], []
+        for doc in told:
+            waits = [i for i in doc.pop("after") if i not in ids and i not in queued]
+            if waits and now - doc["created_from"] < ORDER_WAIT:
+                held.append(doc["case_id"])
+            else:
+                ready.append(doc)
+            doc.pop("created_from")
+        return ready, held
 
     async def _to_reporters(
         self, envs: Sequence[Envelope], cases: dict[str, CaseRecord], now: datetime
@@ -187,7 +213,8 @@ class Notify:
             message = reporter_message(env, case, self.pack, follow)
             if channel is None or message is None:
                 continue
-            found.append(_reporter_delivery(env, Notice(recipient(channel), message), now, ref))
+            doc = _reporter_delivery(env, Notice(recipient(channel), message), now, ref)
+            found.append(doc | {"after": _told_before(env, case), "created_from": env.time})
         return found
 
 
@@ -207,6 +234,17 @@ def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:
         "created_at": now,
         "lease_until": None,
     }
+
+
+def _told_before(env: Envelope, case: CaseRecord) -> list[str]:
+    """The delivery ids of the reporter's messages of the case's earlier events (as far as
+    its timeline shows them)."""
+    version = getattr(env.data, "version", 0)
+    return [
+        webhook_id(e.event_id, REPORTER)
+        for e in case.timeline
+        if e.type in TOLD and e.version < version
+    ]
 
 
 def _reporter_delivery(env: Envelope, notice: Notice, now: datetime, contact: str) -> Document:

@@ -35,6 +35,7 @@ from gridloop.config import DEMO_CITY_PACK
 from gridloop.contacts import Contact, MasterKeys, contact_id
 from gridloop.contacts.store import ContactStore
 from gridloop.embedded import free_port
+from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseClosed, CaseFiled, CaseHandled
@@ -244,3 +245,22 @@ async def _settled(told: Told, n: int) -> list[Document] | None:
 async def _delivered(told: Told, n: int) -> bool:
     docs = await _deliveries(told)
     return len(docs) == n and all(d["status"] == "delivered" for d in docs)
+
+
+async def test_a_message_waits_for_the_earlier_one_of_its_case(
+    servers: Servers, tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """The handling is read before the filing (another topic): its message is not queued
+    until the filing's is, so the reporter reads them in their order."""
+    _, port = mailbox
+    async with telling(servers, _pack(tmp_path / "pack", port)) as told:
+        case_id, _ = await _reported_case(told, Contact(email=ADDRESS))
+        filed, handled, _ = _loop(case_id)
+        entry = {"event_id": filed.id, "type": "case.filed", "version": 3, "at": filed.time}
+        await told.db["cases"].update_one({"_id": case_id}, {"$set": {"timeline": [entry]}})
+        with pytest.raises(Retry, match="earlier messages not read yet"):
+            await told.notify.on_events([handled])
+        assert await _deliveries(told) == []
+        await told.notify.on_events([filed])
+        await told.notify.on_events([handled])
+        assert [d["type"] for d in await _deliveries(told)] == ["case.filed", "case.handled"]
