@@ -35,6 +35,7 @@ from gridloop.cases.reader import CaseReader
 from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack
 from gridloop.citypack.messages import TOLD, EmailChannel
+from gridloop.contacts import ContactKeyError
 from gridloop.contacts.store import ContactStore
 from gridloop.kafka import Retry
 from gridloop.medialinks import LinkSigner
@@ -205,7 +206,11 @@ class Notify:
                 told.append((env, case, case.reporter.contact))
         if not told:
             return []
-        contacts = await self.contacts.get_many(list({ref for _, _, ref in told}))
+        try:
+            contacts = await self.contacts.get_many(list({ref for _, _, ref in told}))
+        except ContactKeyError as exc:  # misconfigured keys must not hold up departments
+            log.error("reporters not told: their contacts do not open here (%s)", exc)
+            return []
         found = []
         for env, case, ref in told:
             channel = channel_for(self.pack.messages, contacts.get(ref))

@@ -38,7 +38,7 @@ from gridloop.embedded import free_port
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
-from schemas.events import Actor, CaseClosed, CaseFiled, CaseHandled
+from schemas.events import Actor, CaseClosed, CaseDispatched, CaseFiled, CaseHandled
 from schemas.events import Role as ActorRole
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
@@ -264,3 +264,24 @@ async def test_a_message_waits_for_the_earlier_one_of_its_case(
         await told.notify.on_events([filed])
         await told.notify.on_events([handled])
         assert [d["type"] for d in await _deliveries(told)] == ["case.filed", "case.handled"]
+
+
+async def test_contacts_that_do_not_open_hold_up_no_department(
+    servers: Servers, tmp_path: Path, mailbox: tuple[Mailbox, int]
+) -> None:
+    """Notify configured with another master key than intake's: the reporter is not told,
+    and the department still gets its dispatch."""
+    _, port = mailbox
+    async with telling(servers, _pack(tmp_path / "pack", port)) as told:
+        case_id, _ = await _reported_case(told, Contact(email=ADDRESS))
+        told.notify.contacts = ContactStore(told.db, MasterKeys.ephemeral())
+        dispatched = CaseDispatched(
+            case_id=case_id,
+            version=4,
+            actor=Actor(role=ActorRole.command_centre, id="auto-dispatch"),
+            department="SANITATION",
+            deadline=datetime.now(UTC) + timedelta(hours=4),
+            rule="test",
+        )
+        await told.notify.on_events([Envelope(dispatched, "/tests")])
+        assert [d["department"] for d in await _deliveries(told)] == ["SANITATION"]
