@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     media_link_key: str = ""
     media_link_ttl_seconds: float = Field(7 * 24 * 3600.0, gt=0)
     media_link_base_url: str = ""
+    # Where a reporter's messages link to (their case to follow and rate, at the front door's
+    # `/v1/cases/{id}/public`): the public origin (empty: this host's front door port).
+    public_base_url: str = ""
     # Consumer group session timeout; short values make failover fast in tests.
     kafka_session_timeout_ms: int = 10_000
     # The HTTP door of every service (gridloop/http.py): callers without a staff credential
@@ -101,6 +104,11 @@ class Settings(BaseSettings):
     @classmethod
     def _one_segment(cls, value: str) -> str:
         return check_namespace(value)
+
+    @property
+    def public_base(self) -> str:
+        """The public origin reporters' links start with."""
+        return (self.public_base_url or f"http://{self.host}:{self.door_port}").rstrip("/")
 
     @property
     def media_base(self) -> str:

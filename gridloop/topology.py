@@ -90,7 +90,9 @@ class Wiring:
 INTAKE = Wiring("intake", None, (), (REPORTS, VERIFICATIONS, CLOSURES))
 # Filings and reworks; the department callback API writes completions.
 DISPATCH = Wiring("dispatch", "dispatch", (REPORTS, CLOSURES), (DISPATCHES, COMPLETIONS))
-NOTIFY = Wiring("notify", "notify", (DISPATCHES, SLA), ())
+# Departments are told of dispatches and SLA facts; reporters of filings, dispatches,
+# handlings and closures (`messages.yaml`).
+NOTIFY = Wiring("notify", "notify", (REPORTS, DISPATCHES, COMPLETIONS, CLOSURES, SLA), ())
 # The SLA engine does not read `sla`: it marks a warning or breach on its clocks once Kafka
 # acknowledged it. The faust app id is its consumer group.
 SLA_ENGINE = Wiring(

@@ -132,6 +132,11 @@ Phone = Annotated[Annotated[str, Field(max_length=PHONE_MAX, pattern=PHONE)] | N
 WechatId = Annotated[
     Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{5,19}$")] | None, OptionalLine
 ]
+# An email address (where a reporter is told of their case): a plain `local@domain`.
+Email = Annotated[
+    Annotated[str, Field(max_length=254, pattern=r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")] | None,
+    OptionalLine,
+]
 PersonId = Annotated[str, Line, Field(min_length=1, max_length=PERSON_ID_MAX)]
 OptionalPersonId = Annotated[Annotated[str, Field(max_length=PERSON_ID_MAX)] | None, OptionalLine]
 HandlerId = Annotated[str, Line, Field(min_length=1, max_length=HANDLER_ID_MAX, pattern=r"^[^/]+$")]

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from gridloop.config import Settings
+from system.desk import GATEWAY_DIR
+from system.gateway import LOG_FILE
 from system.simulate.run import Options, Target, simulate_own
 from system.simulate.summary import Tally
 
@@ -61,8 +63,15 @@ def _then(console: Console, data_dir: Path) -> Any:
         scores = _scores(target, month)
         console.print(_league(scores, month) if scores else "[yellow]no scores yet[/]")
         _report(target, month, data_dir / f"report-{month}", console)
+        _told(data_dir / "demo" / GATEWAY_DIR / LOG_FILE, console)
 
     return then
+
+
+def _told(log: Path, console: Console) -> None:
+    """Where the reporters' messages the stand-in gateway took can be read."""
+    count = len(log.read_text(encoding="utf-8").splitlines()) if log.exists() else 0
+    console.print(f"messages to reporters (stand-in SMS/WeChat gateway): {count} in {log}")
 
 
 def _zone(target: Target) -> Any:

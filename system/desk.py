@@ -2,7 +2,9 @@
 
 It receives webhooks, verifies each signature with the `standardwebhooks` library and the
 department's secret from the city pack, drops repeated deliveries by `webhook-id`, and
-shows what arrived (`GET /hooks`). A real department runs its own receiver.
+shows what arrived (`GET /hooks`). A real department runs its own receiver. Beside it, the
+stand-in message gateway takes the reporters' SMS and WeChat messages (`GET
+/gateway/messages`, and `<data dir>/gateway/messages.jsonl`).
 """
 
 from __future__ import annotations
@@ -18,21 +20,31 @@ from rich.console import Console
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from gridloop.citypack import CityPack, load_city_pack
+from gridloop.citypack.messages import MESSAGES_FILE
 from gridloop.config import Settings
 from gridloop.runtime import add_ops_routes, serve
+from system.gateway import Gateway
+
+GATEWAY_DIR = "gateway"  # in the data directory: what the stand-in gateway would have sent
 
 console = Console(stderr=True)
 
 
 def pack_for_receivers(pack_dir: Path, target: Path, hooks: str) -> Path:
-    """The pack with every department's webhook at `hooks`/CODE: `city.yaml` rewritten,
-    the other files linked (a generated district's inventory is large)."""
+    """The pack with every department's webhook at `hooks`/CODE and every reporters'
+    provider channel at the stand-in gateway beside it (`…/gateway/KIND`): `city.yaml` and
+    `messages.yaml` rewritten, the other files linked (a generated district's inventory is
+    large)."""
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
+    rewritten = ("city.yaml", MESSAGES_FILE)
     for path in pack_dir.iterdir():
-        if path.name != "city.yaml" and path.is_file():
+        if path.name not in rewritten and path.is_file():
             (target / path.name).symlink_to(path.resolve())
+    if (pack_dir / MESSAGES_FILE).exists():
+        gateway = hooks.rstrip("/").removesuffix("/hooks") + "/gateway"
+        _gateway_channels(pack_dir / MESSAGES_FILE, target / MESSAGES_FILE, gateway)
     city: dict[str, Any] = yaml.safe_load((pack_dir / "city.yaml").read_text(encoding="utf-8"))
     for dept in city["departments"]:
         if dept.get("webhook"):
@@ -42,10 +54,22 @@ def pack_for_receivers(pack_dir: Path, target: Path, hooks: str) -> Path:
     return target
 
 
-def create_desk(pack: CityPack, echo: bool = True) -> FastAPI:
+def _gateway_channels(source: Path, target: Path, gateway: str) -> None:
+    messages: dict[str, Any] = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for channel in messages.get("channels") or []:
+        if channel.get("url"):
+            channel["url"] = f"{gateway}/{channel['kind']}"
+    text = yaml.safe_dump(messages, allow_unicode=True, sort_keys=False)
+    target.write_text(text, encoding="utf-8")
+
+
+def create_desk(pack: CityPack, echo: bool = True, gateway: Path | None = None) -> FastAPI:
+    """The desk; with the stand-in message gateway (`system/gateway.py`), recording into
+    the directory `gateway`."""
     app = FastAPI(title="gridloop department desk (demo)")
     received: dict[str, dict[str, Any]] = {}
     add_ops_routes(app)
+    Gateway(pack, gateway).add_routes(app)
 
     @app.post("/hooks/{department}", status_code=204)
     async def receive(department: str, request: Request) -> None:
@@ -77,5 +101,6 @@ def create_desk(pack: CityPack, echo: bool = True) -> FastAPI:
 
 
 async def run(settings: Settings) -> None:
-    desk = create_desk(load_city_pack(settings.city_pack))
+    gateway = settings.data_dir / GATEWAY_DIR
+    desk = create_desk(load_city_pack(settings.city_pack), gateway=gateway)
     await serve(desk, settings.host, settings.desk_port, [])

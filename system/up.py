@@ -125,6 +125,10 @@ def _print(console: Console, system: System, servers: dict[str, str]) -> None:
     )
     console.print(f"Webhooks received by the demo departments: {system.url('desk')}/hooks")
     console.print(
+        f"Messages to reporters (stand-in SMS/WeChat gateway): {system.url('desk')}"
+        "/gateway/messages"
+    )
+    console.print(
         f"[bold]gridloop is at {door}[/]: the workbench ({door}/login), the API "
         f"({door}/v1/…), Open311 ({door}/open311/v2/discovery.json), the big screen "
         f"({door}/screen)",

@@ -4,7 +4,7 @@ line, instead of stopping at the first.
 Errors read `file:line: what` (`file: what` when no line applies, e.g. a missing file).
 Each file of the pack has its module: `city` (city.yaml), `grids` (grids.geojson),
 `components` (components.csv), `routing` (routing.yaml), `sla` (sla.yaml), `evaluation`
-(evaluation.yaml), `knowledge` (knowledge.yaml).
+(evaluation.yaml), `knowledge` (knowledge.yaml), `messages` (messages.yaml).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gridloop.citypack.errors import CityPackError, Errors
 from gridloop.citypack.evaluation import load_evaluation
 from gridloop.citypack.grids import GRIDS_FILE, check_grids, load_grids
 from gridloop.citypack.knowledge import load_knowledge
+from gridloop.citypack.messages import load_messages
 from gridloop.citypack.pack import CityPack
 from gridloop.citypack.routing import load_routing
 from gridloop.citypack.sla import load_sla
@@ -43,6 +44,7 @@ def load_city_pack(path: Path | str) -> CityPack:
     sla = load_sla(root, model, errors.items)
     evaluation = load_evaluation(root, errors.items)
     knowledge = load_knowledge(root, errors.items)
+    messages = load_messages(root, errors.items)
     if errors.items or model is None or sla is None or evaluation is None or knowledge is None:
         raise CityPackError(errors.items)
     return CityPack(
@@ -53,4 +55,5 @@ def load_city_pack(path: Path | str) -> CityPack:
         sla=sla,
         evaluation=evaluation,
         knowledge=knowledge,
+        messages=messages,
     )

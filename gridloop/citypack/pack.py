@@ -13,6 +13,7 @@ from shapely.geometry import Point, Polygon
 
 from gridloop.citypack.evaluation import EvaluationPolicy
 from gridloop.citypack.knowledge import KnowledgeBase
+from gridloop.citypack.messages import MessagePolicy
 from gridloop.citypack.model import CityFile, ComponentInstance, Grid
 from gridloop.citypack.routing import Routing
 from gridloop.citypack.sla import DEFAULT, SlaPolicy
@@ -32,6 +33,7 @@ class CityPack:
         sla: SlaPolicy | None = None,
         evaluation: EvaluationPolicy | None = None,
         knowledge: KnowledgeBase | None = None,
+        messages: MessagePolicy | None = None,
     ) -> None:
         self.city = city
         self.routing = routing if routing is not None else Routing()
@@ -39,6 +41,7 @@ class CityPack:
         self.evaluation = evaluation if evaluation is not None else EvaluationPolicy()
         # The knowledge base (知识库) hotline operators answer consultations from.
         self.knowledge = knowledge if knowledge is not None else KnowledgeBase()
+        self.messages = messages  # None: reporters are told nothing (`messages.yaml`)
         self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}

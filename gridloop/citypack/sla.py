@@ -46,6 +46,7 @@ Tier = Literal["community", "street", "district", "city"]
 TIERS: tuple[Tier, ...] = ("community", "street", "district", "city")
 ClockKind = Literal["working", "natural"]
 DEFAULT_URGENCY = "normal"
+HOTLINE = "hotline"  # the channel whose cases the hotline's time classes time
 SLA_FILE = "sla.yaml"
 
 
@@ -117,6 +118,51 @@ class Urging(_Strict):
     clock: ClockKind = "working"
 
 
+class TimeClass(_Strict):
+    """A hotline time class (办理时限类别): the limit of its feedback to the resident, on its
+    clock."""
+
+    limit: timedelta
+    clock: ClockKind
+
+
+class HotlineMatch(_Strict):
+    """Cases of a time class: by kind, class code or its major (the first two digits), and
+    urgency; what a match does not name, it does not check."""
+
+    kind: Kind | None = None
+    code: Annotated[str | None, Field(pattern=r"^\d{4,5}$")] = None
+    major: Annotated[str | None, Field(pattern=r"^\d{2}$")] = None
+    urgency: Urgency | None = None
+
+    def matches(self, kind: str, code: str, urgency: str) -> bool:
+        return (
+            (self.kind is None or self.kind == kind)
+            and (self.code is None or self.code == code)
+            and (self.major is None or code[:2] == self.major)
+            and (self.urgency is None or self.urgency == urgency)
+        )
+
+
+class Assignment(_Strict):
+    match: HotlineMatch
+    time_class: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class Hotline(_Strict):
+    """The 12345 hotline's time classes for cases that came in by the hotline (channel
+    `hotline`): each case falls in the first class `assign` matches, else in `default`;
+    its class's limit is the handling limit (from the dispatch) and its clock the case's."""
+
+    time_classes: Annotated[dict[str, TimeClass], Field(min_length=1)]
+    default: str
+    assign: list[Assignment] = []
+
+    def time_class(self, kind: str, code: str, urgency: str) -> str:
+        found = (a.time_class for a in self.assign if a.match.matches(kind, code, urgency))
+        return next(found, self.default)
+
+
 class SlaFile(_Strict):
     format: Literal["gridloop-sla/1"]
     office_hours: list[tuple[time, time]]
@@ -127,6 +173,7 @@ class SlaFile(_Strict):
     offices: Offices = Offices()
     approvals: Approvals = Approvals()
     urging: Urging = Urging()
+    hotline: Hotline | None = None  # none: hotline cases are timed like any other
 
     @field_validator("office_hours")
     @classmethod
@@ -181,7 +228,7 @@ class SlaPolicy:
             merge_years(chinese_calendar_years(), years), OfficeHours(tuple(file.office_hours))
         )
         self.natural = NaturalClock()
-        self._terms: dict[tuple[str, str, str], Terms] = {}
+        self._terms: dict[tuple[str, str, str, bool], Terms] = {}
 
     def clock(self, kind: ClockKind) -> Clock:
         return self.calendar if kind == "working" else self.natural
@@ -212,13 +259,29 @@ class SlaPolicy:
         limit = urging.reply_within
         return Deadline(since, due, limit, tuple(sorted(clock.assumed_years(since, due))))
 
-    def terms(self, kind: str | None, code: str | None, urgency: str | None = None) -> Terms:
-        """Limits, clock and ladder of a class at an urgency (memoised: a pack is fixed)."""
-        key = (kind or "", code or "", urgency or DEFAULT_URGENCY)
+    def terms(
+        self,
+        kind: str | None,
+        code: str | None,
+        urgency: str | None = None,
+        channel: str | None = None,
+    ) -> Terms:
+        """Limits, clock and ladder of a class at an urgency, for a case that came in by
+        `channel` (the hotline's time classes apply to the hotline's cases; memoised: a
+        pack is fixed)."""
+        hotline = channel == HOTLINE and self.file.hotline is not None
+        key = (kind or "", code or "", urgency or DEFAULT_URGENCY, hotline)
         found = self._terms.get(key)
         if found is None:
             found = self._terms[key] = self._resolve(*key)
         return found
+
+    def time_class(self, kind: str | None, code: str | None, urgency: str | None) -> str | None:
+        """The hotline time class of a hotline case of this class and urgency (None: the
+        pack has no hotline profile)."""
+        if self.file.hotline is None:
+            return None
+        return self.file.hotline.time_class(kind or "", code or "", urgency or DEFAULT_URGENCY)
 
     def deadline(
         self,
@@ -227,11 +290,13 @@ class SlaPolicy:
         code: str | None,
         urgency: str | None,
         since: datetime,
+        channel: str | None = None,
     ) -> Deadline | None:
         """The deadline of `stage` for a case of this class and urgency started at `since`:
         the stage's limit added on the class's clock (working time: office hours on working
-        days). None when the policy does not time the stage for this class."""
-        terms = self.terms(kind, code, urgency)
+        days); for a hotline case under a hotline profile, the handling limit and the clock
+        of its time class. None when the policy does not time the stage for this class."""
+        terms = self.terms(kind, code, urgency, channel)
         limit = terms.limits.get(stage)
         if limit is None:
             return None
@@ -247,17 +312,18 @@ class SlaPolicy:
         deadline: datetime,
         parked_at: datetime,
         now: datetime,
+        channel: str | None = None,
     ) -> Deadline:
         """The deadline of a stage that was due at `deadline` when it was paused at
         `parked_at` (挂账) and runs again `now`: the clock time it had left, added from now
         on the class's clock (none left when it was parked overdue: due now). The SLA
         engine's paused clock keeps exactly that time left."""
-        clock = self.clock(self.terms(kind, code, urgency).clock_kind)
+        clock = self.clock(self.terms(kind, code, urgency, channel).clock_kind)
         left = clock.between(parked_at, deadline)
         due = clock.add(now, left)
         return Deadline(now, due, left, tuple(sorted(clock.assumed_years(now, due))))
 
-    def _resolve(self, kind: str, code: str, urgency: str) -> Terms:
+    def _resolve(self, kind: str, code: str, urgency: str, hotline: bool) -> Terms:
         cls = self.classes.get((kind, code))
         clock: ClockKind = cls.clock if cls else "working"
         limits: dict[Stage, timedelta] = {Stage.verify: self.verify_limit}
@@ -276,6 +342,11 @@ class SlaPolicy:
             limits.update(rule.limits)
             if rule.ladder is not None:
                 ladder = tuple(rule.ladder)
+        if hotline and self.file.hotline is not None:  # the hotline's time class decides
+            timed = self.file.hotline.time_classes[
+                self.file.hotline.time_class(kind, code, urgency)
+            ]
+            clock, limits[Stage.handle] = timed.clock, timed.limit
         measure = self.clock(clock)
         return Terms(
             clock,
@@ -315,6 +386,9 @@ class SlaPolicy:
                 del stage
         for cls in self.classes.values():
             seconds.add(self.clock(cls.clock).working(cls.handle_limit).total_seconds())
+        if self.file.hotline is not None:
+            for timed in self.file.hotline.time_classes.values():
+                seconds.add(self.clock(timed.clock).working(timed.limit).total_seconds())
         seconds.add(self.calendar.working(self.verify_limit).total_seconds())
         return sorted(s for s in seconds if s > 0)
 
@@ -362,6 +436,8 @@ def _cross_check(file: SlaFile, city: CityFile) -> list[str]:
         for stage, limit in rule.limits.items():
             if limit <= timedelta(0):
                 errors.append(f"{SLA_FILE}: rules.{n}.limits.{stage}: must be positive")
+    if file.hotline is not None:
+        errors += _hotline_problems(file.hotline, classes)
     if file.urging.reply_within <= timedelta(0):
         errors.append(f"{SLA_FILE}: urging.reply_within: must be positive")
     for year, days in file.calendar.items():
@@ -387,3 +463,25 @@ def load_sla(root: Path, city: CityFile | None, errors: list[str]) -> SlaPolicy 
     found = _cross_check(file, city)
     errors.extend(found)
     return None if found else SlaPolicy(file, city)
+
+
+def _hotline_problems(hotline: Hotline, classes: set[tuple[Kind, str]]) -> list[str]:
+    errors = []
+    named = hotline.time_classes
+    for name, timed in named.items():
+        if timed.limit <= timedelta(0):
+            errors.append(f"{SLA_FILE}: hotline.time_classes.{name}.limit: must be positive")
+    if hotline.default not in named:
+        errors.append(f"{SLA_FILE}: hotline.default: unknown time class {hotline.default}")
+    for n, assigned in enumerate(hotline.assign):
+        m = assigned.match
+        if assigned.time_class not in named:
+            errors.append(
+                f"{SLA_FILE}: hotline.assign.{n}.time_class: unknown time class "
+                f"{assigned.time_class} (known: {', '.join(sorted(named))})"
+            )
+        if m.code is not None and m.kind is None:
+            errors.append(f"{SLA_FILE}: hotline.assign.{n}: a class code needs its kind")
+        elif m.code is not None and (m.kind, m.code) not in classes:
+            errors.append(f"{SLA_FILE}: hotline.assign.{n}: unknown {m.kind} class {m.code}")
+    return errors

@@ -26,9 +26,13 @@ class Contact(BaseModel):
     phone: str | None = None
     address: str | None = None  # where the reporter lives, not where the problem is
     wechat: str | None = None  # a WeChat id (微信号)
+    email: str | None = None
+    # The reporter asked not to be told of the case's progress (at the report, or later
+    # with their follow token): kept with the contact, erased with it.
+    opted_out: bool = False
 
     def empty(self) -> bool:
-        return not any((self.name, self.phone, self.address, self.wechat))
+        return not any((self.name, self.phone, self.address, self.wechat, self.email))
 
     def fields(self) -> list[str]:
         """The names of the fields it holds (what an audit record may say)."""

@@ -67,6 +67,22 @@ class ContactStore:
     async def get(self, ref: str) -> Contact | None:
         return (await self.get_many([ref])).get(ref)
 
+    async def opt_out(self, ref: str) -> bool:
+        """The reporter of `ref` asks to be told nothing more: their contact sealed again
+        (under its own data key) with `opted_out`. False when nothing is kept (erased, or
+        never given): then nobody is told anyway."""
+        key = await self.data_keys.find_one({"_id": ref})
+        doc = await self.contacts.find_one({"_id": ref})
+        if key is None or doc is None:
+            return False
+        data_key = self.keys.unwrap(key["master"], bytes(key["wrapped"]), ref)
+        contact = Contact.model_validate_json(open_sealed(data_key, bytes(doc["sealed"]), ref))
+        if not contact.opted_out:
+            quiet = contact.model_copy(update={"opted_out": True})
+            sealed = seal(data_key, quiet.model_dump_json(exclude_none=True).encode(), ref)
+            await self.contacts.update_one({"_id": ref}, {"$set": {"sealed": Binary(sealed)}})
+        return True
+
     async def erase(self, refs: Iterable[str]) -> int:
         """Shred the contacts `refs`: their data keys, then the sealed contacts. How many were
         kept (0: already erased, or never given)."""

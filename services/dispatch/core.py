@@ -88,11 +88,12 @@ def handling_deadline(
     class_code: str | None,
     urgency: str | None,
     since: datetime,
+    channel: str | None = None,
 ) -> Deadline:
     """The handling deadline of a case of this class and urgency dispatched from `since`,
-    on the class's clock and the city's calendar."""
+    on the class's clock and the city's calendar (a hotline case's: its time class's)."""
     cls = pack.classes.get((kind, class_code)) if kind and class_code else None
-    deadline = pack.sla.deadline(Stage.handle, kind, class_code, urgency, since)
+    deadline = pack.sla.deadline(Stage.handle, kind, class_code, urgency, since, channel)
     if cls is None or deadline is None:
         raise conflict(("case", "class_code"), "the case has no known class", "unknown_class")
     return deadline
@@ -126,6 +127,7 @@ def react(
                 point=case.point,
                 component_id=event.component_id or case.component_id,
                 urgency=case.urgency,
+                channel=case.channel,
             )
         ]
     return [decide_rework_dispatch(pack, case, event.version, at)]
@@ -142,11 +144,12 @@ def decide_dispatch(
     point: Point | None = None,
     component_id: str | None = None,
     urgency: str | None = None,
+    channel: str | None = None,
 ) -> CaseDispatched:
     """Dispatch with the handling deadline reckoned from `since`, the time of the dispatch
     itself: the department's handling time starts when the case is dispatched to it."""
     routed = route(pack, kind, class_code, grid_code, point, component_id)
-    deadline = handling_deadline(pack, kind, class_code, urgency, since)
+    deadline = handling_deadline(pack, kind, class_code, urgency, since, channel)
     return CaseDispatched(
         case_id=case_id,
         version=version + 1,
@@ -176,8 +179,11 @@ def decide_rework_dispatch(
             case.grid_code,
             since,
             urgency=case.urgency,
+            channel=case.channel,
         )
-    deadline = handling_deadline(pack, case.kind, case.class_code, case.urgency, since)
+    deadline = handling_deadline(
+        pack, case.kind, case.class_code, case.urgency, since, case.channel
+    )
     return CaseDispatched(
         case_id=case.case_id,
         version=version + 1,
@@ -208,7 +214,9 @@ def decide_manual_dispatch(
     assumed: tuple[int, ...] = ()
     deadline = order.deadline
     if deadline is None:
-        reckoned = handling_deadline(pack, case.kind, case.class_code, case.urgency, now)
+        reckoned = handling_deadline(
+            pack, case.kind, case.class_code, case.urgency, now, case.channel
+        )
         deadline, assumed = reckoned.due, reckoned.assumed_years
     if deadline <= now:
         raise invalid(("body", "deadline"), "the deadline has passed", "deadline_passed")
@@ -440,7 +448,13 @@ def _resumed(
     assumed: tuple[int, ...] = ()
     if case.deadline is not None and case.parked_at is not None:
         moved = pack.sla.resumed(
-            case.kind, case.class_code, case.urgency, case.deadline, case.parked_at, now
+            case.kind,
+            case.class_code,
+            case.urgency,
+            case.deadline,
+            case.parked_at,
+            now,
+            case.channel,
         )
         deadline, assumed = moved.due, moved.assumed_years
     return CaseResumed(

@@ -17,6 +17,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
 - `POST /cases/{id}/contact/erasure` (`erasure.py`): hotline, supervision centre, admin
 - `GET /knowledge`, `POST /cases/{id}/answer` (`knowledge.py`): the knowledge base and
   answering a consultation from it (直接答复): hotline, supervision centre
+- `POST /cases/{id}/contact/opt-out` (`optout.py`): the reporter, as for `/public`; hotline
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
 
@@ -36,6 +37,7 @@ from gridloop.audit import router as audit_router
 from gridloop.auth import Principal, Role
 from gridloop.cases.record import CaseRecord
 from gridloop.errors import install_error_handlers, refusals
+from gridloop.follow import follow_key
 from gridloop.http import HttpLimits, harden
 from gridloop.refusal import Refused, Why, not_found
 from gridloop.runtime import add_ops_routes
@@ -62,10 +64,11 @@ from services.intake.edge import (
 )
 from services.intake.erasure import router as erasure
 from services.intake.feedback import router as feedback
-from services.intake.handlers import Intake, follow_key
+from services.intake.handlers import Intake
 from services.intake.knowledge import router as knowledge
 from services.intake.media import MAX_UPLOAD, MEDIA_CONTENT_TYPES
 from services.intake.open311_api import router as open311
+from services.intake.optout import router as opt_out
 from services.intake.reporting import PERSONAL_DATA_ROLES
 from services.intake.requests import (
     CheckIn,
@@ -397,6 +400,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(callbacks)
     app.include_router(erasure)
     app.include_router(knowledge)
+    app.include_router(opt_out)
     app.include_router(bulk)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})

@@ -9,7 +9,6 @@ route of intake — single reports, the batch, Open311, feedback — comes throu
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -25,6 +24,7 @@ from gridloop.commands.mongo import view_of_head
 from gridloop.commands.setup import command_path, create_indexes
 from gridloop.contacts import MasterKeys
 from gridloop.contacts.store import ContactStore
+from gridloop.follow import follow_key, follow_token
 from gridloop.kafka import EventProducer
 from gridloop.mediakeys import link_key
 from gridloop.mongo import Document
@@ -38,21 +38,9 @@ from services.intake.numbering import CaseNumbers
 from services.intake.reporting import E, decide_report, local_day, to_file, with_number
 from services.intake.retention import Retention
 from services.intake.search import DuplicateSearch
-from services.intake.views import follow_token
 
 SOURCE = "/gridloop/intake"
 Clock = Callable[[], datetime]
-
-
-async def follow_key(db: AsyncDatabase[Document]) -> bytes:
-    """The key of reporters' follow tokens: made once per database, kept there."""
-    keys = db["intake_keys"]
-    await keys.update_one(
-        {"_id": "follow"}, {"$setOnInsert": {"key": secrets.token_hex(32)}}, upsert=True
-    )
-    doc = await keys.find_one({"_id": "follow"})
-    assert doc is not None
-    return bytes.fromhex(doc["key"])
 
 
 class Intake:

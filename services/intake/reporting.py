@@ -212,11 +212,17 @@ def _urgency(report: Report, pack: CityPack) -> str | None:
 
 
 def _verification_due(
-    pack: CityPack, kind: Kind, class_code: str, urgency: str | None, now: datetime
+    pack: CityPack,
+    kind: Kind,
+    class_code: str,
+    urgency: str | None,
+    now: datetime,
+    channel: str | None = None,
 ) -> datetime | None:
     """When the verification task (核实) falls due: the one deadline function, on the
-    class's clock at the report's urgency, as the SLA engine times it."""
-    deadline = pack.sla.deadline(Stage.verify, kind, class_code, urgency, now)
+    class's clock at the report's urgency (a hotline case's: its time class's), as the SLA
+    engine times it."""
+    deadline = pack.sla.deadline(Stage.verify, kind, class_code, urgency, now, channel)
     return deadline.due if deadline is not None else None
 
 
@@ -245,7 +251,9 @@ def decide_report(
     ):  # the reporter is the credential's holder (the hotline's is the caller)
         reporter = reporter.model_copy(update={"id": actor.id})
     citizen = report.channel is not Channel.supervisor
-    due = _verification_due(pack, kind, class_code, urgency, now) if citizen else None
+    due = (
+        _verification_due(pack, kind, class_code, urgency, now, report.channel) if citizen else None
+    )
     reported = CaseReported(
         case_id=case_id,
         version=1,

@@ -19,6 +19,7 @@ from schemas.limits import (
     ClassCode,
     ComponentId,
     Description,
+    Email,
     GridCode,
     MediaIds,
     Note,
@@ -42,9 +43,20 @@ class ReporterIn(BaseModel):
     phone: Phone = None
     address: Address = None  # where the reporter can be reached, not the problem's place
     wechat: WechatId = None
+    email: Email = None
+    # Told of the case's progress by message (filed, dispatched, handled, closed) through
+    # the first channel of the pack their contact can take; false: never (opted out).
+    messages: bool = True
 
     def contact(self) -> Contact:
-        return Contact(name=self.name, phone=self.phone, address=self.address, wechat=self.wechat)
+        return Contact(
+            name=self.name,
+            phone=self.phone,
+            address=self.address,
+            wechat=self.wechat,
+            email=self.email,
+            opted_out=not self.messages,
+        )
 
 
 class ReportIn(BaseModel):

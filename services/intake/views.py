@@ -7,7 +7,6 @@ public view: state, case number, public notes — nothing about people.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 from typing import Any
@@ -16,20 +15,14 @@ from gridloop.access import Principal
 from gridloop.access import Role as Access
 from gridloop.cases.record import STEPS, CaseRecord
 from gridloop.contacts import Contact
+from gridloop.follow import follow_token as follow_token
 from gridloop.lifecycle import OPEN_STATES, State
 from services.intake.reporting import PERSONAL_DATA_ROLES
 
 Document = dict[str, Any]
 CONTACT_FIELDS = tuple(Contact.model_fields)
-FOLLOW_PREFIX = "glf_"
 # Timeline reasons a reporter may read: why a report was voided, merged or split.
 PUBLIC_NOTES = frozenset({"case.voided", "case.merged", "case.split"})
-
-
-def follow_token(key: bytes, case_id: str) -> str:
-    """The reporter's token to follow a case: derived, so a retried report gets the same."""
-    digest = hmac.new(key, case_id.encode(), hashlib.sha256).hexdigest()
-    return FOLLOW_PREFIX + digest[:32]
 
 
 def may_follow(key: bytes, case_id: str, token: str | None) -> bool:

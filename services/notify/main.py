@@ -11,6 +11,9 @@ from gridloop.auth import CredentialStore
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import load_city_pack
 from gridloop.config import Settings
+from gridloop.contacts.configured import contact_keys
+from gridloop.contacts.store import ContactStore
+from gridloop.follow import follow_key, follow_token
 from gridloop.http import HttpLimits
 from gridloop.kafka import BatchPipeline
 from gridloop.mediakeys import link_key
@@ -48,12 +51,21 @@ async def run(settings: Settings) -> None:
         store = DeliveryStore(infra.db)
         await store.create_indexes()
         wake = asyncio.Event()
-        key = await link_key(infra.db, settings.media_link_key)
         links = LinkSigner(
-            key, settings.media_base, timedelta(seconds=settings.media_link_ttl_seconds)
+            await link_key(infra.db, settings.media_link_key),
+            settings.media_base,
+            timedelta(seconds=settings.media_link_ttl_seconds),
         )
-        notify = Notify(pack, CaseReader(infra.db), store, wake, links)
-        deliverer = Deliverer(pack, store, http, rules, wake)
+        contacts = ContactStore(infra.db, contact_keys(settings))
+        key, base = await follow_key(infra.db), settings.public_base
+
+        def following(case_id: str) -> str:
+            """The reporter's link to follow and rate their case, at the front door."""
+            return f"{base}/v1/cases/{case_id}/public?token={follow_token(key, case_id)}"
+
+        cases = CaseReader(infra.db)
+        notify = Notify(pack, cases, store, wake, links, contacts, following)
+        deliverer = Deliverer(pack, store, http, rules, wake, contacts=contacts)
         pipeline = BatchPipeline(
             GROUP,
             TOPICS,

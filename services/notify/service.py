@@ -23,7 +23,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -32,12 +32,17 @@ import httpx
 from prometheus_client import Counter, Gauge, Histogram
 
 from gridloop.cases.reader import CaseReader
+from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack
+from gridloop.citypack.messages import TOLD, EmailChannel
+from gridloop.contacts import ContactKeyError
+from gridloop.contacts.store import ContactStore
 from gridloop.kafka import Retry
 from gridloop.medialinks import LinkSigner
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from services.notify.addresses import address_problem, pinned, url_problem
+from services.notify.channels import channel_endpoints, mail
 from services.notify.core import (
     Answer,
     Breaker,
@@ -52,6 +57,15 @@ from services.notify.core import (
     retry_after_seconds,
     signed_headers,
     webhook_id,
+)
+from services.notify.reporters import (
+    REPORTER,
+    address_of,
+    addressed,
+    channel_for,
+    concerns_reporters,
+    recipient,
+    reporter_message,
 )
 from services.notify.store import DEAD, DELIVERED, PENDING, DeliveryStore, Endpoint, Outcome
 
@@ -96,8 +110,13 @@ def _seq(env: Envelope, wid: str) -> str:
     return f"{env.time.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%f')}|{wid}"
 
 
+Following = Callable[[str], str]  # a case id → the reporter's link to follow and rate it
+ORDER_WAIT = timedelta(minutes=1)  # how long a reporter's message waits for an earlier one
+
+
 class Notify:
-    """The consumer's handler: every event that concerns a department becomes deliveries."""
+    """The consumer's handler: every event that concerns a department becomes deliveries,
+    and every one a reporter is told of (with `contacts` and a pack that tells) one more."""
 
     def __init__(
         self,
@@ -106,10 +125,13 @@ class Notify:
         store: DeliveryStore,
         wake: asyncio.Event | None = None,
         links: LinkSigner | None = None,
+        contacts: ContactStore | None = None,
+        following: Following | None = None,
     ) -> None:
         self.pack, self.cases, self.store = pack, cases, store
         self.wake = wake or asyncio.Event()
         self.telling = Telling(pack, links)  # photo links only where a signer is given
+        self.contacts, self.following = contacts, following
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
         """One event: the pipeline's record-by-record fallback (and the tests')."""
@@ -121,7 +143,12 @@ class Notify:
 
         The deliveries of the cases found are written even when some case is not projected
         yet (`Retry`): the poll handled again finds them there and adds only the rest."""
-        concerned = [env for env in envs if concerns_departments(env)]
+        telling = self.contacts is not None and self.pack.messages is not None
+        concerned = [
+            env
+            for env in envs
+            if concerns_departments(env) or (telling and concerns_reporters(env))
+        ]
         if not concerned:
             return  # most events concern no department
         wanted = {env.data.case_id for env in concerned}
@@ -133,10 +160,67 @@ class Notify:
             if (case := cases.get(env.data.case_id)) is not None
             for notice in notices(env, case, self.telling, now)
         ]
+        held: list[str] = []
+        if telling:
+            told, held = await self._in_order(await self._to_reporters(concerned, cases, now))
+            deliveries += told
         if await self.store.enqueue(deliveries):
             self.wake.set()
         if missing := sorted(wanted - cases.keys()):
             raise Retry(f"cases not projected yet: {', '.join(missing[:5])}")
+        if held:
+            raise Retry(f"reporters' earlier messages not read yet: {', '.join(held[:5])}")
+
+    async def _in_order(self, told: list[Document]) -> tuple[list[Document], list[str]]:
+        """The reporters' deliveries that may be queued now, and the cases of those held: a
+        message waits (the poll is handled again) while a message of an earlier event of
+        its case that the case's timeline shows is not queued yet — the topics are read in
+        no order between them, and a case's messages go out in the order they are queued.
+        It waits `ORDER_WAIT` at most from its event: an earlier message that never comes
+        (told nothing then) holds nothing up for good."""
+        ids = {doc["_id"] for doc in told}
+        before = {i for doc in told for i in doc["after"] if i not in ids}
+        queued = await self.store.existing(list(before)) if before else set()
+        now = datetime.now(UTC)
+        ready, held = [], []
+        for doc in told:
+            waits = [i for i in doc.pop("after") if i not in ids and i not in queued]
+            if waits and now - doc["created_from"] < ORDER_WAIT:
+                held.append(doc["case_id"])
+            else:
+                ready.append(doc)
+            doc.pop("created_from")
+        return ready, held
+
+    async def _to_reporters(
+        self, envs: Sequence[Envelope], cases: dict[str, CaseRecord], now: datetime
+    ) -> list[Document]:
+        """The reporters' deliveries of a poll: one read of their contacts, to choose each
+        one's channel (or none: opted out, erased, no address a channel takes). The
+        delivery keeps the contact's reference, never its address."""
+        assert self.contacts is not None and self.pack.messages is not None
+        told: list[tuple[Envelope, CaseRecord, str]] = []
+        for env in envs:
+            case = cases.get(env.data.case_id)
+            if case and case.reporter and case.reporter.contact and concerns_reporters(env):
+                told.append((env, case, case.reporter.contact))
+        if not told:
+            return []
+        try:
+            contacts = await self.contacts.get_many(list({ref for _, _, ref in told}))
+        except ContactKeyError as exc:  # misconfigured keys must not hold up departments
+            log.error("reporters not told: their contacts do not open here (%s)", exc)
+            return []
+        found = []
+        for env, case, ref in told:
+            channel = channel_for(self.pack.messages, contacts.get(ref))
+            follow = self.following(case.case_id) if self.following else ""
+            message = reporter_message(env, case, self.pack, follow)
+            if channel is None or message is None:
+                continue
+            doc = _reporter_delivery(env, Notice(recipient(channel), message), now, ref)
+            found.append(doc | {"after": _told_before(env, case), "created_from": env.time})
+        return found
 
 
 def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:
@@ -155,6 +239,26 @@ def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:
         "created_at": now,
         "lease_until": None,
     }
+
+
+def _told_before(env: Envelope, case: CaseRecord) -> list[str]:
+    """The delivery ids of the reporter's messages of the case's earlier events (as far as
+    its timeline shows them)."""
+    version = getattr(env.data, "version", 0)
+    return [
+        webhook_id(e.event_id, REPORTER)
+        for e in case.timeline
+        if e.type in TOLD and e.version < version
+    ]
+
+
+def _reporter_delivery(env: Envelope, notice: Notice, now: datetime, contact: str) -> Document:
+    """A reporter's delivery: its id stands for the event and the reporter whatever the
+    channel (a redelivered event chooses again, and must find it there)."""
+    wid = webhook_id(env.id, REPORTER)
+    channel = notice.department.removeprefix(f"{REPORTER}:")
+    doc = _delivery(env, notice, now) | {"_id": wid, "seq": _seq(env, wid)}
+    return doc | {"contact": contact, "channel": channel}
 
 
 @dataclass
@@ -182,8 +286,10 @@ class Deliverer:
         policy: DeliveryPolicy,
         wake: asyncio.Event | None = None,
         rng: random.Random | None = None,
+        contacts: ContactStore | None = None,
     ) -> None:
         self.pack, self.store, self.http, self.policy = pack, store, http, policy
+        self.contacts = contacts  # where reporters' addresses are looked up, at each attempt
         self.wake = wake or asyncio.Event()
         self.rng = rng or random.Random()
         self.owner = f"notify-{uuid.uuid4().hex[:8]}"
@@ -222,7 +328,7 @@ class Deliverer:
     async def tick(self) -> None:
         """Start every attempt that is due and allowed, claimed together; never wait for
         one to finish."""
-        endpoints = await self.store.all_endpoints(self.pack)
+        endpoints = await self.store.all_endpoints(self.pack) | channel_endpoints(self.pack)
         chosen = self._choose(await self.store.pending(), endpoints)
         if not chosen:
             return
@@ -345,14 +451,20 @@ class Deliverer:
 
     async def _call(self, doc: Document, endpoint: Endpoint, at: datetime) -> Answer:
         """Check the addresses, then POST the signed message to one of them: what came of
-        it, never raising."""
+        it, never raising. A reporter's message is first given its address (`_tell`)."""
+        body = doc["body"]
+        if doc.get("contact"):
+            told = await self._tell(doc, endpoint)
+            if isinstance(told, Answer):
+                return told
+            body = told
         try:
             checked = await self._checked(endpoint.url)
             if isinstance(checked, Answer):
                 return checked
-            headers = signed_headers(endpoint.secrets, doc["_id"], at, doc["body"])
+            headers = signed_headers(endpoint.secrets, doc["_id"], at, body)
             response = await asyncio.wait_for(
-                self._post(endpoint.url, checked, doc["body"].encode(), headers),
+                self._post(endpoint.url, checked, body.encode(), headers),
                 self.policy.timeout,
             )
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
@@ -362,6 +474,28 @@ class Deliverer:
             return Answer(error=_error(exc))
         retry_after = retry_after_seconds(response.headers.get("retry-after"), at)
         return Answer(status=response.status_code, retry_after=retry_after)
+
+    async def _tell(self, doc: Document, endpoint: Endpoint) -> str | Answer:
+        """A reporter's message as sent to its provider (with the address looked up now), or
+        the answer of an attempt that cannot be made: the contact erased or opted out since
+        (dead for good: nothing is sent), or the email sent already (SMTP)."""
+        try:
+            contact = await self.contacts.get(doc["contact"]) if self.contacts else None
+        except Exception as exc:  # the database: tried again on the schedule
+            return Answer(error=f"the contact store: {type(exc).__name__}")
+        if contact is None:
+            return Answer(refused="the reporter's contact is not kept (erased)")
+        if contact.opted_out:
+            return Answer(refused="the reporter opted out of messages")
+        address = address_of(doc["channel"], contact)
+        if address is None:
+            return Answer(refused=f"the reporter's contact has no {doc['channel']} address")
+        channel = self.pack.messages.channel(doc["channel"]) if self.pack.messages else None
+        if isinstance(channel, EmailChannel):
+            return await mail(channel, doc, address, self.policy.timeout)
+        if channel is None:
+            return Answer(refused=f"the pack has no {doc['channel']} channel")
+        return addressed(doc["body"], doc["channel"], address)
 
     async def _checked(self, url: str) -> list[str] | Answer:
         """The addresses the URL's host resolves to now, each checked (SSRF), or the

@@ -85,6 +85,11 @@ class DeliveryStore:
             return int(exc.details["nInserted"])
         return len(result.inserted_ids)
 
+    async def existing(self, ids: Sequence[str]) -> set[str]:
+        """Which of the deliveries `ids` are queued (whatever became of them)."""
+        found = self.deliveries.find({"_id": {"$in": list(ids)}}, {"_id": 1})
+        return {d["_id"] async for d in found}
+
     async def pending(self, limit: int = 5000) -> list[Document]:
         cursor = self.deliveries.find({"status": PENDING}).sort("seq", ASCENDING).limit(limit)
         # All in the first batch: no getMore round trip after the default 101.

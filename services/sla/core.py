@@ -197,7 +197,9 @@ def _dt(raw: str | None) -> datetime | None:
 
 
 def _clock_of(state: CaseClocks, policy: SlaPolicy) -> Clock:
-    return policy.clock(policy.terms(state.kind, state.class_code, state.urgency).clock_kind)
+    return policy.clock(
+        policy.terms(state.kind, state.class_code, state.urgency, state.channel).clock_kind
+    )
 
 
 def _start(
@@ -228,7 +230,9 @@ def _open(
     if deadline is not None:
         limit = measure.between(at, deadline)
     else:
-        reckoned = policy.deadline(stage, state.kind, state.class_code, state.urgency, at)
+        reckoned = policy.deadline(
+            stage, state.kind, state.class_code, state.urgency, at, state.channel
+        )
         if reckoned is None:
             return None  # the pack sets no limit for this stage: not timed
         limit, deadline = reckoned.limit, reckoned.due
@@ -409,7 +413,7 @@ def due_events(case_id: str, state: CaseClocks, now: datetime, policy: SlaPolicy
     A breach due at the same time as its warning goes alone (red says yellow too);
     escalations wait until their breach is recorded, so they always come after it."""
     events: list[SlaEvent] = []
-    terms = policy.terms(state.kind, state.class_code, state.urgency)
+    terms = policy.terms(state.kind, state.class_code, state.urgency, state.channel)
     measure = policy.clock(terms.clock_kind)
     for clock in state.clocks:
         if clock.due is None or not clock.running:
@@ -449,7 +453,7 @@ def next_due(state: CaseClocks, policy: SlaPolicy) -> datetime | None:
 
 
 def _pending(state: CaseClocks, policy: SlaPolicy) -> Iterator[datetime]:
-    terms = policy.terms(state.kind, state.class_code, state.urgency)
+    terms = policy.terms(state.kind, state.class_code, state.urgency, state.channel)
     measure = policy.clock(terms.clock_kind)
     for clock in state.clocks:
         if clock.due is None or not clock.running:
@@ -475,7 +479,7 @@ def record(state: CaseClocks, event: SlaEvent, policy: SlaPolicy) -> CaseClocks 
             (
                 n + 1
                 for n, r in enumerate(
-                    policy.terms(state.kind, state.class_code, state.urgency).ladder
+                    policy.terms(state.kind, state.class_code, state.urgency, state.channel).ladder
                 )
                 if r.tier == event.tier
             ),
@@ -500,7 +504,7 @@ def _open_explanation(state: CaseClocks, breached: StageClock, policy: SlaPolicy
     current = state.clock(Stage.explain)
     if current is not None and current.opened >= breached.opened:
         return state
-    terms = policy.terms(state.kind, state.class_code, state.urgency)
+    terms = policy.terms(state.kind, state.class_code, state.urgency, state.channel)
     if Stage.explain not in terms.limits:
         return state
     clock = StageClock(

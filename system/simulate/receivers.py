@@ -2,7 +2,8 @@
 simulator's own event loop that takes every department's webhooks, verifies each signature
 with `standardwebhooks` and the department's secret (as `system/desk.py` does), drops
 repeated deliveries by `webhook-id`, and hands each message to the simulated department.
-It answers at once; the department acts later, after its simulated delay.
+It answers at once; the department acts later, after its simulated delay. Reporters'
+messages go to the stand-in gateway served beside them (`system/gateway.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from gridloop.citypack import CityPack
+from system.gateway import Gateway
 
 # (department, message): hand the message to the department, which starts its work as a
 # task of its own (the receiver answers at once).
@@ -26,13 +28,20 @@ OnMessage = Callable[[str, dict[str, Any]], None]
 
 
 class Receivers:
-    def __init__(self, pack: CityPack, on_message: OnMessage) -> None:
+    """The departments' receivers, and beside them the stand-in message gateway that takes
+    the simulated reporters' SMS and WeChat messages (`system/gateway.py`)."""
+
+    def __init__(
+        self, pack: CityPack, on_message: OnMessage, gateway: Gateway | None = None
+    ) -> None:
         self.pack, self.on_message = pack, on_message
+        self.gateway = gateway or Gateway(pack)
         self.seen: set[str] = set()
         self.refused = 0  # deliveries with a bad signature or for no known department
 
     def app(self) -> FastAPI:
         app = FastAPI(title="gridloop simulator: the departments' webhook receivers")
+        self.gateway.add_routes(app)
 
         @app.post("/hooks/{department}", status_code=204)
         async def receive(department: str, request: Request) -> Response:

@@ -17,7 +17,8 @@ from rich.console import Console
 
 from gridloop.citypack import CityPack, load_city_pack
 from schemas import clock
-from system.desk import pack_for_receivers
+from system.desk import GATEWAY_DIR, pack_for_receivers
+from system.gateway import Gateway
 from system.simulate.driver import Credentials, Driver
 from system.simulate.profile import Profile, Scenario
 from system.simulate.receivers import Receivers, listening_socket, serving
@@ -64,9 +65,14 @@ Hold = Callable[[OwnSystem, Target], None]
 
 
 async def drive(
-    target: Target, sock: socket.socket, options: Options, console: Console | None
+    target: Target,
+    sock: socket.socket,
+    options: Options,
+    console: Console | None,
+    gateway: Path | None = None,
 ) -> Tally:
-    """Run the driver against `target`, with the receivers serving on `sock`."""
+    """Run the driver against `target`, with the receivers serving on `sock` (and the
+    stand-in message gateway, recording into the directory `gateway`)."""
     scenario = Scenario(target.pack, options.profile)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     timeout = httpx.Timeout(30.0)
@@ -75,7 +81,7 @@ async def drive(
         httpx.AsyncClient(base_url=target.dispatch, limits=limits, timeout=timeout) as dispatch,
     ):
         driver = Driver(scenario, intake, dispatch, target.credentials, options.speed)
-        receivers = Receivers(target.pack, driver.deliver)
+        receivers = Receivers(target.pack, driver.deliver, Gateway(target.pack, gateway))
         async with serving(receivers.app(), sock):
             display = Display(console, driver.tally, round(options.rate * options.duration))
             with display.live():
@@ -128,7 +134,7 @@ def simulate_own(
                 mongodb,
                 own.compression.now,
             )
-            return target, await drive(target, sock, options, console)
+            return target, await drive(target, sock, options, console, data_dir / GATEWAY_DIR)
 
         try:
             target, tally = asyncio.run(session())

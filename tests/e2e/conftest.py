@@ -4,6 +4,7 @@ in this test process."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -20,10 +21,12 @@ from pymongo import AsyncMongoClient
 
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack, load_city_pack
+from gridloop.citypack.messages import MESSAGES_FILE
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.embedded import free_port
 from gridloop.mongo import Document
 from gridloop.topology import named
+from system.gateway import Gateway
 from system.up import PORT_ENV, System
 from tests.conftest import Servers
 from tests.helpers import serving
@@ -42,13 +45,30 @@ class Delivery:
 
 @dataclass
 class Receiver:
-    """A department's webhook endpoint: stores what arrives, answers 204."""
+    """A department's webhook endpoint: stores what arrives, answers 204. Beside it, the
+    stand-in message gateway the reporters' SMS and WeChat messages reach (`gateway`, set
+    once the pack is written); for the cases in `lose_answers`, the first answer to each
+    message is lost (recorded, then 503), as when a connection drops after the provider took
+    it, so notify sends it again."""
 
     port: int
     deliveries: list[Delivery] = field(default_factory=list)
+    gateway: Gateway | None = None
+    lose_answers: set[str] = field(default_factory=set)
+    repeats: int = 0  # messages the gateway received again and dropped
 
     def app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.post("/gateway/{kind}")
+        async def tell(kind: str, request: Request) -> Response:
+            assert self.gateway is not None
+            body = await request.body()
+            new = self.gateway.receive(kind, body, dict(request.headers))
+            self.repeats += not new
+            if new and json.loads(body)["data"]["case_id"] in self.lose_answers:
+                return Response(status_code=503)
+            return Response(status_code=204)
 
         @app.post("/hooks/{department}")
         async def receive(department: str, request: Request) -> Response:
@@ -70,6 +90,12 @@ def write_pack(target: Path, receiver_port: int) -> Path:
             cls["handle_limit"] = FAST_LIMIT
             cls["clock"] = "natural"  # three seconds mean something at night too
     (target / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), "utf-8")
+    # Reporters by SMS or WeChat, at the stand-in gateway beside the departments' hooks.
+    messages: dict[str, Any] = yaml.safe_load((target / MESSAGES_FILE).read_text("utf-8"))
+    messages["channels"] = [c for c in messages["channels"] if c["kind"] != "email"]
+    for channel in messages["channels"]:
+        channel["url"] = f"http://127.0.0.1:{receiver_port}/gateway/{channel['kind']}"
+    (target / MESSAGES_FILE).write_text(yaml.safe_dump(messages, allow_unicode=True), "utf-8")
     return target
 
 
@@ -132,8 +158,10 @@ def running(
     }
     services = ("projections", "dispatch", "notify", "sla", "intake")
     system = System(env, root / "logs", services)
+    pack = load_city_pack(pack_dir)
+    receiver.gateway = Gateway(pack, root / "gateway")
     try:
         system.start()
-        yield Running(system, load_city_pack(pack_dir), receiver, servers.kafka, namespace)
+        yield Running(system, pack, receiver, servers.kafka, namespace)
     finally:
         system.stop()

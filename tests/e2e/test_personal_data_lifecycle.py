@@ -9,7 +9,9 @@ collection or any file of the embedded database's data directory (its journal in
 before the erasure and after it, and after `gridloop projections rebuild`. The hotline
 reads both contacts before the erasure (so they were kept: sealed), and neither after.
 
-Callbacks (回访, issue 18 item 2) are not built yet: the loop ends at the rating.
+Callbacks (回访, issue 18 item 2) are not built yet: the loop ends at the rating. Both
+reporters are told of their cases by SMS (item 5): the stand-in gateway's log and messages
+hold neither name nor phone (numbers masked), and nothing is told after the erasure.
 """
 
 from __future__ import annotations
@@ -142,7 +144,11 @@ async def everything_but_the_database(running: Running, receiver: Receiver) -> l
     ]
     logs = files(running.system.logs)
     assert logs and any(blob for _, blob in logs)
-    return leaks([*records, *hooks, *logs])
+    # The reporters' messages: the gateway's log (addresses masked) and what it holds.
+    assert receiver.gateway is not None
+    told = files(running.system.logs.parent / "gateway")
+    told += [("gateway", json.dumps(receiver.gateway.messages, ensure_ascii=False).encode())]
+    return leaks([*records, *hooks, *logs, *told])
 
 
 async def the_database(servers: Servers, running: Running, case_ids: list[str]) -> list[str]:
@@ -247,6 +253,10 @@ async def test_contacts_stay_out_of_the_log_and_erasure_leaves_them_nowhere(
                 read = await client.get(f"/cases/{case_id}", headers=token)
             assert read.status_code == 200 and not leaks([("department read", read.content)])
 
+        # Both reporters were told (by SMS: the stand-in gateway took their phones), each
+        # message once.
+        told = await eventually(lambda: _told(receiving, call_id, request_id), what="messages")
+
         # Never in the log, a log line or a webhook; not in the database in plaintext either.
         assert await everything_but_the_database(running, receiving) == []
         assert await the_database(servers, running, [call_id, request_id]) == []
@@ -293,3 +303,12 @@ async def test_contacts_stay_out_of_the_log_and_erasure_leaves_them_nowhere(
             assert reporter.get("erased") is True and "name" not in reporter
         assert await the_database(servers, running, [call_id, request_id]) == []
         assert await everything_but_the_database(running, receiving) == []
+        # Nothing was told after the erasure.
+        assert await _told(receiving, call_id, request_id) == told
+
+
+async def _told(receiver: Receiver, *case_ids: str) -> list[dict[str, Any]] | None:
+    """The messages to the reporters of `case_ids`, once all four of each are there."""
+    assert receiver.gateway is not None
+    found = [m for m in receiver.gateway.messages if m["case_id"] in case_ids]
+    return found if len(found) >= 4 * len(case_ids) else None

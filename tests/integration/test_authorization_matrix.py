@@ -71,6 +71,7 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     # The knowledge base and answering a consultation from it (直接答复): who takes calls.
     ("GET", "/knowledge?q=供暖", {R.hotline, R.supervision_centre}),
     ("POST", f"{CASE}/answer", {R.hotline, R.supervision_centre}),
+    ("POST", f"{CASE}/contact/opt-out", {None, R.public, R.hotline}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),

@@ -136,9 +136,12 @@ def test_citizen_report_waits_for_verification(pack: CityPack, channel: str, rol
     else:
         assert reported.actor.id == "op-3"
     # a verification task for the supervisor of grid …001002, due within the pack's limit:
-    # 2 office hours from 01:30 on Monday 2 March are 09:00–11:00 (Beijing).
+    # 2 office hours from 01:30 on Monday 2 March are 09:00–11:00 (Beijing). A hotline
+    # call about a water manhole cover is in the hotline's `utilities` time class, whose
+    # clock runs around the clock (issue 18 item 4): 03:30.
     assert reported.verifier == "SUP-0001"
-    assert reported.verification_due == datetime(2026, 3, 2, 11, 0, tzinfo=SHANGHAI)
+    due = (3, 30) if channel == "hotline" else (11, 0)
+    assert reported.verification_due == datetime(2026, 3, 2, *due, tzinfo=SHANGHAI)
 
 
 def _hotline(at: datetime, pack: CityPack, **overrides: Any) -> CaseReported:
@@ -159,7 +162,9 @@ def _hotline(at: datetime, pack: CityPack, **overrides: Any) -> CaseReported:
         ((2026, 3, 2, 11, 0), None, (2026, 3, 2, 14, 30)),
         # The urgent class's shorter limit (sla.yaml: verify PT30M).
         ((2026, 3, 2, 11, 0), "urgent", (2026, 3, 2, 11, 30)),
-        ((2026, 3, 2, 17, 20), "urgent", (2026, 3, 3, 9, 20)),
+        # An urgent hotline call is a hotline emergency (issue 18 item 4): its time class's
+        # clock runs around the clock, so 30 natural minutes.
+        ((2026, 3, 2, 17, 20), "urgent", (2026, 3, 2, 17, 50)),
     ],
 )
 def test_the_verification_task_is_due_on_the_working_clock(

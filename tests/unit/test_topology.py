@@ -97,14 +97,19 @@ def test_a_difference_from_the_declaration_is_found() -> None:
         "{'notify': 'notify', 'projections': 'projections', 'evaluation': 'evaluation'}"
     ]
     regrouped = {**WIRING, "notify": Wiring("notify", "webhooks", WIRING["notify"].consumes, ())}
-    assert len(differences(text, regrouped)) == 2  # dispatches and sla name its group
+    # every topic notify reads names its group: reports, dispatches, completions,
+    # closures and sla
+    assert len(differences(text, regrouped)) == len(WIRING["notify"].consumes) == 5
 
 
 def test_every_topic_of_the_registry_is_created_and_no_other() -> None:
     assert sorted(t.name for t in created_topics()) == sorted(TOPICS)
     # A service that reads a topic needs its dead-letter topic.
     assert {w.service: w.dead_letters for w in WIRING.values()}["notify"] == (
+        "reports.dlq",
         "dispatches.dlq",
+        "completions.dlq",
+        "closures.dlq",
         "sla.dlq",
     )
 
@@ -117,7 +122,9 @@ def test_the_services_consume_what_the_wiring_says() -> None:
     from services.sla import app as sla
 
     assert (dispatch.GROUP, dispatch.TOPICS) == ("dispatch", ("reports", "closures"))
-    assert (notify.GROUP, notify.TOPICS) == ("notify", ("dispatches", "sla"))
+    read = ("reports", "dispatches", "completions", "closures", "sla")
+    assert notify.GROUP == "notify"
+    assert read == notify.TOPICS
     everything = tuple(t.name for t in LIFECYCLE_TOPICS)
     assert ("projections", everything) == (projections.GROUP, projections.TOPICS)
     assert ("evaluation", everything) == (evaluation.GROUP, evaluation.TOPICS)

@@ -32,9 +32,10 @@ from gridloop.citypack.generate.write import (
     write_routing,
     write_sla,
 )
+from gridloop.citypack.messages import MESSAGES_FILE
 
 # Bump when a change of the code changes the files generated (the cache is keyed on it).
-GENERATOR_VERSION = 3  # 3: evaluation.yaml weights per issue 19 (command centre)
+GENERATOR_VERSION = 4  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
 DEFAULT_SEED = 110101
 
 __all__ = ["DEFAULT_SEED", "GENERATOR_VERSION", "Generated", "dongcheng_pack", "generate_city_pack"]
@@ -72,6 +73,8 @@ def generate_city_pack(
     write_routing(out_dir / "routing.yaml", spec, plan.cells.frame)
     write_sla(out_dir / "sla.yaml", spec)
     write_evaluation(out_dir / "evaluation.yaml")
+    # Reporters are told as in the demo pack (its channels reach the simulator's gateway).
+    shutil.copyfile(Path(__file__).parents[1] / "demo" / MESSAGES_FILE, out_dir / MESSAGES_FILE)
     count = write_components(out_dir / "components.csv", spec, plan, fraction, inventory_rng)
     return Generated(
         path=out_dir,
