@@ -41,7 +41,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.servers import NAMESPACE, load, machine, servers, system_env, table
 from gridloop.access import Role
-from gridloop.cases.reader import CaseReader
+from gridloop.cases.reader import DOTS, CaseReader
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import Settings
 from gridloop.kafka import ensure_topics
@@ -209,7 +209,9 @@ async def raw_queries(uri: str, database: str, rows: int = ROWS) -> dict[str, li
             lambda: reader.overdue(now, rows),
         ],
         "map, centre": [lambda: reader.open_cases(now, MAP_READ)],
-        "map, department": [lambda: reader.of_department(BUSIEST, OPEN, MAP_READ, now)],
+        "map, department": [
+            lambda: reader.of_department(BUSIEST, OPEN, MAP_READ, now, fields=DOTS)
+        ],
     }
     found: dict[str, list[Document]] = {}
     try:

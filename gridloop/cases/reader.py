@@ -25,6 +25,8 @@ _IS_CASE: Document = {"state": {"$exists": True}}
 _NOT_INTERNAL = {"near": 0}
 # A queue's rows: no cell keys, no reporter (a desk lists cases; the case page shows more).
 _QUEUE = _NOT_INTERNAL | {"reporter": 0}
+# A map's dots: no timeline either (a dot shows the case's number, class and light).
+DOTS = _QUEUE | {"timeline": 0, "description": 0, "media": 0, "address": 0}
 # The channels of citizens' reports, which supervisors verify first (核实).
 _CITIZENS = tuple(c for c in Channel if c is not Channel.supervisor)
 _REQUEST_KINDS = get_args(PendingRecord.model_fields["kind"].annotation)
@@ -118,17 +120,19 @@ class CaseReader:
         limit: int,
         now: datetime | None = None,
         where: Document | None = None,
+        fields: Document = _QUEUE,
     ) -> list[CaseRecord]:
         """The cases `department` leads or assists in `states` (and `where`: equalities,
-        say a class), by deadline: those overdue first (when more than `limit` are, the
-        most recently overdue), then the soonest due (`_around`)."""
+        say a class; `fields`: what of each, `DOTS` for a map), by deadline: those overdue
+        first (when more than `limit` are, the most recently overdue), then the soonest due
+        (`_around`)."""
         at, wanted = now or datetime.now(UTC), frozenset(states)
         found: dict[str, CaseRecord] = {}
         for holds in ("department", "assisting"):
             # The states are kept here, not asked of the database: a filter with `$in`
             # beside the index's fields makes SecantusDB read every case.
             query = {holds: department} | (where or {})
-            for case in await self._around(query, at, limit, wanted):
+            for case in await self._around(query, at, limit, wanted, fields):
                 found.setdefault(case.case_id, case)
         return _by_deadline(found.values())[:limit]
 
@@ -178,7 +182,7 @@ class CaseReader:
         return await self._windows(query, now, limit, backward=True)
 
     async def open_cases(
-        self, now: datetime, limit: int, where: Document | None = None
+        self, now: datetime, limit: int, where: Document | None = None, fields: Document = DOTS
     ) -> list[CaseRecord]:
         """Open cases for the map (`where`: equalities, say a class): of each open state
         with a handling deadline, those nearest it (`_around`); of the others (reports
@@ -188,21 +192,29 @@ class CaseReader:
         for state in sorted(OPEN_STATES):
             query = {"state": state.value} | (where or {})
             if state in _TIMED:  # the state is asked of the database: nothing left to keep
-                found += await self._around(query, now, limit, _ANY)
+                found += await self._around(query, now, limit, _ANY, fields)
             else:
-                found += await self._windows(query, now, limit, backward=True, key="updated_at")
+                found += await self._windows(
+                    query, now, limit, _ANY, backward=True, key="updated_at", fields=fields
+                )
         return found
 
     async def _around(
-        self, query: Document, now: datetime, limit: int, states: frozenset[State]
+        self,
+        query: Document,
+        now: datetime,
+        limit: int,
+        states: frozenset[State],
+        fields: Document = _QUEUE,
     ) -> list[CaseRecord]:
         """Up to `limit` cases of `query` in `states` overdue at `now` (the most recent)
         and `limit` due after it (the soonest), by deadline; any without a deadline last."""
-        overdue = await self._windows(query, now, limit, states, backward=True)
-        undated = self._cases.find(query | {"deadline": None}, _QUEUE).limit(limit)
+        overdue = await self._windows(query, now, limit, states, backward=True, fields=fields)
+        undated = self._cases.find(query | {"deadline": None}, fields).limit(limit)
         rest = [CaseRecord.model_validate(d) async for d in undated]  # none, when all is well
         rest = [c for c in rest if c.state in states]
-        return _by_deadline([*overdue, *await self._windows(query, now, limit, states), *rest])
+        due = await self._windows(query, now, limit, states, fields=fields)
+        return _by_deadline([*overdue, *due, *rest])
 
     async def _windows(
         self,
@@ -212,6 +224,7 @@ class CaseReader:
         states: frozenset[State] = _ANY,
         backward: bool = False,
         key: str = "deadline",
+        fields: Document = _QUEUE,
     ) -> list[CaseRecord]:
         """The `limit` cases of `query` in `states` whose deadlines (or other time `key`)
         lie nearest `start` on one side, nearest first, read in windows of that time: the
@@ -231,7 +244,7 @@ class CaseReader:
             beyond = abs(far - start) > _HORIZON
             lo, hi = (far, edge) if backward else (edge, far)
             bounds = {"$lt" if backward else "$gte": edge} if beyond else {"$gte": lo, "$lt": hi}
-            cursor = self._cases.find(query | {key: bounds}, _QUEUE)
+            cursor = self._cases.find(query | {key: bounds}, fields)
             cursor = cursor.sort(key, -1 if backward else 1)
             if states == _ANY:  # kept as read: the window's first `need` are the nearest
                 cursor = cursor.limit(limit - len(found))

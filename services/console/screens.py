@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from gridloop.cases.lights import light
+from gridloop.cases.reader import DOTS
 from gridloop.lifecycle import OPEN_STATES, State
 from schemas import clock
 from services.console import core, maps
@@ -42,7 +43,8 @@ async def city_map(
     filters = maps.Filters(class_code, street, own or department)
     now, where, reader = clock.now(), filters.where(), kit.console.reader
     if filters.department:  # a department's own map, or the centre's for one department
-        cases = await reader.of_department(filters.department, OPEN, MAP_READ, now, where)
+        held = filters.department
+        cases = await reader.of_department(held, OPEN, MAP_READ, now, where, DOTS)
     else:  # of each open state, the cases nearest their deadline or the latest changed
         cases = await reader.open_cases(now, MAP_READ, where)
     shown = [c for c in cases if filters.keep(c)][:MAP_MOST]
