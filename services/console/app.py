@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -34,7 +33,7 @@ from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
 from services.console import approvals, callbacks, core, knowledge, maps, screens
-from services.console.kit import Console, Kit, Rows, SignIn
+from services.console.kit import Console, Kit, Rows, SignIn, ask, checked
 from services.console.live import projected
 from services.console.screens import refusal, upload
 from services.console.words import LANGS, Lang, words
@@ -142,7 +141,7 @@ def create_app(console: Console) -> FastAPI:
     @app.post("/logout")
     async def logout(request: Request, csrf: Annotated[str, Form(max_length=64)]) -> Response:
         found = await session(request)
-        _check_csrf(found, csrf)
+        checked(found, csrf)
         await console.people.sign_out(found.token)
         address = client_address(request.scope, proxies)
         who = found.principal
@@ -301,7 +300,7 @@ def create_app(console: Console) -> FastAPI:
         photos: Annotated[UploadFile | None, File()] = None,
     ) -> Response:
         found = await session(request)
-        _check_csrf(found, csrf)
+        checked(found, csrf)
         form = {
             "note": note,
             "reason": reason,
@@ -322,12 +321,9 @@ def create_app(console: Console) -> FastAPI:
         asked = core.call(found.principal, case_id, action, form)
         if asked is None:
             return await _case(request, found, case_id, 403, {"action": "forbidden"}, form, action)
-        headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
         base = console.dispatch_url if asked.service == "dispatch" else console.intake_url
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(base + asked.path, json=asked.body, headers=headers)
-        except httpx.HTTPError:
+        answer = await ask(found, base + asked.path, body=asked.body, key=key)
+        if answer is None:
             return await _case(
                 request, found, case_id, 503, {"action": "unavailable"}, form, action
             )
@@ -342,11 +338,6 @@ def create_app(console: Console) -> FastAPI:
     approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
     callbacks.install(app, page, session)  # the hotline's callbacks (回访)
     return app
-
-
-def _check_csrf(found: Session, csrf: str) -> None:
-    if not secrets.compare_digest(found.csrf, csrf):
-        raise SignIn()  # a form from elsewhere: nothing done, sign in again
 
 
 def _lang(request: Request) -> Lang:

@@ -12,7 +12,6 @@ own page and session helpers (so this module imports nothing of `app.py`).
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from gridloop.citypack import CityPack
 from gridloop.people import Session
 from schemas import clock
 from services.console.core import ROWS
-from services.console.kit import Rows
+from services.console.kit import Rows, ask, checked
 from services.console.live import projected
 from services.console.screens import refusal
 
@@ -86,10 +85,6 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
     """Add the shift lead's desk and the urge pages to the console `app`."""
     templates.env.globals["urge_light"] = lambda urge: urge_light(urge, clock.now())
 
-    @app.exception_handler(FormFromElsewhere)
-    async def sign_in_again(request: Request, exc: FormFromElsewhere) -> Response:
-        return RedirectResponse("/login", status_code=303)
-
     async def post(
         request: Request,
         found: Session,
@@ -103,13 +98,8 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         what they did."""
         console = request.app.state.console
         base = console.intake_url if service == "intake" else console.dispatch_url
-        headers = {"Authorization": f"Bearer {found.token}", "Idempotency-Key": key}
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(base + path, json=body, headers=headers)
-        except httpx.HTTPError:
-            return None
-        if answer.status_code == 202:
+        answer = await ask(found, base + path, body=body, key=key)
+        if answer is not None and answer.status_code == 202:
             events = answer.json().get("events") or []
             case_id = path.split("/cases/")[1].split("/")[0]
             await projected(console.reader, dict.fromkeys(events, case_id))
@@ -256,13 +246,6 @@ def install(app: FastAPI, templates: Jinja2Templates, page: Page, session: Sessi
         )
 
 
-class FormFromElsewhere(Exception):
-    """A form whose CSRF token is not the session's: nothing done, sign in again."""
-
-
 async def _checked(request: Request, session: Sessions, csrf: str) -> Session:
-    """The person's session, and the form's CSRF token is theirs."""
-    found = await session(request)
-    if not secrets.compare_digest(found.csrf, csrf):
-        raise FormFromElsewhere()
-    return found
+    """The person's session, and the form's CSRF token is theirs (else `SignIn`)."""
+    return checked(await session(request), csrf)

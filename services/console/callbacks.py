@@ -11,7 +11,6 @@ app with the app's own page and session helpers.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -23,15 +22,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from gridloop.access import Role
 from gridloop.people import Session
+from services.console.kit import ask
+from services.console.kit import checked as checked_form
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
 FIELDS = ("contacted", "solved", "satisfaction", "comment")
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
-
-
-class NotYours(Exception):
-    """A form whose CSRF token is not the session's: nothing done, sign in again."""
 
 
 def refused(answer: httpx.Response) -> dict[str, str]:
@@ -68,10 +65,6 @@ def answer_body(contacted: str, solved: str, satisfaction: str, comment: str) ->
 def install(app: FastAPI, page: Page, session: Sessions) -> None:
     """Add the hotline's callback desk to the console `app`."""
 
-    @app.exception_handler(NotYours)
-    async def sign_in_again(request: Request, exc: NotYours) -> Response:
-        return RedirectResponse("/login", status_code=303)
-
     async def call(
         request: Request,
         found: Session,
@@ -80,19 +73,8 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         body: Any = None,
         key: str | None = None,
     ) -> httpx.Response | None:
-        """Intake's answer (None: it did not answer). A form's `key` (made when the page
-        was shown) is its Idempotency-Key: the same form sent twice is one call."""
-        console = request.app.state.console
-        headers = {"Authorization": f"Bearer {found.token}"}
-        if key:
-            headers["Idempotency-Key"] = key
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                return await client.request(
-                    method, console.intake_url + path, json=body, headers=headers
-                )
-        except httpx.HTTPError:
-            return None
+        """Intake's answer (None: it did not answer)."""
+        return await ask(found, request.app.state.console.intake_url + path, method, body, key)
 
     async def desk(
         request: Request,
@@ -122,10 +104,7 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         )
 
     async def checked(request: Request, csrf: str) -> Session:
-        found = await session(request)
-        if not secrets.compare_digest(found.csrf, csrf):
-            raise NotYours()
-        return found
+        return checked_form(await session(request), csrf)  # else SignIn: sign in again
 
     @app.get("/callbacks")
     async def callbacks(request: Request) -> Response:

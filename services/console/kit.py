@@ -3,11 +3,13 @@ session helpers its routers use (`Kit`, on `app.state.kit`)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 
@@ -41,7 +43,36 @@ class Console:
 
 
 class SignIn(Exception):
-    """No live session: the person signs in first."""
+    """No live session (or a form whose CSRF token is not the session's: nothing done):
+    the person signs in first."""
+
+
+def checked(found: Session, csrf: str) -> Session:
+    """The person's session, once the form's CSRF token is theirs (else `SignIn`)."""
+    if not secrets.compare_digest(found.csrf, csrf):
+        raise SignIn()
+    return found
+
+
+async def ask(
+    found: Session,
+    url: str,
+    method: str = "POST",
+    body: Any = None,
+    key: str | None = None,
+    params: dict[str, str | int] | None = None,
+) -> httpx.Response | None:
+    """A service API's answer to the person's action, asked with their session token, so
+    the API decides with their authority (None: it did not answer). `key`, made when the
+    form was shown, is the Idempotency-Key: the same form sent twice is one action."""
+    headers = {"Authorization": f"Bearer {found.token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            return await client.request(method, url, json=body, params=params, headers=headers)
+    except httpx.HTTPError:
+        return None
 
 
 @dataclass(frozen=True)
