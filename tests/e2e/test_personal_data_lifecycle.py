@@ -2,15 +2,15 @@
 (issue 18, first "done when"; docs/personal-data.md).
 
 A hotline call and an Open311 request, each with a name and a phone, are worked through to
-closure and a rating, by the whole system as `gridloop up` runs it. Then, as raw bytes: no
+closure and a callback (回访: a call that reached nobody, then the resident's answers, which
+rate the case), by the whole system as `gridloop up` runs it. Then, as raw bytes: no
 record of any of the system's topics (dead letters and the SLA changelog included), no
 line of any service's log and no webhook body holds them; nor does any document of any
 collection or any file of the embedded database's data directory (its journal included),
 before the erasure and after it, and after `gridloop projections rebuild`. The hotline
 reads both contacts before the erasure (so they were kept: sealed), and neither after.
 
-Callbacks (回访, issue 18 item 2) are not built yet: the loop ends at the rating. Both
-reporters are told of their cases by SMS (item 5): the stand-in gateway's log and messages
+Both reporters are told of their cases by SMS (item 5): the stand-in gateway's log and messages
 hold neither name nor phone (numbers masked), and nothing is told after the erasure.
 """
 
@@ -163,8 +163,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def work_through(running: Running, intake: httpx.AsyncClient, case_id: str) -> str:
-    """A citizen's case from its report to the resident's rating: verified on site, filed,
-    dispatched, handled, checked, closed and rated. The department it went to."""
+    """A citizen's case from its report to the callback: verified on site, filed,
+    dispatched, handled, checked, closed and called back (回访). The department it went to."""
     supervisor = bearer(await running.token(Role.supervisor, "SUP-0001"))
     hotline = bearer(await running.token(Role.hotline, "op-18"))
     await case_in_state(intake, case_id, "reported")
@@ -189,8 +189,15 @@ async def work_through(running: Running, intake: httpx.AsyncClient, case_id: str
     )
     assert checked.status_code == 202, checked.text
     await case_in_state(intake, case_id, "closed")
-    rated = await intake.post(f"/cases/{case_id}/feedback", json={"rating": 5}, headers=hotline)
-    assert rated.status_code == 202, rated.text
+    # 回访: the hotline calls the reporter back (its queue shows whom to call: a read of
+    # the contact, audited), reaches nobody once, then records the answers: rated.
+    owed = await intake.get("/callbacks", headers=hotline)
+    assert owed.status_code == 200 and case_id in owed.text, owed.text
+    tried = await intake.post(f"/cases/{case_id}/callback/unreached", json={}, headers=hotline)
+    assert tried.status_code == 202, tried.text
+    answers = {"contacted": True, "solved": True, "satisfaction": "satisfied"}
+    called = await intake.post(f"/cases/{case_id}/callback", json=answers, headers=hotline)
+    assert called.status_code == 202, called.text
     await case_in_state(intake, case_id, "evaluated")
     return department
 
