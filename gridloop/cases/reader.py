@@ -141,9 +141,10 @@ class CaseReader:
         return await self._merged([{"state": s.value} for s in states], "updated_at", limit)
 
     async def with_pending_request(self, now: datetime, limit: int) -> list[CaseRecord]:
-        """Cases whose department's request awaits the command centre, by the case's
-        deadline (`_around`: those already overdue, then the soonest due), since what an
-        extension or a parking would move matters most nearest the deadline."""
+        """Cases with a request awaiting the shift lead (a department's, or an operator's
+        void), by the case's deadline (`_around`: those already overdue, then the soonest
+        due, then those without one), since what an extension or a parking would move
+        matters most nearest the deadline."""
         found: list[CaseRecord] = []
         for kind in _REQUEST_KINDS:
             found += await self._around({"pending_request.kind": kind}, now, limit, _ANY)
@@ -229,7 +230,7 @@ class CaseReader:
         """The `limit` cases of `query` in `states` whose deadlines (or other time `key`)
         lie nearest `start` on one side, nearest first, read in windows of that time: the
         first a quarter of an hour, each next as wide as the cases found so far say the
-        rest needs (×1.5 for room), from a quarter to four times the last.
+        rest needs (×1.5 for room), from a quarter to four times the last (`_grown`).
 
         Why windows: a query's cost is the cases it reads, not the ones it returns, and
         the embedded database (SecantusDB) reads every case its index finds before it
