@@ -253,7 +253,7 @@ def create_app(console: Console) -> FastAPI:
         found_answers = None  # the knowledge base: a consultation answered directly
         if role is Role.supervision_centre and knowledge.answerable(case):
             q = request.query_params.get("q") or (values or {}).get("q", "")
-            found_answers = await knowledge.search(console.intake_url, found.token, q[:200])
+            found_answers = await knowledge.search(console.intake_url, found, q[:200])
         return page(
             request,
             "case.html",

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from gridloop.cases.record import CaseRecord
 from gridloop.lifecycle import State
+from gridloop.people import Session
 from schemas.events import Channel
+from services.console.kit import ask
 
 SHOWN = 5  # entries shown for one search
 
@@ -31,17 +31,12 @@ def answerable(case: CaseRecord) -> bool:
     return case.state is State.reported and case.channel is not Channel.supervisor
 
 
-async def search(intake_url: str, token: str, q: str) -> Found:
-    """Intake's answer to `q`, asked with the person's session token."""
+async def search(intake_url: str, found: Session, q: str) -> Found:
+    """Intake's answer to `q`, asked with the person's session (`kit.ask`)."""
     if not q.strip():
         return Found(q)
-    headers = {"Authorization": f"Bearer {token}"}
     params: dict[str, str | int] = {"q": q[:200], "limit": SHOWN}
-    try:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            answer = await client.get(f"{intake_url}/knowledge", params=params, headers=headers)
-    except httpx.HTTPError:
-        return Found(q, error="unavailable")
-    if answer.status_code != 200:
+    answer = await ask(found, f"{intake_url}/knowledge", "GET", params=params)
+    if answer is None or answer.status_code != 200:
         return Found(q, error="unavailable")
     return Found(q, answer.json())

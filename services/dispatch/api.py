@@ -388,7 +388,8 @@ async def resume_own(
     dispatch: Deps,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """A parked case resumes: its clock runs again."""
+    """A parked case resumes: its clock runs again (or, where the city pack says so, a
+    request the shift lead approves or denies)."""
     return await department_resume(_caller(who), case_id, answer, who, dispatch, key)
 
 
