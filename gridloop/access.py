@@ -18,6 +18,12 @@ class Role(StrEnum):
     command_centre = "command_centre"  # 指挥中心
     shift_lead = "shift_lead"  # 值班长: approvals and 督办 (docs/console.md)
     department = "department"
+    # The grid's people (Yichang, Zhoushan): a grid manager or a member of the grid's service
+    # team (网格员 / 组团式服务); subject is their staff id.
+    grid_staff = "grid_staff"
+    # A tier office that mediates disputes (矛盾纠纷调处): a community, street or district (or
+    # city) office; subject is the tier's code.
+    tier_office = "tier_office"
     admin = "admin"
 
 
