@@ -43,6 +43,7 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from bench.bench_intake import issue_token, reports
@@ -123,6 +124,60 @@ async def lag(http: aiohttp.ClientSession, system: System) -> dict[str, int]:
     return found
 
 
+# What a case costs, counted from each service's own /metrics (`gridloop.dbstats`,
+# `gridloop.kafka.metrics`): the database commands by collection, the records it produced
+# and consumed by topic.
+COUNTED = {
+    "gridloop_db_commands_total": ("collection", "command"),
+    "gridloop_events_produced_total": ("topic",),
+    "gridloop_records_consumed_total": ("topic",),
+}
+Counts = dict[tuple[str, str, str], float]  # (service, family, labels) → value
+
+
+async def counts(http: aiohttp.ClientSession, system: System) -> Counts:
+    """Every service's counters of `COUNTED`, now."""
+    found: Counts = {}
+    for name in SERVICES:
+        try:
+            async with http.get(f"{system.url(name)}/metrics") as answer:
+                text = await answer.text()
+        except aiohttp.ClientError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = COUNTED.get(sample.name)
+                if labels is not None:
+                    key = ".".join(sample.labels.get(label, "?") for label in labels)
+                    found[(name, sample.name, key)] = sample.value
+    return found
+
+
+def count_rows(before: Counts, after: Counts, cases: int) -> list[tuple[str, str]]:
+    """Per service: database commands a case by collection.command, records produced and
+    consumed a case by topic (what the raw floor must move too)."""
+    if not cases:
+        return []
+    rows = []
+    for family, what in (
+        ("gridloop_db_commands_total", "db commands a case"),
+        ("gridloop_events_produced_total", "records produced a case"),
+        ("gridloop_records_consumed_total", "records consumed a case"),
+    ):
+        for service in SERVICES:
+            each = {
+                key: (value - before.get((name, fam, key), 0.0)) / cases
+                for (name, fam, key), value in after.items()
+                if name == service and fam == family
+            }
+            shown = [(k, v) for k, v in sorted(each.items(), key=lambda kv: -kv[1]) if v >= 0.005]
+            if shown:
+                total = sum(v for _, v in shown)
+                listed = ", ".join(f"{k} {v:.2f}" for k, v in shown)
+                rows.append((f"{what}: {service}", f"{total:.2f} ({listed})"))
+    return rows
+
+
 class Run:
     """Reports at a steady rate; their 202s; the lag over time."""
 
@@ -134,6 +189,7 @@ class Run:
         self.lags: list[tuple[float, dict[str, int]]] = []
         self.behind = 0.0  # the worst lateness of a send against its schedule
         self.on_sent: Callable[[], None] = lambda: None  # called when the last report is sent
+        self.counted: tuple[Counts, Counts] = ({}, {})  # before the first report, after the drain
 
     async def send(self, http: aiohttp.ClientSession, body: bytes) -> None:
         url = f"{self.system.url('intake')}/reports"
@@ -161,6 +217,7 @@ class Run:
         timeout = aiohttp.ClientTimeout(total=120)  # an answer later than this: a failure
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             stop = asyncio.Event()
+            before = await counts(http, self.system)
             sampler = asyncio.create_task(self.sample(http, every, stop))
             started, tasks = time.monotonic(), []
             for i, body in enumerate(self.bodies):
@@ -176,6 +233,7 @@ class Run:
             await wait_for_hooks(receiver, set(self.accepted), quiet=30, at_most=drain)
             stop.set()
             await sampler
+            self.counted = (before, await counts(http, self.system))
 
 
 async def wait_for_hooks(receiver: Receiver, cases: set[str], quiet: float, at_most: float) -> None:
@@ -316,6 +374,7 @@ def measure(
         *([("cases without one", where((db[0].mongodb, db[1]), unheard[:5]))] if unheard else []),
         *lag_rows(run.lags),
         *cpu_rows(cpu, len(run.accepted), TARGET_RATE),
+        *count_rows(*run.counted, len(run.accepted)),
         ("load (1 / 5 / 15 min)", f"start {load_at_start}, end {load()}"),
     ]  # fmt: skip
 
