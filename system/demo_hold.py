@@ -47,6 +47,7 @@ def logins(department: str) -> list[Login]:
         Login("受理员 intake operator", "operator", new(), Role.supervision_centre, "centre"),
         Login("派遣员 dispatcher", "dispatcher", new(), Role.command_centre, "centre"),
         Login("值班长 shift lead", "lead", new(), Role.shift_lead, "centre"),
+        Login("热线 hotline (回访)", "hotline", new(), Role.hotline, "hotline"),
         Login(
             f"{department} staff", f"staff.{department.lower()}", new(), Role.department, department
         ),

@@ -324,6 +324,8 @@ class Driver:
         await self.rate(case)
 
     async def rate(self, case: Case) -> None:
+        if case.plan.channel is Channel.hotline and not case.rated:
+            return await self.callback(case)  # hotline reporters are called back (回访)
         drawn = None if case.rated else self.scenario.feedback(case.plan.n, case.plan.channel)
         if drawn is None:
             return self.finish(case)
@@ -342,6 +344,32 @@ class Driver:
         if answer is None:
             return self.finish(case)
         self.tally.feedback += 1
+        if answer["state"] == "rework":
+            self.tally.dissatisfied += 1
+            self.tally.reworked += 1  # reopened: dispatch sends it back
+            return
+        self.finish(case)
+
+    async def callback(self, case: Case) -> None:
+        """回访: the hotline calls the reporter back after the closure; calls that reach
+        nobody are recorded, and the resident's answers rate the case as feedback does
+        (a dissatisfied or unsolved answer may reopen it)."""
+        case.rated = True
+        plan = self.scenario.callback(case.plan.n, self.scenario.pack.city.callback.tries)
+        await self.sleep(plan.delay)
+        base, token = f"/cases/{case.case_id}/callback", self.credentials.hotline
+        for _ in range(plan.unreached):
+            if await self.call(self.intake, f"{base}/unreached", {}, token, case=case) is None:
+                return self.finish(case)
+            self.tally.callbacks_unreached += 1
+            await self.sleep(plan.retry)
+        if plan.rating is None:
+            self.tally.callbacks_invalid += 1
+            return self.finish(case)
+        answer = await self.call(self.intake, base, plan.answers, token, case=case)
+        if answer is None:
+            return self.finish(case)
+        self.tally.callbacks += 1
         if answer["state"] == "rework":
             self.tally.dissatisfied += 1
             self.tally.reworked += 1  # reopened: dispatch sends it back

@@ -66,6 +66,10 @@ class Behaviour:
     )
     ratings: tuple[float, float, float, float, float] = (0.04, 0.06, 0.10, 0.25, 0.55)
     feedback_median: timedelta = timedelta(hours=2)
+    # 回访: the hotline calls back every hotline reporter after the closure; a call reaches
+    # nobody this often, and the next try comes this much later.
+    callback_unreached_share: float = 0.25
+    callback_retry: timedelta = timedelta(hours=3)
     spread: float = 0.8  # sigma of the lognormal delays
 
 
@@ -119,6 +123,30 @@ class DepartmentPlan:
     handle_after: timedelta
     late: bool = False
     extension_denied: bool = False
+
+
+@dataclass(frozen=True)
+class CallbackPlan:
+    """A callback (回访): the first call after `delay`, `unreached` calls that reach nobody
+    (`retry` apart), then the resident's `rating` (None: never reached, the callback is
+    invalid)."""
+
+    delay: timedelta
+    unreached: int
+    retry: timedelta
+    rating: int | None
+
+    @property
+    def answers(self) -> dict[str, object]:
+        """The resident's answers as the hotline records them, from the rating."""
+        assert self.rating is not None
+        satisfaction = {5: "satisfied", 4: "satisfied", 3: "basically_satisfied"}
+        return {
+            "contacted": self.rating > 1,
+            "solved": self.rating >= 3,
+            "satisfaction": satisfaction.get(self.rating, "dissatisfied"),
+            "comment": f"simulated callback {self.rating}",
+        }
 
 
 def _lognormal(rng: random.Random, median: timedelta, sigma: float) -> timedelta:
@@ -250,6 +278,19 @@ class Scenario:
             return None
         rating = rng.choices((1, 2, 3, 4, 5), b.ratings)[0]
         return _lognormal(rng, b.feedback_median, b.spread), rating
+
+    def callback(self, n: int, tries: int) -> CallbackPlan:
+        """The hotline's callback of case `n` (回访): when, how many calls reach nobody
+        (at most the city's `tries`: then the callback is invalid), and the resident's
+        rating (1…5) when one is reached."""
+        b = self.profile.behaviour
+        rng = self.rng(n, "callback")
+        unreached = 0
+        while unreached < tries and rng.random() < b.callback_unreached_share:
+            unreached += 1
+        rating = None if unreached == tries else rng.choices((1, 2, 3, 4, 5), b.ratings)[0]
+        delay = _lognormal(rng, b.feedback_median, b.spread)
+        return CallbackPlan(delay, unreached, b.callback_retry, rating)
 
     def decision(self, n: int, purpose: str) -> timedelta:
         return self.delay(n, f"decision:{purpose}", self.profile.behaviour.decision_median)

@@ -41,6 +41,9 @@ class Tally:
     reworked: int = 0  # failed checks and dissatisfied residents
     closed: int = 0
     feedback: int = 0
+    callbacks: int = 0  # 回访 answered by the resident
+    callbacks_unreached: int = 0  # calls that reached nobody
+    callbacks_invalid: int = 0  # never reached in the city's tries (无效回访)
     dissatisfied: int = 0
     errors: int = 0  # 5xx, transport failures, and actions refused after their retries
     # What the errors were: "POST /cases/{id}/check → 409" and how many of each.

@@ -53,7 +53,8 @@ async def _caught_up(target: Target, tally: Tally) -> tuple[Counter[str], Counte
     answers may be a moment ahead of it), or as it is after 15 s."""
     for _ in range(60):
         states, steps = await _projection(target)
-        if steps["closed"] >= tally.closed and steps["feedback"] >= tally.feedback:
+        rated = tally.feedback + tally.callbacks  # a callback's answers rate the case too
+        if steps["closed"] >= tally.closed and steps["feedback"] >= rated:
             break
         await asyncio.sleep(0.25)
     return states, steps
@@ -75,7 +76,12 @@ def test_a_compressed_simulation_goes_round_the_loop(tmp_path: Path) -> None:
     [(states, steps)] = seen
     # What the simulator was answered is what the system recorded: each closure, rating
     # and rework (failed checks and dissatisfied residents) is on a case's timeline.
-    assert (steps["closed"], steps["feedback"]) == (tally.closed, tally.feedback)
+    assert (steps["closed"], steps["feedback"]) == (tally.closed, tally.feedback + tally.callbacks)
+    # The hotline called its reporters back (回访): the answered callbacks and the calls
+    # that reached nobody are on the timelines, as many as the simulator made.
+    assert tally.callbacks >= 1
+    assert steps["gridloop.case.callback_answered"] == tally.callbacks
+    assert steps["gridloop.case.callback_unreached"] == tally.callbacks_unreached
     assert steps["rework"] == tally.reworked
     assert steps["handled"] == tally.handled and steps["returned"] == tally.returned
     assert states["closed"] + states["evaluated"] >= 1

@@ -123,6 +123,27 @@ def test_checks_and_residents(scenario: Scenario) -> None:
     assert (ratings[1] + ratings[2]) / len(given) == pytest.approx(0.10, abs=0.03)
 
 
+def test_callbacks_reach_nobody_at_the_share_and_are_invalid_after_the_tries(
+    scenario: Scenario,
+) -> None:
+    plans = [scenario.callback(n, 3) for n in range(N)]
+    # Each call reaches nobody a quarter of the time: none unreached ≈ 3/4, all three ≈ 1/64.
+    assert sum(p.unreached == 0 for p in plans) / N == pytest.approx(0.75, abs=0.03)
+    invalid = [p for p in plans if p.unreached == 3]
+    assert len(invalid) / N == pytest.approx(1 / 64, abs=0.01)
+    assert all(p.rating is None for p in invalid)
+    assert all(p.rating in {1, 2, 3, 4, 5} for p in plans if p.unreached < 3)
+    unhappy = next(p for p in plans if p.rating == 1)
+    assert unhappy.answers["satisfaction"] == "dissatisfied" and not unhappy.answers["solved"]
+    happy = next(p for p in plans if p.rating == 4)
+    assert happy.answers == {
+        "contacted": True,
+        "solved": True,
+        "satisfaction": "satisfied",
+        "comment": "simulated callback 4",
+    }
+
+
 def test_a_profile_changes_the_behaviour(pack: CityPack) -> None:
     strict = Scenario(pack, Profile(seed=7, behaviour=Behaviour(check_fail_share=1.0)))
     assert not any(strict.check(n, 1)[1] for n in range(100))
