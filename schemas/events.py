@@ -51,6 +51,8 @@ class Role(StrEnum):
     shift_lead = "shift_lead"  # 值班长: the command centre's approvals and 督办
     department = "department"
     system = "system"
+    # The grid's people (网格员 / 组团式服务): a grid manager or a member of the grid's team.
+    grid_staff = "grid_staff"
 
 
 class Channel(StrEnum):
@@ -589,6 +591,71 @@ class PatrolEnded(GridEvent):
         return f"{self.case_id}/{self.ce_type}/{self.patrol}"
 
 
+# --- Households and visits (services/grid, 走访): the register's doors, a grid person's visits,
+# and the cases their findings became. Keyed by grid code like the grid's other facts; never
+# a resident's name (the register keeps one only where the pack says, and not in the log).
+
+HouseholdId = Annotated[str, Field(pattern=r"^hh_[0-9a-f]{16}$")]
+Occupancy = Literal["owner_occupied", "rented", "office", "vacant"]  # Yichang's colour classes
+FindingType = Literal["dispute", "need", "suggestion", "safety_hazard", "fire_hazard", "sanitation"]
+
+
+class VisitFinding(BaseModel):
+    """What a resident raised on a visit (民情): its type, a short text, and the household
+    it concerns (if one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: FindingType
+    text: Annotated[str, Field(min_length=1, max_length=500)]
+    household: HouseholdId | None = None
+
+
+class VisitLogged(GridEvent):
+    """A grid person (`staff`) visited `households` of the grid at `at` (走访), and what
+    residents raised there (`findings`)."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.visit_logged"
+    visit: RequestId
+    at: datetime
+    households: Annotated[list[HouseholdId], Field(min_length=1, max_length=200)]
+    findings: Annotated[list[VisitFinding], Field(max_length=20)] = []
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.visit}"
+
+
+class FindingReported(GridEvent):
+    """A visit's finding (`finding`, its index) became case `reported_case` in intake, of
+    `kind` (`dispute` for a dispute); `staff` is who reported it."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.finding_reported"
+    visit: RequestId
+    finding: Annotated[int, Field(ge=0, le=19)]
+    finding_type: FindingType
+    reported_case: CaseId
+    kind: Annotated[str, Field(pattern=r"^[a-z_]{1,20}$")]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.visit}/{self.finding}"
+
+
+class HouseholdChanged(EventData):
+    """A door of the grid's household register added (`change` 1), its occupancy changed,
+    or removed (`removed`): where it is and how it is used, never who lives there."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.household_changed"
+    actor: GridActor
+    household: HouseholdId
+    building: Annotated[str, Field(min_length=1, max_length=60)]
+    door: Annotated[str, Field(min_length=1, max_length=20)]
+    occupancy: Occupancy
+    removed: bool = False
+    change: Annotated[int, Field(ge=1)]  # the door's revision after it
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.household}/{self.change}"
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.ce_type: model
     for model in (
@@ -633,5 +700,9 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         StaffReleased,
         PatrolStarted,
         PatrolEnded,
+        # Households and visits (services/grid, 走访).
+        VisitLogged,
+        FindingReported,
+        HouseholdChanged,
     )
 }

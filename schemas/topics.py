@@ -95,6 +95,11 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
         f"gridloop.grid.{t}": GRID
         for t in ("staff_assigned", "staff_released", "patrol_started", "patrol_ended")
     },
+    # Households and visits (走访): beside the grid's other facts, keyed by grid.
+    **{
+        f"gridloop.grid.{t}": GRID
+        for t in ("visit_logged", "finding_reported", "household_changed")
+    },
 }
 
 

@@ -153,6 +153,35 @@ _FIELDS: dict[str, dict[str, Any]] = {
         "points": 12,
         "outside": 0,
     },
+    # Households and visits (走访): keyed by the grid's code too.
+    "gridloop.grid.visit_logged": {
+        "actor": {"role": "grid_staff", "id": "GM-0001"},
+        "staff": "GM-0001",
+        "visit": "v-1",
+        "at": TIME,
+        "households": ["hh_0123456789abcdef", "hh_fedcba9876543210"],
+        "findings": [
+            {"type": "dispute", "text": "楼上漏水，邻里争执", "household": "hh_0123456789abcdef"},
+            {"type": "need", "text": "老人需要助餐服务"},
+        ],
+    },
+    "gridloop.grid.finding_reported": {
+        "actor": {"role": "grid_staff", "id": "GM-0001"},
+        "staff": "GM-0001",
+        "visit": "v-1",
+        "finding": 0,
+        "finding_type": "dispute",
+        "reported_case": "C-20250301-0002",
+        "kind": "dispute",
+    },
+    "gridloop.grid.household_changed": {
+        "actor": {"role": "grid_staff", "id": "GM-0001"},
+        "household": "hh_0123456789abcdef",
+        "building": "多福巷 11号楼",
+        "door": "101",
+        "occupancy": "rented",
+        "change": 2,
+    },
 }
 
 

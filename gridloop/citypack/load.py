@@ -5,7 +5,7 @@ Errors read `file:line: what` (`file: what` when no line applies, e.g. a missing
 Each file of the pack has its module: `city` (city.yaml), `grids` (grids.geojson),
 `components` (components.csv), `routing` (routing.yaml), `sla` (sla.yaml), `evaluation`
 (evaluation.yaml), `knowledge` (knowledge.yaml), `messages` (messages.yaml), `staff`
-(staff.yaml).
+(staff.yaml), `households` (households.csv).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gridloop.citypack.components import COMPONENTS_FILE, check_components, load
 from gridloop.citypack.errors import CityPackError, Errors
 from gridloop.citypack.evaluation import load_evaluation
 from gridloop.citypack.grids import GRIDS_FILE, check_grids, load_grids
+from gridloop.citypack.households import load_households
 from gridloop.citypack.knowledge import load_knowledge
 from gridloop.citypack.messages import load_messages
 from gridloop.citypack.pack import CityPack
@@ -48,9 +49,11 @@ def load_city_pack(path: Path | str) -> CityPack:
     knowledge = load_knowledge(root, errors.items)
     messages = load_messages(root, errors.items)
     staff = load_staff(root, [g.grid for g in grids], errors.items)
+    names = model.households.names if model is not None else False
+    households = load_households(root, [g.grid for g in grids], names, errors.items)
     if errors.items or model is None or sla is None or evaluation is None or knowledge is None:
         raise CityPackError(errors.items)
-    if staff is None:  # only with an error listed above
+    if staff is None or households is None:  # only with an error listed above
         raise CityPackError(errors.items)
     return CityPack(
         model,
@@ -62,4 +65,5 @@ def load_city_pack(path: Path | str) -> CityPack:
         knowledge=knowledge,
         messages=messages,
         staff=staff,
+        households=households,
     )

@@ -12,6 +12,7 @@ from shapely import STRtree
 from shapely.geometry import Point, Polygon
 
 from gridloop.citypack.evaluation import EvaluationPolicy
+from gridloop.citypack.households import HouseholdRegister
 from gridloop.citypack.knowledge import KnowledgeBase
 from gridloop.citypack.messages import MessagePolicy
 from gridloop.citypack.model import CityFile, ComponentInstance, Grid
@@ -36,6 +37,7 @@ class CityPack:
         knowledge: KnowledgeBase | None = None,
         messages: MessagePolicy | None = None,
         staff: StaffRegister | None = None,
+        households: HouseholdRegister | None = None,
     ) -> None:
         self.city = city
         self.routing = routing if routing is not None else Routing()
@@ -46,6 +48,8 @@ class CityPack:
         self.messages = messages  # None: reporters are told nothing (`messages.yaml`)
         # The grid's people (`staff.yaml`): none without the file.
         self.staff = staff if staff is not None else StaffRegister()
+        # The building and household register (`households.csv`): none without the file.
+        self.households = households if households is not None else HouseholdRegister()
         self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}

@@ -3,11 +3,13 @@ is refused with every error listed, each with its line; names only where the pac
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
-from gridloop.citypack import load_city_pack
+from gridloop.citypack import CityPackError, load_city_pack
 from gridloop.citypack.households import (
     HOUSEHOLDS_FILE,
     HouseholdRegister,
@@ -107,3 +109,32 @@ def test_a_column_the_register_does_not_keep_is_refused(tmp_path: Path, grids: l
     errors = _load(tmp_path, text, grids, names=True)
     assert len(errors) == 1
     assert errors[0].startswith(f"{HOUSEHOLDS_FILE}:2: phone:")
+
+
+def test_a_pack_with_a_broken_register_is_refused_with_its_other_errors(tmp_path: Path) -> None:
+    root = tmp_path / "pack"
+    shutil.copytree(DEMO_CITY_PACK, root)
+    city = yaml.safe_load((root / "city.yaml").read_text(encoding="utf-8"))
+    city["households"] = {"names": "perhaps"}  # not a boolean
+    (root / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), encoding="utf-8")
+    with (root / HOUSEHOLDS_FILE).open("a", encoding="utf-8") as register:
+        register.write("110101009009009,3号楼,101,rented\n")
+    with pytest.raises(CityPackError) as refused:
+        load_city_pack(root)
+    errors = refused.value.errors
+    assert any(e.startswith("city.yaml:") and "households.names" in e for e in errors), errors
+    assert any(e.endswith("unknown grid 110101009009009") for e in errors), errors
+
+
+def test_the_pack_turns_names_on(tmp_path: Path) -> None:
+    root = tmp_path / "pack"
+    shutil.copytree(DEMO_CITY_PACK, root)
+    city = yaml.safe_load((root / "city.yaml").read_text(encoding="utf-8"))
+    city["households"] = {"names": True}
+    (root / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), encoding="utf-8")
+    (root / HOUSEHOLDS_FILE).write_text(
+        f"grid,building,door,occupancy,name\n{G1},3号楼,101,rented,张三\n", encoding="utf-8"
+    )
+    pack = load_city_pack(root)
+    assert pack.households.names
+    assert [d.name for d in pack.households.of(G1)] == ["张三"]
