@@ -21,6 +21,13 @@ from zoneinfo import ZoneInfo
 from gridloop.access import Principal, Role
 from gridloop.citypack.households import HouseholdEntry, Occupancy
 from gridloop.refusal import Refused, Why, conflict, invalid, not_found
+from schemas.events import (
+    FindingReported,
+    GridActor,
+    HouseholdChanged,
+    VisitFinding,
+    VisitLogged,
+)
 
 # A visit is logged within this long of when it was made (a handheld offline for days still
 # sends it); a time further ahead than the clocks' skew is refused.
@@ -406,4 +413,55 @@ def coverage(
     visited = [h for h in due if h in seen]
     return Coverage(
         grid, period.name, len(due), len(visited), tuple(h for h in due if h not in seen)
+    )
+
+
+# --- the events they publish ---------------------------------------------------------------------
+
+
+def actor_of(who: Principal) -> GridActor:
+    return GridActor(role=who.role.value, id=who.subject[:64])
+
+
+def visit_logged(visit: Visit, who: Principal) -> VisitLogged:
+    findings = [
+        VisitFinding(type=f.type.value, text=f.text, household=f.household) for f in visit.findings
+    ]
+    return VisitLogged(
+        case_id=visit.grid,
+        actor=actor_of(who),
+        staff=visit.staff,
+        visit=visit.id,
+        at=visit.at,
+        households=list(visit.households),
+        findings=findings,
+    )
+
+
+def finding_reported(visit: Visit, index: int, who: Principal) -> FindingReported:
+    finding = visit.findings[index]
+    assert finding.case_id is not None and finding.kind is not None
+    return FindingReported(
+        case_id=visit.grid,
+        actor=actor_of(who),
+        staff=who.subject[:64],
+        visit=visit.id,
+        finding=index,
+        finding_type=finding.type.value,
+        reported_case=finding.case_id,
+        kind=finding.kind,
+    )
+
+
+def household_changed(household: Household, change: int, who: Principal) -> HouseholdChanged:
+    """The door's fact for the log: where and how it is used, never its name."""
+    return HouseholdChanged(
+        case_id=household.grid,
+        actor=actor_of(who),
+        household=household.id,
+        building=household.building,
+        door=household.door,
+        occupancy=household.occupancy.value,
+        removed=household.until is not None,
+        change=change,
     )
