@@ -27,13 +27,19 @@ class Reporter(Protocol):
 
 
 class IntakeClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
+        self.transport = transport  # None: the network (tests hand intake's app in)
 
     async def report(self, body: dict[str, Any], token: str, key: str) -> str:
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport) as client:
                 answer = await client.post(f"{self.base_url}/reports", json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise _unavailable(f"intake did not answer: {type(exc).__name__}") from None

@@ -1,0 +1,291 @@
+"""Households and visits (走访) on the real broker and database: the register by role and
+grid, a visit logged once however often the handheld sends it, a finding made a case in
+intake (the real intake app, asked over HTTP), and coverage from the visits logged."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.auth import CredentialStore, Role
+from gridloop.citypack import CityPack, load_city_pack
+from gridloop.config import DEMO_CITY_PACK
+from gridloop.http import HttpLimits
+from gridloop.kafka import EventProducer, ensure_topics
+from gridloop.mongo import Document
+from schemas import clock
+from schemas.envelope import decode
+from schemas.events import CaseReported
+from services.grid.api import create_app as grid_app
+from services.grid.intake_client import IntakeClient
+from services.grid.service import GridService
+from services.grid.store import GridStore
+from services.grid.visits import Visits
+from services.intake.api import Intake, follow_key
+from services.intake.api import create_app as intake_app
+from tests.conftest import Servers
+from tests.helpers import read_topic
+
+G1, G2 = "110101001001001", "110101001001002"
+INSIDE_G1 = {"lon": 116.4005, "lat": 39.9204}
+ROOMY = HttpLimits(public_rate="10000/minute")
+# Who holds which credential: GM-0001 works G1, GM-0002 works G2 (the demo's staff.yaml).
+HOLDERS = {
+    "zhao": (Role.grid_staff, "GM-0001"),
+    "qian": (Role.grid_staff, "GM-0002"),
+    "admin": (Role.admin, "ops"),
+    "centre": (Role.supervision_centre, "centre-1"),
+    "command": (Role.command_centre, "dispatcher-1"),
+    "lead": (Role.shift_lead, "lead-1"),
+    "supervisor": (Role.supervisor, "SUP-0001"),
+    "department": (Role.department, "WATER"),
+}
+
+
+@dataclass
+class World:
+    grid: httpx.AsyncClient
+    db: AsyncDatabase[Document]
+    kafka: str
+    pack: CityPack
+    tokens: dict[str, str]
+
+    def auth(self, who: str, key: str | None = None) -> dict[str, str]:
+        found = {"Authorization": f"Bearer {self.tokens[who]}"}
+        return found | ({"Idempotency-Key": key} if key else {})
+
+    async def get(self, path: str, who: str, **params: str) -> httpx.Response:
+        return await self.grid.get(path, headers=self.auth(who), params=params)
+
+    async def post(self, path: str, body: Any, who: str, key: str | None = None) -> httpx.Response:
+        return await self.grid.post(path, json=body, headers=self.auth(who, key))
+
+    async def doors(self, grid: str, who: str = "admin") -> list[dict[str, Any]]:
+        answer = await self.get(f"/grids/{grid}/households", who)
+        assert answer.status_code == 200, answer.text
+        found: list[dict[str, Any]] = answer.json()
+        return found
+
+
+@pytest.fixture
+async def world(servers: Servers) -> AsyncIterator[World]:
+    await ensure_topics(servers.kafka)
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
+    producer = EventProducer(servers.kafka)
+    await producer.start()
+    pack = load_city_pack(DEMO_CITY_PACK)
+    credentials = CredentialStore(db)
+    tokens = {name: await credentials.issue(r, s) for name, (r, s) in HOLDERS.items()}
+    intake = intake_app(Intake(pack, producer, db, await follow_key(db)), ROOMY)
+    store = GridStore(db)
+    await store.seed(pack)
+    service = GridService(pack, store, producer)
+    to_intake = IntakeClient("http://intake", transport=httpx.ASGITransport(app=intake))
+    app = grid_app(service, credentials, ROOMY)
+    app.state.visits = await Visits.build(service, db, to_intake)
+    grid = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://grid")
+    yield World(grid, db, servers.kafka, pack, tokens)
+    await grid.aclose()
+    await producer.stop()
+    await mongo.close()
+
+
+def _visit(households: list[str], *findings: dict[str, Any], ago: float = 1.0) -> dict[str, Any]:
+    at = clock.now() - timedelta(hours=ago)
+    return {"at": at.isoformat(), "households": households, "findings": list(findings)}
+
+
+async def _grid_records(kafka: str, match: str, count: int) -> list[Any]:
+    """The `grid` topic's events whose JSON mentions `match`, once `count` are there."""
+
+    def found(records: list[Any]) -> list[Any]:
+        return [r for r in records if match.encode() in r.value]
+
+    records = await read_topic(kafka, "grid", lambda rs: len(found(rs)) >= count)
+    return [decode(r.value, r.headers) for r in found(records)]
+
+
+# --- the register --------------------------------------------------------------------------------
+
+
+async def test_household_data_is_shown_to_the_grids_own_staff_and_the_centres(world: World) -> None:
+    mine = await world.doors(G1, "zhao")
+    assert len(mine) == len(world.pack.households.of(G1)) > 10
+    assert {d["grid"] for d in mine} == {G1}
+    assert all(d["name"] is None for d in mine)  # the demo keeps no names
+    for who in ("centre", "command", "admin"):
+        assert len(await world.doors(G2, who)) == len(world.pack.households.of(G2))
+    other = await world.get(f"/grids/{G2}/households", "zhao")
+    assert other.status_code == 403
+    assert other.json()["detail"][0]["loc"] == ["path", "grid"]
+    for who in ("department", "supervisor", "lead"):
+        assert (await world.get(f"/grids/{G1}/households", who)).status_code == 403
+    assert (await world.grid.get(f"/grids/{G1}/households")).status_code == 401
+    assert (await world.get("/grids/110101009009009/households", "admin")).status_code == 404
+
+
+async def test_the_grids_staff_change_its_register_and_the_log_says_so(world: World) -> None:
+    door = {"building": "多福巷 99号楼", "door": "101", "occupancy": "rented"}
+    added = await world.post(f"/grids/{G1}/households", door, "zhao")
+    assert added.status_code == 201, added.text
+    hid = added.json()["household"]
+    assert (await world.post(f"/grids/{G1}/households", door, "zhao")).status_code == 409
+    named = await world.post(f"/grids/{G1}/households", door | {"name": "张三"}, "zhao")
+    assert (named.status_code, named.json()["detail"][0]["type"]) == (422, "names_off")
+    assert (await world.post(f"/grids/{G1}/households", door, "qian")).status_code == 403
+
+    headers = world.auth("zhao")
+    changed = await world.grid.patch(
+        f"/households/{hid}", json={"occupancy": "office"}, headers=headers
+    )
+    assert (changed.status_code, changed.json()["occupancy"]) == (200, "office")
+    foreign = await world.grid.patch(
+        f"/households/{hid}", json={"occupancy": "vacant"}, headers=world.auth("qian")
+    )
+    assert foreign.status_code == 403
+    gone = await world.grid.patch(f"/households/{hid}", json={"removed": True}, headers=headers)
+    assert gone.status_code == 200 and gone.json()["until"] is not None
+    assert hid not in {d["household"] for d in await world.doors(G1)}
+    again = await world.grid.patch(
+        f"/households/{hid}", json={"occupancy": "rented"}, headers=headers
+    )
+    assert again.status_code == 409
+
+    events = await _grid_records(world.kafka, hid, 3)
+    assert [(e.data.change, e.data.occupancy, e.data.removed) for e in events] == [
+        (1, "rented", False),
+        (2, "office", False),
+        (3, "office", True),
+    ]
+    assert all(e.data.case_id == G1 and e.type == "gridloop.grid.household_changed" for e in events)
+
+
+# --- visits ---------------------------------------------------------------------------------------
+
+
+async def test_a_visit_sent_twice_is_logged_once(world: World) -> None:
+    doors = [d["household"] for d in await world.doors(G1)][:3]
+    body = _visit(doors, {"type": "need", "text": "老人需要助餐服务", "household": doors[0]})
+    key = str(uuid.uuid4())
+    first = await world.post(f"/grids/{G1}/visits", body, "zhao", key)
+    assert first.status_code == 202, first.text
+    again = await world.post(f"/grids/{G1}/visits", body, "zhao", key)
+    assert (again.status_code, again.json()) == (202, first.json())
+    visit = first.json()
+    assert (visit["staff"], visit["households"]) == ("GM-0001", doors)
+    assert await world.db["grid_visits"].count_documents({"_id": visit["visit_id"]}) == 1
+
+    [logged] = await _grid_records(world.kafka, visit["visit_id"], 1)
+    assert logged.type == "gridloop.grid.visit_logged"
+    assert (logged.data.case_id, logged.data.staff, logged.data.households) == (
+        G1,
+        "GM-0001",
+        doors,
+    )
+    assert [f.type for f in logged.data.findings] == ["need"]
+
+    other = await world.post(f"/grids/{G1}/visits", _visit(doors[:1]), "zhao", key)
+    assert (other.status_code, other.json()["detail"][0]["type"]) == (
+        422,
+        "idempotency_key_reused",
+    )
+    # The other grid's staff see neither the visit nor the grid's log.
+    assert (await world.get(f"/visits/{visit['visit_id']}", "qian")).status_code == 404
+    month = clock.now().astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    assert (await world.get(f"/grids/{G1}/visits", "qian", period=month)).status_code == 403
+    listed = await world.get(f"/grids/{G1}/visits", "centre", period=month)
+    assert visit["visit_id"] in {v["visit_id"] for v in listed.json()}
+
+
+async def test_a_visit_is_refused_by_field_and_changes_nothing(world: World) -> None:
+    doors = [d["household"] for d in await world.doors(G1)]
+    g2 = [d["household"] for d in await world.doors(G2)]
+    cases = [
+        (_visit([doors[0], g2[0]]), ["body", "households", "1"]),
+        (_visit(doors[:1], ago=-2), ["body", "at"]),
+        (_visit(doors[:1], {"type": "gossip", "text": "x"}), ["body", "findings", 0, "type"]),
+    ]
+    for body, loc in cases:
+        answer = await world.post(f"/grids/{G1}/visits", body, "zhao")
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"][0]["loc"] == loc
+    foreign = await world.post(f"/grids/{G1}/visits", _visit(doors[:1]), "qian")
+    assert foreign.status_code == 403
+    assert await world.db["grid_visits"].count_documents({}) == 0
+
+
+# --- a finding becomes a case --------------------------------------------------------------------
+
+
+async def test_a_finding_becomes_a_case_in_one_action_once(world: World) -> None:
+    doors = [d["household"] for d in await world.doors(G1)][:2]
+    finding = {"type": "sanitation", "text": "楼下垃圾堆放三天", "household": doors[1]}
+    logged = await world.post(f"/grids/{G1}/visits", _visit(doors, finding), "zhao")
+    visit = logged.json()["visit_id"]
+    path = f"/visits/{visit}/findings/0/case"
+    ask = {"point": INSIDE_G1, "kind": "event", "class_code": "0102"}
+
+    bad = await world.post(path, ask | {"class_code": "9999"}, "zhao")  # intake refuses it
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["detail"][0]["loc"] == ["body", "class_code"]
+    assert (await world.get(f"/visits/{visit}", "zhao")).json()["findings"][0]["case_id"] is None
+    assert (await world.post(path, ask, "qian")).status_code == 403
+
+    made = await world.post(path, ask, "zhao")
+    assert made.status_code == 202, made.text
+    case_id = made.json()["case_id"]
+    assert made.json()["kind"] == "event"
+    again = await world.post(path, ask, "zhao")
+    assert (again.status_code, again.json()["case_id"]) == (202, case_id)
+    shown = (await world.get(f"/visits/{visit}", "centre")).json()
+    assert (shown["findings"][0]["case_id"], shown["findings"][0]["kind"]) == (case_id, "event")
+
+    # Intake holds one case, reported by the grid person through the handheld's channel.
+    assert await world.db["case_heads"].count_documents({"_id": case_id}) == 1
+    reported = await read_topic(world.kafka, "reports", lambda rs: _reported(rs, case_id))
+    [first] = [decode(r.value, r.headers) for r in reported if r.key == case_id.encode()][:1]
+    assert isinstance(first.data, CaseReported)
+    assert first.data.channel == "supervisor"
+    assert (first.data.actor.role, first.data.actor.id) == ("grid_staff", "GM-0001")
+    assert first.data.class_code == "0102"
+    [told] = await _grid_records(world.kafka, case_id, 1)
+    assert told.type == "gridloop.grid.finding_reported"
+    assert (told.data.visit, told.data.finding, told.data.finding_type) == (visit, 0, "sanitation")
+
+
+def _reported(records: list[Any], case_id: str) -> bool:
+    return any(r.key == case_id.encode() for r in records)
+
+
+# --- coverage ---------------------------------------------------------------------------------
+
+
+async def test_coverage_is_the_share_of_households_visited_this_month(world: World) -> None:
+    doors = await world.doors(G1)
+    occupied = [d["household"] for d in doors if d["occupancy"] != "vacant"]
+    vacant = [d["household"] for d in doors if d["occupancy"] == "vacant"]
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    before = await world.get(f"/grids/{G1}/coverage", "zhao", period=month)
+    assert before.status_code == 200, before.text
+    assert (before.json()["households"], before.json()["visited"]) == (len(occupied), 0)
+
+    await world.post(f"/grids/{G1}/visits", _visit(occupied[:2] + vacant[:1], ago=0.1), "zhao")
+    await world.post(f"/grids/{G1}/visits", _visit(occupied[1:4], ago=0.05), "zhao")
+    after = (await world.get(f"/grids/{G1}/coverage", "lead", period=month)).json()
+    assert (after["households"], after["visited"]) == (len(occupied), 4)
+    assert after["ratio"] == pytest.approx(4 / len(occupied))
+    assert set(after["unvisited"]) == set(occupied[4:])
+
+    assert (await world.get(f"/grids/{G1}/coverage", "qian", period=month)).status_code == 403
+    bad = await world.get(f"/grids/{G1}/coverage", "zhao", period="2026-13")
+    assert (bad.status_code, bad.json()["detail"][0]["loc"]) == (422, ["query", "period"])
