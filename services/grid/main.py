@@ -10,6 +10,8 @@ from gridloop.http import HttpLimits
 from gridloop.runtime import infrastructure, serve
 from gridloop.topology import GRID_SERVICE
 from services.grid.api import create_app
+from services.grid.patrolling import Patrols
+from services.grid.patrols import PatrolStore
 from services.grid.service import GridService
 from services.grid.store import GridStore
 
@@ -22,6 +24,10 @@ async def run(settings: Settings) -> None:
         store = GridStore(infra.db)
         await store.create_indexes()
         await store.seed(pack)
+        patrols = PatrolStore(infra.db)
+        await patrols.create_indexes()
         service = GridService(pack, store, infra.producer)
-        app = create_app(service, CredentialStore(infra.db), HttpLimits.from_settings(settings))
+        parts = {"patrols": Patrols(service, patrols)}
+        limits = HttpLimits.from_settings(settings)
+        app = create_app(service, CredentialStore(infra.db), limits, parts=parts)
         await serve(app, settings.host, settings.grid_port, [])
