@@ -19,7 +19,9 @@ def oversees(who: Principal) -> bool:
     return who.role in OVERSEERS
 
 
-def own_grid(who: Principal, grid: str, theirs: list[str]) -> None:
+def own_grid(
+    who: Principal, grid: str, theirs: list[str], where: tuple[str, ...] = ("path", "grid")
+) -> None:
     """Refuse (403) a grid person acting on a grid they do not work now."""
     if who.role in GRID_PEOPLE and grid not in theirs:
-        raise Refused(Why.forbidden, ("path", "grid"), f"{who.subject} does not work grid {grid}")
+        raise Refused(Why.forbidden, where, f"{who.subject} does not work grid {grid}")

@@ -29,6 +29,8 @@ class GridHead:
     rev: int = 0
     spells: list[Spell] = field(default_factory=list)
     outbox: list[Document] = field(default_factory=list)
+    # The answers given under Idempotency-Keys: {key, request (a digest), status, body}.
+    answers: list[Document] = field(default_factory=list)
 
 
 def spell_doc(s: Spell) -> Document:
@@ -49,6 +51,9 @@ def spell_of(d: Document) -> Spell:
 def seeded_spells(pack: CityPack, grid: str) -> list[Spell]:
     """The pack's people of `grid` as its first spells (from the pack's start)."""
     return [Spell(f"pack:{p.id}:{p.role.value}", p.id, p.name, p.role) for p in pack.staff_of(grid)]
+
+
+KEPT_ANSWERS = 100  # Idempotency-Keys remembered per grid (a register changes rarely)
 
 
 class GridStore:
@@ -75,6 +80,27 @@ class GridStore:
         doc = await self.heads.find_one({"_id": grid})
         return _head(doc) if doc is not None else None
 
+    async def claim(
+        self, head: GridHead, spells: list[Spell], outbox: list[Document], answer: Document | None
+    ) -> bool:
+        """The next revision of `head`'s grid, if it is still the one decided on and its
+        outbox is empty: the spells, the events to publish and the answer, in one write."""
+        answers = [*head.answers, answer][-KEPT_ANSWERS:] if answer else head.answers
+        changed = {
+            "rev": head.rev + 1,
+            "spells": [spell_doc(s) for s in spells],
+            "outbox": outbox,
+            "answers": answers,
+        }
+        done = await self.heads.update_one(
+            {"_id": head.grid, "rev": head.rev, "outbox": []}, {"$set": changed}
+        )
+        return done.modified_count == 1
+
+    async def clear_outbox(self, grid: str, rev: int) -> None:
+        """The outbox of revision `rev` is on the log."""
+        await self.heads.update_one({"_id": grid, "rev": rev}, {"$set": {"outbox": []}})
+
     async def grids_of(self, staff: str, roles: Iterable[StaffRole] | None = None) -> list[str]:
         """The grids `staff` works now (in any of `roles`, when given), by code."""
         match: dict[str, Any] = {"staff": staff, "until": None}
@@ -86,4 +112,5 @@ class GridStore:
 
 def _head(doc: Document) -> GridHead:
     spells = [spell_of(d) for d in doc.get("spells", [])]
-    return GridHead(doc["_id"], doc["rev"], spells, list(doc.get("outbox", [])))
+    outbox, answers = list(doc.get("outbox", [])), list(doc.get("answers", []))
+    return GridHead(doc["_id"], doc["rev"], spells, outbox, answers)
