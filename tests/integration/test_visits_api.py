@@ -6,98 +6,28 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop.auth import CredentialStore, Role
-from gridloop.citypack import CityPack, load_city_pack
-from gridloop.config import DEMO_CITY_PACK
-from gridloop.http import HttpLimits
-from gridloop.kafka import EventProducer, ensure_topics
-from gridloop.mongo import Document
+from gridloop.topology import named
 from schemas import clock
 from schemas.envelope import decode
 from schemas.events import CaseReported
-from services.grid.api import create_app as grid_app
-from services.grid.intake_client import IntakeClient
-from services.grid.service import GridService
-from services.grid.store import GridStore
-from services.grid.visits import Visits
-from services.intake.api import Intake, follow_key
-from services.intake.api import create_app as intake_app
 from tests.conftest import Servers
 from tests.helpers import read_topic
+from tests.integration.visits_world import G1, G2, VisitsWorld, visits_world
 
-G1, G2 = "110101001001001", "110101001001002"
 INSIDE_G1 = {"lon": 116.4005, "lat": 39.9204}
-ROOMY = HttpLimits(public_rate="10000/minute")
-# Who holds which credential: GM-0001 works G1, GM-0002 works G2 (the demo's staff.yaml).
-HOLDERS = {
-    "zhao": (Role.grid_staff, "GM-0001"),
-    "qian": (Role.grid_staff, "GM-0002"),
-    "admin": (Role.admin, "ops"),
-    "centre": (Role.supervision_centre, "centre-1"),
-    "command": (Role.command_centre, "dispatcher-1"),
-    "lead": (Role.shift_lead, "lead-1"),
-    "supervisor": (Role.supervisor, "SUP-0001"),
-    "department": (Role.department, "WATER"),
-}
-
-
-@dataclass
-class World:
-    grid: httpx.AsyncClient
-    db: AsyncDatabase[Document]
-    kafka: str
-    pack: CityPack
-    tokens: dict[str, str]
-
-    def auth(self, who: str, key: str | None = None) -> dict[str, str]:
-        found = {"Authorization": f"Bearer {self.tokens[who]}"}
-        return found | ({"Idempotency-Key": key} if key else {})
-
-    async def get(self, path: str, who: str, **params: str) -> httpx.Response:
-        return await self.grid.get(path, headers=self.auth(who), params=params)
-
-    async def post(self, path: str, body: Any, who: str, key: str | None = None) -> httpx.Response:
-        return await self.grid.post(path, json=body, headers=self.auth(who, key))
-
-    async def doors(self, grid: str, who: str = "admin") -> list[dict[str, Any]]:
-        answer = await self.get(f"/grids/{grid}/households", who)
-        assert answer.status_code == 200, answer.text
-        found: list[dict[str, Any]] = answer.json()
-        return found
+World = VisitsWorld
 
 
 @pytest.fixture
 async def world(servers: Servers) -> AsyncIterator[World]:
-    await ensure_topics(servers.kafka)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
-    db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
-    producer = EventProducer(servers.kafka)
-    await producer.start()
-    pack = load_city_pack(DEMO_CITY_PACK)
-    credentials = CredentialStore(db)
-    tokens = {name: await credentials.issue(r, s) for name, (r, s) in HOLDERS.items()}
-    intake = intake_app(Intake(pack, producer, db, await follow_key(db)), ROOMY)
-    store = GridStore(db)
-    await store.seed(pack)
-    service = GridService(pack, store, producer)
-    to_intake = IntakeClient("http://intake", transport=httpx.ASGITransport(app=intake))
-    app = grid_app(service, credentials, ROOMY)
-    app.state.visits = await Visits.build(service, db, to_intake)
-    grid = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://grid")
-    yield World(grid, db, servers.kafka, pack, tokens)
-    await grid.aclose()
-    await producer.stop()
-    await mongo.close()
+    async with visits_world(servers) as found:
+        yield found
 
 
 def _visit(households: list[str], *findings: dict[str, Any], ago: float = 1.0) -> dict[str, Any]:
@@ -105,13 +35,14 @@ def _visit(households: list[str], *findings: dict[str, Any], ago: float = 1.0) -
     return {"at": at.isoformat(), "households": households, "findings": list(findings)}
 
 
-async def _grid_records(kafka: str, match: str, count: int) -> list[Any]:
+async def _grid_records(world: World, match: str, count: int) -> list[Any]:
     """The `grid` topic's events whose JSON mentions `match`, once `count` are there."""
+    kafka, topic = world.kafka, named(world.namespace, "grid")
 
     def found(records: list[Any]) -> list[Any]:
         return [r for r in records if match.encode() in r.value]
 
-    records = await read_topic(kafka, "grid", lambda rs: len(found(rs)) >= count)
+    records = await read_topic(kafka, topic, lambda rs: len(found(rs)) >= count)
     return [decode(r.value, r.headers) for r in found(records)]
 
 
@@ -161,7 +92,7 @@ async def test_the_grids_staff_change_its_register_and_the_log_says_so(world: Wo
     )
     assert again.status_code == 409
 
-    events = await _grid_records(world.kafka, hid, 3)
+    events = await _grid_records(world, hid, 3)
     assert [(e.data.change, e.data.occupancy, e.data.removed) for e in events] == [
         (1, "rented", False),
         (2, "office", False),
@@ -185,7 +116,7 @@ async def test_a_visit_sent_twice_is_logged_once(world: World) -> None:
     assert (visit["staff"], visit["households"]) == ("GM-0001", doors)
     assert await world.db["grid_visits"].count_documents({"_id": visit["visit_id"]}) == 1
 
-    [logged] = await _grid_records(world.kafka, visit["visit_id"], 1)
+    [logged] = await _grid_records(world, visit["visit_id"], 1)
     assert logged.type == "gridloop.grid.visit_logged"
     assert (logged.data.case_id, logged.data.staff, logged.data.households) == (
         G1,
@@ -252,13 +183,15 @@ async def test_a_finding_becomes_a_case_in_one_action_once(world: World) -> None
 
     # Intake holds one case, reported by the grid person through the handheld's channel.
     assert await world.db["case_heads"].count_documents({"_id": case_id}) == 1
-    reported = await read_topic(world.kafka, "reports", lambda rs: _reported(rs, case_id))
+    reported = await read_topic(
+        world.kafka, named(world.namespace, "reports"), lambda rs: _reported(rs, case_id)
+    )
     [first] = [decode(r.value, r.headers) for r in reported if r.key == case_id.encode()][:1]
     assert isinstance(first.data, CaseReported)
     assert first.data.channel == "supervisor"
     assert (first.data.actor.role, first.data.actor.id) == ("grid_staff", "GM-0001")
     assert first.data.class_code == "0102"
-    [told] = await _grid_records(world.kafka, case_id, 1)
+    [told] = await _grid_records(world, case_id, 1)
     assert told.type == "gridloop.grid.finding_reported"
     assert (told.data.visit, told.data.finding, told.data.finding_type) == (visit, 0, "sanitation")
 
