@@ -142,9 +142,12 @@ def decide_register(
 def decide_change(
     household: Household, change: ChangeDoor, names: bool, now: datetime
 ) -> Household:
-    """The door after `change`: refused on a removed door (409), a name where names are off
-    (422), and a change that changes nothing (422)."""
+    """The door after `change` — the same door when it changes nothing (a retry: no new
+    fact), removal of a removed door included; refused on a removed door (409), a name where
+    names are off (422), and a change that says nothing (422)."""
     if household.until is not None:
+        if change.removed:
+            return household
         raise conflict(("path", "household"), f"{household.id} was removed", "removed")
     _names_allowed(change.name, names)
     if change.removed:

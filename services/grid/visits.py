@@ -19,7 +19,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -49,6 +49,7 @@ from services.grid.visiting import (
 # across grids, and to a grid's own staff in their grids.
 HOUSEHOLD_READERS = (Role.supervision_centre, Role.command_centre, Role.admin)
 COVERAGE_READERS = (*HOUSEHOLD_READERS, Role.shift_lead)
+ATTEMPTS = 4  # claims on one visit lost in a row before a finding's report gives up
 VISITS = uuid.UUID("4b8f6a8e-2c1d-4f7e-9a3b-5d2e1c0f9b71")  # visit ids from keys
 
 
@@ -139,6 +140,8 @@ class Visits:
             await self._publish(stored.outbox)
         names = self.pack.households.names
         after = core.decide_change(stored.household, change, names, self.now())
+        if after == stored.household:  # nothing changes (a retry): no new fact
+            return after
         rev = stored.rev + 1
         envelope = self._envelope(core.household_changed(after, rev, who))
         if not await self.store.claim_household(after, rev, [envelope]):
@@ -160,7 +163,8 @@ class Visits:
         if (seen := await self.store.visit(log.visit_id)) is not None:
             return await self._replayed(seen.visit, seen.fingerprint, seen.outbox, seen.rev, asked)
         register = await self.store.register(log.grid)
-        log = replace(log, at=_millis(log.at))  # as the database keeps it: a replay is equal
+        # As the database keeps it (UTC, milliseconds): a replay answers the same.
+        log = replace(log, at=_millis(log.at.astimezone(UTC)))
         visit = core.decide_visit(log, register, await self.theirs(log.who), _millis(self.now()))
         envelope = self._envelope(core.visit_logged(visit, log.who))
         if not await self.store.claim_visit(visit, asked.fingerprint, [envelope]):
@@ -204,29 +208,28 @@ class Visits:
     # --- a finding becomes a case or a dispute --------------------------------------------------
 
     async def report(self, ask: ReportFinding, token: str) -> Visit:
-        """Report finding `ask.index` to intake and record the case it became, once."""
-        stored = await self.store.visit(ask.visit_id)
-        if stored is None:
-            raise not_found(("path", "visit"), f"no visit {ask.visit_id}")
-        await self._flush(stored.outbox, ask.visit_id, stored.rev)
-        visit, theirs = stored.visit, await self.theirs(ask.who)
-        core.may_act(ask.who, visit.grid, theirs)
-        if core.finding_of(visit, ask.index).case_id is not None:
-            return visit  # reported before: the case it became
-        _, body = core.decide_report(visit, ask, theirs)
-        case_id = await self.intake.report(body, token, finding_key(visit.id, ask.index))
-        after = core.reported(visit, ask.index, case_id, str(body["kind"]))
-        envelope = self._envelope(core.finding_reported(after, ask.index, ask.who))
-        done = after.findings[ask.index]
-        if not await self.store.claim_finding(visit.id, stored.rev, ask.index, done, [envelope]):
-            again = await self.store.visit(visit.id)  # a repeat of this request won the claim
-            assert again is not None
-            if core.finding_of(again.visit, ask.index).case_id is None:
-                raise conflict(("path", "finding"), "the visit changed meanwhile; retry", "busy")
-            return again.visit
-        await self._publish([envelope])
-        await self.store.released_visit(visit.id, stored.rev + 1)
-        return after
+        """Report finding `ask.index` to intake and record the case it became, once. A
+        claim lost to another finding of the visit is made again on the visit as it is
+        (intake answers the same case: the key is the same)."""
+        for _ in range(ATTEMPTS):
+            stored = await self.store.visit(ask.visit_id)
+            if stored is None:
+                raise not_found(("path", "visit"), f"no visit {ask.visit_id}")
+            await self._flush(stored.outbox, ask.visit_id, stored.rev)
+            visit, theirs = stored.visit, await self.theirs(ask.who)
+            core.may_act(ask.who, visit.grid, theirs)
+            if core.finding_of(visit, ask.index).case_id is not None:
+                return visit  # reported before: the case it became
+            _, body = core.decide_report(visit, ask, theirs)
+            case_id = await self.intake.report(body, token, finding_key(visit.id, ask.index))
+            after = core.reported(visit, ask.index, case_id, str(body["kind"]))
+            envelope = self._envelope(core.finding_reported(after, ask.index, ask.who))
+            done = after.findings[ask.index]
+            if await self.store.claim_finding(visit.id, stored.rev, ask.index, done, [envelope]):
+                await self._publish([envelope])
+                await self.store.released_visit(visit.id, stored.rev + 1)
+                return after
+        raise conflict(("path", "finding"), "the visit is changing too fast; retry", "busy")
 
     # --- coverage -------------------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ async def world(servers: Servers) -> AsyncIterator[World]:
 
 
 def _visit(households: list[str], *findings: dict[str, Any], ago: float = 1.0) -> dict[str, Any]:
-    at = clock.now() - timedelta(hours=ago)
+    # In Beijing time, as a handheld there says it: the answer gives it back in UTC.
+    at = (clock.now() - timedelta(hours=ago)).astimezone(ZoneInfo("Asia/Shanghai"))
     return {"at": at.isoformat(), "households": households, "findings": list(findings)}
 
 
@@ -80,6 +81,10 @@ async def test_the_grids_staff_change_its_register_and_the_log_says_so(world: Wo
         f"/households/{hid}", json={"occupancy": "office"}, headers=headers
     )
     assert (changed.status_code, changed.json()["occupancy"]) == (200, "office")
+    twice = await world.grid.patch(
+        f"/households/{hid}", json={"occupancy": "office"}, headers=headers
+    )
+    assert (twice.status_code, twice.json()) == (200, changed.json())  # no second fact
     foreign = await world.grid.patch(
         f"/households/{hid}", json={"occupancy": "vacant"}, headers=world.auth("qian")
     )

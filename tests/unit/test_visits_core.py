@@ -208,6 +208,9 @@ def test_an_occupancy_change_keeps_what_it_was_before() -> None:
         decide_change, gone, ChangeDoor(occupancy=Occupancy.office), False, NOW
     ).code == ("removed")
     assert _refusal(decide_change, before, ChangeDoor(), False, NOW).code == "empty_change"
+    # A retry changes nothing: the same door, no new fact.
+    assert decide_change(after, ChangeDoor(occupancy=Occupancy.rented), False, NOW) == after
+    assert decide_change(gone, ChangeDoor(removed=True), False, NOW) == gone
 
 
 # --- coverage ---------------------------------------------------------------------------------
