@@ -24,6 +24,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop import failpoints
 from gridloop.access import Principal, Role
 from gridloop.commands.kafka import publish_or_refuse
 from gridloop.kafka import EventProducer
@@ -124,10 +125,10 @@ class Visits:
         await self._may_change(who, door.grid)
         register = await self.store.register(door.grid)
         household = core.decide_register(door, register, self.pack.households.names, self.now())
-        event = core.household_changed(household, 1, who)
-        if not await self.store.claim_household(household, 1, [self._envelope(event)]):
+        envelope = self._envelope(core.household_changed(household, 1, who))
+        if not await self.store.claim_household(household, 1, [envelope]):
             raise conflict(("body", "door"), f"{household.id} exists already", "exists")
-        await self._publish([self._envelope(event)])
+        await self._publish([envelope])
         await self.store.released_household(household.id, 1)
         return household
 
@@ -137,7 +138,7 @@ class Visits:
             raise not_found(("path", "household"), f"no household {household_id}")
         await self._may_change(who, stored.household.grid)
         if stored.outbox:  # an earlier claim's events, not known published
-            await self._publish(stored.outbox)
+            await self._publish(stored.outbox, claimed=False)
         names = self.pack.households.names
         after = core.decide_change(stored.household, change, names, self.now())
         if after == stored.household:  # nothing changes (a retry): no new fact
@@ -245,14 +246,16 @@ class Visits:
     def _envelope(self, event: EventData) -> Envelope:
         return Envelope(event, SOURCE, self.now())
 
-    async def _publish(self, envelopes: Sequence[Envelope]) -> None:
+    async def _publish(self, envelopes: Sequence[Envelope], claimed: bool = True) -> None:
         """Published, or 503 (the claim stands: the next command on it publishes it)."""
+        if claimed:
+            failpoints.reach("claimed")  # the fault suite's crash between claim and publish
         await publish_or_refuse(self.producer, envelopes)
 
     async def _flush(self, outbox: Sequence[Envelope], visit: str, rev: int) -> None:
         """Publish what an earlier claim on a visit left in its outbox (the same ids)."""
         if outbox:
-            await self._publish(outbox)
+            await self._publish(outbox, claimed=False)
             await self.store.released_visit(visit, rev)
 
 

@@ -6,16 +6,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from gridloop.access import Principal, Role
 from gridloop.topology import named
 from schemas import clock
-from schemas.envelope import decode
+from schemas.envelope import Envelope, decode
 from schemas.events import CaseReported
+from services.grid.service import SOURCE
+from services.grid.visit_store import VisitStore
+from services.grid.visiting import LogVisit, decide_visit, visit_logged
+from services.grid.visits import Asked, visit_id
+from services.grid.visits_api import VisitIn
 from tests.conftest import Servers
 from tests.helpers import read_topic
 from tests.integration.visits_world import G1, G2, VisitsWorld, visits_world
@@ -227,3 +233,28 @@ async def test_coverage_is_the_share_of_households_visited_this_month(world: Wor
     assert (await world.get(f"/grids/{G1}/coverage", "qian", period=month)).status_code == 403
     bad = await world.get(f"/grids/{G1}/coverage", "zhao", period="2026-13")
     assert (bad.status_code, bad.json()["detail"][0]["loc"]) == (422, ["query", "period"])
+
+
+async def test_a_visit_claimed_but_never_published_is_published_by_its_retry(
+    world: World,
+) -> None:
+    """The process died between the claim and the publication (the fault suite's
+    `claimed`): the visit's document holds its event in the outbox. The handheld's retry
+    publishes it (the same event id) and gets the visit's answer."""
+    doors = [d["household"] for d in await world.doors(G1)][:1]
+    body, key = _visit(doors), str(uuid.uuid4())
+    zhao = Principal(Role.grid_staff, "GM-0001")
+    sent = VisitIn.model_validate(body)
+    log = LogVisit(visit_id(zhao, key), G1, zhao, sent.at.astimezone(UTC), tuple(doors))
+    register = await VisitStore(world.db).register(G1)
+    visit = decide_visit(log, register, [G1], clock.now())
+    envelope = Envelope(visit_logged(visit, zhao), SOURCE, clock.now())
+    asked = Asked(key, f"{G1}\n{sent.model_dump_json()}")
+    assert await VisitStore(world.db).claim_visit(visit, asked.fingerprint, [envelope])
+
+    retried = await world.post(f"/grids/{G1}/visits", body, "zhao", key)
+    assert (retried.status_code, retried.json()["visit_id"]) == (202, visit.id)
+    [published] = await _grid_records(world, visit.id, 1)
+    assert published.id == envelope.id
+    stored = await world.db["grid_visits"].find_one({"_id": visit.id})
+    assert stored is not None and stored["outbox"] == []
