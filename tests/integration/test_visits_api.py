@@ -258,3 +258,26 @@ async def test_a_visit_claimed_but_never_published_is_published_by_its_retry(
     assert published.id == envelope.id
     stored = await world.db["grid_visits"].find_one({"_id": visit.id})
     assert stored is not None and stored["outbox"] == []
+
+
+async def test_a_dispute_finding_becomes_a_dispute_in_one_action(world: World) -> None:
+    """Runs once intake takes disputes (the disputes branch: a report of kind `dispute`
+    naming one of the pack's dispute types, sla.yaml `disputes.types`)."""
+    if getattr(world.pack.sla, "disputes", None) is None:
+        pytest.skip("this tree's intake takes no disputes yet (the disputes branch adds them)")
+    doors = [d["household"] for d in await world.doors(G1)][:1]
+    finding = {"type": "dispute", "text": "楼上漏水，邻里争执", "household": doors[0]}
+    logged = await world.post(f"/grids/{G1}/visits", _visit(doors, finding), "zhao")
+    visit = logged.json()["visit_id"]
+    ask = {"point": INSIDE_G1, "class_code": "0101"}  # 邻里纠纷 in the demo's sla.yaml
+    made = await world.post(f"/visits/{visit}/findings/0/case", ask, "zhao")
+    assert made.status_code == 202, made.text
+    assert made.json()["kind"] == "dispute"
+    case_id = made.json()["case_id"]
+    reported = await read_topic(
+        world.kafka, named(world.namespace, "reports"), lambda rs: _reported(rs, case_id)
+    )
+    [first] = [decode(r.value, r.headers) for r in reported if r.key == case_id.encode()][:1]
+    assert isinstance(first.data, CaseReported)
+    assert (first.data.kind, first.data.class_code, first.data.grid_code) == ("dispute", "0101", G1)
+    assert first.data.actor.role == "grid_staff"
