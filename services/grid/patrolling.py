@@ -41,6 +41,7 @@ class Patrols:
         if who.role not in GRID_PEOPLE:
             raise forbidden(("header", "Authorization"), "only a grid's people patrol")
         await self.grid.may_see(who, grid)
+        name = await self.grid.name_in(grid, who.subject)
         patrol = _patrol_id(who.subject, key)
         if (found := await self.store.get(patrol)) is not None:
             await self._republish(found)
@@ -60,6 +61,7 @@ class Patrols:
         doc = {
             "_id": patrol,
             "staff": who.subject,
+            "name": name,
             "grid": grid,
             "open": True,
             "started_at": at,
@@ -178,7 +180,7 @@ def _patrol_id(staff: str, key: str | None) -> str:
 
 def view(doc: Document) -> Document:
     """A patrol as the API shows it."""
-    keep = ("staff", "grid", "open", "started_at", "start", "ended_at", "end", "last")
+    keep = ("staff", "name", "grid", "open", "started_at", "start", "ended_at", "end", "last")
     return {"patrol": doc["_id"], **{k: doc.get(k) for k in keep}} | {
         "points": doc.get("points", 0),
         "outside": doc.get("outside", 0),

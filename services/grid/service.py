@@ -89,6 +89,12 @@ class GridService:
         head = await self.store.head(grid)
         return head.spells if head is not None else []
 
+    async def name_in(self, grid: str, staff: str) -> str:
+        """The display name the grid's register gives a person working it now."""
+        head = await self.store.head(grid)
+        spells = head.spells if head is not None else []
+        return next((s.name for s in spells if s.open and s.staff == staff), "")
+
     async def grids_of(self, who: Principal, staff: str) -> list[str]:
         if who.role in GRID_PEOPLE and who.subject != staff:
             raise forbidden(("path", "staff"), f"{who.subject} may see only their own grids")

@@ -66,7 +66,9 @@ async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
     assert late_piece.status_code == 201
 
     now = (await world.http.get("/patrols", headers=lead)).json()
-    assert [(p["patrol"], p["staff"], p["grid"]) for p in now] == [(patrol, "GM-0001", G1)]
+    assert [(p["patrol"], p["staff"], p["name"], p["grid"]) for p in now] == [
+        (patrol, "GM-0001", "网格员 赵一", G1)
+    ]
     assert (now[0]["last"]["lon"], now[0]["points"]) == (IN_G1["lon"], 4)
     neighbour = await world.token(Role.grid_staff, "GM-0002")
     assert (await world.http.get("/patrols", headers=neighbour)).json() == []
