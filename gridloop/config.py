@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # whether its cookies are sent only over HTTPS (set it behind a TLS proxy).
     dispatch_url: str = ""
     intake_url: str = ""
+    grid_url: str = ""  # the grid service (patrols); default: this host's grid port
     secure_cookies: bool = False
     # Seconds between deadline scans of the SLA engine: a breach is sent at most this late
     # plus the scan itself (a scan of nothing due costs microseconds).

@@ -4,6 +4,7 @@ grids they work now; the centres, the shift lead and admin read every grid."""
 from __future__ import annotations
 
 from gridloop.auth import Principal, Role
+from gridloop.citypack.staff import StaffRole
 from gridloop.refusal import Refused, Why
 
 # Read every grid (the shift lead sees who patrols where now).
@@ -13,6 +14,15 @@ GRID_PEOPLE = (Role.grid_staff, Role.supervisor)
 READERS = (*OVERSEERS, *GRID_PEOPLE)
 # Change the register (assign, release).
 REGISTRARS = (Role.shift_lead, Role.admin)
+
+
+def spell_roles(who: Principal) -> frozenset[StaffRole]:
+    """The register's roles a credential's role acts in: a supervisor's credential in their
+    supervisor spells, a grid staff credential in every other (so a staff id that is a
+    supervisor in one grid and a team member in another acts in each as what it is)."""
+    if who.role is Role.supervisor:
+        return frozenset({StaffRole.supervisor})
+    return frozenset(StaffRole) - {StaffRole.supervisor}
 
 
 def oversees(who: Principal) -> bool:

@@ -66,6 +66,7 @@ class PlaceOut(BaseModel):
 class PatrolOut(BaseModel):
     patrol: str
     staff: str
+    name: str = ""  # the register's display name of the patroller
     grid: str
     open: bool
     started_at: datetime

@@ -37,9 +37,21 @@ class PatrolStore:
             )
         except DuplicateKeyError:  # the person's document exists with an open patrol
             held = await self.patrollers.find_one({"_id": staff})
-            return str(held["patrol"]) if held and held.get("patrol") else "another"
+            other = str(held["patrol"]) if held and held.get("patrol") else None
+            if other is not None and not await self._stale(other):
+                return other
+            # A slot left by a crash before its patrol was stored, or by one ended since.
+            taken = await self.patrollers.update_one(
+                {"_id": staff, "patrol": other}, {"$set": {"patrol": patrol}}
+            )
+            if taken.matched_count != 1:
+                return other or "another"
         await self.patrols.insert_one(doc)
         return None
+
+    async def _stale(self, patrol: str) -> bool:
+        found = await self.patrols.find_one({"_id": patrol}, {"open": 1})
+        return found is None or not found["open"]
 
     async def close(self, patrol: str, changes: Document) -> bool:
         """End an open patrol (once: False when it was ended already)."""
@@ -55,6 +67,9 @@ class PatrolStore:
 
     async def clear_outbox(self, patrol: str) -> None:
         await self.patrols.update_one({"_id": patrol}, {"$set": {"outbox": []}})
+
+    async def piece(self, patrol: str, seq: int) -> Document | None:
+        return await self.pieces.find_one({"_id": f"{patrol}/{seq}"})
 
     async def add_piece(self, piece: Document) -> Document | None:
         """Store a track piece; the piece stored before under its id (nothing stored) when

@@ -24,7 +24,7 @@ from schemas import clock
 from schemas.envelope import Envelope, decode, encode
 from schemas.events import EventData, GridActor, StaffAssigned, StaffReleased
 from services.grid import register
-from services.grid.access import GRID_PEOPLE, oversees, own_grid
+from services.grid.access import GRID_PEOPLE, oversees, own_grid, spell_roles
 from services.grid.register import Spell, covering
 from services.grid.store import GridHead, GridStore
 
@@ -77,7 +77,11 @@ class GridService:
         """Refuse an unknown grid (404) and a grid person's look at another grid (403)."""
         self.known(grid, where)
         if not oversees(who):
-            own_grid(who, grid, await self.store.grids_of(who.subject), where)
+            own_grid(who, grid, await self.worked_by(who), where)
+
+    async def worked_by(self, who: Principal) -> list[str]:
+        """The grids a grid person's credential acts in now (its role's spells)."""
+        return await self.store.grids_of(who.subject, spell_roles(who))
 
     async def staff(self, who: Principal, grid: str, at: datetime | None) -> list[Spell]:
         """Who works `grid` now, or worked it at `at`."""
@@ -88,6 +92,12 @@ class GridService:
         await self.may_see(who, grid)
         head = await self.store.head(grid)
         return head.spells if head is not None else []
+
+    async def name_in(self, grid: str, staff: str) -> str:
+        """The display name the grid's register gives a person working it now."""
+        head = await self.store.head(grid)
+        spells = head.spells if head is not None else []
+        return next((s.name for s in spells if s.open and s.staff == staff), "")
 
     async def grids_of(self, who: Principal, staff: str) -> list[str]:
         if who.role in GRID_PEOPLE and who.subject != staff:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from gridloop.citypack import CityPack
 from gridloop.citypack.staff import StaffRole
@@ -53,6 +53,7 @@ def seeded_spells(pack: CityPack, grid: str) -> list[Spell]:
     return [Spell(f"pack:{p.id}:{p.role.value}", p.id, p.name, p.role) for p in pack.staff_of(grid)]
 
 
+SEED_BATCH = 500  # heads written at once when the pack seeds the register
 KEPT_ANSWERS = 100  # Idempotency-Keys remembered per grid (a register changes rarely)
 
 
@@ -65,15 +66,26 @@ class GridStore:
 
     async def seed(self, pack: CityPack) -> int:
         """A head for each grid of the pack that has none; how many were made."""
+        have = {d["_id"] async for d in self.heads.find({}, {"_id": 1})}
+        missing = [
+            {
+                "_id": g.code,
+                "rev": 0,
+                "outbox": [],
+                "spells": [spell_doc(s) for s in seeded_spells(pack, g.code)],
+            }
+            for g in pack.grids
+            if g.code not in have
+        ]
         made = 0
-        for grid in pack.grids:
-            doc = {"_id": grid.code, "rev": 0, "outbox": []}
-            doc["spells"] = [spell_doc(s) for s in seeded_spells(pack, grid.code)]
+        for start in range(0, len(missing), SEED_BATCH):
             try:
-                await self.heads.insert_one(doc)
-                made += 1
-            except DuplicateKeyError:  # seeded before (or by another instance)
-                continue
+                done = await self.heads.insert_many(
+                    missing[start : start + SEED_BATCH], ordered=False
+                )
+                made += len(done.inserted_ids)
+            except BulkWriteError as exc:  # another instance seeded some: theirs stand
+                made += exc.details.get("nInserted", 0)
         return made
 
     async def head(self, grid: str) -> GridHead | None:

@@ -4,7 +4,7 @@ token for every role and for named people, and a reader of its topic."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ class GridWorld:
     credentials: CredentialStore
     kafka: str
     namespace: str
+    reseed: Callable[[], Awaitable[int]]  # the pack's seeding again, as at a restart
 
     async def token(self, role: Role, subject: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.credentials.issue(role, subject)}"}
@@ -77,13 +78,13 @@ async def grid_world(servers: Servers, pack_dir: Path = DEMO_CITY_PACK) -> Async
     store, patrols = GridStore(db), PatrolStore(db)
     await store.create_indexes()
     await patrols.create_indexes()
-    await store.seed(pack)
+    assert await store.seed(pack) == len(pack.grids)
     service = GridService(pack, store, producer)
     credentials = CredentialStore(db)
     app = create_app(service, credentials, ROOMY, parts={"patrols": Patrols(service, patrols)})
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
     try:
-        yield GridWorld(http, credentials, servers.kafka, namespace)
+        yield GridWorld(http, credentials, servers.kafka, namespace, lambda: store.seed(pack))
     finally:
         await http.aclose()
         await producer.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,12 @@ async def world(servers: Servers) -> AsyncIterator[GridWorld]:
         yield found
 
 
-def _fix(point: dict[str, float], at: str) -> dict[str, object]:
-    return point | {"at": at}
+# Fixes are taken after the clock-in, a few minutes apart (minutes after T0).
+T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _fix(point: dict[str, float], minutes: float) -> dict[str, object]:
+    return point | {"at": (T0 + timedelta(minutes=minutes)).isoformat()}
 
 
 async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
@@ -46,27 +51,29 @@ async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
 
     piece = {
         "seq": 0,
-        "points": [_fix(IN_G1, "2026-11-02T08:00:00Z"), _fix(IN_G1, "2026-11-02T08:01:00Z")],
+        "points": [_fix(IN_G1, 0), _fix(IN_G1, 1)],
     }
     first = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
     assert (first.status_code, first.json()["stored"]) == (201, True)
     again = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
     assert (again.status_code, again.json()["stored"]) == (200, False)
-    other = piece | {"points": [_fix(IN_G1, "2026-11-02T08:09:00Z")]}
+    other = piece | {"points": [_fix(IN_G1, 3)]}
     assert (
         await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=other)
     ).status_code == 409
-    later = {"seq": 1, "points": [{"lon": 116.4008, "lat": 39.9206, "at": "2026-11-02T08:05:00Z"}]}
+    later = {"seq": 1, "points": [_fix({"lon": 116.4008, "lat": 39.9206}, 4)]}
     assert (
         await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=later)
     ).status_code == 201
     # A piece arriving late does not move the last point back.
-    late = {"seq": 2, "points": [_fix(IN_G1, "2026-11-02T08:02:00Z")]}
+    late = {"seq": 2, "points": [_fix(IN_G1, 2)]}
     late_piece = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=late)
     assert late_piece.status_code == 201
 
     now = (await world.http.get("/patrols", headers=lead)).json()
-    assert [(p["patrol"], p["staff"], p["grid"]) for p in now] == [(patrol, "GM-0001", G1)]
+    assert [(p["patrol"], p["staff"], p["name"], p["grid"]) for p in now] == [
+        (patrol, "GM-0001", "网格员 赵一", G1)
+    ]
     assert (now[0]["last"]["lon"], now[0]["points"]) == (IN_G1["lon"], 4)
     neighbour = await world.token(Role.grid_staff, "GM-0002")
     assert (await world.http.get("/patrols", headers=neighbour)).json() == []
@@ -83,9 +90,16 @@ async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
     assert again_end.json() == ended.json()
     assert (await world.http.get("/patrols", headers=lead)).json() == []
     whole = (await world.http.get(f"/patrols/{patrol}", headers=lead)).json()
-    assert [p["at"][11:16] for p in whole["track"]] == ["08:00", "08:01", "08:05", "08:02"]
-    late_after = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=later)
-    assert late_after.status_code == 409
+    taken = [datetime.fromisoformat(p["at"]) - T0 for p in whole["track"]]
+    assert taken == [timedelta(minutes=m) for m in (0, 1, 4, 2)]  # by piece, as sent
+    # A piece resent after the clock-out (an offline handheld's outbox) is answered; a new
+    # one is refused.
+    resent = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=later)
+    assert (resent.status_code, resent.json()["stored"]) == (200, False)
+    after = {"seq": 3, "points": [_fix(IN_G1, 5)]}
+    assert (
+        await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=after)
+    ).status_code == 409
 
     told = [(e.type, e.subject, getattr(e.data, "patrol", None)) for e in await world.events()]
     assert told == [
@@ -112,7 +126,7 @@ async def test_outside_the_grid_is_refused_and_nothing_is_stored(world: GridWorl
     patrol = started.json()["patrol"]
     piece = {
         "seq": 0,
-        "points": [_fix(IN_G2, "2026-11-02T08:00:00Z"), _fix(NOWHERE, "2026-11-02T08:01:00Z")],
+        "points": [_fix(IN_G2, 0), _fix(NOWHERE, 1)],
     }
     out = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
     assert out.status_code == 422
@@ -145,7 +159,7 @@ async def test_a_pack_that_flags_takes_points_outside_and_counts_them(
         patrol = started.json()["patrol"]
         piece = {
             "seq": 0,
-            "points": [_fix(IN_G1, "2026-11-02T08:00:00Z"), _fix(NOWHERE, "2026-11-02T08:01:00Z")],
+            "points": [_fix(IN_G1, 0), _fix(NOWHERE, 1)],
         }
         stored = await world.http.post(f"/patrols/{patrol}/track", headers=supervisor, json=piece)
         assert (stored.status_code, stored.json()["outside"]) == (201, 1)
@@ -156,3 +170,23 @@ async def test_a_pack_that_flags_takes_points_outside_and_counts_them(
         [begun, done] = [e.data for e in await world.events()]
         assert isinstance(begun, PatrolStarted) and isinstance(done, PatrolEnded)
         assert (begun.outside, done.outside) == (True, 1)
+
+
+async def test_fixes_of_another_time_and_a_credential_of_another_role(world: GridWorld) -> None:
+    manager = await world.token(Role.grid_staff, "GM-0001")
+    started = await world.http.post(f"/grids/{G1}/patrols", headers=manager, json={"point": IN_G1})
+    patrol = started.json()["patrol"]
+    for minutes, why in ((-60, "before the patrol's clock-in"), (60, "in the future")):
+        piece = {"seq": 0, "points": [_fix(IN_G1, 0), _fix(IN_G1, minutes)]}
+        refused = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "points", "1", "at"]
+        assert refused.json()["detail"][0]["msg"] == why
+    # SUP-0001 supervises G1: a grid staff credential with that id is not a supervisor there.
+    posing = await world.token(Role.grid_staff, "SUP-0001")
+    assert (await world.http.get(f"/grids/{G1}/staff", headers=posing)).status_code == 403
+    supervisor = await world.token(Role.supervisor, "SUP-0001")
+    assert (await world.http.get(f"/grids/{G1}/staff", headers=supervisor)).status_code == 200
+    # A team member (TM-0002, police) of G1 is grid staff there.
+    police = await world.token(Role.grid_staff, "TM-0002")
+    assert (await world.http.get(f"/patrols?grid={G1}", headers=police)).status_code == 200

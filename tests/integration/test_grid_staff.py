@@ -94,6 +94,9 @@ async def test_a_handover_is_kept_in_the_history_and_told_once(world: GridWorld)
     ]
     history = (await world.http.get(f"/grids/{G1}/history", headers=lead)).json()
     assert managers(history) == ["GM-0001", "GM-0100"]
+    # A restart seeds nothing again: the API's changes stand.
+    assert await world.reseed() == 0
+    assert (await world.http.get(f"/grids/{G1}/history", headers=lead)).json() == history
     # The register is what authorization follows: the released manager is out, the new in.
     old = await world.token(Role.grid_staff, "GM-0001")
     assert (await world.http.get(f"/grids/{G1}/staff", headers=old)).status_code == 403
