@@ -51,6 +51,8 @@ class Role(StrEnum):
     shift_lead = "shift_lead"  # 值班长: the command centre's approvals and 督办
     department = "department"
     system = "system"
+    # The grid's people (网格员 / 组团式服务): a grid manager or a member of the grid's team.
+    grid_staff = "grid_staff"
 
 
 class Channel(StrEnum):
@@ -518,6 +520,142 @@ class SlaEscalation(SlaEvent):
         return f"{super().identity()}/{self.tier}"
 
 
+# --- The grid's people (services/grid, 网格): staff spells and patrols -----------------------
+
+StaffId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+StaffRoleName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z_]*$")]
+
+
+class GridActor(BaseModel):
+    """Who changed a grid's register or patrolled: a credential's role (gridloop.access: an
+    admin, the shift lead, a grid's staff) and subject. Never a name or a phone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Annotated[str, Field(min_length=1, max_length=32)]
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class GridEvent(EventData):
+    """A fact of one grid's people. `case_id` carries the grid's code: a grid's facts are
+    keyed (so ordered) and identified by their grid as a case's are by the case."""
+
+    actor: GridActor
+    staff: StaffId
+
+
+class StaffAssigned(GridEvent):
+    """A person starts working the grid in a role (a spell of the register begins)."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.staff_assigned"
+    role: StaffRoleName
+    spell: RequestId
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.spell}"
+
+
+class StaffReleased(GridEvent):
+    """A person stops working the grid in a role (the spell ends)."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.staff_released"
+    role: StaffRoleName
+    spell: RequestId
+    reason: Text | None = None
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.spell}"
+
+
+class PatrolStarted(GridEvent):
+    """A clock-in (巡查签到) at `point`; `outside` when the pack flags, not refuses, it."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.patrol_started"
+    patrol: RequestId
+    point: Point
+    outside: bool = False
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.patrol}"
+
+
+class PatrolEnded(GridEvent):
+    """A clock-out: the patrol's track is `points` long, `outside` of them out of the grid."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.patrol_ended"
+    patrol: RequestId
+    point: Point
+    points: Annotated[int, Field(ge=0)]
+    outside: Annotated[int, Field(ge=0)]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.patrol}"
+
+
+# --- Households and visits (services/grid, 走访): the register's doors, a grid person's visits,
+# and the cases their findings became. Keyed by grid code like the grid's other facts; never
+# a resident's name (the register keeps one only where the pack says, and not in the log).
+
+HouseholdId = Annotated[str, Field(pattern=r"^hh_[0-9a-f]{16}$")]
+Occupancy = Literal["owner_occupied", "rented", "office", "vacant"]  # Yichang's colour classes
+FindingType = Literal["dispute", "need", "suggestion", "safety_hazard", "fire_hazard", "sanitation"]
+
+
+class VisitFinding(BaseModel):
+    """What a resident raised on a visit (民情): its type, a short text, and the household
+    it concerns (if one)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: FindingType
+    text: Annotated[str, Field(min_length=1, max_length=500)]
+    household: HouseholdId | None = None
+
+
+class VisitLogged(GridEvent):
+    """A grid person (`staff`) visited `households` of the grid at `at` (走访), and what
+    residents raised there (`findings`)."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.visit_logged"
+    visit: RequestId
+    at: datetime
+    households: Annotated[list[HouseholdId], Field(min_length=1, max_length=200)]
+    findings: Annotated[list[VisitFinding], Field(max_length=20)] = []
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.visit}"
+
+
+class FindingReported(GridEvent):
+    """A visit's finding (`finding`, its index) became case `reported_case` in intake, of
+    `kind` (`dispute` for a dispute); `staff` is who reported it."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.finding_reported"
+    visit: RequestId
+    finding: Annotated[int, Field(ge=0, le=19)]
+    finding_type: FindingType
+    reported_case: CaseId
+    kind: Annotated[str, Field(pattern=r"^[a-z_]{1,20}$")]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.visit}/{self.finding}"
+
+
+class HouseholdChanged(EventData):
+    """A door of the grid's household register added (`change` 1), its occupancy changed,
+    or removed (`removed`): where it is and how it is used, never who lives there."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.household_changed"
+    actor: GridActor
+    household: HouseholdId
+    building: Annotated[str, Field(min_length=1, max_length=60)]
+    door: Annotated[str, Field(min_length=1, max_length=20)]
+    occupancy: Occupancy
+    removed: bool = False
+    change: Annotated[int, Field(ge=1)]  # the door's revision after it
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.household}/{self.change}"
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.ce_type: model
     for model in (
@@ -557,5 +695,14 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         SlaWarning,
         SlaBreach,
         SlaEscalation,
+        # The grid's people (services/grid).
+        StaffAssigned,
+        StaffReleased,
+        PatrolStarted,
+        PatrolEnded,
+        # Households and visits (services/grid, 走访).
+        VisitLogged,
+        FindingReported,
+        HouseholdChanged,
     )
 }

@@ -126,6 +126,62 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "gridloop.sla.warning": {},
     "gridloop.sla.breach": {},
     "gridloop.sla.escalation": {"tier": "street", "notify_department": "STREET-001"},
+    # The grid's people: `case_id` carries the grid's code.
+    "gridloop.grid.staff_assigned": {
+        "actor": {"role": "admin", "id": "ops"},
+        "staff": "GM-0001",
+        "role": "grid_manager",
+        "spell": "sp-1",
+    },
+    "gridloop.grid.staff_released": {
+        "actor": {"role": "admin", "id": "ops"},
+        "staff": "GM-0001",
+        "role": "grid_manager",
+        "spell": "sp-1",
+    },
+    "gridloop.grid.patrol_started": {
+        "actor": {"role": "supervisor", "id": "SUP-0001"},
+        "staff": "SUP-0001",
+        "patrol": "pt-1",
+        "point": {"lon": 116.4005, "lat": 39.9204},
+    },
+    "gridloop.grid.patrol_ended": {
+        "actor": {"role": "supervisor", "id": "SUP-0001"},
+        "staff": "SUP-0001",
+        "patrol": "pt-1",
+        "point": {"lon": 116.4005, "lat": 39.9204},
+        "points": 12,
+        "outside": 0,
+    },
+    # Households and visits (走访): keyed by the grid's code too.
+    "gridloop.grid.visit_logged": {
+        "actor": {"role": "grid_staff", "id": "GM-0001"},
+        "staff": "GM-0001",
+        "visit": "v-1",
+        "at": TIME,
+        "households": ["hh_0123456789abcdef", "hh_fedcba9876543210"],
+        "findings": [
+            {"type": "dispute", "text": "楼上漏水，邻里争执", "household": "hh_0123456789abcdef"},
+            {"type": "need", "text": "老人需要助餐服务"},
+        ],
+    },
+    "gridloop.grid.finding_reported": {
+        "actor": {"role": "grid_staff", "id": "GM-0001"},
+        "staff": "GM-0001",
+        "visit": "v-1",
+        "finding": 0,
+        "finding_type": "dispute",
+        "reported_case": "C-20250301-0002",
+        "kind": "dispute",
+    },
+    "gridloop.grid.household_changed": {
+        "actor": {"role": "grid_staff", "id": "GM-0001"},
+        "household": "hh_0123456789abcdef",
+        "building": "多福巷 11号楼",
+        "door": "101",
+        "occupancy": "rented",
+        "change": 2,
+    },
 }
 
 

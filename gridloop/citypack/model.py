@@ -108,6 +108,14 @@ class CallbackPolicy(_Strict):
     tries: Annotated[int, Field(ge=1, le=10)] = 3
 
 
+class HouseholdPolicy(_Strict):
+    """The household register (`households.csv`, services/grid): `names` keeps a
+    household's contact name (户主) beside its door; off, the register holds doors and
+    occupancy only (docs/personal-data.md)."""
+
+    names: bool = False
+
+
 # 惯用语: the city's canned phrases, by the console's action whose note or reason they fill.
 PhraseFor = Literal[
     "file", "void", "merge", "dispatch", "handled", "return", "extension", "parking", "deny"
@@ -158,6 +166,8 @@ class CityFile(_Strict):
     intake: IntakePolicy = Field(default_factory=IntakePolicy)
     feedback: FeedbackPolicy = Field(default_factory=FeedbackPolicy)
     callback: CallbackPolicy = Field(default_factory=CallbackPolicy)
+    # The household register's personal data (services/grid: households and visits).
+    households: HouseholdPolicy = Field(default_factory=HouseholdPolicy)
     phrases: dict[PhraseFor, Annotated[list[Phrase], Field(max_length=30)]] = Field(
         default_factory=dict
     )

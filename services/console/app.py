@@ -32,7 +32,7 @@ from gridloop.http import client_address, networks
 from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import approvals, callbacks, core, knowledge, maps, screens
+from services.console import approvals, callbacks, core, knowledge, maps, patrols, screens
 from services.console.kit import Console, Kit, Rows, SignIn, ask, checked
 from services.console.live import projected
 from services.console.screens import refusal, upload
@@ -337,6 +337,7 @@ def create_app(console: Console) -> FastAPI:
 
     approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
     callbacks.install(app, page, session)  # the hotline's callbacks (回访)
+    patrols.install(app, page, session)  # who patrols where now (巡查, the grid service)
     return app
 
 

@@ -40,6 +40,8 @@ class Console:
     # The city pack: the catalogue for class correction, the canned phrases (惯用语), the
     # routing the dispatcher's suggestion follows, the grids of the maps.
     pack: CityPack | None = None
+    # The grid service's API (services/grid): who patrols where now (`patrols.py`).
+    grid_url: str = "http://127.0.0.1:8006"
 
 
 class SignIn(Exception):

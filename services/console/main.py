@@ -42,6 +42,7 @@ async def run(settings: Settings) -> None:
             secure_cookies=settings.secure_cookies,
             trusted_proxies=settings.trusted_proxies,
             pack=pack,
+            grid_url=settings.grid_url or f"http://127.0.0.1:{settings.grid_port}",
         )
 
         async def follow(stop: asyncio.Event) -> None:

@@ -155,6 +155,14 @@ WORDS: dict[str, tuple[str, str]] = {
         " the table lists the 50 most urgent of them",
     ),
     "stage.done": ("已完成", "Done"),
+    # Who patrols where now (巡查, patrols.py).
+    "patrols": ("巡查动态", "Patrols now"),
+    "patrols.open": ("正在巡查", "On patrol"),
+    "patrols.staff": ("巡查人员", "Patroller"),
+    "patrols.since": ("签到时间", "Clocked in"),
+    "patrols.last": ("最新位置", "Last position"),
+    "patrols.points": ("轨迹点", "Track points"),
+    "patrols.outside": ("网格外", "Outside the grid"),
     # The hotline's callbacks (回访, callbacks.py).
     "callbacks": ("回访工作台", "Callbacks"),
     "callbacks.owed": ("待回访", "Callbacks owed"),

@@ -44,7 +44,8 @@ CHANNEL_ROLES: dict[Channel, frozenset[Access]] = {
     # Anyone may report through the website, with or without an account.
     Channel.website: frozenset(Access),
     Channel.hotline: frozenset({Access.hotline}),
-    Channel.supervisor: frozenset({Access.supervisor}),
+    # The handheld's channel: supervisors, and the grid's staff (a visit's finding, 走访).
+    Channel.supervisor: frozenset({Access.supervisor, Access.grid_staff}),
 }
 # Who sees reporters' names and phone numbers.
 PERSONAL_DATA_ROLES = frozenset({Access.hotline, Access.supervision_centre, Access.admin})
@@ -57,6 +58,7 @@ _ACTOR_ROLE = {
     Access.command_centre: Role.command_centre,
     Access.department: Role.department,
     Access.admin: Role.system,
+    Access.grid_staff: Role.grid_staff,
 }
 
 

@@ -76,6 +76,19 @@ def test_the_full_district_has_the_figures_of_dongcheng(full: CityPack) -> None:
     assert max(per_supervisor.values()) <= 12
 
 
+def test_every_grid_has_its_people(full: CityPack) -> None:
+    """Issue 17: a grid manager for every grid, its named supervisor, and a service team in
+    the first grid of each street."""
+    for grid in full.grids:
+        roles = [p.role.value for p in full.staff_of(grid.code)]
+        assert roles.count("grid_manager") == 1, grid.code
+        assert (full.staff_of(grid.code)[1].id, roles[1]) == (grid.supervisor, "supervisor")
+    teams = {
+        g.street for g in full.grids if any(p.role.value == "doctor" for p in full.staff_of(g.code))
+    }
+    assert teams == {s for s in full.streets}
+
+
 def test_grids_are_hectares_that_tile_the_district_without_gaps(full: CityPack) -> None:
     polygons = [full.polygon(g.code) for g in full.grids]
     areas = [_area_m2(p) for p in polygons]

@@ -85,6 +85,11 @@ def test_paths_that_overlap_go_by_method_and_literal_segments(routes: RouteTable
         ("GET", "/screen/data"): ("evaluation", "/screen/data"),
         ("GET", "/v1/scores"): ("evaluation", "/scores"),
         ("GET", "/v1/deliveries"): ("notify", "/deliveries"),
+        # The grid's people: the API under /v1, the lead's page of patrols at the root.
+        ("GET", "/v1/grids/110101001001001/staff"): ("grid", "/grids/110101001001001/staff"),
+        ("POST", "/v1/patrols/p1/track"): ("grid", "/patrols/p1/track"),
+        ("GET", "/v1/patrols"): ("grid", "/patrols"),
+        ("GET", "/patrols"): ("console", "/patrols"),
     }
     for (method, path), (service, upstream) in expected.items():
         found = routes.find(method, path)

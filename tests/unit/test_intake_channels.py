@@ -108,6 +108,9 @@ def refused(excinfo: pytest.ExceptionInfo[Refused], status: int, loc: tuple[str,
         ("supervisor", HOTLINE, False),
         ("supervisor", Principal(Access.department, "WATER"), False),
         ("supervisor", SUPERVISOR, True),
+        # A grid person reports what a visit found (走访) from the same handheld.
+        ("supervisor", Principal(Access.grid_staff, "GM-0001"), True),
+        ("hotline", Principal(Access.grid_staff, "GM-0001"), False),
     ],
 )
 def test_each_channel_admits_its_roles(
@@ -123,6 +126,12 @@ def test_each_channel_admits_its_roles(
             assert refused(info, 401, ("header", "Authorization")) == "unauthenticated"
         else:
             assert refused(info, 403, ("body", "channel")) == "forbidden"
+
+
+def test_a_grid_person_reports_as_grid_staff(pack: CityPack) -> None:
+    who = Principal(Access.grid_staff, "GM-0001")
+    reported = _decide(report(channel="supervisor"), pack, who)[0]
+    assert (reported.actor.role, reported.actor.id) == (Role.grid_staff, "GM-0001")
 
 
 def test_a_citizen_account_reports_as_itself(pack: CityPack) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 from gridloop.citypack.generate.catalogue import CATALOGUE, load_catalogue
 from gridloop.citypack.generate.inventory import write_components
 from gridloop.citypack.generate.plan import plan_district
+from gridloop.citypack.generate.staff import write_staff
 from gridloop.citypack.generate.write import (
     departments,
     write_city,
@@ -35,7 +36,8 @@ from gridloop.citypack.generate.write import (
 from gridloop.citypack.messages import MESSAGES_FILE
 
 # Bump when a change of the code changes the files generated (the cache is keyed on it).
-GENERATOR_VERSION = 4  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
+GENERATOR_VERSION = 5  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
+# 5: staff.yaml (issue 17: the grid's people)
 DEFAULT_SEED = 110101
 
 __all__ = ["DEFAULT_SEED", "GENERATOR_VERSION", "Generated", "dongcheng_pack", "generate_city_pack"]
@@ -75,6 +77,7 @@ def generate_city_pack(
     write_evaluation(out_dir / "evaluation.yaml")
     # Reporters are told as in the demo pack (its channels reach the simulator's gateway).
     shutil.copyfile(Path(__file__).parents[1] / "demo" / MESSAGES_FILE, out_dir / MESSAGES_FILE)
+    write_staff(out_dir, plan)
     count = write_components(out_dir / "components.csv", spec, plan, fraction, inventory_rng)
     return Generated(
         path=out_dir,
