@@ -27,7 +27,7 @@ from gridloop.citypack.sla import SlaPolicy
 from gridloop.commands.mongo import MongoHeads
 from gridloop.config import Settings
 from gridloop.kafka.deadletter import DeadLetters
-from gridloop.kafka.metrics import CONSUMED, LAG
+from gridloop.kafka.metrics import CONSUMED, LAG, consuming
 from gridloop.kafka.topics import MIN_INSYNC
 from gridloop.mongo import connect, database
 from gridloop.topology import SLA_ENGINE, named
@@ -150,6 +150,7 @@ def _track(app: faust.App, engine: Engine, names: Names) -> None:
         return await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     dead_letters = DeadLetters(names.group, names.sources, send_raw, DLQ_GROUP)
+    consuming(names.group, names.sources, handles=False)
     sources = app.topic(*names.sources, value_serializer="raw", key_serializer="raw")
 
     @app.agent(sources)
