@@ -6,6 +6,9 @@
   escalations by tier, time to handle.
 - Pipeline health: throughput, consumer lag, dead letters, handler retries.
 - Webhook health: outcomes, latency, pending deliveries.
+- Services (RED): each service's requests by route, errors and duration, and links from a
+  case, a trace id or a route to its traces (`gridloop/reddashboard.py`, built with
+  grafana-foundation-sdk; the older four are still hand-built dicts here).
 - Scores: the month's league of departments and streets coloured by grade, the grades,
   on-time handling and closure by department, the indicators, and the scores' backlog.
 
@@ -18,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from gridloop.reddashboard import services
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 Panel = dict[str, Any]
@@ -327,6 +332,7 @@ DASHBOARDS = {
     "pipeline.json": pipeline,
     "webhooks.json": webhooks,
     "scores.json": scores,
+    "services.json": services,
 }
 
 
@@ -337,7 +343,10 @@ def render(dashboard: dict[str, Any]) -> str:
 def expressions() -> list[str]:
     """Every PromQL expression of every dashboard."""
     return [
-        t["expr"] for build in DASHBOARDS.values() for p in build()["panels"] for t in p["targets"]
+        t["expr"]
+        for build in DASHBOARDS.values()
+        for p in build()["panels"]
+        for t in p.get("targets", ())  # a row has none
     ]
 
 
