@@ -115,5 +115,14 @@ def services() -> dict[str, Any]:
         board = board.with_row(dashboard.Row(service).grid_pos(GridPos(h=1, w=24, x=0, y=9 * n)))
         for panel in _row(service, n):
             board = board.with_panel(panel)
+    return as_json(board)
+
+
+def as_json(board: dashboard.Dashboard) -> dict[str, Any]:
+    """The dashboard as Grafana reads it; a panel's unset options left out (the builders
+    write `null`, which Grafana would take for the options themselves)."""
     built: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    for panel in built.get("panels", []):
+        for key in [k for k, v in panel.items() if v is None]:
+            del panel[key]
     return built
