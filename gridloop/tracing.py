@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Protocol
@@ -44,6 +45,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from schemas.envelope import Envelope
 
 CASE_ID = "gridloop.case_id"
+_NOTHING = contextlib.nullcontext()  # what every hook enters when tracing is off
 PROPAGATOR = TraceContextTextMapPropagator()
 _tracer: Tracer | None = None
 # While a consumer handles a poll: the span of each case's record, by case id, so that an
@@ -165,13 +167,16 @@ def _consumer_span(tracer: Tracer, group: str, topic: str, headers: Headers) -> 
     )
 
 
-@contextlib.contextmanager
-def handling(group: str, topic: str, headers: Headers) -> Iterator[None]:
+def handling(group: str, topic: str, headers: Headers) -> AbstractContextManager[None]:
     """A CONSUMER span around the handling of one record (and the events it derives)."""
     if _tracer is None:
-        yield
-        return
-    span = _consumer_span(_tracer, group, topic, headers)
+        return _NOTHING
+    return _handling(_tracer, group, topic, headers)
+
+
+@contextlib.contextmanager
+def _handling(tracer: Tracer, group: str, topic: str, headers: Headers) -> Iterator[None]:
+    span = _consumer_span(tracer, group, topic, headers)
     token = _causes.set(None)
     try:
         with _current(span):
@@ -184,14 +189,17 @@ def handling(group: str, topic: str, headers: Headers) -> Iterator[None]:
         span.end()
 
 
-@contextlib.contextmanager
-def handling_poll(group: str, records: Sequence[Record]) -> Iterator[None]:
+def handling_poll(group: str, records: Sequence[Record]) -> AbstractContextManager[None]:
     """A CONSUMER span for each record of a poll handled at once; the events derived for a
     case are children of its record's span."""
     if _tracer is None:
-        yield
-        return
-    spans = [_consumer_span(_tracer, group, r.topic, r.headers) for r in records]
+        return _NOTHING
+    return _handling_poll(_tracer, group, records)
+
+
+@contextlib.contextmanager
+def _handling_poll(tracer: Tracer, group: str, records: Sequence[Record]) -> Iterator[None]:
+    spans = [_consumer_span(tracer, group, r.topic, r.headers) for r in records]
     causes = {
         _attribute(r.headers, "ce_subject"): set_span_in_context(span)
         for r, span in zip(records, spans, strict=True)
@@ -252,14 +260,9 @@ def _current(span: Span) -> Iterator[None]:
         context.detach(token)
 
 
-@contextlib.contextmanager
-def current(span: Span | None) -> Iterator[None]:
+def current(span: Span | None) -> AbstractContextManager[None]:
     """`span` as the current span inside (nothing when None)."""
-    if span is None:
-        yield
-        return
-    with _current(span):
-        yield
+    return _NOTHING if span is None else _current(span)
 
 
 def _failed(span: Span, exc: BaseException) -> None:

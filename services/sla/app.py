@@ -22,6 +22,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gridloop import tracing
 from gridloop.citypack import load_city_pack
 from gridloop.citypack.sla import SlaPolicy
 from gridloop.commands.mongo import MongoHeads
@@ -158,12 +159,13 @@ def _track(app: faust.App, engine: Engine, names: Names) -> None:
         async for event in stream.events():
             record = event.message  # as read: its bytes, headers, topic, partition, offset
             CONSUMED.labels(names.group, record.topic).inc()
-            try:
-                env = decode(record.value, record.headers)
-            except EnvelopeError as exc:
-                await dead_letters.send(record, exc)
-                continue
-            engine.track(env)
+            with tracing.handling(names.group, record.topic, record.headers):
+                try:
+                    env = decode(record.value, record.headers)
+                except EnvelopeError as exc:
+                    await dead_letters.send(record, exc)
+                    continue
+                engine.track(env)
 
 
 def _scan(app: faust.App, engine: Engine, interval: float) -> None:
