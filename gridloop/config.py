@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # The services' log level (`gridloop run`); the libraries that log what goes over the
     # wire stay at INFO or above even at DEBUG (`system.cli.WIRE_LOGGERS`).
     log_level: str = "INFO"
+    # Where the services send their traces (OTLP over HTTP, e.g. http://jaeger:4318); empty:
+    # no tracing at all, at no cost (gridloop/tracing.py, docs/operations.md).
+    otlp_endpoint: str = Field(
+        "", validation_alias=AliasChoices("GRIDLOOP_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
     # Replicas of each topic the services create, and how many must have a write before
     # acks=all succeeds: 1/1 on one broker, 3/2 on a three-broker cluster (one may fail).
     kafka_replication_factor: int = Field(

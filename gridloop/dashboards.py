@@ -6,6 +6,11 @@
   escalations by tier, time to handle.
 - Pipeline health: throughput, consumer lag, dead letters, handler retries.
 - Webhook health: outcomes, latency, pending deliveries.
+- Services (RED): each service's requests by route, errors and duration, and links from a
+  case, a trace id or a route to its traces (`gridloop/reddashboard.py`).
+
+Built with Grafana's own typed builders (grafana-foundation-sdk): the panel, query and
+threshold shapes are Grafana's schema, checked by mypy, not dicts written by hand.
 - Scores: the month's league of departments and streets coloured by grade, the grades,
   on-time handling and closure by department, the indicators, and the scores' backlog.
 
@@ -19,41 +24,56 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
-Panel = dict[str, Any]
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    dashboard,
+    piechart,
+    prometheus,
+    stat,
+    timeseries,
+)
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    GridPos,
+    Threshold,
+    ThresholdsMode,
+)
+
+from gridloop.reddashboard import as_json, services
+
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")
+Panel = timeseries.Panel | bargauge.Panel | piechart.Panel | stat.Panel
+KINDS: dict[str, type[Panel]] = {
+    "timeseries": timeseries.Panel,
+    "bargauge": bargauge.Panel,
+    "piechart": piechart.Panel,
+    "stat": stat.Panel,
+}
 
 
 def _panel(
     title: str, exprs: list[tuple[str, str]], kind: str = "timeseries", unit: str = "short"
 ) -> Panel:
-    return {
-        "type": kind,
-        "title": title,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [
-            {"refId": chr(ord("A") + n), "expr": expr, "legendFormat": legend}
-            for n, (expr, legend) in enumerate(exprs)
-        ],
-    }
+    panel = KINDS[kind]().title(title).datasource(DATASOURCE).unit(unit)
+    for n, (expr, legend) in enumerate(exprs):
+        query = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + n))
+        panel = panel.with_target(query)
+    return panel
 
 
 def _dashboard(uid: str, title: str, panels: list[Panel]) -> dict[str, Any]:
+    board = (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .tags(["gridloop"])
+        .timezone("browser")
+        .refresh("30s")
+        .time("now-24h", "now")
+    )
     for n, panel in enumerate(panels):
-        panel["id"] = n + 1
-        panel["gridPos"] = {"h": 8, "w": 12, "x": 12 * (n % 2), "y": 8 * (n // 2)}
-    return {
-        "uid": uid,
-        "title": title,
-        "tags": ["gridloop"],
-        "timezone": "browser",
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "30s",
-        "time": {"from": "now-24h", "to": "now"},
-        "templating": {"list": []},
-        "panels": panels,
-    }
+        place = GridPos(h=8, w=12, x=12 * (n % 2), y=8 * (n // 2))
+        board = board.with_panel(panel.id(n + 1).grid_pos(place))
+    return as_json(board)
 
 
 def sla() -> dict[str, Any]:
@@ -232,11 +252,10 @@ GRADES = (("A", 90, "green"), ("B", 75, "blue"), ("C", 60, "yellow"), ("D", 40, 
 
 
 def _graded(panel: Panel) -> Panel:
-    steps: list[dict[str, Any]] = [{"color": "red", "value": None}]
-    steps += [{"color": color, "value": floor} for _, floor, color in reversed(GRADES)]
-    panel["fieldConfig"]["defaults"] |= {"min": 0, "max": 100}
-    panel["fieldConfig"]["defaults"]["thresholds"] = {"mode": "absolute", "steps": steps}
-    return panel
+    steps = [Threshold(value=None, color="red")]
+    steps += [Threshold(value=floor, color=color) for _, floor, color in reversed(GRADES)]
+    thresholds = dashboard.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)
+    return panel.min(0).max(100).thresholds(thresholds)
 
 
 def _grade_counts(level: str) -> list[tuple[str, str]]:
@@ -327,6 +346,7 @@ DASHBOARDS = {
     "pipeline.json": pipeline,
     "webhooks.json": webhooks,
     "scores.json": scores,
+    "services.json": services,
 }
 
 
@@ -337,7 +357,10 @@ def render(dashboard: dict[str, Any]) -> str:
 def expressions() -> list[str]:
     """Every PromQL expression of every dashboard."""
     return [
-        t["expr"] for build in DASHBOARDS.values() for p in build()["panels"] for t in p["targets"]
+        t["expr"]
+        for build in DASHBOARDS.values()
+        for p in build()["panels"]
+        for t in p.get("targets", ())  # a row has none
     ]
 
 

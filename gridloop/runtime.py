@@ -19,7 +19,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.config import Settings
 from gridloop.kafka import EventProducer, Handler, Pipeline, ensure_topics
+from gridloop.kafka.metrics import producing
 from gridloop.mongo import Document, connect, database
+from gridloop.red import observe
+from gridloop.topology import WIRING, named
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,9 @@ Worker = Callable[[asyncio.Event], Awaitable[None]]
 
 
 def add_ops_routes(app: FastAPI) -> None:
-    """`/metrics` for Prometheus and `/healthz` for orchestrators."""
+    """`/metrics` for Prometheus and `/healthz` for orchestrators; and every request of the
+    app counted and timed by route, and traced when tracing is on (`gridloop.red`)."""
+    observe(app)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -135,7 +140,8 @@ class Infra:
 
 @contextlib.asynccontextmanager
 async def infrastructure(settings: Settings, client_id: str) -> AsyncIterator[Infra]:
-    """Topics created, database connected, producer started; all closed on exit."""
+    """Topics created, database connected, producer started; all closed on exit. The
+    topics the service writes (`gridloop.topology.WIRING[client_id]`) are counted from 0."""
     await ensure_topics(
         settings.kafka_bootstrap_servers,
         replication=settings.kafka_replication_factor,
@@ -146,6 +152,9 @@ async def infrastructure(settings: Settings, client_id: str) -> AsyncIterator[In
     # The producer carries the namespace to the pipelines built on it.
     producer = EventProducer(settings.kafka_bootstrap_servers, client_id, settings.namespace)
     await producer.start()
+    if (wiring := WIRING.get(client_id)) is not None:
+        written = (*(t.name for t in wiring.produces), *wiring.dead_letters)
+        producing(named(settings.namespace, name) for name in written)
     try:
         yield Infra(settings, database(client, settings), producer)
     finally:

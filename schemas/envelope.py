@@ -1,5 +1,9 @@
 """CloudEvents 1.0 in Kafka binary mode: attributes in `ce_*` headers, data as the value.
 
+The CloudEvents distributed-tracing extension rides along: `traceparent` and `tracestate`
+(W3C Trace Context), empty unless the publisher traces (`gridloop/tracing.py`); a record
+without them is as valid as ever.
+
 We encode with pydantic directly (the data model already owns its JSON) instead of going
 through the CloudEvents SDK's generic dict path; `tests/integration` proves the SDK reads
 our records and that we read the SDK's.
@@ -49,6 +53,10 @@ class Envelope:
     source: str
     time: datetime = field(default_factory=clock.now)
     id: str = ""
+    # The distributed-tracing extension: the context of the span that sent this event (not
+    # part of the fact: the same event sent twice is equal whatever trace sent it).
+    traceparent: str = field(default="", compare=False)
+    tracestate: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.time.utcoffset() is None:
@@ -78,6 +86,10 @@ def encode(env: Envelope) -> tuple[bytes, bytes, Headers]:
         ("ce_subject", env.subject.encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
+    if env.traceparent:
+        headers.append(("ce_traceparent", env.traceparent.encode()))
+        if env.tracestate:
+            headers.append(("ce_tracestate", env.tracestate.encode()))
     return env.subject.encode(), env.data.model_dump_json().encode(), headers
 
 
@@ -103,4 +115,11 @@ def decode(value: bytes | None, headers: Headers | tuple[tuple[str, bytes], ...]
         raise EnvelopeError("ce_time has no UTC offset (RFC 3339 requires one)")
     if data.case_id != attrs["ce_subject"]:
         raise EnvelopeError("ce_subject does not match the case_id of the data")
-    return Envelope(data=data, source=attrs["ce_source"], time=time, id=attrs["ce_id"])
+    return Envelope(
+        data=data,
+        source=attrs["ce_source"],
+        time=time,
+        id=attrs["ce_id"],
+        traceparent=attrs.get("ce_traceparent", ""),
+        tracestate=attrs.get("ce_tracestate", ""),
+    )

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gridloop import tracing
 from gridloop.config import Settings
 from services.evaluation.cli import scores_app
 from system import admin
@@ -82,6 +83,7 @@ def run(service: Service) -> None:
     """Run one service alone (production: one container per service)."""
     settings = Settings()
     configure_logging(settings.log_level)
+    tracing.configure(service.value, settings.otlp_endpoint)
     if service is Service.sla:
         from services.sla.main import run as run_sla
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from gridloop import tracing
 from gridloop.kafka.consumer import RETRY_PATIENCE_SECONDS, TRANSIENT, Handler, Pipeline, Retry
 from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, RETRIES
 from gridloop.kafka.producer import EventProducer
@@ -98,8 +99,9 @@ class BatchPipeline(Pipeline):
         while True:
             started = time.perf_counter()
             try:
-                if isinstance(derived := await self._batch(envs), Publish):
-                    await self._producer.publish(derived.envelopes)
+                with tracing.handling_poll(self.group, records):
+                    if isinstance(derived := await self._batch(envs), Publish):
+                        await self._producer.publish(derived.envelopes)
                 break
             except TRANSIENT as exc:
                 if isinstance(exc, Retry) and time.monotonic() - waiting_since > POLL_PATIENCE:

@@ -23,8 +23,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
+from gridloop import tracing
 from gridloop.kafka.deadletter import DeadLetters
-from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, LAG, RETRIES
+from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, LAG, RETRIES, consuming
 from gridloop.kafka.producer import EventProducer
 from gridloop.topology import named
 from schemas.envelope import Envelope, decode
@@ -82,6 +83,7 @@ class Pipeline:
         self.group = named(producer.namespace, group)
         self.topics = [named(producer.namespace, t) for t in topics]
         self._dead_letters = DeadLetters(self.group, self.topics, producer.send_raw)
+        consuming(self.group, self.topics)
         self._handler = handler
         self._producer = producer
         self._max_backoff = max_backoff_seconds
@@ -113,8 +115,9 @@ class Pipeline:
             await self._consumer.stop()
 
     async def _measure_lag(self) -> None:
-        """`gridloop_consumer_lag` per topic: what the group has still to read."""
-        lag: dict[str, int] = {}
+        """`gridloop_consumer_lag` per topic: what the group has still to read in the
+        partitions this member holds (0 for a topic it holds none of, after a rebalance too)."""
+        lag = dict.fromkeys(self.topics, 0)
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is not None:
@@ -171,14 +174,15 @@ class Pipeline:
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         started = time.perf_counter()
-        try:
-            envelope = decode(record.value, record.headers)
-            derived = await self._handler(envelope)
-        except TRANSIENT:
-            raise
-        except Exception as exc:  # EnvelopeError, Poison or a bug: never handleable as is
-            await self._dead_letters.send(record, exc)
-            return
-        await self._producer.publish(derived)
+        with tracing.handling(self.group, record.topic, record.headers):
+            try:
+                envelope = decode(record.value, record.headers)
+                derived = await self._handler(envelope)
+            except TRANSIENT:
+                raise
+            except Exception as exc:  # EnvelopeError, Poison or a bug: never handleable as is
+                await self._dead_letters.send(record, exc)
+                return
+            await self._producer.publish(derived)
         CONSUMED.labels(self.group, record.topic).inc()
         HANDLE_SECONDS.labels(self.group).observe(time.perf_counter() - started)

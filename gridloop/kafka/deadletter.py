@@ -10,7 +10,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Protocol
 
-from gridloop.kafka.metrics import DEAD_LETTERED
+from gridloop import tracing
+from gridloop.kafka.metrics import DEAD_LETTERED, export
 from schemas.envelope import Headers
 from schemas.topics import dead_letter_topic
 
@@ -64,6 +65,7 @@ class DeadLetters:
         self, group: str, topics: Iterable[str], send: SendRaw, dlq_group: str | None = None
     ) -> None:
         self.group, self.dlq_group, self._send = group, dlq_group or group, send
+        export(DEAD_LETTERED)
         for topic in topics:
             # At 0 from the start: a dead letter is then an increase Prometheus sees (a series
             # born at 1 has none, and the first poison record would raise no alert).
@@ -71,6 +73,7 @@ class DeadLetters:
 
     async def send(self, record: Record, exc: BaseException) -> None:
         reason = reason_of(exc)
+        tracing.dead_lettered(exc)
         log.error(
             "%s: dead-lettering %s[%d]@%d: %s",
             self.group,

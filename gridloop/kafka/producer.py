@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from gridloop import tracing
 from gridloop.kafka.metrics import PRODUCED
 from gridloop.topology import check_namespace, named
 from schemas.envelope import Envelope, Headers, encode
@@ -44,17 +45,27 @@ class EventProducer:
         await self._producer.stop()
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
-        """Send every envelope to its home topic and wait for all acknowledgements."""
+        """Send every envelope to its home topic and wait for all acknowledgements (each in
+        a span of its own when tracing, whose context the record carries)."""
         pending, topics = [], Counter[str]()
         hashed: dict[bytes, int] = {}  # a case's events share its key: one murmur2 (≈ 4 µs)
-        for env in envelopes:
-            key, value, headers = encode(env)
-            topic = self.topic_for(env.type)
-            topics[topic] += 1
-            partition = self._partition(topic, key, hashed)
-            sent = await self._producer.send(topic, value, key, partition, headers=headers)
-            pending.append(sent)
-        await asyncio.gather(*pending)
+        spans = []
+        try:
+            for env in envelopes:
+                topic = self.topic_for(env.type)
+                if tracing.on():
+                    env, span = tracing.sending(env, topic)
+                    spans.append(span)
+                key, value, headers = encode(env)
+                topics[topic] += 1
+                partition = self._partition(topic, key, hashed)
+                sent = await self._producer.send(topic, value, key, partition, headers=headers)
+                pending.append(sent)
+            await asyncio.gather(*pending)
+        except BaseException as exc:
+            tracing.sent(spans, exc)
+            raise
+        tracing.sent(spans)
         for topic, n in topics.items():
             PRODUCED.labels(topic).inc(n)
 

@@ -22,7 +22,7 @@ from gridloop.runtime import infrastructure, serve
 from gridloop.topology import NOTIFY
 from services.notify.admin import create_app
 from services.notify.core import RetrySchedule
-from services.notify.service import Deliverer, DeliveryPolicy, Notify
+from services.notify.service import Deliverer, DeliveryPolicy, Notify, zero
 from services.notify.store import DeliveryStore
 
 GROUP, TOPICS = NOTIFY.consumer_group, NOTIFY.topics
@@ -41,6 +41,7 @@ def policy(settings: Settings) -> DeliveryPolicy:
 
 async def run(settings: Settings) -> None:
     pack = load_city_pack(settings.city_pack)
+    zero(pack.departments)
     rules = policy(settings)
     # No redirects: a redirect could lead a webhook to an address the checks refused.
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)

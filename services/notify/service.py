@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import get_args
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,6 +50,7 @@ from services.notify.core import (
     Breaker,
     Next,
     Notice,
+    Result,
     RetrySchedule,
     Telling,
     concerns_departments,
@@ -103,6 +106,21 @@ CIRCUIT_OPEN = Gauge(
 ENDPOINT_DISABLED = Gauge(
     "gridloop_webhook_endpoint_disabled", "1 if the endpoint is disabled (410 Gone)", ["department"]
 )
+
+
+def zero(departments: Iterable[str]) -> None:
+    """Every department's series from the start, so that a quiet notify's dashboard shows
+    0, not "no data": no attempt yet, no failure in a row, circuit closed (this process's
+    breaker starts so); whether its endpoint is up is not known before an attempt (NaN).
+    Pending and disabled are measured by the first round (`Deliverer.tick`)."""
+    for department in departments:
+        for outcome in get_args(Result):
+            WEBHOOKS.labels(department, outcome)
+        ATTEMPT_SECONDS.labels(department)
+        DELIVERY_LAG.labels(department)
+        ENDPOINT_UP.labels(department).set(math.nan)
+        CONSECUTIVE_FAILURES.labels(department).set(0)
+        CIRCUIT_OPEN.labels(department).set(0)
 
 
 def _seq(env: Envelope, wid: str) -> str:

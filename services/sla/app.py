@@ -22,12 +22,13 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gridloop import tracing
 from gridloop.citypack import load_city_pack
 from gridloop.citypack.sla import SlaPolicy
 from gridloop.commands.mongo import MongoHeads
 from gridloop.config import Settings
 from gridloop.kafka.deadletter import DeadLetters
-from gridloop.kafka.metrics import CONSUMED, LAG
+from gridloop.kafka.metrics import CONSUMED, LAG, consuming
 from gridloop.kafka.topics import MIN_INSYNC
 from gridloop.mongo import connect, database
 from gridloop.topology import SLA_ENGINE, named
@@ -150,6 +151,7 @@ def _track(app: faust.App, engine: Engine, names: Names) -> None:
         return await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     dead_letters = DeadLetters(names.group, names.sources, send_raw, DLQ_GROUP)
+    consuming(names.group, names.sources, handles=False)
     sources = app.topic(*names.sources, value_serializer="raw", key_serializer="raw")
 
     @app.agent(sources)
@@ -157,12 +159,13 @@ def _track(app: faust.App, engine: Engine, names: Names) -> None:
         async for event in stream.events():
             record = event.message  # as read: its bytes, headers, topic, partition, offset
             CONSUMED.labels(names.group, record.topic).inc()
-            try:
-                env = decode(record.value, record.headers)
-            except EnvelopeError as exc:
-                await dead_letters.send(record, exc)
-                continue
-            engine.track(env)
+            with tracing.handling(names.group, record.topic, record.headers):
+                try:
+                    env = decode(record.value, record.headers)
+                except EnvelopeError as exc:
+                    await dead_letters.send(record, exc)
+                    continue
+                engine.track(env)
 
 
 def _scan(app: faust.App, engine: Engine, interval: float) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from gridloop.citypack.sla import TIERS
 from schemas.events import SlaBreach, SlaEscalation, SlaEvent, SlaWarning, Stage
-from services.sla.core import CaseClocks, Measured
+from services.sla.core import CaseClocks, Light, Measured
 
 WARNINGS = Counter(
     "gridloop_sla_warnings_total",
@@ -83,12 +84,20 @@ CLOSE_SECONDS = Histogram(
 
 
 def zero(departments: Iterable[str]) -> None:
-    """Create the counters of every department at 0, so that the first warning, breach or
-    escalation is an increase Prometheus sees (a series born at 1 has no `increase`)."""
+    """Create the series of every department at 0, so that the first warning, breach or
+    escalation is an increase Prometheus sees (a series born at 1 has no `increase`), and a
+    quiet engine's dashboard shows 0, not "no data": no stage done yet, no clock open (as
+    the due index counts none until the table is recovered)."""
+    for stage in Stage:
+        ASSUMED_CALENDAR.labels(stage.value)
     for department in departments:
         for stage in Stage:
             WARNINGS.labels(department, stage.value)
             BREACHES.labels(department, stage.value)
+            STAGE_SECONDS.labels(department, stage.value)
+            LIMIT_USED.labels(department, stage.value)
+            for light in get_args(Light):
+                OPEN.labels(department, stage.value, light)
         for tier in TIERS:
             ESCALATIONS.labels(department, tier)
 

@@ -227,3 +227,34 @@ def test_envelope_error_is_a_value_error() -> None:
 @given(st.uuids(), st.text())
 def test_event_ids_are_the_standard_uuid5(namespace: uuid.UUID, name: str) -> None:
     assert uuid5(namespace, name) == str(uuid.uuid5(namespace, name))
+
+
+# --- the distributed-tracing extension --------------------------------------------------
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_the_trace_context_rides_as_the_distributed_tracing_extension() -> None:
+    env = Envelope(
+        data=sample("gridloop.case.filed"),
+        source=SOURCE,
+        time=TIME,
+        traceparent=TRACEPARENT,
+        tracestate="gridloop=1",
+    )
+    _, value, headers = encode(env)
+    values = dict(headers)
+    assert values["ce_traceparent"] == TRACEPARENT.encode()
+    assert values["ce_tracestate"] == b"gridloop=1"
+    decoded = decode(value, headers)
+    assert (decoded.traceparent, decoded.tracestate) == (TRACEPARENT, "gridloop=1")
+
+
+def test_an_event_without_a_trace_context_has_no_extension_and_is_the_same_fact() -> None:
+    data = sample("gridloop.case.filed")
+    plain = Envelope(data=data, source=SOURCE, time=TIME)
+    _, value, headers = encode(plain)
+    assert "ce_traceparent" not in dict(headers)
+    assert decode(value, headers).traceparent == ""
+    traced = Envelope(data=data, source=SOURCE, time=TIME, traceparent=TRACEPARENT)
+    assert traced == plain and traced.id == plain.id  # the same fact, whoever traced it
