@@ -83,7 +83,8 @@ def decide(pack: CityPack, case: CaseView, command: DisputeCommand, now: datetim
     match command:
         case Escalate():
             spell = _holder(pack, case, command.who)
-            return _escalated(pack, case, spell, "beyond_authority", _actor(command.who), now)
+            actor = _actor(command.who)
+            return _escalated(pack, case, spell, "beyond_authority", actor, now, command.reason)
         case ExplainOverdue():
             return decide_explain(pack, case, command, now)
         case Confirm():

@@ -256,8 +256,8 @@ def _verdicts(satisfied: int, approve_within: timedelta = APPROVE_WITHIN) -> dic
         return lambda case, who: judge(case) if _owned(case, who.department) else None
 
     def on_time_closure(case: CaseFacts, who: Whom) -> Verdict:
-        if not _owned(case, who.department):
-            return None
+        if not _owned(case, who.department) or case.dispute_tiers:
+            return None  # a dispute is counted apart (disputes_solved_here)
         late = _late(case, who.department)
         return _when(case.closed or late, case.closed and not late)
 
