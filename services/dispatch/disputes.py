@@ -102,21 +102,25 @@ def decide(pack: CityPack, case: CaseView, command: DisputeCommand, now: datetim
 
 
 def grid_staff_of(pack: CityPack, staff_id: str, grid_code: str) -> bool:
-    """Whether `staff_id` works the grid `grid_code` (网格员): the pack's staff register
-    decides (branch `grid`); until it is there, no grid staff is known, and the grid's own
-    tier office (a `tier_office` credential whose subject is the grid code) acts for it."""
-    del pack, staff_id, grid_code
-    return False
+    """Whether `staff_id` works the grid `grid_code` (网格员, a member of its service team)
+    in the pack's staff register (`staff.yaml`); a supervisor (监督员) mediates nothing."""
+    person = pack.staff.people.get(staff_id)
+    return person is not None and person.role != "supervisor" and grid_code in person.grids
+
+
+def offices_of(pack: CityPack, who: Principal) -> list[str]:
+    """The tier offices `who` acts for: its own code, or a grid staff's grids."""
+    if who.role is Role.grid_staff:
+        return [g for g in pack.staff.grids_of(who.subject) if grid_staff_of(pack, who.subject, g)]
+    return [who.subject] if who.role is Role.tier_office else []
 
 
 def acts_for(pack: CityPack, who: Principal, spell: TierSpell, grid_code: str) -> bool:
-    """Whether `who` acts for the tier of `spell`: its tier office (subject: the tier's code),
-    or at the grid tier one of that grid's staff."""
-    if who.role is Role.tier_office:
-        return who.subject == spell.office
-    if who.role is Role.grid_staff and spell.tier == "grid":
-        return grid_staff_of(pack, who.subject, grid_code)
-    return False
+    """Whether `who` acts for the tier of `spell`: the grid's staff at the grid tier (the
+    register says who works which grid), the tier's office (subject: its code) above."""
+    if spell.tier == "grid":
+        return who.role is Role.grid_staff and grid_staff_of(pack, who.subject, grid_code)
+    return who.role is Role.tier_office and who.subject == spell.office
 
 
 def escalate_on_breach(pack: CityPack, case: CaseView, breach: SlaBreach, now: datetime) -> (

@@ -102,15 +102,18 @@ async def _act(
 @router.get("", responses=refusals(401, 403))
 async def tier_disputes(
     who: TierStaff,
+    dispatch: Deps,
     reader: Annotated[CaseReader, Depends(_reader)],
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> TierDisputes:
-    """The caller's tier's disputes: those it holds open now (with their light) and those
-    it was overdue on, saying which still owe an explanation."""
-    found = await reader.of_tier_office(who.subject, limit)
-    shown = [_shown(case, who.subject) for case in found]
+    """The caller's tier's disputes (a grid's staff: their grids'): those it holds open now
+    (with their light) and those it was overdue on, saying which still owe an
+    explanation."""
+    shown: list[TierDispute] = []
+    for office in do.offices_of(dispatch.pack, who):
+        shown += [_shown(case, office) for case in await reader.of_tier_office(office, limit)]
     unexplained = [d.case_id for d in shown if d.overdue and not d.explained]
-    return TierDisputes(disputes=shown, unexplained=unexplained)
+    return TierDisputes(disputes=shown[:limit], unexplained=unexplained)
 
 
 def _shown(case: CaseRecord, office: str) -> TierDispute:

@@ -103,6 +103,12 @@ DISPATCH: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/urge", LEAD),
     ("POST", f"{CASE}/resume", {R.command_centre}),
     ("GET", f"{CASE}", {R.command_centre, R.shift_lead}),
+    # Disputes (矛盾纠纷): the tier offices and, at the grid tier, the grid's staff.
+    ("GET", "/disputes", {R.tier_office, R.grid_staff}),
+    *[
+        ("POST", f"/disputes/C-none/{action}", {R.tier_office, R.grid_staff})
+        for action in ("escalate", "explanation", "confirm", "close")
+    ],
 ]
 OPERATORS: set[Role | None] = {R.admin, R.command_centre}
 HOOK = "/departments/WATER/webhook"

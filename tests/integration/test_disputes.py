@@ -108,7 +108,7 @@ async def test_a_dispute_breaches_at_the_grid_and_is_solved_at_the_community(
     system: System, servers: Servers
 ) -> None:
     centre = await bearer(system, Role.supervision_centre, "centre-disputes")
-    grid = await bearer(system, Role.tier_office, GRID)
+    grid = await bearer(system, Role.grid_staff, "GM-0003")  # its manager (staff.yaml)
     community = await bearer(system, Role.tier_office, COMMUNITY)
     intake = httpx.AsyncClient(base_url=system.url("intake"), headers=centre)
     dispatch = httpx.AsyncClient(base_url=system.url("dispatch"))

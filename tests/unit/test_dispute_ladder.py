@@ -37,7 +37,7 @@ from tests.unit.test_sla_policy import demo_sla, pack_copy
 
 PACK = load_city_pack(DEMO_CITY_PACK)
 GRID = "110101001002001"  # community 001002, street 001, district 110101
-GRID_OFFICE = Principal(Role.tier_office, GRID)
+GRID_OFFICE = Principal(Role.grid_staff, "GM-0003")  # the grid manager (staff.yaml)
 COMMUNITY = Principal(Role.tier_office, "001002")
 STREET = Principal(Role.tier_office, "001")
 DISTRICT = Principal(Role.tier_office, "110101")
@@ -149,17 +149,25 @@ def test_escalation_goes_up_one_tier_at_a_time_to_the_top() -> None:
 
 def test_only_the_holding_tier_acts() -> None:
     case = history((reported(), TUESDAY))
-    for who in (
-        COMMUNITY,
+    strangers = (
+        COMMUNITY,  # not yet its turn
         Principal(Role.department, "SANITATION"),
-        Principal(Role.tier_office, "110101001001001"),
-    ):
+        Principal(Role.tier_office, GRID),  # the grid acts through its staff (the register)
+        Principal(Role.grid_staff, "GM-0001"),  # another grid's manager
+        Principal(Role.grid_staff, "SUP-0002"),  # the grid's supervisor mediates nothing
+        Principal(Role.grid_staff, "NOBODY"),
+    )
+    for who in strangers:
         refused = refusal(case, do.Escalate(case.case_id, who, "not ours"), local(4, 10))
-        assert refused.why is Why.forbidden
+        assert refused.why is Why.forbidden, who
         assert "the grid (110101001002001) holds this dispute" in refused.reason
-    # Grid staff act for their grid only once the staff register says they work it.
-    staff = Principal(Role.grid_staff, "gs-0001")
-    assert refusal(case, do.Escalate(case.case_id, staff, "x"), TUESDAY).why is Why.forbidden
+
+
+def test_the_offices_a_caller_acts_for() -> None:
+    assert do.offices_of(PACK, GRID_OFFICE) == [GRID]
+    assert do.offices_of(PACK, Principal(Role.grid_staff, "SUP-0002")) == []
+    assert do.offices_of(PACK, COMMUNITY) == ["001002"]
+    assert do.offices_of(PACK, Principal(Role.supervisor, "SUP-0002")) == []
 
 
 def test_the_escalation_deadline_is_the_next_tiers_limit() -> None:
