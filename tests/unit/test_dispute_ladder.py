@@ -330,3 +330,12 @@ def test_a_dispute_solved_at_the_community_counts_there_and_not_at_the_grid() ->
     # Nothing else counts a dispute: it was never filed, dispatched or verified.
     others = count(Level.grid, GRID, [facts])
     assert all(c.denominator == [] for i, c in others.items() if i is not solved)
+
+
+def test_a_tiers_breach_is_no_departments_webhook() -> None:
+    from services.notify.core import _told
+
+    breach = sample_of(SlaBreach, stage="mediate", department=GRID)
+    assert _told(breach, None) == (None, {})
+    handling = sample_of(SlaBreach, stage="handle", department="SANITATION")
+    assert _told(handling, None)[0] == "SANITATION"
