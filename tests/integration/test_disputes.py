@@ -206,6 +206,14 @@ async def test_a_dispute_breaches_at_the_grid_and_is_solved_at_the_community(
         assert closing["data"]["tier"] == "community" and closing["data"]["confirmed"] is True
         assert closing["actor"] == {"role": "tier_office", "id": COMMUNITY}
 
+        # A dispute between residents is not a public service request (Open311).
+        async with httpx.AsyncClient(base_url=system.url("intake")) as public:
+            one = await public.get(f"/open311/v2/requests/{case_id}.json")
+            assert one.status_code == 404, one.text
+            listed = await public.get("/open311/v2/requests.json")
+            assert listed.status_code == 200, listed.text
+            assert case_id not in {r["service_request_id"] for r in listed.json()}
+
     # Evaluation: solved at the community, not at the grid.
     month = datetime.now(SHANGHAI).strftime("%Y-%m")
     async with httpx.AsyncClient(base_url=system.url("evaluation"), headers=centre) as scores:
