@@ -4,6 +4,7 @@ reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ ch
    ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
    ├─▶ voided / merged          returned, parked ⇄ resumed, extended
    └─▶ answered (a consultation answered directly from the knowledge base: 直接答复)
+A dispute (kind `dispute`): reported (its grid mediates) ─▶ mediating (a tier above) ─▶ closed
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class State(StrEnum):
     closed = "closed"  # 结案
     evaluated = "evaluated"
     answered = "answered"  # 直接答复: a consultation answered from the knowledge base
+    mediating = "mediating"  # 调解中: a dispute escalated to a tier office above its grid
 
 
 S = State
@@ -54,6 +56,9 @@ TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
     "rework": (frozenset({S.checked, S.evaluated}), S.rework),  # evaluated: reopened
     "feedback": (frozenset({S.closed}), S.evaluated),
     "answered": (frozenset({S.reported}), S.answered),  # terminal: never filed or dispatched
+    # Disputes (矛盾纠纷): reported, the grid mediates; up a tier; closed by the tier holding it.
+    "dispute_escalated": (frozenset({S.reported, S.mediating}), S.mediating),
+    "dispute_closed": (frozenset({S.reported, S.mediating}), S.closed),
 }
 OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated, S.answered}
 

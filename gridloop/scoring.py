@@ -62,6 +62,9 @@ class Indicator(StrEnum):
     answered_directly = "answered_directly"
     on_time_filing = "on_time_filing"  # 按时立案率 filed or voided in time / decided (operator)
     on_time_approval = "on_time_approval"  # 按时审批率 requests decided in time / decided
+    # 矛盾纠纷本级化解率: disputes closed at this place's tier / disputes that reached its tier
+    # and were closed (grid, community, street, district); no default weight: counted apart.
+    disputes_solved_here = "disputes_solved_here"
 
 
 class Ratio(BaseModel):

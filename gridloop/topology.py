@@ -89,8 +89,9 @@ class Wiring:
 
 
 INTAKE = Wiring("intake", None, (), (REPORTS, VERIFICATIONS, CLOSURES))
-# Filings and reworks; the department callback API writes completions.
-DISPATCH = Wiring("dispatch", "dispatch", (REPORTS, CLOSURES), (DISPATCHES, COMPLETIONS))
+# Filings and reworks, and disputes' breaches (up a tier); the department callback API
+# writes completions.
+DISPATCH = Wiring("dispatch", "dispatch", (REPORTS, CLOSURES, SLA), (DISPATCHES, COMPLETIONS))
 # Departments are told of dispatches and SLA facts; reporters of filings, dispatches,
 # handlings and closures (`messages.yaml`).
 NOTIFY = Wiring("notify", "notify", (REPORTS, DISPATCHES, COMPLETIONS, CLOSURES, SLA), ())

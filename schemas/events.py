@@ -25,7 +25,7 @@ from schemas.limits import Latitude, Longitude
 CaseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Version = Annotated[int, Field(ge=1)]
 Text = Annotated[str, Field(max_length=2000)]
-Kind = Literal["component", "event"]  # 部件 or 事件
+Kind = Literal["component", "event", "dispute"]  # 部件, 事件 or 矛盾纠纷 (owned by a tier office)
 DepartmentCode = Annotated[str, Field(min_length=1, max_length=64)]
 RequestId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 PhotoUrl = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^https?://")]
@@ -50,9 +50,10 @@ class Role(StrEnum):
     command_centre = "command_centre"
     shift_lead = "shift_lead"  # 值班长: the command centre's approvals and 督办
     department = "department"
-    system = "system"
     # The grid's people (网格员 / 组团式服务): a grid manager or a member of the grid's team.
     grid_staff = "grid_staff"
+    tier_office = "tier_office"  # a dispute-mediating office (矛盾纠纷调处)
+    system = "system"
 
 
 class Channel(StrEnum):
@@ -474,6 +475,73 @@ class CallbackAnswered(CaseAnnotation):
     comment: Text | None = None
 
 
+# --- disputes (矛盾纠纷): owned by tier offices, escalated tier by tier (docs/disputes.md) ---
+
+# The tiers that mediate a dispute, bottom up: the grid first, the city only where the pack's
+# ladder reaches it (Zhoushan).
+DisputeTier = Literal["grid", "community", "street", "district", "city"]
+# The tier's code: the grid code, the community code (street + community, 6 digits), the
+# street code (3 digits), the district code, or `city`.
+TierCode = Annotated[str, Field(pattern=r"^(\d{3}|\d{6}|\d{14,15}|city)$")]
+# Why a dispute went up: the tier's limit passed (its breach), or the tier says it is beyond
+# its authority (an explicit escalation with a reason).
+EscalationCause = Literal["breach", "beyond_authority"]
+
+
+class Party(BaseModel):
+    """A party to a dispute who confirmed its resolution (验收): their side, and where they
+    left one, a reference to their contact (never a name or a phone)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    side: Literal["applicant", "respondent", "third_party"]
+    contact: Annotated[str | None, Field(pattern=r"^ct_[0-9a-f]{32}$")] = None
+
+
+class DisputeEscalated(CaseEvent):
+    """The dispute goes up one tier (逐级上报): `tier` (its office `office`) holds it now,
+    due by `deadline` (the pack's limit for the tier, on its clock)."""
+
+    ce_type: ClassVar[str] = "gridloop.case.dispute_escalated"
+    from_tier: DisputeTier
+    from_office: TierCode
+    tier: DisputeTier
+    office: TierCode
+    cause: EscalationCause
+    deadline: datetime
+    assumed_years: AssumedYears = []
+
+
+class DisputeExplained(CaseAnnotation):
+    """An overdue tier explains why it did not resolve the dispute in its limit (Zhoushan's
+    rule); `case_version` is the version that put the dispute at that tier."""
+
+    ce_type: ClassVar[str] = "gridloop.case.dispute_explained"
+    tier: DisputeTier
+    office: TierCode
+    explanation: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class DisputeConfirmed(CaseAnnotation):
+    """验收: the parties confirmed the tier's resolution of the dispute, as of
+    `case_version`; `parties` says who."""
+
+    ce_type: ClassVar[str] = "gridloop.case.dispute_confirmed"
+    tier: DisputeTier
+    office: TierCode
+    parties: Annotated[list[Party], Field(min_length=1, max_length=10)]
+
+
+class DisputeClosed(CaseEvent):
+    """The tier holding the dispute closes it as resolved: confirmed by the parties
+    (`confirmed`, who in `parties`), or not, and then `reason` records why not."""
+
+    ce_type: ClassVar[str] = "gridloop.case.dispute_closed"
+    tier: DisputeTier
+    office: TierCode
+    confirmed: bool
+    parties: Annotated[list[Party], Field(max_length=10)] = []
+
+
 class Stage(StrEnum):
     verify = "verify"
     file = "file"
@@ -481,6 +549,7 @@ class Stage(StrEnum):
     handle = "handle"
     check = "check"
     explain = "explain"  # the department's explanation of an overdue case (Zhoushan)
+    mediate = "mediate"  # 调解: the tier office holding a dispute mediates it, on its limit
 
 
 class SlaEvent(EventData):
@@ -692,6 +761,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CallbackUnreached,
         CallbackAnswered,
         CaseAnswered,
+        DisputeEscalated,
+        DisputeExplained,
+        DisputeConfirmed,
+        DisputeClosed,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

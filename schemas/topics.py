@@ -90,6 +90,11 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
     **{f"gridloop.case.{t}": CLOSURES for t in ("closed", "rework", "feedback")},
     # 回访: the hotline's callbacks, beside the closure and the rating they lead to.
     **{f"gridloop.case.{t}": CLOSURES for t in ("callback_unreached", "callback_answered")},
+    # Disputes: the tier offices' commands go through dispatch, in order on one topic.
+    **{
+        f"gridloop.case.{t}": DISPATCHES
+        for t in ("dispute_escalated", "dispute_explained", "dispute_confirmed", "dispute_closed")
+    },
     **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},
     **{
         f"gridloop.grid.{t}": GRID

@@ -44,3 +44,12 @@ def urge_light(urge: Urge, now: datetime, soon: timedelta = SOON) -> Light:
     if urge.reply is None and urge.reply_by - now <= soon:
         return Light.yellow
     return Light.green
+
+
+def dispute_light(case: CaseRecord) -> Light:
+    """A dispute's light (矛盾纠纷): its holding tier's, as the SLA engine last gave it on the
+    tier's clock (`sla.mediate`); green before any warning, and once it is closed."""
+    clock = case.sla.get("mediate")
+    if case.state is State.closed or clock is None or clock.case_version != case.tier_version:
+        return Light.green
+    return Light(clock.light)

@@ -257,6 +257,16 @@ class CaseReader:
             edge, width = far, width * _grown(len(kept), limit - len(found))
         return found[:limit]
 
+    async def of_tier_office(self, office: str, limit: int) -> list[CaseRecord]:
+        """A tier office's disputes (矛盾纠纷): those it holds open, and those it was overdue
+        on (held before or now), oldest report first."""
+        queries = [
+            {"tier_office": office, "state": "reported"},
+            {"tier_office": office, "state": "mediating"},
+            {"tiers_overdue": office},
+        ]
+        return await self._merged(queries, "reported_at", limit, _NOT_INTERNAL)
+
     async def _merged(
         self, queries: Sequence[Document], key: str, limit: int, fields: Document = _QUEUE
     ) -> list[CaseRecord]:

@@ -87,7 +87,7 @@ class TimelineEntry(_Read):
 class StageClock(_Read):
     """A stage's traffic light (`sla.<stage>`), as the SLA engine's last event left it."""
 
-    light: Literal["yellow", "red"]
+    light: Literal["green", "yellow", "red"]  # green: a dispute's new tier (its clock anew)
     deadline: datetime
     case_version: int
     tier: str | None = None
@@ -166,6 +166,13 @@ class CaseRecord(_Read):
     answered_at: datetime | None = None  # answered directly (直接答复)
     sla: dict[str, StageClock] = {}
     timeline: list[TimelineEntry] = []
+    # A dispute (矛盾纠纷): the tier holding it, its office, the version that put it there;
+    # the offices overdue on it (their breach) and those that explained.
+    tier: str | None = None
+    tier_office: str | None = None
+    tier_version: int | None = None
+    tiers_overdue: list[str] = []
+    tiers_explained: list[str] = []
 
     def held_by(self, department: str) -> bool:
         """Whether `department` leads or assists the case."""

@@ -31,11 +31,16 @@ from schemas.events import (
     CaseSplit,
     CaseUrged,
     Channel,
+    DisputeConfirmed,
+    DisputeEscalated,
+    DisputeExplained,
+    DisputeTier,
     ExtensionDenied,
     ExtensionRequested,
     Kind,
     ParkingDenied,
     ParkingRequested,
+    Party,
     Point,
     ResumeDenied,
     ResumeRequested,
@@ -70,6 +75,19 @@ class PendingRequest:
     reason: str
     case_version: int
     deadline: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TierSpell:
+    """A tier's time holding a dispute: from the version (and time) that put it there to
+    the escalation that took it up (`until`, `cause`), or still running (`until` None)."""
+
+    tier: DisputeTier
+    office: str
+    version: int
+    since: datetime
+    until: datetime | None = None
+    cause: str | None = None  # breach | beyond_authority
 
 
 @dataclass(frozen=True)
@@ -109,13 +127,25 @@ class CaseView:
     reachable: bool = False
     callback_tries: int = 0
     callback_over: bool = False
+    # A dispute (kind `dispute`): each tier that held it, the last holding it now; the
+    # offices that explained their overdue spell; the parties who confirmed (验收) at
+    # `confirmed_version`.
+    spells: tuple[TierSpell, ...] = ()
+    explained_offices: tuple[str, ...] = ()
+    confirmed: tuple[Party, ...] = ()
+    confirmed_version: int = 0
+
+    @property
+    def spell(self) -> TierSpell | None:
+        """The tier holding the dispute now (None: not a dispute)."""
+        return self.spells[-1] if self.spells else None
 
 
 def evolve(view: CaseView | None, env: Envelope) -> CaseView:
     """The view after `env`, an event of this case (a report opens the view)."""
     data = env.data
     if isinstance(data, CaseReported):
-        return _reported(data)
+        return _reported(data, env.time)
     if view is None:
         raise ValueError(f"{data.case_id}: a {env.type} before the case was reported")
     if isinstance(data, CaseEvent):
@@ -151,6 +181,10 @@ def evolve(view: CaseView | None, env: Envelope) -> CaseView:
         return replace(view, callback_tries=tries, callback_over=view.callback_over or data.invalid)
     if isinstance(data, CallbackAnswered):
         return replace(view, callback_over=True)
+    if isinstance(data, DisputeExplained):
+        return replace(view, explained_offices=(*view.explained_offices, data.office))
+    if isinstance(data, DisputeConfirmed):
+        return replace(view, confirmed=tuple(data.parties), confirmed_version=data.case_version)
     return view  # SLA facts: the case does not move
 
 
@@ -163,8 +197,11 @@ def fold(envs: Iterable[Envelope], view: CaseView | None = None) -> CaseView:
     return view
 
 
-def _reported(data: CaseReported) -> CaseView:
+def _reported(data: CaseReported, at: datetime) -> CaseView:
+    # A dispute's grid mediates it first (its office is the grid's code).
+    grid = (TierSpell("grid", data.grid_code, data.version, at),) if data.kind == "dispute" else ()
     return CaseView(
+        spells=grid,
         case_id=data.case_id,
         state=State.reported,
         version=data.version,
@@ -178,6 +215,14 @@ def _reported(data: CaseReported) -> CaseView:
         reporter_id=data.reporter.id,
         reachable=data.reporter.contact is not None,
     )
+
+
+def _up(spells: tuple[TierSpell, ...], data: DisputeEscalated, at: datetime) -> tuple[
+    TierSpell, ...
+]:  # fmt: skip
+    """The spells after an escalation: the tier it left ends, the next one starts."""
+    ended = tuple(replace(s, until=at, cause=data.cause) if s.until is None else s for s in spells)
+    return (*ended, TierSpell(data.tier, data.office, data.version, at))
 
 
 def _transition(view: CaseView, data: CaseEvent, at: datetime) -> CaseView:
@@ -200,6 +245,8 @@ def _transition(view: CaseView, data: CaseEvent, at: datetime) -> CaseView:
         return replace(changed, deadline=data.deadline)  # moved by the time it was parked
     if isinstance(data, CaseMerged):
         return replace(changed, merged_into=data.into_case_id)
+    if isinstance(data, DisputeEscalated):
+        return replace(changed, spells=_up(view.spells, data, at))
     if isinstance(data, CaseSplit):
         return replace(changed, merged_into=None)
     if isinstance(data, CaseFiled):

@@ -38,6 +38,7 @@ from gridloop.calendar import (
     chinese_calendar_years,
     merge_years,
 )
+from gridloop.citypack.disputes import DisputeLadder, DisputesFile, dispute_problems
 from gridloop.citypack.errors import read_model
 from gridloop.citypack.model import CityFile, EventClass, Street
 from schemas.events import Kind, Stage, Urgency
@@ -174,6 +175,7 @@ class SlaFile(_Strict):
     approvals: Approvals = Approvals()
     urging: Urging = Urging()
     hotline: Hotline | None = None  # none: hotline cases are timed like any other
+    disputes: DisputesFile | None = None  # none: the city takes no disputes (矛盾纠纷)
 
     @field_validator("office_hours")
     @classmethod
@@ -228,6 +230,11 @@ class SlaPolicy:
             merge_years(chinese_calendar_years(), years), OfficeHours(tuple(file.office_hours))
         )
         self.natural = NaturalClock()
+        self.disputes = (
+            DisputeLadder(file.disputes, self.clock(file.disputes.clock))
+            if file.disputes is not None
+            else None
+        )
         self._terms: dict[tuple[str, str, str, bool], Terms] = {}
 
     def clock(self, kind: ClockKind) -> Clock:
@@ -438,6 +445,8 @@ def _cross_check(file: SlaFile, city: CityFile) -> list[str]:
                 errors.append(f"{SLA_FILE}: rules.{n}.limits.{stage}: must be positive")
     if file.hotline is not None:
         errors += _hotline_problems(file.hotline, classes)
+    if file.disputes is not None:
+        errors += [f"{SLA_FILE}: {e}" for e in dispute_problems(file.disputes, "disputes")]
     if file.urging.reply_within <= timedelta(0):
         errors.append(f"{SLA_FILE}: urging.reply_within: must be positive")
     for year, days in file.calendar.items():

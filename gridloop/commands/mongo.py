@@ -19,13 +19,13 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from gridloop.cases.view import CaseView, PendingRequest
+from gridloop.cases.view import CaseView, PendingRequest, TierSpell
 from gridloop.commands.head import Answer, Claim, Head, Remembered, WriterMark
 from gridloop.lifecycle import State
 from gridloop.mongo import Document
 from gridloop.together import Together
 from schemas.envelope import Envelope, decode, encode
-from schemas.events import Channel, Point
+from schemas.events import Channel, Party, Point
 
 DUPLICATE_KEY = 11000
 RECENT = 8  # claims a head remembers by revision and request (a bulk write's outcome)
@@ -233,6 +233,10 @@ def _view_doc(view: CaseView) -> Document:
         "acknowledged": list(view.acknowledged),
         "pending_request": asdict(pending) if pending else None,
         "point": [point.lon, point.lat] if point else None,
+        # A dispute's tiers, and who confirmed (tuples of values: stored as lists).
+        "spells": [asdict(s) for s in view.spells],
+        "explained_offices": list(view.explained_offices),
+        "confirmed": [p.model_dump() for p in view.confirmed],
     }
 
 
@@ -250,6 +254,9 @@ def _view(case_id: str, doc: Document) -> CaseView:
             "pending_request": PendingRequest(**pending) if pending else None,
             "point": Point(lon=point[0], lat=point[1]) if point else None,
             "channel": Channel(channel) if channel else None,
+            "spells": tuple(TierSpell(**s) for s in doc.get("spells") or ()),
+            "explained_offices": tuple(doc.get("explained_offices") or ()),
+            "confirmed": tuple(Party(**p) for p in doc.get("confirmed") or ()),
         }
     )
 

@@ -39,7 +39,7 @@ from schemas.limits import (
     Reason,
 )
 from services.dispatch import commands as do
-from services.dispatch import queue
+from services.dispatch import disputes_api, queue
 from services.dispatch.handlers import Dispatch
 
 _REQUEST_NAMESPACE = uuid.UUID("a9d2f1e4-5c3b-4e7a-8f60-1b2c3d4e5f60")
@@ -550,6 +550,7 @@ def create_app(
     app.include_router(own)
     app.include_router(departments)
     app.include_router(command)
+    app.include_router(disputes_api.router, responses=ACT)
     install_error_handlers(app)
     harden(app, "dispatch", limits or HttpLimits())
     add_ops_routes(app)

@@ -22,8 +22,8 @@ from gridloop.kafka import EventProducer, Retry
 from gridloop.mongo import Document
 from schemas import clock
 from schemas.envelope import Envelope
-from schemas.events import CaseFiled, CaseReworked, EventData
-from services.dispatch import core
+from schemas.events import CaseFiled, CaseReworked, EventData, SlaBreach, Stage
+from services.dispatch import core, disputes
 from services.dispatch.commands import Command
 
 SOURCE = "/gridloop/dispatch"
@@ -52,6 +52,14 @@ class Dispatch:
 
         return await self.path.act(command.case_id, asked, decide)
 
+    async def dispute(self, command: disputes.DisputeCommand, asked: Asked) -> Answer:
+        """A tier office's command on a dispute (矛盾纠纷), on the same path."""
+
+        async def decide(case: CaseView) -> Sequence[EventData]:
+            return [disputes.decide(self.pack, case, command, self.now())]
+
+        return await self.path.act(command.case_id, asked, decide)
+
     async def case(self, case_id: str) -> CaseView:
         """The case as commands see it: its latest committed view."""
         return (await self.path.load(case_id)).view
@@ -70,6 +78,10 @@ class Dispatch:
             Reaction(env.data.case_id, env.id, self._reaction(env.data))
             for env in envs
             if isinstance(env.data, CaseFiled | CaseReworked)
+        ] + [
+            Reaction(env.data.case_id, env.id, self._up_a_tier(env.data))
+            for env in envs
+            if isinstance(env.data, SlaBreach) and env.data.stage is Stage.mediate
         ]
         if missing := await self.path.react(reactions):
             raise CaseNotYetKnown(", ".join(missing[:5]))
@@ -80,3 +92,8 @@ class Dispatch:
         """Decided when its case's head is read: the handling time starts at the dispatch
         (派遣), not at the filing or rework, so the deadline is reckoned from then."""
         return lambda case: core.react(self.pack, case, event, self.now())
+
+    def _up_a_tier(self, breach: SlaBreach) -> Callable[[CaseView], Sequence[EventData] | None]:
+        """A dispute's tier breached its limit: up one tier, decided on the head, so a
+        breach read twice (a redelivery, a restart) escalates once."""
+        return lambda case: disputes.escalate_on_breach(self.pack, case, breach, self.now())

@@ -55,6 +55,8 @@ from schemas.events import (
     CaseUrged,
     CaseVoided,
     Channel,
+    DisputeClosed,
+    DisputeEscalated,
     ExtensionDenied,
     ExtensionRequested,
     FeedbackGiven,
@@ -225,6 +227,11 @@ class CaseFacts(BaseModel):
     knowledge_id: str | None = None  # the knowledge base's entry it was answered with
     filing: Task | None = None  # the operator's filing decision, on the `file` stage's clock
     approvals: list[ApprovalFact] = Field(default_factory=list)  # requests, in order asked
+    # A dispute (矛盾纠纷): the tiers that held it, in order, and the tier that closed it
+    # (with the parties' confirmation or not).
+    dispute_tiers: list[str] = Field(default_factory=list)
+    dispute_closed_by: str | None = None
+    dispute_confirmed: bool = False
 
     @property
     def street(self) -> str | None:
@@ -369,6 +376,17 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
         _rework(facts, reopened=before is State.evaluated)
     elif isinstance(data, FeedbackGiven):
         facts.rating = data.rating
+    _dispute(facts, data)
+
+
+def _dispute(facts: CaseFacts, data: CaseEvent) -> None:
+    """Which tiers held a dispute, and which closed it."""
+    if isinstance(data, CaseReported) and data.kind == "dispute":
+        facts.dispute_tiers = ["grid"]
+    elif isinstance(data, DisputeEscalated):
+        facts.dispute_tiers.append(data.tier)
+    elif isinstance(data, DisputeClosed):
+        facts.dispute_closed_by, facts.dispute_confirmed = data.tier, data.confirmed
 
 
 def _tasks(facts: CaseFacts, env: Envelope, name: str) -> None:
@@ -383,7 +401,8 @@ def _tasks(facts: CaseFacts, env: Envelope, name: str) -> None:
         # centre or by rule) withdraws it.
         pending.done_at, pending.withdrawn = env.time, by is None
         pending.supervisor = by or pending.supervisor
-    if isinstance(data, CaseReported) and data.channel is not Channel.supervisor:
+    citizens = isinstance(data, CaseReported) and data.channel is not Channel.supervisor
+    if citizens and isinstance(data, CaseReported) and data.kind != "dispute":
         facts.verification = Task(
             opened=data.version, supervisor=data.verifier, due=data.verification_due
         )

@@ -45,6 +45,9 @@ Each indicator judges each case: not counted (None), counted in the denominator 
                        report (hotline, website) decided at intake: answered, filed or
                        voided (counted apart: no default weight; never filed or dispatched,
                        so in no other figure)
+    disputes_solved_here  a dispute closed by this place's tier (矛盾纠纷本级化解率:
+                       grid, community, street, district) / a closed dispute that reached
+                       its tier (counted apart: no default weight; docs/disputes.md)
 
 The centre's own staff, each person on their own decisions (the person signed in, else the
 actor's id; a rule's or the system's decision is no one's):
@@ -173,6 +176,23 @@ def _on_time(tasks: list[Task | None], who: Whom) -> Verdict:
 
 Rule = Callable[[CaseFacts, Whom], Verdict]  # one indicator's judgment of a case
 
+# The dispute tier a place's level is (矛盾纠纷: grid → community → street → district).
+_TIER_OF = {
+    Level.grid: "grid",
+    Level.community: "community",
+    Level.street: "street",
+    Level.district: "district",
+}
+
+
+def _solved_here(case: CaseFacts, who: Whom) -> Verdict:
+    """A closed dispute that reached this place's tier: solved here (closed by this tier),
+    or not (it went up)."""
+    tier = _TIER_OF.get(who.level)
+    if tier is None or case.dispute_closed_by is None or tier not in case.dispute_tiers:
+        return None
+    return case.dispute_closed_by == tier
+
 
 def _answered(case: CaseFacts) -> Verdict:
     """A resident's report decided at intake: answered directly (True), or filed or voided."""
@@ -236,8 +256,8 @@ def _verdicts(satisfied: int, approve_within: timedelta = APPROVE_WITHIN) -> dic
         return lambda case, who: judge(case) if _owned(case, who.department) else None
 
     def on_time_closure(case: CaseFacts, who: Whom) -> Verdict:
-        if not _owned(case, who.department):
-            return None
+        if not _owned(case, who.department) or case.dispute_tiers:
+            return None  # a dispute is counted apart (disputes_solved_here)
         late = _late(case, who.department)
         return _when(case.closed or late, case.closed and not late)
 
@@ -262,6 +282,7 @@ def _verdicts(satisfied: int, approve_within: timedelta = APPROVE_WITHIN) -> dic
         Ind.answered_directly: lambda c, _: _answered(c),
         Ind.on_time_filing: _filed_on_time,
         Ind.on_time_approval: approvals,
+        Ind.disputes_solved_here: _solved_here,
     }
 
 

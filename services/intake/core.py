@@ -68,6 +68,13 @@ def decide(
 ) -> Sequence[EventData]:
     """The events `command` makes of `case` (a merge: into the open case `into`), or a
     refusal. A filing is not numbered yet (`reporting.with_number`)."""
+    if case.kind == "dispute" and isinstance(command, Verify | File | Merge):
+        # A dispute is its tier offices' (docs/disputes.md): never filed for dispatch.
+        raise conflict(
+            ("case_id",),
+            "a dispute is mediated by its tier offices, not verified, filed or merged",
+            "dispute",
+        )
     match command:
         case Verify():
             return decide_verification(case, command, pack.city.intake.auto_file)

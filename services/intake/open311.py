@@ -501,4 +501,5 @@ def fmt_of(value: str) -> Format:
 
 
 def each(records: Iterable[CaseRecord], pack: CityPack) -> list[dict[str, Any]]:
-    return [request_view(r, pack) for r in records]
+    """The public requests of `records`: a dispute between residents (矛盾纠纷) is none."""
+    return [request_view(r, pack) for r in records if r.kind != "dispute"]

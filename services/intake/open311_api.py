@@ -276,7 +276,7 @@ async def get_request(
         intake = _intake(request)
         check_jurisdiction(intake.pack, jurisdiction_id)
         record = await intake.cases.record(service_request_id)
-        if record is None:
+        if record is None or record.kind == "dispute":  # residents' disputes are not public
             raise Open311Error(404, f"service_request_id: no request {service_request_id!r}")
         return "service_requests", each([record], intake.pack)
 

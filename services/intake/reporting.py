@@ -29,6 +29,7 @@ from schemas.events import (
     EventData,
     Kind,
     Point,
+    Reporter,
     Role,
     Stage,
 )
@@ -179,6 +180,8 @@ def _class(report: Report, pack: CityPack, component: ComponentInstance | None) 
         raise _missing(("body", "kind"), "say whether it is a component or an event")
     if report.class_code is None:
         raise _missing(("body", "class_code"), "name the class of the problem")
+    if report.kind == "dispute":
+        return "dispute", _dispute_type(report.class_code, pack)
     if (report.kind, report.class_code) not in pack.classes:
         raise invalid(
             ("body", "class_code"),
@@ -186,6 +189,21 @@ def _class(report: Report, pack: CityPack, component: ComponentInstance | None) 
             "unknown_class",
         )
     return report.kind, report.class_code
+
+
+def _dispute_type(code: str, pack: CityPack) -> str:
+    """A dispute (矛盾纠纷) names one of the pack's dispute types (sla.yaml `disputes`)."""
+    ladder = pack.sla.disputes
+    if ladder is None:
+        raise invalid(("body", "kind"), "this city takes no disputes", "no_disputes")
+    if code not in ladder.types:
+        known = ", ".join(sorted(ladder.types))
+        raise invalid(
+            ("body", "class_code"),
+            f"no dispute type {code} in this city's pack; known: {known}",
+            "unknown_class",
+        )
+    return code
 
 
 def _check_reporter(report: Report) -> None:
@@ -252,6 +270,8 @@ def decide_report(
         report.channel is Channel.website and who != PUBLIC
     ):  # the reporter is the credential's holder (the hotline's is the caller)
         reporter = reporter.model_copy(update={"id": actor.id})
+    if kind == "dispute":  # its grid mediates at once: no verification, no duplicates
+        return [_dispute_reported(report, actor, reporter, point, grid.code, class_code, urgency)]
     citizen = report.channel is not Channel.supervisor
     due = (
         _verification_due(pack, kind, class_code, urgency, now, report.channel) if citizen else None
@@ -288,6 +308,34 @@ def decide_report(
         reported,
         filed(reported, 2, SYSTEM, "a supervisor's report, filed by rule", case_number),
     ]
+
+
+def _dispute_reported(
+    report: Report,
+    actor: Actor,
+    reporter: Reporter,
+    point: Point,
+    grid_code: str,
+    class_code: str,
+    urgency: str | None,
+) -> CaseReported:
+    """A dispute reported (a visit's finding, a resident, the hotline): owned by its grid
+    from here, the tier ladder's (services/dispatch/disputes.py)."""
+    return CaseReported(
+        case_id=report.case_id,
+        version=1,
+        actor=actor,
+        channel=report.channel,
+        kind="dispute",
+        class_code=class_code,
+        point=point,
+        grid_code=grid_code,
+        description=report.description,
+        reporter=reporter,
+        media=list(report.media),
+        address=report.address,
+        urgency=urgency,
+    )
 
 
 def merged(case_id: str, version: int, actor: Actor, into: str, reason: str) -> CaseMerged:

@@ -38,7 +38,10 @@ class DuplicateSearch:
         boxes: list[Box] = []
         now = oldest = self.clock()
         for r in reports:
-            cls = self.pack.classes[(r.kind, r.class_code)]
+            cls = self.pack.classes.get((r.kind, r.class_code))
+            if cls is None:  # a dispute: no class of the catalogue, never merged
+                boxes.append(search_box(r.point, 0.0))
+                continue
             boxes.append(search_box(r.point, cls.duplicate_radius_m))
             oldest = min(oldest, now - cls.duplicate_window)
         keys = {
@@ -48,6 +51,8 @@ class DuplicateSearch:
         }
         of_class: dict[tuple[str, str], list[int]] = {}
         for i, r in enumerate(reports):
+            if r.kind == "dispute":
+                continue
             of_class.setdefault((r.kind, r.class_code), []).append(i)
         found: list[list[Nearby]] = [[] for _ in reports]
         for case in await self.cases.near(sorted(keys), LIMIT * len(reports)):

@@ -173,6 +173,8 @@ def _told(data: EventData, department: str | None) -> tuple[str | None, dict[str
     """Who is told of a decision or an SLA fact, and what beyond the case's facts."""
     if isinstance(data, SlaEscalation):  # to the office of the tier
         return data.notify_department, _clock(data) | {"tier": data.tier}
+    if isinstance(data, SlaBreach) and data.stage.value == "mediate":
+        return None, {}  # a dispute's tier office is no department: its view shows it
     if isinstance(data, SlaBreach):  # to the department that owns the deadline
         return data.department, _clock(data) | {"tier": None}
     body: dict[str, Any] = {"version": None, "reason": None, "request_id": None}

@@ -29,6 +29,8 @@ from schemas.events import (
     CaseSplit,
     CaseUrged,
     DepartmentRequest,
+    DisputeEscalated,
+    DisputeExplained,
     SlaBreach,
     SlaEscalation,
     SlaEvent,
@@ -139,9 +141,40 @@ def state_change(env: Envelope) -> Document:
         change["merged_into"] = data.into_case_id
     elif isinstance(data, CaseSplit):
         change["merged_into"] = None
+    change |= dispute_change(data)
     if name in ("closed", "voided", "merged", "answered"):
         change[f"{name}_at"] = env.time
+    if name == "dispute_closed":
+        change["closed_at"] = env.time
     return change
+
+
+def dispute_change(data: CaseEvent) -> Document:
+    """Who holds a dispute (矛盾纠纷) now: its tier, the tier's office, the version that put
+    it there, and the new tier's light (green, due at the deadline it was given)."""
+    if isinstance(data, CaseReported) and data.kind == "dispute":
+        return {"tier": "grid", "tier_office": data.grid_code, "tier_version": data.version}
+    if isinstance(data, DisputeEscalated):
+        light = {"light": "green", "deadline": data.deadline, "case_version": data.version}
+        return {
+            "tier": data.tier,
+            "tier_office": data.office,
+            "tier_version": data.version,
+            "deadline": data.deadline,
+            "sla.mediate": light,
+        }
+    return {}
+
+
+def dispute_marks(env: Envelope) -> Document | None:
+    """A tier overdue on a dispute (its breach) and a tier's explanation, kept as sets of
+    offices: a tier's view lists the disputes it was overdue on and has not explained."""
+    data = env.data
+    if isinstance(data, SlaBreach) and data.stage.value == "mediate":
+        return {"$addToSet": {"tiers_overdue": data.department}}
+    if isinstance(data, DisputeExplained):
+        return {"$addToSet": {"tiers_explained": data.office}}
+    return None
 
 
 def sla_change(data: SlaEvent) -> Document:

@@ -13,6 +13,7 @@ from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
 from schemas.events import CaseEvent, DepartmentRequest, SlaEvent, VoidRequest
 from services.projections.core import (
+    dispute_marks,
     facts,
     request_change,
     sla_change,
@@ -39,6 +40,9 @@ class CaseStore:
             ("state", "channel", "reported_at"),
             ("pending_request.kind", "deadline"),
             ("urged", "updated_at"),
+            # A tier office's disputes: those it holds, those it was overdue on.
+            ("tier_office", "state", "reported_at"),
+            ("tiers_overdue", "reported_at"),
         ):
             await self.cases.create_index([(name, ASCENDING) for name in desk])
         # Intake's duplicate search (open cases of a class, recently reported): without it,
@@ -146,12 +150,18 @@ def _writes(env: Envelope) -> list[Write]:
         # Only a newer version moves the state: late arrivals from other topics don't.
         newer = {"_id": case_id, "version": {"$not": {"$gte": env.data.version}}}
         writes.append((newer, {"$set": state_change(env)}))
+    elif isinstance(env.data, SlaEvent) and env.data.stage.value == "mediate":
+        # A dispute's light is its tier's: a late fact of a tier it left changes nothing.
+        current = {"_id": case_id, "tier_version": {"$not": {"$gt": env.data.case_version}}}
+        writes.append((current, {"$set": sla_change(env.data)}))
     elif isinstance(env.data, SlaEvent):
         writes.append(({"_id": case_id}, {"$set": sla_change(env.data)}))
     elif isinstance(env.data, DepartmentRequest | VoidRequest) and (
         change := request_change(env.data)
     ):
         writes.append(({"_id": case_id, **change[0]}, {"$set": change[1]}))
+    if marks := dispute_marks(env):
+        writes.append(({"_id": case_id}, marks))
     return writes
 
 

@@ -13,6 +13,10 @@ Every stage of the closed loop has a clock (时限) with a limit from the city p
     check     handled ─▶ checked / rework
     explain   a handling breach ─▶ the department's explanation (`case.explained`); an
               overdue case left unexplained becomes overdue itself (Zhoushan's rule)
+    mediate   a dispute (kind `dispute`) held by a tier office: reported (its grid) or
+              dispute_escalated (the next tier, due at the deadline it carries) ─▶ the next
+              escalation or dispute_closed; on the ladder's limit for the tier. Its breach
+              is dispatch's cue to take the dispute up one tier (docs/disputes.md)
 
 Traffic light: green while at most `warning_at` (80 %) of the limit is used, yellow (a
 warning) past it, red (a breach) past 100 %. A handling breach climbs the ladder
@@ -48,6 +52,8 @@ from schemas.events import (
     CaseReported,
     CaseResumed,
     CaseReturned,
+    DisputeEscalated,
+    DisputeTier,
     EventData,
     SlaBreach,
     SlaEscalation,
@@ -240,6 +246,27 @@ def _open(
     return _start(clock, at, measure, policy.warning_at, deadline)
 
 
+def _open_mediation(
+    state: CaseClocks,
+    tier: DisputeTier,
+    office: str,
+    at: datetime,
+    policy: SlaPolicy,
+    deadline: datetime | None = None,
+) -> StageClock | None:
+    """The clock of the tier that holds a dispute from `at` (its office is the clock's
+    `department`): the ladder's limit for the tier, due at `deadline` when the escalation
+    carried it (dispatch reckoned it with the same ladder)."""
+    ladder = policy.disputes
+    limit = ladder.limit(tier) if ladder is not None else None
+    if ladder is None or limit is None:
+        return None  # the pack does not time this tier
+    if deadline is None:
+        deadline, _ = ladder.deadline(tier, at)
+    clock = StageClock(Stage.mediate, state.version, office, limit)
+    return _start(clock, at, ladder.measure, policy.warning_at, deadline)
+
+
 def _used(clock: StageClock, at: datetime, measure: Clock) -> timedelta:
     if clock.since is None:
         return clock.used
@@ -296,6 +323,8 @@ _LIFECYCLE = frozenset(
         "rework",
         "closed",
         "feedback",
+        "dispute_escalated",
+        "dispute_closed",
     )
 )
 _STAGES = frozenset(Stage) - {Stage.explain}
@@ -319,7 +348,11 @@ def apply(
     opened: list[StageClock | None] = []
     supervision = policy.centre(Stage.file)
     kind = data.ce_type.rsplit(".", 1)[-1]
-    if kind == "reported":
+    if isinstance(data, CaseReported) and data.kind == "dispute":
+        opened.append(_open_mediation(state, "grid", data.grid_code, at, policy))
+    elif isinstance(data, DisputeEscalated):
+        opened.append(_open_mediation(state, data.tier, data.office, at, policy, data.deadline))
+    elif kind == "reported":
         if isinstance(data, CaseReported) and data.channel.value != SUPERVISOR:
             opened.append(_open(state, Stage.verify, at, policy, supervision))
         else:
@@ -525,6 +558,7 @@ FINISHED = frozenset(
         "gridloop.case.voided",
         "gridloop.case.merged",
         "gridloop.case.answered",
+        "gridloop.case.dispute_closed",
     }
 )
 

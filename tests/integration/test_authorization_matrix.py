@@ -47,6 +47,7 @@ STAFF: set[Role | None] = {
 EVERYONE: set[Role | None] = {*R, None}
 DEPARTMENT: set[Role | None] = {R.department}
 LEAD: set[Role | None] = {R.shift_lead}
+TIERS: set[Role | None] = {R.tier_office, R.grid_staff}  # who mediates disputes
 CASE = "/cases/C-none"
 DEPT = "/departments/WATER/cases/C-none"
 
@@ -103,6 +104,12 @@ DISPATCH: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/urge", LEAD),
     ("POST", f"{CASE}/resume", {R.command_centre}),
     ("GET", f"{CASE}", {R.command_centre, R.shift_lead}),
+    # Disputes (矛盾纠纷): the tier offices and, at the grid tier, the grid's staff.
+    ("GET", "/disputes", TIERS),
+    *[
+        ("POST", f"/disputes/C-none/{action}", TIERS)
+        for action in ("escalate", "explanation", "confirm", "close")
+    ],
 ]
 OPERATORS: set[Role | None] = {R.admin, R.command_centre}
 HOOK = "/departments/WATER/webhook"

@@ -38,6 +38,8 @@ EXPECTED_STATE = {
     "gridloop.case.rework": "rework",
     "gridloop.case.feedback": "evaluated",
     "gridloop.case.answered": "answered",
+    "gridloop.case.dispute_escalated": "mediating",
+    "gridloop.case.dispute_closed": "closed",
 }
 
 

@@ -94,11 +94,14 @@ def test_a_difference_from_the_declaration_is_found() -> None:
     text = ARCHITECTURE.read_text(encoding="utf-8")
     # The docs once said the SLA engine reads `sla`; it stopped when it began to mark on
     # acknowledgement.
-    stale = text.replace("| sla | notify, projections, evaluation |", "| sla | sla, notify |")
+    stale = text.replace(
+        "| sla | dispatch, notify, projections, evaluation |", "| sla | sla, notify |"
+    )
     assert stale != text
     assert differences(stale, WIRING) == [
         "sla: read by 'sla, notify', declared "
-        "{'notify': 'notify', 'projections': 'projections', 'evaluation': 'evaluation'}"
+        "{'dispatch': 'dispatch', 'notify': 'notify', 'projections': 'projections', "
+        "'evaluation': 'evaluation'}"
     ]
     regrouped = {**WIRING, "notify": Wiring("notify", "webhooks", WIRING["notify"].consumes, ())}
     # every topic notify reads names its group: reports, dispatches, completions,
@@ -125,7 +128,7 @@ def test_the_services_consume_what_the_wiring_says() -> None:
     from services.projections import main as projections
     from services.sla import app as sla
 
-    assert (dispatch.GROUP, dispatch.TOPICS) == ("dispatch", ("reports", "closures"))
+    assert (dispatch.GROUP, dispatch.TOPICS) == ("dispatch", ("reports", "closures", "sla"))
     read = ("reports", "dispatches", "completions", "closures", "sla")
     assert notify.GROUP == "notify"
     assert read == notify.TOPICS

@@ -1,0 +1,169 @@
+"""The tier offices' API for disputes (矛盾纠纷): a tier office (role `tier_office`, subject
+= the tier's code) or, at the grid tier, the grid's staff act on the disputes their tier
+holds; each command goes the one command path (`handlers.Dispatch.dispute`).
+
+    GET  /disputes                           the caller's disputes: held now, and overdue
+    POST /disputes/{id}/escalate             beyond our authority: up one tier (a reason)
+    POST /disputes/{id}/explanation          why our tier ran past its limit
+    POST /disputes/{id}/confirm              验收: the parties confirmed (who)
+    POST /disputes/{id}/close                closed: confirmed, or why not
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridloop.auth import Principal, Role, require
+from gridloop.cases.lights import Light, dispute_light
+from gridloop.cases.reader import CaseReader
+from gridloop.cases.record import CaseRecord
+from gridloop.commands import Asked
+from gridloop.errors import refusals
+from schemas.events import Party
+from schemas.limits import Note, Reason
+from services.dispatch import disputes as do
+from services.dispatch.handlers import Dispatch
+
+TierStaff = Annotated[Principal, Depends(require(Role.tier_office, Role.grid_staff))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+router = APIRouter(prefix="/disputes", tags=["disputes (tier offices)"])
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EscalateIn(_In):
+    reason: Reason  # why it is beyond this tier's authority
+
+
+class ExplainIn(_In):
+    explanation: Reason
+
+
+class ConfirmIn(_In):
+    parties: Annotated[list[Party], Field(min_length=1, max_length=10)]
+
+
+class CloseIn(_In):
+    note: Note = None
+    unconfirmed_reason: Note = None  # the tier's record of why the parties did not confirm
+
+
+class TierDispute(BaseModel):
+    case_id: str
+    state: str
+    version: int
+    class_code: str | None
+    grid_code: str | None
+    tier: str | None
+    tier_office: str | None
+    held: bool  # the caller's tier holds it now
+    light: Light
+    deadline: datetime | None
+    overdue: bool  # the caller's tier ran past its limit on it
+    explained: bool  # … and explained why
+    reported_at: datetime | None
+
+
+class TierDisputes(BaseModel):
+    disputes: list[TierDispute]
+    # The caller's overdue disputes still owing an explanation (Zhoushan's rule).
+    unexplained: list[str]
+
+
+def _dispatch(request: Request) -> Dispatch:
+    dispatch: Dispatch = request.app.state.dispatch
+    return dispatch
+
+
+def _reader(request: Request) -> CaseReader:
+    reader: CaseReader = request.app.state.reader
+    return reader
+
+
+Deps = Annotated[Dispatch, Depends(_dispatch)]
+
+
+async def _act(
+    dispatch: Dispatch, command: do.DisputeCommand, name: str, key: str | None, body: BaseModel
+) -> JSONResponse:
+    who = command.who
+    asked = Asked(f"dispute-{name}:{who.role.value}:{who.subject}", key, body.model_dump_json())
+    answer = await dispatch.dispute(command, asked)
+    return JSONResponse(answer.body, status_code=answer.status)
+
+
+@router.get("", responses=refusals(401, 403))
+async def tier_disputes(
+    who: TierStaff,
+    dispatch: Deps,
+    reader: Annotated[CaseReader, Depends(_reader)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+) -> TierDisputes:
+    """The caller's tier's disputes (a grid's staff: their grids'): those it holds open now
+    (with their light) and those it was overdue on, saying which still owe an
+    explanation."""
+    shown: list[TierDispute] = []
+    for office in do.offices_of(dispatch.pack, who):
+        shown += [_shown(case, office) for case in await reader.of_tier_office(office, limit)]
+    unexplained = [d.case_id for d in shown if d.overdue and not d.explained]
+    return TierDisputes(disputes=shown[:limit], unexplained=unexplained)
+
+
+def _shown(case: CaseRecord, office: str) -> TierDispute:
+    return TierDispute(
+        case_id=case.case_id,
+        state=case.state.value,
+        version=case.version,
+        class_code=case.class_code,
+        grid_code=case.grid_code,
+        tier=case.tier,
+        tier_office=case.tier_office,
+        held=case.tier_office == office and case.state.value != "closed",
+        light=dispute_light(case),
+        deadline=case.sla["mediate"].deadline if "mediate" in case.sla else None,
+        overdue=office in case.tiers_overdue,
+        explained=office in case.tiers_explained,
+        reported_at=case.reported_at,
+    )
+
+
+@router.post("/{case_id}/escalate", status_code=202)
+async def escalate(
+    case_id: str, body: EscalateIn, who: TierStaff, dispatch: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Beyond this tier's authority: up one tier, with the reason."""
+    return await _act(dispatch, do.Escalate(case_id, who, body.reason), "escalate", key, body)
+
+
+@router.post("/{case_id}/explanation", status_code=202)
+async def explain(
+    case_id: str, body: ExplainIn, who: TierStaff, dispatch: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Why the caller's tier ran past its limit on this dispute."""
+    command = do.ExplainOverdue(case_id, who, body.explanation)
+    return await _act(dispatch, command, "explain", key, body)
+
+
+@router.post("/{case_id}/confirm", status_code=202)
+async def confirm(
+    case_id: str, body: ConfirmIn, who: TierStaff, dispatch: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
+    """验收: the parties confirmed the resolution (their side, a contact reference at most)."""
+    command = do.Confirm(case_id, who, tuple(body.parties))
+    return await _act(dispatch, command, "confirm", key, body)
+
+
+@router.post("/{case_id}/close", status_code=202)
+async def close(
+    case_id: str, body: CloseIn, who: TierStaff, dispatch: Deps, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Closed by the tier holding it: on the parties' confirmation, or with why not."""
+    command = do.Close(case_id, who, body.note, body.unconfirmed_reason)
+    return await _act(dispatch, command, "close", key, body)
