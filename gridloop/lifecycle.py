@@ -3,7 +3,8 @@
 reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ checked ─▶ closed ─▶ evaluated
    ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
    ├─▶ voided / merged          returned, parked ⇄ resumed, extended
-   └─▶ answered (a consultation answered directly from the knowledge base: 直接答复)
+   ├─▶ answered (a consultation answered directly from the knowledge base: 直接答复)
+   └─▶ self_handled (自处置: the supervisor or grid manager who reported it fixed it)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class State(StrEnum):
     closed = "closed"  # 结案
     evaluated = "evaluated"
     answered = "answered"  # 直接答复: a consultation answered from the knowledge base
+    self_handled = "self_handled"  # 自处置: fixed on the spot by who reported it
 
 
 S = State
@@ -54,8 +56,10 @@ TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
     "rework": (frozenset({S.checked, S.evaluated}), S.rework),  # evaluated: reopened
     "feedback": (frozenset({S.closed}), S.evaluated),
     "answered": (frozenset({S.reported}), S.answered),  # terminal: never filed or dispatched
+    "self_handled": (frozenset({S.reported}), S.self_handled),  # terminal, like answered
 }
 OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated, S.answered}
+OPEN_STATES -= {S.self_handled}  # 自处置 ends the case as it opens it
 
 
 class InvalidTransition(Refused):

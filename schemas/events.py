@@ -51,6 +51,8 @@ class Role(StrEnum):
     shift_lead = "shift_lead"  # 值班长: the command centre's approvals and 督办
     department = "department"
     system = "system"
+    # The grid's people (网格员 / 组团式服务): a grid manager or a member of the grid's team.
+    grid_staff = "grid_staff"
 
 
 class Channel(StrEnum):
@@ -189,6 +191,16 @@ class CaseAnswered(CaseEvent):
     ce_type: ClassVar[str] = "gridloop.case.answered"
     knowledge_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
     answer: Text  # the entry's answer as it was given (the pack's entry may change later)
+
+
+class CaseSelfHandled(CaseEvent):
+    """自处置: the supervisor or grid manager who reported a minor problem fixed it on the
+    spot (the report's `media` are the photos before, these the photos after): closed
+    without filing or dispatch, counted apart in evaluation."""
+
+    ce_type: ClassVar[str] = "gridloop.case.self_handled"
+    media: Annotated[list[MediaId], Field(min_length=1, max_length=20)]  # photos after
+    note: Text | None = None
 
 
 class CaseMerged(CaseEvent):
@@ -554,6 +566,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         CallbackUnreached,
         CallbackAnswered,
         CaseAnswered,
+        CaseSelfHandled,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

@@ -57,6 +57,7 @@ _ACTOR_ROLE = {
     Access.command_centre: Role.command_centre,
     Access.department: Role.department,
     Access.admin: Role.system,
+    Access.grid_staff: Role.grid_staff,
 }
 
 

@@ -139,7 +139,7 @@ def state_change(env: Envelope) -> Document:
         change["merged_into"] = data.into_case_id
     elif isinstance(data, CaseSplit):
         change["merged_into"] = None
-    if name in ("closed", "voided", "merged", "answered"):
+    if name in ("closed", "voided", "merged", "answered", "self_handled"):
         change[f"{name}_at"] = env.time
     return change
 

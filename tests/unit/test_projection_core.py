@@ -38,6 +38,7 @@ EXPECTED_STATE = {
     "gridloop.case.rework": "rework",
     "gridloop.case.feedback": "evaluated",
     "gridloop.case.answered": "answered",
+    "gridloop.case.self_handled": "self_handled",
 }
 
 
