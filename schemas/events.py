@@ -199,7 +199,9 @@ class CaseSelfHandled(CaseEvent):
     without filing or dispatch, counted apart in evaluation."""
 
     ce_type: ClassVar[str] = "gridloop.case.self_handled"
-    media: Annotated[list[MediaId], Field(min_length=1, max_length=20)]  # photos after
+    # The photos after (intake requires one; no minimum here: evaluation stores events
+    # with their media blanked, and reads them back).
+    media: MediaIds
     note: Text | None = None
 
 
