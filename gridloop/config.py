@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     sla_port: int = 8003
     projections_port: int = 8004
     evaluation_port: int = 8005
+    grid_port: int = 8006  # the grid's people (services/grid): staff and patrols
     desk_port: int = 8009  # the demo department desk that receives webhooks
     console_port: int = 8010  # the workbench (工作台) people sign in to
     # The front door (system/frontdoor): one origin for every API (/v1), Open311, the

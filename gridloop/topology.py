@@ -24,6 +24,7 @@ from schemas.topics import (
     CLOSURES,
     COMPLETIONS,
     DISPATCHES,
+    GRID,
     LIFECYCLE_TOPICS,
     REPORTS,
     SLA,
@@ -104,9 +105,12 @@ SLA_ENGINE = Wiring(
 )
 PROJECTIONS = Wiring("projections", "projections", LIFECYCLE_TOPICS, ())
 EVALUATION = Wiring("evaluation", "evaluation", LIFECYCLE_TOPICS, ())
+# The grid's people (网格): its staff register and patrols; reads no topic yet.
+GRID_SERVICE = Wiring("grid", None, (), (GRID,))
 
 WIRING: dict[str, Wiring] = {
-    w.service: w for w in (INTAKE, DISPATCH, NOTIFY, SLA_ENGINE, PROJECTIONS, EVALUATION)
+    w.service: w
+    for w in (INTAKE, DISPATCH, NOTIFY, SLA_ENGINE, PROJECTIONS, EVALUATION, GRID_SERVICE)
 }
 
 

@@ -532,6 +532,77 @@ class SlaEscalation(SlaEvent):
         return f"{super().identity()}/{self.tier}"
 
 
+# --- The grid's people (services/grid, 网格): staff spells and patrols -----------------------
+
+StaffId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+StaffRoleName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z_]*$")]
+
+
+class GridActor(BaseModel):
+    """Who changed a grid's register or patrolled: a credential's role (gridloop.access: an
+    admin, the shift lead, a grid's staff) and subject. Never a name or a phone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    role: Annotated[str, Field(min_length=1, max_length=32)]
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class GridEvent(EventData):
+    """A fact of one grid's people. `case_id` carries the grid's code: a grid's facts are
+    keyed (so ordered) and identified by their grid as a case's are by the case."""
+
+    actor: GridActor
+    staff: StaffId
+
+
+class StaffAssigned(GridEvent):
+    """A person starts working the grid in a role (a spell of the register begins)."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.staff_assigned"
+    role: StaffRoleName
+    spell: RequestId
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.spell}"
+
+
+class StaffReleased(GridEvent):
+    """A person stops working the grid in a role (the spell ends)."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.staff_released"
+    role: StaffRoleName
+    spell: RequestId
+    reason: Text | None = None
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.spell}"
+
+
+class PatrolStarted(GridEvent):
+    """A clock-in (巡查签到) at `point`; `outside` when the pack flags, not refuses, it."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.patrol_started"
+    patrol: RequestId
+    point: Point
+    outside: bool = False
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.patrol}"
+
+
+class PatrolEnded(GridEvent):
+    """A clock-out: the patrol's track is `points` long, `outside` of them out of the grid."""
+
+    ce_type: ClassVar[str] = "gridloop.grid.patrol_ended"
+    patrol: RequestId
+    point: Point
+    points: Annotated[int, Field(ge=0)]
+    outside: Annotated[int, Field(ge=0)]
+
+    def identity(self) -> str:
+        return f"{self.case_id}/{self.ce_type}/{self.patrol}"
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     model.ce_type: model
     for model in (
@@ -572,5 +643,10 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         SlaWarning,
         SlaBreach,
         SlaEscalation,
+        # The grid's people (services/grid).
+        StaffAssigned,
+        StaffReleased,
+        PatrolStarted,
+        PatrolEnded,
     )
 }

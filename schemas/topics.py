@@ -34,6 +34,8 @@ CLOSURES = Topic("closures", "end of the loop: closed, rework, feedback, callbac
 SLA = Topic("sla", "deadlines: warning, breach, escalation", 6, _KEEP)
 
 LIFECYCLE_TOPICS = (REPORTS, VERIFICATIONS, DISPATCHES, COMPLETIONS, CLOSURES, SLA)
+# The grid's people (services/grid): staff spells and patrols, keyed by grid code.
+GRID = Topic("grid", "the grid's people: staff assigned and released, patrols", 6, _KEEP)
 
 
 def partition_of(case_id: str, partitions: int) -> int:
@@ -53,7 +55,7 @@ DEAD_LETTERS = tuple(
     for t in LIFECYCLE_TOPICS
 )
 
-TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS)}
+TOPICS: dict[str, Topic] = {t.name: t for t in (*LIFECYCLE_TOPICS, *DEAD_LETTERS, GRID)}
 
 _TOPIC_OF_TYPE: dict[str, Topic] = {
     **{f"gridloop.case.{t}": REPORTS for t in ("reported", "filed", "voided", "merged", "split")},
@@ -91,6 +93,10 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
     # 回访: the hotline's callbacks, beside the closure and the rating they lead to.
     **{f"gridloop.case.{t}": CLOSURES for t in ("callback_unreached", "callback_answered")},
     **{f"gridloop.sla.{t}": SLA for t in ("warning", "breach", "escalation")},
+    **{
+        f"gridloop.grid.{t}": GRID
+        for t in ("staff_assigned", "staff_released", "patrol_started", "patrol_ended")
+    },
 }
 
 

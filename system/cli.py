@@ -36,6 +36,7 @@ class Service(StrEnum):
     sla = "sla"
     projections = "projections"
     evaluation = "evaluation"
+    grid = "grid"
     console = "console"
     desk = "desk"
     door = "door"
@@ -100,6 +101,8 @@ async def _run_async(service: Service, settings: Settings) -> None:
         from services.projections.main import run as main
     elif service is Service.evaluation:
         from services.evaluation.main import run as main
+    elif service is Service.grid:
+        from services.grid.main import run as main
     elif service is Service.console:
         from services.console.main import run as main
     elif service is Service.door:

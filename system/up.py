@@ -34,6 +34,7 @@ from system.frontdoor.main import door_trust
 SERVICES = (
     "projections",
     "evaluation",
+    "grid",
     "dispatch",
     "notify",
     "sla",
@@ -49,6 +50,7 @@ PORT_ENV = {
     "sla": "GRIDLOOP_SLA_PORT",
     "projections": "GRIDLOOP_PROJECTIONS_PORT",
     "evaluation": "GRIDLOOP_EVALUATION_PORT",
+    "grid": "GRIDLOOP_GRID_PORT",
     "console": "GRIDLOOP_CONSOLE_PORT",
     "desk": "GRIDLOOP_DESK_PORT",
     "door": "GRIDLOOP_DOOR_PORT",

@@ -127,6 +127,33 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "gridloop.sla.warning": {},
     "gridloop.sla.breach": {},
     "gridloop.sla.escalation": {"tier": "street", "notify_department": "STREET-001"},
+    # The grid's people: `case_id` carries the grid's code.
+    "gridloop.grid.staff_assigned": {
+        "actor": {"role": "admin", "id": "ops"},
+        "staff": "GM-0001",
+        "role": "grid_manager",
+        "spell": "sp-1",
+    },
+    "gridloop.grid.staff_released": {
+        "actor": {"role": "admin", "id": "ops"},
+        "staff": "GM-0001",
+        "role": "grid_manager",
+        "spell": "sp-1",
+    },
+    "gridloop.grid.patrol_started": {
+        "actor": {"role": "supervisor", "id": "SUP-0001"},
+        "staff": "SUP-0001",
+        "patrol": "pt-1",
+        "point": {"lon": 116.4005, "lat": 39.9204},
+    },
+    "gridloop.grid.patrol_ended": {
+        "actor": {"role": "supervisor", "id": "SUP-0001"},
+        "staff": "SUP-0001",
+        "patrol": "pt-1",
+        "point": {"lon": 116.4005, "lat": 39.9204},
+        "points": 12,
+        "outside": 0,
+    },
 }
 
 

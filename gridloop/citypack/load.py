@@ -4,7 +4,8 @@ line, instead of stopping at the first.
 Errors read `file:line: what` (`file: what` when no line applies, e.g. a missing file).
 Each file of the pack has its module: `city` (city.yaml), `grids` (grids.geojson),
 `components` (components.csv), `routing` (routing.yaml), `sla` (sla.yaml), `evaluation`
-(evaluation.yaml), `knowledge` (knowledge.yaml), `messages` (messages.yaml).
+(evaluation.yaml), `knowledge` (knowledge.yaml), `messages` (messages.yaml), `staff`
+(staff.yaml).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gridloop.citypack.messages import load_messages
 from gridloop.citypack.pack import CityPack
 from gridloop.citypack.routing import load_routing
 from gridloop.citypack.sla import load_sla
+from gridloop.citypack.staff import load_staff
 
 __all__ = ["CityPackError", "load_city_pack"]
 
@@ -45,7 +47,10 @@ def load_city_pack(path: Path | str) -> CityPack:
     evaluation = load_evaluation(root, errors.items)
     knowledge = load_knowledge(root, errors.items)
     messages = load_messages(root, errors.items)
+    staff = load_staff(root, [g.grid for g in grids], errors.items)
     if errors.items or model is None or sla is None or evaluation is None or knowledge is None:
+        raise CityPackError(errors.items)
+    if staff is None:  # only with an error listed above
         raise CityPackError(errors.items)
     return CityPack(
         model,
@@ -56,4 +61,5 @@ def load_city_pack(path: Path | str) -> CityPack:
         evaluation=evaluation,
         knowledge=knowledge,
         messages=messages,
+        staff=staff,
     )

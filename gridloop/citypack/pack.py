@@ -17,6 +17,7 @@ from gridloop.citypack.messages import MessagePolicy
 from gridloop.citypack.model import CityFile, ComponentInstance, Grid
 from gridloop.citypack.routing import Routing
 from gridloop.citypack.sla import DEFAULT, SlaPolicy
+from gridloop.citypack.staff import StaffEntry, StaffRegister
 
 
 class CityPack:
@@ -34,6 +35,7 @@ class CityPack:
         evaluation: EvaluationPolicy | None = None,
         knowledge: KnowledgeBase | None = None,
         messages: MessagePolicy | None = None,
+        staff: StaffRegister | None = None,
     ) -> None:
         self.city = city
         self.routing = routing if routing is not None else Routing()
@@ -42,6 +44,8 @@ class CityPack:
         # The knowledge base (知识库) hotline operators answer consultations from.
         self.knowledge = knowledge if knowledge is not None else KnowledgeBase()
         self.messages = messages  # None: reporters are told nothing (`messages.yaml`)
+        # The grid's people (`staff.yaml`): none without the file.
+        self.staff = staff if staff is not None else StaffRegister()
         self.components = {c.id: c for c in components}
         self.departments = {d.code: d for d in city.departments}
         self.classes = {(c.kind, c.code): c for c in city.classes}
@@ -79,3 +83,11 @@ class CityPack:
     def supervised_by(self, supervisor: str) -> list[str]:
         """The codes of the grids this supervisor patrols."""
         return [g.code for g in self.grids if g.supervisor == supervisor]
+
+    def staff_of(self, grid_code: str) -> list[StaffEntry]:
+        """Who the pack says works this grid (the grid service's register starts here)."""
+        return self.staff.staff_of(grid_code)
+
+    def grids_of(self, staff_id: str) -> list[str]:
+        """The codes of the grids the pack gives this person."""
+        return self.staff.grids_of(staff_id)

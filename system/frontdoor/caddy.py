@@ -28,6 +28,7 @@ COMPOSE: Mapping[str, str] = {
     "dispatch": "dispatch:8001",
     "notify": "notify:8002",
     "evaluation": "evaluation:8005",
+    "grid": "grid:8006",
     "console": "console:8010",
 }
 

@@ -37,7 +37,7 @@ PAGES: Mapping[str, tuple[str, ...]] = {
 }
 # Pages a service serves outside its OpenAPI (`include_in_schema=False`), by method and path.
 UNLISTED: Mapping[str, tuple[tuple[str, str], ...]] = {"evaluation": (("GET", "/screen"),)}
-API_SERVICES = ("intake", "dispatch", "notify", "evaluation")
+API_SERVICES = ("intake", "dispatch", "notify", "evaluation", "grid")
 # Two services serve the same method and path; at the door, this one does. Intake's `GET
 # /cases/{id}` is the case for every staff role (timeline, lights); dispatch's is the
 # command centre's look at the case's head, still served on dispatch's own port.
@@ -209,6 +209,7 @@ def apps() -> dict[str, FastAPI]:
     from services.console.throttle import Throttle
     from services.dispatch.api import create_app as dispatch_app
     from services.evaluation.api import create_app as evaluation_app
+    from services.grid.api import create_app as grid_app
     from services.intake.api import create_app as intake_app
     from services.notify.admin import create_app as notify_app
 
@@ -225,6 +226,7 @@ def apps() -> dict[str, FastAPI]:
         "dispatch": dispatch_app(unused, credentials, reader=reader),
         "notify": notify_app(unused, unused, credentials),
         "evaluation": evaluation_app(unused, credentials),
+        "grid": grid_app(unused, credentials),
         "console": console_app(console),
     }
 

@@ -29,7 +29,7 @@ CLUSTER_FILE = ROOT / "docker-compose.cluster.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 PYPROJECT = ROOT / "pyproject.toml"
 
-SERVICES = ("intake", "dispatch", "notify", "sla", "projections", "evaluation")
+SERVICES = ("intake", "dispatch", "notify", "sla", "projections", "evaluation", "grid")
 PUBLISHED = ("intake", "dispatch")  # reachable from the Docker host
 
 # Infrastructure containers are recognised by their image, not by the name the services use

@@ -1,0 +1,158 @@
+"""Patrols on the real servers: clock in inside one's grid (outside refused or flagged as
+the pack says), the track in pieces stored once each, who patrols where now, clock out —
+each clock-in and clock-out once on the `grid` topic."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gridloop.auth import Role
+from gridloop.citypack.staff import STAFF_FILE
+from gridloop.config import DEMO_CITY_PACK
+from schemas.events import PatrolEnded, PatrolStarted
+from tests.conftest import Servers
+from tests.integration.grid_world import G1, G2, IN_G1, IN_G2, NOWHERE, GridWorld, grid_world
+
+
+@pytest.fixture
+async def world(servers: Servers) -> AsyncIterator[GridWorld]:
+    async with grid_world(servers) as found:
+        yield found
+
+
+def _fix(point: dict[str, float], at: str) -> dict[str, object]:
+    return point | {"at": at}
+
+
+async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
+    manager = await world.token(Role.grid_staff, "GM-0001")
+    lead = await world.token(Role.shift_lead, "lead-1")
+    started = await world.http.post(
+        f"/grids/{G1}/patrols", headers=manager | {"Idempotency-Key": "in-1"}, json={"point": IN_G1}
+    )
+    assert started.status_code == 201, started.text
+    patrol = started.json()["patrol"]
+    retried = await world.http.post(
+        f"/grids/{G1}/patrols", headers=manager | {"Idempotency-Key": "in-1"}, json={"point": IN_G1}
+    )
+    assert (retried.status_code, retried.json()["patrol"]) == (200, patrol)
+    twice = await world.http.post(f"/grids/{G1}/patrols", headers=manager, json={"point": IN_G1})
+    assert twice.status_code == 409
+
+    piece = {
+        "seq": 0,
+        "points": [_fix(IN_G1, "2026-11-02T08:00:00Z"), _fix(IN_G1, "2026-11-02T08:01:00Z")],
+    }
+    first = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
+    assert (first.status_code, first.json()["stored"]) == (201, True)
+    again = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
+    assert (again.status_code, again.json()["stored"]) == (200, False)
+    other = piece | {"points": [_fix(IN_G1, "2026-11-02T08:09:00Z")]}
+    assert (
+        await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=other)
+    ).status_code == 409
+    later = {"seq": 1, "points": [{"lon": 116.4008, "lat": 39.9206, "at": "2026-11-02T08:05:00Z"}]}
+    assert (
+        await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=later)
+    ).status_code == 201
+    # A piece arriving late does not move the last point back.
+    late = {"seq": 2, "points": [_fix(IN_G1, "2026-11-02T08:02:00Z")]}
+    late_piece = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=late)
+    assert late_piece.status_code == 201
+
+    now = (await world.http.get("/patrols", headers=lead)).json()
+    assert [(p["patrol"], p["staff"], p["grid"]) for p in now] == [(patrol, "GM-0001", G1)]
+    assert (now[0]["last"]["lon"], now[0]["points"]) == (IN_G1["lon"], 4)
+    neighbour = await world.token(Role.grid_staff, "GM-0002")
+    assert (await world.http.get("/patrols", headers=neighbour)).json() == []
+    assert (await world.http.get(f"/patrols/{patrol}", headers=neighbour)).status_code == 403
+    theirs = await world.http.post(f"/patrols/{patrol}/track", headers=neighbour, json=later)
+    assert theirs.status_code == 403
+
+    ended = await world.http.post(f"/patrols/{patrol}/end", headers=manager, json={"point": IN_G1})
+    assert ended.status_code == 200, ended.text
+    assert (ended.json()["open"], ended.json()["points"], ended.json()["outside"]) == (False, 4, 0)
+    again_end = await world.http.post(
+        f"/patrols/{patrol}/end", headers=manager, json={"point": IN_G1}
+    )
+    assert again_end.json() == ended.json()
+    assert (await world.http.get("/patrols", headers=lead)).json() == []
+    whole = (await world.http.get(f"/patrols/{patrol}", headers=lead)).json()
+    assert [p["at"][11:16] for p in whole["track"]] == ["08:00", "08:01", "08:05", "08:02"]
+    late_after = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=later)
+    assert late_after.status_code == 409
+
+    told = [(e.type, e.subject, getattr(e.data, "patrol", None)) for e in await world.events()]
+    assert told == [
+        ("gridloop.grid.patrol_started", G1, patrol),
+        ("gridloop.grid.patrol_ended", G1, patrol),
+    ]
+
+
+async def test_outside_the_grid_is_refused_and_nothing_is_stored(world: GridWorld) -> None:
+    manager = await world.token(Role.grid_staff, "GM-0002")  # works G2
+    lead = await world.token(Role.shift_lead, "lead-1")
+    refused = await world.http.post(f"/grids/{G2}/patrols", headers=manager, json={"point": IN_G1})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["type"] == "outside_grid"
+    assert refused.json()["detail"][0]["loc"] == ["body", "point"]
+    elsewhere = await world.http.post(
+        f"/grids/{G1}/patrols", headers=manager, json={"point": IN_G1}
+    )
+    assert elsewhere.status_code == 403  # not their grid
+    lead_in = await world.http.post(f"/grids/{G1}/patrols", headers=lead, json={"point": IN_G1})
+    assert lead_in.status_code == 403  # the shift lead watches, a grid's people patrol
+    assert (await world.http.get("/patrols", headers=lead)).json() == []
+    started = await world.http.post(f"/grids/{G2}/patrols", headers=manager, json={"point": IN_G2})
+    patrol = started.json()["patrol"]
+    piece = {
+        "seq": 0,
+        "points": [_fix(IN_G2, "2026-11-02T08:00:00Z"), _fix(NOWHERE, "2026-11-02T08:01:00Z")],
+    }
+    out = await world.http.post(f"/patrols/{patrol}/track", headers=manager, json=piece)
+    assert out.status_code == 422
+    assert out.json()["detail"][0]["loc"] == ["body", "points", "1"]
+    whole = (await world.http.get(f"/patrols/{patrol}", headers=lead)).json()
+    assert (whole["track"], whole["points"]) == ([], 0)
+    assert [e.type for e in await world.events()] == ["gridloop.grid.patrol_started"]
+
+
+@pytest.fixture
+def flagging(tmp_path: Path) -> Path:
+    root = tmp_path / "flagging"
+    shutil.copytree(DEMO_CITY_PACK, root)
+    staff = yaml.safe_load((root / STAFF_FILE).read_text(encoding="utf-8"))
+    staff["patrols"] = {"outside": "flag"}
+    (root / STAFF_FILE).write_text(yaml.safe_dump(staff, allow_unicode=True), "utf-8")
+    return root
+
+
+async def test_a_pack_that_flags_takes_points_outside_and_counts_them(
+    servers: Servers, flagging: Path
+) -> None:
+    async with grid_world(servers, flagging) as world:
+        supervisor = await world.token(Role.supervisor, "SUP-0001")
+        started = await world.http.post(
+            f"/grids/{G1}/patrols", headers=supervisor, json={"point": NOWHERE}
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["start"]["outside"] is True
+        patrol = started.json()["patrol"]
+        piece = {
+            "seq": 0,
+            "points": [_fix(IN_G1, "2026-11-02T08:00:00Z"), _fix(NOWHERE, "2026-11-02T08:01:00Z")],
+        }
+        stored = await world.http.post(f"/patrols/{patrol}/track", headers=supervisor, json=piece)
+        assert (stored.status_code, stored.json()["outside"]) == (201, 1)
+        ended = await world.http.post(
+            f"/patrols/{patrol}/end", headers=supervisor, json={"point": IN_G1}
+        )
+        assert (ended.json()["points"], ended.json()["outside"]) == (2, 1)
+        [begun, done] = [e.data for e in await world.events()]
+        assert isinstance(begun, PatrolStarted) and isinstance(done, PatrolEnded)
+        assert (begun.outside, done.outside) == (True, 1)
