@@ -26,10 +26,13 @@ SELF_HANDLERS = frozenset({Access.supervisor, Access.grid_staff})
 
 
 def own_grids(pack: CityPack, who: Principal) -> frozenset[str]:
-    """The grids `who` works in: a supervisor's from the pack's grids (`Grid.supervisor`).
-    A grid manager's come from the staff register (none before it exists)."""
+    """The grids `who` works in: a supervisor's from the pack's grids (`Grid.supervisor`),
+    a grid manager's (or a member of the grid's service team) from the pack's staff
+    register (`staff.yaml`); nobody else's."""
     if who.role is Access.supervisor:
         return frozenset(pack.supervised_by(who.subject))
+    if who.role is Access.grid_staff:
+        return frozenset(pack.grids_of(who.subject))
     return frozenset()
 
 

@@ -171,8 +171,8 @@ async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None
     elsewhere = body | {"point": {"lon": 116.4025, "lat": 39.9205}}  # SUP-0002's grid
     refused = await post(json=elsewhere, headers=w.auth("supervisor"))
     assert _refusal(refused) == (403, ["body", "point"], "outside_own_grids")
-    # A grid manager: no staff register names their grids yet.
-    refused = await post(json=body, headers=w.auth("manager"))
+    # A grid manager's grids are the staff register's (GM-0001: …001001 alone).
+    refused = await post(json=elsewhere, headers=w.auth("manager"))
     assert _refusal(refused) == (403, ["body", "point"], "outside_own_grids")
     refused = await post(json=body, headers=w.auth("command"))
     assert refused.status_code == 403
@@ -211,18 +211,24 @@ async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None
     photo = await w.intake.get(f"/media/{after}", headers=w.auth("command"))
     assert photo.status_code == 200  # linked to its case: staff read it
 
+    # The grid manager fixes another bag in the same grid: the grid's, not the supervisor's.
+    theirs = body | {"before": [await w.upload(b"b2")], "after": [await w.upload(b"a2")]}
+    fixed = await post(json=theirs | {"description": "another bag"}, headers=w.auth("manager"))
+    assert fixed.status_code == 202 and fixed.json()["state"] == "self_handled", fixed.text
+
     # Counted apart: the street's and the supervisor's self-handling, no filing rate, and
     # nothing for the command centre (the dispatch consumer is live; it sent nothing).
     month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     await eventually(partial(_scored, w, "street", month), what="the street scored")
     [street] = await w.score(f"/scores?level=street&period={month}")
-    assert street["indicators"]["self_handled"] == {"numerator": 1, "denominator": 1}
+    assert street["indicators"]["self_handled"] == {"numerator": 2, "denominator": 2}
     assert street["indicators"]["filing_rate"] == {"numerator": 0, "denominator": 0}
     assert street["indicators"]["missed_reports"] == {"numerator": 0, "denominator": 0}
     [supervisor] = await w.score(f"/scores?level=supervisor&period={month}")
     assert supervisor["entity"] == "SUP-0001"
     assert supervisor["indicators"]["self_handled"] == {"numerator": 1, "denominator": 1}
     assert supervisor["score"] is None  # nothing it is weighted on applied
+    assert supervisor["cases"] == 1
     assert await w.score(f"/scores?level=command_centre&period={month}") == []
     dispatches = await w.records("dispatches", lambda rs: True)
     assert _case_events(dispatches, case) == []

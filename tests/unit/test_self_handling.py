@@ -94,9 +94,14 @@ def test_outside_ones_own_grids_is_refused(pack: CityPack) -> None:
     assert "110101001002001" in refused.reason and G1 in refused.reason
 
 
-def test_grid_staff_without_a_register_have_no_grids(pack: CityPack) -> None:
-    manager = Principal(Access.grid_staff, "GM-0001")
-    refused = _refused(pack, _handle(who=manager))
+def test_a_grid_manager_fixes_in_the_grids_of_the_staff_register(pack: CityPack) -> None:
+    manager = Principal(Access.grid_staff, "GM-0001")  # staff.yaml: grid …001001
+    reported, handled = decide_self_handling(pack, _handle(who=manager), own_grids(pack, manager))
+    assert reported.actor.role is Role.grid_staff and handled.actor.id == "GM-0001"
+    refused = _refused(pack, _handle(who=manager, point=IN_G3))
+    assert refused.code == "outside_own_grids" and f"({G1})" in refused.reason
+    stranger = Principal(Access.grid_staff, "GM-nobody")  # not in the register
+    refused = _refused(pack, _handle(who=stranger))
     assert refused.code == "outside_own_grids" and "(none)" in refused.reason
 
 
