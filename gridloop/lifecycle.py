@@ -3,7 +3,8 @@
 reported ─▶ verified ─▶ filed ─▶ dispatched ─▶ handled ─▶ checked ─▶ closed ─▶ evaluated
    ├─▶ filed (supervisor reports need no verification)   │      └─▶ rework ─▶ dispatched
    ├─▶ voided / merged          returned, parked ⇄ resumed, extended
-   └─▶ answered (a consultation answered directly from the knowledge base: 直接答复)
+   ├─▶ answered (a consultation answered directly from the knowledge base: 直接答复)
+   └─▶ self_handled (自处置: the supervisor or grid manager who reported it fixed it)
 A dispute (kind `dispute`): reported (its grid mediates) ─▶ mediating (a tier above) ─▶ closed
 """
 
@@ -30,6 +31,7 @@ class State(StrEnum):
     evaluated = "evaluated"
     answered = "answered"  # 直接答复: a consultation answered from the knowledge base
     mediating = "mediating"  # 调解中: a dispute escalated to a tier office above its grid
+    self_handled = "self_handled"  # 自处置: fixed on the spot by who reported it
 
 
 S = State
@@ -59,8 +61,10 @@ TRANSITIONS: dict[str, tuple[frozenset[State | None], State]] = {
     # Disputes (矛盾纠纷): reported, the grid mediates; up a tier; closed by the tier holding it.
     "dispute_escalated": (frozenset({S.reported, S.mediating}), S.mediating),
     "dispute_closed": (frozenset({S.reported, S.mediating}), S.closed),
+    "self_handled": (frozenset({S.reported}), S.self_handled),  # terminal, like answered
 }
 OPEN_STATES = frozenset(State) - {S.voided, S.merged, S.closed, S.evaluated, S.answered}
+OPEN_STATES -= {S.self_handled}  # 自处置 ends the case as it opens it
 
 
 class InvalidTransition(Refused):

@@ -65,6 +65,12 @@ class Indicator(StrEnum):
     # 矛盾纠纷本级化解率: disputes closed at this place's tier / disputes that reached its tier
     # and were closed (grid, community, street, district); no default weight: counted apart.
     disputes_solved_here = "disputes_solved_here"
+    # 漏报率: filed cases of the grid first reported by the public / filed cases there (lower
+    # is better: what the grid's supervisor did not find on patrol).
+    missed_reports = "missed_reports"
+    # 自处置率: problems the grid's people fixed on the spot / their reports decided (fixed,
+    # filed or voided); counted apart: no default weight, never filed or dispatched.
+    self_handled = "self_handled"
 
 
 class Ratio(BaseModel):
@@ -131,13 +137,15 @@ APPLIES: dict[Level, tuple[Indicator, ...]] = {
         Indicator.filing_rate,
         Indicator.on_time_verification,
         Indicator.on_time_check,
+        Indicator.missed_reports,  # 漏报率: of the cases of their grid (issue 17)
+        Indicator.self_handled,  # 自处置: counted apart
     ),
     # The centre's own staff, each on their own decisions (issue 18).
     Level.operator: (Indicator.on_time_filing,),
     Level.dispatcher: (Indicator.dispatch_accuracy,),
     Level.shift_lead: (Indicator.on_time_approval,),
 }
-LOWER_IS_BETTER = frozenset({Indicator.rework})
+LOWER_IS_BETTER = frozenset({Indicator.rework, Indicator.missed_reports})
 
 
 class BadPeriod(ValueError):

@@ -194,6 +194,18 @@ class CaseAnswered(CaseEvent):
     answer: Text  # the entry's answer as it was given (the pack's entry may change later)
 
 
+class CaseSelfHandled(CaseEvent):
+    """自处置: the supervisor or grid manager who reported a minor problem fixed it on the
+    spot (the report's `media` are the photos before, these the photos after): closed
+    without filing or dispatch, counted apart in evaluation."""
+
+    ce_type: ClassVar[str] = "gridloop.case.self_handled"
+    # The photos after (intake requires one; no minimum here: evaluation stores events
+    # with their media blanked, and reads them back).
+    media: MediaIds
+    note: Text | None = None
+
+
 class CaseMerged(CaseEvent):
     """A duplicate of another open case."""
 
@@ -765,6 +777,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         DisputeExplained,
         DisputeConfirmed,
         DisputeClosed,
+        CaseSelfHandled,
         SlaWarning,
         SlaBreach,
         SlaEscalation,

@@ -62,6 +62,8 @@ _TOPIC_OF_TYPE: dict[str, Topic] = {
     # A void request and its denial beside the void (the same topic and key: in order).
     **{f"gridloop.case.{t}": REPORTS for t in ("void_requested", "void_denied")},
     "gridloop.case.answered": REPORTS,
+    # 自处置: beside its report (the same topic and key: in order after it).
+    "gridloop.case.self_handled": REPORTS,
     **{f"gridloop.case.{t}": VERIFICATIONS for t in ("verified", "checked")},
     **{
         f"gridloop.case.{t}": DISPATCHES

@@ -23,6 +23,7 @@ from schemas.events import (
     CaseResumed,
     CaseReturned,
     CaseReworked,
+    CaseSelfHandled,
     CaseVerified,
     CaseVoided,
     ExtensionDenied,
@@ -126,6 +127,11 @@ class Story:
         """Answered directly from the knowledge base (直接答复) by a hotline operator."""
         actor = {"role": "hotline", "id": operator}
         return self._step(CaseAnswered, None, actor=actor, knowledge_id=knowledge_id, answer="…")
+
+    def self_handled(self, actor: dict[str, str] | None = None) -> Story:
+        """Fixed on the spot (自处置) by who reported it (by default the supervisor)."""
+        fields = {"media": ["b" * 24], "note": "picked it up"}
+        return self._step(CaseSelfHandled, None, actor=actor or SUPERVISOR, **fields)
 
     def requested(self, request_id: str, at: datetime | None = None) -> Story:
         """The department asks to extend the deadline (an annotation of this version)."""

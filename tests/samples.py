@@ -45,6 +45,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "gridloop.case.voided": {"reason": "not a city problem"},
     "gridloop.case.merged": {"into_case_id": "C-20250228-0007"},
     "gridloop.case.answered": {"knowledge_id": "heating-2026", "answer": "11月15日起供暖。"},
+    "gridloop.case.self_handled": {"media": ["5f1b2c3d4e5f6a7b8c9d0e1f"], "note": "捡走了垃圾"},
     "gridloop.case.split": {"from_case_id": "C-20250228-0007", "reason": "a different bin"},
     "gridloop.case.dispatched": {
         "department": "sanitation",

@@ -164,6 +164,7 @@ class CaseRecord(_Read):
     merged_at: datetime | None = None
     parked_at: datetime | None = None  # when it was last parked (挂账): its clock stood still
     answered_at: datetime | None = None  # answered directly (直接答复)
+    self_handled_at: datetime | None = None  # fixed on the spot (自处置)
     sla: dict[str, StageClock] = {}
     timeline: list[TimelineEntry] = []
     # A dispute (矛盾纠纷): the tier holding it, its office, the version that put it there;

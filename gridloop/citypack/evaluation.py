@@ -77,6 +77,7 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
         Ind.filing_rate: 40.0,
         Ind.on_time_verification: 30.0,
         Ind.on_time_check: 30.0,
+        Ind.missed_reports: 20.0,  # 漏报率 (as 1 − rate): issue 17
     },
     Level.command_centre: {Ind.dispatch_accuracy: 50.0, Ind.on_time_dispatch: 50.0},
     Level.district: _PLACE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool
 
 from schemas.events import Kind
 
@@ -63,6 +63,9 @@ class EventClass(_Strict):
     # case is merged into it.
     duplicate_radius_m: Annotated[float, Field(ge=0, le=5000)] = 50.0
     duplicate_window: timedelta = timedelta(days=3)
+    # 自处置: a supervisor or grid manager may fix a problem of this class on the spot
+    # (photos before and after), closed without dispatch. Off unless the pack says so.
+    self_handling: StrictBool = False
 
     @property
     def major(self) -> str:

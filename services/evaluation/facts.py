@@ -52,6 +52,7 @@ from schemas.events import (
     CaseReported,
     CaseResumed,
     CaseReturned,
+    CaseSelfHandled,
     CaseUrged,
     CaseVoided,
     Channel,
@@ -232,6 +233,7 @@ class CaseFacts(BaseModel):
     dispute_tiers: list[str] = Field(default_factory=list)
     dispute_closed_by: str | None = None
     dispute_confirmed: bool = False
+    self_handled: bool = False  # 自处置: fixed on the spot by who reported it, never filed
 
     @property
     def street(self) -> str | None:
@@ -284,6 +286,18 @@ class CaseFacts(BaseModel):
     def shift_leads(self) -> list[str]:
         """The shift leads who decided a request of it, once each."""
         return list(dict.fromkeys(a.decided_by for a in self.approvals if a.decided_by))
+
+    @property
+    def public(self) -> bool:
+        """First reported by the public (hotline, website), not found on patrol."""
+        return self.channel is not None and self.channel != Channel.supervisor.value
+
+    @property
+    def grid_supervisor(self) -> str | None:
+        """The supervisor of its grid as the log records it (漏报率 counts the case for
+        them): who was given a citizen report to verify (the grid's supervisor then), or the
+        supervisor who found it on patrol."""
+        return self.verifier if self.public else self.supervisor
 
     @property
     def supervisors(self) -> list[str]:
@@ -358,6 +372,8 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
         )
     elif isinstance(data, CaseAnswered):
         facts.answered, facts.knowledge_id = True, data.knowledge_id
+    elif isinstance(data, CaseSelfHandled):
+        facts.self_handled = True
     elif isinstance(data, CaseReturned) and current is not None:
         current.returned = True
     elif isinstance(data, CaseExtended) and current is not None:
@@ -468,8 +484,8 @@ def _approvals(ordered: list[Envelope]) -> list[ApprovalFact]:
 def _supervisor(data: CaseReported) -> str | None:
     """Who found it on patrol: the supervisor who sent it, or, when the centre entered it
     for one, the reporter it names."""
-    if data.channel is not Channel.supervisor:
-        return None
+    if data.channel is not Channel.supervisor or data.actor.role is Role.grid_staff:
+        return None  # a grid manager's report (自处置) is the grid's, not a supervisor's
     return data.actor.id if data.actor.role is Role.supervisor else data.reporter.id
 
 

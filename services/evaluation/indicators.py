@@ -48,6 +48,13 @@ Each indicator judges each case: not counted (None), counted in the denominator 
     disputes_solved_here  a dispute closed by this place's tier (矛盾纠纷本级化解率:
                        grid, community, street, district) / a closed dispute that reached
                        its tier (counted apart: no default weight; docs/disputes.md)
+    missed_reports     漏报率: first reported by the public (hotline, website) / filed and
+                       not voided (lower is better); a supervisor: the cases of their grid
+                       (the citizen reports given them to verify, and their own reports)
+    self_handled       自处置率: fixed on the spot by the supervisor or grid manager who
+                       reported it / a report of the supervisor channel fixed, filed or
+                       voided (counted apart: no default weight; never filed or dispatched,
+                       so in no other figure); a supervisor: its own reports
 
 The centre's own staff, each person on their own decisions (the person signed in, else the
 actor's id; a rule's or the system's decision is no one's):
@@ -61,7 +68,7 @@ actor's id; a rule's or the system's decision is no one's):
                        resumption, void), decided within the pack's
                        `staff.approve_within` of the request / a case with one they decided
 
-Rework is the one indicator where lower is better; the composite score uses 1 − rate.
+Rework and 漏报率 are the indicators where lower is better; the composite uses 1 − rate.
 """
 
 from __future__ import annotations
@@ -123,7 +130,8 @@ def entities(case: CaseFacts, level: Level, command_centre: str = COMMAND_CENTRE
         Level.grid: [case.grid_code],
         Level.community: [case.community],
         Level.street: [case.street],
-        Level.supervisor: list(case.supervisors),
+        # …and the supervisor of its grid, on 漏报率 alone (facts.py: `grid_supervisor`).
+        Level.supervisor: list(dict.fromkeys([*case.supervisors, case.grid_supervisor])),
         Level.department: list(case.departments),
         Level.command_centre: [command_centre if case.dispatches or case.rounds else None],
         Level.district: [case.district],
@@ -198,6 +206,23 @@ def _answered(case: CaseFacts) -> Verdict:
     """A resident's report decided at intake: answered directly (True), or filed or voided."""
     public = case.channel is not None and case.channel != Channel.supervisor.value
     return _when(public and (case.answered or _decided(case)), case.answered)
+
+
+def _missed(case: CaseFacts, who: Whom) -> Verdict:
+    """漏报率: a filed case first reported by the public (True) or found on patrol; a
+    supervisor counts the cases of their grid (`grid_supervisor`)."""
+    if who.level is Level.supervisor and case.grid_supervisor != who.entity:
+        return None
+    return _when(_on_file(case), case.public)
+
+
+def _self_handled(case: CaseFacts, who: Whom) -> Verdict:
+    """自处置率: a report of the grid's people (the supervisor channel) decided: fixed on
+    the spot (True), or filed or voided; a supervisor counts its own reports."""
+    if who.level is Level.supervisor and case.supervisor != who.entity:
+        return None
+    found = case.channel == Channel.supervisor.value
+    return _when(found and (case.self_handled or _decided(case)), case.self_handled)
 
 
 def _filed_on_time(case: CaseFacts, who: Whom) -> Verdict:
@@ -283,6 +308,8 @@ def _verdicts(satisfied: int, approve_within: timedelta = APPROVE_WITHIN) -> dic
         Ind.on_time_filing: _filed_on_time,
         Ind.on_time_approval: approvals,
         Ind.disputes_solved_here: _solved_here,
+        Ind.missed_reports: _missed,
+        Ind.self_handled: _self_handled,
     }
 
 

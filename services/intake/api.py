@@ -18,6 +18,7 @@ Who may call what (bearer credentials, `gridloop.auth`):
 - `GET /knowledge`, `POST /cases/{id}/answer` (`knowledge.py`): the knowledge base and
   answering a consultation from it (直接答复): hotline, supervision centre
 - `POST /cases/{id}/contact/opt-out` (`optout.py`): the reporter, as for `/public`; hotline
+- `POST /self-handling` (`selfhandling_api.py`): 自处置, supervisors and grid staff
 - `/open311/v2/…` (GeoReport v2, `open311_api.py`): anyone reads; posting needs an `api_key`
 """
 
@@ -81,6 +82,7 @@ from services.intake.requests import (
     VoidIn,
     report_of,
 )
+from services.intake.selfhandling_api import router as self_handling
 from services.intake.views import (
     department_may_read,
     may_follow,
@@ -402,6 +404,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(knowledge)
     app.include_router(opt_out)
     app.include_router(bulk)
+    app.include_router(self_handling)
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})
     add_ops_routes(app)

@@ -161,3 +161,21 @@ class AnswerDirectly:
 
 CaseCommand = Verify | Check | File | Void | AnswerVoid | Merge | Split | Rate | AnswerDirectly
 CallbackCommand = CallbackTry | CallbackAnswer
+
+
+@dataclass(frozen=True)
+class SelfHandle:
+    """自处置: a supervisor or grid manager fixed a minor problem on the spot: where and what
+    (as a supervisor's report: a point or a coded component), the photos before and after,
+    and what they did. One command opens the case and closes it without dispatch."""
+
+    case_id: str
+    who: Principal
+    description: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    kind: Kind | None = None
+    class_code: str | None = None
+    component_id: str | None = None
+    point: Point | None = None
+    note: str | None = None

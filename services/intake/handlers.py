@@ -32,12 +32,13 @@ from gridloop.refusal import Refused, Why, invalid, not_found
 from schemas import clock
 from schemas.events import CaseReported, Channel, EventData
 from services.intake import core
-from services.intake.commands import CallbackCommand, CaseCommand, Merge, Report
+from services.intake.commands import CallbackCommand, CaseCommand, Merge, Report, SelfHandle
 from services.intake.media import MediaStore
 from services.intake.numbering import CaseNumbers
 from services.intake.reporting import E, decide_report, local_day, to_file, with_number
 from services.intake.retention import Retention
 from services.intake.search import DuplicateSearch
+from services.intake.selfhandling import decide_self_handling, own_grids
 
 SOURCE = "/gridloop/intake"
 Clock = Callable[[], datetime]
@@ -112,6 +113,18 @@ class Intake:
         decided = decide_report(self.pack, report, now, nearby) if nearby else first
         events = await self.numbered(decided, fresh=asked.key is None)
         [answer] = await self.path.open([Opening(events, asked, self.extra(report))])
+        return answer
+
+    async def self_handle(self, handle: SelfHandle, asked: Asked) -> Answer:
+        """自处置: the report and its fix decided, then claimed as the case's first two
+        versions and published, once per `Idempotency-Key` (as a report). Decided before
+        the uploads are linked: a refusal changes nothing."""
+        if asked.key is not None and (again := await self.path.replay(handle.case_id, asked)):
+            return again
+        events = decide_self_handling(self.pack, handle, own_grids(self.pack, handle.who))
+        await self.attach_media(handle.before, ("body", "before"), handle.case_id)
+        await self.attach_media(handle.after, ("body", "after"), handle.case_id)
+        [answer] = await self.path.open([Opening(events, asked)])
         return answer
 
     async def act(self, command: CaseCommand, asked: Asked) -> Answer:

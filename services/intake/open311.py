@@ -204,6 +204,7 @@ STATUS_NOTES: dict[State, str] = {
     State.voided: "voided",
     State.merged: "a duplicate of another request",
     State.answered: "answered directly from the city's knowledge base",
+    State.self_handled: "fixed on the spot by the grid's supervisor or manager",
 }
 
 

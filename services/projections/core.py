@@ -142,7 +142,7 @@ def state_change(env: Envelope) -> Document:
     elif isinstance(data, CaseSplit):
         change["merged_into"] = None
     change |= dispute_change(data)
-    if name in ("closed", "voided", "merged", "answered"):
+    if name in ("closed", "voided", "merged", "answered", "self_handled"):
         change[f"{name}_at"] = env.time
     if name == "dispute_closed":
         change["closed_at"] = env.time

@@ -4,7 +4,7 @@ the new clocks and the SLA events due out. No I/O, no reading of the wall clock.
 Every stage of the closed loop has a clock (时限) with a limit from the city pack:
 
     verify    reported (citizen channels) ─▶ verified / filed / voided / merged / answered
-    file      verified, or reported by a supervisor ─▶ filed / voided / merged
+    file      verified, or reported by a supervisor ─▶ filed / voided / merged / self_handled
     dispatch  filed, returned (回退) or rework (返工): the command centre (re-)dispatches
               ─▶ dispatched
     handle    dispatched (the deadline the department was told, counted from the dispatch)
@@ -316,6 +316,7 @@ _LIFECYCLE = frozenset(
         "voided",
         "merged",
         "answered",
+        "self_handled",
         "dispatched",
         "returned",
         "handled",
@@ -559,6 +560,7 @@ FINISHED = frozenset(
         "gridloop.case.merged",
         "gridloop.case.answered",
         "gridloop.case.dispute_closed",
+        "gridloop.case.self_handled",  # 自处置: no dispatch or handling clock is ever opened
     }
 )
 
@@ -601,8 +603,11 @@ class Measured:
 def measured(change: Change, trigger: EventData) -> list[Measured]:
     """The stages `trigger` finished. A handling clock counts only when the case was
     handled (a return or a closure stops it undone); the explanation clock never (it is not
-    a stage of the loop)."""
-    done = []
+    a stage of the loop). A self-handling (自处置) finishes none: the filing clock its report
+    opened was never the supervision centre's to work."""
+    done: list[Measured] = []
+    if trigger.ce_type == "gridloop.case.self_handled":
+        return done
     for closed in change.closed:
         clock = closed.clock
         if clock.stage is Stage.explain:

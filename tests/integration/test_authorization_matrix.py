@@ -57,6 +57,8 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("POST", "/reports/batch", EVERYONE),  # a report's channel names its roles (the body's)
     ("POST", f"{CASE}/verification", {R.supervisor}),
     ("POST", f"{CASE}/check", {R.supervisor}),
+    # 自处置: supervisors and grid staff fix a minor problem of their own grid on the spot.
+    ("POST", "/self-handling", {R.supervisor, R.grid_staff}),
     ("POST", f"{CASE}/file", {R.supervision_centre}),
     ("POST", f"{CASE}/void", {R.supervision_centre}),
     ("POST", f"{CASE}/merge", {R.supervision_centre}),

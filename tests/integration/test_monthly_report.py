@@ -181,3 +181,28 @@ def test_the_command_writes_the_report_and_refuses_a_bad_period(
     refused = gridloop("report", "--period", "2026-13", database=month.database, servers=servers)
     assert refused.returncode == 2
     assert "YYYY-MM" in refused.stderr
+
+
+async def test_the_demand_analysis_counts_what_residents_raised(
+    report: Report, month: Seeded, tmp_path: Path
+) -> None:
+    """民情分析 (issue 17): the residents' reports (hotline, website) of the month by kind,
+    channel and class, beside October's, read back from the database and the PDF."""
+    residents = {"channel": {"$in": ["hotline", "website"]}}
+    november = {"reported_at": {"$gte": PERIOD.start, "$lt": PERIOD.end}} | residents
+    october = {"reported_at": {"$gte": PERIOD.previous().start, "$lt": PERIOD.start}} | residents
+    demand = report.demand
+    assert demand.residents == await month.db["cases"].count_documents(november) > 0
+    assert demand.residents_last == await month.db["cases"].count_documents(october)
+    for by in ("kind", "channel", "class"):
+        rows = [r for r in demand.raised if r.by == by]
+        assert sum(r.this for r in rows) == demand.residents, by
+        assert sum(r.last or 0 for r in rows) == demand.residents_last, by
+    assert demand.disputes == []  # no dispute kind in this tree yet
+    render(report, PACK, tmp_path)
+    document = pdfium.PdfDocument(tmp_path / "report.pdf")
+    try:
+        text = "".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
+    finally:
+        document.close()
+    assert "民情分析 Demand analysis" in text and "Top classes raised" in text

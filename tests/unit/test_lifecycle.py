@@ -159,6 +159,7 @@ def test_open_states() -> None:
         S.closed,
         S.evaluated,
         S.answered,
+        S.self_handled,
     }
     # Every open state has a way forward.
     for state in OPEN_STATES:

@@ -114,7 +114,9 @@ def test_every_state_maps_to_open_or_closed(state: str, status: str) -> None:
 def test_status_filters_partition_the_states() -> None:
     assert set(states_for("open")) | set(states_for("closed")) == {s.value for s in State}
     assert not set(states_for("open")) & set(states_for("closed"))
-    assert set(states_for("closed")) == {"closed", "evaluated", "voided", "merged", "answered"}
+    assert set(states_for("closed")) == {
+        *("closed", "evaluated", "voided", "merged", "answered", "self_handled")
+    }
 
 
 # --- services -----------------------------------------------------------------------------
@@ -291,7 +293,9 @@ def test_filters_by_code_status_and_dates() -> None:
         status="closed",
     )
     assert f.classes == (("event", "0102"), ("component", "0101"))
-    assert set(f.states) == {"closed", "evaluated", "voided", "merged", "answered"}
+    assert set(f.states) == {
+        *("closed", "evaluated", "voided", "merged", "answered", "self_handled")
+    }
     assert f.reported_since == datetime(2026, 2, 28, 16, 0, tzinfo=UTC)
     assert f.reported_until == datetime(2026, 3, 2, tzinfo=UTC)
 

@@ -40,6 +40,7 @@ EXPECTED_STATE = {
     "gridloop.case.answered": "answered",
     "gridloop.case.dispute_escalated": "mediating",
     "gridloop.case.dispute_closed": "closed",
+    "gridloop.case.self_handled": "self_handled",
 }
 
 

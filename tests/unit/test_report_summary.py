@@ -13,12 +13,12 @@ from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.scoring import Indicator, Level, PeriodKind, Ratio, Score
 from services.evaluation.report.charts import cjk_family, label
+from services.evaluation.report.demand import Demand, Raised
 from services.evaluation.report.model import (
     Case,
     Change,
     Month,
     Period,
-    Volume,
     build,
     by_class,
     escalated,
@@ -218,7 +218,7 @@ def test_the_report_shows_the_three_rates_and_demand_sections_only_when_it_has_t
     fuller = replace(
         report,
         three_rates=three_rates([department("WATER", response=(1, 2))], [], [Indicator.response]),
-        demand=[Volume("event 0102", "暴露垃圾 exposed garbage", "", 4, 1)],
+        demand=Demand(raised=[Raised("kind", "event", "事件 event", 4, 1)], residents=4),
     )
     slugs = [s.slug for s in sections(fuller)]
     assert slugs[2] == "three_rates" and slugs[-1] == "demand"

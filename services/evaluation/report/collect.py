@@ -7,8 +7,10 @@ from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
 from gridloop.scoring import Level, Score
+from services.evaluation.report.demand import DISPUTE, VisitFinding
 from services.evaluation.report.model import Case, Period
 
 # Only what the report counts: never the reporter, the description, media or address.
@@ -55,6 +57,20 @@ async def month_cases(db: AsyncDatabase[Document], period: Period) -> list[Case]
         "state": {"$exists": True},
     }
     return [doc async for doc in db["cases"].find(query, FIELDS).sort("_id", 1)]
+
+
+async def open_disputes(db: AsyncDatabase[Document]) -> list[Case]:
+    """Every dispute (矛盾纠纷, case kind `dispute`) still open, whatever month it came in:
+    the demand analysis says where the unresolved ones sit (none before the kind exists)."""
+    query = {"kind": DISPUTE, "state": {"$in": sorted(s.value for s in OPEN_STATES)}}
+    return [doc async for doc in db["cases"].find(query, FIELDS).sort("_id", 1)]
+
+
+async def visit_findings(db: AsyncDatabase[Document], period: Period) -> list[VisitFinding]:
+    """EXTENSION POINT (visits, issue 17): what the grid staff's visits (走访) found in
+    `period`, by type, with the month before's count (`demand.VisitFinding`). The visits'
+    register is not in this tree yet: none."""
+    return []
 
 
 async def last_month(

@@ -23,6 +23,7 @@ from gridloop.nearby import box_around, keys_around, keys_of, metres
 from gridloop.scoring import Indicator, Ratio, Score
 from schemas.events import Kind
 from services.evaluation.hotline import Ranked, ranking
+from services.evaluation.report.demand import Demand, VisitFinding, analyse
 
 Case = dict[str, Any]
 PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")  # whole: use fullmatch
@@ -241,9 +242,10 @@ class Report:
     places: list[RepeatedPlace] = field(default_factory=list)
     escalated: list[Escalated] = field(default_factory=list)
     three_rates: list[RatesRow] = field(default_factory=list)  # see THREE_RATES
-    # DEMAND ANALYSIS (民情分析, issue 17): what grid staff's visits record, by class, once
-    # visits exist. The section is shown only when this has rows; nothing fills it yet.
-    demand: list[Volume] = field(default_factory=list)
+    # 民情分析 (issue 17, demand.py): what residents raised by type against the month
+    # before, the disputes unresolved and where they sit, what visits found. The section is
+    # shown when it has any of them.
+    demand: Demand = field(default_factory=Demand)
     cases_overdue: int = 0
     cases_escalated: int = 0
     # The hotline's rankings (12345 三率: response, resolution, satisfaction by callback).
@@ -680,8 +682,11 @@ def build(
     period: Period,
     as_of: datetime,
     last: Month | None = None,
+    disputes: Sequence[Case] = (),
+    visits: Sequence[VisitFinding] = (),
 ) -> Report:
-    """The report of `period`; `last` is the month before (none: no comparison)."""
+    """The report of `period`; `last` is the month before (none: no comparison);
+    `disputes` the open disputes and `visits` what visits found (demand.py)."""
     volumes = by_class(cases, pack)
     hotline = {"street": ranking(streets), "department": ranking(departments)}
     return Report(
@@ -711,6 +716,7 @@ def build(
         cases_escalated=sum(escalation(c) is not None for c in cases),
         hotline=hotline,
         answered_directly=answered_directly(cases),
+        demand=analyse(cases, last.cases if last is not None else None, pack, disputes, visits),
     )
 
 

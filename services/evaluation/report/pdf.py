@@ -63,6 +63,7 @@ WIDTH = A4[0] - 3 * cm
 HEIGHT = A4[1] - 6 * cm  # a chart fits a page, the map of a tall district too
 PAD = 3  # a cell's padding left and right, points
 CHART_HEIGHT = HEIGHT / 2  # a section's chart leaves room for its table
+KEEP_ROWS = 15  # a table this short is not split from its title (the leagues may be long)
 
 
 def _text(value: Any, style: ParagraphStyle = CELL) -> Paragraph:
@@ -97,7 +98,7 @@ def _columns(table: ReportTable) -> list[float]:
 def _table(table: ReportTable, titled: bool) -> list[Any]:
     flow: list[Any] = [Paragraph(escape(table.title), SUBHEADING)] if titled else []
     if not table.rows:
-        return [*flow, _text("none this month", BODY)]
+        return [KeepTogether([*flow, _text("none this month", BODY)])]
     data = [[_text(h) for h in table.headers]] + [[_text(c) for c in row] for row in table.rows]
     grid = Table(data, repeatRows=1, colWidths=_columns(table))
     grid.setStyle(
@@ -113,6 +114,8 @@ def _table(table: ReportTable, titled: bool) -> list[Any]:
             ]
         )
     )
+    if len(table.rows) <= KEEP_ROWS:  # a short table's title stays on its page
+        return [KeepTogether([*flow, grid]), Spacer(1, 0.3 * cm)]
     return [*flow, grid, Spacer(1, 0.3 * cm)]
 
 

@@ -11,7 +11,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.citypack import CityPack
 from gridloop.mongo import Document
-from services.evaluation.report.collect import Scores, last_month, leagues, month_cases
+from services.evaluation.report.collect import (
+    Scores,
+    last_month,
+    leagues,
+    month_cases,
+    open_disputes,
+    visit_findings,
+)
 from services.evaluation.report.csv import write_csv
 from services.evaluation.report.html import write_html
 from services.evaluation.report.model import Month, Period, Report, build
@@ -38,8 +45,9 @@ async def gather(
     progress(STEPS[1])
     departments, streets = await leagues(scores, period)
     before = Month(*await last_month(db, scores, period))
+    disputes, visits = await open_disputes(db), await visit_findings(db, period)
     progress(STEPS[2])
-    return build(cases, departments, streets, pack, period, as_of, last=before)
+    return build(cases, departments, streets, pack, period, as_of, before, disputes, visits)
 
 
 def render(report: Report, pack: CityPack, out: Path, progress: Progress = _quiet) -> list[Path]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from gridloop.scoring import Indicator, Ratio
+from services.evaluation.report.demand import Demand
 from services.evaluation.report.model import Change, LeagueRow, RatesRow, Report
 
 Cell = str | int | float | None
@@ -307,11 +308,41 @@ def _optional(report: Report) -> list[Table]:
     """The three rates and the demand analysis, when the month has them."""
     found = [_three_rates(report.three_rates)] if report.three_rates else []
     if report.demand:
-        rows: list[tuple[Cell, ...]] = [(v.code, v.name, v.cases, v.closed) for v in report.demand]
-        found.append(
-            Table("demand", "Demand analysis (民情)", ("code", "name", "cases", "closed"), rows)
-        )
+        found += demand_tables(report.demand)
     return found
+
+
+def _signed(value: int | None) -> str:
+    return "–" if value is None else f"{value:+d}"
+
+
+def demand_tables(demand: Demand) -> list[Table]:
+    """民情分析 in full: what residents raised by type, the unresolved disputes, and what
+    visits found."""
+    change = ("this month", "last month", "change")
+    return [
+        Table(
+            "demand_raised",
+            "What residents raised (hotline, website)",
+            ("by", "code", "name", *change),
+            [(r.by, r.code, r.name, r.this, r.last, _signed(r.change)) for r in demand.raised],
+        ),
+        Table(
+            "disputes_unresolved",
+            "Disputes unresolved, where they sit (矛盾纠纷)",
+            ("held by", "name", "open disputes", "oldest reported"),
+            [
+                (u.owner, u.name, u.disputes, u.oldest.date().isoformat() if u.oldest else None)
+                for u in demand.disputes
+            ],
+        ),
+        Table(
+            "visit_findings",
+            "What visits found (走访)",
+            ("type", "name", *change),
+            [(v.code, v.name, v.this, v.last, _signed(v.change)) for v in demand.visits],
+        ),
+    ]
 
 
 def _short(table: Table, columns: int, top: int = SHOWN) -> Table:
@@ -406,12 +437,27 @@ def sections(report: Report) -> list[Section]:
         ),
     ]
     if report.demand:
-        shown.append(
-            Section(
-                "demand",
-                "民情分析 Demand analysis",
-                "What residents raised on the grid staff's visits, by class.",
-                tables=(_short(full["demand"], 4),),
-            )
-        )
+        shown.append(_demand_section(report.demand, full))
     return shown
+
+
+def _demand_section(demand: Demand, full: dict[str, Table]) -> Section:
+    """民情分析: the residents' reports by kind and channel, the top classes they raised,
+    the unresolved disputes and the visits' findings."""
+    raised = full["demand_raised"]  # by, code, name, this, last, change: names shown
+    by_type = Table(
+        "demand_by_type",
+        "By kind and channel",
+        (raised.headers[0], *raised.headers[2:]),
+        [(row[0], *row[2:]) for row in raised.rows if row[0] != "class"],
+    )
+    classes = [row[2:] for row in raised.rows if row[0] == "class"]
+    top = Table("demand_by_class", "Top classes raised", raised.headers[2:], classes[:10])
+    before = "–" if demand.residents_last is None else str(demand.residents_last)
+    note = (
+        f"{demand.residents} reports raised by residents (hotline, website), {before} the "
+        "month before; the disputes still open and the office that holds each; what the "
+        "grid staff's visits found. Every row in demand_raised.csv."
+    )
+    tables = (by_type, top, full["disputes_unresolved"], full["visit_findings"])
+    return Section("demand", "民情分析 Demand analysis", note, tables=tables)
