@@ -1,6 +1,6 @@
 """`make demo` ends with a login for each role of the workbench (issue 16): the intake
-operator, the dispatcher, the shift lead, the hotline (its callbacks) and a department's staff, each with its own
-password."""
+operator, the dispatcher, the shift lead, the hotline (its callbacks) and a department's
+staff, each with its own password."""
 
 from __future__ import annotations
 
