@@ -36,6 +36,7 @@
   const trySend = async () => {
     const how = navigator.onLine ? await outbox.flush() : "offline";
     document.body.dataset.outbox = how; // what the last try found: sent, offline, signin
+    $("#sign-in").hidden = how !== "signin"; // the session ended: what waits, waits for it
   };
   window.addEventListener("online", () => { showNet(); trySend(); });
   window.addEventListener("offline", showNet);
@@ -74,6 +75,15 @@
       }));
     }
   };
+  // Signing out leaves no copy of the person's pages on the phone (what waits to be sent
+  // stays: it is sent once they sign in again).
+  $("#sign-out").addEventListener("submit", async (event) => {
+    if (!window.caches) return;
+    event.preventDefault();
+    const names = await caches.keys();
+    await Promise.all(names.filter((n) => n.startsWith("gridloop-handheld-")).map((n) => caches.delete(n)));
+    event.target.submit();
+  });
   const sendNow = $("#send-now");
   if (sendNow) sendNow.addEventListener("click", trySend);
 

@@ -36,7 +36,11 @@ const fresh = async (request) => {
 
 const kept = async (request) => {
   const cache = await caches.open(CACHE);
-  return (await cache.match(request)) || fetch(request);
+  const found = await cache.match(request);
+  if (found) return found;
+  const answer = await fetch(request);
+  if (answer.ok) await cache.put(request, answer.clone());
+  return answer;
 };
 
 self.addEventListener("fetch", (event) => {
