@@ -77,8 +77,10 @@
 
   // Send what waits, oldest first; stop at the first sign the network or the session is
   // not there (the rest waits for the next try). Returns "sent", "offline" or "signin".
+  // One sender at a time, across the person's open tabs too (Web Locks where there are).
   let flushing = null;
-  const flush = () => (flushing ||= send().finally(() => { flushing = null; changed(); }));
+  const exclusive = () => (navigator.locks ? navigator.locks.request("gridloop-outbox", send) : send());
+  const flush = () => (flushing ||= exclusive().finally(() => { flushing = null; changed(); }));
 
   const send = async () => {
     let me;
