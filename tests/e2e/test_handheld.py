@@ -151,6 +151,8 @@ async def test_a_supervisor_verifies_and_reports_offline_and_each_arrives_once(
         await verify.get_by_label("现场照片").set_input_files(
             {"name": "site.png", "mimeType": "image/png", "buffer": photo}
         )
+        await expect(verify.locator(".previews img")).to_have_count(1)
+        await phone_shot(page, tmp_path, "handheld-verify")
         await verify.get_by_role("button", name="提交核实").click()
         await expect(verify.locator(".pending")).to_be_visible()
         await _waiting(page, 1)
