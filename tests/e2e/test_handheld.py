@@ -5,9 +5,9 @@ and light; the network goes; they verify with a photo and file a new report with
 a voice note (the fake microphone) and the phone's GPS point, both kept on the phone (the
 outbox lists them); the network returns and both are sent — the report's answer lost on
 the way, so the phone sends it again under its key; then the outbox is replayed whole. Each
-arrived once: one verification, one new case, one upload of the photo. Online again, they
-check the handled case with a photo and it is closed. Every screen is checked with
-axe-core and photographed (`shot`: docs/img/console-handheld-*.png).
+arrived once: one verification, one new case, one upload of the photo. Offline again, they
+check the handled case with a photo; it is closed once the network is back. Every screen
+is checked with axe-core and photographed (`shot`: docs/img/console-handheld-*.png).
 """
 
 from __future__ import annotations
@@ -233,14 +233,19 @@ async def test_a_supervisor_verifies_and_reports_offline_and_each_arrives_once(
         uploads = {"metadata.sha256": digest, "metadata.uploaded_by.subject": subject}
         assert await db["media.files"].count_documents(uploads) == 1  # sent three times
 
-        # Online: the 核查 with a photo closes the handled case.
+        # The 核查 with a photo, made offline too: sent when the network returns, it
+        # closes the handled case.
         await page.goto(f"{console}/m/")
+        await phone.set_offline(True)
         await check.locator("summary").click()
         await check.get_by_label("处置合格，结案").check()
         await check.get_by_label("现场照片").set_input_files(
             {"name": "after.png", "mimeType": "image/png", "buffer": check_photo}
         )
         await check.get_by_role("button", name="提交核查").click()
+        await expect(check.locator(".pending")).to_be_visible()
+        await _waiting(page, 1)
+        await phone.set_offline(False)
         closed = await case_in_state(intake, to_check, "closed", ["case.checked"])
         [checked] = [e for e in closed["timeline"] if e["type"] == "case.checked"]
         assert checked["data"]["passed"] is True and len(checked["data"]["media"]) == 1
