@@ -286,6 +286,7 @@ class CaseChecked(CaseEvent):
     ce_type: ClassVar[str] = "gridloop.case.checked"
     passed: bool
     note: Text | None = None
+    media: MediaIds = []  # the supervisor's photos of the site as checked (核查照片)
 
 
 class CaseClosed(CaseEvent):

@@ -107,6 +107,14 @@ class CaseReader:
         queries = [{"state": "reported", "channel": c.value} | wanted for c in _CITIZENS]
         return await self._merged(queries, "verification_due", limit, _NOT_INTERNAL)
 
+    async def awaiting_check(self, grids: Sequence[str] | None, limit: int) -> list[CaseRecord]:
+        """Handled cases awaiting a supervisor's on-site check (核查), longest waiting
+        first (by their last change); in `grids` only if given."""
+        wanted: Document = {"grid_code": {"$in": list(grids)}} if grids is not None else {}
+        return await self._merged(
+            [{"state": "handled"} | wanted], "updated_at", limit, _NOT_INTERNAL
+        )
+
     async def awaiting_filing(self, limit: int) -> list[CaseRecord]:
         """Reports awaiting a filing decision: verified citizen reports and supervisors'
         reports, oldest first."""

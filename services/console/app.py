@@ -20,8 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -32,7 +39,17 @@ from gridloop.http import client_address, networks
 from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import approvals, callbacks, core, knowledge, maps, patrols, screens
+from services.console import (
+    approvals,
+    callbacks,
+    core,
+    handheld,
+    knowledge,
+    maps,
+    patrols,
+    screens,
+)
+from services.console.handheld.core import HANDHELD_ROLES
 from services.console.kit import Console, Kit, Rows, SignIn, ask, checked
 from services.console.live import projected
 from services.console.screens import refusal, upload
@@ -68,6 +85,8 @@ def create_app(console: Console) -> FastAPI:
         """A form the console's own limits refuse (a field too long, one missing): the
         page again, with the reason beside the field — never FastAPI's JSON — and nothing
         done."""
+        if request.url.path.startswith(handheld.API):  # the device's calls: JSON, as intake's
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
         values = core.form_values(exc.body)
         if request.url.path == "/login":
             username = values.get("username", "")[:64]
@@ -162,6 +181,8 @@ def create_app(console: Console) -> FastAPI:
             return RedirectResponse("/approvals", status_code=303)  # the shift lead's desk
         if found.principal.role is Role.hotline:
             return RedirectResponse("/callbacks", status_code=303)  # 回访
+        if found.principal.role in HANDHELD_ROLES:  # in the street: the handheld (城管通)
+            return RedirectResponse("/m/", status_code=303)
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -338,6 +359,7 @@ def create_app(console: Console) -> FastAPI:
     approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
     callbacks.install(app, page, session)  # the hotline's callbacks (回访)
     patrols.install(app, page, session)  # who patrols where now (巡查, the grid service)
+    handheld.install(app)  # the handheld (城管通) under /m/
     return app
 
 

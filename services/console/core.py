@@ -338,7 +338,8 @@ class Photos:
 def photos(case: CaseRecord, intake_url: str) -> Photos:
     """The case's photos by media id: the report's and the verification's (处置前), and the
     after-photos a department linked to intake's uploads when it reported the case handled
-    (处置后); a link elsewhere is the department's own, not the console's to show."""
+    and the supervisor's check's (处置后); a link elsewhere is the department's own, not the
+    console's to show."""
     before = [*case.media]
     after: list[str] = []
     for entry in case.timeline:
@@ -346,6 +347,8 @@ def photos(case: CaseRecord, intake_url: str) -> Photos:
             before += [m for m in entry.data.get("media") or [] if isinstance(m, str)]
         if entry.type == "case.handled":
             after += _uploads(entry.data.get("photos") or [], f"{intake_url}/media/")
+        if entry.type == "case.checked":  # the supervisor's photos of the site as checked
+            after += [m for m in entry.data.get("media") or [] if isinstance(m, str)]
     return Photos(tuple(dict.fromkeys(before)), tuple(dict.fromkeys(after)))
 
 

@@ -9,8 +9,8 @@ Who may call what (bearer credentials, `gridloop.auth`):
   hotline, supervision centre and admin; a department only its own cases and their media
   (and its own uploads); every media read audited
 - `GET /cases/{id}/public`: the reporter, by follow token or their own citizen credential
-- `POST /cases/{id}/verification`, `/check`: supervisors; `GET /tasks/verification`: also
-  the supervision centre
+- `POST /cases/{id}/verification`, `/check`: supervisors; `GET /tasks/verification` and
+  `GET /tasks/check` (`checks.py`): also the supervision centre
 - `POST /cases/{id}/file`, `/void`, `/merge`, `/split`, `GET /tasks/filing`: supervision centre
 - `POST /cases/{id}/feedback` (`feedback.py`): the reporter, as for `/public`; hotline
 - `GET /callbacks`, `POST /cases/{id}/callback[/unreached]` (`callbacks.py`): hotline
@@ -46,6 +46,7 @@ from schemas.clock import now
 from services.intake import commands as do
 from services.intake.bulk import router as bulk
 from services.intake.callbacks import router as callbacks
+from services.intake.checks import router as checks
 from services.intake.edge import (
     ACCEPTED,
     ACT,
@@ -134,8 +135,8 @@ async def upload_media(
     who: Anyone,
     file: Annotated[UploadFile, File(description="a photo or a voice note")],
 ) -> JSONResponse:
-    """Upload a photo (JPEG, PNG, WebP ≤ 10 MiB) or voice note (AMR, MP3, M4A, WAV, Ogg
-    ≤ 5 MiB); name its `media_id` in a report or verification."""
+    """Upload a photo (JPEG, PNG, WebP ≤ 10 MiB) or voice note (AMR, MP3, M4A, WAV, Ogg,
+    WebM ≤ 5 MiB); name its `media_id` in a report or verification."""
     data = await file.read(MAX_UPLOAD + 1)
     stored = await intake.media.put(data, file.filename or "upload", who)
     return JSONResponse(stored, status_code=201)
@@ -229,7 +230,8 @@ async def check(
     case_id: str, answer: CheckIn, intake: Deps, who: Supervisor, key: IdempotencyKey = None
 ) -> JSONResponse:
     """A supervisor's on-site check (核查) of a handled case: closed, or back to rework."""
-    command = do.Check(case_id, who, answer.passed, answer.note, answer.supervisor_id)
+    media = tuple(answer.media)
+    command = do.Check(case_id, who, answer.passed, answer.note, answer.supervisor_id, media)
     return await _act(intake, command, "check", key, answer)
 
 
@@ -405,6 +407,7 @@ def create_app(intake: Intake, limits: HttpLimits | None = None) -> FastAPI:
     app.include_router(opt_out)
     app.include_router(bulk)
     app.include_router(self_handling)
+    app.include_router(checks)  # GET /tasks/check: 核查
     install_error_handlers(app)
     harden(app, "intake", limits or HttpLimits(), {"/media": UPLOAD_BODY})
     add_ops_routes(app)

@@ -58,6 +58,7 @@ class Check:
     passed: bool
     note: str | None = None
     supervisor_id: str | None = None
+    media: tuple[str, ...] = ()  # the check's photos: linked to the case like a verification's
 
 
 @dataclass(frozen=True)

@@ -264,7 +264,12 @@ def decide_check(case: CaseView, check: Check) -> list[CaseEvent]:
     v = case.version
     next_state(case.state, "checked")
     checked = CaseChecked(
-        case_id=case.case_id, version=v + 1, actor=actor, passed=check.passed, note=check.note
+        case_id=case.case_id,
+        version=v + 1,
+        actor=actor,
+        passed=check.passed,
+        note=check.note,
+        media=list(check.media),
     )
     if check.passed:
         return [checked, CaseClosed(case_id=case.case_id, version=v + 2, actor=actor)]

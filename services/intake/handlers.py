@@ -84,6 +84,7 @@ class Intake:
         )
         await create_indexes(db)
         await intake.contacts.create_indexes()
+        await intake.media.create_indexes()
         # The callbacks owed (`awaiting_callback`): closed heads of reachable reporters.
         await db["case_heads"].create_index(
             [("view.state", 1), ("view.reachable", 1), ("view.closed_at", 1)]

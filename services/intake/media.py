@@ -25,7 +25,7 @@ from gridfs import AsyncGridFSBucket, NoFile
 from pymongo import UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 
-from gridloop.auth import Principal, Role
+from gridloop.auth import PUBLIC, Principal, Role
 from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, invalid, not_found
 
@@ -42,6 +42,7 @@ MEDIA_CONTENT_TYPES = (
     "audio/ogg",
     "audio/mpeg",
     "audio/mp4",
+    "audio/webm",
     "application/octet-stream",
 )
 
@@ -70,6 +71,8 @@ def sniff(head: bytes) -> MediaType | None:
         return MediaType("audio/mpeg", "voice")
     if head[4:8] == b"ftyp" and head[8:11] in (b"M4A", b"mp4", b"iso", b"3gp"):
         return MediaType("audio/mp4", "voice")
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # WebM (EBML): a browser's MediaRecorder
+        return MediaType("audio/webm", "voice")
     return None
 
 
@@ -82,7 +85,8 @@ def check(data: bytes) -> MediaType:
         raise Refused(
             Why.unsupported,
             ("body", "file"),
-            "only photos (JPEG, PNG, WebP) and voice notes (AMR, MP3, M4A, WAV, Ogg) are taken",
+            "only photos (JPEG, PNG, WebP) and voice notes (AMR, MP3, M4A, WAV, Ogg, WebM) "
+            "are taken",
             "unsupported_media_type",
         )
     limit = LIMITS[found.kind]
@@ -112,6 +116,20 @@ class Upload:
     uploaded_by: Principal | None
 
 
+# What makes two uploads one: the same uploader's same bytes.
+_SAME_UPLOAD = ("uploaded_by.role", "uploaded_by.subject", "sha256")
+
+
+def _stored(file_id: ObjectId, media: MediaType, size: int, digest: str) -> dict[str, Any]:
+    return {
+        "media_id": str(file_id),
+        "content_type": media.content_type,
+        "kind": media.kind,
+        "size": size,
+        "sha256": digest,
+    }
+
+
 def _upload(doc: Document) -> Upload:
     metadata = doc.get("metadata") or {}
     by = metadata.get("uploaded_by") or {}
@@ -136,14 +154,30 @@ class MediaStore:
         self.bucket = AsyncGridFSBucket(db, bucket_name="media")
         self.files = db["media.files"]
 
+    async def create_indexes(self) -> None:
+        # An uploader's earlier upload of the same bytes (`put`): found without a scan.
+        await self.files.create_index([(f"metadata.{f}", 1) for f in _SAME_UPLOAD])
+
     async def put(self, data: bytes, filename: str, who: Principal) -> dict[str, Any]:
+        """Keep an upload, or answer with the one its uploader already made of the same
+        bytes: a handheld sending a photo again (its answer lost on a bad network) makes
+        no second file. Only a credential holder's own: another's upload is never told of,
+        and anonymous callers, who share one subject, are never answered with an earlier
+        upload."""
         media = check(data)
         digest = hashlib.sha256(data).hexdigest()
+        uploader = {"role": who.role.value, "subject": who.subject}
+        same = dict(zip(_SAME_UPLOAD, (uploader["role"], uploader["subject"], digest), strict=True))
+        earlier = None
+        if who != PUBLIC:  # anonymous callers are one subject: none is told of another's
+            earlier = await self.files.find_one({f"metadata.{f}": v for f, v in same.items()})
+        if earlier is not None:
+            return _stored(earlier["_id"], media, len(data), digest)
         metadata = {
             "content_type": media.content_type,
             "kind": media.kind,
             "sha256": digest,
-            "uploaded_by": {"role": who.role.value, "subject": who.subject},
+            "uploaded_by": uploader,
             "uploaded_at": datetime.now(UTC),
             "cases": [],
         }
@@ -151,13 +185,7 @@ class MediaStore:
         await self.bucket.upload_from_stream_with_id(
             file_id, filename[:200], data, metadata=metadata
         )
-        return {
-            "media_id": str(file_id),
-            "content_type": media.content_type,
-            "kind": media.kind,
-            "size": len(data),
-            "sha256": digest,
-        }
+        return _stored(file_id, media, len(data), digest)
 
     async def missing(self, ids: list[str]) -> list[str]:
         """The ids among `ids` that name no uploaded file."""

@@ -94,6 +94,7 @@ class CheckIn(BaseModel):
     passed: bool
     note: Note = None
     supervisor_id: PersonId | None = None
+    media: MediaIds = []  # photos of what the supervisor found on site (核查照片)
 
 
 class FileIn(BaseModel):

@@ -76,6 +76,7 @@ INTAKE: list[tuple[str, str, set[Role | None]]] = [
     ("POST", f"{CASE}/answer", {R.hotline, R.supervision_centre}),
     ("POST", f"{CASE}/contact/opt-out", {None, R.public, R.hotline}),
     ("GET", "/tasks/verification", {R.supervisor, R.supervision_centre}),
+    ("GET", "/tasks/check", {R.supervisor, R.supervision_centre}),  # 核查 (the handheld)
     ("GET", "/tasks/filing", {R.supervision_centre}),
     ("GET", "/media/none", STAFF),
     ("GET", "/media/none/signed?department=WATER&expires=1&signature=x", EVERYONE),

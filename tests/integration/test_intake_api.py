@@ -409,15 +409,39 @@ async def test_media_ids_tell_nothing_of_one_another(h: Harness) -> None:
     ids = [
         (
             await h.http.post(
-                "/media", files={"file": ("p.jpg", JPEG, "image/jpeg")}, headers=h.auth("hotline")
+                "/media",
+                files={"file": ("p.jpg", JPEG + bytes([n]), "image/jpeg")},
+                headers=h.auth("hotline"),
             )
         ).json()["media_id"]
-        for _ in range(3)
+        for n in range(3)
     ]
     # ObjectIds of one process share their bytes 4–8 (a per-process random value) and
     # count up in bytes 9–11: these are random throughout.
     assert len({i[8:18] for i in ids}) == 3
     assert all(len(i) == 24 for i in ids)
+
+
+async def test_a_photo_sent_twice_is_one_upload_of_its_uploader(h: Harness) -> None:
+    """A handheld sends a photo again when the answer was lost: the same uploader's same
+    bytes are the upload it already made. Another uploader's, or an anonymous caller's,
+    are never answered with an earlier upload (that would tell who sent what)."""
+
+    async def upload(role: str | None, data: bytes = JPEG) -> str:
+        headers = h.auth(role) if role else {}
+        sent = await h.http.post(
+            "/media", files={"file": ("p.jpg", data, "image/jpeg")}, headers=headers
+        )
+        assert sent.status_code == 201, sent.text
+        media_id: str = sent.json()["media_id"]
+        return media_id
+
+    first = await upload("supervisor")
+    assert await upload("supervisor") == first
+    assert await upload("supervisor", JPEG + b"\x00") != first
+    assert await upload("hotline") != first
+    assert await upload(None) != await upload(None)
+    assert await h.db["media.files"].count_documents({"metadata.sha256": {"$exists": True}}) == 5
 
 
 async def test_uploads_are_typed_by_their_bytes_and_limited(h: Harness) -> None:

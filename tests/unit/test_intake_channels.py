@@ -485,6 +485,7 @@ AMR = b"#!AMR\n" + b"\x00" * 100
         (b"OggS\x00\x02" + b"\x00" * 10, "audio/ogg"),
         (b"ID3\x04\x00" + b"\x00" * 10, "audio/mpeg"),
         (b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 4, "audio/mp4"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81" + b"\x00" * 8, "audio/webm"),  # MediaRecorder's
     ],
 )
 def test_media_types_are_read_from_the_bytes(head: bytes, content_type: str) -> None:
