@@ -60,6 +60,8 @@ _ACTOR_ROLE = {
     Access.department: Role.department,
     Access.admin: Role.system,
     Access.grid_staff: Role.grid_staff,
+    Access.shift_lead: Role.shift_lead,
+    Access.tier_office: Role.tier_office,
 }
 
 
