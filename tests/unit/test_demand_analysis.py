@@ -80,20 +80,22 @@ def test_without_a_month_before_there_is_no_change(pack: CityPack) -> None:
 
 def test_unresolved_disputes_by_the_office_that_holds_them(pack: CityPack) -> None:
     disputes = [
-        case(30, "hotline", "0101", "dispute", department="STREET-001"),
-        case(31, "hotline", "0101", "dispute", department="STREET-001", reported_at=NOW),
+        case(30, "hotline", "0101", "dispute", tier="street", tier_office="001"),
+        case(31, "hotline", "0101", "dispute", tier="street", tier_office="001", reported_at=NOW),
         case(32, "hotline", "0101", "dispute"),  # still with its grid
-        case(33, "hotline", "0101", "dispute", department="STREET-001", state="closed"),
+        case(33, "hotline", "0101", "dispute", tier="street", tier_office="001", state="closed"),
         case(34, "hotline", "0102", "event", department="STREET-001"),  # no dispute
     ]
     # Until the catalogue has a dispute kind (the disputes' branch adds it): an empty table.
     assert unresolved_disputes(disputes, pack, ("component", "event")) == []
     found = unresolved_disputes(disputes, pack, ("component", "event", "dispute"))
     assert [(u.owner, u.disputes, u.oldest) for u in found] == [
-        ("STREET-001", 2, T0),
+        ("street 001", 2, T0),
         ("grid 110101001001001", 1, T0),
     ]
-    assert found[0].name != "STREET-001"  # the pack's name of the street office
+    # The pack's names of the street and of the grid.
+    assert found[0].name == pack.streets["001"].name
+    assert found[1].name == pack.grid_by_code["110101001001001"].name
 
 
 def test_the_report_has_the_section_with_its_four_tables(pack: CityPack) -> None:

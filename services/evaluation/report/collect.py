@@ -27,6 +27,8 @@ FIELDS = {
         "component_id",
         "reported_at",
         "department",
+        "tier",  # a dispute's tier office (矛盾纠纷), docs/disputes.md
+        "tier_office",
         "deadline",
         "parked_at",
         "closed_at",

@@ -125,16 +125,32 @@ def raised(cases: Sequence[Case], last: Sequence[Case] | None, pack: CityPack) -
 
 
 def sits_with(case: Case) -> str:
-    """Where an unresolved dispute sits: the office that holds it now (the projection's
-    `department`, the owner it was last sent to), else still with its grid."""
-    return str(case.get("department") or f"grid {case.get('grid_code') or '?'}")
+    """Where an unresolved dispute sits: the tier office that holds it now (the
+    projection's `tier` and `tier_office`: docs/disputes.md), else still with its grid."""
+    tier, office = case.get("tier"), case.get("tier_office")
+    if tier and office:
+        return f"{tier} {office}"
+    return f"grid {case.get('grid_code') or '?'}"
+
+
+def office_name(owner: str, pack: CityPack) -> str:
+    """A tier office (`sits_with`) as the city names it: the grid's, community's or
+    street's name from the pack, the district's; the code where the pack has none."""
+    tier, _, office = owner.partition(" ")
+    names: dict[str, str | None] = {
+        "grid": getattr(pack.grid_by_code.get(office), "name", None),
+        "community": next((c.name for c in pack.city.communities if c.code == office), None),
+        "street": getattr(pack.streets.get(office), "name", None),
+        "district": pack.city.district.name if pack.city.district.code == office else None,
+    }
+    return names.get(tier) or owner
 
 
 def unresolved_disputes(
     disputes: Sequence[Case], pack: CityPack, kinds: Sequence[str] = get_args(Kind)
 ) -> list[Unresolved]:
-    """The disputes not yet closed by the office that holds them, by that office (most
-    first). Empty while the case kinds (`kinds`: schemas.events.Kind) have no dispute."""
+    """The disputes not yet closed, by the tier office that holds them (most first).
+    Empty while the case kinds (`kinds`: schemas.events.Kind) have no dispute."""
     if DISPUTE not in kinds:
         return []
     open_ = [c for c in disputes if c.get("kind") == DISPUTE and c.get("state") in OPEN_STATES]
@@ -144,9 +160,9 @@ def unresolved_disputes(
     rows = []
     for owner, cases in held.items():
         times = [c["reported_at"] for c in cases if c.get("reported_at") is not None]
-        known = pack.departments.get(owner)
-        name = known.name if known else owner
-        rows.append(Unresolved(owner, name, len(cases), min(times, default=None)))
+        rows.append(
+            Unresolved(owner, office_name(owner, pack), len(cases), min(times, default=None))
+        )
     return sorted(rows, key=lambda r: (-r.disputes, r.owner))
 
 
