@@ -152,3 +152,23 @@ async def test_two_managers_assigned_at_once_one_stands(world: GridWorld) -> Non
     # head does): the same fact under one id, which consumers drop as a repeat.
     assigned = [e for e in await world.events() if e.type == "gridloop.grid.staff_assigned"]
     assert len({e.id for e in assigned}) == 1
+
+
+async def test_an_idempotency_key_is_its_callers_own(world: GridWorld) -> None:
+    lead = await world.token(Role.shift_lead, "lead-1")
+    admin = await world.token(Role.admin, "ops")
+    key = {"Idempotency-Key": "same-1"}
+    first = await world.http.post(
+        f"/grids/{G1}/staff/TM-0004/release", headers=lead | key, json={"role": "team_member"}
+    )
+    assert first.status_code == 200
+    theirs = await world.http.post(
+        f"/grids/{G1}/staff",
+        headers=admin | key,
+        json={"staff": "TM-0005", "name": "志愿者", "role": "team_member"},
+    )
+    assert theirs.status_code == 201, theirs.text
+    assert [e.type.rsplit(".", 1)[1] for e in await world.events()] == [
+        "staff_released",
+        "staff_assigned",
+    ]
