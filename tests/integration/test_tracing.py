@@ -129,7 +129,8 @@ async def test_a_case_is_one_trace_from_intake_through_dispatch_to_notify(
 
         async def reached_notify() -> list[ReadableSpan] | None:
             found = of_case(spans, case_id)
-            return found if consumed_by(found, "notify", DISPATCHES.name) else None
+            notified = consumed_by(found, "notify", DISPATCHES.name)
+            return found if any(s.status.is_ok for s in notified) else None
 
         found = await eventually(reached_notify, within=60, what="notify handling the dispatch")
 
