@@ -224,6 +224,32 @@ def dead_lettered(reason: BaseException) -> None:
     _failed(get_current_span(), reason)
 
 
+def attempting(traceparent: str, case_id: str, recipient: str, attempt: int) -> Span | None:
+    """A CLIENT span for one delivery attempt of a message derived from an event (a
+    webhook), a child of the span that sent the event (`traceparent`, kept with the
+    delivery); None when off or when the delivery was queued untraced."""
+    if _tracer is None or not traceparent:
+        return None
+    return _tracer.start_span(
+        f"deliver {recipient}",
+        context=context_of(traceparent),
+        kind=SpanKind.CLIENT,
+        attributes={CASE_ID: case_id, "gridloop.recipient": recipient, "gridloop.attempt": attempt},
+    )
+
+
+def attempted(span: Span | None, result: str, status: int | None) -> None:
+    """End an attempt's span with what came of it (`delivered`, `failed`, …)."""
+    if span is None:
+        return
+    span.set_attribute("gridloop.delivery.result", result)
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if result != "delivered":
+        span.set_status(Status(StatusCode.ERROR, result))
+    span.end()
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 
