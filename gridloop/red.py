@@ -2,19 +2,20 @@
 `observe(app)` (called by `gridloop.runtime.add_ops_routes`, which every app calls).
 
 - `gridloop_http_requests_total{route, method, status}`: requests answered, by route
-  template (`/v1/cases/{case_id}`, never the raw path: bounded labels), method and status
+  template (`/cases/{case_id}`, never the raw path: bounded labels), method and status
   class (`2xx` … `5xx`). Errors are `status="5xx"`; `4xx` are the callers'.
 - `gridloop_http_request_duration_seconds{route, method}`: from the request's arrival to the
   end of its answer (a stream's whole life).
 
-Exported by a process whose app has a route besides those two (not projections). A request
-no route matches counts as route `unmatched`. `/metrics` and `/healthz` are not
-counted: scrapes and probes would drown a quiet service's traffic. The middleware wraps the
+`/metrics` and `/healthz` are not counted: scrapes and probes would drown a quiet
+service's traffic; so a process whose app has no other route (projections) exports neither
+family. A request no route matches counts as route `unmatched`. The middleware wraps the
 whole app, the door's refusals (413, 429) and the 500 of an unhandled error included.
 
 Every (route, method) of the app is counted from 0 in each status class as the app starts,
 so a quiet service's dashboard shows 0 requests, not "no data". When tracing is on
-(`gridloop.tracing`), each request is also a SERVER span, named by its route.
+(`gridloop.tracing`), each request is also a SERVER span, named by its route, and its
+duration carries the trace id as an exemplar (served in OpenMetrics, `runtime.add_ops_routes`).
 """
 
 from __future__ import annotations
@@ -119,10 +120,20 @@ class Observed:
             route = _template(scope["route"]) if "route" in scope else UNMATCHED
             method = scope["method"]
             REQUESTS.labels(route, method, f"{status // 100}xx").inc()
-            DURATION.labels(route, method).observe(time.perf_counter() - started)
-            if span is not None:
+            elapsed = time.perf_counter() - started
+            if span is None:
+                DURATION.labels(route, method).observe(elapsed)
+            else:
+                DURATION.labels(route, method).observe(elapsed, _exemplar(span))
                 case_id = (scope.get("path_params") or {}).get("case_id")
                 tracing.answered(span, method, route, status, case_id)
+
+
+def _exemplar(span: Span) -> dict[str, str] | None:
+    """The request's trace id beside its duration (OpenMetrics exemplars: Grafana links a
+    slow request to its trace); none for a trace not sampled, which is never exported."""
+    context = span.get_span_context()
+    return {"trace_id": f"{context.trace_id:032x}"} if context.trace_flags.sampled else None
 
 
 def _span(scope: Scope) -> Span | None:

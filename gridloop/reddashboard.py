@@ -8,7 +8,9 @@ takes OTLP on :4318, docs/operations.md):
 
 - the dashboard links "Traces of case $case_id" (a search by the spans' `gridloop.case_id`)
   and "Trace $trace_id";
-- every request-rate panel links each route's series to its traces in the time shown.
+- every request-rate panel links each route's series to its traces in the time shown;
+- the duration panels show exemplars, each request's trace id beside its duration, which the
+  Prometheus datasource opens in the tracing UI (deploy/grafana/provisioning).
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def _query(expr: str, legend: str, ref: str = "A") -> prometheus.Dataquery:
     return prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref)
 
 
+def _with_exemplars(expr: str, legend: str, ref: str) -> prometheus.Dataquery:
+    """A query whose exemplars (a request's trace id) are shown as points to click."""
+    return _query(expr, legend, ref).exemplar(True)
+
+
 def _row(service: str, n: int) -> list[timeseries.Panel]:
     job = f'job="gridloop-{service}"'
     rate = (
@@ -78,7 +85,7 @@ def _row(service: str, n: int) -> list[timeseries.Panel]:
     duration = _panel(f"{service}: duration p50 and p99", "s", n, 2)
     for ref, quantile in (("A", "0.5"), ("B", "0.99")):
         duration = duration.with_target(
-            _query(
+            _with_exemplars(
                 f"histogram_quantile({quantile}, sum by (le) (rate({DURATION}{{{job}}}[5m])))",
                 f"p{quantile[2:].ljust(2, '0')}",
                 ref,

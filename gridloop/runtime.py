@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI, Request, Response
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.config import Settings
@@ -35,8 +36,11 @@ def add_ops_routes(app: FastAPI) -> None:
     observe(app)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    def metrics(request: Request) -> Response:
+        # OpenMetrics to a scraper that asks for it (Prometheus does): it carries the
+        # exemplars, a request's trace id beside its duration (gridloop.red).
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(REGISTRY), media_type=content_type)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

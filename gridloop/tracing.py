@@ -4,29 +4,35 @@ The trace context travels inside each event as the CloudEvents distributed-traci
 extension: the `traceparent` and `tracestate` attributes of `schemas.envelope.Envelope`
 (`ce_traceparent`, `ce_tracestate` headers in Kafka binary mode). Spans, written once:
 
-- SERVER `POST /v1/reports` for every HTTP request of every service (`gridloop.red`);
+- SERVER `POST /reports` for every HTTP request of every service (`gridloop.red`);
 - PRODUCER `send reports` for every event published (`gridloop.kafka.producer`), a child of
   what caused it: the request, or the record whose handling derived it;
 - CONSUMER `process reports` for every record a consumer group handles
-  (`gridloop.kafka.consumer`, `gridloop.kafka.batch`), a child of the span that sent it.
+  (`gridloop.kafka.consumer`, `gridloop.kafka.batch`, the SLA engine's agent), a child of
+  the span that sent it;
+- CLIENT `deliver WATER` for every webhook attempt (services/notify), a child of the span
+  that sent the event it tells of.
 
-So intake's request → `case.reported` → dispatch's handling → `case.dispatched` → notify's
-handling is one trace, each span carrying `gridloop.case_id`.
+So intake's request → `case.filed` → dispatch's handling → `case.dispatched` → notify's
+handling and its webhook attempts are one trace, each span carrying `gridloop.case_id`.
 
 Off unless `configure` is given an OTLP endpoint (`GRIDLOOP_OTLP_ENDPOINT`, or the standard
-`OTEL_EXPORTER_OTLP_ENDPOINT`): then every function here returns at its first line, no
-span is made and no header added. Tests `install` a provider of their own.
+`OTEL_EXPORTER_OTLP_ENDPOINT`; `OTEL_SDK_DISABLED=true` keeps it off): then every function
+here returns at its first line, no span is made and no header added. Tests `install` a
+provider of their own. docs/operations.md says how to turn it on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Protocol
 
+from opentelemetry import context
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -71,7 +77,7 @@ def traces_url(endpoint: str) -> str:
 def configure(service: str, endpoint: str) -> TracerProvider | None:
     """Export this process's spans as `gridloop-<service>` to `endpoint` over OTLP/HTTP, in
     batches off the event loop's path; nothing when `endpoint` is empty."""
-    if not endpoint:
+    if not endpoint or os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return None
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -224,6 +230,32 @@ def dead_lettered(reason: BaseException) -> None:
     _failed(get_current_span(), reason)
 
 
+def attempting(traceparent: str, case_id: str, recipient: str, attempt: int) -> Span | None:
+    """A CLIENT span for one delivery attempt of a message derived from an event (a
+    webhook), a child of the span that sent the event (`traceparent`, kept with the
+    delivery); None when off or when the delivery was queued untraced."""
+    if _tracer is None or not traceparent:
+        return None
+    return _tracer.start_span(
+        f"deliver {recipient}",
+        context=context_of(traceparent),
+        kind=SpanKind.CLIENT,
+        attributes={CASE_ID: case_id, "gridloop.recipient": recipient, "gridloop.attempt": attempt},
+    )
+
+
+def attempted(span: Span | None, result: str, status: int | None) -> None:
+    """End an attempt's span with what came of it (`delivered`, `failed`, …)."""
+    if span is None:
+        return
+    span.set_attribute("gridloop.delivery.result", result)
+    if status is not None:
+        span.set_attribute("http.response.status_code", status)
+    if result != "delivered":
+        span.set_status(Status(StatusCode.ERROR, result))
+    span.end()
+
+
 # --- HTTP ------------------------------------------------------------------------------------
 
 
@@ -251,8 +283,6 @@ def answered(span: Span, method: str, route: str, status: int, case_id: str | No
 
 @contextlib.contextmanager
 def _current(span: Span) -> Iterator[None]:
-    from opentelemetry import context
-
     token = context.attach(set_span_in_context(span))
     try:
         yield

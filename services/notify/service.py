@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
 
+from gridloop import tracing
 from gridloop.cases.reader import CaseReader
 from gridloop.cases.record import CaseRecord
 from gridloop.citypack import CityPack
@@ -243,7 +244,9 @@ class Notify:
 
 def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:
     wid = webhook_id(env.id, notice.department)
-    return {
+    # The event's trace context, when it came with one: each attempt is a span of its trace.
+    traced = {"traceparent": env.traceparent} if env.traceparent else {}
+    return traced | {
         "_id": wid,
         "event_id": env.id,
         "type": notice.message["type"],
@@ -447,9 +450,13 @@ class Deliverer:
         breaker, disable an endpoint that is gone, count, and record."""
         number = doc["attempts"] + 1
         started, at = time.perf_counter(), datetime.now(UTC)
+        span = tracing.attempting(
+            doc.get("traceparent", ""), doc["case_id"], endpoint.department, number
+        )
         answer = await self._call(doc, endpoint, at)
         seconds = time.perf_counter() - started
         step = next_step(answer, number, self.policy.schedule, self.rng)
+        tracing.attempted(span, step.result, answer.status)
         state.breaker = state.breaker.after(step.result, time.monotonic())
         if step.result == "gone":
             await self.store.disable(endpoint.department, f"410 Gone at {at.isoformat()}")

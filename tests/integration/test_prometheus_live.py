@@ -70,6 +70,10 @@ NO_DATA = {
     "max(gridloop_evaluation_pending_cases) > 5000": (
         "an alert: the scores of a handful of test cases are recomputed at once"
     ),
+    'sum by (job) (rate(gridloop_http_requests_total{status="5xx"}[5m])) / sum by (job)'
+    " (rate(gridloop_http_requests_total[5m])) > 0.05": (
+        "an alert: no service answers a server error while the test runs"
+    ),
 }
 
 

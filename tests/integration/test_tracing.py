@@ -1,6 +1,6 @@
 """One case's path across the services is one trace: intake's request → `case.reported`,
-`case.filed` → dispatch's handling → `case.dispatched` → notify's handling, the context
-carried by the events' CloudEvents `traceparent`.
+`case.filed` → dispatch's handling → `case.dispatched` → notify's handling, and the attempt
+to tell the department, the context carried by the events' CloudEvents `traceparent`.
 
 The services run as `gridloop run` runs them (each one's `main.run`), in this process so
 that one in-memory exporter (opentelemetry-sdk's) collects every span, on the session's
@@ -129,9 +129,13 @@ async def test_a_case_is_one_trace_from_intake_through_dispatch_to_notify(
 
         async def reached_notify() -> list[ReadableSpan] | None:
             found = of_case(spans, case_id)
-            return found if consumed_by(found, "notify", DISPATCHES.name) else None
+            notified = consumed_by(found, "notify", DISPATCHES.name)
+            attempted = [s for s in found if s.kind is SpanKind.CLIENT]
+            return found if attempted and any(s.status.is_ok for s in notified) else None
 
-        found = await eventually(reached_notify, within=60, what="notify handling the dispatch")
+        found = await eventually(
+            reached_notify, within=60, what="notify handling the dispatch, and a webhook attempt"
+        )
 
     [request] = [
         s
@@ -159,6 +163,14 @@ async def test_a_case_is_one_trace_from_intake_through_dispatch_to_notify(
     assert groups[4] == named(settings.namespace, "notify")
     types = [attr(s, "cloudevents.event_type") for s in chain[1:]]
     assert types == ["gridloop.case.filed"] * 2 + ["gridloop.case.dispatched"] * 2
+
+    # The department's webhook: an attempt of its own (to nowhere here: failed), under the
+    # event it tells of.
+    [attempt, *_] = [s for s in found if s.kind is SpanKind.CLIENT]
+    assert attempt.name == "deliver SANITATION"
+    assert attempt.parent is not None and attempt.parent.span_id == chain[3].context.span_id
+    assert attr(attempt, "gridloop.delivery.result") == "failed"
+    assert not attempt.status.is_ok
 
 
 def _ids(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[int]:

@@ -19,6 +19,7 @@ from gridloop import tracing
 from gridloop.runtime import add_ops_routes
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
 def app_with_routes(prefix: str) -> FastAPI:
@@ -100,12 +101,20 @@ def test_a_request_is_a_server_span_named_by_its_route_under_the_caller_s_trace(
 ) -> None:
     with TestClient(app_with_routes(prefix)) as client:
         client.get(f"{prefix}/cases/C-9", headers={"traceparent": TRACEPARENT})
+        plain = client.get("/metrics").text
+        asked = client.get("/metrics", headers={"accept": OPENMETRICS})
     [span] = spans.get_finished_spans()
     assert span.kind is SpanKind.SERVER
     assert span.name == f"GET {prefix}/cases/{{case_id}}"
     assert (span.attributes or {})[tracing.CASE_ID] == "C-9"
     assert (span.attributes or {})["http.response.status_code"] == 200
     assert span.parent is not None and f"{span.parent.trace_id:032x}" in TRACEPARENT
+    # Its duration carries its trace id to a scraper that asks for OpenMetrics (exemplars).
+    trace_id = f"{span.context.trace_id:032x}"
+    assert asked.headers["content-type"].startswith("application/openmetrics-text")
+    bucket = [line for line in asked.text.splitlines() if f'trace_id="{trace_id}"' in line]
+    assert len(bucket) == 1 and f'route="{prefix}/cases/{{case_id}}"' in bucket[0]
+    assert trace_id not in plain  # the classic text format has no exemplars
 
 
 def test_no_span_and_no_trace_header_when_tracing_is_off(prefix: str) -> None:
