@@ -27,6 +27,8 @@ from gridloop.mongo import Document
 from schemas.envelope import Envelope, decode, encode
 from services.grid.visiting import Finding, FindingType, Household, Visit, from_pack
 
+SEED_BATCH = 1000  # doors a write when the pack seeds the register
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -58,19 +60,26 @@ class VisitStore:
         await self.visits.create_index([("grid", ASCENDING), ("at", ASCENDING)])
 
     async def seed(self, pack: CityPack) -> int:
-        """A document for each door of the pack's register that has none; how many."""
+        """A document for each door of the pack's register that has none, in batches; how
+        many. One read of the ids there first: a restart inserts nothing (and a generated
+        district's tens of thousands of doors are not each refused as duplicates)."""
+        there = {d["_id"] async for d in self.households.find({}, {"_id": 1})}
         docs = [
             _household_doc(from_pack(e), 0, ())
             for grid in pack.grids
             for e in pack.households.of(grid.code)
+            if e.id not in there
         ]
-        if not docs:
-            return 0
-        try:
-            result = await self.households.insert_many(docs, ordered=False)
-            return len(result.inserted_ids)
-        except BulkWriteError as exc:  # seeded before (or by another instance)
-            return int(exc.details.get("nInserted", 0))
+        made = 0
+        for start in range(0, len(docs), SEED_BATCH):
+            try:
+                result = await self.households.insert_many(
+                    docs[start : start + SEED_BATCH], ordered=False
+                )
+                made += len(result.inserted_ids)
+            except BulkWriteError as exc:  # another instance seeding at the same time
+                made += int(exc.details.get("nInserted", 0))
+        return made
 
     # --- the register ---------------------------------------------------------------------------
 
