@@ -15,6 +15,7 @@ grid person it is not for.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -83,16 +84,33 @@ class Visits:
         self.grid, self.store, self.intake = grid, store, intake
         self.pack, self.now = grid.pack, grid.now
         self.producer: EventProducer = grid.producer
+        self._seeding: asyncio.Future[int] | None = None
 
     @classmethod
     async def build(
-        cls, grid: GridService, db: AsyncDatabase[Document], intake: Reporter
+        cls,
+        grid: GridService,
+        db: AsyncDatabase[Document],
+        intake: Reporter,
+        background: bool = False,
     ) -> Visits:
-        """The register seeded from the pack (once: the API's changes stand) and indexed."""
+        """The register indexed and seeded from the pack (once: the API's changes stand).
+        In the `background`, the service answers meanwhile and what reads or changes the
+        register waits for the seed: a generated district's 30,000 doors take half a
+        minute to write the first time, longer than a service may take to start."""
         store = VisitStore(db)
         await store.create_indexes()
-        await store.seed(grid.pack)
-        return cls(grid, store, intake)
+        visits = cls(grid, store, intake)
+        visits._seeding = asyncio.ensure_future(store.seed(grid.pack))
+        if not background:
+            await visits.seeded()
+        return visits
+
+    async def seeded(self) -> None:
+        """Wait until the pack's register is in the store (shielded: a request given up on
+        does not cancel the seed)."""
+        if self._seeding is not None:
+            await asyncio.shield(self._seeding)
 
     # --- who may ---------------------------------------------------------------------------
 
@@ -118,11 +136,13 @@ class Visits:
     async def register(self, who: Principal, grid: str) -> list[Household]:
         """The grid's doors on the register now."""
         await self.may_read(who, grid, HOUSEHOLD_READERS)
+        await self.seeded()
         now = self.now()
         return [h for h in await self.store.register(grid) if h.on_register(now)]
 
     async def add(self, who: Principal, door: RegisterDoor) -> Household:
         await self._may_change(who, door.grid)
+        await self.seeded()
         register = await self.store.register(door.grid)
         household = core.decide_register(door, register, self.pack.households.names, self.now())
         envelope = self._envelope(core.household_changed(household, 1, who))
@@ -133,6 +153,7 @@ class Visits:
         return household
 
     async def change(self, who: Principal, household_id: str, change: ChangeDoor) -> Household:
+        await self.seeded()
         stored = await self.store.household(household_id)
         if stored is None:
             raise not_found(("path", "household"), f"no household {household_id}")
@@ -163,6 +184,7 @@ class Visits:
         self._known(log.grid)
         if (seen := await self.store.visit(log.visit_id)) is not None:
             return await self._replayed(seen.visit, seen.fingerprint, seen.outbox, seen.rev, asked)
+        await self.seeded()
         register = await self.store.register(log.grid)
         # As the database keeps it (UTC, milliseconds): a replay answers the same.
         log = replace(log, at=_millis(log.at.astimezone(UTC)))
@@ -237,6 +259,7 @@ class Visits:
     async def coverage(self, who: Principal, grid: str, period: str) -> Coverage:
         await self.may_read(who, grid, COVERAGE_READERS)
         span = core.period_of(period, self.pack.city.timezone)
+        await self.seeded()
         register = await self.store.register(grid)
         visits = await self.store.visits_of(grid, span.start, span.end)
         return core.coverage(grid, span, register, visits, self.now())

@@ -17,10 +17,11 @@ from gridloop.topology import named
 from schemas import clock
 from schemas.envelope import Envelope, decode
 from schemas.events import CaseReported
+from services.grid.intake_client import IntakeClient
 from services.grid.service import SOURCE
 from services.grid.visit_store import VisitStore
 from services.grid.visiting import LogVisit, decide_visit, visit_logged
-from services.grid.visits import Asked, visit_id
+from services.grid.visits import Asked, Visits, visit_id
 from services.grid.visits_api import VisitIn
 from tests.conftest import Servers
 from tests.helpers import read_topic
@@ -281,3 +282,20 @@ async def test_a_dispute_finding_becomes_a_dispute_in_one_action(world: World) -
     assert isinstance(first.data, CaseReported)
     assert (first.data.kind, first.data.class_code, first.data.grid_code) == ("dispute", "0101", G1)
     assert first.data.actor.role == "grid_staff"
+
+
+async def test_the_register_seeded_in_the_background_is_whole_when_first_read(
+    world: World,
+) -> None:
+    """The service answers while the pack's register is written (a generated district's
+    takes half a minute); the first read waits for it rather than show part of it."""
+    fresh = world.db.client[f"test_{uuid.uuid4().hex[:12]}"]
+    try:
+        visits = await Visits.build(world.service, fresh, IntakeClient("http://nowhere"), True)
+        admin = Principal(Role.admin, "ops")
+        doors = await visits.register(admin, G2)
+        assert len(doors) == len(world.pack.households.of(G2))
+        total = await fresh["grid_households"].count_documents({})
+        assert total == len(world.pack.households)
+    finally:
+        await world.db.client.drop_database(fresh.name)

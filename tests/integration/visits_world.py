@@ -55,6 +55,7 @@ class VisitsWorld:
     pack: CityPack
     credentials: CredentialStore
     tokens: dict[str, str]
+    service: GridService
 
     def auth(self, who: str, key: str | None = None) -> dict[str, str]:
         found = {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -96,7 +97,7 @@ async def visits_world(servers: Servers) -> AsyncIterator[VisitsWorld]:
     app = grid_app(service, credentials, ROOMY, parts=parts)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://grid")
     try:
-        yield VisitsWorld(http, db, servers.kafka, namespace, pack, credentials, tokens)
+        yield VisitsWorld(http, db, servers.kafka, namespace, pack, credentials, tokens, service)
     finally:
         await http.aclose()
         await producer.stop()
