@@ -24,6 +24,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gridloop.citypack import CityPack
 from gridloop.citypack.households import Occupancy
 from gridloop.mongo import Document
+from gridloop.visits import VISITS
 from schemas.envelope import Envelope, decode, encode
 from services.grid.visiting import Finding, FindingType, Household, Visit, from_pack
 
@@ -53,7 +54,7 @@ class StoredHousehold(Stored):
 class VisitStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.households = db["grid_households"]
-        self.visits = db["grid_visits"]
+        self.visits = db[VISITS]  # read by other services through gridloop.visits
 
     async def create_indexes(self) -> None:
         await self.households.create_index([("grid", ASCENDING)])

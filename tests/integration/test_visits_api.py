@@ -14,6 +14,7 @@ import pytest
 
 from gridloop.access import Principal, Role
 from gridloop.topology import named
+from gridloop.visits import findings_by_type
 from schemas import clock
 from schemas.envelope import Envelope, decode
 from schemas.events import CaseReported
@@ -299,3 +300,20 @@ async def test_the_register_seeded_in_the_background_is_whole_when_first_read(
         assert total == len(world.pack.households)
     finally:
         await world.db.client.drop_database(fresh.name)
+
+
+async def test_other_services_read_the_findings_by_type(world: World) -> None:
+    """The monthly report's demand analysis (民情分析) counts what visits found through the
+    kernel's read side, by type, in a period and in some grids."""
+    g1 = [d["household"] for d in await world.doors(G1)][:2]
+    g2 = [d["household"] for d in await world.doors(G2)][:1]
+    need, hazard = {"type": "need", "text": "助餐"}, {"type": "fire_hazard", "text": "杂物"}
+    await world.post(f"/grids/{G1}/visits", _visit(g1, need, hazard, need), "zhao")
+    await world.post(f"/grids/{G2}/visits", _visit(g2, need), "qian")
+    await world.post(f"/grids/{G1}/visits", _visit(g1, hazard, ago=24 * 20), "zhao")
+    now = clock.now()
+    today = await findings_by_type(world.db, now - timedelta(days=1), now)
+    assert today == {"need": 3, "fire_hazard": 1}
+    assert await findings_by_type(world.db, now - timedelta(days=1), now, [G2]) == {"need": 1}
+    month = await findings_by_type(world.db, now - timedelta(days=30), now, [G1])
+    assert month == {"need": 2, "fire_hazard": 2}
