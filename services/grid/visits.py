@@ -35,6 +35,7 @@ from schemas.envelope import Envelope
 from schemas.events import EventData
 from services.grid import visiting as core
 from services.grid.intake_client import Reporter
+from services.grid.register import covering
 from services.grid.service import SOURCE, GridService
 from services.grid.visit_store import VisitStore
 from services.grid.visiting import (
@@ -120,6 +121,16 @@ class Visits:
             return []
         return await self.grid.store.grids_of(who.subject)
 
+    async def theirs_at(self, who: Principal, grid: str, at: datetime) -> list[str]:
+        """The grids a grid person works now, and `grid` if they worked it at `at`: a visit
+        made before a release and sent later from an offline handheld is theirs."""
+        now = await self.theirs(who)
+        if who.role is not Role.grid_staff or grid in now:
+            return now
+        head = await self.grid.store.head(grid)
+        spells = covering(head.spells if head is not None else [], at)
+        return [*now, grid] if any(s.staff == who.subject for s in spells) else now
+
     async def may_read(self, who: Principal, grid: str, roles: Sequence[Role]) -> None:
         """An unknown grid is 404; a grid person sees only their grids (403)."""
         self._known(grid)
@@ -188,7 +199,8 @@ class Visits:
         register = await self.store.register(log.grid)
         # As the database keeps it (UTC, milliseconds): a replay answers the same.
         log = replace(log, at=_millis(log.at.astimezone(UTC)))
-        visit = core.decide_visit(log, register, await self.theirs(log.who), _millis(self.now()))
+        theirs = await self.theirs_at(log.who, log.grid, log.at)
+        visit = core.decide_visit(log, register, theirs, _millis(self.now()))
         envelope = self._envelope(core.visit_logged(visit, log.who))
         if not await self.store.claim_visit(visit, asked.fingerprint, [envelope]):
             seen = await self.store.visit(visit.id)  # the same request, claimed just now

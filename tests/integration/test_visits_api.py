@@ -317,3 +317,20 @@ async def test_other_services_read_the_findings_by_type(world: World) -> None:
     assert await findings_by_type(world.db, now - timedelta(days=1), now, [G2]) == {"need": 1}
     month = await findings_by_type(world.db, now - timedelta(days=30), now, [G1])
     assert month == {"need": 2, "fire_hazard": 2}
+
+
+async def test_a_visit_made_before_a_release_is_still_logged_when_sent_later(
+    world: World,
+) -> None:
+    """An offline handheld sends a visit after its grid person was released from the grid:
+    made while they worked it, it is theirs; one made after is not."""
+    doors = [d["household"] for d in await world.doors(G1)][:1]
+    released = await world.post(
+        f"/grids/{G1}/staff/GM-0001/release", {"role": "grid_manager"}, "admin"
+    )
+    assert released.status_code == 200, released.text
+    before = await world.post(f"/grids/{G1}/visits", _visit(doors, ago=1), "zhao")
+    assert before.status_code == 202, before.text
+    after = await world.post(f"/grids/{G1}/visits", _visit(doors, ago=-1 / 60), "zhao")
+    assert (after.status_code, after.json()["detail"][0]["loc"]) == (403, ["path", "grid"])
+    assert (await world.get(f"/grids/{G1}/households", "zhao")).status_code == 403
