@@ -34,6 +34,7 @@ from gridloop.refusal import Refused, Why, conflict, invalid, not_found
 from schemas.envelope import Envelope
 from schemas.events import EventData
 from services.grid import visiting as core
+from services.grid.access import spell_roles
 from services.grid.intake_client import Reporter
 from services.grid.register import covering
 from services.grid.service import SOURCE, GridService
@@ -116,10 +117,11 @@ class Visits:
     # --- who may ---------------------------------------------------------------------------
 
     async def theirs(self, who: Principal) -> list[str]:
-        """The grids a grid person works now (none for any other role)."""
+        """The grids a grid person works now in a grid staff's spells (none for any other
+        role: a supervisor's spells are not a grid staff credential's)."""
         if who.role is not Role.grid_staff:
             return []
-        return await self.grid.store.grids_of(who.subject)
+        return await self.grid.worked_by(who)
 
     async def theirs_at(self, who: Principal, grid: str, at: datetime) -> list[str]:
         """The grids a grid person works now, and `grid` if they worked it at `at`: a visit
@@ -129,7 +131,9 @@ class Visits:
             return now
         head = await self.grid.store.head(grid)
         spells = covering(head.spells if head is not None else [], at)
-        return [*now, grid] if any(s.staff == who.subject for s in spells) else now
+        roles = spell_roles(who)
+        mine = any(s.staff == who.subject and s.role in roles for s in spells)
+        return [*now, grid] if mine else now
 
     async def may_read(self, who: Principal, grid: str, roles: Sequence[Role]) -> None:
         """An unknown grid is 404; a grid person sees only their grids (403)."""
