@@ -26,7 +26,8 @@ from gridloop.citypack.households import Occupancy
 from gridloop.mongo import Document
 from gridloop.visits import VISITS
 from schemas.envelope import Envelope, decode, encode
-from services.grid.visiting import Finding, FindingType, Household, Visit, from_pack
+from services.grid.doors import Household, from_pack
+from services.grid.visiting import Finding, FindingType, Visit
 
 SEED_BATCH = 1000  # doors a write when the pack seeds the register
 

@@ -18,7 +18,7 @@ import pytest
 
 from gridloop.auth import Role
 from schemas import clock
-from services.grid.visits import COVERAGE_READERS, HOUSEHOLD_READERS
+from services.grid.households import COVERAGE_READERS, HOUSEHOLD_READERS
 from tests.conftest import Servers
 from tests.integration.test_authorization_matrix import EVERYONE, Door
 from tests.integration.visits_world import G1, G2, VisitsWorld, visits_world
