@@ -6,6 +6,7 @@ when they clocked in, their last position and how much of their track lay outsid
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,9 @@ from fastapi.responses import Response
 from gridloop.access import Role
 from gridloop.citypack import CityPack
 from gridloop.people import Session
+from gridloop.svgmap import Frame
 from services.console.kit import ask
+from services.console.maps import Drawn, drawn, frame
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
@@ -42,6 +45,27 @@ def rows(found: list[dict[str, Any]], pack: CityPack | None) -> list[dict[str, A
     return shown
 
 
+@dataclass(frozen=True)
+class PatrolMap:
+    """The communities patrolled now, each patrol's last position a dot on them."""
+
+    frame: Frame
+    grids: list[Drawn]
+    dots: list[tuple[float, float, dict[str, Any]]]
+
+
+def patrol_map(pack: CityPack | None, shown: list[dict[str, Any]]) -> PatrolMap | None:
+    if pack is None or not shown:
+        return None
+    communities = {p["grid"][:12] for p in shown}
+    codes = [g.code for g in pack.grids if g.code[:12] in communities]
+    points = [(p["last"]["lon"], p["last"]["lat"]) for p in shown]
+    bounds = [pack.polygon(c).bounds for c in codes] + [(x, y, x, y) for x, y in points]
+    f = frame(bounds, width=640.0)
+    dots = [(*f.xy(x, y), p) for (x, y), p in zip(points, shown, strict=True)]
+    return PatrolMap(f, drawn(f, pack, codes), dots)
+
+
 def install(app: FastAPI, page: Page, session: Sessions) -> None:
     """Add the patrols page to the console `app`."""
 
@@ -53,11 +77,13 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         console = request.app.state.console
         answer = await ask(found, f"{console.grid_url}/patrols", "GET")
         listed = answer.json() if answer is not None and answer.status_code == 200 else None
+        shown = rows(listed or [], console.pack)
         return page(
             request,
             "patrols.html",
             200 if listed is not None else 503,
             me=found,
-            patrols=rows(listed or [], console.pack),
+            patrols=shown,
+            drawing=patrol_map(console.pack, shown),
             unavailable=listed is None,
         )

@@ -118,7 +118,7 @@ class GridService:
             )
             return [*head.spells, spell], event, spell
 
-        return await self._change(grid, key, request, decide, 201)
+        return await self._change(grid, _scoped(who, key), request, decide, 201)
 
     async def release(
         self,
@@ -144,7 +144,7 @@ class GridService:
             )
             return spells, event, ended
 
-        return await self._change(grid, key, request, decide, 200)
+        return await self._change(grid, _scoped(who, key), request, decide, 200)
 
     async def _change(
         self,
@@ -176,6 +176,11 @@ class GridService:
                 await self.store.clear_outbox(grid, head.rev + 1)
                 return status, body
         raise conflict(("path", "grid"), "the grid's register kept changing: retry")
+
+
+def _scoped(who: Principal, key: str | None) -> str | None:
+    """An Idempotency-Key is its caller's: two callers' same key are two keys."""
+    return f"{who.role.value}/{who.subject}/{key}" if key is not None else None
 
 
 def _given(head: GridHead, key: str | None, asked: str) -> tuple[int, Document] | None:

@@ -114,5 +114,9 @@ async def test_the_shift_lead_sees_who_patrols_where(
         await expect(row.locator(".last")).to_contain_text(shown)  # in the city's time
         await expect(row.locator(".last")).to_contain_text("116.40080, 39.92060")
         await expect(row.locator(".outside")).to_have_text("0")
+        # On the map of the community patrolled: its two grids, the patroller's last fix.
+        drawing = lead.locator("#patrol-map")
+        await expect(drawing.locator("path.grid")).to_have_count(2)
+        await expect(drawing.locator(f"circle[data-patrol='{patrol}']")).to_have_count(1)
         await shot(lead, tmp_path, "patrols")
         await browser.close()

@@ -4,6 +4,7 @@ to their own grids."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -129,3 +130,45 @@ async def test_bad_changes_are_refused_and_change_nothing(world: GridWorld) -> N
     history = (await world.http.get(f"/grids/{G1}/history", headers=lead)).json()
     assert all(s["since"] is None for s in history)  # the pack's, untouched
     assert await world.events() == []
+
+
+async def test_two_managers_assigned_at_once_one_stands(world: GridWorld) -> None:
+    lead = await world.token(Role.shift_lead, "lead-1")
+    released = await world.http.post(
+        f"/grids/{G1}/staff/GM-0001/release", headers=lead, json={"role": "grid_manager"}
+    )
+    assert released.status_code == 200
+
+    async def assign(staff: str) -> int:
+        body = {"staff": staff, "name": staff, "role": "grid_manager"}
+        answer = await world.http.post(f"/grids/{G1}/staff", headers=lead, json=body)
+        return answer.status_code
+
+    statuses = await asyncio.gather(*(assign(f"GM-02{n:02d}") for n in range(6)))
+    assert sorted(statuses) == [201, 409, 409, 409, 409, 409]
+    now = (await world.http.get(f"/grids/{G1}/staff", headers=lead)).json()
+    assert len([s for s in now if s["role"] == "grid_manager"]) == 1
+    # A loser that finds the winner's outbox still there publishes it too (as a case's
+    # head does): the same fact under one id, which consumers drop as a repeat.
+    assigned = [e for e in await world.events() if e.type == "gridloop.grid.staff_assigned"]
+    assert len({e.id for e in assigned}) == 1
+
+
+async def test_an_idempotency_key_is_its_callers_own(world: GridWorld) -> None:
+    lead = await world.token(Role.shift_lead, "lead-1")
+    admin = await world.token(Role.admin, "ops")
+    key = {"Idempotency-Key": "same-1"}
+    first = await world.http.post(
+        f"/grids/{G1}/staff/TM-0004/release", headers=lead | key, json={"role": "team_member"}
+    )
+    assert first.status_code == 200
+    theirs = await world.http.post(
+        f"/grids/{G1}/staff",
+        headers=admin | key,
+        json={"staff": "TM-0005", "name": "志愿者", "role": "team_member"},
+    )
+    assert theirs.status_code == 201, theirs.text
+    assert [e.type.rsplit(".", 1)[1] for e in await world.events()] == [
+        "staff_released",
+        "staff_assigned",
+    ]
