@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop import failpoints
 from gridloop.access import Principal, Role
+from gridloop.audit import AuditTrail, household_read
 from gridloop.commands.kafka import publish_or_refuse
 from gridloop.kafka import EventProducer
 from gridloop.mongo import Document
@@ -50,6 +51,7 @@ class Households:
         self.pack, self.now = grid.pack, grid.now
         self.producer: EventProducer = grid.producer
         self._seeding: asyncio.Future[int] | None = None
+        self.audit = AuditTrail(store.households.database)
 
     @classmethod
     async def build(
@@ -116,7 +118,11 @@ class Households:
         await self.may_read(who, grid, HOUSEHOLD_READERS)
         await self.seeded()
         now = self.now()
-        return [h for h in await self.store.register(grid) if h.on_register(now)]
+        found = [h for h in await self.store.register(grid) if h.on_register(now)]
+        if self.pack.households.names and any(h.name for h in found):
+            # Written before the answer is sent, as a read of a reporter's contact is.
+            await self.audit.add(household_read("grid", who, grid, ["households.name"]))
+        return found
 
     async def add(self, who: Principal, door: RegisterDoor) -> Household:
         await self._may_change(who, door.grid)

@@ -67,7 +67,7 @@ class VisitStore:
         district's tens of thousands of doors are not each refused as duplicates)."""
         there = {d["_id"] async for d in self.households.find({}, {"_id": 1})}
         docs = [
-            _household_doc(from_pack(e), 0, ())
+            _household_doc(from_pack(e), 1, ())  # revision 1: as the pack registered it
             for grid in pack.grids
             for e in pack.households.of(grid.code)
             if e.id not in there
@@ -99,17 +99,17 @@ class VisitStore:
     async def claim_household(
         self, household: Household, rev: int, outbox: Sequence[Envelope]
     ) -> bool:
-        """Write `household` at revision `rev` (1: a new door) if its document is still at
-        `rev - 1`; whether the claim stood."""
+        """Write `household` at revision `rev`: a new door at 1 (False if its id exists),
+        else if its document is still at `rev - 1`; whether the claim stood."""
         doc = _household_doc(household, rev, outbox)
-        if rev == 1:
-            try:
-                await self.households.insert_one(doc)
-                return True
-            except DuplicateKeyError:
-                return False
-        result = await self.households.replace_one({"_id": household.id, "rev": rev - 1}, doc)
-        return result.modified_count == 1
+        if rev > 1:
+            result = await self.households.replace_one({"_id": household.id, "rev": rev - 1}, doc)
+            return result.modified_count == 1
+        try:
+            await self.households.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
 
     async def released_household(self, household_id: str, rev: int) -> None:
         await self.households.update_one({"_id": household_id, "rev": rev}, _EMPTIED)
