@@ -121,6 +121,15 @@ def erasure(
     return record | {"fields": fields, "requested_by": requested_by}
 
 
+def household_read(service: str, who: Principal, grid: str, fields: list[str]) -> Document:
+    """`who` was shown the `fields` (names, never values) of a grid's household register:
+    the households' names, where the city keeps them (services/grid)."""
+    return _record("read", service, who, "read household names", None) | {
+        "grid": grid,
+        "fields": fields,
+    }
+
+
 def media_read(service: str, who: Principal, media_id: str, case_id: str | None) -> Document:
     """`who` was sent an upload (a photo or voice note) of `case_id`."""
     return _record("read", service, who, "read media", case_id) | {"media_id": media_id}

@@ -722,8 +722,9 @@ class FindingReported(GridEvent):
 
 
 class HouseholdChanged(EventData):
-    """A door of the grid's household register added (`change` 1), its occupancy changed,
-    or removed (`removed`): where it is and how it is used, never who lives there."""
+    """A door of the grid's household register added through the API (`change` 1; the
+    pack's doors are revision 1 without an event), its occupancy changed, or removed
+    (`removed`): where it is and how it is used, never who lives there."""
 
     ce_type: ClassVar[str] = "gridloop.grid.household_changed"
     actor: GridActor

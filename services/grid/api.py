@@ -11,11 +11,16 @@ from gridloop.auth import CredentialStore
 from gridloop.errors import install_error_handlers
 from gridloop.http import HttpLimits, harden
 from gridloop.runtime import add_ops_routes
-from services.grid import patrol_api, staff_api, visits_api
+from services.grid import households_api, patrol_api, staff_api, visits_api
 from services.grid.service import GridService
 
 # Each part of the grid service adds its router here.
-ROUTERS: tuple[APIRouter, ...] = (staff_api.router, patrol_api.router, visits_api.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    staff_api.router,
+    patrol_api.router,
+    households_api.router,
+    visits_api.router,
+)
 
 
 def create_app(

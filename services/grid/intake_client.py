@@ -46,10 +46,10 @@ class IntakeClient:
         if answer.status_code == 202:
             case_id: str = answer.json()["case_id"]
             return case_id
-        raise _refusal(answer)
+        raise passed_on(answer)
 
 
-def _refusal(answer: httpx.Response) -> Refused:
+def passed_on(answer: httpx.Response) -> Refused:
     """Intake's refusal passed on as it said it (its field, reason and code); anything
     else (5xx) as a 503: the finding is not reported yet, a retry with the same key is safe."""
     why = _WHY.get(answer.status_code)

@@ -32,7 +32,7 @@ async def run(settings: Settings) -> None:
         parts: dict[str, object] = {"patrols": Patrols(service, patrols)}
         # Households and visits; a finding is reported to intake over its API.
         intake = IntakeClient(settings.intake_url or f"http://127.0.0.1:{settings.intake_port}")
-        parts["visits"] = await Visits.build(service, infra.db, intake)
+        parts["visits"] = await Visits.build(service, infra.db, intake, background=True)
         limits = HttpLimits.from_settings(settings)
         app = create_app(service, CredentialStore(infra.db), limits, parts=parts)
         await serve(app, settings.host, settings.grid_port, [])

@@ -24,8 +24,12 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gridloop.citypack import CityPack
 from gridloop.citypack.households import Occupancy
 from gridloop.mongo import Document
+from gridloop.visits import VISITS
 from schemas.envelope import Envelope, decode, encode
-from services.grid.visiting import Finding, FindingType, Household, Visit, from_pack
+from services.grid.doors import Household, from_pack
+from services.grid.visiting import Finding, FindingType, Visit
+
+SEED_BATCH = 1000  # doors a write when the pack seeds the register
 
 
 @dataclass(frozen=True)
@@ -51,26 +55,33 @@ class StoredHousehold(Stored):
 class VisitStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.households = db["grid_households"]
-        self.visits = db["grid_visits"]
+        self.visits = db[VISITS]  # read by other services through gridloop.visits
 
     async def create_indexes(self) -> None:
         await self.households.create_index([("grid", ASCENDING)])
         await self.visits.create_index([("grid", ASCENDING), ("at", ASCENDING)])
 
     async def seed(self, pack: CityPack) -> int:
-        """A document for each door of the pack's register that has none; how many."""
+        """A document for each door of the pack's register that has none, in batches; how
+        many. One read of the ids there first: a restart inserts nothing (and a generated
+        district's tens of thousands of doors are not each refused as duplicates)."""
+        there = {d["_id"] async for d in self.households.find({}, {"_id": 1})}
         docs = [
-            _household_doc(from_pack(e), 0, ())
+            _household_doc(from_pack(e), 1, ())  # revision 1: as the pack registered it
             for grid in pack.grids
             for e in pack.households.of(grid.code)
+            if e.id not in there
         ]
-        if not docs:
-            return 0
-        try:
-            result = await self.households.insert_many(docs, ordered=False)
-            return len(result.inserted_ids)
-        except BulkWriteError as exc:  # seeded before (or by another instance)
-            return int(exc.details.get("nInserted", 0))
+        made = 0
+        for start in range(0, len(docs), SEED_BATCH):
+            try:
+                result = await self.households.insert_many(
+                    docs[start : start + SEED_BATCH], ordered=False
+                )
+                made += len(result.inserted_ids)
+            except BulkWriteError as exc:  # another instance seeding at the same time
+                made += int(exc.details.get("nInserted", 0))
+        return made
 
     # --- the register ---------------------------------------------------------------------------
 
@@ -88,17 +99,17 @@ class VisitStore:
     async def claim_household(
         self, household: Household, rev: int, outbox: Sequence[Envelope]
     ) -> bool:
-        """Write `household` at revision `rev` (1: a new door) if its document is still at
-        `rev - 1`; whether the claim stood."""
+        """Write `household` at revision `rev`: a new door at 1 (False if its id exists),
+        else if its document is still at `rev - 1`; whether the claim stood."""
         doc = _household_doc(household, rev, outbox)
-        if rev == 1:
-            try:
-                await self.households.insert_one(doc)
-                return True
-            except DuplicateKeyError:
-                return False
-        result = await self.households.replace_one({"_id": household.id, "rev": rev - 1}, doc)
-        return result.modified_count == 1
+        if rev > 1:
+            result = await self.households.replace_one({"_id": household.id, "rev": rev - 1}, doc)
+            return result.modified_count == 1
+        try:
+            await self.households.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
 
     async def released_household(self, household_id: str, rev: int) -> None:
         await self.households.update_one({"_id": household_id, "rev": rev}, _EMPTIED)

@@ -1,13 +1,9 @@
-"""Households and visits, the service layer: every command on one path — load → decide (the
-pure `visiting.py`) → claim → publish → remember — and the reads, each refused to a role or a
-grid person it is not for.
+"""Visits (走访), the service layer: a visit logged, a finding made a case or a dispute,
+coverage — each command on one path, load → decide (the pure `visiting.py`, `coverage.py`) →
+claim → publish → remember, on the register's `Households`.
 
-- **Who sees household data** (doors, occupancy, names where the pack keeps them, visits and
-  their findings): the grid's own staff, the supervision and command centres, admin; not
-  departments, supervisors, the hotline or the public (`HOUSEHOLD_READERS`). Coverage is a
-  figure without personal data: also the shift lead.
-- **Who changes the register and logs visits**: the grid's own staff (and admin for the
-  register).
+- **Who**: the grid's own staff log visits and make findings cases; visits and findings are
+  household data (`HOUSEHOLD_READERS`); coverage also goes to the shift lead.
 - **Remembered**: a visit logged under an `Idempotency-Key` has an id derived from the key
   and its sender, so the handheld sending a visit made offline twice finds the first (the
   same answer); a finding reported twice answers with the case it became.
@@ -22,34 +18,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.asynchronous.database import AsyncDatabase
-
-from gridloop import failpoints
 from gridloop.access import Principal, Role
-from gridloop.commands.kafka import publish_or_refuse
-from gridloop.kafka import EventProducer
-from gridloop.mongo import Document
 from gridloop.refusal import Refused, Why, conflict, invalid, not_found
 from schemas.envelope import Envelope
-from schemas.events import EventData
+from services.grid import coverage as cover
 from services.grid import visiting as core
-from services.grid.intake_client import Reporter
-from services.grid.service import SOURCE, GridService
-from services.grid.visit_store import VisitStore
-from services.grid.visiting import (
-    ChangeDoor,
-    Coverage,
-    Household,
-    LogVisit,
-    RegisterDoor,
-    ReportFinding,
-    Visit,
-)
+from services.grid.coverage import Coverage
+from services.grid.doors import may_act
+from services.grid.households import COVERAGE_READERS, HOUSEHOLD_READERS, Households
+from services.grid.visiting import LogVisit, ReportFinding, Visit
 
-# Household data (doors, occupancy, names, visits and findings) is shown to these roles
-# across grids, and to a grid's own staff in their grids.
-HOUSEHOLD_READERS = (Role.supervision_centre, Role.command_centre, Role.admin)
-COVERAGE_READERS = (*HOUSEHOLD_READERS, Role.shift_lead)
 ATTEMPTS = 4  # claims on one visit lost in a row before a finding's report gives up
 VISITS = uuid.UUID("4b8f6a8e-2c1d-4f7e-9a3b-5d2e1c0f9b71")  # visit ids from keys
 
@@ -78,83 +56,8 @@ def finding_key(visit: str, index: int) -> str:
     return f"visit-{visit}-finding-{index}"
 
 
-class Visits:
-    def __init__(self, grid: GridService, store: VisitStore, intake: Reporter) -> None:
-        self.grid, self.store, self.intake = grid, store, intake
-        self.pack, self.now = grid.pack, grid.now
-        self.producer: EventProducer = grid.producer
-
-    @classmethod
-    async def build(
-        cls, grid: GridService, db: AsyncDatabase[Document], intake: Reporter
-    ) -> Visits:
-        """The register seeded from the pack (once: the API's changes stand) and indexed."""
-        store = VisitStore(db)
-        await store.create_indexes()
-        await store.seed(grid.pack)
-        return cls(grid, store, intake)
-
-    # --- who may ---------------------------------------------------------------------------
-
-    async def theirs(self, who: Principal) -> list[str]:
-        """The grids a grid person works now (none for any other role)."""
-        if who.role is not Role.grid_staff:
-            return []
-        return await self.grid.store.grids_of(who.subject)
-
-    async def may_read(self, who: Principal, grid: str, roles: Sequence[Role]) -> None:
-        """An unknown grid is 404; a grid person sees only their grids (403)."""
-        self._known(grid)
-        if who.role in roles:
-            return
-        core.may_act(who, grid, await self.theirs(who))
-
-    def _known(self, grid: str) -> None:
-        if grid not in self.pack.grid_by_code:
-            raise not_found(("path", "grid"), f"no grid {grid} in the city pack")
-
-    # --- the register ---------------------------------------------------------------------------
-
-    async def register(self, who: Principal, grid: str) -> list[Household]:
-        """The grid's doors on the register now."""
-        await self.may_read(who, grid, HOUSEHOLD_READERS)
-        now = self.now()
-        return [h for h in await self.store.register(grid) if h.on_register(now)]
-
-    async def add(self, who: Principal, door: RegisterDoor) -> Household:
-        await self._may_change(who, door.grid)
-        register = await self.store.register(door.grid)
-        household = core.decide_register(door, register, self.pack.households.names, self.now())
-        envelope = self._envelope(core.household_changed(household, 1, who))
-        if not await self.store.claim_household(household, 1, [envelope]):
-            raise conflict(("body", "door"), f"{household.id} exists already", "exists")
-        await self._publish([envelope])
-        await self.store.released_household(household.id, 1)
-        return household
-
-    async def change(self, who: Principal, household_id: str, change: ChangeDoor) -> Household:
-        stored = await self.store.household(household_id)
-        if stored is None:
-            raise not_found(("path", "household"), f"no household {household_id}")
-        await self._may_change(who, stored.household.grid)
-        if stored.outbox:  # an earlier claim's events, not known published
-            await self._publish(stored.outbox, claimed=False)
-        names = self.pack.households.names
-        after = core.decide_change(stored.household, change, names, self.now())
-        if after == stored.household:  # nothing changes (a retry): no new fact
-            return after
-        rev = stored.rev + 1
-        envelope = self._envelope(core.household_changed(after, rev, who))
-        if not await self.store.claim_household(after, rev, [envelope]):
-            raise conflict(("path", "household"), f"{household_id} changed meanwhile; retry")
-        await self._publish([envelope])
-        await self.store.released_household(household_id, rev)
-        return after
-
-    async def _may_change(self, who: Principal, grid: str) -> None:
-        self._known(grid)
-        if who.role is not Role.admin:
-            core.may_act(who, grid, await self.theirs(who))
+class Visits(Households):
+    """Visits, findings and coverage, beside the register."""
 
     # --- visits ------------------------------------------------------------------------------
 
@@ -163,10 +66,12 @@ class Visits:
         self._known(log.grid)
         if (seen := await self.store.visit(log.visit_id)) is not None:
             return await self._replayed(seen.visit, seen.fingerprint, seen.outbox, seen.rev, asked)
+        await self.seeded()
         register = await self.store.register(log.grid)
         # As the database keeps it (UTC, milliseconds): a replay answers the same.
         log = replace(log, at=_millis(log.at.astimezone(UTC)))
-        visit = core.decide_visit(log, register, await self.theirs(log.who), _millis(self.now()))
+        theirs = await self.theirs_at(log.who, log.grid, log.at)
+        visit = core.decide_visit(log, register, theirs, _millis(self.now()))
         envelope = self._envelope(core.visit_logged(visit, log.who))
         if not await self.store.claim_visit(visit, asked.fingerprint, [envelope]):
             seen = await self.store.visit(visit.id)  # the same request, claimed just now
@@ -218,7 +123,7 @@ class Visits:
                 raise not_found(("path", "visit"), f"no visit {ask.visit_id}")
             await self._flush(stored.outbox, ask.visit_id, stored.rev)
             visit, theirs = stored.visit, await self.theirs(ask.who)
-            core.may_act(ask.who, visit.grid, theirs)
+            may_act(ask.who, visit.grid, theirs)
             if core.finding_of(visit, ask.index).case_id is not None:
                 return visit  # reported before: the case it became
             _, body = core.decide_report(visit, ask, theirs)
@@ -236,21 +141,13 @@ class Visits:
 
     async def coverage(self, who: Principal, grid: str, period: str) -> Coverage:
         await self.may_read(who, grid, COVERAGE_READERS)
-        span = core.period_of(period, self.pack.city.timezone)
+        span = cover.period_of(period, self.pack.city.timezone)
+        await self.seeded()
         register = await self.store.register(grid)
         visits = await self.store.visits_of(grid, span.start, span.end)
-        return core.coverage(grid, span, register, visits, self.now())
+        return cover.coverage(grid, span, register, visits, self.now())
 
-    # --- the log ----------------------------------------------------------------------------------
-
-    def _envelope(self, event: EventData) -> Envelope:
-        return Envelope(event, SOURCE, self.now())
-
-    async def _publish(self, envelopes: Sequence[Envelope], claimed: bool = True) -> None:
-        """Published, or 503 (the claim stands: the next command on it publishes it)."""
-        if claimed:
-            failpoints.reach("claimed")  # the fault suite's crash between claim and publish
-        await publish_or_refuse(self.producer, envelopes)
+    # --- the log ---------------------------------------------------------------------------------
 
     async def _flush(self, outbox: Sequence[Envelope], visit: str, rev: int) -> None:
         """Publish what an earlier claim on a visit left in its outbox (the same ids)."""

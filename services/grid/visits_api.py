@@ -1,21 +1,17 @@
-"""Households and visits (走访), the routes:
+"""Visits (走访), the routes:
 
-- `GET /grids/{grid}/households`: the grid's doors (names only where the pack keeps them)
-- `POST /grids/{grid}/households`, `PATCH /households/{id}`: add, change, remove a door
 - `POST /grids/{grid}/visits` (`Idempotency-Key`): log a visit; `GET /grids/{grid}/visits`,
   `GET /visits/{id}`: the log
 - `POST /visits/{id}/findings/{index}/case`: a finding becomes a case (or a dispute)
 - `GET /grids/{grid}/coverage?period=2026-12`: households visited ÷ households
 
-Who: household data to the grid's own staff, the supervision and command centres and admin;
-changes and visits by the grid's own staff (the register also by admin); coverage also to
-the shift lead (`visits.py`).
+Who: visits to the grid's own staff (who log them and make findings cases), the supervision
+and command centres and admin; coverage also to the shift lead (`visits.py`). The register's
+routes are `households_api.py`.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -24,42 +20,21 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gridloop.auth import Principal, Role, require
-from gridloop.citypack.households import Building, Door, HouseholdName, Occupancy
 from gridloop.errors import refusals
 from schemas.events import HouseholdId
 from schemas.limits import Latitude, Longitude
-from services.grid.visiting import (
-    ChangeDoor,
-    Coverage,
-    Finding,
-    FindingType,
-    Household,
-    LogVisit,
-    RegisterDoor,
-    ReportFinding,
-    period_of,
-)
-from services.grid.visits import (
-    COVERAGE_READERS,
-    HOUSEHOLD_READERS,
-    Asked,
-    Visits,
-    visit_id,
-    visit_out,
-)
+from services.grid.coverage import Coverage, period_of
+from services.grid.households import COVERAGE_READERS
+from services.grid.households_api import ACT, READ, GridCode, Reader
+from services.grid.visiting import Finding, FindingType, LogVisit, ReportFinding
+from services.grid.visits import Asked, Visits, visit_id, visit_out
 
 router = APIRouter(tags=["households and visits"])
-GridCode = Annotated[str, Path(pattern=r"^\d{14,15}$")]
 VisitRef = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-HouseholdRef = Annotated[str, Path(pattern=r"^hh_[0-9a-f]{16}$")]
-Reader = Annotated[Principal, Depends(require(Role.grid_staff, *HOUSEHOLD_READERS))]
-Registrar = Annotated[Principal, Depends(require(Role.grid_staff, Role.admin))]
 GridStaff = Annotated[Principal, Depends(require(Role.grid_staff))]
 CoverageReader = Annotated[Principal, Depends(require(Role.grid_staff, *COVERAGE_READERS))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 Period = Annotated[str, Query(max_length=20, description="2026-12, 2026-Q4 or 2026")]
-READ = refusals(401, 403, 404)
-ACT = refusals(401, 403, 404, 409, 503)
 
 
 def _visits(request: Request) -> Visits:
@@ -68,78 +43,6 @@ def _visits(request: Request) -> Visits:
 
 
 Service = Annotated[Visits, Depends(_visits)]
-
-
-# --- the register -------------------------------------------------------------------------------
-
-
-class HouseholdOut(BaseModel):
-    """A door of the register (`name` only where the city keeps names)."""
-
-    household: str
-    grid: str
-    building: str
-    door: str
-    occupancy: Occupancy
-    since: datetime | None  # null: from the city pack
-    until: datetime | None = None
-    name: str | None = None
-
-    @classmethod
-    def of(cls, h: Household, names: bool) -> HouseholdOut:
-        name = h.name if names else None
-        return cls(
-            household=h.id,
-            grid=h.grid,
-            building=h.building,
-            door=h.door,
-            occupancy=h.occupancy,
-            since=h.since,
-            until=h.until,
-            name=name,
-        )
-
-
-class DoorIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    building: Building
-    door: Door
-    occupancy: Occupancy
-    name: HouseholdName | None = None  # refused unless the city keeps names
-
-
-class ChangeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    occupancy: Occupancy | None = None
-    name: HouseholdName | None = None
-    removed: bool = False  # the door leaves the register (kept for the history)
-
-
-@router.get("/grids/{grid}/households", responses=READ)
-async def households(who: Reader, service: Service, grid: GridCode) -> list[HouseholdOut]:
-    """The grid's doors on the register now, by building and door."""
-    names = service.pack.households.names
-    return [HouseholdOut.of(h, names) for h in await service.register(who, grid)]
-
-
-@router.post("/grids/{grid}/households", status_code=201, responses=ACT | refusals(422))
-async def add_household(
-    who: Registrar, service: Service, grid: GridCode, door: DoorIn
-) -> HouseholdOut:
-    """Add a door to the grid's register."""
-    hid = f"hh_{uuid.uuid4().hex[:16]}"
-    command = RegisterDoor(hid, grid, door.building, door.door, door.occupancy, door.name)
-    return HouseholdOut.of(await service.add(who, command), service.pack.households.names)
-
-
-@router.patch("/households/{household}", responses=ACT | refusals(422))
-async def change_household(
-    who: Registrar, service: Service, household: HouseholdRef, change: ChangeIn
-) -> HouseholdOut:
-    """Change a door's occupancy (or name, where names are kept), or remove it."""
-    command = ChangeDoor(change.occupancy, change.name, change.removed)
-    after = await service.change(who, household, command)
-    return HouseholdOut.of(after, service.pack.households.names)
 
 
 # --- visits -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 
 from gridloop.auth import Role
 from schemas import clock
-from services.grid.visits import COVERAGE_READERS, HOUSEHOLD_READERS
+from services.grid.households import COVERAGE_READERS, HOUSEHOLD_READERS
 from tests.conftest import Servers
 from tests.integration.test_authorization_matrix import EVERYONE, Door
 from tests.integration.visits_world import G1, G2, VisitsWorld, visits_world
@@ -105,3 +105,14 @@ async def test_another_grids_staff_are_refused_on_the_grid(world: VisitsWorld) -
     assert (made.status_code, made.json()["detail"][0]["loc"]) == (403, ["path", "grid"])
     # Their own grid is theirs.
     assert (await world.get(f"/grids/{G2}/households", "qian")).status_code == 200
+
+
+async def test_a_supervisors_id_on_a_grid_staff_credential_reaches_no_household(
+    world: VisitsWorld,
+) -> None:
+    """SUP-0001 supervises G1 and G2: their supervisor spells are not a grid staff's, so a
+    grid staff credential in their name sees no household there."""
+    token = await world.credentials.issue(R.grid_staff, "SUP-0001")
+    headers = {"Authorization": f"Bearer {token}"}
+    answer = await world.grid.get(f"/grids/{G1}/households", headers=headers)
+    assert (answer.status_code, answer.json()["detail"][0]["loc"]) == (403, ["path", "grid"])

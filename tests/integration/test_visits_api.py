@@ -4,23 +4,29 @@ intake (the real intake app, asked over HTTP), and coverage from the visits logg
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
 from gridloop.access import Principal, Role
+from gridloop.config import DEMO_CITY_PACK
 from gridloop.topology import named
+from gridloop.visits import findings_by_type
 from schemas import clock
 from schemas.envelope import Envelope, decode
 from schemas.events import CaseReported
+from services.grid.intake_client import IntakeClient
 from services.grid.service import SOURCE
 from services.grid.visit_store import VisitStore
 from services.grid.visiting import LogVisit, decide_visit, visit_logged
-from services.grid.visits import Asked, visit_id
+from services.grid.visits import Asked, Visits, visit_id
 from services.grid.visits_api import VisitIn
 from tests.conftest import Servers
 from tests.helpers import read_topic
@@ -110,6 +116,15 @@ async def test_the_grids_staff_change_its_register_and_the_log_says_so(world: Wo
         (3, "office", True),
     ]
     assert all(e.data.case_id == G1 and e.type == "gridloop.grid.household_changed" for e in events)
+
+    # A door of the pack's register (revision 1, as the pack registered it) changes too.
+    [pack_door, *_] = [d for d in await world.doors(G1) if d["since"] is None]
+    moved = await world.grid.patch(
+        f"/households/{pack_door['household']}", json={"occupancy": "vacant"}, headers=headers
+    )
+    assert (moved.status_code, moved.json()["occupancy"]) == (200, "vacant"), moved.text
+    [told] = await _grid_records(world, pack_door["household"], 1)
+    assert (told.data.change, told.data.occupancy) == (2, "vacant")
 
 
 # --- visits ---------------------------------------------------------------------------------------
@@ -281,3 +296,99 @@ async def test_a_dispute_finding_becomes_a_dispute_in_one_action(world: World) -
     assert isinstance(first.data, CaseReported)
     assert (first.data.kind, first.data.class_code, first.data.grid_code) == ("dispute", "0101", G1)
     assert first.data.actor.role == "grid_staff"
+
+
+async def test_the_register_seeded_in_the_background_is_whole_when_first_read(
+    world: World,
+) -> None:
+    """The service answers while the pack's register is written (a generated district's
+    takes half a minute); the first read waits for it rather than show part of it."""
+    fresh = world.db.client[f"test_{uuid.uuid4().hex[:12]}"]
+    try:
+        visits = await Visits.build(world.service, fresh, IntakeClient("http://nowhere"), True)
+        admin = Principal(Role.admin, "ops")
+        doors = await visits.register(admin, G2)
+        assert len(doors) == len(world.pack.households.of(G2))
+        total = await fresh["grid_households"].count_documents({})
+        assert total == len(world.pack.households)
+    finally:
+        await world.db.client.drop_database(fresh.name)
+
+
+async def test_other_services_read_the_findings_by_type(world: World) -> None:
+    """The monthly report's demand analysis (民情分析) counts what visits found through the
+    kernel's read side, by type, in a period and in some grids."""
+    g1 = [d["household"] for d in await world.doors(G1)][:2]
+    g2 = [d["household"] for d in await world.doors(G2)][:1]
+    need, hazard = {"type": "need", "text": "助餐"}, {"type": "fire_hazard", "text": "杂物"}
+    await world.post(f"/grids/{G1}/visits", _visit(g1, need, hazard, need), "zhao")
+    await world.post(f"/grids/{G2}/visits", _visit(g2, need), "qian")
+    await world.post(f"/grids/{G1}/visits", _visit(g1, hazard, ago=24 * 20), "zhao")
+    now = clock.now()
+    today = await findings_by_type(world.db, now - timedelta(days=1), now)
+    assert today == {"need": 3, "fire_hazard": 1}
+    assert await findings_by_type(world.db, now - timedelta(days=1), now, [G2]) == {"need": 1}
+    month = await findings_by_type(world.db, now - timedelta(days=30), now, [G1])
+    assert month == {"need": 2, "fire_hazard": 2}
+
+
+async def test_a_visit_made_before_a_release_is_still_logged_when_sent_later(
+    world: World,
+) -> None:
+    """An offline handheld sends a visit after its grid person was released from the grid:
+    made while they worked it, it is theirs; one made after is not."""
+    doors = [d["household"] for d in await world.doors(G1)][:1]
+    released = await world.post(
+        f"/grids/{G1}/staff/GM-0001/release", {"role": "grid_manager"}, "admin"
+    )
+    assert released.status_code == 200, released.text
+    before = await world.post(f"/grids/{G1}/visits", _visit(doors, ago=1), "zhao")
+    assert before.status_code == 202, before.text
+    after = await world.post(f"/grids/{G1}/visits", _visit(doors, ago=-1 / 60), "zhao")
+    assert (after.status_code, after.json()["detail"][0]["loc"]) == (403, ["path", "grid"])
+    assert (await world.get(f"/grids/{G1}/households", "zhao")).status_code == 403
+
+
+async def test_names_where_the_city_keeps_them_go_to_allowed_roles_audited_never_logged(
+    servers: Servers, tmp_path: Path
+) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(DEMO_CITY_PACK, pack)
+    city = yaml.safe_load((pack / "city.yaml").read_text(encoding="utf-8"))
+    city["households"] = {"names": True}
+    (pack / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True), encoding="utf-8")
+    rows = (
+        f"grid,building,door,occupancy,name\n{G1},3号楼,101,rented,张三丰\n{G1},3号楼,102,office,\n"
+    )
+    (pack / "households.csv").write_text(rows, encoding="utf-8")
+    async with visits_world(servers, pack) as world:
+        doors = await world.doors(G1, "zhao")
+        assert [d["name"] for d in doors] == ["张三丰", None]
+        assert (await world.get(f"/grids/{G1}/households", "department")).status_code == 403
+        [read] = await world.db["audit"].find({"action": "read household names"}).to_list()
+        assert (read["actor"]["id"], read["grid"], read["fields"]) == (
+            "GM-0001",
+            G1,
+            ["households.name"],
+        )
+        assert "张三丰" not in str(read)
+        hid = doors[0]["household"]
+        headers = world.auth("zhao")
+        renamed = await world.grid.patch(
+            f"/households/{hid}",
+            json={"name": "李四光", "occupancy": "owner_occupied"},
+            headers=headers,
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert renamed.json()["name"] == "李四光"
+        await world.post(f"/grids/{G1}/visits", _visit([hid]), "zhao")
+        records = await read_topic(
+            world.kafka, named(world.namespace, "grid"), lambda rs: len(rs) >= 2
+        )
+        assert all(
+            "张三丰".encode() not in r.value and "李四光".encode() not in r.value for r in records
+        )
+        assert {decode(r.value, r.headers).type for r in records} == {
+            "gridloop.grid.household_changed",
+            "gridloop.grid.visit_logged",
+        }

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,6 +56,7 @@ class VisitsWorld:
     pack: CityPack
     credentials: CredentialStore
     tokens: dict[str, str]
+    service: GridService
 
     def auth(self, who: str, key: str | None = None) -> dict[str, str]:
         found = {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -74,14 +76,16 @@ class VisitsWorld:
 
 
 @asynccontextmanager
-async def visits_world(servers: Servers) -> AsyncIterator[VisitsWorld]:
+async def visits_world(
+    servers: Servers, pack_dir: Path = DEMO_CITY_PACK
+) -> AsyncIterator[VisitsWorld]:
     namespace = fresh_namespace("v")
     await ensure_topics(servers.kafka, namespace=namespace)
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
     producer = EventProducer(servers.kafka, "visits-test", namespace)
     await producer.start()
-    pack = load_city_pack(DEMO_CITY_PACK)
+    pack = load_city_pack(pack_dir)
     credentials = CredentialStore(db)
     tokens = {name: await credentials.issue(r, s) for name, (r, s) in HOLDERS.items()}
     intake = intake_app(Intake(pack, producer, db, await follow_key(db)), ROOMY)
@@ -96,7 +100,7 @@ async def visits_world(servers: Servers) -> AsyncIterator[VisitsWorld]:
     app = grid_app(service, credentials, ROOMY, parts=parts)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://grid")
     try:
-        yield VisitsWorld(http, db, servers.kafka, namespace, pack, credentials, tokens)
+        yield VisitsWorld(http, db, servers.kafka, namespace, pack, credentials, tokens, service)
     finally:
         await http.aclose()
         await producer.stop()

@@ -33,7 +33,14 @@ STREETS: tuple[str, ...] = (
     "东直门",
 )
 STREETS += ("和平里", "前门", "崇文门外", "东花市", "龙潭", "体育馆路", "天坛", "永定门外")
-FILES = ("city.yaml", "grids.geojson", "components.csv", "routing.yaml", "sla.yaml")
+FILES = (
+    "city.yaml",
+    "grids.geojson",
+    "components.csv",
+    "routing.yaml",
+    "sla.yaml",
+    "households.csv",
+)
 SMALL = 0.05  # of the district: enough for what does not need the full size
 
 
@@ -87,6 +94,18 @@ def test_every_grid_has_its_people(full: CityPack) -> None:
         g.street for g in full.grids if any(p.role.value == "doctor" for p in full.staff_of(g.code))
     }
     assert teams == {s for s in full.streets}
+
+
+def test_every_grid_has_tens_of_households_and_no_names(full: CityPack) -> None:
+    """Issue 17: a household register (doors and occupancy) for every grid, to visit."""
+    assert not full.households.names
+    for grid in full.grids:
+        doors = full.households.of(grid.code)
+        assert 4 <= len(doors) <= 48, grid.code
+        assert all(d.name is None for d in doors)
+    uses = Counter(d.occupancy.value for g in full.grids for d in full.households.of(g.code))
+    assert set(uses) == {"owner_occupied", "rented", "office", "vacant"}
+    assert uses.most_common(1)[0][0] == "owner_occupied"
 
 
 def test_grids_are_hectares_that_tile_the_district_without_gaps(full: CityPack) -> None:

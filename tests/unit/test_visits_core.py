@@ -11,22 +11,23 @@ import pytest
 from gridloop.access import Principal, Role
 from gridloop.citypack.households import Occupancy
 from gridloop.refusal import Refused, Why
-from services.grid.visiting import (
-    REPORT_KIND,
+from services.grid.coverage import coverage, period_of
+from services.grid.doors import (
     ChangeDoor,
-    Finding,
-    FindingType,
     Household,
-    LogVisit,
     RegisterDoor,
-    ReportFinding,
-    Visit,
-    coverage,
     decide_change,
     decide_register,
+)
+from services.grid.visiting import (
+    REPORT_KIND,
+    Finding,
+    FindingType,
+    LogVisit,
+    ReportFinding,
+    Visit,
     decide_report,
     decide_visit,
-    period_of,
     reported,
 )
 

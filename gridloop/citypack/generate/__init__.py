@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from gridloop.citypack.generate.catalogue import CATALOGUE, load_catalogue
+from gridloop.citypack.generate.households import write_households
 from gridloop.citypack.generate.inventory import write_components
 from gridloop.citypack.generate.plan import plan_district
 from gridloop.citypack.generate.staff import write_staff
@@ -36,8 +37,8 @@ from gridloop.citypack.generate.write import (
 from gridloop.citypack.messages import MESSAGES_FILE
 
 # Bump when a change of the code changes the files generated (the cache is keyed on it).
-GENERATOR_VERSION = 5  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
-# 5: staff.yaml (issue 17: the grid's people)
+GENERATOR_VERSION = 6  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
+# 5: staff.yaml (issue 17: the grid's people); 6: households.csv (issue 17: households, visits)
 DEFAULT_SEED = 110101
 
 __all__ = ["DEFAULT_SEED", "GENERATOR_VERSION", "Generated", "dongcheng_pack", "generate_city_pack"]
@@ -66,7 +67,7 @@ def generate_city_pack(
     spec = load_catalogue(catalogue)
     out_dir.mkdir(parents=True, exist_ok=True)
     # One stream per purpose, so that changing one part leaves the others as they were.
-    plan_rng, inventory_rng = (np.random.default_rng([seed, n]) for n in (1, 2))
+    plan_rng, inventory_rng, household_rng = (np.random.default_rng([seed, n]) for n in (1, 2, 3))
     grids = max(len(spec.streets) * 4, round(spec.size.grids * fraction))
     communities = max(len(spec.streets), round(spec.size.communities * fraction))
     plan = plan_district(spec, grids, communities, plan_rng)
@@ -78,6 +79,7 @@ def generate_city_pack(
     # Reporters are told as in the demo pack (its channels reach the simulator's gateway).
     shutil.copyfile(Path(__file__).parents[1] / "demo" / MESSAGES_FILE, out_dir / MESSAGES_FILE)
     write_staff(out_dir, plan)
+    write_households(out_dir, plan, household_rng)
     count = write_components(out_dir / "components.csv", spec, plan, fraction, inventory_rng)
     return Generated(
         path=out_dir,
