@@ -15,6 +15,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from gridloop.mongo import Document
 
 VISITS = "grid_visits"
+# The finding types (services/grid/visiting.py `FindingType`) as a report names them.
+FINDING_NAMES = {
+    "dispute": "矛盾纠纷 dispute",
+    "need": "诉求 need",
+    "suggestion": "建议 suggestion",
+    "safety_hazard": "安全隐患 safety hazard",
+    "fire_hazard": "消防隐患 fire hazard",
+    "sanitation": "环境卫生 sanitation",
+}
 
 
 async def findings_by_type(

@@ -26,6 +26,7 @@ from gridloop.mongo import Document
 from gridloop.scoring import Level
 from schemas.envelope import Envelope
 from schemas.events import CaseReported
+from services.evaluation.report.collect import visit_findings
 from services.evaluation.report.model import Period, Report
 from services.evaluation.report.run import gather, render
 from services.evaluation.report.tables import sections, tables
@@ -198,7 +199,7 @@ async def test_the_demand_analysis_counts_what_residents_raised(
         rows = [r for r in demand.raised if r.by == by]
         assert sum(r.this for r in rows) == demand.residents, by
         assert sum(r.last or 0 for r in rows) == demand.residents_last, by
-    assert demand.disputes == []  # no dispute kind in this tree yet
+    assert demand.disputes == []  # the month's loader reports no dispute
     render(report, PACK, tmp_path)
     document = pdfium.PdfDocument(tmp_path / "report.pdf")
     try:
@@ -206,3 +207,34 @@ async def test_the_demand_analysis_counts_what_residents_raised(
     finally:
         document.close()
     assert "民情分析 Demand analysis" in text and "Top classes raised" in text
+
+
+async def test_what_visits_found_is_counted_by_type_against_the_month_before(
+    month: Seeded,
+) -> None:
+    """民情分析 (issue 17): the findings of the grid staff's visits (走访) in the month, by
+    type, beside October's, as the grid service's visit log holds them."""
+    visits = month.db.client[f"test_{uuid.uuid4().hex[:12]}"]  # a visit log of its own
+    nov, octo = PERIOD.start + timedelta(days=3), PERIOD.start - timedelta(days=3)
+    await visits["grid_visits"].insert_many(
+        [
+            {"_id": "v1", "grid": "g", "at": nov, "findings": [{"type": "need"}, {"type": "need"}]},
+            {"_id": "v2", "grid": "g", "at": nov, "findings": [{"type": "dispute"}]},
+            {"_id": "v3", "grid": "g", "at": octo, "findings": [{"type": "need"}]},
+            {"_id": "v4", "grid": "g", "at": octo, "findings": [{"type": "sanitation"}]},
+            {"_id": "v5", "grid": "g", "at": PERIOD.end, "findings": [{"type": "need"}]},
+        ]
+    )
+    found = await visit_findings(visits, PERIOD)
+    assert [(f.code, f.this, f.last, f.change) for f in found] == [
+        ("need", 2, 1, 1),
+        ("dispute", 1, 0, 1),
+        ("sanitation", 0, 1, -1),
+    ]
+    assert found[0].name == "诉求 need"
+    # A month before without a single finding shows no change against nothing recorded.
+    october = Period.parse("2026-10", PACK.city.timezone)
+    assert [(f.code, f.this, f.last) for f in await visit_findings(visits, october)] == [
+        ("need", 1, None),
+        ("sanitation", 1, None),
+    ]

@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
 from gridloop.scoring import Level, Score
+from gridloop.visits import FINDING_NAMES, findings_by_type
 from services.evaluation.report.demand import DISPUTE, VisitFinding
 from services.evaluation.report.model import Case, Period
 
@@ -69,10 +70,21 @@ async def open_disputes(db: AsyncDatabase[Document]) -> list[Case]:
 
 
 async def visit_findings(db: AsyncDatabase[Document], period: Period) -> list[VisitFinding]:
-    """EXTENSION POINT (visits, issue 17): what the grid staff's visits (走访) found in
-    `period`, by type, with the month before's count (`demand.VisitFinding`). The visits'
-    register is not in this tree yet: none."""
-    return []
+    """What the grid staff's visits (走访) found in `period`, by type, with the month
+    before's count (`gridloop.visits`: the grid service's visit log; None for a month
+    before without a finding: no change is shown against nothing recorded)."""
+    this = await findings_by_type(db, period.start, period.end)
+    before = period.previous()
+    last = await findings_by_type(db, before.start, before.end)
+    return [
+        VisitFinding(
+            code,
+            FINDING_NAMES.get(code, code),
+            this.get(code, 0),
+            last.get(code, 0) if last else None,
+        )
+        for code in sorted(this.keys() | last.keys(), key=lambda c: (-this.get(c, 0), c))
+    ]
 
 
 async def last_month(

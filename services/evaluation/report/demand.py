@@ -9,8 +9,8 @@ issue 17 that add their data, each through one function here:
 - disputes (矛盾纠纷): `unresolved_disputes`, over the open cases of the case kind
   `dispute` (`collect.open_disputes`); an empty table while the catalogue has no such kind.
   Where a dispute sits is `sits_with`: the office that holds it now.
-- visits (走访): `VisitFinding` rows, as `collect.visit_findings` reads them — the
-  EXTENSION POINT of the visits' register, which gives none until it exists.
+- visits (走访): `VisitFinding` rows, as `collect.visit_findings` reads them from the grid
+  service's visit log (`gridloop.visits`).
 """
 
 from __future__ import annotations
