@@ -32,7 +32,7 @@ from gridloop.http import client_address, networks
 from gridloop.people import Session
 from gridloop.runtime import add_ops_routes
 from schemas import clock
-from services.console import approvals, callbacks, core, knowledge, maps, screens
+from services.console import approvals, callbacks, core, disputes, knowledge, maps, screens
 from services.console.kit import Console, Kit, Rows, SignIn, ask, checked
 from services.console.live import projected
 from services.console.screens import refusal, upload
@@ -162,6 +162,8 @@ def create_app(console: Console) -> FastAPI:
             return RedirectResponse("/approvals", status_code=303)  # the shift lead's desk
         if found.principal.role is Role.hotline:
             return RedirectResponse("/callbacks", status_code=303)  # 回访
+        if found.principal.role is Role.tier_office:
+            return RedirectResponse("/disputes", status_code=303)  # 矛盾纠纷调处
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -337,6 +339,7 @@ def create_app(console: Console) -> FastAPI:
 
     approvals.install(app, templates, page, session)  # the shift lead's desk and 督办
     callbacks.install(app, page, session)  # the hotline's callbacks (回访)
+    disputes.install(app, page, session)  # a tier office's disputes (矛盾纠纷)
     return app
 
 
