@@ -543,6 +543,11 @@ class DisputeConfirmed(CaseAnnotation):
     office: TierCode
     parties: Annotated[list[Party], Field(min_length=1, max_length=10)]
 
+    def identity(self) -> str:
+        # Another set of parties confirming at the same version is another fact.
+        sides = ",".join(sorted(f"{p.side}:{p.contact or ''}" for p in self.parties))
+        return f"{super().identity()}/{sides}"
+
 
 class DisputeClosed(CaseEvent):
     """The tier holding the dispute closes it as resolved: confirmed by the parties

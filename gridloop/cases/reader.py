@@ -273,7 +273,7 @@ class CaseReader:
             {"tier_office": office, "state": "mediating"},
             {"tiers_overdue": office},
         ]
-        return await self._merged(queries, "reported_at", limit, _NOT_INTERNAL)
+        return await self._merged(queries, "reported_at", limit, _QUEUE)
 
     async def _merged(
         self, queries: Sequence[Document], key: str, limit: int, fields: Document = _QUEUE

@@ -43,6 +43,7 @@ from services.console import (
     approvals,
     callbacks,
     core,
+    disputes,
     handheld,
     knowledge,
     maps,
@@ -183,6 +184,8 @@ def create_app(console: Console) -> FastAPI:
             return RedirectResponse("/callbacks", status_code=303)  # 回访
         if found.principal.role in HANDHELD_ROLES:  # in the street: the handheld (城管通)
             return RedirectResponse("/m/", status_code=303)
+        if found.principal.role is Role.tier_office:
+            return RedirectResponse("/disputes", status_code=303)  # 矛盾纠纷调处
         if department is None:
             return page(request, "elsewhere.html", me=found)
         cases = await console.reader.of_department(
@@ -360,6 +363,7 @@ def create_app(console: Console) -> FastAPI:
     callbacks.install(app, page, session)  # the hotline's callbacks (回访)
     patrols.install(app, page, session)  # who patrols where now (巡查, the grid service)
     handheld.install(app)  # the handheld (城管通) under /m/
+    disputes.install(app, page, session)  # a tier office's disputes (矛盾纠纷)
     return app
 
 

@@ -22,6 +22,7 @@ from gridloop.auth import Principal, Role, require
 from gridloop.cases.lights import Light, dispute_light
 from gridloop.cases.reader import CaseReader
 from gridloop.cases.record import CaseRecord
+from gridloop.citypack import CityPack
 from gridloop.commands import Asked
 from gridloop.errors import refusals
 from schemas.events import Party
@@ -69,6 +70,8 @@ class TierDispute(BaseModel):
     overdue: bool  # the caller's tier ran past its limit on it
     explained: bool  # … and explained why
     reported_at: datetime | None
+    # The sides that confirmed the resolution (验收) at the dispute's current version.
+    confirmed_by: list[str] = []
 
 
 class TierDisputes(BaseModel):
@@ -111,12 +114,13 @@ async def tier_disputes(
     explanation."""
     shown: list[TierDispute] = []
     for office in do.offices_of(dispatch.pack, who):
-        shown += [_shown(case, office) for case in await reader.of_tier_office(office, limit)]
+        found = await reader.of_tier_office(office, limit)
+        shown += [_shown(case, office, dispatch.pack) for case in found]
     unexplained = [d.case_id for d in shown if d.overdue and not d.explained]
     return TierDisputes(disputes=shown[:limit], unexplained=unexplained)
 
 
-def _shown(case: CaseRecord, office: str) -> TierDispute:
+def _shown(case: CaseRecord, office: str, pack: CityPack) -> TierDispute:
     return TierDispute(
         case_id=case.case_id,
         state=case.state.value,
@@ -127,11 +131,31 @@ def _shown(case: CaseRecord, office: str) -> TierDispute:
         tier_office=case.tier_office,
         held=case.tier_office == office and case.state.value != "closed",
         light=dispute_light(case),
-        deadline=case.sla["mediate"].deadline if "mediate" in case.sla else None,
+        deadline=_deadline(case, pack),
         overdue=office in case.tiers_overdue,
         explained=office in case.tiers_explained,
         reported_at=case.reported_at,
+        confirmed_by=_confirmed_by(case),
     )
+
+
+def _deadline(case: CaseRecord, pack: CityPack) -> datetime | None:
+    """The holding tier's deadline: the escalation's (or the engine's last light's), and
+    for the grid, reckoned from the report on the ladder, as the engine does."""
+    clock = case.sla.get("mediate")
+    if clock is not None and clock.case_version == case.tier_version:
+        return clock.deadline
+    ladder = pack.sla.disputes
+    if case.tier == "grid" and case.reported_at is not None and ladder is not None:
+        return ladder.deadline("grid", case.reported_at)[0]
+    return case.deadline if case.tier != "grid" else None
+
+
+def _confirmed_by(case: CaseRecord) -> list[str]:
+    found = [
+        e for e in case.timeline if e.type == "case.dispute_confirmed" and e.version == case.version
+    ]
+    return [str(p.get("side")) for p in found[-1].data.get("parties", [])] if found else []
 
 
 @router.post("/{case_id}/escalate", status_code=202)

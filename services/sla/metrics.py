@@ -102,6 +102,16 @@ def zero(departments: Iterable[str]) -> None:
             ESCALATIONS.labels(department, tier)
 
 
+# A dispute's clock names its tier's office (a grid, community, street … code): one label
+# for them all keeps the labels bounded (a city has thousands of grids).
+TIER_OFFICES = "tier_offices"
+
+
+def owner(department: str, stage: Stage) -> str:
+    """The `department` label of a clock of `stage`."""
+    return TIER_OFFICES if stage is Stage.mediate else department
+
+
 class OpenClocks:
     """Counts of open clocks by (department, stage, light), kept in step with the table."""
 
@@ -112,7 +122,7 @@ class OpenClocks:
     def _keys(state: CaseClocks | None) -> Iterable[tuple[str, str, str]]:
         if state is None:
             return ()
-        return [(c.department, c.stage.value, c.light) for c in state.clocks]
+        return [(owner(c.department, c.stage), c.stage.value, c.light) for c in state.clocks]
 
     def change(self, before: CaseClocks | None, after: CaseClocks | None) -> None:
         old, new = Tally(self._keys(before)), Tally(self._keys(after))
@@ -134,7 +144,7 @@ class OpenClocks:
 def observe(done: Iterable[Measured], closed_case: timedelta | None) -> None:
     """Stages done (time to handle, and every stage; the on-time share), and a closure."""
     for stage in done:
-        labels = (stage.department, stage.stage.value)
+        labels = (owner(stage.department, stage.stage), stage.stage.value)
         STAGE_SECONDS.labels(*labels).observe(stage.used.total_seconds())
         if stage.share is not None:
             LIMIT_USED.labels(*labels).observe(stage.share)
@@ -147,9 +157,9 @@ def count_sent(event: SlaEvent, now: datetime) -> None:
     if event.assumed_years:
         ASSUMED_CALENDAR.labels(event.stage.value).inc()
     if isinstance(event, SlaWarning):
-        WARNINGS.labels(event.department, event.stage.value).inc()
+        WARNINGS.labels(owner(event.department, event.stage), event.stage.value).inc()
     elif isinstance(event, SlaBreach):
-        BREACHES.labels(event.department, event.stage.value).inc()
+        BREACHES.labels(owner(event.department, event.stage), event.stage.value).inc()
         DELAY.observe(max((now - event.deadline).total_seconds(), 0.0))
     elif isinstance(event, SlaEscalation):
         ESCALATIONS.labels(event.department, event.tier).inc()

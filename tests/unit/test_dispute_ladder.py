@@ -339,3 +339,19 @@ def test_a_tiers_breach_is_no_departments_webhook() -> None:
     assert _told(breach, None) == (None, {})
     handling = sample_of(SlaBreach, stage="handle", department="SANITATION")
     assert _told(handling, None)[0] == "SANITATION"
+
+
+def test_the_engines_metrics_label_every_tier_office_as_one() -> None:
+    from services.sla.metrics import TIER_OFFICES, owner
+
+    assert owner(GRID, Stage.mediate) == owner("001002", Stage.mediate) == TIER_OFFICES
+    assert owner("SANITATION", Stage.handle) == "SANITATION"
+
+
+def test_two_confirmations_with_other_parties_are_two_facts() -> None:
+    from schemas.envelope import event_id
+
+    first = sample_of(DisputeConfirmed, parties=[{"side": "applicant"}])
+    again = sample_of(DisputeConfirmed, parties=[{"side": "applicant"}])
+    both = sample_of(DisputeConfirmed, parties=[{"side": "respondent"}, {"side": "applicant"}])
+    assert event_id(first) == event_id(again) != event_id(both)
