@@ -105,7 +105,8 @@ class CaseReader:
         if given."""
         wanted: Document = {"grid_code": {"$in": list(grids)}} if grids is not None else {}
         queries = [{"state": "reported", "channel": c.value} | wanted for c in _CITIZENS]
-        return await self._merged(queries, "verification_due", limit, _NOT_INTERNAL)
+        found = await self._merged(queries, "verification_due", limit, _NOT_INTERNAL)
+        return _no_disputes(found)
 
     async def awaiting_check(self, grids: Sequence[str] | None, limit: int) -> list[CaseRecord]:
         """Handled cases awaiting a supervisor's on-site check (核查), longest waiting
@@ -119,7 +120,7 @@ class CaseReader:
         """Reports awaiting a filing decision: verified citizen reports and supervisors'
         reports, oldest first."""
         queries = [{"state": "verified"}, {"state": "reported", "channel": "supervisor"}]
-        return await self._merged(queries, "reported_at", limit, _NOT_INTERNAL)
+        return _no_disputes(await self._merged(queries, "reported_at", limit, _NOT_INTERNAL))
 
     async def of_department(
         self,
@@ -296,6 +297,13 @@ class CaseReader:
         fields = {"point": 1, "reported_at": 1, "kind": 1, "class_code": 1, "state": 1}
         found = self._cases.find({"near": {"$in": list(keys)}}, fields).limit(limit)
         return [_candidate(d) async for d in found if "state" in d]
+
+
+def _no_disputes(cases: list[CaseRecord]) -> list[CaseRecord]:
+    """A reported dispute is its grid's to mediate (docs/disputes.md): no verification or
+    filing task of anyone's (kept out after the read: an inequality beside the indexed
+    equalities would make SecantusDB read every case)."""
+    return [c for c in cases if c.kind != "dispute"]
 
 
 def _filter(query: CaseQuery) -> Document:

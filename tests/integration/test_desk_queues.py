@@ -137,6 +137,18 @@ async def test_the_centres_and_intakes_queues_find_their_cases_only(
     )
     supervisors = sample("gridloop.case.reported", case_id="supervisors")
     await made.store.apply_many([Envelope(supervisors, "/t", NOW)])
+    # Disputes (矛盾纠纷), from a resident and from a supervisor: their grid's, no one's task.
+    dispute = {"kind": "dispute", "class_code": "0101"}
+    await made.store.apply_many(
+        [
+            Envelope(
+                sample("gridloop.case.reported", case_id=f"dispute-{c}", channel=c, **dispute),
+                "/t",
+                NOW,
+            )
+            for c in ("website", "supervisor")
+        ]
+    )
     await made.add("filed")
     await made.dispatched("asked", "ROADS", timedelta(hours=5))
     request = {"department": "ROADS", "request_id": "r-9", "deadline": NOW + timedelta(days=2)}
