@@ -262,7 +262,7 @@ def create_app(console: Console) -> FastAPI:
     ) -> Response:
         department = found.principal.department
         case = await console.reader.record(case_id)
-        if case is None or not core.visible(found.principal, case):
+        if case is None or not core.visible(found.principal, case, console.pack):
             return page(request, "missing.html", 404, me=found, case_id=case_id)
         offered = core.actions(case, department) if department else ()
         role, pack = found.principal.role, console.pack

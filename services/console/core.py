@@ -8,17 +8,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 from zoneinfo import ZoneInfo
 
 from gridloop.access import Principal, Role
 from gridloop.cases.lights import Light, light
 from gridloop.cases.record import CaseRecord, TimelineEntry
 from gridloop.citypack import CityPack
+from gridloop.citypack.disputes import office_code
 from gridloop.citypack.owner import Routed, route
 from gridloop.lifecycle import OPEN_STATES, State
 from gridloop.nearby import box_around, keys_around, metres
-from schemas.events import Stage
+from schemas.events import DisputeTier, Stage
 
 # The states in which a case is on a department's desk, and those it has done with.
 ON_DESK = (State.dispatched, State.parked)
@@ -405,6 +406,22 @@ def catalogue(pack: CityPack) -> dict[str, str]:
     return {f"{c.kind}:{c.code}": f"{c.code} {c.name}" for c in pack.city.classes}
 
 
-def visible(who: Principal, case: CaseRecord) -> bool:
-    """A department sees only what it holds: another's case is "no such case" to it."""
-    return who.department is None or case.held_by(who.department)
+def visible(who: Principal, case: CaseRecord, pack: CityPack | None) -> bool:
+    """Who may open a case; to anyone else it is "no such case". A department: what it
+    holds. The grid's people (网格员): the cases of their grids (the pack's staff
+    register). A tier office: the disputes of its area, whichever tier holds them now
+    (docs/disputes.md). The centres, supervisors and admins: every case."""
+    if who.department is not None:
+        return case.held_by(who.department)
+    if who.role is Role.grid_staff:  # without a pack, no register: no grid of theirs
+        grids = pack.grids_of(who.subject) if pack is not None else []
+        return case.grid_code is not None and case.grid_code in grids
+    if who.role is Role.tier_office:
+        grid = case.grid_code
+        ladder = get_args(DisputeTier)
+        return (
+            case.kind == "dispute"
+            and grid is not None
+            and who.subject in {office_code(tier, grid) for tier in ladder}
+        )
+    return True

@@ -73,7 +73,7 @@ async def case_photo(request: Request, kit: Pages, case_id: str, media_id: str) 
     may see."""
     found = await kit.session(request)
     case = await kit.console.reader.record(case_id)
-    if case is None or not core.visible(found.principal, case):
+    if case is None or not core.visible(found.principal, case, kit.console.pack):
         return Response(status_code=404)
     if media_id not in core.photos(case, kit.console.intake_url):
         return Response(status_code=404)
