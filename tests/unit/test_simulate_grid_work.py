@@ -12,7 +12,7 @@ from shapely.geometry import Point
 
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from system.simulate.profile import CASE_FINDINGS, GridWork, Profile, Scenario
+from system.simulate.profile import CASE_FINDINGS, FindingPlan, GridWork, Profile, Scenario
 
 N = 2000
 
@@ -68,7 +68,7 @@ def test_visits_find_what_residents_raise_and_report_some_of_it(
 ) -> None:
     work, disputes = scenario.profile.grid_work, pack.sla.disputes
     assert disputes is not None
-    findings = []
+    findings: list[FindingPlan] = []
     for grid in pack.grids * 40:  # a grid's visits are its own: more grids, by seed
         many = Scenario(pack, Profile(seed=len(findings)))
         for visit in many.visits(grid):
