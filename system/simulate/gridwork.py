@@ -32,7 +32,7 @@ PARTIES = [{"side": "applicant"}, {"side": "respondent"}]
 
 
 @dataclass
-class GridWork:
+class GridPeople:
     driver: Driver
     grid: httpx.AsyncClient
     started: datetime | None = None  # the system's time when the day's work began

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from gridloop.citypack import CityPack
 from gridloop.citypack.model import EventClass, Grid
@@ -462,7 +462,7 @@ class Scenario:
             doors = rng.randint(*w.doors)
             drawn = (rng.choices(kinds, weights)[0] for _ in range(2))
             findings = tuple(
-                self._finding(rng, kind, doors, grid)  # type: ignore[arg-type]
+                self._finding(rng, cast(FindingType, kind), doors, grid)
                 for kind in drawn
                 if kind != "none"
             )

@@ -20,7 +20,7 @@ from schemas import clock
 from system.desk import GATEWAY_DIR, pack_for_receivers
 from system.gateway import Gateway
 from system.simulate.driver import Credentials, Driver
-from system.simulate.gridwork import GridWork
+from system.simulate.gridwork import GridPeople
 from system.simulate.profile import Profile, Scenario
 from system.simulate.receivers import Receivers, listening_socket, serving
 from system.simulate.summary import Display, Tally
@@ -91,7 +91,7 @@ async def drive(
             display = Display(console, driver.tally, round(options.rate * options.duration))
             with display.live():
                 if "grid" in target.urls:
-                    GridWork(driver, grid).start()
+                    GridPeople(driver, grid).start()
                 tally = await driver.run(options.rate, options.duration, options.drain, display)
         tally.errors += receivers.refused
         return tally
