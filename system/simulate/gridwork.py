@@ -35,13 +35,11 @@ PARTIES = [{"side": "applicant"}, {"side": "respondent"}]
 class GridPeople:
     driver: Driver
     grid: httpx.AsyncClient
-    started: datetime | None = None  # the system's time when the day's work began
     findings_made: int = 0
 
     def start(self) -> None:
         """Send out the people of the grids drawn for today."""
         scenario = self.driver.scenario
-        self.started = self.driver.now()
         for staff, role, grid in scenario.patrollers(scenario.field_grids()):
             self.driver.spawn(self.shift(scenario.patrol(staff, role, grid), grid))
 
