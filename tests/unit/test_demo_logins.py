@@ -6,7 +6,9 @@ handheld (`/m/`), and their community's tier office, for the disputes desk (`/di
 from __future__ import annotations
 
 from gridloop.access import Role
+from system.demo import grid_people
 from system.demo_hold import GridPerson, logins
+from system.simulate.summary import Tally
 
 DESKS = [
     Role.supervision_centre,
@@ -31,3 +33,11 @@ def test_the_demo_gives_one_login_for_each_desk() -> None:
 
 def test_without_grid_people_the_desks_alone() -> None:
     assert [login.grants for login in logins("ROADS")] == DESKS
+
+
+def test_the_demo_tells_the_day_of_the_grid_people() -> None:
+    tally = Tally(patrols=20, track_pieces=60, visits=24, findings=30, disputes=5)
+    tally.disputes_closed_grid, tally.disputes_escalated, tally.self_handled = 2, 3, 7
+    line = grid_people(tally)
+    assert line.startswith("the grid's people: 20 patrols (60 track pieces), 24 household")
+    assert "5 disputes (2 closed at the grid, 3 escalated" in line and "7 problems" in line
