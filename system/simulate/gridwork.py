@@ -170,6 +170,8 @@ class GridPeople:
         case = Case(plan, case_id, time.monotonic())
         d.cases[case_id] = case  # the departments' webhooks find it: the loop plays it
         d.open.add(case_id)
+        if not d.scenario.pack.city.intake.auto_file:  # a supervision-centre operator files it
+            await d.after_intake(case, "reported")
 
     # --- disputes: the tiers mediate ---------------------------------------------------------
 
