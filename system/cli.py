@@ -282,6 +282,9 @@ def simulate(
         typer.Option(help="Drive a running system instead (its clock: --speed must match)"),
     ] = None,
     dispatch_url: Annotated[str | None, typer.Option(help="… and its dispatch service")] = None,
+    grid_url: Annotated[
+        str | None, typer.Option(help="… and its grid service (without: no grid people play)")
+    ] = None,
     receivers_port: Annotated[
         int | None, typer.Option(help="… where its pack's webhooks go (default GRIDLOOP_DESK_PORT)")
     ] = None,
@@ -310,6 +313,8 @@ def simulate(
             "intake": intake_url,
             "dispatch": dispatch_url or f"http://{settings.host}:{settings.dispatch_port}",
         }
+        if grid_url:
+            urls["grid"] = grid_url
         port = receivers_port or settings.desk_port
         mongodb = (settings.mongodb_uri, settings.mongodb_database)
         pack = load_city_pack(pack_dir)

@@ -64,8 +64,22 @@ def _then(console: Console, data_dir: Path) -> Any:
         console.print(_league(scores, month) if scores else "[yellow]no scores yet[/]")
         _report(target, month, data_dir / f"report-{month}", console)
         _told(data_dir / "demo" / GATEWAY_DIR / LOG_FILE, console)
+        console.print(grid_people(tally), soft_wrap=True)
 
     return then
+
+
+def grid_people(tally: Tally) -> str:
+    """The day of the grid's people in one line (issue 17), as the simulator was answered."""
+    return (
+        f"the grid's people: {tally.patrols} patrols ({tally.track_pieces} track pieces), "
+        f"{tally.visits} household visits ({tally.findings} findings, "
+        f"{tally.finding_cases} made cases), {tally.disputes} disputes "
+        f"({tally.disputes_closed_grid} closed at the grid, "
+        f"{tally.disputes_escalated + tally.disputes_up_on_breach} escalated, "
+        f"{tally.disputes_closed_above} closed by the community), "
+        f"{tally.self_handled} problems fixed on the spot (自处置)"
+    )
 
 
 def _told(log: Path, console: Console) -> None:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from gridloop import running
 from gridloop.access import Role
+from gridloop.citypack.disputes import office_code
 from gridloop.mongo import Document
 from gridloop.people import People
 from system.simulate.run import Hold, Target
@@ -37,13 +38,27 @@ class Login:
     subject: str
 
 
-def logins(department: str) -> list[Login]:
-    """One person per role of the workbench, each with a new random password."""
+@dataclass(frozen=True)
+class GridPerson:
+    """The grid manager whose day the demo shows on the handheld (`/m/`), and the tier
+    office of their community (`/disputes`)."""
+
+    staff: str
+    grid: str
+
+    @property
+    def community(self) -> str:
+        return office_code("community", self.grid)
+
+
+def logins(department: str, grid: GridPerson | None = None) -> list[Login]:
+    """One person per role of the workbench, each with a new random password; with `grid`,
+    a grid manager (the handheld) and their community's tier office (the disputes desk)."""
 
     def new() -> str:
         return secrets.token_urlsafe(12)
 
-    return [
+    people = [
         Login("受理员 intake operator", "operator", new(), Role.supervision_centre, "centre"),
         Login("派遣员 dispatcher", "dispatcher", new(), Role.command_centre, "centre"),
         Login("值班长 shift lead", "lead", new(), Role.shift_lead, "centre"),
@@ -52,6 +67,14 @@ def logins(department: str) -> list[Login]:
             f"{department} staff", f"staff.{department.lower()}", new(), Role.department, department
         ),
     ]
+    if grid is not None:
+        people += [
+            Login("网格员 grid manager (/m/)", f"gm.{grid.staff.lower()}", new(),
+                  Role.grid_staff, grid.staff),
+            Login("社区 community tier office (/disputes)", f"community.{grid.community}",
+                  new(), Role.tier_office, grid.community),
+        ]  # fmt: skip
+    return people
 
 
 async def add_people(mongodb_uri: str, people: list[Login]) -> None:
@@ -69,7 +92,7 @@ def hold(console: Console, data_dir: Path) -> Hold:
         console.print("the simulated day is over: restarting the services on a real-time clock …")
         at_real_speed(own)
         department = busiest(target)
-        people = logins(department)
+        people = logins(department, busiest_grid(target))
         asyncio.run(add_people(own.env["MONGODB_URI"], people))
         state = _state(own, target, data_dir)
         running.write_state(state)
@@ -100,6 +123,31 @@ def busiest(target: Target) -> str:
         )
         top = next(iter(counted), None)
     return str(top["_id"]) if top else sorted(target.pack.departments)[0]
+
+
+def busiest_grid(target: Target) -> GridPerson | None:
+    """The grid manager who logged the most visits of the day, in the grid they logged them
+    (else the first grid's manager of the pack's register; None without one)."""
+    from pymongo import MongoClient
+
+    uri, database = target.mongodb
+    client: MongoClient[Document]
+    with MongoClient(uri) as client:
+        counted: Iterable[Document] = client[database]["grid_visits"].aggregate(
+            [
+                {"$group": {"_id": {"staff": "$staff", "grid": "$grid"}, "n": {"$sum": 1}}},
+                {"$sort": {"n": -1, "_id.staff": 1}},
+                {"$limit": 1},
+            ]
+        )
+        top = next(iter(counted), None)
+    if top:
+        return GridPerson(str(top["_id"]["staff"]), str(top["_id"]["grid"]))
+    for grid in target.pack.grids:
+        for person in target.pack.staff_of(grid.code):
+            if person.role == "grid_manager":
+                return GridPerson(person.id, grid.code)
+    return None
 
 
 def _state(own: OwnSystem, target: Target, data_dir: Path) -> running.SystemState:

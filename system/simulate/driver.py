@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
+from schemas import clock
 from schemas.events import Channel
 from system.simulate.profile import PlannedReport, Scenario
 from system.simulate.summary import Display, Tally
@@ -48,6 +49,10 @@ class Credentials:
     lead: str  # the shift lead (值班长): answers extension requests
     departments: dict[str, str]
     reader: str  # an admin's: reads cases and scores for the summary
+    # The grid's people out today (issue 17): grid managers (Role.grid_staff) by staff id,
+    # and the tier offices (Role.tier_office) of their communities and streets by code.
+    grid_staff: dict[str, str] = field(default_factory=dict)
+    tiers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +77,8 @@ class Driver:
     cases: dict[str, Case] = field(default_factory=dict)
     open: set[str] = field(default_factory=set)  # accepted, not yet at the end of the loop
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    grid: httpx.AsyncClient | None = None  # the grid service (patrols, households, visits)
+    now: Callable[[], datetime] = clock.now  # the system's clock (own system: simulated)
 
     # --- plumbing -----------------------------------------------------------------------
 

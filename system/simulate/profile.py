@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from gridloop.citypack import CityPack
 from gridloop.citypack.model import EventClass, Grid
@@ -25,6 +25,7 @@ from schemas.events import Channel, Kind
 EVENT_MAJOR_WEIGHTS = {"01": 6.0, "05": 4.0, "03": 1.5, "02": 1.5, "04": 0.3}
 SUPERVISOR_OF_NO_GRID = "SIM-SUP-0"  # checks the grids nobody patrols
 Action = Literal["handle", "return", "extend"]
+Role = Literal["grid_manager", "supervisor"]
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,56 @@ class Behaviour:
     spread: float = 0.8  # sigma of the lognormal delays
 
 
+FindingType = Literal["dispute", "need", "suggestion", "safety_hazard", "fire_hazard", "sanitation"]
+DisputeOutcome = Literal["grid", "escalate", "overdue"]
+# What a visit's findings may become: hazards and sanitation a case of the catalogue.
+CASE_FINDINGS = frozenset({"safety_hazard", "fire_hazard", "sanitation"})
+
+
+@dataclass(frozen=True)
+class GridWork:
+    """The grid's people (issue 17) in the grids they are out in today: patrols (巡查) of
+    the grid manager and the supervisor, the grid manager's household visits (走访), the
+    disputes (矛盾纠纷) those raise, mediated by the tiers, and fixes on the spot (自处置)."""
+
+    grids: int = 12  # grids whose people are out today (every grid, when the pack has fewer)
+    start_median: timedelta = timedelta(minutes=15)  # clock-in after the day begins
+    shift: timedelta = timedelta(hours=8)  # clock-in to clock-out
+    track_pieces: int = 3  # pieces of the track uploaded during a shift
+    fixes_per_piece: int = 4  # GPS fixes in a piece
+    visits: int = 2  # a grid manager's visits in a shift
+    doors: tuple[int, int] = (1, 4)  # households a visit calls at (at least, at most)
+    # Findings of a visit (民情): 0–2; "none" weighs a visit where nobody raised anything.
+    findings: dict[str, float] = field(
+        default_factory=lambda: {
+            "none": 0.35,
+            "need": 0.15,
+            "suggestion": 0.10,
+            "safety_hazard": 0.08,
+            "fire_hazard": 0.05,
+            "sanitation": 0.12,
+            "dispute": 0.15,
+        }
+    )
+    case_share: float = 0.5  # hazards and sanitation findings made a case
+    # Disputes: closed at the grid with the parties' confirmation; escalated as beyond its
+    # authority (closed by the community); the rest left to the grid's limit (up on the
+    # breach; the grid explains; the community closes). Only played where the grid's limit
+    # falls within `overdue_within` (a demo day never reaches a 3-day limit).
+    dispute_at_grid: float = 0.5
+    dispute_beyond_authority: float = 0.35
+    overdue_within: timedelta = timedelta(hours=12)
+    unconfirmed_share: float = 0.1  # parties who do not confirm: the tier records why
+    mediate_median: timedelta = timedelta(hours=1)
+    self_handling_share: float = 0.5  # of the people out, those who fix a problem on the spot
+
+
 @dataclass(frozen=True)
 class Profile:
     seed: int = 1
     mix: Mix = field(default_factory=Mix)
     behaviour: Behaviour = field(default_factory=Behaviour)
+    grid_work: GridWork = field(default_factory=GridWork)
 
 
 @dataclass(frozen=True)
@@ -149,6 +195,58 @@ class CallbackPlan:
         }
 
 
+@dataclass(frozen=True)
+class PatrolPlan:
+    """A person's patrol of one grid: the clock-in after the day begins, the pieces of the
+    track (each `at` after the clock-in, its fixes inside the grid), the clock-out."""
+
+    staff: str
+    role: Role
+    grid_code: str
+    clock_in: timedelta
+    pieces: tuple[tuple[timedelta, tuple[tuple[float, float], ...]], ...]
+    clock_out: timedelta
+    start: tuple[float, float]
+    end: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class FindingPlan:
+    type: FindingType
+    household: int  # index into the visit's doors
+    report: bool  # made a case (a dispute, for a dispute)
+    class_code: str | None  # the case's class (the dispute type, for a dispute)
+    point: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class VisitPlan:
+    """A grid manager's visit: when (after the clock-in), how many doors, what was found."""
+
+    after: timedelta
+    doors: int
+    findings: tuple[FindingPlan, ...]
+
+
+@dataclass(frozen=True)
+class DisputePlan:
+    """How the tiers handle a dispute: closed at the grid, escalated as beyond its
+    authority, or left to the grid's limit; after how long; whether the parties confirm."""
+
+    outcome: DisputeOutcome
+    mediate_after: timedelta
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class SelfHandlingPlan:
+    """A fix on the spot (自处置): when after the clock-in, which class, where."""
+
+    after: timedelta
+    class_code: str
+    point: tuple[float, float]
+
+
 def _lognormal(rng: random.Random, median: timedelta, sigma: float) -> timedelta:
     return median * rng.lognormvariate(0.0, sigma)
 
@@ -214,6 +312,10 @@ class Scenario:
     @staticmethod
     def _supervisor(grid: Grid) -> str:
         return grid.supervisor or SUPERVISOR_OF_NO_GRID
+
+    def supervisor_of(self, grid: Grid) -> str:
+        """Who verifies and checks the grid's cases."""
+        return self._supervisor(grid)
 
     def point_in(self, grid: Grid, rng: random.Random) -> tuple[float, float]:
         """A point inside the grid (not on its edge, which a neighbour may share)."""
@@ -304,6 +406,110 @@ class Scenario:
             if at >= duration:
                 return times
             times.append(at)
+
+    # --- the grid's people (issue 17) -------------------------------------------------------
+
+    def field_grids(self) -> list[Grid]:
+        """The grids whose people are out today, drawn once from the seed."""
+        count = min(self.profile.grid_work.grids, len(self.grids))
+        drawn = random.Random(f"{self.profile.seed}:field").sample(self.grids, count)
+        return sorted(drawn, key=lambda g: g.code)
+
+    def grid_manager(self, grid: Grid) -> str | None:
+        """The grid manager (网格管理员) the pack's staff register puts on the grid."""
+        managers = [p.id for p in self.pack.staff_of(grid.code) if p.role == "grid_manager"]
+        return managers[0] if managers else None
+
+    def patrollers(self, grids: Sequence[Grid]) -> list[tuple[str, Role, Grid]]:
+        """Who patrols today: each grid's manager in it, and each supervisor on the register
+        once, in the first of their grids out today (one open patrol a person)."""
+        out: list[tuple[str, Role, Grid]] = []
+        supervisors: set[str] = set()
+        registered = {p.id for p in self.pack.staff.people.values() if p.role == "supervisor"}
+        for grid in grids:
+            manager = self.grid_manager(grid)
+            if manager:
+                out.append((manager, "grid_manager", grid))
+            sup = grid.supervisor
+            if sup and sup in registered and sup not in supervisors:
+                supervisors.add(sup)
+                out.append((sup, "supervisor", grid))
+        return out
+
+    def patrol(self, staff: str, role: Role, grid: Grid) -> PatrolPlan:
+        """A shift's patrol: clock-in, the pieces of the track spread over the shift (times
+        after the clock-in), the clock-out; every point inside the grid."""
+        w, rng = self.profile.grid_work, self.rng(0, f"patrol:{staff}")
+        clock_in = _lognormal(rng, w.start_median, self.profile.behaviour.spread)
+        pieces = tuple(
+            (
+                w.shift * (i + 1) / (w.track_pieces + 1),
+                tuple(self.point_in(grid, rng) for _ in range(w.fixes_per_piece)),
+            )
+            for i in range(w.track_pieces)
+        )
+        start, end = self.point_in(grid, rng), self.point_in(grid, rng)
+        return PatrolPlan(staff, role, grid.code, clock_in, pieces, w.shift, start, end)
+
+    def visits(self, grid: Grid) -> list[VisitPlan]:
+        """The grid manager's visits of the shift (times after the clock-in)."""
+        w = self.profile.grid_work
+        kinds, weights = list(w.findings), list(w.findings.values())
+        plans: list[VisitPlan] = []
+        for k in range(w.visits):
+            rng = self.rng(0, f"visit:{grid.code}:{k}")
+            after = min(w.shift * ((k + 0.5) / w.visits) * rng.uniform(0.8, 1.2), w.shift * 0.95)
+            doors = rng.randint(*w.doors)
+            drawn = (rng.choices(kinds, weights)[0] for _ in range(2))
+            findings = tuple(
+                self._finding(rng, cast(FindingType, kind), doors, grid)
+                for kind in drawn
+                if kind != "none"
+            )
+            plans.append(VisitPlan(after, doors, findings))
+        return plans
+
+    def _finding(
+        self, rng: random.Random, kind: FindingType, doors: int, grid: Grid
+    ) -> FindingPlan:
+        disputes = self.pack.sla.disputes
+        code: str | None = None
+        if kind == "dispute" and disputes is not None:
+            code = rng.choice(sorted(disputes.types))
+        elif (
+            kind in CASE_FINDINGS
+            and self.events
+            and rng.random() < self.profile.grid_work.case_share
+        ):
+            code = rng.choices(self.events, self.event_weights)[0].code
+        point = self.point_in(grid, rng)
+        return FindingPlan(kind, rng.randrange(doors), code is not None, code, point)
+
+    def dispute(self, key: str) -> DisputePlan:
+        """How the tiers handle the dispute `key`: the grid closes it, escalates it as
+        beyond its authority, or lets its limit pass (only where that limit is within
+        `overdue_within`; else it escalates). Mediation ends well within the grid's limit."""
+        w, rng = self.profile.grid_work, self.rng(0, f"dispute:{key}")
+        ladder = self.pack.sla.disputes
+        limit = (ladder.limit("grid") if ladder else None) or w.overdue_within
+        draw = rng.random()
+        outcome: DisputeOutcome = "grid"
+        if draw >= w.dispute_at_grid + w.dispute_beyond_authority and limit <= w.overdue_within:
+            outcome = "overdue"
+        elif draw >= w.dispute_at_grid:
+            outcome = "escalate"
+        after = min(_lognormal(rng, w.mediate_median, self.profile.behaviour.spread), limit * 0.4)
+        return DisputePlan(outcome, after, rng.random() >= w.unconfirmed_share)
+
+    def self_handling(self, staff: str, grid: Grid) -> SelfHandlingPlan | None:
+        """Whether `staff` fixes a minor problem of a class the pack allows (自处置) during
+        the shift: when, which, where."""
+        w, rng = self.profile.grid_work, self.rng(0, f"self-handling:{staff}")
+        allowed = [c for c in self.events if c.self_handling]
+        if not allowed or rng.random() >= w.self_handling_share:
+            return None
+        cls = rng.choice(allowed)
+        return SelfHandlingPlan(w.shift * rng.uniform(0.2, 0.8), cls.code, self.point_in(grid, rng))
 
     def redirect(self, department: str, plan: PlannedReport) -> str:
         """Where the command centre sends a returned case: the class's owner, else the

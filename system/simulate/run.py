@@ -20,6 +20,7 @@ from schemas import clock
 from system.desk import GATEWAY_DIR, pack_for_receivers
 from system.gateway import Gateway
 from system.simulate.driver import Credentials, Driver
+from system.simulate.gridwork import GridPeople
 from system.simulate.profile import Profile, Scenario
 from system.simulate.receivers import Receivers, listening_socket, serving
 from system.simulate.summary import Display, Tally
@@ -76,15 +77,21 @@ async def drive(
     scenario = Scenario(target.pack, options.profile)
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
     timeout = httpx.Timeout(30.0)
+    grid_url = target.urls.get("grid", target.intake)  # no grid service: no grid work
     async with (
         httpx.AsyncClient(base_url=target.intake, limits=limits, timeout=timeout) as intake,
         httpx.AsyncClient(base_url=target.dispatch, limits=limits, timeout=timeout) as dispatch,
+        httpx.AsyncClient(base_url=grid_url, limits=limits, timeout=timeout) as grid,
     ):
-        driver = Driver(scenario, intake, dispatch, target.credentials, options.speed)
+        driver = Driver(
+            scenario, intake, dispatch, target.credentials, options.speed, now=target.now
+        )
         receivers = Receivers(target.pack, driver.deliver, Gateway(target.pack, gateway))
         async with serving(receivers.app(), sock):
             display = Display(console, driver.tally, round(options.rate * options.duration))
             with display.live():
+                if "grid" in target.urls:
+                    GridPeople(driver, grid).start()
                 tally = await driver.run(options.rate, options.duration, options.drain, display)
         tally.errors += receivers.refused
         return tally
@@ -117,7 +124,7 @@ def simulate_own(
         mongodb = (own.env["MONGODB_URI"], DATABASE)
 
         async def session() -> tuple[Target, Tally]:
-            credentials = await issue_credentials(*mongodb, pack)
+            credentials = await issue_credentials(*mongodb, pack, options.profile)
             # The reports begin when the simulated clock reads the start (or at once, when
             # the services took longer than their head start).
             await asyncio.sleep(max(0.0, own.compression.epoch - time.time()))
@@ -161,7 +168,7 @@ def simulate_running(
     sock = listening_socket(port=receivers_port)
 
     async def session() -> Tally:
-        credentials = await issue_credentials(mongodb[0], mongodb[1], pack)
+        credentials = await issue_credentials(mongodb[0], mongodb[1], pack, options.profile)
         start = datetime.now(UTC)  # informational: the running system keeps its own clock
         target = Target(pack, urls["intake"], urls["dispatch"], credentials, urls, start, mongodb)
         return await drive(target, sock, options, console)

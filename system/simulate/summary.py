@@ -45,6 +45,20 @@ class Tally:
     callbacks_unreached: int = 0  # calls that reached nobody
     callbacks_invalid: int = 0  # never reached in the city's tries (无效回访)
     dissatisfied: int = 0
+    # The grid's people (issue 17): patrols (巡查), visits (走访), disputes, self-handling.
+    patrols: int = 0  # clock-ins
+    patrols_ended: int = 0  # clock-outs
+    track_pieces: int = 0
+    visits: int = 0
+    findings: int = 0  # what residents raised on them, by the visits' findings
+    finding_cases: int = 0  # findings made an ordinary case
+    disputes: int = 0  # findings made a dispute
+    disputes_closed_grid: int = 0  # closed by the grid (confirmed or why not recorded)
+    disputes_escalated: int = 0  # beyond the grid's authority
+    disputes_up_on_breach: int = 0  # the grid let its limit pass
+    disputes_explained: int = 0  # … and explained why
+    disputes_closed_above: int = 0  # closed by the community
+    self_handled: int = 0  # 自处置
     errors: int = 0  # 5xx, transport failures, and actions refused after their retries
     # What the errors were: "POST /cases/{id}/check → 409" and how many of each.
     problems: Counter[str] = field(default_factory=Counter)

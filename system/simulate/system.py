@@ -30,6 +30,7 @@ from pymongo import AsyncMongoClient
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack
+from gridloop.citypack.disputes import office_code
 from gridloop.config import Settings
 from gridloop.embedded import ServerProcess
 from gridloop.kafka import ensure_topics
@@ -37,7 +38,7 @@ from gridloop.mongo import Document
 from schemas.clock import Compression
 from system.frontdoor.main import door_trust
 from system.simulate.driver import Credentials
-from system.simulate.profile import SUPERVISOR_OF_NO_GRID
+from system.simulate.profile import SUPERVISOR_OF_NO_GRID, Profile, Scenario
 from system.up import PORT_ENV, SERVICES, System
 
 DATABASE = "gridloop"
@@ -143,12 +144,16 @@ def own_system(
                 server.stop()
 
 
-async def issue_credentials(mongodb_uri: str, database: str, pack: CityPack) -> Credentials:
+async def issue_credentials(
+    mongodb_uri: str, database: str, pack: CityPack, profile: Profile | None = None
+) -> Credentials:
     """A credential for every simulated person, issued in the system's own database (as
-    `gridloop credentials issue` does)."""
+    `gridloop credentials issue` does): the grid managers and tier offices only of the
+    grids whose people are out today (a district has thousands)."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri)
     try:
         store = CredentialStore(client[database])
+        grid_staff, tiers = await _grid_people(store, Scenario(pack, profile or Profile()))
         supervisors = sorted({g.supervisor for g in pack.grids if g.supervisor})
         by_supervisor = {
             s: await store.issue(Role.supervisor, s, "simulator")
@@ -166,9 +171,24 @@ async def issue_credentials(mongodb_uri: str, database: str, pack: CityPack) -> 
             lead=await store.issue(Role.shift_lead, LEAD, "simulator"),
             departments=departments,
             reader=await store.issue(Role.admin, READER, "simulator"),
+            grid_staff=grid_staff,
+            tiers=tiers,
         )
     finally:
         await client.close()
+
+
+async def _grid_people(
+    store: CredentialStore, scenario: Scenario
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Tokens of the grid managers out today, and of their communities' and streets'
+    tier offices (who mediate the disputes their visits raise)."""
+    grids = scenario.field_grids()
+    managers = sorted({m for g in grids if (m := scenario.grid_manager(g))})
+    offices = sorted({office_code(tier, g.code) for g in grids for tier in ("community", "street")})
+    grid_staff = {m: await store.issue(Role.grid_staff, m, "simulator") for m in managers}
+    tiers = {o: await store.issue(Role.tier_office, o, "simulator") for o in offices}
+    return grid_staff, tiers
 
 
 def _start_together(system: System, timeout: float = 180.0) -> None:

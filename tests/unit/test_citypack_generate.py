@@ -96,6 +96,17 @@ def test_every_grid_has_its_people(full: CityPack) -> None:
     assert teams == {s for s in full.streets}
 
 
+def test_the_district_takes_disputes_and_fixes_on_the_spot(full: CityPack) -> None:
+    """Issue 17: the demo day's disputes go up the tiers from the grid, and a supervisor or
+    grid manager may fix garbage, flyers and parking on the spot (自处置), nothing else."""
+    ladder = full.sla.disputes
+    assert ladder is not None and "0101" in ladder.types
+    assert (ladder.above("grid"), ladder.above("community")) == ("community", "street")
+    fixable = {c.code for c in full.classes.values() if c.self_handling}
+    assert fixable == {"0102", "0201", "0505"}
+    assert all(full.classes[("event", code)].self_handling for code in fixable)
+
+
 def test_every_grid_has_tens_of_households_and_no_names(full: CityPack) -> None:
     """Issue 17: a household register (doors and occupancy) for every grid, to visit."""
     assert not full.households.names

@@ -37,8 +37,9 @@ from gridloop.citypack.generate.write import (
 from gridloop.citypack.messages import MESSAGES_FILE
 
 # Bump when a change of the code changes the files generated (the cache is keyed on it).
-GENERATOR_VERSION = 6  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
+GENERATOR_VERSION = 7  # 3: evaluation.yaml weights per issue 19 (command centre); 4: messages.yaml
 # 5: staff.yaml (issue 17: the grid's people); 6: households.csv (issue 17: households, visits)
+# 7: sla.yaml disputes and self-handling classes (issue 17: the simulator's grid people)
 DEFAULT_SEED = 110101
 
 __all__ = ["DEFAULT_SEED", "GENERATOR_VERSION", "Generated", "dongcheng_pack", "generate_city_pack"]

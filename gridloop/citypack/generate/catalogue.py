@@ -77,6 +77,7 @@ class ClassSpec(_Strict):
     urgent: Duration | None = None
     clock: Literal["working", "natural"] = "working"
     radius: Annotated[float | None, Field(ge=0, le=5000)] = None
+    self_handling: bool = False  # a supervisor or grid manager may fix it on the spot (自处置)
 
 
 class ComponentSpec(ClassSpec):

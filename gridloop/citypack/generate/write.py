@@ -85,6 +85,8 @@ def _class(kind: str, spec: ClassSpec) -> dict[str, Any]:
     }
     if spec.radius is not None:
         entry["duplicate_radius_m"] = spec.radius
+    if spec.self_handling:
+        entry["self_handling"] = True
     return entry
 
 
