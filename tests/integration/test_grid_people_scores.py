@@ -7,11 +7,17 @@ evaluation collections are rebuilt from the topics."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from functools import partial
 from typing import Any
 
+from typer.testing import CliRunner
+
 from gridloop.kafka.replay import replay
 from gridloop.visits import HEADS, HOUSEHOLDS, VISITS
+from system.cli import app as cli
+from tests.conftest import Servers
 from tests.evaluation_story import GRID
 from tests.grid_people_story import (
     GM1_SCORE,
@@ -45,6 +51,7 @@ async def _people(w: World) -> dict[str, Any]:
 
 async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebuild(
     world: World,  # noqa: F811
+    servers: Servers,
 ) -> None:
     w, tag = world, "GP"
     await _seed_grid_service(w, tag)
@@ -68,6 +75,19 @@ async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebui
     assert one["score"] == GM1_SCORE
     missing = await w.scores.get(f"/scores/grid_staff/GM-9/{MONTH}", headers=w.auth("command"))
     assert missing.status_code == 404
+
+    # `gridloop scores show` reads the same, by the pack's weights.
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
+        "MONGODB_URI": servers.mongodb,
+        "GRIDLOOP_MONGODB_DATABASE": w.db.name,
+        "GRIDLOOP_NAMESPACE": w.namespace,
+    }
+    args = ["scores", "show", "--level", "grid_staff", "--period", MONTH, "--json"]
+    ran = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    assert ran.exit_code == 0, ran.output
+    shown = {s["entity"]: s["score"] for s in json.loads(ran.output)}
+    assert shown["GM-1"] == GM1_SCORE
 
     # The rebuild from the topics (as `gridloop scores rebuild` does it): the same scores.
     await w.store.drop()
