@@ -112,14 +112,23 @@ async def coverage_of(
     return covered(doors, visits, start, end, staff)
 
 
-def worked(spells: Iterable[Document], start: datetime, end: datetime) -> list[str]:
+# Zhoushan's service team (组团式服务): the register's roles besides the grid manager and the
+# supervisor (gridloop/citypack/staff.py `StaffRole`).
+NOT_TEAM = frozenset({"grid_manager", _NOT_STAFF})
+
+
+def worked(
+    spells: Iterable[Document], start: datetime, end: datetime, team: bool = False
+) -> list[str]:
     """The staff ids of the spells (the grid's register) that overlapped [start, end) in a
-    role of the grid staff (a grid manager or team member; not a supervisor)."""
+    role of the grid staff (a grid manager or team member; not a supervisor), or only in a
+    role of the grid's service team (`team`)."""
+    skip = NOT_TEAM if team else {_NOT_STAFF}
     return sorted(
         {
             s["staff"]
             for s in spells
-            if s["role"] != _NOT_STAFF
+            if s["role"] not in skip
             and (s.get("since") is None or _aware(s["since"]) < end)  # type: ignore[operator]
             and (s.get("until") is None or _aware(s["until"]) > start)  # type: ignore[operator]
         }
@@ -128,10 +137,15 @@ def worked(spells: Iterable[Document], start: datetime, end: datetime) -> list[s
 
 async def grid_people(
     db: AsyncDatabase[Document], start: datetime, end: datetime
-) -> dict[str, list[str]]:
-    """Each grid staff member who worked some grid in [start, end): their grids (sorted)."""
+) -> tuple[dict[str, list[str]], set[str]]:
+    """Each grid staff member who worked some grid in [start, end), with their grids
+    (sorted); and the grids that had a service team (组团) then."""
     people: dict[str, list[str]] = {}
+    teams: set[str] = set()
     async for head in db[HEADS].find({}, {"spells": 1}):
-        for staff in worked(head.get("spells") or (), start, end):
+        spells = head.get("spells") or ()
+        for staff in worked(spells, start, end):
             people.setdefault(staff, []).append(head["_id"])
-    return {staff: sorted(grids) for staff, grids in sorted(people.items())}
+        if worked(spells, start, end, team=True):
+            teams.add(head["_id"])
+    return {staff: sorted(grids) for staff, grids in sorted(people.items())}, teams

@@ -384,8 +384,11 @@ class ScoreStore:
 
     async def score(self, level: Level, entity: str, period: str) -> Score | None:
         if level in ON_READ:
-            grids = (await self._people(level, period)).get(entity)
-            return await self._people_score(level, entity, grids, period) if grids else None
+            people, teams = await self._register(level, period)
+            grids = people.get(entity)
+            if not grids:
+                return None
+            return await self._people_score(level, entity, grids, period, entity in teams)
         doc = await self.scores.find_one(
             {"_id": Key(level, entity, period_kind(period), period).id}
         )
@@ -419,12 +422,16 @@ class ScoreStore:
     async def _people(self, level: Level, period: str) -> dict[str, list[str]]:
         """The entities of a people level over `period` and their grids: each grid staff
         member with the grids they worked in it; each grid some grid staff worked."""
+        return (await self._register(level, period))[0]
+
+    async def _register(self, level: Level, period: str) -> tuple[dict[str, list[str]], set[str]]:
+        """`_people`, and the grids that had a service team (组团) in `period`."""
         start, end = bounds(period, self.zone)
-        people = await grid_people(self.case_facts.database, start, end)
+        people, teams = await grid_people(self.case_facts.database, start, end)
         if level is Level.grid_staff:
-            return people
+            return people, teams
         grids = sorted({grid for worked in people.values() for grid in worked})
-        return {grid: [grid] for grid in grids}
+        return {grid: [grid] for grid in grids}, teams
 
     async def _grid_facts(self, grids: list[str], period: str) -> list[CaseFacts]:
         """The facts of the cases the grids' scores over `period` count (each case once)."""
@@ -440,17 +447,20 @@ class ScoreStore:
         return await coverage_of(self.case_facts.database, grids, start, end, staff)
 
     async def _people_score(
-        self, level: Level, entity: str, grids: list[str], period: str
+        self, level: Level, entity: str, grids: list[str], period: str, team: bool = False
     ) -> Score | None:
         facts = await self._grid_facts(grids, period)
         cover = await self._coverage(level, entity, grids, period)
-        name = self.name(Level.grid, entity) if level is Level.grid_team else entity
+        name = entity  # a person's id: their name stays with the grid service's register
+        if level is Level.grid_team:  # the grid's name, and its team's where it has one
+            name = self.name(Level.grid, entity) + (" 组团" if team else "")
         return scored(level, entity, name, period, facts, cover, self.policy)
 
     async def _people_league(self, level: Level, period: str) -> list[Score]:
+        people, teams = await self._register(level, period)
         found = [
-            await self._people_score(level, entity, grids, period)
-            for entity, grids in (await self._people(level, period)).items()
+            await self._people_score(level, entity, grids, period, entity in teams)
+            for entity, grids in people.items()
         ]
         return [s for s in found if s is not None]
 

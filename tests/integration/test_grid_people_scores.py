@@ -65,6 +65,7 @@ async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebui
     gm1, team = found["grid_staff/GM-1"], found[f"grid_team/{GRID}"]
     assert (gm1["score"], gm1["grade"], gm1["cases"]) == (GM1_SCORE, "D", 3 + 6)
     assert (team["score"], team["grade"]) == (TEAM_SCORE, "C")
+    assert team["name"].endswith(" 组团")  # a doctor on its register: a service team
     assert set(found) == {"grid_staff/GM-1", "grid_staff/GM-2", f"grid_team/{GRID}"}
 
     drill = await w.score(f"/scores/grid_staff/GM-1/{MONTH}/visit_coverage/cases")
@@ -77,14 +78,14 @@ async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebui
     assert missing.status_code == 404
 
     # `gridloop scores show` reads the same, by the pack's weights.
-    env = {
+    system = {
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
         "MONGODB_URI": servers.mongodb,
         "GRIDLOOP_MONGODB_DATABASE": w.db.name,
         "GRIDLOOP_NAMESPACE": w.namespace,
     }
     args = ["scores", "show", "--level", "grid_staff", "--period", MONTH, "--json"]
-    ran = await asyncio.to_thread(CliRunner().invoke, cli, args, env=env)
+    ran = await asyncio.to_thread(CliRunner().invoke, cli, args, env=system)
     assert ran.exit_code == 0, ran.output
     shown = {s["entity"]: s["score"] for s in json.loads(ran.output)}
     assert shown["GM-1"] == GM1_SCORE

@@ -59,6 +59,10 @@ def test_coverage_counts_doors_to_visit_at_the_periods_end() -> None:
 
 def test_the_grid_staff_are_the_registers_people_but_its_supervisor() -> None:
     assert worked(spells(), START, END) == ["GM-1", "GM-2"]
+    assert worked(spells(), START, END, team=True) == ["GM-2"]  # the doctor: a 组团
+    assert worked(spells(), *bounds("2025-11", ZONE)) == ["GM-1", "GM-2"]  # from the pack
+    ended = [s | {"until": START} for s in spells()]
+    assert worked(ended, START, END) == []  # released before the month
 
 
 def test_a_grid_staff_members_score(disputes: list[CaseFacts]) -> None:
