@@ -69,11 +69,20 @@ def scored(
     cover: Covered,
     policy: EvaluationPolicy,
 ) -> Score | None:
-    """The score of one grid staff member or grid team; None with neither a case of their
-    grids nor a household to visit in the period (nothing to score)."""
-    if not cases and not cover.due:
-        return None
+    """The score of one grid staff member or grid team; None with neither a case counted
+    nor a household to visit in the period (nothing to score). `cases` are the cases of
+    their grids; `Score.cases` counts those a figure counted."""
     figures = counted(level, entity, cases, cover, policy)
+    # The cases some figure counted (a grid staff member's: the disputes of their grids).
+    number = len(
+        {
+            case
+            for i, tally in figures.items()
+            if i is not Indicator.visit_coverage
+            for case in tally.denominator
+        }
+    )
+    if not number and not cover.due:
+        return None
     ratios = {indicator: tally.ratio for indicator, tally in figures.items()}
-    number = len({c.case_id for c in cases})
     return graded(level, entity, name, period, period_kind(period), number, ratios, policy)

@@ -63,8 +63,8 @@ async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebui
 
     found = await _people(w)
     gm1, team = found["grid_staff/GM-1"], found[f"grid_team/{GRID}"]
-    assert (gm1["score"], gm1["grade"], gm1["cases"]) == (GM1_SCORE, "D", 3 + 6)
-    assert (team["score"], team["grade"]) == (TEAM_SCORE, "C")
+    assert (gm1["score"], gm1["grade"], gm1["cases"]) == (GM1_SCORE, "D", 3)
+    assert (team["score"], team["grade"], team["cases"]) == (TEAM_SCORE, "C", 9)
     assert team["name"].endswith(" 组团")  # a doctor on its register: a service team
     assert set(found) == {"grid_staff/GM-1", "grid_staff/GM-2", f"grid_team/{GRID}"}
 
