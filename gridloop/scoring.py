@@ -28,6 +28,9 @@ class Level(StrEnum):
     operator = "operator"  # 受理员: a supervision-centre operator who files or voids
     dispatcher = "dispatcher"  # 派遣员: a command-centre dispatcher who dispatches by hand
     shift_lead = "shift_lead"  # 值班长: who decides departments' requests
+    # The grid's people (issue 17), computed when read (services/evaluation/people.py):
+    grid_staff = "grid_staff"  # 网格员: a grid manager or team member, per staff id
+    grid_team = "grid_team"  # 组团式服务 100 分制: a grid and its service team, per grid code
 
 
 class PeriodKind(StrEnum):
@@ -71,6 +74,12 @@ class Indicator(StrEnum):
     # 自处置率: problems the grid's people fixed on the spot / their reports decided (fixed,
     # filed or voided); counted apart: no default weight, never filed or dispatched.
     self_handled = "self_handled"
+    # 走访覆盖率: households visited / households to visit (not vacant) in the period; its
+    # drill-down lists household ids, not case ids (the grid service's register).
+    visit_coverage = "visit_coverage"
+    # 按时调解率 (the grid tier): disputes the grid closed or passed up before its `mediate`
+    # clock broke / disputes whose grid tier is done or late.
+    on_time_mediation = "on_time_mediation"
 
 
 class Ratio(BaseModel):
@@ -103,7 +112,14 @@ class Score(BaseModel):
 
 
 # The staff's own: a place is not rated on them (a person is, on their own decisions).
-_STAFF_ONLY = frozenset({Indicator.on_time_filing, Indicator.on_time_approval})
+_STAFF_ONLY = frozenset(
+    {
+        Indicator.on_time_filing,
+        Indicator.on_time_approval,
+        Indicator.visit_coverage,  # the grid's people's levels only (read, not stored)
+        Indicator.on_time_mediation,
+    }
+)
 _ALL = tuple(i for i in Indicator if i not in _STAFF_ONLY)
 HOTLINE = (
     Indicator.callback_response,
@@ -144,7 +160,26 @@ APPLIES: dict[Level, tuple[Indicator, ...]] = {
     Level.operator: (Indicator.on_time_filing,),
     Level.dispatcher: (Indicator.dispatch_accuracy,),
     Level.shift_lead: (Indicator.on_time_approval,),
+    # The grid's people (issue 17 item 7): a grid staff member on their own visits and the
+    # disputes of the grids they work; Zhoushan's team (组团) per grid on those and the
+    # grid's own finding, self-handling and verification.
+    Level.grid_staff: (
+        Indicator.visit_coverage,
+        Indicator.disputes_solved_here,
+        Indicator.on_time_mediation,
+    ),
+    Level.grid_team: (
+        Indicator.visit_coverage,
+        Indicator.disputes_solved_here,
+        Indicator.on_time_mediation,
+        Indicator.missed_reports,
+        Indicator.self_handled,
+        Indicator.on_time_verification,
+    ),
 }
+# Levels scored when read, from the stored case facts and the grid service's register and
+# visit log (services/evaluation/people.py), never stored in `scores`.
+ON_READ = frozenset({Level.grid_staff, Level.grid_team})
 LOWER_IS_BETTER = frozenset({Indicator.rework, Indicator.missed_reports})
 
 

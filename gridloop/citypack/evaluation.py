@@ -84,6 +84,21 @@ DEFAULT_WEIGHTS: dict[Level, dict[Indicator, float]] = {
     Level.operator: {Ind.on_time_filing: 100.0},
     Level.dispatcher: {Ind.dispatch_accuracy: 100.0},
     Level.shift_lead: {Ind.on_time_approval: 100.0},
+    # 网格员: their own visits over the households of their grids, and the disputes there.
+    Level.grid_staff: {
+        Ind.visit_coverage: 50.0,
+        Ind.disputes_solved_here: 30.0,
+        Ind.on_time_mediation: 20.0,
+    },
+    # 组团式服务 100 分制 (Zhoushan): a grid and its team, the weights summing to 100.
+    Level.grid_team: {
+        Ind.visit_coverage: 30.0,
+        Ind.disputes_solved_here: 20.0,
+        Ind.on_time_mediation: 15.0,
+        Ind.missed_reports: 15.0,  # as 1 − rate
+        Ind.on_time_verification: 15.0,
+        Ind.self_handled: 5.0,
+    },
 }
 
 
@@ -177,6 +192,8 @@ _ACTORS = (
     Level.operator,
     Level.dispatcher,
     Level.shift_lead,
+    Level.grid_staff,
+    Level.grid_team,
 )
 
 

@@ -89,12 +89,16 @@ def league_table(level: Level, period: str, scores: list[Score]) -> Table:
 
 
 async def _league(settings: Settings, level: Level, period: str) -> list[Score]:
+    from gridloop.citypack import load_city_pack
     from gridloop.mongo import connect, database
+    from gridloop.scoring import ON_READ
     from services.evaluation.store import ScoreStore
 
+    # The grid's people are scored as read, by the pack's weights, time zone and names.
+    pack = load_city_pack(settings.city_pack) if level in ON_READ else None
     client = connect(settings)
     try:
-        return await ScoreStore(database(client, settings)).league(level, period)
+        return await ScoreStore(database(client, settings), pack).league(level, period)
     finally:
         await client.close()
 

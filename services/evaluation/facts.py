@@ -233,6 +233,11 @@ class CaseFacts(BaseModel):
     dispute_tiers: list[str] = Field(default_factory=list)
     dispute_closed_by: str | None = None
     dispute_confirmed: bool = False
+    # The grid tier's part (按时调解率): the version that gave it to the grid (its `mediate`
+    # clock's opening), when the grid let it go (closed or passed up), whether it was late.
+    dispute_grid_opened: int | None = None
+    dispute_grid_done_at: datetime | None = None
+    dispute_grid_late: bool = False
     self_handled: bool = False  # 自处置: fixed on the spot by who reported it, never filed
 
     @property
@@ -392,17 +397,20 @@ def _lifecycle(facts: CaseFacts, env: Envelope) -> None:
         _rework(facts, reopened=before is State.evaluated)
     elif isinstance(data, FeedbackGiven):
         facts.rating = data.rating
-    _dispute(facts, data)
+    _dispute(facts, data, env.time)
 
 
-def _dispute(facts: CaseFacts, data: CaseEvent) -> None:
-    """Which tiers held a dispute, and which closed it."""
+def _dispute(facts: CaseFacts, data: CaseEvent, at: datetime) -> None:
+    """Which tiers held a dispute, which closed it, and when the grid let it go."""
+    at_grid = facts.dispute_tiers == ["grid"] and facts.dispute_grid_done_at is None
     if isinstance(data, CaseReported) and data.kind == "dispute":
-        facts.dispute_tiers = ["grid"]
+        facts.dispute_tiers, facts.dispute_grid_opened = ["grid"], data.version
     elif isinstance(data, DisputeEscalated):
         facts.dispute_tiers.append(data.tier)
     elif isinstance(data, DisputeClosed):
         facts.dispute_closed_by, facts.dispute_confirmed = data.tier, data.confirmed
+    if at_grid and isinstance(data, DisputeEscalated | DisputeClosed):
+        facts.dispute_grid_done_at = at
 
 
 def _tasks(facts: CaseFacts, env: Envelope, name: str) -> None:
@@ -541,6 +549,12 @@ def _breach(facts: CaseFacts, data: SlaBreach) -> None:
         Stage.verify: [facts.verification] if facts.verification else [],
         Stage.check: facts.checks,
     }
+    if data.stage is Stage.mediate:
+        # The grid tier's clock (opened by the report): late unless it let go in time.
+        done = facts.dispute_grid_done_at
+        if data.case_version == facts.dispute_grid_opened and not (done and done <= data.deadline):
+            facts.dispute_grid_late = True
+        return
     if data.stage is Stage.handle:
         found = next((r for r in facts.rounds if r.opened == data.case_version), None)
         if found is not None and not (found.handled_at and found.handled_at <= data.deadline):

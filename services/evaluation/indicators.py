@@ -138,6 +138,9 @@ def entities(case: CaseFacts, level: Level, command_centre: str = COMMAND_CENTRE
         Level.operator: list(case.operators),
         Level.dispatcher: list(case.dispatchers),
         Level.shift_lead: list(case.shift_leads),
+        # Scored when read (people.py), over the cases of their grids: stored nowhere.
+        Level.grid_staff: [],
+        Level.grid_team: [],
     }
     return [e for e in found[level] if e]
 
@@ -187,6 +190,8 @@ Rule = Callable[[CaseFacts, Whom], Verdict]  # one indicator's judgment of a cas
 # The dispute tier a place's level is (矛盾纠纷: grid → community → street → district).
 _TIER_OF = {
     Level.grid: "grid",
+    Level.grid_staff: "grid",  # the disputes of the grids they work
+    Level.grid_team: "grid",
     Level.community: "community",
     Level.street: "street",
     Level.district: "district",
@@ -200,6 +205,15 @@ def _solved_here(case: CaseFacts, who: Whom) -> Verdict:
     if tier is None or case.dispute_closed_by is None or tier not in case.dispute_tiers:
         return None
     return case.dispute_closed_by == tier
+
+
+def _mediated_in_time(case: CaseFacts, _: Whom) -> Verdict:
+    """按时调解率 (the grid tier): a dispute the grid closed or passed up before its
+    `mediate` clock broke (True), or late; judged once the grid let it go or was late."""
+    if case.dispute_grid_opened is None:
+        return None
+    late = case.dispute_grid_late
+    return _when(late or case.dispute_grid_done_at is not None, not late)
 
 
 def _answered(case: CaseFacts) -> Verdict:
@@ -310,6 +324,8 @@ def _verdicts(satisfied: int, approve_within: timedelta = APPROVE_WITHIN) -> dic
         Ind.disputes_solved_here: _solved_here,
         Ind.missed_reports: _missed,
         Ind.self_handled: _self_handled,
+        Ind.on_time_mediation: _mediated_in_time,
+        Ind.visit_coverage: lambda c, _: None,  # households, not cases: people.py counts it
     }
 
 

@@ -38,7 +38,8 @@ from gridloop.citypack import CityPack
 from gridloop.citypack.evaluation import EvaluationPolicy
 from gridloop.kafka import Retry
 from gridloop.mongo import Document
-from gridloop.scoring import Indicator, Level, PeriodKind, Score, period_kind
+from gridloop.scoring import ON_READ, Indicator, Level, PeriodKind, Score, period_kind
+from gridloop.visits import Covered, coverage_of, grid_people
 from schemas.envelope import Envelope
 from schemas.events import EVENT_TYPES, Stage
 from services.evaluation.facts import CaseFacts, fold
@@ -51,6 +52,8 @@ from services.evaluation.indicators import (
     periods,
     tally,
 )
+from services.evaluation.people import bounds, scored
+from services.evaluation.people import counted as people_counted
 from services.evaluation.scores import graded
 
 COLLECTIONS = ("evaluation_cases", "evaluation_events", "scores")
@@ -275,7 +278,11 @@ class ScoreStore:
     def _where(self, facts: CaseFacts) -> Document:
         if facts.reported_at is None:
             return {}  # its report is not read yet: it counts nowhere so far
-        at = {level.value: entities(facts, level, self.command_centre) for level in Level}
+        at = {
+            level.value: entities(facts, level, self.command_centre)
+            for level in Level
+            if level not in ON_READ  # scored when read: stored nowhere
+        }
         found = {k.value: p for k, p in periods(facts.reported_at, self.zone).items()}
         where: Document = {"at": at, "period": found}
         return where | {"keys": sorted(k.id for k in keys_of(where))}
@@ -366,13 +373,22 @@ class ScoreStore:
 
     async def league(self, level: Level, period: str) -> list[Score]:
         """Every entity of `level` over `period`, best first (unscored last, then by code)."""
-        found = [
-            Score.model_validate(_score_doc(doc))
-            async for doc in self.scores.find({"level": level.value, "period": period})
-        ]
+        if level in ON_READ:
+            found = await self._people_league(level, period)
+        else:
+            found = [
+                Score.model_validate(_score_doc(doc))
+                async for doc in self.scores.find({"level": level.value, "period": period})
+            ]
         return sorted(found, key=lambda s: (s.score is None, -(s.score or 0.0), s.entity))
 
     async def score(self, level: Level, entity: str, period: str) -> Score | None:
+        if level in ON_READ:
+            people, teams = await self._register(level, period)
+            grids = people.get(entity)
+            if not grids:
+                return None
+            return await self._people_score(level, entity, grids, period, entity in teams)
         doc = await self.scores.find_one(
             {"_id": Key(level, entity, period_kind(period), period).id}
         )
@@ -388,11 +404,65 @@ class ScoreStore:
     ) -> tuple[Counted, Counted]:
         """The case ids in the numerator and the denominator of one figure (sorted): all
         of them, and those `department` may see (`Counted.shown_to`)."""
+        if level in ON_READ:
+            grids = (await self._people(level, period)).get(entity, [])
+            facts = await self._grid_facts(grids, period)
+            cover = await self._coverage(level, entity, grids, period)
+            tally = people_counted(level, entity, facts, cover, self.policy).get(indicator)
+            tally = tally or Counted()
+            return tally, tally.shown_to(department, facts)
         key = Key(level, entity, period_kind(period), period)
         facts = await self.facts(key)
         found = count(level, entity, facts, self.policy.satisfied, self.policy.approve_within)
         tally = found.get(indicator) or Counted()
         return tally, tally.shown_to(department, facts)
+
+    # --- the grid's people, scored when read (people.py) --------------------------------------
+
+    async def _people(self, level: Level, period: str) -> dict[str, list[str]]:
+        """The entities of a people level over `period` and their grids: each grid staff
+        member with the grids they worked in it; each grid some grid staff worked."""
+        return (await self._register(level, period))[0]
+
+    async def _register(self, level: Level, period: str) -> tuple[dict[str, list[str]], set[str]]:
+        """`_people`, and the grids that had a service team (组团) in `period`."""
+        start, end = bounds(period, self.zone)
+        people, teams = await grid_people(self.case_facts.database, start, end)
+        if level is Level.grid_staff:
+            return people, teams
+        grids = sorted({grid for worked in people.values() for grid in worked})
+        return {grid: [grid] for grid in grids}, teams
+
+    async def _grid_facts(self, grids: list[str], period: str) -> list[CaseFacts]:
+        """The facts of the cases the grids' scores over `period` count (each case once)."""
+        if not grids:
+            return []
+        keys = [Key(Level.grid, grid, period_kind(period), period) for grid in grids]
+        cursor = self.case_facts.find(_counted_in(keys), {"facts": 1}).sort("_id", ASCENDING)
+        return [CaseFacts.model_validate(doc["facts"]) async for doc in cursor]
+
+    async def _coverage(self, level: Level, entity: str, grids: list[str], period: str) -> Covered:
+        start, end = bounds(period, self.zone)
+        staff = entity if level is Level.grid_staff else None  # a person: their own visits
+        return await coverage_of(self.case_facts.database, grids, start, end, staff)
+
+    async def _people_score(
+        self, level: Level, entity: str, grids: list[str], period: str, team: bool = False
+    ) -> Score | None:
+        facts = await self._grid_facts(grids, period)
+        cover = await self._coverage(level, entity, grids, period)
+        name = entity  # a person's id: their name stays with the grid service's register
+        if level is Level.grid_team:  # the grid's name, and its team's where it has one
+            name = self.name(Level.grid, entity) + (" 组团" if team else "")
+        return scored(level, entity, name, period, facts, cover, self.policy)
+
+    async def _people_league(self, level: Level, period: str) -> list[Score]:
+        people, teams = await self._register(level, period)
+        found = [
+            await self._people_score(level, entity, grids, period, entity in teams)
+            for entity, grids in people.items()
+        ]
+        return [s for s in found if s is not None]
 
     async def pending(self) -> int:
         """Cases whose scores are not recomputed yet."""

@@ -220,6 +220,8 @@ async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None
     # nothing for the command centre (the dispatch consumer is live; it sent nothing).
     month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     await eventually(partial(_scored, w, "street", month), what="the street scored")
+    # Both fixes folded (the street is scored once the first one is: not enough to wait on).
+    await eventually(partial(_self_handled_folded, w, 2), what="both fixes folded")
     [street] = await w.score(f"/scores?level=street&period={month}")
     assert street["indicators"]["self_handled"] == {"numerator": 2, "denominator": 2}
     assert street["indicators"]["filing_rate"] == {"numerator": 0, "denominator": 0}
@@ -275,3 +277,7 @@ async def _scored(w: World, level: str, period: str, entities: int = 1) -> bool:
         "/scores", params={"level": level, "period": period}, headers=w.auth("command")
     )
     return answer.status_code == 200 and len(answer.json()) >= entities
+
+
+async def _self_handled_folded(w: World, cases: int) -> bool:
+    return await w.store.case_facts.count_documents({"facts.self_handled": True}) >= cases
