@@ -273,4 +273,9 @@ async def _json(request: Request) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
+    # The field tabs, each its own module (they use this module's helpers: imported here).
+    from services.console.handheld import patrol, selfhandling, visits
+
     app.include_router(router)
+    for tab in (visits, patrol, selfhandling):
+        app.include_router(tab.router)
