@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 import yaml
@@ -28,6 +29,7 @@ from pymongo import AsyncMongoClient
 
 from gridloop.access import Role
 from gridloop.audit import AuditTrail
+from gridloop.auth import CredentialStore
 from gridloop.cases.reader import CaseReader
 from gridloop.embedded import free_port
 from gridloop.kafka.tail import tail
@@ -41,6 +43,7 @@ from tests.conftest import Servers
 from tests.e2e.conftest import Receiver, write_pack
 from tests.e2e.test_handheld import PHONE, phone_shot
 from tests.e2e.test_workbench import CHROMIUM, PASSWORD, QUIET, shot, sign_in
+from tests.e2e.test_workbench_desks import png
 from tests.helpers import eventually, serving
 
 pytestmark = pytest.mark.skipif(
@@ -98,9 +101,10 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def console(system: System) -> AsyncIterator[tuple[str, Any]]:
+async def console(system: System) -> AsyncIterator[tuple[str, Any, str]]:
     """The console on that system (intake, dispatch and the grid service); the grid manager
-    and the community office may sign in. Its address, and the system's database."""
+    and the community office may sign in. Its address, the system's database, the grid
+    service's address."""
     from gridloop.citypack import load_city_pack
 
     client: AsyncMongoClient[Document] = AsyncMongoClient(system.env["MONGODB_URI"], tz_aware=True)
@@ -118,7 +122,7 @@ async def console(system: System) -> AsyncIterator[tuple[str, Any]]:
     following = asyncio.create_task(tail(kafka, live.on_events, stop, namespace))
     port = free_port()
     async with serving(create_app(desk), port):
-        yield f"http://127.0.0.1:{port}", db
+        yield f"http://127.0.0.1:{port}", db, desk.grid_url
     stop.set()
     await following
     await client.close()
@@ -135,9 +139,9 @@ async def _case(db: Any, case_id: str, tier: str, state: str) -> dict[str, Any]:
 
 @pytest.mark.timeout(420)
 async def test_a_visits_finding_becomes_a_dispute_that_goes_up_and_is_closed_with_confirmation(
-    console: tuple[str, Any], tmp_path: Path
+    console: tuple[str, Any, str], tmp_path: Path
 ) -> None:
-    url, db = console
+    url, db, _ = console
     async with async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=CHROMIUM, args=QUIET)
         phone = await browser.new_context(**(PHONE | {"geolocation": HERE}))
@@ -212,3 +216,85 @@ async def test_a_visits_finding_becomes_a_dispute_that_goes_up_and_is_closed_wit
     assert closed["actor"] == {"role": "tier_office", "id": COMMUNITY, "person": "zhao.hui"}
     reported = next(e for e in case["timeline"] if e["type"] == "case.reported")
     assert reported["actor"]["role"] == "grid_staff" and reported["actor"]["id"] == "GM-0003"
+
+
+async def _case_of(db: Any, query: dict[str, Any]) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await db["cases"].find_one(query)
+        return found
+
+    return await eventually(probe, 60.0, f"a case {query}")
+
+
+@pytest.mark.timeout(420)
+async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
+    console: tuple[str, Any, str], tmp_path: Path
+) -> None:
+    """The grid manager clocks in inside their grid, walks (the phone's position moves: the
+    track), goes offline and clocks out (the last piece and the clock-out wait on the
+    phone), comes back: the grid service has the patrol ended with its track. Then they fix
+    exposed garbage on the spot with photos before and after: one case, self-handled."""
+    url, db, grid_url = console
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=CHROMIUM, args=QUIET)
+        phone = await browser.new_context(**(PHONE | {"geolocation": HERE}))
+        hand = await phone.new_page()
+        await sign_in(hand, url, "sun.san")
+        await expect(hand).to_have_url(url + "/m/")
+
+        await hand.get_by_role("link", name="巡查").click()
+        await expect(hand.get_by_label(f"网格 {GRID}")).to_be_checked()
+        await expect(hand.locator("#lon")).to_have_value("116.402500")
+        await hand.get_by_role("button", name="巡查签到").click()
+        await expect(hand.locator("#on-patrol")).to_be_visible()
+        await expect(hand.locator("#patrol-grid")).to_have_text(GRID)
+        await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)  # clocked in
+        for lon, lat in ((116.4027, 39.9206), (116.4023, 39.9203)):  # walking
+            await phone.set_geolocation({"longitude": lon, "latitude": lat})
+            await hand.wait_for_timeout(300)
+        await expect(hand.locator("#patrol-fixes")).not_to_have_text("0")
+        await phone_shot(hand, tmp_path, "handheld-patrol")
+
+        await phone.set_offline(True)
+        await hand.get_by_role("button", name="巡查签退").click()
+        await expect(hand.locator("#waiting")).to_have_text("2")  # the last piece, the end
+        await expect(hand.locator("#off-patrol")).to_be_visible()
+        await phone.set_offline(False)
+        await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)
+        patrol = await hand.evaluate(
+            "Object.keys(localStorage).filter(k => k.startsWith('gridloop-patrol-id:'))"
+            ".map(k => localStorage.getItem(k))[0]"
+        )
+        assert patrol
+
+        # 自处置: only the classes the pack allows; photos before and after.
+        await hand.get_by_role("link", name="自处置").click()
+        offered = await hand.locator("#class option").evaluate_all("o => o.map(x => x.value)")
+        assert "event:0102" in offered and "event:0101" not in offered
+        await hand.get_by_label("问题类别").select_option("event:0102")
+        await hand.get_by_label("问题描述").fill("暴露垃圾 a heap of rubbish by the gate")
+        await hand.get_by_label("处置前照片").set_input_files(
+            {"name": "before.png", "mimeType": "image/png", "buffer": png(0x884422)}
+        )
+        await hand.get_by_label("处置后照片").set_input_files(
+            {"name": "after.png", "mimeType": "image/png", "buffer": png(0x22AA44)}
+        )
+        await hand.get_by_label("处置说明").fill("已清理 cleared")
+        await expect(hand.locator("#lon")).to_have_value("116.402500")
+        await phone_shot(hand, tmp_path, "handheld-selfhandling")
+        await hand.get_by_role("button", name="提交自处置").click()
+        await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)
+        await browser.close()
+
+    token = await CredentialStore(db).issue(Role.shift_lead, "lead")
+    async with httpx.AsyncClient(base_url=grid_url) as grid:
+        found = await grid.get(f"/patrols/{patrol}", headers={"Authorization": f"Bearer {token}"})
+    assert found.status_code == 200, found.text
+    walked = found.json()
+    assert walked["open"] is False and walked["grid"] == GRID and walked["staff"] == "GM-0003"
+    assert walked["points"] >= 1 and walked["outside"] == 0
+
+    case = await _case_of(db, {"class_code": "0102", "state": "self_handled"})
+    assert await db["cases"].count_documents({"class_code": "0102"}) == 1  # one case
+    steps = [e["type"] for e in case["timeline"]]
+    assert steps.count("case.self_handled") == 1 and "case.dispatched" not in steps

@@ -13,16 +13,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.console.handheld.routes import (
+from services.console.handheld.edge import (
     Csrf,
     Key,
-    _caller,
-    _elsewhere,
-    _json,
-    _passed_on,
-    _person,
-    _refused,
-    _shown,
+    caller,
+    elsewhere,
+    json_body,
+    passed_on,
+    person,
+    refused,
+    shown,
 )
 from services.console.kit import Pages, ask
 
@@ -40,27 +40,27 @@ def spot(sent: Any) -> dict[str, Any] | None:
 @router.get("/m/patrol")
 async def patrol_page(request: Request, kit: Pages) -> Response:
     """My grids to clock in, and the patrol I am on (the device keeps which one)."""
-    found = await _person(request, kit)
+    found = await person(request, kit)
     if found is None:
-        return await _elsewhere(request, kit)
+        return await elsewhere(request, kit)
     answer = await ask(
         found, f"{kit.console.grid_url}/staff/{found.principal.subject}/grids", "GET"
     )
     grids = answer.json() if answer is not None and answer.status_code == 200 else None
-    return _shown(request, kit, found, "patrol", grids=grids or [], unavailable=grids is None)
+    return shown(request, kit, found, "patrol", grids=grids or [], unavailable=grids is None)
 
 
 @router.post("/m/api/patrols")
 async def clock_in(request: Request, kit: Pages, csrf: Csrf, key: Key) -> Response:
-    found = await _caller(request, kit, csrf)
+    found = await caller(request, kit, csrf)
     if isinstance(found, JSONResponse):
         return found
-    sent = await _json(request)
+    sent = await json_body(request)
     grid = str(sent.get("grid") or "")
     if not grid.isdigit() or len(grid) > 32:
-        return _refused(422, "grid", "choose one of your grids")
+        return refused(422, "grid", "choose one of your grids")
     url = f"{kit.console.grid_url}/grids/{grid}/patrols"
-    return _passed_on(await ask(found, url, body={"point": spot(sent.get("point"))}, key=key))
+    return passed_on(await ask(found, url, body={"point": spot(sent.get("point"))}, key=key))
 
 
 @router.post("/m/api/patrols/{patrol}/{step}")
@@ -68,15 +68,15 @@ async def patrol_step(
     request: Request, kit: Pages, patrol: PatrolId, step: str, csrf: Csrf, key: Key
 ) -> Response:
     """A piece of the track (`track`: `{seq, points}`) or the clock-out (`end`: `{point}`)."""
-    found = await _caller(request, kit, csrf)
+    found = await caller(request, kit, csrf)
     if isinstance(found, JSONResponse):
         return found
-    sent = await _json(request)
+    sent = await json_body(request)
     if step == "track":
         body: dict[str, Any] = {"seq": sent.get("seq"), "points": sent.get("points")}
     elif step == "end":
         body = {"point": spot(sent.get("point"))}
     else:
-        return _refused(404, "step", f"no step {step[:20]}")
+        return refused(404, "step", f"no step {step[:20]}")
     url = f"{kit.console.grid_url}/patrols/{patrol}/{step}"
-    return _passed_on(await ask(found, url, body=body, key=key))
+    return passed_on(await ask(found, url, body=body, key=key))

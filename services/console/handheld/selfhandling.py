@@ -12,15 +12,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from gridloop.citypack import CityPack
-from services.console.handheld.routes import (
+from services.console.handheld.edge import (
     Csrf,
     Key,
-    _caller,
-    _elsewhere,
-    _json,
-    _passed_on,
-    _person,
-    _shown,
+    caller,
+    elsewhere,
+    json_body,
+    passed_on,
+    person,
+    shown,
 )
 from services.console.kit import Pages, ask
 
@@ -43,18 +43,18 @@ def body(sent: Mapping[str, Any]) -> dict[str, Any]:
 
 @router.get("/m/selfhandling")
 async def page(request: Request, kit: Pages) -> Response:
-    found = await _person(request, kit)
+    found = await person(request, kit)
     if found is None:
-        return await _elsewhere(request, kit)
+        return await elsewhere(request, kit)
     offered = classes(kit.console.pack)
-    return _shown(request, kit, found, "selfhandling", classes=offered)
+    return shown(request, kit, found, "selfhandling", classes=offered)
 
 
 @router.post("/m/api/self-handling")
 async def self_handle(request: Request, kit: Pages, csrf: Csrf, key: Key) -> Response:
-    found = await _caller(request, kit, csrf)
+    found = await caller(request, kit, csrf)
     if isinstance(found, JSONResponse):
         return found
-    sent = body(await _json(request))
+    sent = body(await json_body(request))
     url = f"{kit.console.intake_url}/self-handling"
-    return _passed_on(await ask(found, url, body=sent, key=key))
+    return passed_on(await ask(found, url, body=sent, key=key))

@@ -19,16 +19,16 @@ from fastapi.responses import JSONResponse, Response
 from gridloop.citypack import CityPack
 from schemas import clock
 from services.console import core as desk
-from services.console.handheld.routes import (
+from services.console.handheld.edge import (
     Csrf,
     Key,
-    _caller,
-    _elsewhere,
-    _json,
-    _passed_on,
-    _person,
-    _refused,
-    _shown,
+    caller,
+    elsewhere,
+    json_body,
+    passed_on,
+    person,
+    refused,
+    shown,
 )
 from services.console.kit import Pages, ask
 
@@ -83,9 +83,9 @@ async def _grid_get(found: Any, url: str, params: dict[str, str | int] | None = 
 async def visits_page(request: Request, kit: Pages) -> Response:
     """My grids' households to pick, the visit form, and this month's visits with their
     findings (and the case each became)."""
-    found = await _person(request, kit)
+    found = await person(request, kit)
     if found is None:
-        return await _elsewhere(request, kit)
+        return await elsewhere(request, kit)
     base = kit.console.grid_url
     grids = await _grid_get(found, f"{base}/staff/{found.principal.subject}/grids")
     registers: dict[str, list[dict[str, Any]]] = {}
@@ -96,7 +96,7 @@ async def visits_page(request: Request, kit: Pages) -> Response:
         registers[grid] = await _grid_get(found, f"{base}/grids/{grid}/households") or []
         mine = await _grid_get(found, f"{base}/grids/{grid}/visits", {"period": period}) or []
         recent += [_dated(v) for v in mine if v.get("staff") == found.principal.subject][:10]
-    return _shown(
+    return shown(
         request,
         kit,
         found,
@@ -120,29 +120,29 @@ async def log_visit(request: Request, kit: Pages, csrf: Csrf, key: Key) -> Respo
     """A visit made on the device, with the findings to make cases of: the visit under the
     device's key, then each such finding; a refusal of a finding is shown beside it (the
     visit stands, and the visits page offers the finding again)."""
-    found = await _caller(request, kit, csrf)
+    found = await caller(request, kit, csrf)
     if isinstance(found, JSONResponse):
         return found
-    sent = await _json(request)
+    sent = await json_body(request)
     grid = str(sent.get("grid") or "")
     if not grid.isdigit() or len(grid) > 32:
-        return _refused(422, "grid", "choose one of your grids")
+        return refused(422, "grid", "choose one of your grids")
     base = kit.console.grid_url
     logged = await ask(found, f"{base}/grids/{grid}/visits", body=visit_body(sent), key=key)
     if logged is None or logged.status_code != 202:
-        return _passed_on(logged)
+        return passed_on(logged)
     visit = logged.json()
-    refused: dict[int, Any] = {}
+    turned_down: dict[int, Any] = {}
     for index, body in cases_asked(sent):
         url = f"{base}/visits/{visit['visit_id']}/findings/{index}/case"
         made = await ask(found, url, body=body)
         if made is None or made.status_code >= 500:
-            return _passed_on(made)  # sent again: the same visit, then its cases
+            return passed_on(made)  # sent again: the same visit, then its cases
         if made.status_code == 202:
             visit = made.json()["visit"]
         else:
-            refused[index] = _said(made)
-    return JSONResponse(visit | {"refused": refused}, status_code=202)
+            turned_down[index] = _said(made)
+    return JSONResponse(visit | {"refused": turned_down}, status_code=202)
 
 
 @router.post("/m/api/visits/{visit}/findings/{index}/case")
@@ -150,15 +150,15 @@ async def finding_case(
     request: Request, kit: Pages, visit: str, index: int, csrf: Csrf, key: Key
 ) -> Response:
     """A finding of an earlier visit made a case (or a dispute); asked again, the same."""
-    found = await _caller(request, kit, csrf)
+    found = await caller(request, kit, csrf)
     if isinstance(found, JSONResponse):
         return found
     if not (0 <= index < 20) or not visit.replace("-", "").replace("_", "").isalnum():
-        return _refused(404, "finding", "no such finding")
-    sent = await _json(request)
+        return refused(404, "finding", "no such finding")
+    sent = await json_body(request)
     body = {f: sent[f] for f in CASE_FIELDS if sent.get(f)} | {"point": sent.get("point")}
     url = f"{kit.console.grid_url}/visits/{visit}/findings/{index}/case"
-    return _passed_on(await ask(found, url, body=body))
+    return passed_on(await ask(found, url, body=body))
 
 
 def _said(answer: Any) -> Any:
