@@ -110,6 +110,7 @@ async def console(system: System) -> AsyncIterator[tuple[str, Any, str]]:
     client: AsyncMongoClient[Document] = AsyncMongoClient(system.env["MONGODB_URI"], tz_aware=True)
     db = client[system.env["GRIDLOOP_MONGODB_DATABASE"]]
     people = People(db)
+    await people.people.delete_many({"_id": {"$in": list(PEOPLE)}})
     for username, (role, subject, name) in PEOPLE.items():
         await people.add(username, PASSWORD, role, subject, name)
     reader = CaseReader(db)
@@ -280,7 +281,7 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
             {"name": "after.png", "mimeType": "image/png", "buffer": png(0x22AA44)}
         )
         await hand.get_by_label("处置说明").fill("已清理 cleared")
-        await expect(hand.locator("#lon")).to_have_value("116.402500")
+        await expect(hand.locator("#lon")).to_have_value("116.402300")  # where they walked to
         await phone_shot(hand, tmp_path, "handheld-selfhandling")
         await hand.get_by_role("button", name="提交自处置").click()
         await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)
@@ -294,7 +295,9 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
     assert walked["open"] is False and walked["grid"] == GRID and walked["staff"] == "GM-0003"
     assert walked["points"] >= 1 and walked["outside"] == 0
 
-    case = await _case_of(db, {"class_code": "0102", "state": "self_handled"})
+    handled = await _case_of(db, {"class_code": "0102", "state": "self_handled"})
     assert await db["cases"].count_documents({"class_code": "0102"}) == 1  # one case
-    steps = [e["type"] for e in case["timeline"]]
+    record = await CaseReader(db).record(handled["_id"])
+    assert record is not None
+    steps = [e["type"] for e in record.model_dump()["timeline"]]
     assert steps.count("case.self_handled") == 1 and "case.dispatched" not in steps
