@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from gridloop.citypack import CityPack
@@ -147,14 +147,17 @@ async def log_visit(request: Request, kit: Pages, csrf: Csrf, key: Key) -> Respo
 
 @router.post("/m/api/visits/{visit}/findings/{index}/case")
 async def finding_case(
-    request: Request, kit: Pages, visit: str, index: int, csrf: Csrf, key: Key
+    request: Request,
+    kit: Pages,
+    visit: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")],
+    index: Annotated[int, Path(ge=0, le=19)],
+    csrf: Csrf,
+    key: Key,
 ) -> Response:
     """A finding of an earlier visit made a case (or a dispute); asked again, the same."""
     found = await caller(request, kit, csrf)
     if isinstance(found, JSONResponse):
         return found
-    if not (0 <= index < 20) or not visit.replace("-", "").replace("_", "").isalnum():
-        return refused(404, "finding", "no such finding")
     sent = await json_body(request)
     body = {f: sent[f] for f in CASE_FIELDS if sent.get(f)} | {"point": sent.get("point")}
     url = f"{kit.console.grid_url}/visits/{visit}/findings/{index}/case"
