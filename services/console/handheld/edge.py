@@ -66,14 +66,14 @@ async def caller(request: Request, kit: Pages, csrf: str) -> Session | JSONRespo
     return found
 
 
-def passed_on(answer: httpx.Response | None) -> JSONResponse:
-    """Intake's answer as it came (status and body); 503 when it did not answer."""
+def passed_on(answer: httpx.Response | None, service: str = "intake") -> JSONResponse:
+    """The service's answer as it came (status and body); 503 when it did not answer."""
     if answer is None:
-        return refused(503, "intake", "intake did not answer; the device sends it again")
+        return refused(503, service, f"{service} did not answer; the device sends it again")
     try:
         body = answer.json()
     except ValueError:
-        body = {"detail": [{"loc": ["intake"], "msg": f"{answer.status_code}"}]}
+        body = {"detail": [{"loc": [service], "msg": f"{answer.status_code}"}]}
     return JSONResponse(body, status_code=answer.status_code)
 
 

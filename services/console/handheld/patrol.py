@@ -60,7 +60,9 @@ async def clock_in(request: Request, kit: Pages, csrf: Csrf, key: Key) -> Respon
     if not grid.isdigit() or len(grid) > 32:
         return refused(422, "grid", "choose one of your grids")
     url = f"{kit.console.grid_url}/grids/{grid}/patrols"
-    return passed_on(await ask(found, url, body={"point": spot(sent.get("point"))}, key=key))
+    return passed_on(
+        await ask(found, url, body={"point": spot(sent.get("point"))}, key=key), "grid"
+    )
 
 
 @router.post("/m/api/patrols/{patrol}/{step}")
@@ -79,4 +81,4 @@ async def patrol_step(
     else:
         return refused(404, "step", f"no step {step[:20]}")
     url = f"{kit.console.grid_url}/patrols/{patrol}/{step}"
-    return passed_on(await ask(found, url, body=body, key=key))
+    return passed_on(await ask(found, url, body=body, key=key), "grid")

@@ -130,14 +130,14 @@ async def log_visit(request: Request, kit: Pages, csrf: Csrf, key: Key) -> Respo
     base = kit.console.grid_url
     logged = await ask(found, f"{base}/grids/{grid}/visits", body=visit_body(sent), key=key)
     if logged is None or logged.status_code != 202:
-        return passed_on(logged)
+        return passed_on(logged, "grid")
     visit = logged.json()
     turned_down: dict[int, Any] = {}
     for index, body in cases_asked(sent):
         url = f"{base}/visits/{visit['visit_id']}/findings/{index}/case"
         made = await ask(found, url, body=body)
         if made is None or made.status_code >= 500:
-            return passed_on(made)  # sent again: the same visit, then its cases
+            return passed_on(made, "grid")  # sent again: the same visit, then its cases
         if made.status_code == 202:
             visit = made.json()["visit"]
         else:
@@ -161,7 +161,7 @@ async def finding_case(
     sent = await json_body(request)
     body = {f: sent[f] for f in CASE_FIELDS if sent.get(f)} | {"point": sent.get("point")}
     url = f"{kit.console.grid_url}/visits/{visit}/findings/{index}/case"
-    return passed_on(await ask(found, url, body=body))
+    return passed_on(await ask(found, url, body=body), "grid")
 
 
 def _said(answer: Any) -> Any:
