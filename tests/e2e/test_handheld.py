@@ -251,13 +251,15 @@ async def test_a_supervisor_verifies_and_reports_offline_and_each_arrives_once(
         assert checked["data"]["passed"] is True and len(checked["data"]["media"]) == 1
         await _waiting(page, 0)
 
-        # A grid manager has the handheld too: no 核实 or 核查 of theirs, the tabs other
-        # parts of issue 17 fill (self-handling, visits, patrol) shown as coming.
+        # A grid manager has the handheld too: no 核实 or 核查 of theirs, no 上报; their
+        # field tabs (self-handling, visits, patrol: test_handheld_visit_dispute.py).
         staff = await browser.new_context(**PHONE)
         other = await staff.new_page()
         await sign_in(other, console, GRID_STAFF[0])
         await expect(other).to_have_url(f"{console}/m/")
-        await expect(other.locator("nav.tabs [aria-disabled=true]")).to_have_count(3)
+        await expect(other.locator("nav.tabs [aria-disabled=true]")).to_have_count(0)
+        for tab in ("自处置", "走访", "巡查"):
+            await expect(other.locator("nav.tabs").get_by_role("link", name=tab)).to_be_visible()
         await expect(other.get_by_role("link", name="上报")).to_have_count(0)
         await phone_shot(other, tmp_path, "handheld-grid-staff")
         await browser.close()

@@ -44,7 +44,7 @@ async def console(servers: Servers) -> AsyncIterator[tuple[httpx.AsyncClient, Pe
     console = Console(
         people, reader, AuditTrail(db), "http://127.0.0.1:1", Throttle(), Live(reader)
     )
-    console.intake_url = "http://127.0.0.1:1"
+    console.intake_url = console.grid_url = "http://127.0.0.1:1"
     transport = httpx.ASGITransport(app=create_app(console))
     async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
         yield http, people
@@ -94,6 +94,47 @@ async def test_the_devices_calls_need_the_session_its_token_and_a_key(
         headers=cookie | {"Idempotency-Key": KEY, "X-CSRF-Token": csrf},
     )
     assert unknown.status_code == 404  # the handheld verifies and checks, nothing else
+
+
+async def test_the_field_tabs_calls_refuse_bad_input_and_say_which_service_did_not_answer(
+    console: tuple[httpx.AsyncClient, People],
+) -> None:
+    """走访, 巡查, 自处置: the same session, token and key; a grid that is no grid code is
+    refused at the console (422 on `grid`); the grid service or intake not answering is a
+    503 naming it (the device sends it again); a department is kept out."""
+    http, people = console
+    cookie, csrf = await signed_in(people, "he.ping")
+    headers = cookie | {"Idempotency-Key": KEY, "X-CSRF-Token": csrf}
+    visit = {"grid": "110101001001001", "at": "2026-12-06T10:00:00+08:00", "households": ["h"]}
+    calls = [
+        ("/m/api/visits", visit, "grid"),
+        ("/m/api/visits/v-1/findings/0/case", {"kind": "dispute"}, "grid"),
+        ("/m/api/patrols", {"grid": "110101001001001", "point": {"lon": 1, "lat": 2}}, "grid"),
+        ("/m/api/patrols/p-1/track", {"seq": 0, "points": []}, "grid"),
+        ("/m/api/patrols/p-1/end", {"point": {"lon": 1, "lat": 2}}, "grid"),
+        ("/m/api/self-handling", {"kind": "event", "class_code": "0102"}, "intake"),
+    ]
+    for path, body, service in calls:
+        answer = await http.post(path, json=body, headers=headers)
+        assert answer.status_code == 503, path
+        assert answer.json()["detail"][0]["loc"] == [service], path
+    for path in ("/m/api/visits", "/m/api/patrols"):
+        bad = await http.post(path, json={"grid": "../staff"}, headers=headers)
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["grid"], path
+    step = await http.post("/m/api/patrols/p-1/pause", json={}, headers=headers)
+    assert step.status_code == 404
+    finding = await http.post("/m/api/visits/v-1/findings/20/case", json={}, headers=headers)
+    assert finding.status_code == 422  # a visit has 20 findings at most
+    no_key = await http.post("/m/api/visits", json=visit, headers=cookie | {"X-CSRF-Token": csrf})
+    assert no_key.status_code == 422
+    assert no_key.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    d_cookie, d_csrf = await signed_in(people, "zhou.qi")
+    kept_out = await http.post(
+        "/m/api/patrols",
+        json={"grid": "110101001001001"},
+        headers=d_cookie | {"Idempotency-Key": KEY, "X-CSRF-Token": d_csrf},
+    )
+    assert kept_out.status_code == 403
 
 
 async def test_the_handheld_is_for_supervisors_and_grid_staff(

@@ -35,13 +35,11 @@ EVERYONE = SUPERVISOR | STAFF
 TABS: tuple[Tab, ...] = (
     Tab("tasks", "/m/", EVERYONE),  # 我的任务: 核实, 核查
     Tab("report", "/m/report", SUPERVISOR),  # 上报: photo, voice note, GPS point
-    # Extension points (issue 17): self-handling (自处置, branch `selfhandling`), visits
-    # (走访, branch `visits`), patrol clock-in and track (巡查, branch `grid`). Each adds its
-    # page under /m/, sets `ready`, and, for what it sends, an outbox kind
-    # (`static/m/outbox.js`, KINDS) and its JSON call here (`routes.py`, like /m/api/reports).
-    Tab("selfhandling", "/m/selfhandling", EVERYONE, ready=False),
-    Tab("visits", "/m/visits", STAFF, ready=False),
-    Tab("patrol", "/m/patrol", EVERYONE, ready=False),
+    # The field tabs (issue 17), each its module, template and script: self-handling
+    # (自处置, `selfhandling.py`), visits (走访, `visits.py`), patrol (巡查, `patrol.py`).
+    Tab("selfhandling", "/m/selfhandling", EVERYONE),
+    Tab("visits", "/m/visits", STAFF),
+    Tab("patrol", "/m/patrol", EVERYONE),
     Tab("outbox", "/m/outbox", EVERYONE),  # 待发送: what waits on the device
 )
 

@@ -89,6 +89,8 @@
 
   // --- forms: kept, then sent ---------------------------------------------------------------
   const photos = (form) => [...form.querySelectorAll("input[name=photo]")].flatMap((i) => [...i.files]);
+  // The tabs' scripts add their forms' fields (`FIELDS`) and files (`FILES`: e.g. photos
+  // before and after) by kind.
   const fieldsOf = {
     report: (form) => {
       const [kind, code] = form.elements["class"].value.split(":");
@@ -100,11 +102,13 @@
     verification: (form) => ({ confirmed: form.elements.confirmed.value === "true", note: form.elements.note.value.trim() || null }),
     check: (form) => ({ passed: form.elements.passed.value === "true", note: form.elements.note.value.trim() || null }),
   };
+  const filesOf = {};
+  window.gridloopForms = { fields: fieldsOf, files: filesOf, send: trySend, words };
   document.querySelectorAll("form[data-outbox]").forEach((form) => {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const kind = form.dataset.outbox;
-      const files = photos(form);
+      const files = filesOf[kind] ? filesOf[kind](form) : photos(form);
       const voice = form.voiceNote || (form.elements.voice && form.elements.voice.files[0]);
       if (voice) files.push(voice);
       await outbox.keep(kind, fieldsOf[kind](form), files, owner, form.dataset.case);

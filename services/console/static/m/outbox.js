@@ -9,9 +9,11 @@
 // answers the same bytes from the same person with the same upload.
 (() => {
   const DB = "gridloop-handheld", OUTBOX = "outbox", SENT = "sent", KEEP_SENT = 20;
-  // What the device sends, by kind: the console's call for it. Extension point: the
-  // self-handling, visit and patrol tabs add their kinds here (and their calls in
-  // services/console/handheld/routes.py).
+  // What the device sends, by kind: the console's call for it (null: not yet, the entry
+  // waits, e.g. a piece of track before its patrol's clock-in was answered). The tabs'
+  // scripts (visits.js, patrol.js, selfhandling.js) add their kinds, and an `AFTER` hook
+  // for what the device must remember of an answer (a patrol's id).
+  const AFTER = {};
   const KINDS = {
     report: () => "/m/api/reports",
     verification: (e) => `/m/api/cases/${encodeURIComponent(e.case_id)}/verification`,
@@ -55,7 +57,10 @@
   const keep = async (kind, fields, files, owner, caseId) => {
     const entry = {
       key: newKey(), kind, case_id: caseId || null, fields, owner, media: [],
-      files: files.map((f) => ({ blob: f, name: f.name || "voice" })),
+      // A file is a Blob, or {blob, field}: its media id goes to that field (a
+      // self-handling's photos before and after), else to `media`.
+      files: files.map((f) => (f instanceof Blob ? { blob: f, name: f.name || "voice" }
+        : { blob: f.blob, name: f.blob.name || "photo", field: f.field })),
       made_at: new Date().toISOString(), state: "waiting",
     };
     await put(entry);
@@ -107,8 +112,13 @@
         }
         if (entry.state !== "waiting") continue;
         const fields = { ...entry.fields };
-        if (entry.media.length) fields.media = [...(fields.media || []), ...entry.media];
-        const answer = await fetch(KINDS[entry.kind](entry), {
+        entry.files.forEach((file, i) => {
+          const field = file.field || "media";
+          fields[field] = [...(fields[field] || []), entry.media[i]];
+        });
+        const url = await KINDS[entry.kind](entry);
+        if (!url) continue; // waits for an earlier entry's answer
+        const answer = await fetch(url, {
           method: "POST", credentials: "same-origin", body: JSON.stringify(fields),
           headers: { ...headers, "Content-Type": "application/json", "Idempotency-Key": entry.key },
         });
@@ -116,8 +126,10 @@
         if (answer.status >= 500) return "offline";
         if (!answer.ok) { await refuse(entry, await said(answer)); continue; }
         const done = await answer.json();
+        if (AFTER[entry.kind]) await AFTER[entry.kind](entry, done);
         await remove(entry.key);
-        await put({ key: entry.key, kind: entry.kind, case_id: done.case_id, state: done.state,
+        const about = done.case_id || done.visit_id || done.patrol || "";
+        await put({ key: entry.key, kind: entry.kind, case_id: about, state: done.state || String(answer.status),
                     made_at: entry.made_at, sent_at: new Date().toISOString() }, SENT);
         await trimSent();
       } catch (e) {
@@ -141,7 +153,7 @@
   };
 
   window.gridloopOutbox = {
-    keep, all, put, remove, flush, newKey, KINDS,
+    keep, all, put, remove, flush, newKey, KINDS, AFTER,
     sent: () => all(SENT),
     onChange: (f) => listeners.push(f),
   };

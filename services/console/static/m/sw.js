@@ -5,8 +5,9 @@
 const VERSION = "@VERSION@";
 const CACHE = `gridloop-handheld-${VERSION}`;
 const SHELL = [
-  "/m/", "/m/report", "/m/outbox", "/m/manifest.webmanifest",
-  "/static/m/handheld.css", "/static/m/handheld.js", "/static/m/outbox.js",
+  "/m/", "/m/report", "/m/outbox", "/m/visits", "/m/patrol", "/m/selfhandling",
+  "/m/manifest.webmanifest", "/static/m/handheld.css", "/static/m/handheld.js",
+  "/static/m/outbox.js", "/static/m/visits.js", "/static/m/patrol.js", "/static/m/selfhandling.js",
   "/static/m/icon-192.png", "/static/m/icon-512.png",
 ];
 
