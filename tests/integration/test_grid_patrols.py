@@ -5,6 +5,7 @@ each clock-in and clock-out once on the `grid` topic."""
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,14 @@ async def world(servers: Servers) -> AsyncIterator[GridWorld]:
 
 # Fixes are taken after the clock-in, a few minutes apart (minutes after T0).
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+
+
+@pytest.fixture(autouse=True)
+def _fixes_from_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixes are timed from the test's start, not from the module's import: a full run
+    imports it minutes before, and a fix before the clock-in is refused."""
+    now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    monkeypatch.setattr(sys.modules[__name__], "T0", now)
 
 
 def _fix(point: dict[str, float], minutes: float) -> dict[str, object]:
