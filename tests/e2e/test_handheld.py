@@ -47,7 +47,9 @@ CITIZEN = {
 }
 HERE = {"longitude": 116.4016, "latitude": 39.9207}  # the phone's GPS, in the same grid
 REPORTED = "行道树倒伏 a fallen street tree (handheld)"  # the new report's description
-CHECKED_AT = 116.4015  # a road collapse ROADS handles, for the 核查
+# A road collapse ROADS handles, for the 核查: more than the class's 50 m from the front
+# door test's road collapse (116.4015, 39.9201), which it was merged into.
+CHECKED_AT = 116.4003
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 2,
