@@ -172,21 +172,24 @@ class Notify:
             return  # most events concern no department
         wanted = {env.data.case_id for env in concerned}
         cases = await self.cases.records(wanted)
+        # A message says what the case was at its event (its number, its department): a
+        # projection behind the event (catching up, or restarted) is waited for, not told.
+        behind = {env.data.case_id for env in concerned if not _caught_up(env, cases)}
+        ready = [env for env in concerned if env.data.case_id not in behind]
         now = datetime.now(UTC)
         deliveries = [
             _delivery(env, notice, now)
-            for env in concerned
-            if (case := cases.get(env.data.case_id)) is not None
-            for notice in notices(env, case, self.telling, now)
+            for env in ready
+            for notice in notices(env, cases[env.data.case_id], self.telling, now)
         ]
         held: list[str] = []
         if telling:
-            told, held = await self._in_order(await self._to_reporters(concerned, cases, now))
+            told, held = await self._in_order(await self._to_reporters(ready, cases, now))
             deliveries += told
         if await self.store.enqueue(deliveries):
             self.wake.set()
-        if missing := sorted(wanted - cases.keys()):
-            raise Retry(f"cases not projected yet: {', '.join(missing[:5])}")
+        if missing := sorted(behind):
+            raise Retry(f"cases not projected up to their events yet: {', '.join(missing[:5])}")
         if held:
             raise Retry(f"reporters' earlier messages not read yet: {', '.join(held[:5])}")
 
@@ -240,6 +243,16 @@ class Notify:
             doc = _reporter_delivery(env, Notice(recipient(channel), message), now, ref)
             found.append(doc | {"after": _told_before(env, case), "created_from": env.time})
         return found
+
+
+def _caught_up(env: Envelope, cases: dict[str, CaseRecord]) -> bool:
+    """Whether the case is projected at least up to `env`'s version (a case event's
+    `version`, an annotation's `case_version`; an event with neither: projected at all)."""
+    case = cases.get(env.data.case_id)
+    if case is None:
+        return False
+    version = getattr(env.data, "version", None) or getattr(env.data, "case_version", None)
+    return not isinstance(version, int) or case.version >= version
 
 
 def _delivery(env: Envelope, notice: Notice, now: datetime) -> Document:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ class GridPeople:
     driver: Driver
     grid: httpx.AsyncClient
     findings_made: int = 0
+    disputes_of: dict[str, int] = field(default_factory=dict)  # disputes raised, by person
 
     def start(self) -> None:
         """Send out the people of the grids drawn for today."""
@@ -151,9 +152,13 @@ class GridPeople:
         case_id = str(answer["case_id"])
         if f.type == "dispute":
             d.tally.disputes += 1
+            # How the tiers handle it is drawn by the person and the dispute's rank among
+            # theirs (their visits come one after another), not by its random case id: the
+            # same seed plays the same paths.
+            nth = self.disputes_of[staff] = self.disputes_of.get(staff, 0) + 1
             # Mediation runs on its own: the patrol's clock-out does not wait for it.
             d.open.add(f"/disputes/{case_id}")
-            d.spawn(self.mediate(staff, grid, case_id, token))
+            d.spawn(self.mediate(staff, grid, case_id, token, f"{staff}:{nth}"))
             return
         d.tally.finding_cases += 1
         self.findings_made += 1
@@ -175,9 +180,11 @@ class GridPeople:
 
     # --- disputes: the tiers mediate ---------------------------------------------------------
 
-    async def mediate(self, staff: str, grid: Grid, case_id: str, token: str | None) -> None:
+    async def mediate(
+        self, staff: str, grid: Grid, case_id: str, token: str | None, key: str
+    ) -> None:
         d = self.driver
-        plan = d.scenario.dispute(case_id)
+        plan = d.scenario.dispute(key)
         community = d.credentials.tiers.get(office_code("community", grid.code))
         base = f"/disputes/{case_id}"
         d.open.add(base)

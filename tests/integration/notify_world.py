@@ -68,13 +68,14 @@ class World:
     cases: CaseStore
     store: DeliveryStore
 
-    async def project(self, case_id: str, department: str = "SANITATION") -> None:
-        """A minimal projected case, as notify reads it."""
+    async def project(self, case_id: str, department: str = "SANITATION", version: int = 3) -> None:
+        """A minimal projected case, as notify reads it (notify waits for a projection
+        behind its event: `version` is the newest the case's events name)."""
         await self.db["cases"].insert_one(
             {
                 "_id": case_id,
                 "state": "dispatched",
-                "version": 3,
+                "version": version,
                 "department": department,
                 "kind": "event",
                 "class_code": "0102",

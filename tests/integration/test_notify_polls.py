@@ -45,8 +45,12 @@ def poll_of_five() -> list[Envelope]:
 async def project_all(world: World, envs: list[Envelope]) -> None:
     """Each case once, the joint one led by WATER."""
     leads = {env.data.case_id: "SANITATION" for env in envs} | {envs[0].data.case_id: "WATER"}
+    newest: dict[str, int] = {}
+    for env in envs:
+        version = getattr(env.data, "version", 3)
+        newest[env.data.case_id] = max(newest.get(env.data.case_id, 3), version)
     for case_id, department in leads.items():
-        await world.project(case_id, department)
+        await world.project(case_id, department, newest[case_id])
 
 
 async def deliveries(world: World) -> dict[str, str]:

@@ -138,7 +138,7 @@ async def _reported_case(told: Told, contact: Contact) -> tuple[str, str]:
         {
             "_id": case_id,
             "state": "filed",
-            "version": 3,
+            "version": 7,  # as far as the events the tests send (notify waits for it)
             "channel": "website",
             "kind": "event",
             "class_code": "0102",

@@ -156,15 +156,16 @@ class Harness:
         await self.db["cases"].update_one(
             {"_id": data.case_id},
             {
+                # The projection follows the events (notify waits for one behind them).
+                "$max": {"version": getattr(data, "version", None) or 3},
                 "$setOnInsert": {
                     "state": "dispatched",
-                    "version": 3,
                     "department": department,
                     "kind": "event",
                     "class_code": "0102",
                     "description": "暴露垃圾",
                     "point": {"type": "Point", "coordinates": [116.4025, 39.9205]},
-                }
+                },
             },
             upsert=True,
         )
