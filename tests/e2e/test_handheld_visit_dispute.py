@@ -284,6 +284,8 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
         await expect(hand.locator("#lon")).to_have_value("116.402300")  # where they walked to
         await phone_shot(hand, tmp_path, "handheld-selfhandling")
         await hand.get_by_role("button", name="提交自处置").click()
+        # Kept on the phone first (#waiting was already 0: alone it would not wait), then sent.
+        await expect(hand.locator("#saved")).to_contain_text("已保存在本机")
         await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)
         await browser.close()
 
