@@ -276,6 +276,14 @@ class CaseReader:
         ]
         return await self._merged(queries, "reported_at", limit, _QUEUE)
 
+    async def closed_by_office(self, office: str, limit: int) -> list[CaseRecord]:
+        """The disputes a tier office closed (矛盾纠纷, 已调结), the latest closed first."""
+        # The office's closed disputes, as many as it ever closed: a tier office closes
+        # hundreds a year, not a city's cases.
+        query = {"tier_office": office, "state": State.closed.value}
+        found = self._cases.find(query, _QUEUE).sort("closed_at", -1).limit(limit)
+        return [CaseRecord.model_validate(d) async for d in found]
+
     async def _merged(
         self, queries: Sequence[Document], key: str, limit: int, fields: Document = _QUEUE
     ) -> list[CaseRecord]:

@@ -65,7 +65,7 @@ def action_body(action: str, form: Mapping[str, str], sides: list[str]) -> dict[
 
 def _dates(disputes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for dispute in disputes:
-        for name in ("deadline", "reported_at"):
+        for name in ("deadline", "reported_at", "closed_at"):
             at = dispute.get(name)
             dispute[name] = datetime.fromisoformat(at) if at else None
     return disputes
@@ -98,6 +98,7 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
             me=found,
             held=[d for d in disputes if d["held"]],
             owed=[d for d in disputes if d["case_id"] in owed],
+            closed=_dates(shown.get("closed", [])) if shown is not None else [],
             unavailable=shown is None,
             errors=errors or {},
             sides=SIDES,

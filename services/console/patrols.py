@@ -1,7 +1,8 @@
 """Who patrols where now (巡查动态): the shift lead's and the centres' look at the open
 patrols, asked of the grid service's API (`GET /patrols`) with the person's session token,
 so the grid service decides who may see which grid. Each row names the grid, the person,
-when they clocked in, their last position and how much of their track lay outside."""
+when they clocked in, their last position and how much of their track lay outside. Below
+them, the day's patrols already ended (since midnight in the city), the latest first."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -17,6 +19,7 @@ from gridloop.access import Role
 from gridloop.citypack import CityPack
 from gridloop.people import Session
 from gridloop.svgmap import Frame
+from schemas import clock
 from services.console.kit import ask
 from services.console.maps import Drawn, drawn, frame
 
@@ -33,16 +36,23 @@ def rows(found: list[dict[str, Any]], pack: CityPack | None) -> list[dict[str, A
         grid = pack.grid_by_code.get(patrol["grid"]) if pack is not None else None
         last = patrol["last"]
         where = f"{communities.get(grid.community, grid.community)} {grid.name}" if grid else ""
+        ended = patrol.get("ended_at")
         shown.append(
             patrol
             | {
                 "grid_name": where,
                 "started_at": datetime.fromisoformat(patrol["started_at"]),
+                "ended_at": datetime.fromisoformat(ended) if ended else None,
                 "last_at": datetime.fromisoformat(last["at"]),
                 "where": f"{last['lon']:.5f}, {last['lat']:.5f}",
             }
         )
     return shown
+
+
+def start_of_day(now: datetime, zone: ZoneInfo) -> datetime:
+    """Midnight of `now`'s day in the city (`zone`): where "the day's patrols" begin."""
+    return now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -75,15 +85,28 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         if found.principal.role not in WATCHERS:
             return page(request, "elsewhere.html", 403, me=found)
         console = request.app.state.console
-        answer = await ask(found, f"{console.grid_url}/patrols", "GET")
-        listed = answer.json() if answer is not None and answer.status_code == 200 else None
+        since = start_of_day(clock.now(), console.zone).isoformat()
+        listed = await _listed(found, f"{console.grid_url}/patrols")
+        ended = await _listed(found, f"{console.grid_url}/patrols", {"ended_since": since})
         shown = rows(listed or [], console.pack)
         return page(
             request,
             "patrols.html",
-            200 if listed is not None else 503,
+            200 if listed is not None and ended is not None else 503,
             me=found,
             patrols=shown,
+            ended=rows(ended or [], console.pack),
             drawing=patrol_map(console.pack, shown),
-            unavailable=listed is None,
+            unavailable=listed is None or ended is None,
         )
+
+
+async def _listed(
+    found: Session, url: str, params: dict[str, str | int] | None = None
+) -> list[dict[str, Any]] | None:
+    """The grid service's list of patrols (None: it did not answer)."""
+    answer = await ask(found, url, "GET", params=params)
+    if answer is None or answer.status_code != 200:
+        return None
+    listed: list[dict[str, Any]] = answer.json()
+    return listed

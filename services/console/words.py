@@ -163,6 +163,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "patrols.last": ("最新位置", "Last position"),
     "patrols.points": ("轨迹点", "Track points"),
     "patrols.outside": ("网格外", "Outside the grid"),
+    "patrols.ended": ("今日已结束", "Ended today"),
+    "patrols.until": ("签退时间", "Clocked out"),
     # The hotline's callbacks (回访, callbacks.py).
     "callbacks": ("回访工作台", "Callbacks"),
     "callbacks.owed": ("待回访", "Callbacks owed"),
@@ -325,6 +327,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "disputes": ("矛盾纠纷调处", "Disputes"),
     "disputes.held": ("本级调处中", "Held by our tier"),
     "disputes.owed": ("超时待说明", "Overdue: explanation owed"),
+    "disputes.closed": ("本级已调结", "Closed by our tier"),
+    "disputes.closed_at": ("调结时间", "Closed"),
+    "disputes.unconfirmed_short": ("未确认", "not confirmed"),
     "disputes.tier": ("所在层级", "Tier"),
     "disputes.tier.grid": ("网格", "Grid"),
     "disputes.tier.community": ("社区", "Community"),

@@ -11,7 +11,7 @@ holds; each command goes the one command path (`handlers.Dispatch.dispute`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -33,6 +33,8 @@ from services.dispatch.handlers import Dispatch
 TierStaff = Annotated[Principal, Depends(require(Role.tier_office, Role.grid_staff))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 router = APIRouter(prefix="/disputes", tags=["disputes (tier offices)"])
+CLOSED_SHOWN = 20  # the closed disputes a tier office's list shows: its latest work
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 class _In(BaseModel):
@@ -70,6 +72,8 @@ class TierDispute(BaseModel):
     overdue: bool  # the caller's tier ran past its limit on it
     explained: bool  # … and explained why
     reported_at: datetime | None
+    closed_at: datetime | None = None
+    confirmed: bool = False  # closed with the parties' confirmation (验收)
     # The sides that confirmed the resolution (验收) at the dispute's current version.
     confirmed_by: list[str] = []
 
@@ -78,6 +82,8 @@ class TierDisputes(BaseModel):
     disputes: list[TierDispute]
     # The caller's overdue disputes still owing an explanation (Zhoushan's rule).
     unexplained: list[str]
+    # The latest disputes the caller's tier closed (已调结), the latest first.
+    closed: list[TierDispute] = []
 
 
 def _dispatch(request: Request) -> Dispatch:
@@ -111,13 +117,19 @@ async def tier_disputes(
 ) -> TierDisputes:
     """The caller's tier's disputes (a grid's staff: their grids'): those it holds open now
     (with their light) and those it was overdue on, saying which still owe an
-    explanation."""
+    explanation; and the `CLOSED_SHOWN` it closed last."""
     shown: list[TierDispute] = []
+    closed: list[TierDispute] = []
     for office in do.offices_of(dispatch.pack, who):
         found = await reader.of_tier_office(office, limit)
         shown += [_shown(case, office, dispatch.pack) for case in found]
+        ended = await reader.closed_by_office(office, CLOSED_SHOWN)
+        closed += [_shown(case, office, dispatch.pack) for case in ended]
     unexplained = [d.case_id for d in shown if d.overdue and not d.explained]
-    return TierDisputes(disputes=shown[:limit], unexplained=unexplained)
+    closed.sort(key=lambda d: d.closed_at or d.reported_at or _EPOCH, reverse=True)
+    return TierDisputes(
+        disputes=shown[:limit], unexplained=unexplained, closed=closed[:CLOSED_SHOWN]
+    )
 
 
 def _shown(case: CaseRecord, office: str, pack: CityPack) -> TierDispute:
@@ -135,6 +147,8 @@ def _shown(case: CaseRecord, office: str, pack: CityPack) -> TierDispute:
         overdue=office in case.tiers_overdue,
         explained=office in case.tiers_explained,
         reported_at=case.reported_at,
+        closed_at=case.closed_at,
+        confirmed=_closed_confirmed(case),
         confirmed_by=_confirmed_by(case),
     )
 
@@ -149,6 +163,11 @@ def _deadline(case: CaseRecord, pack: CityPack) -> datetime | None:
     if case.tier == "grid" and case.reported_at is not None and ladder is not None:
         return ladder.deadline("grid", case.reported_at)[0]
     return case.deadline if case.tier != "grid" else None
+
+
+def _closed_confirmed(case: CaseRecord) -> bool:
+    closed = [e for e in case.timeline if e.type == "case.dispute_closed"]
+    return bool(closed and closed[-1].data.get("confirmed"))
 
 
 def _confirmed_by(case: CaseRecord) -> list[str]:

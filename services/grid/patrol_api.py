@@ -136,9 +136,16 @@ async def now_open(
     who: Reader,
     patrols: Service,
     grid: Annotated[str | None, Query(pattern=r"^\d{14,15}$")] = None,
+    ended_since: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[PatrolOut]:
     """Who patrols where now: the open patrols with their last point (the shift lead and
-    the centres: every grid; a grid's people: their own grids)."""
+    the centres: every grid; a grid's people: their own grids). With `ended_since`: the
+    patrols ended since then instead (the day's so far), the latest ended first, `limit`
+    at most."""
+    if ended_since is not None:
+        ended = await patrols.ended_since(who, grid, ended_since, limit)
+        return [PatrolOut.model_validate(p) for p in ended]
     return [PatrolOut.model_validate(p) for p in await patrols.now_open(who, grid)]
 
 

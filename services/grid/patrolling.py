@@ -149,12 +149,23 @@ class Patrols:
     async def now_open(self, who: Principal, grid: str | None) -> list[Document]:
         """Who patrols where now: the open patrols with their last point (a grid's people:
         in their own grids)."""
+        return [view(d) for d in await self.store.open_in(await self._seen(who, grid))]
+
+    async def ended_since(
+        self, who: Principal, grid: str | None, since: datetime, limit: int
+    ) -> list[Document]:
+        """The day's patrols so far (those ended since `since`), the latest ended first,
+        seen as `now_open` sees them."""
+        return [
+            view(d) for d in await self.store.ended_in(await self._seen(who, grid), since, limit)
+        ]
+
+    async def _seen(self, who: Principal, grid: str | None) -> list[str] | None:
+        """The grids whose patrols `who` may see (None: every grid)."""
         if grid is not None:
             await self.grid.may_see(who, grid, ("query", "grid"))
-            grids: list[str] | None = [grid]
-        else:
-            grids = None if oversees(who) else await self.grid.worked_by(who)
-        return [view(d) for d in await self.store.open_in(grids)]
+            return [grid]
+        return None if oversees(who) else await self.grid.worked_by(who)
 
     @property
     def _policy(self) -> Outside:

@@ -5,9 +5,10 @@ document a piece under `<patrol>/<seq>`: a piece sent twice is stored once) and
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -22,6 +23,7 @@ class PatrolStore:
 
     async def create_indexes(self) -> None:
         await self.patrols.create_index([("open", ASCENDING), ("grid", ASCENDING)])
+        await self.patrols.create_index([("open", ASCENDING), ("ended_at", ASCENDING)])
         await self.pieces.create_index([("patrol", ASCENDING), ("seq", ASCENDING)])
 
     async def get(self, patrol: str) -> Document | None:
@@ -107,3 +109,14 @@ class PatrolStore:
             query["grid"] = {"$in": grids}
         cursor = self.patrols.find(query, {"outbox": 0}).sort("started_at", ASCENDING)
         return [d async for d in cursor]
+
+    async def ended_in(
+        self, grids: list[str] | None, since: datetime, limit: int
+    ) -> list[Document]:
+        """The patrols ended at or after `since` (in `grids`, when given), the latest
+        ended first, `limit` at most."""
+        query: dict[str, Any] = {"open": False, "ended_at": {"$gte": since}}
+        found = self.patrols.find(query, {"outbox": 0}).sort("ended_at", DESCENDING)
+        # The grids are kept here: `$in` beside the range makes SecantusDB read every patrol.
+        ended = [d async for d in found if grids is None or d["grid"] in grids]
+        return ended[:limit]

@@ -203,6 +203,10 @@ async def test_a_visits_finding_becomes_a_dispute_that_goes_up_and_is_closed_wit
         await row.get_by_role("button", name="结案").click()
         await expect(office.locator("#done")).to_contain_text("已结案")
         await expect(row).to_have_count(0)
+        # Among what the tier closed (已调结): the parties confirmed.
+        done = office.locator(f"#queue-closed tr[data-case='{case_id}']")
+        await expect(done.locator(".confirmed")).to_have_text("已确认")
+        await shot(office, tmp_path, "disputes-closed")
         await browser.close()
 
     case = await _case(db, case_id, "community", "closed")

@@ -1,7 +1,8 @@
 """The shift lead sees who patrols where now, in a real browser: a grid manager clocks in
 inside their grid and uploads two pieces of track (one twice) through the grid service's
 API; the shift lead's workbench lists the patrol with its last position and its count of
-points, from the grid service, under the lead's own session."""
+points, from the grid service, under the lead's own session; once clocked out, the patrol
+is among the day's ended ones."""
 
 from __future__ import annotations
 
@@ -119,4 +120,17 @@ async def test_the_shift_lead_sees_who_patrols_where(
         await expect(drawing.locator("path.grid")).to_have_count(2)
         await expect(drawing.locator(f"circle[data-patrol='{patrol}']")).to_have_count(1)
         await shot(lead, tmp_path, "patrols")
+
+        # Clocked out: no longer on patrol, among the day's ended patrols with its times.
+        async with httpx.AsyncClient(base_url=grid, headers=headers) as api:
+            ended = await api.post(f"/patrols/{patrol}/end", json={"point": IN_G1})
+            assert ended.status_code == 200, ended.text
+        await lead.reload()
+        await expect(lead.locator(f"#patrols tr[data-patrol='{patrol}']")).to_have_count(0)
+        await expect(lead.get_by_role("heading", name="今日已结束 (1)")).to_be_visible()
+        done = lead.locator(f"#ended tr[data-patrol='{patrol}']")
+        await expect(done).to_contain_text("网格员 赵一")
+        await expect(done.locator(".points")).to_have_text("2")
+        off = datetime.fromisoformat(ended.json()["ended_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+        await expect(done.locator(".until")).to_have_text(off.strftime("%H:%M"))
         await browser.close()

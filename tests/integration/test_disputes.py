@@ -205,6 +205,11 @@ async def test_a_dispute_breaches_at_the_grid_and_is_solved_at_the_community(
         [closing] = [e for e in case["timeline"] if e["type"] == "case.dispute_closed"]
         assert closing["data"]["tier"] == "community" and closing["data"]["confirmed"] is True
         assert closing["actor"] == {"role": "tier_office", "id": COMMUNITY}
+        # Among what the community closed (已调结), confirmed; the grid closed nothing.
+        ended = (await dispatch.get("/disputes", headers=community)).json()["closed"]
+        assert [(d["case_id"], d["confirmed"]) for d in ended] == [(case_id, True)]
+        assert ended[0]["closed_at"] is not None
+        assert (await dispatch.get("/disputes", headers=grid)).json()["closed"] == []
 
         # A dispute between residents is not a public service request (Open311).
         async with httpx.AsyncClient(base_url=system.url("intake")) as public:

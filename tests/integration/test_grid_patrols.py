@@ -98,6 +98,16 @@ async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
     )
     assert again_end.json() == ended.json()
     assert (await world.http.get("/patrols", headers=lead)).json() == []
+    # The day's patrols so far (the console's list under the map): the ended one, to the
+    # lead; none of the neighbour's grids; none ended after a later time.
+    today = {"ended_since": (T0 - timedelta(hours=1)).isoformat()}
+    day = (await world.http.get("/patrols", headers=lead, params=today)).json()
+    assert [(p["patrol"], p["open"], p["points"]) for p in day] == [(patrol, False, 4)]
+    assert (await world.http.get("/patrols", headers=neighbour, params=today)).json() == []
+    later_on = {"ended_since": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    assert (await world.http.get("/patrols", headers=lead, params=later_on)).json() == []
+    naive = await world.http.get("/patrols", headers=lead, params={"ended_since": "2026-12-06"})
+    assert naive.status_code == 422
     whole = (await world.http.get(f"/patrols/{patrol}", headers=lead)).json()
     taken = [datetime.fromisoformat(p["at"]) - T0 for p in whole["track"]]
     assert taken == [timedelta(minutes=m) for m in (0, 1, 4, 2)]  # by piece, as sent
