@@ -12,7 +12,7 @@ app with the app's own page and session helpers.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,30 +22,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from gridloop.access import Role
 from gridloop.people import Session
-from services.console.kit import ask
+from services.console.kit import ask, refused
 from services.console.kit import checked as checked_form
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
 FIELDS = ("contacted", "solved", "satisfaction", "comment")
 SATISFACTION = ("satisfied", "basically_satisfied", "dissatisfied")
-
-
-def refused(answer: httpx.Response) -> dict[str, str]:
-    """The API's refusal by the answer's field it names; the rest beside the action."""
-    try:
-        detail = answer.json().get("detail") or []
-    except ValueError:
-        return {"action": f"{answer.status_code}"}
-    errors: dict[str, str] = {}
-    for problem in detail if isinstance(detail, list) else []:
-        if isinstance(problem, Mapping):
-            loc = problem.get("loc") or []
-            name = str(loc[-1]) if loc and loc[0] == "body" else "action"
-            # A choice left blank is said in the page's words (`missing`); the rest as told.
-            said = "missing" if problem.get("type") == "missing" else str(problem.get("msg", ""))
-            errors.setdefault(name if name in FIELDS else "action", said)
-    return errors or {"action": f"{answer.status_code}"}
 
 
 def answer_body(contacted: str, solved: str, satisfaction: str, comment: str) -> dict[str, Any]:
@@ -158,5 +141,5 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
             return await desk(request, found, 503, wrong, {case_id: held})
         if answer.status_code == 202:
             return RedirectResponse(f"/callbacks?done={done}", status_code=303)
-        wrong = {case_id: refused(answer)}
+        wrong = {case_id: refused(answer, FIELDS)}
         return await desk(request, found, answer.status_code, wrong, {case_id: held})

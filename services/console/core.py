@@ -4,7 +4,7 @@ its timeline reads. No HTTP, no database: the pages and the tests call these ali
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -199,17 +199,32 @@ ALIASES = {"kind": "class_code", "file": "photos"}  # the API's field → the fo
 
 
 def form_errors(problems: Sequence[Any]) -> dict[str, str]:
-    """A refused form's problems (FastAPI's or the API's `detail`), by the form field each
-    names (the last part of its `loc`); the rest beside the action."""
+    """A refused case form's problems (FastAPI's or the API's `detail`), by the form field
+    each names; the rest beside the action."""
+    return errors_by_field(problems, FORM_FIELDS, ALIASES)
+
+
+def errors_by_field(
+    problems: Any,
+    fields: Collection[str],
+    aliases: Mapping[str, str] | None = None,
+    missing: str | None = None,
+) -> dict[str, str]:
+    """A refusal's problems (a `detail` list: `loc`, `msg`, `type`) by the form field each
+    names: the deepest part of a body `loc` that is one of `fields` (after `aliases`: the
+    API's name → the form's), else beside the action. A field left blank (`type`
+    `missing`) is said as `missing` when given: a choice has no text to echo."""
     errors: dict[str, str] = {}
-    for problem in problems:
+    for problem in problems if isinstance(problems, list) else []:
         if not isinstance(problem, Mapping):
             continue
-        loc = problem.get("loc") or []
-        name = str(loc[-1]) if loc and loc[0] == "body" else "action"
-        name = ALIASES.get(name, name)
-        name = name if name in FORM_FIELDS else "action"
-        errors.setdefault(name, str(problem.get("msg", "")))
+        loc = [str(part) for part in problem.get("loc") or []]
+        named = [(aliases or {}).get(p, p) for p in loc[1:]] if loc[:1] == ["body"] else []
+        name = next((part for part in reversed(named) if part in fields), "action")
+        said = str(problem.get("msg", ""))
+        if missing is not None and problem.get("type") == "missing":
+            said = missing
+        errors.setdefault(name, said)
     return errors
 
 

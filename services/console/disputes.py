@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from gridloop.access import Role
 from gridloop.people import Session
-from services.console.kit import ask
+from services.console.kit import ask, refused
 from services.console.kit import checked as checked_form
 from services.console.live import projected
 
@@ -33,22 +33,6 @@ ACTIONS = ("escalate", "explanation", "confirm", "close")
 SIDES = ("applicant", "respondent", "third_party")
 FIELDS = ("reason", "explanation", "parties", "note", "unconfirmed_reason")
 ROLES = (Role.tier_office, Role.grid_staff)
-
-
-def refused(answer: httpx.Response) -> dict[str, str]:
-    """The API's refusal by the form field it names; the rest beside the action."""
-    try:
-        detail = answer.json().get("detail") or []
-    except ValueError:
-        return {"action": f"{answer.status_code}"}
-    errors: dict[str, str] = {}
-    for problem in detail if isinstance(detail, list) else []:
-        if isinstance(problem, Mapping):
-            loc = [str(part) for part in problem.get("loc") or []]
-            name = next((part for part in loc[1:] if part in FIELDS), "action")
-            said = "missing" if problem.get("type") == "missing" else str(problem.get("msg", ""))
-            errors.setdefault(name if loc and loc[0] == "body" else "action", said)
-    return errors or {"action": f"{answer.status_code}"}
 
 
 def action_body(action: str, form: Mapping[str, str], sides: list[str]) -> dict[str, Any]:
@@ -136,7 +120,9 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         if answer is None:
             return await desk(request, found, 503, {case_id: {"action": "unavailable"}})
         if answer.status_code != 202:
-            return await desk(request, found, answer.status_code, {case_id: refused(answer)})
+            return await desk(
+                request, found, answer.status_code, {case_id: refused(answer, FIELDS)}
+            )
         events = answer.json().get("events") or []
         await projected(request.app.state.console.reader, dict.fromkeys(events, case_id))
         return RedirectResponse(f"/disputes?done=disputes.{action}.done", status_code=303)

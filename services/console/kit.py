@@ -4,7 +4,7 @@ session helpers its routers use (`Kit`, on `app.state.kit`)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -17,7 +17,7 @@ from gridloop.audit import AuditTrail
 from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack
 from gridloop.people import People, Session
-from services.console.core import ROWS_MOST
+from services.console.core import ROWS_MOST, errors_by_field
 from services.console.live import Live
 from services.console.throttle import Throttle
 
@@ -75,6 +75,18 @@ async def ask(
             return await client.request(method, url, json=body, params=params, headers=headers)
     except httpx.HTTPError:
         return None
+
+
+def refused(answer: httpx.Response, fields: Collection[str]) -> dict[str, str]:
+    """A service API's refusal of a desk's form, by the form field each problem names
+    (`core.errors_by_field`; a choice left blank said as `missing`), the rest beside the
+    action; an answer without a `detail` by its status."""
+    try:
+        said = answer.json()
+    except ValueError:
+        said = None
+    detail = said.get("detail") if isinstance(said, dict) else None
+    return errors_by_field(detail, fields, missing="missing") or {"action": f"{answer.status_code}"}
 
 
 @dataclass(frozen=True)

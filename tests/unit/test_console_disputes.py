@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from services.console.disputes import action_body, refused
+from services.console.disputes import FIELDS, action_body
+from services.console.kit import refused
 
 
 def test_each_form_becomes_its_body() -> None:
@@ -25,11 +26,14 @@ def test_each_form_becomes_its_body() -> None:
 def test_a_refusal_is_shown_beside_its_field() -> None:
     detail = [{"loc": ["body", "unconfirmed_reason"], "msg": "confirm first", "type": "x"}]
     answer = httpx.Response(422, json={"detail": detail})
-    assert refused(answer) == {"unconfirmed_reason": "confirm first"}
+    assert refused(answer, FIELDS) == {"unconfirmed_reason": "confirm first"}
     nested = [{"loc": ["body", "parties", 0, "side"], "msg": "bad side", "type": "enum"}]
-    assert refused(httpx.Response(422, json={"detail": nested})) == {"parties": "bad side"}
+    assert refused(httpx.Response(422, json={"detail": nested}), FIELDS) == {"parties": "bad side"}
     elsewhere = [{"loc": ["case_id"], "msg": "the grid holds this dispute", "type": "forbidden"}]
-    assert refused(httpx.Response(403, json={"detail": elsewhere})) == {
+    assert refused(httpx.Response(403, json={"detail": elsewhere}), FIELDS) == {
         "action": "the grid holds this dispute"
     }
-    assert refused(httpx.Response(503, text="down")) == {"action": "503"}
+    assert refused(httpx.Response(503, text="down"), FIELDS) == {"action": "503"}
+    assert refused(httpx.Response(502, json=["not", "a", "refusal"]), FIELDS) == {"action": "502"}
+    blank = [{"loc": ["body", "parties"], "msg": "Field required", "type": "missing"}]
+    assert refused(httpx.Response(422, json={"detail": blank}), FIELDS) == {"parties": "missing"}
