@@ -10,40 +10,22 @@ are published, and `GET /scores` at their levels equals the figures worked out b
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-from aiokafka import ConsumerRecord
-from pymongo import AsyncMongoClient
 
 from gridloop.auth import CredentialStore, Role
-from gridloop.citypack import load_city_pack
-from gridloop.config import DEMO_CITY_PACK
-from gridloop.kafka import EventProducer, Pipeline, ensure_topics
-from gridloop.mongo import Document
 from gridloop.people import People
-from schemas.envelope import Envelope, decode
 from schemas.events import Stage
-from schemas.topics import LIFECYCLE_TOPICS
-from services.dispatch.handlers import Dispatch
-from services.dispatch.main import consumer as dispatch_consumer
-from services.evaluation.api import create_app as evaluation_app
-from services.evaluation.main import recompute
-from services.evaluation.store import ScoreStore
-from services.intake.api import Intake, create_app, follow_key
-from services.projections.store import CaseStore
-from tests.conftest import Servers, fresh_namespace
+from tests.conftest import Servers
 from tests.evaluation_story import HOUR, Story
-from tests.helpers import eventually, read_topic
+from tests.helpers import eventually
+from tests.integration.scoring_world import ScoringWorld, case_events, scoring_world
 
 PASSWORD = "a long passphrase"
 MINUTE = timedelta(minutes=1)
@@ -67,114 +49,36 @@ COVER: dict[str, Any] = {
 STAFF_MONTH = datetime(2033, 3, 1, 1, tzinfo=UTC)  # 09:00 on 1 March 2033 in Shanghai
 
 
-@dataclass
-class World:
-    intake: httpx.AsyncClient
-    scores: httpx.AsyncClient
-    tokens: dict[str, str]
-    producer: EventProducer
-    store: ScoreStore
-    kafka: str
-    namespace: str
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    async def score(self, path: str) -> Any:
-        """`GET` an evaluation route once the scores caught up with every event read."""
-        await eventually(self._settled, what="scores recomputed")
-        answer = await self.scores.get(path, headers=self.auth("command"))
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    async def _settled(self) -> bool:
-        return await self.store.pending() == 0
-
-    async def records(self, topic: str, until: Any) -> list[ConsumerRecord[bytes, bytes]]:
-        return await read_topic(self.kafka, f"{self.namespace}.{topic}", until)
-
-
 @pytest.fixture
-async def world(servers: Servers) -> AsyncIterator[World]:
+async def world(servers: Servers) -> AsyncIterator[ScoringWorld]:
     """The whole path: intake, the projection, dispatch's consumer and evaluation."""
-    async with _world(servers, dispatching=True) as found:
+    async with scoring_world(servers, _sign_in) as found:
         yield found
 
 
 @pytest.fixture
-async def evaluating(servers: Servers) -> AsyncIterator[World]:
+async def evaluating(servers: Servers) -> AsyncIterator[ScoringWorld]:
     """Evaluation alone: built histories are scored as they are told, not dispatched."""
-    async with _world(servers, dispatching=False) as found:
+    async with scoring_world(servers, _sign_in, dispatching=False) as found:
         yield found
 
 
-@contextlib.asynccontextmanager
-async def _world(servers: Servers, dispatching: bool) -> AsyncIterator[World]:
-    namespace = fresh_namespace()
-    await ensure_topics(servers.kafka, namespace=namespace)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
-    db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
-    producer = EventProducer(servers.kafka, namespace=namespace)
-    await producer.start()
-    pack = load_city_pack(DEMO_CITY_PACK)
-    cases, store = CaseStore(db), ScoreStore(db, pack)
-    await cases.create_indexes()
-    await store.create_indexes()
-
-    async def project(env: Envelope) -> Sequence[Envelope]:
-        await cases.apply(env)
-        return ()
-
-    async def evaluate(env: Envelope) -> Sequence[Envelope]:
-        await store.add(env)
-        return ()
-
-    topics, tag = [t.name for t in LIFECYCLE_TOPICS], uuid.uuid4().hex[:8]
-    stop = asyncio.Event()
-    dispatch = Dispatch.on(pack, db, producer)
-    workers = [
-        Pipeline(f"projections-{tag}", topics, project, producer, servers.kafka, 6000).run(stop),
-        Pipeline(f"evaluation-{tag}", topics, evaluate, producer, servers.kafka, 6000).run(stop),
-        recompute(store, stop),
-    ]
-    if dispatching:
-        dispatching_ = dispatch_consumer(dispatch, producer, servers.kafka, 6000, f"d-{tag}")
-        workers.append(dispatching_.run(stop))
-    running = [asyncio.create_task(w) for w in workers]
-    credentials = CredentialStore(db)
-    people = People(db)
+async def _sign_in(credentials: CredentialStore, people: People) -> dict[str, str]:
     # Two operators signed in on the supervision centre's one credential subject.
     for name in ("wang", "li"):
         await people.add(name, PASSWORD, Role.supervision_centre, "centre-demo")
     wang = await people.sign_in("wang", PASSWORD)
     assert wang is not None
-    tokens = {
+    return {
         "hotline": await credentials.issue(Role.hotline, "op-7"),
         "supervisor": await credentials.issue(Role.supervisor, "SUP-0001"),
         "command": await credentials.issue(Role.command_centre, "cmd-1"),
         "wang": wang.token,
     }
-    intake = Intake(pack, producer, db, await follow_key(db))
-    intake_http = httpx.ASGITransport(app=create_app(intake))
-    scores_http = httpx.ASGITransport(app=evaluation_app(store, credentials))
-    async with (
-        httpx.AsyncClient(transport=intake_http, base_url="http://intake") as intake_api,
-        httpx.AsyncClient(transport=scores_http, base_url="http://evaluation") as scores_api,
-    ):
-        yield World(intake_api, scores_api, tokens, producer, store, servers.kafka, namespace)
-    stop.set()
-    await asyncio.gather(*running)
-    await producer.stop()
-    await mongo.drop_database(db.name)
-    await mongo.close()
-
-
-def _case_events(records: list[ConsumerRecord[bytes, bytes]], case_id: str) -> list[Envelope]:
-    return [decode(r.value, r.headers) for r in records if r.key == case_id.encode()]
 
 
 async def test_a_consultation_answered_directly_is_closed_and_counted_apart(
-    world: World,
+    world: ScoringWorld,
 ) -> None:
     w = world
     asked = await w.intake.post("/reports", json=CONSULTATION, headers=w.auth("hotline"))
@@ -221,20 +125,20 @@ async def test_a_consultation_answered_directly_is_closed_and_counted_apart(
     filed = await w.intake.post(f"/cases/{cover}/file", json={}, headers=w.auth("wang"))
     assert filed.status_code == 202, filed.text
 
-    dispatches = await w.records("dispatches", lambda rs: bool(_case_events(rs, cover)))
-    assert [e.type for e in _case_events(dispatches, cover)] == ["gridloop.case.dispatched"]
-    assert _case_events(dispatches, question) == []  # never dispatched
-    reports = await w.records("reports", lambda rs: len(_case_events(rs, cover)) >= 2)
-    told = _case_events(reports, question)
+    dispatches = await w.records("dispatches", lambda rs: bool(case_events(rs, cover)))
+    assert [e.type for e in case_events(dispatches, cover)] == ["gridloop.case.dispatched"]
+    assert case_events(dispatches, question) == []  # never dispatched
+    reports = await w.records("reports", lambda rs: len(case_events(rs, cover)) >= 2)
+    told = case_events(reports, question)
     assert [e.type for e in told] == ["gridloop.case.reported", "gridloop.case.answered"]
     assert told[1].data.model_dump()["knowledge_id"] == "heating-2026"
-    filing = _case_events(reports, cover)[-1].data.model_dump()["actor"]
+    filing = case_events(reports, cover)[-1].data.model_dump()["actor"]
     assert filing == {"role": "supervision_centre", "id": "centre-demo", "person": "wang"}
 
     # Counted apart: street 001's residents' reports decided at intake are the two; the
     # answered one is in no filing rate and not the command centre's.
     month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
-    await eventually(lambda: _scored(w, "command_centre", month), what="the centre scored")
+    await eventually(lambda: w.scored("command_centre", month), what="the centre scored")
     [street] = await w.score(f"/scores?level=street&period={month}")
     assert street["entity"] == "001"
     assert street["indicators"]["answered_directly"] == {"numerator": 1, "denominator": 2}
@@ -251,13 +155,6 @@ async def test_a_consultation_answered_directly_is_closed_and_counted_apart(
     assert accuracy["denominator"] == [cover]
     # The cover was dispatched by the routing rule: no dispatcher's (a person's) work.
     assert await w.score(f"/scores?level=dispatcher&period={month}") == []
-
-
-async def _scored(w: World, level: str, period: str, entities: int = 1) -> bool:
-    answer = await w.scores.get(
-        "/scores", params={"level": level, "period": period}, headers=w.auth("command")
-    )
-    return answer.status_code == 200 and len(answer.json()) >= entities
 
 
 def staff_stories(tag: str) -> list[Story]:
@@ -279,14 +176,16 @@ def staff_stories(tag: str) -> list[Story]:
     return [a, b, c, g, h, j, k, m]
 
 
-async def test_the_centres_staff_scores_equal_the_hand_computation(evaluating: World) -> None:
+async def test_the_centres_staff_scores_equal_the_hand_computation(
+    evaluating: ScoringWorld,
+) -> None:
     w, tag = evaluating, f"ST-{uuid.uuid4().hex[:6]}"
     events = [env for story in staff_stories(tag) for env in story.events]
     for env in reversed(events):  # out of order: the facts do not depend on it
         await w.producer.publish([env])
     month = "2033-03"
     for level in ("operator", "dispatcher", "shift_lead"):  # two of each, once all are read
-        await eventually(partial(_scored, w, level, month, 2), what=f"two {level}s scored")
+        await eventually(partial(w.scored, level, month, 2), what=f"two {level}s scored")
 
     def table(found: list[dict[str, Any]], indicator: str) -> list[tuple[str, int, int, float]]:
         return [

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
+from gridloop.auth import CredentialStore, Role
 from gridloop.kafka.replay import replay
+from gridloop.people import People
 from gridloop.visits import HEADS, HOUSEHOLDS, VISITS
 from system.cli import app as cli
 from tests.conftest import Servers
@@ -28,20 +32,30 @@ from tests.grid_people_story import (
     visits,
 )
 from tests.helpers import eventually
-from tests.integration.test_self_handling import World, _scored, world  # noqa: F401
+from tests.integration.scoring_world import ScoringWorld, scoring_world
 from tests.people_story import people_stories
 
 MONTH = "2026-11"
 
 
-async def _seed_grid_service(w: World, tag: str) -> None:
+@pytest.fixture
+async def world(servers: Servers) -> AsyncIterator[ScoringWorld]:
+    async with scoring_world(servers, _command) as found:
+        yield found
+
+
+async def _command(credentials: CredentialStore, _: People) -> dict[str, str]:
+    return {"command": await credentials.issue(Role.command_centre, "cmd-1")}
+
+
+async def _seed_grid_service(w: ScoringWorld, tag: str) -> None:
     """What the grid service keeps: its register of doors, visit log and staff register."""
     await w.db[HOUSEHOLDS].insert_many(doors(tag))
     await w.db[VISITS].insert_many(visits(tag))
     await w.db[HEADS].insert_one({"_id": GRID, "rev": 1, "spells": spells(), "outbox": []})
 
 
-async def _people(w: World) -> dict[str, Any]:
+async def _people(w: ScoringWorld) -> dict[str, Any]:
     found = {}
     for level in ("grid_staff", "grid_team"):
         for score in await w.score(f"/scores?level={level}&period={MONTH}"):
@@ -50,7 +64,7 @@ async def _people(w: World) -> dict[str, Any]:
 
 
 async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebuild(
-    world: World,  # noqa: F811
+    world: ScoringWorld,
     servers: Servers,
 ) -> None:
     w, tag = world, "GP"
@@ -58,7 +72,7 @@ async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebui
     stories = dispute_stories(tag) + people_stories(tag)
     for env in [env for story in stories for env in story.events]:
         await w.producer.publish([env])
-    await eventually(partial(_scored, w, "grid", MONTH, 2), what="two grids")
+    await eventually(partial(w.scored, "grid", MONTH, 2), what="two grids")
     await eventually(partial(_cases_counted, w, len(stories)), what="every case folded")
 
     found = await _people(w)
@@ -99,5 +113,5 @@ async def test_grid_people_scores_equal_the_hand_computation_and_survive_a_rebui
     assert await _people(w) == found
 
 
-async def _cases_counted(w: World, cases: int) -> bool:
+async def _cases_counted(w: ScoringWorld, cases: int) -> bool:
     return await w.store.case_facts.count_documents({"facts.reported_at": {"$ne": None}}) >= cases

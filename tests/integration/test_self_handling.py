@@ -12,10 +12,8 @@ theirs) change nothing. Then the hand-built month of tests/people_story.py is pu
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -23,30 +21,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import ConsumerRecord
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.auth import CredentialStore, Role
-from gridloop.citypack import load_city_pack
-from gridloop.config import DEMO_CITY_PACK
-from gridloop.kafka import EventProducer, Pipeline, ensure_topics
-from gridloop.mongo import Document
-from schemas.envelope import Envelope, decode
-from schemas.topics import LIFECYCLE_TOPICS
-from services.dispatch.handlers import Dispatch
-from services.dispatch.main import consumer as dispatch_consumer
-from services.evaluation.api import create_app as evaluation_app
-from services.evaluation.main import recompute
-from services.evaluation.store import ScoreStore
-from services.intake.api import Intake, create_app, follow_key
-from services.projections.store import CaseStore
-from tests.conftest import Servers, fresh_namespace
+from gridloop.people import People
+from tests.conftest import Servers
 from tests.evaluation_story import GRID
-from tests.helpers import eventually, read_topic
+from tests.helpers import eventually
+from tests.integration.scoring_world import ScoringWorld, case_events, scoring_world
 from tests.people_story import SUP3_SCORE, people_stories
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
 GARBAGE: dict[str, Any] = {
     "kind": "event",
     "class_code": "0102",  # exposed garbage: self_handling in the demo pack
@@ -57,98 +40,18 @@ GARBAGE: dict[str, Any] = {
 PEOPLE_MONTH = datetime(2034, 5, 8, 1, tzinfo=UTC)  # 09:00 on Monday 8 May 2034, Shanghai
 
 
-@dataclass
-class World:
-    intake: httpx.AsyncClient
-    scores: httpx.AsyncClient
-    tokens: dict[str, str]
-    producer: EventProducer
-    store: ScoreStore
-    db: AsyncDatabase[Document]
-    kafka: str
-    namespace: str
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    async def score(self, path: str) -> Any:
-        """`GET` an evaluation route once the scores caught up with every event read."""
-        await eventually(self._settled, what="scores recomputed")
-        answer = await self.scores.get(path, headers=self.auth("command"))
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    async def _settled(self) -> bool:
-        return await self.store.pending() == 0
-
-    async def records(self, topic: str, until: Any) -> list[ConsumerRecord[bytes, bytes]]:
-        return await read_topic(self.kafka, f"{self.namespace}.{topic}", until)
-
-    async def upload(self, content: bytes) -> str:
-        stored = await self.intake.post(
-            "/media",
-            files={"file": ("photo.jpg", JPEG + content, "image/jpeg")},
-            headers=self.auth("supervisor"),
-        )
-        assert stored.status_code == 201, stored.text
-        media_id: str = stored.json()["media_id"]
-        return media_id
-
-
 @pytest.fixture
-async def world(servers: Servers) -> AsyncIterator[World]:
-    namespace = fresh_namespace()
-    await ensure_topics(servers.kafka, namespace=namespace)
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
-    db = mongo[f"test_{uuid.uuid4().hex[:12]}"]
-    producer = EventProducer(servers.kafka, namespace=namespace)
-    await producer.start()
-    pack = load_city_pack(DEMO_CITY_PACK)
-    cases, store = CaseStore(db), ScoreStore(db, pack)
-    await cases.create_indexes()
-    await store.create_indexes()
+async def world(servers: Servers) -> AsyncIterator[ScoringWorld]:
+    async with scoring_world(servers, _sign_in) as found:
+        yield found
 
-    async def project(env: Envelope) -> Sequence[Envelope]:
-        await cases.apply(env)
-        return ()
 
-    async def evaluate(env: Envelope) -> Sequence[Envelope]:
-        await store.add(env)
-        return ()
-
-    topics, tag = [t.name for t in LIFECYCLE_TOPICS], uuid.uuid4().hex[:8]
-    stop = asyncio.Event()
-    dispatch = Dispatch.on(pack, db, producer)
-    workers = [
-        Pipeline(f"projections-{tag}", topics, project, producer, servers.kafka, 6000).run(stop),
-        Pipeline(f"evaluation-{tag}", topics, evaluate, producer, servers.kafka, 6000).run(stop),
-        recompute(store, stop),
-        dispatch_consumer(dispatch, producer, servers.kafka, 6000, f"d-{tag}").run(stop),
-    ]
-    running = [asyncio.create_task(w) for w in workers]
-    credentials = CredentialStore(db)
-    tokens = {
+async def _sign_in(credentials: CredentialStore, _: People) -> dict[str, str]:
+    return {
         "supervisor": await credentials.issue(Role.supervisor, "SUP-0001"),
         "manager": await credentials.issue(Role.grid_staff, "GM-0001"),
         "command": await credentials.issue(Role.command_centre, "cmd-1"),
     }
-    intake = Intake(pack, producer, db, await follow_key(db))
-    intake_http = httpx.ASGITransport(app=create_app(intake))
-    scores_http = httpx.ASGITransport(app=evaluation_app(store, credentials))
-    async with (
-        httpx.AsyncClient(transport=intake_http, base_url="http://intake") as intake_api,
-        httpx.AsyncClient(transport=scores_http, base_url="http://evaluation") as scores_api,
-    ):
-        yield World(intake_api, scores_api, tokens, producer, store, db, servers.kafka, namespace)
-    stop.set()
-    await asyncio.gather(*running)
-    await producer.stop()
-    await mongo.drop_database(db.name)
-    await mongo.close()
-
-
-def _case_events(records: list[ConsumerRecord[bytes, bytes]], case_id: str) -> list[Envelope]:
-    return [decode(r.value, r.headers) for r in records if r.key == case_id.encode()]
 
 
 def _refusal(answer: httpx.Response) -> tuple[int, list[str], str]:
@@ -156,7 +59,7 @@ def _refusal(answer: httpx.Response) -> tuple[int, list[str], str]:
     return answer.status_code, detail["loc"], detail["type"]
 
 
-async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None:
+async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: ScoringWorld) -> None:
     w = world
     before, after = await w.upload(b"before"), await w.upload(b"after")
     body = GARBAGE | {"before": [before], "after": [after]}
@@ -194,8 +97,8 @@ async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None
     assert other.status_code == 422  # the key names another request
     assert await w.db["case_heads"].count_documents({}) == 1
 
-    reports = await w.records("reports", lambda rs: len(_case_events(rs, case)) >= 2)
-    told = _case_events(reports, case)
+    reports = await w.records("reports", lambda rs: len(case_events(rs, case)) >= 2)
+    told = case_events(reports, case)
     assert [e.type for e in told] == ["gridloop.case.reported", "gridloop.case.self_handled"]
     assert told[0].data.model_dump()["media"] == [before]
     assert told[1].data.model_dump()["media"] == [after]
@@ -219,7 +122,7 @@ async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None
     # Counted apart: the street's and the supervisor's self-handling, no filing rate, and
     # nothing for the command centre (the dispatch consumer is live; it sent nothing).
     month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
-    await eventually(partial(_scored, w, "street", month), what="the street scored")
+    await eventually(partial(w.scored, "street", month), what="the street scored")
     # Both fixes folded (the street is scored once the first one is: not enough to wait on).
     await eventually(partial(_self_handled_folded, w, 2), what="both fixes folded")
     [street] = await w.score(f"/scores?level=street&period={month}")
@@ -233,17 +136,17 @@ async def test_a_supervisor_fixes_garbage_on_the_spot_once(world: World) -> None
     assert supervisor["cases"] == 1
     assert await w.score(f"/scores?level=command_centre&period={month}") == []
     dispatches = await w.records("dispatches", lambda rs: True)
-    assert _case_events(dispatches, case) == []
+    assert case_events(dispatches, case) == []
 
 
-async def test_people_scores_equal_the_hand_computation(world: World) -> None:
+async def test_people_scores_equal_the_hand_computation(world: ScoringWorld) -> None:
     w, tag = world, f"PS-{uuid.uuid4().hex[:6]}"
     events = [env for story in people_stories(tag, PEOPLE_MONTH) for env in story.events]
     for env in reversed(events):  # out of order: the facts do not depend on it
         await w.producer.publish([env])
     month = "2034-05"
-    await eventually(partial(_scored, w, "supervisor", month, 2), what="two supervisors")
-    await eventually(partial(_scored, w, "grid", month, 2), what="two grids")
+    await eventually(partial(w.scored, "supervisor", month, 2), what="two supervisors")
+    await eventually(partial(w.scored, "grid", month, 2), what="two grids")
 
     def ratio(score: dict[str, Any], indicator: str) -> tuple[int, int]:
         found = score["indicators"][indicator]
@@ -272,12 +175,5 @@ async def test_people_scores_equal_the_hand_computation(world: World) -> None:
     assert ratio(streets["001"], "filing_rate") == (3, 4)  # A B E of A B C E: D, G not in it
 
 
-async def _scored(w: World, level: str, period: str, entities: int = 1) -> bool:
-    answer = await w.scores.get(
-        "/scores", params={"level": level, "period": period}, headers=w.auth("command")
-    )
-    return answer.status_code == 200 and len(answer.json()) >= entities
-
-
-async def _self_handled_folded(w: World, cases: int) -> bool:
+async def _self_handled_folded(w: ScoringWorld, cases: int) -> bool:
     return await w.store.case_facts.count_documents({"facts.self_handled": True}) >= cases
