@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,15 +40,17 @@ class Login:
 
 @dataclass(frozen=True)
 class GridPerson:
-    """The grid manager whose day the demo shows on the handheld (`/m/`), and the tier
-    office of their community (`/disputes`)."""
+    """The grid manager whose day the demo shows on the handheld (`/m/`), and the
+    community tier office shown on the disputes desk (`/disputes`): `office`, else the
+    office of their grid's community."""
 
     staff: str
     grid: str
+    office: str | None = None
 
     @property
     def community(self) -> str:
-        return office_code("community", self.grid)
+        return self.office or office_code("community", self.grid)
 
 
 def logins(department: str, grid: GridPerson | None = None) -> list[Login]:
@@ -92,7 +94,7 @@ def hold(console: Console, data_dir: Path) -> Hold:
         console.print("the simulated day is over: restarting the services on a real-time clock …")
         at_real_speed(own)
         department = busiest(target)
-        people = logins(department, busiest_grid(target))
+        people = logins(department, with_busiest_community(target, busiest_grid(target)))
         asyncio.run(add_people(own.env["MONGODB_URI"], people))
         state = _state(own, target, data_dir)
         running.write_state(state)
@@ -148,6 +150,28 @@ def busiest_grid(target: Target) -> GridPerson | None:
             if person.role == "grid_manager":
                 return GridPerson(person.id, grid.code)
     return None
+
+
+def with_busiest_community(target: Target, person: GridPerson | None) -> GridPerson | None:
+    """`person` with the community office that mediated the most of the day's disputes
+    (escalated to a community: its desk has the day in it), when one did."""
+    from pymongo import MongoClient
+
+    if person is None:
+        return None
+    uri, database = target.mongodb
+    client: MongoClient[Document]
+    with MongoClient(uri) as client:
+        counted: Iterable[Document] = client[database]["cases"].aggregate(
+            [
+                {"$match": {"kind": "dispute", "tier": "community"}},
+                {"$group": {"_id": "$tier_office", "n": {"$sum": 1}}},
+                {"$sort": {"n": -1, "_id": 1}},
+                {"$limit": 1},
+            ]
+        )
+        top = next(iter(counted), None)
+    return replace(person, office=str(top["_id"])) if top else person
 
 
 def _state(own: OwnSystem, target: Target, data_dir: Path) -> running.SystemState:

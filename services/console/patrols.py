@@ -2,15 +2,14 @@
 patrols, asked of the grid service's API (`GET /patrols`) with the person's session token,
 so the grid service decides who may see which grid. Each row names the grid, the person,
 when they clocked in, their last position and how much of their track lay outside. Below
-them, the day's patrols already ended (since midnight in the city), the latest first."""
+them, the patrols ended in the last 24 hours, the latest first."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -25,6 +24,9 @@ from services.console.maps import Drawn, drawn, frame
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
+# The ended patrols listed: a shift's worth and more, whatever hour the lead looks (at
+# half past midnight "today's" would be none).
+ENDED_WITHIN = timedelta(hours=24)
 WATCHERS = frozenset({Role.shift_lead, Role.command_centre, Role.supervision_centre, Role.admin})
 
 
@@ -48,11 +50,6 @@ def rows(found: list[dict[str, Any]], pack: CityPack | None) -> list[dict[str, A
             }
         )
     return shown
-
-
-def start_of_day(now: datetime, zone: ZoneInfo) -> datetime:
-    """Midnight of `now`'s day in the city (`zone`): where "the day's patrols" begin."""
-    return now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def install(app: FastAPI, page: Page, session: Sessions) -> None:
         if found.principal.role not in WATCHERS:
             return page(request, "elsewhere.html", 403, me=found)
         console = request.app.state.console
-        since = start_of_day(clock.now(), console.zone).isoformat()
+        since = (clock.now() - ENDED_WITHIN).isoformat()
         listed = await _listed(found, f"{console.grid_url}/patrols")
         ended = await _listed(found, f"{console.grid_url}/patrols", {"ended_since": since})
         shown = rows(listed or [], console.pack)

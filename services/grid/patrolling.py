@@ -154,7 +154,7 @@ class Patrols:
     async def ended_since(
         self, who: Principal, grid: str | None, since: datetime, limit: int
     ) -> list[Document]:
-        """The day's patrols so far (those ended since `since`), the latest ended first,
+        """The patrols ended since `since`, the latest ended first,
         seen as `now_open` sees them."""
         return [
             view(d) for d in await self.store.ended_in(await self._seen(who, grid), since, limit)

@@ -98,7 +98,7 @@ async def test_a_patrol_from_clock_in_to_clock_out(world: GridWorld) -> None:
     )
     assert again_end.json() == ended.json()
     assert (await world.http.get("/patrols", headers=lead)).json() == []
-    # The day's patrols so far (the console's list under the map): the ended one, to the
+    # The patrols ended since a time (the console's list under the map): the ended one, to the
     # lead; none of the neighbour's grids; none ended after a later time.
     today = {"ended_since": (T0 - timedelta(hours=1)).isoformat()}
     day = (await world.http.get("/patrols", headers=lead, params=today)).json()

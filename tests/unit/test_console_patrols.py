@@ -3,13 +3,11 @@ parsed, and a map of the communities patrolled with each last fix inside its dra
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from services.console.patrols import patrol_map, rows, start_of_day
+from services.console.patrols import patrol_map, rows
 
 PACK = load_city_pack(DEMO_CITY_PACK)
 
@@ -41,12 +39,3 @@ def test_the_map_shows_the_communities_patrolled_and_each_fix_inside() -> None:
         assert 0 < x < drawing.frame.width and 0 < y < drawing.frame.height
     assert patrol_map(PACK, []) is None
     assert patrol_map(None, shown) is None
-
-
-def test_the_day_begins_at_midnight_in_the_city() -> None:
-    """17:00 UTC is 01:00 the next day in Beijing: that day's patrols began at 16:00 UTC,
-    not at midnight UTC."""
-    zone = ZoneInfo("Asia/Shanghai")
-    begun = start_of_day(datetime(2026, 11, 2, 17, 0, tzinfo=UTC), zone)
-    assert begun == datetime(2026, 11, 2, 16, 0, tzinfo=UTC)
-    assert start_of_day(datetime(2026, 11, 2, 15, 59, tzinfo=UTC), zone).day == 2

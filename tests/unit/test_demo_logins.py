@@ -29,6 +29,9 @@ def test_the_demo_gives_one_login_for_each_desk() -> None:
     assert len({login.password for login in found}) == len(found)  # none shared
     assert len({login.username for login in found}) == len(found)
     assert all(len(login.password) >= 10 for login in found)  # what `People.add` accepts
+    # The community office that mediated the day's disputes, when another did.
+    elsewhere = logins("ROADS", GridPerson("GM-0003", "110101001002001", office="005002"))
+    assert (elsewhere[6].username, elsewhere[6].subject) == ("community.005002", "005002")
 
 
 def test_without_grid_people_the_desks_alone() -> None:
