@@ -2,7 +2,7 @@
 patrols, asked of the grid service's API (`GET /patrols`) with the person's session token,
 so the grid service decides who may see which grid. Each row names the grid, the person,
 when they clocked in, their last position and how much of their track lay outside. Below
-them, the patrols ended in the last 24 hours, the latest first."""
+them, the patrols ended in the last three days, the latest first."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from services.console.maps import Drawn, drawn, frame
 
 Page = Callable[..., Response]
 Sessions = Callable[[Request], Awaitable[Session]]
-# The ended patrols listed: a shift's worth and more, whatever hour the lead looks (at
-# half past midnight "today's" would be none).
-ENDED_WITHIN = timedelta(hours=24)
+# The ended patrols listed: the last shifts, whatever hour the lead looks (at half past
+# midnight "today's" would be none), and a weekend's on Monday morning.
+ENDED_WITHIN = timedelta(days=3)
 WATCHERS = frozenset({Role.shift_lead, Role.command_centre, Role.supervision_centre, Role.admin})
 
 

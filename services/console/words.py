@@ -163,7 +163,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "patrols.last": ("最新位置", "Last position"),
     "patrols.points": ("轨迹点", "Track points"),
     "patrols.outside": ("网格外", "Outside the grid"),
-    "patrols.ended": ("24小时内已结束", "Ended in the last 24 hours"),
+    "patrols.ended": ("近三天已结束", "Ended in the last three days"),
     "patrols.until": ("签退时间", "Clocked out"),
     # The hotline's callbacks (回访, callbacks.py).
     "callbacks": ("回访工作台", "Callbacks"),

@@ -2,7 +2,7 @@
 inside their grid and uploads two pieces of track (one twice) through the grid service's
 API; the shift lead's workbench lists the patrol with its last position and its count of
 points, from the grid service, under the lead's own session; once clocked out, the patrol
-is among those ended in the last 24 hours."""
+is among those ended in the last three days."""
 
 from __future__ import annotations
 
@@ -121,13 +121,13 @@ async def test_the_shift_lead_sees_who_patrols_where(
         await expect(drawing.locator(f"circle[data-patrol='{patrol}']")).to_have_count(1)
         await shot(lead, tmp_path, "patrols")
 
-        # Clocked out: no longer on patrol, among those ended in the last 24 hours.
+        # Clocked out: no longer on patrol, among those ended in the last three days.
         async with httpx.AsyncClient(base_url=grid, headers=headers) as api:
             ended = await api.post(f"/patrols/{patrol}/end", json={"point": IN_G1})
             assert ended.status_code == 200, ended.text
         await lead.reload()
         await expect(lead.locator(f"#patrols tr[data-patrol='{patrol}']")).to_have_count(0)
-        await expect(lead.get_by_role("heading", name="24小时内已结束 (1)")).to_be_visible()
+        await expect(lead.get_by_role("heading", name="近三天已结束 (1)")).to_be_visible()
         done = lead.locator(f"#ended tr[data-patrol='{patrol}']")
         await expect(done).to_contain_text("网格员 赵一")
         await expect(done.locator(".points")).to_have_text("2")
