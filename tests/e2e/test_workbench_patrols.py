@@ -132,5 +132,5 @@ async def test_the_shift_lead_sees_who_patrols_where(
         await expect(done).to_contain_text("网格员 赵一")
         await expect(done.locator(".points")).to_have_text("2")
         off = datetime.fromisoformat(ended.json()["ended_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
-        await expect(done.locator(".until")).to_have_text(off.strftime("%H:%M"))
+        await expect(done.locator(".until")).to_have_text(off.strftime("%m-%d %H:%M"))
         await browser.close()
