@@ -122,6 +122,7 @@ def state_change(env: Envelope) -> Document:
     change: Document = {"version": data.version, "updated_at": env.time}
     change["state"] = TRANSITIONS[name][1].value
     change["pending_request"] = None  # a transition settles (or supersedes) any request
+    change["requested"] = False
     if isinstance(data, CaseDispatched):
         change |= {
             "department": data.department,
@@ -204,7 +205,8 @@ def request_change(data: DepartmentRequest | VoidRequest) -> tuple[Document, Doc
             "case_version": data.case_version,
             "deadline": getattr(data, "deadline", None),
         }
-        return {"version": data.case_version}, {"pending_request": pending}
+        return {"version": data.case_version}, {"pending_request": pending, "requested": True}
     if isinstance(data, DENIALS):
-        return {"pending_request.request_id": data.request_id}, {"pending_request": None}
+        settled = {"pending_request": None, "requested": False}
+        return {"pending_request.request_id": data.request_id}, settled
     return None

@@ -8,6 +8,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from gridloop.cases.view import REQUEST_KINDS
 from gridloop.mongo import Document
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
@@ -30,15 +31,16 @@ class CaseStore:
 
     async def create_indexes(self) -> None:
         # The desks' queues (`CaseReader`): each an equality on the leading fields, sorted
-        # by the last. (`state, department` and `pending_request.kind, updated_at` came
-        # first; kept where they exist, unused.)
+        # by the last. (`state, department`, `pending_request.kind, updated_at` and
+        # `pending_request.kind, deadline` came first; kept where they exist, unused.)
+        await self.mark_requested()
         for desk in (
             ("department", "deadline"),
             ("assisting", "deadline"),
             ("state", "deadline"),
             ("state", "updated_at"),
             ("state", "channel", "reported_at"),
-            ("pending_request.kind", "deadline"),
+            ("requested", "deadline"),  # a request waits: one queue for every kind
             ("urged", "updated_at"),
             # A tier office's disputes: those it holds, those it was overdue on.
             ("tier_office", "state", "reported_at"),
@@ -54,6 +56,17 @@ class CaseStore:
         # (`gridloop.nearby`): an equality on a key, which the index serves.
         await self.cases.create_index([("near", ASCENDING)])
         await self.add_near_keys()
+
+    async def mark_requested(self) -> int:
+        """Mark the cases with a request waiting that were projected before the mark
+        (`requested`, what the requests queue asks for); how many. Once: before the
+        mark's index exists (what it creates is the sign it ran)."""
+        names = [i["name"] async for i in await self.cases.list_indexes()]
+        if "requested_1_deadline_1" in names:
+            return 0
+        waiting = {"pending_request.kind": {"$in": list(REQUEST_KINDS.values())}}
+        done = await self.cases.update_many(waiting, {"$set": {"requested": True}})
+        return done.modified_count
 
     async def add_near_keys(self, chunk: int = 1_000) -> int:
         """Give the cases projected before they had `near` keys theirs; how many. At start

@@ -188,3 +188,58 @@ async def test_the_map_asks_the_database_for_its_filters(
         "pothole"
     ]
     assert await cases.open_cases(NOW, limit=5, where=Filters(street="009").where()) == []
+
+
+async def test_the_requests_queue_holds_every_kind_waiting_by_deadline(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    """One queue for every kind of request (one mark, `requested`): an extension and a
+    parking asked by the department, an operator's void (no deadline: last); a request
+    denied, or settled by the decision that grants it, leaves it."""
+    cases, made = reader
+
+    async def asked(case_id: str, due_in: timedelta, *steps: tuple[str, dict[str, Any]]) -> None:
+        fields = {"department": "ROADS", "deadline": NOW + due_in}
+        await made.add(case_id, ("gridloop.case.dispatched", fields), *steps)
+
+    ask = {"department": "ROADS", "deadline": NOW + timedelta(days=3)}
+    await asked("extension", timedelta(hours=5),
+                ("gridloop.case.extension_requested", ask | {"request_id": "r-e"}))  # fmt: skip
+    await asked("parking", timedelta(hours=1),
+                ("gridloop.case.parking_requested", {"request_id": "r-p"}))  # fmt: skip
+    await made.add("void", ("gridloop.case.void_requested", {"request_id": "v-9"}))
+    await asked("denied", timedelta(hours=2),
+                ("gridloop.case.parking_requested", {"request_id": "r-d"}),
+                ("gridloop.case.parking_denied", {"request_id": "r-d"}))  # fmt: skip
+    await asked("granted", timedelta(hours=3),
+                ("gridloop.case.extension_requested", ask | {"request_id": "r-g"}),
+                ("gridloop.case.extended", {"request_id": "r-g"}))  # fmt: skip
+
+    waiting = await cases.with_pending_request(NOW, 10)
+    assert [c.case_id for c in waiting] == ["parking", "extension", "void"]
+    assert [c.pending_request.kind for c in waiting if c.pending_request] == [
+        "parking",
+        "extension",
+        "void",
+    ]
+    assert [c.case_id for c in await cases.with_pending_request(NOW, 2)] == ["parking", "extension"]
+
+
+async def test_requests_projected_before_the_mark_are_marked_once_at_start(
+    reader: tuple[CaseReader, Cases],
+) -> None:
+    """A database the projections wrote before `requested` existed (no mark, no index):
+    the next start marks the cases with a request waiting, once."""
+    cases, made = reader
+    request = {"department": "ROADS", "request_id": "r-old", "deadline": NOW + timedelta(days=2)}
+    await made.add("asked-before", ("gridloop.case.dispatched", {"department": "ROADS"}),
+                   ("gridloop.case.extension_requested", request))  # fmt: skip
+    await made.add("quiet", ("gridloop.case.dispatched", {"department": "ROADS"}))
+    await made.store.cases.update_many({}, {"$unset": {"requested": ""}})
+    await made.store.cases.drop_index("requested_1_deadline_1")
+    assert await cases.with_pending_request(NOW, 10) == []
+
+    assert await made.store.mark_requested() == 1
+    await made.store.create_indexes()
+    assert [c.case_id for c in await cases.with_pending_request(NOW, 10)] == ["asked-before"]
+    assert await made.store.mark_requested() == 0  # the index is there: done before
