@@ -141,7 +141,7 @@ async def now_open(
 ) -> list[PatrolOut]:
     """Who patrols where now: the open patrols with their last point (the shift lead and
     the centres: every grid; a grid's people: their own grids). With `ended_since`: the
-    patrols ended since then instead (the day's so far), the latest ended first, `limit`
+    patrols ended since then instead (the last shifts), the latest ended first, `limit`
     at most."""
     if ended_since is not None:
         ended = await patrols.ended_since(who, grid, ended_since, limit)
