@@ -37,7 +37,7 @@ def rows(found: list[dict[str, Any]], pack: CityPack | None) -> list[dict[str, A
     for patrol in found:
         grid = pack.grid_by_code.get(patrol["grid"]) if pack is not None else None
         last = patrol["last"]
-        where = f"{communities.get(grid.community, grid.community)} {grid.name}" if grid else ""
+        where = named(communities.get(grid.community, grid.community), grid.name) if grid else ""
         ended = patrol.get("ended_at")
         shown.append(
             patrol
@@ -50,6 +50,14 @@ def rows(found: list[dict[str, Any]], pack: CityPack | None) -> list[dict[str, A
             }
         )
     return shown
+
+
+def named(community: str, grid: str) -> str:
+    """A grid named after its community, once: a pack's grid name may begin with the
+    community's own (和平里第12社区 网格002)."""
+    own = community.split(" ", 1)[0]
+    rest = grid[len(own) :].strip() if own and grid.startswith(own) else grid
+    return f"{community} {rest}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from gridloop.citypack import load_city_pack
 from gridloop.config import DEMO_CITY_PACK
-from services.console.patrols import patrol_map, rows
+from services.console.patrols import named, patrol_map, rows
 
 PACK = load_city_pack(DEMO_CITY_PACK)
 
@@ -39,3 +39,10 @@ def test_the_map_shows_the_communities_patrolled_and_each_fix_inside() -> None:
         assert 0 < x < drawing.frame.width and 0 < y < drawing.frame.height
     assert patrol_map(PACK, []) is None
     assert patrol_map(None, shown) is None
+
+
+def test_a_grid_named_after_its_community_says_the_community_once() -> None:
+    assert named("和平里第12社区 Hepingli 12", "和平里第12社区 网格002") == (
+        "和平里第12社区 Hepingli 12 网格002"
+    )
+    assert named("多福巷社区 Duofuxiang", "网格 001") == "多福巷社区 Duofuxiang 网格 001"
