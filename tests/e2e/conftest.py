@@ -80,6 +80,24 @@ class Receiver:
         return app
 
 
+def system_env(servers: Servers, root: Path, pack_dir: Path) -> dict[str, str]:
+    """The environment of a system under test: the shared servers, a namespace and
+    database of its own, the pack at `pack_dir`, a fast SLA tick, free ports."""
+    namespace = f"e2e{uuid.uuid4().hex[:8]}"
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
+        "MONGODB_URI": servers.mongodb,
+        "GRIDLOOP_MONGODB_DATABASE": f"{namespace}_db",
+        "GRIDLOOP_NAMESPACE": namespace,
+        "GRIDLOOP_CITY_PACK": str(pack_dir),
+        "GRIDLOOP_DATA_DIR": str(root / "data"),
+        "GRIDLOOP_SLA_TICK_SECONDS": "0.5",
+        "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        **{var: str(free_port()) for var in PORT_ENV.values()},
+    }
+
+
 def write_pack(target: Path, receiver_port: int) -> Path:
     shutil.copytree(DEMO_CITY_PACK, target)
     city: dict[str, Any] = yaml.safe_load((target / "city.yaml").read_text(encoding="utf-8"))
@@ -138,24 +156,14 @@ def running(
 ) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("system")
     pack_dir = write_pack(root / "citypack", receiver.port)
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
-        "MONGODB_URI": servers.mongodb,
-        "GRIDLOOP_MONGODB_DATABASE": f"{namespace}_db",
-        "GRIDLOOP_NAMESPACE": namespace,
-        "GRIDLOOP_CITY_PACK": str(pack_dir),
-        "GRIDLOOP_DATA_DIR": str(root / "data"),
-        "GRIDLOOP_SLA_TICK_SECONDS": "0.5",
-        "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    env = system_env(servers, root, pack_dir) | {
         "GRIDLOOP_WEBHOOK_RETRY_SCHEDULE": "0,0.2,0.4,0.8",
         "GRIDLOOP_WEBHOOK_POLL_SECONDS": "0.1",
         # Tests poll public endpoints without a token from 127.0.0.1, as often as every
         # 0.1 s while the projection catches up: more than the public's default allows.
         "GRIDLOOP_PUBLIC_RATE_LIMIT": "100000/minute",
-        **{var: str(free_port()) for var in PORT_ENV.values()},
     }
+    namespace = env["GRIDLOOP_NAMESPACE"]
     services = ("projections", "dispatch", "notify", "sla", "intake")
     system = System(env, root / "logs", services)
     pack = load_city_pack(pack_dir)

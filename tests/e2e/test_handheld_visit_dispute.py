@@ -14,8 +14,6 @@ The case's timeline: one dispute, escalated once (by the breach), closed with co
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +36,9 @@ from gridloop.people import People
 from services.console.app import Console, create_app
 from services.console.live import Live
 from services.console.throttle import Throttle
-from system.up import PORT_ENV, System
+from system.up import System
 from tests.conftest import Servers
-from tests.e2e.conftest import Receiver, write_pack
+from tests.e2e.conftest import Receiver, system_env, write_pack
 from tests.e2e.test_handheld import PHONE, phone_shot
 from tests.e2e.test_workbench import CHROMIUM, PASSWORD, QUIET, shot, sign_in
 from tests.e2e.test_workbench_desks import png
@@ -79,19 +77,7 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     sla: dict[str, Any] = yaml.safe_load((pack_dir / "sla.yaml").read_text(encoding="utf-8"))
     sla["disputes"] = FAST_LADDER
     (pack_dir / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), "utf-8")
-    namespace = f"e2e{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
-        "MONGODB_URI": servers.mongodb,
-        "GRIDLOOP_MONGODB_DATABASE": f"{namespace}_db",
-        "GRIDLOOP_NAMESPACE": namespace,
-        "GRIDLOOP_CITY_PACK": str(pack_dir),
-        "GRIDLOOP_DATA_DIR": str(root / "data"),
-        "GRIDLOOP_SLA_TICK_SECONDS": "0.5",
-        "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        **{var: str(free_port()) for var in PORT_ENV.values()},
-    }
+    env = system_env(servers, root, pack_dir)
     running = System(env, root / "logs", ("projections", "dispatch", "sla", "intake", "grid"))
     try:
         running.start()
