@@ -8,6 +8,8 @@ the faust wiring is the app's (`services.sla.app`).
   them on the case's clocks (the table's changelog). A crash between the two sends an event
   again after recovery, with the same deterministic id, which every consumer drops; marking
   only after the acknowledgement means none is lost.
+- `stop`: the tick in flight finishes (its events acknowledged and marked) and no other
+  begins, so a stop (an upgrade, SIGTERM) sends no fact twice; only a crash may.
 
 The due-time index (`services.sla.index`) and the open-clock counts live in memory and are
 rebuilt from the table after every recovery (start-up and rebalance), so a restart resumes
@@ -73,6 +75,8 @@ class Engine:
         self._versions = versions
         self.index = DueIndex()
         self.open = metrics.OpenClocks()
+        self._ticking = asyncio.Lock()  # one tick at a time; `stop` waits for it
+        self._stopped = False
 
     def track(self, env: Envelope) -> None:
         case_id = env.data.case_id
@@ -90,6 +94,18 @@ class Engine:
         metrics.observe(measured(change, env.data), change.closed_case)
 
     async def scan(self, now: datetime) -> None:
+        async with self._ticking:
+            if not self._stopped:
+                await self._tick(now)
+
+    async def stop(self) -> None:
+        """Let the tick in flight finish and begin no other: its marks are table writes,
+        which the worker's stop then flushes to the changelog."""
+        self._stopped = True
+        async with self._ticking:
+            pass
+
+    async def _tick(self, now: datetime) -> None:
         due = self.index.pop_due(now, MAX_PER_TICK)
         for _ in range(ROUNDS):
             if not due:

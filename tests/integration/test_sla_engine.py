@@ -268,3 +268,50 @@ async def test_a_record_it_cannot_read_is_dead_lettered_like_every_consumers_and
     group = named(namespace, "gridloop-sla")
     counted = f'gridloop_records_dead_lettered_total{{group="{group}",topic="{dispatches}"}}'
     assert f"{counted} 2.0" in scraped
+
+
+async def test_a_stop_in_the_middle_of_a_burst_sends_no_fact_twice(
+    servers: Servers, sla_service: System
+) -> None:
+    """A stop (SIGTERM, as an upgrade or a rebalance does it) while the timer is sending:
+    the tick in flight finishes and its marks reach the changelog before the worker goes,
+    so after the restart every fact is on `sla` exactly once, not merely with one id.
+    (A kill -9 may still repeat one, with its id: the previous test's at-least-once.)"""
+    namespace = sla_service.env["GRIDLOOP_NAMESPACE"]
+    await ensure_topics(servers.kafka, namespace=namespace)
+    prefix = f"C-BURST-{uuid.uuid4().hex[:6]}"
+    cases = [f"{prefix}-{n}" for n in range(1500)]
+    now = datetime.now(UTC)
+    producer = EventProducer(servers.kafka, namespace=namespace)
+    await producer.start()
+    try:  # every deadline passes in the same tick: one long burst of sends
+        await producer.publish(
+            [e for case in cases for e in lifecycle(case, now, timedelta(seconds=3))]
+        )
+    finally:
+        await producer.stop()
+    sla = named(namespace, "sla")
+
+    def burst_begun(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        return any(dict(r.headers)["ce_type"].endswith(b".breach") for r in records)
+
+    await read_topic(servers.kafka, sla, burst_begun, within=60)
+    sla_service.stop()
+    sla_service.start_service("sla")
+    last = ("escalation", "handle", "city")
+
+    def all_climbed(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        at_city = {
+            r.key
+            for r in records
+            if dict(r.headers)["ce_type"].endswith(b".escalation")
+            and json.loads(r.value or b"").get("tier") == "city"
+        }
+        return len(at_city) == len(cases)
+
+    records = await read_topic(servers.kafka, sla, all_climbed, within=120)
+    ids = [dict(r.headers)["ce_id"] for r in records]
+    repeated = len(ids) - len(set(ids))
+    assert repeated == 0, f"{repeated} of {len(ids)} SLA events sent twice"
+    for case in cases[:: len(cases) // 10]:
+        assert last in kinds(of_case(records, case))
