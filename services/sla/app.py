@@ -103,11 +103,12 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> SlaApp:
     names = Names.of(settings.namespace)
     app = _faust_app(settings, names.group)
     clocks = _clocks_table(app, settings)
-    sla = app.topic(names.sla, value_serializer="raw", key_serializer="raw")
 
     async def send(event: SlaEvent) -> Awaitable[object]:
+        # Straight to the producer, not through a faust topic's future-message machinery
+        # (a sixth of the timer's CPU at 1,000 deadlines a second, bench_sla).
         key, value, headers = encode(Envelope(event, SOURCE))
-        return await sla.send(key=key, value=value, headers=headers)
+        return await app.producer.send(names.sla, key, value, None, None, headers)
 
     def owned() -> set[int]:
         """The partitions this worker holds now (a case of another is not ours to mark)."""
