@@ -82,7 +82,7 @@ class BatchPipeline(Pipeline):
             while not stop.is_set():
                 polled = await self._consumer.getmany(timeout_ms=200, max_records=500)
                 if polled and (done := await self._handle_poll(polled, stop)):
-                    await self._consumer.commit(done)
+                    await self._commit(done)
                 await self._measure_lag()
         finally:
             await self._consumer.stop()

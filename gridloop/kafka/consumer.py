@@ -10,6 +10,10 @@ A transient failure (broker or database unreachable) is retried with back-off, w
 committing, until it succeeds: nothing is skipped. The one exception is `Retry` (a read
 model not caught up yet) that lasts `RETRY_PATIENCE_SECONDS`: such a record is dead-lettered
 too, rather than stopping the service for ever.
+
+A commit refused because a rebalance gave the partitions to another member (two workers of a
+service in one group) is left undone: the new owner handles those records again from the
+last commit, which the handlers' idempotence makes harmless.
 """
 
 from __future__ import annotations
@@ -20,12 +24,19 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
 from gridloop import tracing
 from gridloop.kafka.deadletter import DeadLetters
-from gridloop.kafka.metrics import CONSUMED, HANDLE_SECONDS, LAG, RETRIES, consuming
+from gridloop.kafka.metrics import (
+    CONSUMED,
+    HANDLE_SECONDS,
+    LAG,
+    REBALANCED_COMMITS,
+    RETRIES,
+    consuming,
+)
 from gridloop.kafka.producer import EventProducer
 from gridloop.topology import named
 from schemas.envelope import Envelope, decode
@@ -109,10 +120,20 @@ class Pipeline:
                 for tp, records in batch.items():
                     done = await self._handle_partition(records, stop)
                     if done is not None:
-                        await self._consumer.commit({tp: done + 1})
+                        await self._commit({tp: done + 1})
                 await self._measure_lag()
         finally:
             await self._consumer.stop()
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit `offsets`, unless the group rebalanced meanwhile: the partitions may be
+        another member's now, and the records since the last commit are handled again
+        (by it, or by this member when they come back)."""
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            REBALANCED_COMMITS.labels(self.group).inc()
+            log.warning("%s: commit left to the next owner after a rebalance: %r", self.group, exc)
 
     async def _measure_lag(self) -> None:
         """`gridloop_consumer_lag` per topic: what the group has still to read in the

@@ -30,6 +30,12 @@ RETRIES = Counter(
     ["group"],
     registry=None,
 )
+REBALANCED_COMMITS = Counter(
+    "gridloop_commits_rebalanced_total",
+    "Commits refused because a rebalance moved the partitions (handled again by their owner)",
+    ["group"],
+    registry=None,
+)
 PRODUCED = Counter(
     "gridloop_events_produced_total", "Events acknowledged by Kafka", ["topic"], registry=None
 )
@@ -59,16 +65,18 @@ def export(*metrics: MetricWrapperBase) -> None:
 
 def consuming(group: str, topics: Iterable[str], handles: bool = True) -> None:
     """Series of a consumer group at 0: records consumed and dead-lettered, and its lag, per
-    topic; with `handles` (a pipeline), its retries and handle time too."""
+    topic; with `handles` (a pipeline), its retries, handle time and commits a rebalance
+    refused too."""
     export(CONSUMED, DEAD_LETTERED, LAG)
     for topic in topics:
         CONSUMED.labels(group, topic)
         DEAD_LETTERED.labels(group, topic)
         LAG.labels(group, topic)
     if handles:
-        export(RETRIES, HANDLE_SECONDS)
+        export(RETRIES, HANDLE_SECONDS, REBALANCED_COMMITS)
         RETRIES.labels(group)
         HANDLE_SECONDS.labels(group)
+        REBALANCED_COMMITS.labels(group)
 
 
 def producing(topics: Iterable[str]) -> None:
