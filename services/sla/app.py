@@ -8,8 +8,9 @@ engine (`services.sla.engine`), whose rules are the core's (`services.sla.core`)
   every consumer does it (`gridloop.kafka.deadletter`).
 - `scan`: a timer that sends the SLA events fallen due to `sla` (`Engine.scan`).
 - `measure_lag`, `/metrics`, `/healthz`: what every service exports.
-- A stop lets the timer's tick in flight finish and flushes its marks before faust stops the
-  consumer and the tables (`SlaApp.on_stop`): a graceful stop repeats no SLA event.
+- A stop, and a rebalance until the new assignment, let the timer's tick in flight finish
+  and flush its marks (`SlaApp`): the partitions' next owner, or this worker after a
+  restart, recovers them and repeats no SLA event. Only a crash may (with the event's id).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from faust.types.transports import TransportT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -40,6 +42,7 @@ from schemas.envelope import Envelope, EnvelopeError, Headers, decode, encode
 from schemas.events import SlaEvent
 from schemas.topics import DISPATCHES
 from services.sla import metrics
+from services.sla.consumer import SlaTransport
 from services.sla.engine import Engine
 from services.sla.recovery import CaseTables
 from services.sla.table import CaseTable
@@ -75,17 +78,24 @@ class Names:
 
 
 class SlaApp(faust.App):
-    """faust's app, stopping the engine first: faust stops the consumer and the tables
-    before anything else, while the timer may be between an acknowledged send and its mark;
-    a mark lost that way sent the event again after the restart (bench_sla counted 499)."""
+    """faust's app, holding the engine's timer first: faust stops the consumer and the
+    tables (or hands the partitions over) while the timer may be between an acknowledged
+    send and its mark; a mark lost that way sent the event again after the restart
+    (bench_sla counted 499)."""
 
     sla_engine: Engine | None = None
 
+    def _new_transport(self) -> TransportT:
+        return SlaTransport(self.conf.broker_consumer, self)  # its consumer: `consumer.py`
+
     async def on_stop(self) -> None:
-        if self.sla_engine is not None:
-            await self.sla_engine.stop()
-            await self._flush_marks()
+        await self.hold_engine()
         await super().on_stop()
+
+    async def hold_engine(self) -> None:
+        if self.sla_engine is not None:
+            await self.sla_engine.hold()
+            await self._flush_marks()
 
     async def _flush_marks(self) -> None:
         """Table writes wait in faust's producer buffer, whose `flush` gives up after 0.1 s
@@ -124,11 +134,34 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> SlaApp:
     async def rebuild_index() -> None:
         engine.rebuild()  # synchronous: nothing writes the table meanwhile
 
+    @app.on_partitions_revoked.connect
+    async def hand_over(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        await app.hold_engine()  # before the partitions' next owner recovers the changelog
+
+    @app.on_partitions_assigned.connect
+    async def take_over(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
+        await _rewind_uncommitted(app, names)
+        engine.resume()  # from now on, `owned` skips a case of a partition gone elsewhere
+
     _track(app, engine, names)
     _scan(app, engine, settings.sla_tick_seconds)
     _measure_lag(app, names)
     _pages(app)
     return app
+
+
+async def _rewind_uncommitted(app: faust.App, names: Names) -> None:
+    """Read again from its start a source partition the group never committed: a rebalance
+    makes faust drop the records it fetched but did not hand over yet, then seek each
+    partition back to its commit, and aiokafka's seek skips a partition without one (or
+    at 0). Two workers on a new system lost their first dispatches that way (the fault
+    suite's scale-out test); reading them twice is harmless (`apply` keeps the newer)."""
+    sources = set(names.sources)
+    consumer: Any = app.consumer  # faust's ConsumerT does not declare seek_to_committed
+    committed = await consumer.seek_to_committed()
+    for tp, offset in committed.items():
+        if tp.topic in sources and not offset:
+            await consumer.seek(tp, 0)
 
 
 def _policy(settings: Settings) -> SlaPolicy:

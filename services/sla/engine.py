@@ -8,8 +8,9 @@ the faust wiring is the app's (`services.sla.app`).
   them on the case's clocks (the table's changelog). A crash between the two sends an event
   again after recovery, with the same deterministic id, which every consumer drops; marking
   only after the acknowledgement means none is lost.
-- `stop`: the tick in flight finishes (its events acknowledged and marked) and no other
-  begins, so a stop (an upgrade, SIGTERM) sends no fact twice; only a crash may.
+- `hold` / `stop`: the tick in flight finishes (its events acknowledged and marked) and no
+  other begins until `resume` (a rebalance: the partitions' next owner recovers the marks)
+  or ever (a stop), so neither sends a fact twice; only a crash may.
 
 The due-time index (`services.sla.index`) and the open-clock counts live in memory and are
 rebuilt from the table after every recovery (start-up and rebalance), so a restart resumes
@@ -75,8 +76,8 @@ class Engine:
         self._versions = versions
         self.index = DueIndex()
         self.open = metrics.OpenClocks()
-        self._ticking = asyncio.Lock()  # one tick at a time; `stop` waits for it
-        self._stopped = False
+        self._ticking = asyncio.Lock()  # one tick at a time; `hold` waits for it
+        self._held = False
 
     def track(self, env: Envelope) -> None:
         case_id = env.data.case_id
@@ -95,15 +96,18 @@ class Engine:
 
     async def scan(self, now: datetime) -> None:
         async with self._ticking:
-            if not self._stopped:
+            if not self._held:
                 await self._tick(now)
 
-    async def stop(self) -> None:
-        """Let the tick in flight finish and begin no other: its marks are table writes,
-        which the worker's stop then flushes to the changelog."""
-        self._stopped = True
+    async def hold(self) -> None:
+        """Let the tick in flight finish and begin no other until `resume`: its marks are
+        table writes, which the caller then flushes to the changelog."""
+        self._held = True
         async with self._ticking:
             pass
+
+    def resume(self) -> None:
+        self._held = False
 
     async def _tick(self, now: datetime) -> None:
         due = self.index.pop_due(now, MAX_PER_TICK)

@@ -1,6 +1,7 @@
-"""A stop of the SLA engine waits for the tick in flight: the events it sent are
-acknowledged and marked before `stop` returns, and no tick begins after it. A mark lost
-between the acknowledgement and the stop sent the event again after a restart."""
+"""A hold of the SLA engine (a stop, a rebalance) waits for the tick in flight: the events
+it sent are acknowledged and marked before `hold` returns, and no tick begins until
+`resume`. A mark lost between the acknowledgement and a stop sent the event again after a
+restart."""
 
 from __future__ import annotations
 
@@ -33,19 +34,23 @@ class SlowAcks(World):
             ack.set_result(None)
 
 
-async def test_stop_waits_for_the_tick_in_flight_and_a_restart_repeats_nothing_it_sent() -> None:
+async def test_a_hold_waits_for_the_tick_in_flight_and_a_restart_repeats_nothing_it_sent() -> None:
     before = SlowAcks()
     for env in opened("C-1"):
         before.engine.track(env)
     tick = asyncio.create_task(before.engine.scan(NOW))
     await before.sending.wait()
-    stop = asyncio.create_task(before.engine.stop())
+    stop = asyncio.create_task(before.engine.hold())
     await asyncio.sleep(0.01)
     assert not stop.done()  # its breach is sent, not yet acknowledged nor marked
     before.acknowledge()
     await asyncio.wait_for(stop, 1)
     assert tick.done()
+    count = len(before.sent)
     await before.engine.scan(NOW)
+    assert len(before.sent) == count  # held: no tick
+    before.engine.resume()
+    await before.engine.scan(NOW)  # the escalation the breach opened, if the tick had not
     sent = {e.identity() for e in before.sent}
     assert len(sent) >= 2  # the breach and the escalation it opens
     # A restart: a new engine on the table as the changelog recovers it.
