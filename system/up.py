@@ -86,10 +86,34 @@ class System:
         cancelled: Callable[[], bool] | None = None,
     ) -> None:
         """Start `name` (with `extra` variables besides the system's: a fault to arm)."""
+        self._start(name, name, self.port(name), timeout, extra or {}, cancelled)
+
+    def start_worker(
+        self,
+        name: str,
+        worker: str,
+        port: int,
+        timeout: float = 60.0,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Another worker of `name` (a second member of its consumer group), on `port`,
+        known here as `worker` (its process and log; `url(worker)`)."""
+        own = {PORT_ENV[name]: str(port)} | (extra or {})
+        self._start(name, worker, port, timeout, own, None)
+
+    def _start(
+        self,
+        name: str,
+        key: str,
+        port: int,
+        timeout: float,
+        extra: dict[str, str],
+        cancelled: Callable[[], bool] | None,
+    ) -> None:
         argv = [*self.launcher, "run", name]
-        env = self.env | self.own_env.get(name, {}) | (extra or {})
-        proc = ServerProcess(name, argv, self.port(name), self.logs / f"{name}.log", env=env)
-        self.processes[name] = proc
+        env = self.env | self.own_env.get(name, {}) | extra
+        proc = ServerProcess(key, argv, port, self.logs / f"{key}.log", env=env)
+        self.processes[key] = proc
         proc.start(timeout, cancelled)
 
     def stop(self) -> None:
@@ -97,6 +121,8 @@ class System:
             self.processes.pop(name).stop()
 
     def port(self, name: str) -> int:
+        if name not in PORT_ENV:  # a worker started by `start_worker`
+            return self.processes[name].port
         default: int = Settings.model_fields[f"{name}_port"].default
         return int(self.env.get(PORT_ENV[name], default))
 

@@ -86,7 +86,7 @@ class Figures:
     webhooks: int = 0  # requests the receivers got
     webhooks_delivered: int = 0  # answered 2xx
     webhook_ids: int = 0  # distinct webhook-id
-    notifications: int = 0  # distinct (department, case, type, version)
+    notifications: int = 0  # distinct (department, case, type, version, SLA stage and tier)
     retries: int = 0  # requests beyond the first of an id
     redelivered: int = 0  # ids delivered (2xx) more than once
     unstable_ids: list[str] = field(default_factory=list)  # a notification with two ids
@@ -110,7 +110,10 @@ class Figures:
             ("webhook requests received", str(self.webhooks)),
             ("webhooks delivered (2xx)", str(self.webhooks_delivered)),
             ("distinct webhook ids", str(self.webhook_ids)),
-            ("notifications (department, case, type, version)", str(self.notifications)),
+            (
+                "notifications (department, case, type, version; an SLA fact's stage and tier)",
+                str(self.notifications),
+            ),
             ("notifications with more than one webhook id", str(len(self.unstable_ids))),
             ("webhook retries (same id again)", str(self.retries)),
             ("webhook ids delivered (2xx) more than once", str(self.redelivered)),
@@ -135,12 +138,12 @@ class Figures:
 
 def webhook_figures(receipts: list[Receipt], figures: Figures) -> dict[str, set[str]]:
     """Fill the webhook figures; return the departments told of each case's dispatch."""
-    ids_of: dict[tuple[str, str, str, Any], set[str]] = defaultdict(set)
+    ids_of: dict[tuple[str, str, str, Any, str], set[str]] = defaultdict(set)
     per_id: Counter[str] = Counter()
     ok_per_id: Counter[str] = Counter()
     told: dict[str, set[str]] = defaultdict(set)
     for r in receipts:
-        ids_of[(r.department, r.case_id, r.type, r.version)].add(r.webhook_id)
+        ids_of[(r.department, r.case_id, r.type, r.version, r.fact)].add(r.webhook_id)
         per_id[r.webhook_id] += 1
         if r.status < 300:
             ok_per_id[r.webhook_id] += 1

@@ -35,6 +35,7 @@ class Receipt:
     version: int | None
     status: int  # what the receiver answered
     at: float
+    fact: str = ""  # which of a version's SLA facts: its stage and tier (two breaches at v3)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Receiver:
                     data.get("version", data.get("case_version")),
                     status,
                     time.monotonic(),
+                    f"{data.get('stage', '')}/{data.get('tier', '')}",
                 )
             )
             return Response(status_code=status)

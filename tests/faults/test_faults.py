@@ -14,20 +14,24 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from gridloop.auth import Role
 from gridloop.kafka import EventProducer
 from gridloop.topology import WIRING
 from schemas.envelope import Envelope, encode
 from schemas.topics import LIFECYCLE_TOPICS, topic_for
-from tests.faults.audit import Figures, audit, committed, header, read_all, settled
-from tests.faults.conftest import SERVICES, World
-from tests.faults.harness import SUMMARY, Receipt, report_body
+from tests.faults.audit import Figures, Record, audit, committed, header, read_all, settled
+from tests.faults.conftest import FAST_CLASS, SERVICES, World
+from tests.faults.harness import SUMMARY, Receipt, case_id_for, report_body
 from tests.helpers import eventually
 from tests.samples import all_samples
 
@@ -114,6 +118,116 @@ async def test_a_crash_between_the_claim_and_the_publish(world: World, receiving
     assert crashed == ["intake", "dispatch"]
     assert not world.system.failed()
     assert_sound(await audit(world))
+
+
+async def test_two_workers_of_every_service_one_of_each_killed_under_load(
+    world: World, receiving: object
+) -> None:
+    """Scaled out (issue 20): a second worker of every service, each consumer in its
+    service's group (the SLA engine's table split between them by partition) and intake
+    behind two ports, load on both; then one worker of each killed (SIGKILL) and started
+    again, in turn, the partitions moving to the survivor and back."""
+    added = [await world.add_worker(name) for name in SERVICES]
+    clients = [await world.client(), await world.client("intake#2")]
+    stop = asyncio.Event()
+    loads = [asyncio.create_task(c.steady(RATE / 2, 600, stop)) for c in clients]
+    # Road collapses, whose ladders (seconds) climb while the SLA workers are killed.
+    collapses = [uuid.uuid4().hex for _ in range(40)]
+    for n, key in enumerate(collapses):
+        body = report_body(clients[0].rng) | {"class_code": FAST_CLASS}
+        clients[n % 2].tasks.add(asyncio.create_task(clients[n % 2].submit(body, key)))
+    killed = [*added[:2], *SERVICES[2:4], added[4]]  # the new and the first, both ways
+    try:
+        await asyncio.sleep(8)  # both members of every group have partitions
+        for name in killed:
+            world.kill(name)
+            await asyncio.sleep(2)
+            await world.restart(name)
+            await asyncio.sleep(3)
+    finally:
+        stop.set()
+        sent = sum(await asyncio.gather(*loads))
+    for client in clients:
+        await client.drain()
+        await client.http.aclose()
+    await settled(world)
+    workers = [*SERVICES, *added]
+    consumed = {w: await _consumed(world, w) for w in workers if not w.startswith("intake")}
+    await eventually(partial(_no_lag, world, workers), 120, "every group's lag back to 0")
+    assert not world.ledger.refused
+    climbed = [case_id_for(key) for key in collapses]
+    sla = await _ladders(world, climbed)
+    repeated = len(sla) - len({header(r, "ce_id") for r in sla})
+    try:
+        world.ledger.notes["two workers each"] = (
+            f"{sent} reports at {RATE:.0f}/s through two intake workers, with a second worker "
+            f"in each consumer group; {', '.join(killed)} each killed (SIGKILL) and started "
+            f"again in turn; records each worker consumed: "
+            f"{', '.join(f'{w} {n:.0f}' for w, n in consumed.items())}; {len(climbed)} road "
+            f"collapses climbed their ladder to the city meanwhile: {len(sla)} SLA events, "
+            f"{repeated} sent again with their id (a worker killed between a send and its "
+            "mark; consumers drop them)"
+        )
+        assert all(n > 0 for n in consumed.values()), consumed  # each member had partitions
+        assert not world.system.failed()
+        assert_sound(await audit(world))
+    finally:
+        for worker in added:
+            await world.remove_worker(worker)
+
+
+async def _ladders(world: World, cases: list[str]) -> list[Record]:
+    """The SLA events of `cases` once each has reached the top of its ladder; every fact
+    (case, event type, stage, tier) with one id however often it was sent."""
+    wanted = set(cases)
+    found: list[Record] = []
+
+    async def climbed() -> bool:
+        found[:] = [r for r in await read_all(world, "sla") if r.key and r.key.decode() in wanted]
+        at_city = {r.key for r in found if b'"tier":"city"' in (r.value or b"")}
+        return len(at_city) == len(wanted)
+
+    try:
+        await eventually(climbed, 120, "every road collapse escalated to the city")
+    except AssertionError as exc:
+        seen: dict[str, list[str]] = defaultdict(list)
+        for r in found:
+            fact = json.loads(r.value or b"{}")
+            seen[(r.key or b"").decode()].append(f"{header(r, 'ce_type')}:{fact.get('tier')}")
+        raise AssertionError(
+            f"{exc}: {len(seen)} of {len(wanted)} with events, e.g. {dict(list(seen.items())[:3])}"
+        ) from exc
+    ids: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for r in found:
+        fact = json.loads(r.value or b"{}")
+        kind = (r.key.decode(), header(r, "ce_type"), fact["stage"], fact.get("tier", ""))
+        ids[kind].add(header(r, "ce_id"))
+    assert not [k for k, v in ids.items() if len(v) > 1], "one fact, two ids"
+    return found
+
+
+async def _consumed(world: World, worker: str) -> float:
+    """Records the worker consumed since it (re)started (`gridloop_records_consumed`)."""
+    families = await _metrics(world, worker)
+    return sum(
+        s.value for s in families.get("gridloop_records_consumed", []) if s.name.endswith("_total")
+    )
+
+
+async def _no_lag(world: World, workers: list[str]) -> bool:
+    await asyncio.sleep(1)
+    lag = 0.0
+    for worker in workers:
+        lag += sum(
+            s.value for s in (await _metrics(world, worker)).get("gridloop_consumer_lag", [])
+        )
+    return lag == 0
+
+
+async def _metrics(world: World, worker: str) -> dict[str, list[Sample]]:
+    async with httpx.AsyncClient(base_url=world.system.url(worker)) as http:
+        text = (await http.get("/metrics", timeout=10)).text
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
 
 
 async def _exited(world: World, name: str) -> bool:
@@ -432,13 +546,19 @@ REPORT_NOTES = f"""
   client's retry after intake published but before it answered, a re-derived event after a
   kill, the repeats the database scenario sends: consumers drop them, and *transitions twice
   in a timeline* (the same transition at the same version, or one event id twice) must be 0.
-- A *notification* is one message to one department (department, case, type, version). It
-  must have exactly one `webhook-id`; *webhook retries* are further requests with an id
-  already seen (after a 503, or after notify was killed mid-attempt).
+- A *notification* is one message to one department (department, case, type, version; for
+  an SLA fact also its stage and tier: a handling breach and an overdue explanation share a
+  version). It must have exactly one `webhook-id`; *webhook retries* are further requests
+  with an id already seen (after a 503, or after notify was killed mid-attempt).
 - Time is compressed: session timeout 6 s, webhook retries after 0, 0.5, 1, 2, then every
   3 s (`{"GRIDLOOP_WEBHOOK_RETRY_SCHEDULE"}`), attempt timeout 2 s.
 - *Dead letters* are the suite's own poison records (three per input topic, dead-lettered
   by each group reading it).
+- **Two workers each** runs a second worker of every service (`<service>#2`, its own port;
+  the consumers in their service's group, the SLA engine's table split by partition) and
+  sends half the load to each intake; the road collapses (class 0401, whose ladder the
+  suite's pack shortens to seconds) climb to the city while the workers are killed.
+  Intake's two workers are reached on their own ports here, not behind the front door.
 - **Broker unreachable** is a paused broker (SIGSTOP, then SIGCONT): the embedded Tansu keeps
   its log in memory, so stopping it would lose the topics. A paused broker is the harder
   case anyway: connections stay open and requests go unanswered, rather than refused.
