@@ -10,7 +10,9 @@ selection to fail: the due → breach delay measured that). Reports, beside thei
 
 1. load: `--open` cases dispatched with a deadline a month away, pre-encoded and produced raw
    in batches; the raw produce rate and a bare consumer's read rate of the same records are
-   the ceiling of the service's ingest rate (until its due-time index holds them all);
+   the ceiling of the service's ingest rate (until its due-time index holds them all), and
+   a bare faust worker reading them (and writing a table key each: `bench.faust_floor`) the
+   floor of any faust agent;
 2. memory: the service's resident set (VmRSS, VmHWM from /proc) holding them;
 3. delay: `--window` more cases whose deadlines fall due at `--rate` per second; the delay
    from each deadline to its breach on the `sla` topic (the record's timestamp) and to a
@@ -34,6 +36,7 @@ import re
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,6 +127,25 @@ async def consume_rate(bootstrap: str, topic: str, count: int) -> float:
         return seen / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+def faust_floor(bootstrap: str, count: int, table: bool) -> float:
+    """A bare faust worker's rate reading the `count` records of `dispatches` (`--table`: and
+    writing a table key each), in its own process (`bench.faust_floor`)."""
+    argv = [sys.executable, "-m", "bench.faust_floor", "--bootstrap", bootstrap]
+    argv += ["--topic", topic(DISPATCHES.name), "--count", str(count)]
+    done = subprocess.run(
+        [*argv, "--table"] if table else argv,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    # faust's worker logs what the agent prints (a WARNING on stderr)
+    found = re.search(r"records/s (\d+)", done.stdout + done.stderr)
+    if found is None:
+        raise RuntimeError(f"faust floor: {done.stdout[-500:]} {done.stderr[-2000:]}")
+    return float(found[1])
 
 
 async def repeats(bootstrap: str) -> tuple[int, int]:
@@ -280,6 +302,8 @@ def run(held: int, window: int, rate: float, lead: float | None) -> None:
             ingest_rate = held / ingest
             del records
             consume_ceiling = asyncio.run(consume_rate(kafka, topic(DISPATCHES.name), held))
+            faust_read = faust_floor(kafka, held, table=False)
+            faust_write = faust_floor(kafka, held, table=True)
             pid = system.processes["sla"].proc.pid  # type: ignore[union-attr]
             mem = memory(pid)
             rows += [
@@ -289,9 +313,18 @@ def run(held: int, window: int, rate: float, lead: float | None) -> None:
                 ("raw produce (ceiling)", f"{produce_rate:,.0f} records/s"),
                 ("raw consume (ceiling)", f"{consume_ceiling:,.0f} records/s"),
                 (
+                    "faust agent, read only",
+                    f"{faust_read:,.0f} records/s ({faust_read / consume_ceiling:.3f} of raw)",
+                ),
+                (
+                    "faust agent + table write",
+                    f"{faust_write:,.0f} records/s ({faust_write / consume_ceiling:.3f} of raw)",
+                ),
+                (
                     "SLA service ingest",
                     f"{ingest_rate:,.0f} records/s "
-                    f"({ingest_rate / consume_ceiling:.3f} of the raw consume)",
+                    f"({ingest_rate / consume_ceiling:.3f} of the raw consume, "
+                    f"{ingest_rate / faust_write:.2f} of faust's floor)",
                 ),
                 ("RSS holding them", f"{mem['VmRSS'] / 2**20:,.0f} MiB"),
             ]
