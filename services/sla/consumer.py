@@ -8,6 +8,10 @@ commit yet it does not check where that run starts (`Consumer._new_offset` tests
 previous commit for truth, and None and 0 are false), so it committed past the dropped
 records and they were never read: two SLA workers on a new system lost the first
 dispatches of the partitions the first one kept (the fault suite's scale-out test).
+
+It assumes a partition starts at offset 0: the case topics keep every record
+(`retention.ms = -1`). A new group on a topic whose head was deleted would commit nothing
+and read everything again at each start: correct, but slow.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ the faust wiring is the app's (`services.sla.app`).
   them on the case's clocks (the table's changelog). A crash between the two sends an event
   again after recovery, with the same deterministic id, which every consumer drops; marking
   only after the acknowledgement means none is lost.
-- `hold` / `stop`: the tick in flight finishes (its events acknowledged and marked) and no
-  other begins until `resume` (a rebalance: the partitions' next owner recovers the marks)
-  or ever (a stop), so neither sends a fact twice; only a crash may.
+- `hold`: the tick in flight finishes (its events acknowledged and marked) and no other
+  begins until `resume` (after a rebalance: the partitions' next owner recovers the marks)
+  or for good (a stop), so neither sends a fact twice; only a crash may.
 
 The due-time index (`services.sla.index`) and the open-clock counts live in memory and are
 rebuilt from the table after every recovery (start-up and rebalance), so a restart resumes
