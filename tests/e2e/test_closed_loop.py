@@ -197,7 +197,9 @@ async def test_an_urgent_report_is_dispatched_with_the_urgent_deadline(
     normal = running.pack.sla.deadline(Stage.handle, "event", "0102", None, dispatched_at)
     assert urgent is not None and normal is not None
     deadline = datetime.fromisoformat(case["deadline"])
-    assert abs(deadline - urgent.due) < timedelta(milliseconds=1)  # MongoDB keeps milliseconds
+    # The deadline and the dispatch time reach the projection each cut to milliseconds on its
+    # own way: they may differ by one.
+    assert abs(deadline - urgent.due) <= timedelta(milliseconds=1)
     assert deadline < normal.due
     assert case["deadline_assumed_years"] == list(urgent.assumed_years)
 

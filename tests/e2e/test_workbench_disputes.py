@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -130,7 +131,13 @@ async def test_a_dispute_escalated_by_its_grid_and_closed_by_the_community(
         row = grid.locator(f"#queue-held tr[data-case='{case_id}']")
         await expect(row).to_contain_text("网格")
         await expect(row.locator(".light")).to_have_text("未超时")
-        await expect(row.locator(".deadline")).to_contain_text(":30")  # office hours end
+        # The grid's deadline on the pack's office-hours clock, in the city's time (a test
+        # run at night saw it fall at 17:30, the end of office hours; by day it does not).
+        ladder = running.pack.sla.disputes
+        assert ladder is not None
+        due, _ = ladder.deadline("grid", (await _case(running, case_id))["reported_at"])
+        local = due.astimezone(ZoneInfo(running.pack.city.timezone))
+        await expect(row.locator(".deadline")).to_contain_text(local.strftime("%Y-%m-%d %H:%M"))
         await shot(grid, tmp_path, "disputes-grid")
         await row.get_by_role("button", name="上报上级").click()  # no reason: refused
         await expect(grid.locator(f"#reason-{case_id}-error")).to_be_visible()
