@@ -45,7 +45,9 @@ from gridloop.refusal import CaseAt, Refused, Why, conflict, invalid, not_found
 from schemas.envelope import Envelope
 from schemas.events import EventData
 
-Decide = Callable[[CaseView], Awaitable[Sequence[EventData]]]
+# A decision on a case's view at an instant: the instant its events are stamped with, so a
+# deadline reckoned "from now" starts when its event says it happened.
+Decide = Callable[[CaseView, datetime], Awaitable[Sequence[EventData]]]
 Adopt = Callable[[str], Awaitable[CaseView | None]]
 Key = tuple[str, int]  # a claim: its case and revision
 # Claims lost in a row before a command gives up: each loss means another command moved
@@ -93,11 +95,12 @@ class CommandPath:
             head = await self.load(case_id)
             if (again := _replayed(head, asked)) is not None:
                 return again
+            now = self.clock()  # domain time, which a simulation compresses
             try:
-                events = await decide(head.view)
+                events = await decide(head.view, now)
             except Refused as refused:
                 raise _standing(refused, head.view) from None
-            claim = self._claim(head.view, head.rev + 1, events, asked, extra or {})
+            claim = self._claim(head.view, head.rev + 1, events, asked, extra or {}, now)
             claim = replace(claim, forget=_past_keeping(head))
             self._pending[_key(claim)] = claim  # the same claim, with what it forgets
             [stood] = await self._claimed([claim])
@@ -119,7 +122,9 @@ class CommandPath:
         ]
         todo = [i for i, a in enumerate(answers) if a is None]
         claims = [
-            self._claim(None, 1, openings[i].events, openings[i].asked, openings[i].extra)
+            self._claim(
+                None, 1, openings[i].events, openings[i].asked, openings[i].extra, self.clock()
+            )
             for i in todo
         ]
         won = await self._claimed(claims)
@@ -159,12 +164,13 @@ class CommandPath:
             for reaction in now:
                 if (head := heads.get(reaction.case_id)) is None:
                     continue
-                events = reaction.decide(head.view)
+                at = self.clock()
+                events = reaction.decide(head.view, at)
                 if events is None:  # behind the event: adopted too early, adopted again
                     missing.append(reaction.case_id)
                     await self._readopt(head)
                 elif events:
-                    claims.append(self.reaction_claim(head, events, reaction.cause))
+                    claims.append(self.reaction_claim(head, events, reaction.cause, at))
                     of.append(reaction)
             won = await self._claimed(claims)
             await self._publish([c for c, w in zip(claims, won, strict=True) if w])
@@ -172,10 +178,13 @@ class CommandPath:
             pending = [r for r, w in zip(of, won, strict=True) if not w] + pending
         return missing
 
-    def reaction_claim(self, head: Head, events: Sequence[EventData], cause: str) -> Claim:
-        """The claim of a reaction to the event `cause` (its id) on `head`: known again by
-        that event."""
-        return self._claim(head.view, head.rev + 1, events, Asked("reaction", None, cause), {})
+    def reaction_claim(
+        self, head: Head, events: Sequence[EventData], cause: str, at: datetime
+    ) -> Claim:
+        """The claim of a reaction to the event `cause` (its id) on `head`, decided at `at`:
+        known again by that event."""
+        asked = Asked("reaction", None, cause)
+        return self._claim(head.view, head.rev + 1, events, asked, {}, at)
 
     # --- heads and their outboxes ------------------------------------------------------------
 
@@ -243,11 +252,12 @@ class CommandPath:
         events: Sequence[EventData],
         asked: Asked,
         extra: Body,
+        at: datetime,
     ) -> Claim:
+        """The claim of `events`, stamped `at`: the instant they were decided."""
         if not events:
             raise ValueError("a command that claims must decide at least one event")
-        now = self.clock()  # domain time, which a simulation compresses
-        envs = [Envelope(e, self.source, now) for e in events]
+        envs = [Envelope(e, self.source, at) for e in events]
         after = fold(envs, view)
         answer = Answer(202, answer_body(after, envs) | extra)
         # Stamped on the real clock, as the writers' watermarks and the keys' keeping reckon.
@@ -312,12 +322,12 @@ class CommandPath:
 @dataclass(frozen=True)
 class Reaction:
     """A service's reaction to an event (`cause`, its id) on one case: `decide` gives the
-    events the case's view calls for, none if the case went past the event, and None if the
-    view is behind the event (a head adopted from a projection that lagged)."""
+    events the case's view calls for at an instant, none if the case went past the event, and
+    None if the view is behind the event (a head adopted from a projection that lagged)."""
 
     case_id: str
     cause: str
-    decide: Callable[[CaseView], Sequence[EventData] | None]
+    decide: Callable[[CaseView, datetime], Sequence[EventData] | None]
 
 
 def _key(claim: Claim) -> Key:

@@ -20,7 +20,6 @@ from gridloop.commands import Answer, Asked, CommandPath, Reaction
 from gridloop.commands.setup import command_path
 from gridloop.kafka import EventProducer, Retry
 from gridloop.mongo import Document
-from schemas import clock
 from schemas.envelope import Envelope
 from schemas.events import CaseFiled, CaseReworked, EventData, SlaBreach, Stage
 from services.dispatch import core, disputes
@@ -34,10 +33,11 @@ class CaseNotYetKnown(Retry):
 
 
 class Dispatch:
-    def __init__(
-        self, pack: CityPack, path: CommandPath, now: Callable[[], datetime] = clock.now
-    ) -> None:
-        self.pack, self.path, self.now = pack, path, now
+    """Decisions take their instant from the command path, which stamps their events with
+    it: a deadline reckoned from the dispatch starts when the dispatch says it happened."""
+
+    def __init__(self, pack: CityPack, path: CommandPath) -> None:
+        self.pack, self.path = pack, path
 
     @classmethod
     def on(cls, pack: CityPack, db: AsyncDatabase[Document], producer: EventProducer) -> Dispatch:
@@ -47,16 +47,16 @@ class Dispatch:
     async def handle(self, command: Command, asked: Asked) -> Answer:
         """Decide `command` on its case and claim, publish, answer."""
 
-        async def decide(case: CaseView) -> Sequence[EventData]:
-            return [core.decide(self.pack, case, command, self.now())]
+        async def decide(case: CaseView, now: datetime) -> Sequence[EventData]:
+            return [core.decide(self.pack, case, command, now)]
 
         return await self.path.act(command.case_id, asked, decide)
 
     async def dispute(self, command: disputes.DisputeCommand, asked: Asked) -> Answer:
         """A tier office's command on a dispute (矛盾纠纷), on the same path."""
 
-        async def decide(case: CaseView) -> Sequence[EventData]:
-            return [disputes.decide(self.pack, case, command, self.now())]
+        async def decide(case: CaseView, now: datetime) -> Sequence[EventData]:
+            return [disputes.decide(self.pack, case, command, now)]
 
         return await self.path.act(command.case_id, asked, decide)
 
@@ -88,12 +88,14 @@ class Dispatch:
 
     def _reaction(
         self, event: CaseFiled | CaseReworked
-    ) -> Callable[[CaseView], Sequence[EventData] | None]:
+    ) -> Callable[[CaseView, datetime], Sequence[EventData] | None]:
         """Decided when its case's head is read: the handling time starts at the dispatch
         (派遣), not at the filing or rework, so the deadline is reckoned from then."""
-        return lambda case: core.react(self.pack, case, event, self.now())
+        return lambda case, now: core.react(self.pack, case, event, now)
 
-    def _up_a_tier(self, breach: SlaBreach) -> Callable[[CaseView], Sequence[EventData] | None]:
+    def _up_a_tier(
+        self, breach: SlaBreach
+    ) -> Callable[[CaseView, datetime], Sequence[EventData] | None]:
         """A dispute's tier breached its limit: up one tier, decided on the head, so a
         breach read twice (a redelivery, a restart) escalates once."""
-        return lambda case: disputes.escalate_on_breach(self.pack, case, breach, self.now())
+        return lambda case, now: disputes.escalate_on_breach(self.pack, case, breach, now)

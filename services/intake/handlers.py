@@ -134,8 +134,8 @@ class Intake:
             await self.attach_media(media, ("body", "media"), command.case_id)
         into = await self._into(command) if isinstance(command, Merge) else None
 
-        async def decide(case: CaseView) -> Sequence[EventData]:
-            events = core.decide(self.pack, case, command, self.clock(), into)
+        async def decide(case: CaseView, now: datetime) -> Sequence[EventData]:
+            events = core.decide(self.pack, case, command, now, into)
             return await self.numbered(events)
 
         return await self.path.act(command.case_id, asked, decide)
@@ -143,8 +143,8 @@ class Intake:
     async def call_back(self, command: CallbackCommand, asked: Asked) -> Answer:
         """回访: a call or the resident's answer, decided on the case's head."""
 
-        async def decide(case: CaseView) -> Sequence[EventData]:
-            return core.decide_callback(self.pack, case, command, self.clock())
+        async def decide(case: CaseView, now: datetime) -> Sequence[EventData]:
+            return core.decide_callback(self.pack, case, command, now)
 
         return await self.path.act(command.case_id, asked, decide)
 

@@ -155,7 +155,7 @@ def returned(case: CaseView) -> EventData:
 def decided(decide: Callable[[CaseView], EventData]) -> Decide:
     """The path's decider of one event from a core's decision."""
 
-    async def run(case: CaseView) -> list[EventData]:
+    async def run(case: CaseView, now: datetime) -> list[EventData]:
         return [decide(case)]
 
     return run
@@ -318,7 +318,7 @@ async def test_a_reaction_to_an_event_the_case_went_past_decides_nothing(world: 
     # The command centre dispatched it by hand before the reaction to the filing came.
     await world.path.act(case_id, Asked("dispatch", None, "by hand"), decided(dispatched))
 
-    def react(case: CaseView) -> list[EventData]:
+    def react(case: CaseView, now: datetime) -> list[EventData]:
         return [dispatched(case)] if case.version == filing.version else []
 
     missing = await world.path.react(
@@ -335,7 +335,9 @@ async def test_claims_of_several_cases_in_one_write_say_which_stood(world: World
     # `second` moves on before the claims of both, decided on what was loaded, are written.
     await world.path.act(second, Asked("return", None, "r"), decided(returned))
     claims = [
-        world.path.reaction_claim(heads[case], [returned(heads[case].view)], f"cause-{case}")
+        world.path.reaction_claim(
+            heads[case], [returned(heads[case].view)], f"cause-{case}", datetime.now(UTC)
+        )
         for case in (first, second)
     ]
     assert await world.heads.claim_many(claims) == [True, False]
@@ -359,3 +361,29 @@ async def test_a_parked_case_s_head_keeps_when_it_was_parked(world: World) -> No
     [*_, event] = await world.published(case_id, 4)
     assert isinstance(event.data, CaseParked)
     assert abs(head.view.parked_at - event.time) < timedelta(milliseconds=1)  # MongoDB: ms
+
+
+async def test_a_decision_s_events_are_stamped_with_the_instant_it_was_given(
+    world: World,
+) -> None:
+    """A deadline reckoned "from now" must start when its event says it happened: a command
+    and a reaction each decide at the instant the path gives them, and their events carry
+    exactly that instant, however far the clock has moved by the claim."""
+    ticks = iter(datetime(2026, 3, 2, 9, tzinfo=UTC) + timedelta(seconds=i) for i in range(99))
+    path = CommandPath(world.heads, world.path.publisher, "/tests", lambda: next(ticks))
+    case_id = f"C-{uuid.uuid4().hex[:10]}"
+    await path.open([Opening([reported(case_id), filed(case_id)], Asked("t", None, "x"))])
+    given: list[datetime] = []
+
+    def react(case: CaseView, now: datetime) -> list[EventData]:
+        given.append(now)
+        return [dispatched(case)] if case.version == 2 else []
+
+    async def handle(case: CaseView, now: datetime) -> list[EventData]:
+        given.append(now)
+        return [handled("swept")(case)]
+
+    assert await path.react([Reaction(case_id, Envelope(filed(case_id), "/t").id, react)]) == []
+    await path.act(case_id, Asked("handled", None, "h"), handle)
+    [*_, dispatch, handling] = await world.published(case_id, 4)
+    assert (dispatch.time, handling.time) == tuple(given)
