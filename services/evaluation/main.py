@@ -101,6 +101,7 @@ async def run(settings: Settings) -> None:
     async with infrastructure(settings, GROUP) as infra:
         store = ScoreStore(infra.db, pack)
         await store.create_indexes()
+        await store.totals.adopt()  # cases stored before running totals, counted once
         await show_month(store)
 
         async def evaluate(env: Envelope) -> Sequence[Envelope]:

@@ -11,15 +11,15 @@
   guarded by what was read, so two members of the group racing on one case cannot step
   back. (`keys` is not indexed: SecantusDB rewrites a multikey index's entries on every
   write of a document, which made facts writes and cleared marks several times dearer.)
-- A case whose facts changed is marked dirty in the same write (`dirty`: a stamp bumped
-  on every change; `dirty_keys`: the scores to recompute). The recomputer recomputes each
-  score of a batch of dirty cases once and clears a case's mark only if its stamp is
-  unchanged, so a burst of events on one street costs one recomputation and a crash loses
-  none (the mark is in the database, written with the facts). The scores of a batch are
-  recomputed from one read of the facts they count (each case once) and written in one
-  `bulk_write`.
-- `scores`: one document per level, entity and period, recomputed from the stored facts
-  alone, so a rebuild from the topics gives the same scores.
+- A case whose facts changed is marked dirty in the same write (`dirty`: how many changes
+  its scores have not counted yet, bumped on every change), so a crash loses no change
+  (the mark is in the database, written with the facts) and a burst of events on one
+  street costs one move of its scores.
+- `scores`: one document per level, entity and period, moved by running totals
+  (`totals.py`, `score_totals`): a batch of dirty cases moves each score it touches by the
+  difference those cases make, so the cost is the changed cases', not their months'. What
+  a case adds is worked out from its facts alone, so a rebuild from the topics gives the
+  same scores, and `recompute_many` (every fact of a score read again) gives them too.
 """
 
 from __future__ import annotations
@@ -54,9 +54,18 @@ from services.evaluation.indicators import (
 )
 from services.evaluation.people import bounds, scored
 from services.evaluation.people import counted as people_counted
+from services.evaluation.running import Key
 from services.evaluation.scores import graded
+from services.evaluation.totals import Totals
 
-COLLECTIONS = ("evaluation_cases", "evaluation_events", "scores")
+COLLECTIONS = (
+    "evaluation_cases",
+    "evaluation_events",
+    "scores",
+    "score_totals",
+    "evaluation_journal",
+    "evaluation_meta",
+)
 DUPLICATE_KEY = 11000
 RACES = 10  # reads and writes of one poll lost to other writers before backing off
 
@@ -68,27 +77,6 @@ class _Plan:
     record: UpdateOne | None
     facts: UpdateOne
     touched: set[Key]
-
-
-@dataclass(frozen=True)
-class Key:
-    """One score: an entity of a level over a period."""
-
-    level: Level
-    entity: str
-    kind: PeriodKind
-    period: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.level.value}/{self.entity}/{self.period}"
-
-    @classmethod
-    def parse(cls, key: str) -> Key:
-        """The key of an `id` (an entity may hold a slash; a level and a period do not)."""
-        level, rest = key.split("/", 1)
-        entity, period = rest.rsplit("/", 1)
-        return cls(Level(level), entity, period_kind(period), period)
 
 
 # Levels whose entities between them count (nearly) every case of a period.
@@ -172,6 +160,7 @@ class ScoreStore:
         self.command_centre = (
             pack.sla.centre(Stage.dispatch) if pack is not None else COMMAND_CENTRE
         )
+        self.totals = Totals(db, self.policy, self.zone, self.command_centre, self.name)
 
     async def create_indexes(self) -> None:
         # No index on `keys` (45 or so a case): SecantusDB rewrites a multikey index's
@@ -182,6 +171,7 @@ class ScoreStore:
         await self.scores.create_index(
             [("level", ASCENDING), ("period", ASCENDING), ("score", DESCENDING)]
         )
+        await self.totals.create_indexes()
 
     async def drop(self) -> None:
         for name in COLLECTIONS:
@@ -195,9 +185,9 @@ class ScoreStore:
 
     async def apply_many(self, envs: Sequence[Envelope]) -> set[Key]:
         """Record `envs` (a consumer's poll) on their cases, fold each case again once with
-        all its events and, in the same write as its facts, mark it dirty with the scores
-        it touched (before and after: a filing that corrects the grid moves the case);
-        return them. One read of the touched cases' events and one of their facts (`$in`),
+        all its events and, in the same write as its facts, mark it dirty; return the
+        scores it touched (before and after: a filing that corrects the grid moves the
+        case). One read of the touched cases' events and one of their facts (`$in`),
         one `bulk_write` of the new events, one of the facts and marks.
 
         Idempotent: an event already stored (redelivery, replay, twice in `envs`) adds
@@ -270,7 +260,6 @@ class ScoreStore:
         change: Document = {"$set": {"folded": len(events), **changed}}
         touched = keys_of(doc) | keys_of(fresh) if changed else set()
         if touched:  # none before its report is read: it counts nowhere yet
-            change["$addToSet"] = {"dirty_keys": {"$each": sorted(k.id for k in touched)}}
             change["$inc"] = {"dirty": 1}
         guard = {"_id": case_id, "folded": folded if doc is not None else {"$exists": False}}
         return _Plan(record, UpdateOne(guard, change, upsert=doc is None), touched)
@@ -287,29 +276,17 @@ class ScoreStore:
         where: Document = {"at": at, "period": found}
         return where | {"keys": sorted(k.id for k in keys_of(where))}
 
-    async def recompute_dirty(self, limit: int = 5000) -> list[tuple[Key, Score | None]]:
-        """Recompute the scores of up to `limit` dirty cases, each score once; return each
-        with its new score (None: no case counts there any more, and it is removed). A
-        case's mark is cleared only if it was not marked again meanwhile (its stamp)."""
-        marks = [
-            (doc["_id"], doc["dirty"], doc.get("dirty_keys", []))
-            async for doc in self.case_facts.find(
-                {"dirty": {"$gt": 0}}, {"dirty": 1, "dirty_keys": 1}
-            ).limit(limit)
-        ]
-        keys = [Key.parse(key) for key in sorted({key for _, _, found in marks for key in found})]
-        done = await self.recompute_many(keys)
-        cleared = [
-            UpdateOne({"_id": case_id, "dirty": stamp}, {"$unset": {"dirty": "", "dirty_keys": ""}})
-            for case_id, stamp, _ in marks
-        ]
-        if cleared:
-            await self.case_facts.bulk_write(cleared, ordered=False)
-        return done
+    async def recompute_dirty(self, limit: int = 1000) -> list[tuple[Key, Score | None]]:
+        """Move the stored scores by up to `limit` dirty cases, each by the difference its
+        change makes (`totals.py`: the cost is the changed cases', not their months'); each
+        moved score with its new value (None: no case counts there any more, removed)."""
+        return await self.totals.recompute_dirty(limit)
 
     async def recompute_many(self, keys: Sequence[Key]) -> list[tuple[Key, Score | None]]:
-        """Recompute `keys` from one read of the facts they count (each case once, however
-        many of them it counts in) and one `bulk_write` of the scores."""
+        """Recompute `keys` from every fact they count, not from the running totals: one
+        read of the facts (each case once, however many of them it counts in) and one
+        `bulk_write` of the scores. What the totals give, checked; or scores graded again
+        under another pack's weights."""
         counted: dict[str, list[CaseFacts]] = {key.id: [] for key in keys}
         query = _counted_in(keys)
         if any(k.kind is PeriodKind.month and k.level in _WHOLE for k in keys):
@@ -465,12 +442,14 @@ class ScoreStore:
         return [s for s in found if s is not None]
 
     async def pending(self) -> int:
-        """Cases whose scores are not recomputed yet."""
-        return await self.case_facts.count_documents({"dirty": {"$gt": 0}})
+        """Cases whose scores are not recomputed yet: marked, or claimed by a recomputer
+        that has not moved their scores yet."""
+        marked = await self.case_facts.count_documents({"dirty": {"$gt": 0}})
+        return marked + await self.totals.in_flight()
 
 
 def _score_doc(doc: Document) -> Document:
-    return {k: v for k, v in doc.items() if k != "_id"}
+    return {k: v for k, v in doc.items() if k not in ("_id", "version")}
 
 
 __all__ = ["COLLECTIONS", "Key", "ScoreStore", "keys_of"]
