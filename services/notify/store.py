@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import secrets as random_secrets
+import time
 from base64 import b64encode
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from gridloop.mongo import Document
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 DUPLICATE_KEY = 11000
+# How long a worker goes on using the endpoints it read (the delivery workers look every
+# round: a read a round cost 1.6 reads a case). A change through this store is seen at
+# once; one made through another notify worker or the CLI, within this.
+ENDPOINTS_FRESH_SECONDS = 5.0
 
 
 def new_secret() -> str:
@@ -61,6 +66,8 @@ class DeliveryStore:
         self.deliveries = db["deliveries"]
         self.attempts = db["delivery_attempts"]
         self.endpoints = db["webhook_endpoints"]
+        # The endpoint settings last read, and when (monotonic): `all_endpoints`.
+        self._endpoints_read: tuple[float, list[Document] | None] = (0.0, None)
 
     async def create_indexes(self) -> None:
         await self.deliveries.create_index([("status", ASCENDING), ("seq", ASCENDING)])
@@ -194,13 +201,14 @@ class DeliveryStore:
         return (await self.all_endpoints(pack)).get(department)
 
     async def all_endpoints(self, pack: CityPack) -> dict[str, Endpoint]:
-        """Every department's endpoint: the admin's setting, else the city pack's webhook."""
+        """Every department's endpoint: the admin's setting, else the city pack's webhook
+        (the settings as read within `ENDPOINTS_FRESH_SECONDS`; secrets expire exactly)."""
         now = datetime.now(UTC)
         found: dict[str, Endpoint] = {}
         for code, dept in pack.departments.items():
             if dept.webhook is not None:
                 found[code] = Endpoint(code, str(dept.webhook.url), [dept.webhook.secret])
-        async for doc in self.endpoints.find({}):
+        for doc in await self._endpoint_docs():
             current = [
                 s["secret"]
                 for s in sorted(doc.get("secrets", []), key=lambda s: s["created_at"], reverse=True)
@@ -216,6 +224,16 @@ class DeliveryStore:
                 doc.get("disabled"),
             )
         return found
+
+    async def _endpoint_docs(self) -> list[Document]:
+        read, docs = self._endpoints_read
+        if docs is None or time.monotonic() - read > ENDPOINTS_FRESH_SECONDS:
+            docs = await self.endpoints.find({}).to_list()
+            self._endpoints_read = (time.monotonic(), docs)
+        return docs
+
+    def _endpoints_changed(self) -> None:
+        self._endpoints_read = (0.0, None)
 
     async def set_webhook(
         self, pack: CityPack, department: str, url: str, overlap: timedelta
@@ -248,6 +266,7 @@ class DeliveryStore:
             },
             upsert=True,
         )
+        self._endpoints_changed()
         return secret
 
     async def disable(self, department: str, reason: str) -> None:
@@ -256,11 +275,13 @@ class DeliveryStore:
             {"$set": {"disabled": reason, "updated_at": datetime.now(UTC)}},
             upsert=True,
         )
+        self._endpoints_changed()
 
     async def enable(self, department: str) -> bool:
         result = await self.endpoints.update_one(
             {"_id": department}, {"$set": {"disabled": None, "updated_at": datetime.now(UTC)}}
         )
+        self._endpoints_changed()
         return result.matched_count == 1
 
     async def endpoint_info(self, department: str) -> Document | None:

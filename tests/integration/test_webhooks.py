@@ -39,7 +39,7 @@ from services.notify import service
 from services.notify.admin import create_app
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
-from services.notify.store import DeliveryStore
+from services.notify.store import ENDPOINTS_FRESH_SECONDS, DeliveryStore
 from tests.conftest import Servers
 from tests.helpers import eventually, serving
 
@@ -713,6 +713,13 @@ async def test_cli_sets_a_webhook_and_replays_dead_deliveries(
     assert refused.returncode == 1
     assert "scheme" in refused.stdout + refused.stderr
 
+    async def seen() -> bool:
+        """The running worker takes up a change made elsewhere (the CLI) within
+        `ENDPOINTS_FRESH_SECONDS`, not at once."""
+        endpoint = await harness.store.endpoint(harness.pack, "SANITATION")
+        return endpoint is not None and endpoint.secrets[0] == secret
+
+    await eventually(seen, within=ENDPOINTS_FRESH_SECONDS + 5, what="the new secret in use")
     harness.receivers.secrets["SANITATION"].append(secret)
     harness.receivers.scripts["SANITATION"] = Script(default=(500, {}, 0.0))
     event = dispatched("SANITATION")
