@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,9 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
+from bench import floor
 from bench.bench_intake import issue_token, reports
+from bench.floor import Counts
 from bench.servers import (
     NAMESPACE,
     Servers,
@@ -132,7 +135,6 @@ COUNTED = {
     "gridloop_events_produced_total": ("topic",),
     "gridloop_records_consumed_total": ("topic",),
 }
-Counts = dict[tuple[str, str, str], float]  # (service, family, labels) → value
 
 
 async def counts(http: aiohttp.ClientSession, system: System) -> Counts:
@@ -176,6 +178,16 @@ def count_rows(before: Counts, after: Counts, cases: int) -> list[tuple[str, str
                 listed = ", ".join(f"{k} {v:.2f}" for k, v in shown)
                 rows.append((f"{what}: {service}", f"{total:.2f} ({listed})"))
     return rows
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What the reports sent cost: each process's CPU seconds, the services' counters
+    before and after (`COUNTED`), and how many cases."""
+
+    cpu: dict[str, float]
+    counted: tuple[Counts, Counts]
+    cases: int
 
 
 class Run:
@@ -285,9 +297,14 @@ def run(
             system.start()
             try:
                 sampling = (every, drain)
-                rows += measure(system, token, bodies, rate, sampling, hooks, (s, database))
+                found, spent = measure(system, token, bodies, rate, sampling, hooks, (s, database))
+                rows += found
             finally:
                 system.stop()
+            # The floor, on the same servers once the system stopped (its idle polls).
+            print(f"… the floor, service by service (load {load()})", flush=True)
+            floors = asyncio.run(floor.measure(s, spent.counted, spent.cases))
+            rows += floor.rows(floors, spent.cpu, spent.cases, SERVICES)
     print()
     table(rows)
     shutil.rmtree(work, ignore_errors=True)
@@ -338,7 +355,7 @@ def measure(
     sampling: tuple[float, float],
     hooks: int,
     db: tuple[Servers, str],
-) -> list[tuple[str, str]]:
+) -> tuple[list[tuple[str, str]], Spent]:
     receiver, load_at_start = Receiver(), load()
     (every, drain), cpu = sampling, dict[str, float]()
     pids = db[0].pids | {n: p.proc.pid for n, p in system.processes.items() if p.proc}
@@ -363,6 +380,7 @@ def measure(
     p50, p99, worst = quantiles(delays)
     missing = len(run.accepted) - len(delays)
     unheard = sorted(set(run.accepted) - receiver.arrived.keys())
+    spent = Spent(cpu, run.counted, len(run.accepted))
     return [
         ("reports", f"{len(run.bodies):,} at {rate:,.0f}/s (after {WARM} to warm up); "
                     f"sends at most {run.behind * 1e3:,.0f} ms "
@@ -376,7 +394,7 @@ def measure(
         *cpu_rows(cpu, len(run.accepted), TARGET_RATE),
         *count_rows(*run.counted, len(run.accepted)),
         ("load (1 / 5 / 15 min)", f"start {load_at_start}, end {load()}"),
-    ]  # fmt: skip
+    ], spent  # fmt: skip
 
 
 def main() -> None:
