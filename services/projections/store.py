@@ -115,10 +115,11 @@ class CaseStore:
 
         An event that is new and the newest of its case (the usual) is one write: the
         timeline entry, its facts and its change together, under both guards (not yet in
-        the timeline; no newer version). If a guard fails, the upsert fails on the case's
-        `_id` and stops the bulk there; that event's writes are then sent one by one, as
+        the timeline; no newer version); a case's events one after the other in the poll
+        are one write together (`_steps`). If a guard fails, the upsert fails on the case's
+        `_id` and stops the bulk there; those events' writes are then sent one by one, as
         `apply` does them, with the rest of the poll after them."""
-        pending = [step for env in envs for step in _steps(env)]
+        pending = _steps(envs)
         while pending:
             try:
                 await self.cases.bulk_write([op for op, _ in pending], ordered=True)
@@ -183,15 +184,77 @@ def _writes(env: Envelope) -> list[Write]:
 Step = tuple[UpdateOne, "list[Step] | None"]
 
 
-def _steps(env: Envelope) -> list[Step]:
-    """One event's writes for `apply_many`: together if they can be, else as `apply`'s."""
+def _steps(envs: Sequence[Envelope]) -> list[Step]:
+    """A poll's writes for `apply_many`. Each event is one write if it can be, and the
+    events of one case that come one after the other in the poll, newest last (a report and
+    its filing, produced together), are one write together: every document rewrite costs
+    each of the collection's indexes again."""
+    steps: list[Step] = []
+    run: list[tuple[Envelope, Write]] = []
+    for env in envs:
+        write = _one_write(env)
+        if run and (write is None or not _follows(run[-1], env, write)):
+            steps.append(_together(run))
+            run = []
+        if write is None:
+            steps += _alone(env)
+        else:
+            run.append((env, write))
+    if run:
+        steps.append(_together(run))
+    return steps
+
+
+def _one_write(env: Envelope) -> Write | None:
+    """The event's writes as one (the usual): under both guards (not yet in the timeline; no
+    newer version); None when they cannot be (a request's guards, overlapping fields)."""
     (where, push), *rest = _writes(env)
-    alone: list[Step] = [(UpdateOne(where, push, upsert=True), [])]  # a duplicate: skipped
-    alone += [(UpdateOne(w, c), None) for w, c in rest]
     sets: Document = {}
     for w, c in rest:
         if set(w) - {"_id", "version"} or set(c) != {"$set"} or sets.keys() & c["$set"].keys():
-            return alone  # a request's guards, or overlapping fields: not together
+            return None
         where = where | w
         sets |= c["$set"]
-    return [(UpdateOne(where, push | ({"$set": sets} if sets else {}), upsert=True), alone)]
+    return where, push | ({"$set": sets} if sets else {})
+
+
+def _alone(env: Envelope) -> list[Step]:
+    """The event's writes one by one, as `apply` makes them."""
+    (where, push), *rest = _writes(env)
+    alone: list[Step] = [(UpdateOne(where, push, upsert=True), [])]  # a duplicate: skipped
+    return alone + [(UpdateOne(w, c), None) for w, c in rest]
+
+
+def _follows(last: tuple[Envelope, Write], env: Envelope, write: Write) -> bool:
+    """Whether `env` can be written together with the run ending in `last`: the same case,
+    a newer version of it, and no field one sets inside a field the other sets."""
+    before, (_, change) = last
+    if not (isinstance(before.data, CaseEvent) and isinstance(env.data, CaseEvent)):
+        return False
+    if env.data.case_id != before.data.case_id or env.data.version <= before.data.version:
+        return False
+    ours, theirs = change.get("$set", {}).keys(), write[1].get("$set", {}).keys()
+    return not any(a.startswith(b + ".") or b.startswith(a + ".") for a in ours for b in theirs)
+
+
+def _together(run: list[tuple[Envelope, Write]]) -> Step:
+    """One write of a run of a case's events (later ones' fields over earlier ones', as
+    written one after the other), under the first's guards and none of them in the
+    timeline; if a guard fails, each event's writes alone."""
+    instead = [step for env, _ in run for step in _alone(env)]
+    if len(run) == 1:
+        [(_, (where, change))] = run
+        return UpdateOne(where, change, upsert=True), instead
+    first = run[0][0].data
+    assert isinstance(first, CaseEvent)
+    where = {
+        "_id": first.case_id,
+        "timeline.event_id": {"$nin": [env.id for env, _ in run]},
+        "version": {"$not": {"$gte": first.version}},
+    }
+    entries = [entry for _, (_, c) in run for entry in c["$push"]["timeline"]["$each"]]
+    sets: Document = {}
+    for _, (_, change) in run:
+        sets |= change.get("$set", {})
+    push = {"timeline": {"$each": entries, "$sort": {"version": 1, "at": 1}}}
+    return UpdateOne(where, {"$push": push, "$set": sets}, upsert=True), instead

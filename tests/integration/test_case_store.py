@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
@@ -106,3 +106,52 @@ async def test_a_poll_applied_in_one_bulk_makes_the_same_case(store: CaseStore) 
     assert doc["state"] == "dispatched" and doc["sla"]["handle"]["light"] == "red"
     await store.apply_many(polled)  # redelivered whole: nothing changes
     assert await store.get("case-5") == expected
+
+
+class Writes(monitoring.CommandListener):
+    """How many documents each `update` command wrote to (its statements)."""
+
+    def __init__(self) -> None:
+        self.statements: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            self.statements.append(len(event.command["updates"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.mark.parametrize("stored_first", [0, 1, 2])
+async def test_a_case_s_events_one_after_another_in_a_poll_are_one_write(
+    servers: Servers, stored_first: int
+) -> None:
+    """A report, its filing and its dispatch, new and in a row: one statement for the three
+    (each rewrite of a case costs every index again). Some of them stored before: the
+    guard fails and they are written one by one, to the same case."""
+    writes = Writes()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        servers.mongodb, tz_aware=True, event_listeners=[writes]
+    )
+    try:
+        db = client[f"test_{uuid.uuid4().hex[:12]}"]
+        store, one_by_one = CaseStore(db), CaseStore(db.client[f"{db.name}_one"])
+        events = envelopes("case-7")
+        for env in events[:stored_first]:
+            await store.apply(env)
+        writes.statements.clear()
+        await store.apply_many(events)
+        if not stored_first:
+            assert writes.statements == [1]
+        for env in events:
+            await one_by_one.apply(env)
+        doc = await store.get("case-7")
+        assert doc is not None and doc == await one_by_one.get("case-7")
+        assert [e["type"] for e in doc["timeline"]] == ["reported", "filed", "dispatched"]
+        await client.drop_database(db.name)
+        await client.drop_database(f"{db.name}_one")
+    finally:
+        await client.close()
