@@ -15,18 +15,23 @@ this process) send:
 The ceiling is raw aiokafka `acks=all` produce of the same records (the events intake
 publishes for the same reports) to the same broker in the same run: all sent then awaited
 (the broker's rate), and one report's two records at a time by `--concurrency` senders
-(what a request waits for); ratios are to the better of the two. Targets (issue 7):
-single ≥ 2,000/s; bulk ≥ 0.5 × raw.
+(what a request waits for); ratios are to the better of the two. Beside the single phase,
+a bare FastAPI endpoint that validates the same bodies and produces records of the same
+sizes (`bench.bare_intake`), under the same load. Targets (issues 7 and 20): single ≥
+2,000/s and ≥ 0.5 × the bare endpoint; bulk ≥ 0.5 × raw.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +57,7 @@ from bench.servers import (
     table,
     topic,
 )
+from gridloop import embedded
 from gridloop.auth import CredentialStore, Principal, Role
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
@@ -150,6 +156,7 @@ class Load:
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self.latencies: list[float] = []
         self.statuses: dict[int, int] = {}
+        self.seconds = 0.0  # the last run's
 
     async def run(self, path: str, bodies: list[bytes]) -> float:
         """Seconds to send every body and read its answer."""
@@ -167,7 +174,8 @@ class Load:
 
             started = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(self.concurrency)))
-            return time.perf_counter() - started
+            self.seconds = time.perf_counter() - started
+            return self.seconds
 
     def summary(self) -> str:
         p50, p99, worst = quantiles(self.latencies)
@@ -217,15 +225,52 @@ def run(args: argparse.Namespace) -> None:
             (f"raw produce, {args.concurrency} in flight", f"{paced:,.0f} reports/s"),
         ]
         base = max(base, paced)  # the ceiling: the better of the two
+        bare = 0.0
+        if single:
+            bare, found = bare_phase(args, s, single, raw)
+            rows += found
         # Another version first (--compare), then this one: both on the same servers.
         for name, checkout in ([("before", args.compare)] if args.compare else []) + [
             ("this version", None)
         ]:
             rows.append((f"— {name}", str(checkout or Path.cwd())))
-            rows += intake_phases(args, s, work, launcher(checkout), single, bulk, base)
+            rows += intake_phases(args, s, work, launcher(checkout), single, bulk, base, bare)
     print()
     table(rows)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def bare_phase(
+    args: argparse.Namespace, s: Servers, single: list[dict[str, Any]], raw: list[list[Record]]
+) -> tuple[float, list[tuple[str, str]]]:
+    """The bare endpoint (`bench.bare_intake`) under the single phase's load: its rate, and
+    the rows it makes."""
+    sizes = [sum(len(r[n][2]) for r in raw) // len(raw) for n in range(2)]
+    port = embedded.free_port()
+    argv = [str(port), s.kafka, topic("reports"), ",".join(map(str, sizes))]
+    bare = subprocess.Popen([sys.executable, "-m", "bench.bare_intake", *argv])
+    try:
+        _wait_for_port(port)
+        bodies = [json.dumps(b).encode() for b in single]
+        clients = Load(f"http://127.0.0.1:{port}", "none", args.concurrency)
+        label = f"bare FastAPI endpoint, {args.concurrency} in flight"
+        found = phase(label, clients, "/reports", bodies, len(single), 1.0, bare.pid)
+    finally:
+        bare.terminate()
+        bare.wait(10)
+    rate = len(single) / clients.seconds
+    found[0] = (label, f"{rate:,.0f} reports/s (validates, produces {sizes} bytes; load {load()})")
+    found[2] = ("  its CPU a report", found[2][1])
+    return rate, found
+
+
+def _wait_for_port(port: int, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
 
 
 def intake_phases(
@@ -236,9 +281,10 @@ def intake_phases(
     single: list[dict[str, Any]],
     bulk: list[dict[str, Any]],
     base: float,
+    bare: float,
 ) -> list[tuple[str, str]]:
     """One intake worker (started by `start`) on a database of its own: the single and the
-    bulk phases."""
+    bulk phases; the single beside the bare endpoint's rate (`bare`)."""
     env, database = system_env(s, work / "data", ("intake",))
     token = asyncio.run(issue_token(s.mongodb, database))
     system = System(env, work / "logs", ("intake",), launcher=start)
@@ -252,7 +298,10 @@ def intake_phases(
             bodies = [json.dumps(b).encode() for b in single]
             singles = Load(url, token, args.concurrency)
             label = f"POST /reports, {args.concurrency} in flight"
-            rows += phase(label, singles, "/reports", bodies, len(single), base, pid)
+            found = phase(label, singles, "/reports", bodies, len(single), base, pid)
+            rate = len(single) / singles.seconds
+            found.insert(1, ("  beside the bare endpoint", f"{rate / bare:.2f} (target ≥ 0.5)"))
+            rows += found
         if bulk:
             batches = [
                 json.dumps(bulk[i : i + args.batch]).encode()
