@@ -157,6 +157,10 @@ def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
         str(storage),
         "--log-level",
         "WARNING",
+        # No replica-set advertisement, so no oplog: every modified document otherwise
+        # costs an oplog entry too, for change streams and transactions, which nothing of
+        # ours uses (0.67 → 0.56 ms of the server's CPU an operation, bench mix).
+        "--standalone",
     ]
     return ServerProcess("mongodb (secantusdb)", argv, port, data_dir / "logs" / "secantus.log")
 
