@@ -303,7 +303,7 @@ def run(
                 system.stop()
             # The floor, on the same servers once the system stopped (its idle polls).
             print(f"… the floor, service by service (load {load()})", flush=True)
-            floors = asyncio.run(floor.measure(s, spent.counted, spent.cases))
+            floors = asyncio.run(floor.measure(s, spent.counted, spent.cases, rate))
             rows += floor.rows(floors, spent.cpu, spent.cases, SERVICES)
     print()
     table(rows)

@@ -4,19 +4,23 @@ end-to-end run (`bench_e2e`: each service's `/metrics`). What they spend a case 
 any implementation over these servers and clients must spend; what a service spends above
 it is its own work (validation, decisions, serialisation, frameworks).
 
-Per service, on the same servers after the system stopped:
+Per service, on the same servers after the system stopped, for `cases` cases arriving at
+the run's rate (so its polls are as small as the service's were: a poll's round trips are
+most of a case's cost at 25 cases/s):
 
-- *before the clock*: the records it consumed a case (per topic, `round(cases × rate)`,
-  of `RECORD_BYTES` each) produced to topics of the floor's own, and `cases` documents put
-  in each collection it used (`floor_<collection>`);
-- *timed*: one consumer in a group of its own reads them all, a poll at a time (as the
-  services' batch pipelines do); for the cases a poll holds it makes the service's
-  database commands a case (each its own round trip: `find` → `find_one` by `_id`,
-  `update` → `update_one` with `$set`, and so on) and produces its records a case,
+- *before the clock*: `cases` documents put in each collection the service used
+  (`floor_<service>_<collection>`);
+- *timed*: a feeder (another process, `python -m bench.floor feed`, whose CPU is not
+  counted) produces the records the service consumed a case (per topic, of
+  `RECORD_BYTES` each) at the rate; one consumer in a group of its own reads them, a
+  poll at a time (as the services' batch pipelines do); for the cases a poll holds it
+  makes the service's database commands a case (each its own round trip: `find` →
+  `find_one` by `_id`, `update` → `update_one`, and so on), produces its records a case,
   waits for Kafka's acknowledgement, and commits. A service that consumes nothing
-  (intake: HTTP) runs the same per case, ten cases at a time.
+  (intake: HTTP) does the same case by case at the rate.
 
-The CPU of this process and of the servers' processes is read before and after.
+The CPU of this process and of the servers' processes is read before and after (the
+servers' includes the feeder's produce).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import subprocess
+import sys
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -39,7 +46,7 @@ from bench.servers import Servers, cpu_seconds
 
 RECORD_BYTES = 1024  # about a case event as a CloudEvent in JSON
 PARTITIONS = 3
-NO_CASES_POLL = 10  # cases a round for a service that consumes nothing
+FLOOR_SECONDS = 20.0  # each service's floor: this long at the run's rate
 DOC = {"state": "dispatched", "note": "x" * 400, "n": 0}
 Counts = dict[tuple[str, str, str], float]  # (service, family, labels) → value
 
@@ -91,8 +98,9 @@ class _Owed:
 
 
 class Floor:
-    def __init__(self, s: Servers, cases: int) -> None:
-        self.s, self.cases, self.tag = s, cases, uuid.uuid4().hex[:6]
+    def __init__(self, s: Servers, rate: float) -> None:
+        self.s, self.rate, self.tag = s, rate, uuid.uuid4().hex[:6]
+        self.cases = max(1, round(rate * FLOOR_SECONDS))
         self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongodb)
         self.db: AsyncDatabase[dict[str, Any]] = self.mongo[f"floor_{self.tag}"]
         self.payload = os.urandom(RECORD_BYTES // 2).hex().encode()
@@ -106,7 +114,7 @@ class Floor:
         await self._prepare(service, recipe)
         pids = {"bench": os.getpid(), **self.s.pids}
         start = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        producer = AIOKafkaProducer(bootstrap_servers=self.s.kafka, acks="all", linger_ms=5)
+        producer = AIOKafkaProducer(bootstrap_servers=self.s.kafka, acks="all", linger_ms=2)
         await producer.start()
         try:
             if recipe.consumed:
@@ -116,6 +124,12 @@ class Floor:
         finally:
             await producer.stop()
         return {name: cpu_seconds(pid) - start[name] for name, pid in pids.items()}
+
+    def _feeder(self, service: str, recipe: Recipe) -> subprocess.Popen[bytes]:
+        """The records `service` consumed a case, produced at the rate by another process."""
+        topics = ",".join(f"{self.topic(service, t)}={r}" for t, r in recipe.consumed.items())
+        argv = ["feed", self.s.kafka, topics, str(self.cases), str(self.rate)]
+        return subprocess.Popen([sys.executable, "-m", "bench.floor", *argv])
 
     async def close(self) -> None:
         await self.mongo.drop_database(self.db.name)
@@ -129,17 +143,6 @@ class Floor:
             await admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in set(topics)])
         finally:
             await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=self.s.kafka, linger_ms=20)
-        await producer.start()
-        try:
-            for name, rate in recipe.consumed.items():
-                sent = [
-                    await producer.send(self.topic(service, name), self.payload, key=b"%d" % n)
-                    for n in range(round(self.cases * rate))
-                ]
-                await asyncio.gather(*sent)
-        finally:
-            await producer.stop()
         for collection in {c for c, _ in recipe.commands}:
             docs = [{"_id": str(n), **DOC} for n in range(self.cases)]
             await self.db[f"floor_{service}_{collection}"].insert_many(docs)
@@ -153,8 +156,9 @@ class Floor:
             auto_offset_reset="earliest",
         )
         await consumer.start()
-        owed, left = _Owed(), sum(round(self.cases * r) for r in recipe.consumed.values())
+        owed, left = _Owed(), sum(_owed_in_all(r, self.cases) for r in recipe.consumed.values())
         per_case = sum(recipe.consumed.values())
+        feeder = self._feeder(service, recipe)
         try:
             while left > 0:
                 polled = await consumer.getmany(timeout_ms=200, max_records=500)
@@ -166,11 +170,13 @@ class Floor:
                 await consumer.commit()
         finally:
             await consumer.stop()
+            feeder.wait(30)
 
     async def _rounds(self, service: str, recipe: Recipe, producer: AIOKafkaProducer) -> None:
-        owed = _Owed()
-        for _ in range(0, self.cases, NO_CASES_POLL):
-            await self._work(service, recipe, producer, owed, NO_CASES_POLL)
+        owed, started = _Owed(), time.monotonic()
+        for n in range(self.cases):
+            await asyncio.sleep(max(0.0, started + n / self.rate - time.monotonic()))
+            await self._work(service, recipe, producer, owed, 1)
 
     async def _work(
         self,
@@ -208,15 +214,17 @@ class Floor:
             await collection.count_documents(key)
 
 
-async def measure(s: Servers, counted: tuple[Counts, Counts], cases: int) -> dict[str, Any]:
-    """Each service's floor: the CPU seconds a case of this process (`floor`) and of each
-    server, by service."""
+async def measure(
+    s: Servers, counted: tuple[Counts, Counts], cases: int, rate: float
+) -> dict[str, Any]:
+    """Each service's floor at `rate` cases a second: the CPU seconds a case of this
+    process (`bench`) and of each server, by service (the recipes from `cases` cases)."""
     found: dict[str, Any] = {}
-    floor = Floor(s, cases)
+    floor = Floor(s, rate)
     try:
         for service, recipe in sorted(recipes(*counted, cases).items()):
             spent = await floor.run(service, recipe)
-            found[service] = {name: seconds / cases for name, seconds in spent.items()}
+            found[service] = {name: seconds / floor.cases for name, seconds in spent.items()}
     finally:
         await floor.close()
     return found
@@ -254,3 +262,34 @@ def rows(
             )
         )
     return out
+
+
+def _owed_in_all(rate: float, cases: int) -> int:
+    """How many of something at `rate` a case `cases` cases make, counted as `_Owed` does."""
+    owed = _Owed()
+    return sum(owed.take(None, rate, 1) for _ in range(cases))
+
+
+async def feed(kafka: str, topics: dict[str, float], cases: int, rate: float) -> None:
+    """Produce each topic's records a case for `cases` cases at `rate` cases a second."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=2)
+    await producer.start()
+    payload, owed, started = os.urandom(RECORD_BYTES // 2).hex().encode(), _Owed(), time.monotonic()
+    try:
+        for n in range(cases):
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            key = b"%d" % n
+            sent = [
+                await producer.send(topic, payload, key)
+                for topic, each in topics.items()
+                for _ in range(owed.take(topic, each, 1))
+            ]
+            await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+if __name__ == "__main__":
+    _, kafka, listed, cases, rate = sys.argv[1:6]
+    pairs = (pair.rsplit("=", 1) for pair in listed.split(","))
+    asyncio.run(feed(kafka, {t: float(r) for t, r in pairs}, int(cases), float(rate)))
