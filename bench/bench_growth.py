@@ -53,6 +53,7 @@ from gridloop import embedded
 from gridloop.cases.reader import Candidate, CaseReader
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.kafka import ensure_topics
+from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import Actor, CaseReported, FeedbackGiven, Role
@@ -76,6 +77,17 @@ class Recomputed:
     rounds: int
 
 
+@dataclass(frozen=True)
+class Searched:
+    """A duplicate search of one report: the cases its query returned (ended ones are no
+    duplicate's: what it reads of the history), and its time."""
+
+    ended: float
+    open: float
+    ms: float
+    open_cases: int  # in the database: the history's and the bench's own, of every size
+
+
 @dataclass
 class Measured:
     """One size's figures."""
@@ -83,22 +95,25 @@ class Measured:
     size: int
     loaded: Loaded
     start_seconds: float
-    searched: tuple[float, float]  # cases a search returns, ms a search
+    searched: Searched
     driven: Driven
     recomputed: Recomputed
     states: dict[str, int] = field(default_factory=dict)
 
 
 class CountingReader(CaseReader):
-    """The case reader intake's duplicate search uses, counting the cases it returns."""
+    """The case reader intake's duplicate search uses, counting the cases it returns, ended
+    and open."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db)
-        self.read = 0
+        self.ended = self.open = 0
 
     async def near(self, keys: Sequence[str], limit: int) -> list[Candidate]:
         found = await super().near(keys, limit)
-        self.read += len(found)
+        opened = sum(1 for c in found if c.state in OPEN_STATES)
+        self.open += opened
+        self.ended += len(found) - opened
         return found
 
 
@@ -110,23 +125,24 @@ def reported(pack: CityPack, body: dict[str, Any], n: int) -> CaseReported:
     return CaseReported.model_validate(body | first)
 
 
-async def search(
-    uri: str, database: str, pack: CityPack, probes: list[CaseReported]
-) -> tuple[float, float]:
-    """Cases returned, and ms, a duplicate search of one report (one at a time)."""
+async def search(uri: str, database: str, pack: CityPack, probes: list[CaseReported]) -> Searched:
+    """A duplicate search of each report, one at a time: cases read, ms, on average."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(uri, tz_aware=True)
     try:
         reader = CountingReader(client[database])
         searcher = DuplicateSearch(reader, pack, lambda: datetime.now(UTC))
         await searcher.many(probes[:1])  # a connection, as intake has one
-        reader.read = 0
+        reader.ended = reader.open = 0
         started = time.perf_counter()
         for probe in probes:
             await searcher.many([probe])
         seconds = time.perf_counter() - started
+        cases = client[database]["cases"]
+        opened = sum([await cases.count_documents({"state": s.value}) for s in OPEN_STATES])
     finally:
         await client.close()
-    return reader.read / len(probes), seconds / len(probes) * 1e3
+    n = len(probes)
+    return Searched(reader.ended / n, reader.open / n, seconds / n * 1e3, opened)
 
 
 async def recompute(
@@ -190,7 +206,7 @@ class Bench:
         states = dict(self.history.states)
         self.measured.append(Measured(size, loaded, up, searched, driven, recomputed, states))
 
-    def reports(self) -> tuple[tuple[float, float], Driven]:
+    def reports(self) -> tuple[Searched, Driven]:
         """The search of a report, then reports at the rate, as bench_e2e sends them."""
         # Reports of their own at each size: the same points again would be merged into
         # the open cases the size before left there (no radius: the same point merges).
@@ -250,8 +266,9 @@ def figures(measured: list[Measured]) -> dict[str, Figure]:
     return {
         "loading, ms a case (the loader's)": lambda m: m.loaded.seconds / m.loaded.cases * 1e3,
         "system start, s": lambda m: m.start_seconds,
-        "duplicate search: cases read a report": lambda m: m.searched[0],
-        "duplicate search: ms a report": lambda m: m.searched[1],
+        "duplicate search: ended cases read a report": lambda m: m.searched.ended,
+        "duplicate search: open cases read a report": lambda m: m.searched.open,
+        "duplicate search: ms a report": lambda m: m.searched.ms,
         "intake CPU, ms a report": cpu("intake"),
         "CPU a case, all processes, ms": lambda m: sum(m.driven.cpu.values()) / accepted(m) * 1e3,
         **{f"CPU a case: {p}, ms": cpu(p) for p in processes},
@@ -272,7 +289,7 @@ def cell(value: float, base: float | None) -> str:
     shown = f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
     if base is None:
         return shown
-    ratio = value / base if base else float("inf")
+    ratio = value / base if base else (1.0 if value == base else float("inf"))
     return f"{shown} ({ratio:.2f} {'✔' if ratio <= FLAT else '✘'})"
 
 
@@ -301,7 +318,8 @@ def notes(measured: list[Measured]) -> list[str]:
             f"({m.loaded.rate:,.0f}/s; {docs}; {m.loaded.records:,} records; groups moved "
             f"in {m.loaded.offsets_seconds:.1f} s); stored by state: "
             + ", ".join(f"{k} {v:,}" for k, v in sorted(m.states.items())),
-            f"  reports accepted {len(run.accepted):,}, refused {run.refused or 'none'}, "
+            f"  open cases before the reports {m.searched.open_cases:,}; "
+            f"reports accepted {len(run.accepted):,}, refused {run.refused or 'none'}, "
             f"no webhook {missing}; recompute: {recomputed.marked} marked, "
             f"{recomputed.rounds} rounds; load at the start {m.driven.load_at_start}",
         ]
