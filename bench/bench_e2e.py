@@ -347,18 +347,36 @@ def cpu_rows(spent: dict[str, float], cases: int, target: float) -> list[tuple[s
     ]
 
 
-def measure(
+@dataclass
+class Driven:
+    """What a run at a steady rate saw: its reports' answers, lag and counts (`Run`), the
+    webhooks (`Receiver`), and the CPU each process spent while the reports were sent."""
+
+    run: Run
+    receiver: Receiver
+    cpu: dict[str, float]
+    load_at_start: str
+
+    def delays(self) -> list[float]:
+        """Seconds from each accepted report's 202 to its case's first webhook."""
+        arrived, accepted = self.receiver.arrived, self.run.accepted
+        return [arrived[c] - t for c, t in accepted.items() if c in arrived]
+
+
+def drive(
     system: System,
     token: str,
     bodies: list[bytes],
     rate: float,
     sampling: tuple[float, float],
     hooks: int,
-    db: tuple[Servers, str],
-) -> tuple[list[tuple[str, str]], Spent]:
+    started: Servers,
+) -> Driven:
+    """Reports at `rate` after `WARM` to warm up, their webhooks received on `hooks`, and
+    the CPU of every process (the servers `started`, and this one) while they were sent."""
     receiver, load_at_start = Receiver(), load()
     (every, drain), cpu = sampling, dict[str, float]()
-    pids = db[0].pids | {n: p.proc.pid for n, p in system.processes.items() if p.proc}
+    pids = started.pids | {n: p.proc.pid for n, p in system.processes.items() if p.proc}
     pids["bench"] = os.getpid()  # the reports' sender and the webhooks' receiver
 
     async def go() -> Run:
@@ -375,12 +393,25 @@ def measure(
         await runner.cleanup()
         return run
 
-    run = asyncio.run(go())
-    delays = [receiver.arrived[c] - t for c, t in run.accepted.items() if c in receiver.arrived]
+    return Driven(asyncio.run(go()), receiver, cpu, load_at_start)
+
+
+def measure(
+    system: System,
+    token: str,
+    bodies: list[bytes],
+    rate: float,
+    sampling: tuple[float, float],
+    hooks: int,
+    db: tuple[Servers, str],
+) -> tuple[list[tuple[str, str]], Spent]:
+    driven = drive(system, token, bodies, rate, sampling, hooks, db[0])
+    run, receiver, drain = driven.run, driven.receiver, sampling[1]
+    delays = driven.delays()
     p50, p99, worst = quantiles(delays)
     missing = len(run.accepted) - len(delays)
     unheard = sorted(set(run.accepted) - receiver.arrived.keys())
-    spent = Spent(cpu, run.counted, len(run.accepted))
+    spent = Spent(driven.cpu, run.counted, len(run.accepted))
     return [
         ("reports", f"{len(run.bodies):,} at {rate:,.0f}/s (after {WARM} to warm up); "
                     f"sends at most {run.behind * 1e3:,.0f} ms "
@@ -391,9 +422,9 @@ def measure(
         ("webhooks received", f"{receiver.messages:,}"),
         *([("cases without one", where((db[0].mongodb, db[1]), unheard[:5]))] if unheard else []),
         *lag_rows(run.lags),
-        *cpu_rows(cpu, len(run.accepted), TARGET_RATE),
+        *cpu_rows(driven.cpu, len(run.accepted), TARGET_RATE),
         *count_rows(*run.counted, len(run.accepted)),
-        ("load (1 / 5 / 15 min)", f"start {load_at_start}, end {load()}"),
+        ("load (1 / 5 / 15 min)", f"start {driven.load_at_start}, end {load()}"),
     ], spent  # fmt: skip
 
 

@@ -3,9 +3,11 @@ of its point, an equality that an index serves on any MongoDB server.
 
 The search asks which open cases of a class lie around a report. As range conditions on the
 coordinates, or `$geoWithin` on a 2dsphere index, SecantusDB scanned or tested every case
-(≈ 0.7 s a query at 3,000 cases, docs/benchmarks.md); as `near: {$in: keys}` it reads the
-few cases of those cells. Each case carries a key at three cell sizes, so that a report's
-box covers a handful of cells whatever its class's radius (up to the pack's 5 km). Pure.
+(≈ 0.7 s a query at 3,000 cases, docs/benchmarks.md); as `open_near: {$in: keys}` it reads
+the few open cases of those cells (a case's keys are in `open_near` while it is open alone:
+services/projections/core.py). Each case carries a key at three cell sizes, so that a
+report's box covers a handful of cells whatever its class's radius (up to the pack's 5 km).
+Pure.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from schemas.events import Channel, Point
 
 # A document whose first event is still being written has no state yet: not a case.
 _IS_CASE: Document = {"state": {"$exists": True}}
-_NOT_INTERNAL = {"near": 0}
+_NOT_INTERNAL = {"near": 0, "open_near": 0}
 # A queue's rows: no cell keys, no reporter (a desk lists cases; the case page shows more).
 _QUEUE = _NOT_INTERNAL | {"reporter": 0}
 # A map's dots: no timeline either (a dot shows the case's number, class and light).
@@ -297,10 +297,12 @@ class CaseReader:
         return sorted(found.values(), key=lambda r: getattr(r, key) or far)[:limit]
 
     async def near(self, keys: Sequence[str], limit: int) -> list[Candidate]:
-        """The cases holding one of the cell `keys` (`gridloop.nearby`): an equality on an
-        indexed key, which every MongoDB-protocol server serves without a scan."""
+        """The open cases holding one of the cell `keys` (`gridloop.nearby`): an equality
+        on an indexed key, which every MongoDB-protocol server serves without a scan. An
+        ended case has none (`open_near`): the cases read are the open ones of the cells,
+        whatever the history, so `limit` cuts none of them off."""
         fields = {"point": 1, "reported_at": 1, "kind": 1, "class_code": 1, "state": 1}
-        found = self._cases.find({"near": {"$in": list(keys)}}, fields).limit(limit)
+        found = self._cases.find({"open_near": {"$in": list(keys)}}, fields).limit(limit)
         return [_candidate(d) async for d in found if "state" in d]
 
 

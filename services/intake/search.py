@@ -2,10 +2,15 @@
 its class's window (`find_duplicate` then measures the exact distance).
 
 One query serves many reports: the reports that wait while a search runs go together in
-the next (`Together`), as do the reports of a batch. The query asks only for the cases
-holding one of the `near` keys of the reports' boxes (`gridloop.nearby`: an equality the
-index serves; SecantusDB scanned or tested every case for range, geo or further
-conditions); each report then keeps the open, recent ones of its own class in its own box.
+the next (`Together`), as do the reports of a batch. The query asks only for the open
+cases holding one of the cell keys of the reports' boxes (`CaseReader.near`: an equality
+the index serves; SecantusDB scanned or tested every case for range, geo or further
+conditions); each report then keeps the recent ones of its own class in its own box (and
+the open ones: a case ending between the projection's write and this read).
+
+Only open cases are asked for: a cell's ended cases, a history that only grows, were read
+by every search (and, past `LIMIT`, crowded out the open ones) until 2026-12
+(docs/benchmarks.md, "Growth").
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from gridloop.together import Together
 from schemas.events import CaseReported
 from services.intake.duplicates import Nearby, search_box, within
 
-LIMIT = 500  # candidates a report: the most its box could sensibly hold
+LIMIT = 500  # candidates a report: the most open cases its box could sensibly hold
 
 
 class DuplicateSearch:

@@ -13,7 +13,7 @@ from typing import Any
 
 from gridloop.cases.view import DENIALS, REQUEST_KINDS, REQUESTS
 from gridloop.contacts import contact_id
-from gridloop.lifecycle import TRANSITIONS, transition_name
+from gridloop.lifecycle import OPEN_STATES, TRANSITIONS, transition_name
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
 from schemas.events import (
@@ -40,6 +40,14 @@ from schemas.events import (
 
 Document = dict[str, Any]
 HasActor = CaseEvent | CaseAnnotation
+
+# The transitions that open an ended case again (reopened after the resident's rating, a
+# merge undone): its cell keys for the duplicate search come back (`reopening`).
+REOPENING = frozenset(
+    name
+    for name, (sources, target) in TRANSITIONS.items()
+    if target in OPEN_STATES and any(s is not None and s not in OPEN_STATES for s in sources)
+)
 
 
 def timeline_entry(env: Envelope) -> Document:
@@ -82,6 +90,7 @@ def facts(env: Envelope) -> Document:
                 "class_code": data.class_code,
                 "grid_code": data.grid_code,
                 "point": {"type": "Point", "coordinates": [data.point.lon, data.point.lat]},
+                # Its cell keys, kept for good: an open case's `open_near` are these.
                 "near": keys_of(data.kind, data.class_code, data.point.lon, data.point.lat),
                 "description": data.description,
                 "reporter": reporter_doc(data),
@@ -121,6 +130,7 @@ def state_change(env: Envelope) -> Document:
     name = transition_name(env.type)
     change: Document = {"version": data.version, "updated_at": env.time}
     change["state"] = TRANSITIONS[name][1].value
+    change |= open_cells(data, TRANSITIONS[name][1] in OPEN_STATES)
     change["pending_request"] = None  # a transition settles (or supersedes) any request
     change["requested"] = False
     if isinstance(data, CaseDispatched):
@@ -148,6 +158,29 @@ def state_change(env: Envelope) -> Document:
     if name == "dispute_closed":
         change["closed_at"] = env.time
     return change
+
+
+def open_cells(data: CaseEvent, is_open: bool) -> Document:
+    """The cell keys the duplicate search asks for (`open_near`): a case's while it is
+    open (given by its report), none once it ended. Only an open case takes duplicates,
+    and without the ended ones a cell's keys are as few as its open cases, however long
+    the history (docs/benchmarks.md, "Growth"). Set with the state, as the newest version
+    alone sets it: a late report of an ended case gives it none. A reopened case gets its
+    keys back from `near` (`reopening`)."""
+    if not is_open:
+        return {"open_near": []}
+    if isinstance(data, CaseReported):
+        return {"open_near": keys_of(data.kind, data.class_code, data.point.lon, data.point.lat)}
+    return {}
+
+
+def reopening(env: Envelope) -> tuple[Document, list[Document]] | None:
+    """(filter, pipeline) giving a reopened case its cell keys back from `near` (its
+    report's, kept for good), if it is open now (a newer ending stands)."""
+    if not isinstance(env.data, CaseEvent) or transition_name(env.type) not in REOPENING:
+        return None
+    still_open = {"_id": env.data.case_id, "state": {"$in": sorted(OPEN_STATES)}}
+    return still_open, [{"$set": {"open_near": "$near"}}]
 
 
 def dispute_change(data: CaseEvent) -> Document:

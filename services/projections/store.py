@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gridloop.cases.view import REQUEST_KINDS
+from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
@@ -16,6 +17,7 @@ from schemas.events import CaseEvent, DepartmentRequest, SlaEvent, VoidRequest
 from services.projections.core import (
     dispute_marks,
     facts,
+    reopening,
     request_change,
     sla_change,
     state_change,
@@ -52,10 +54,11 @@ class CaseStore:
         await self.cases.create_index(
             [("class_code", ASCENDING), ("kind", ASCENDING), ("reported_at", ASCENDING)]
         )
-        # Intake's duplicate search asks for the cases of a class in cells around a report
-        # (`gridloop.nearby`): an equality on a key, which the index serves.
-        await self.cases.create_index([("near", ASCENDING)])
-        await self.add_near_keys()
+        # Intake's duplicate search (and the console's similar cases) asks for the open
+        # cases of a class in cells around a report (`gridloop.nearby`): an equality on a
+        # key, which the index serves. (`near`, every case's keys, came first: kept where it
+        # exists, unused.)
+        await self.open_near_keys()
 
     async def mark_requested(self) -> int:
         """Mark the cases with a request waiting that were projected before the mark
@@ -68,10 +71,27 @@ class CaseStore:
         done = await self.cases.update_many(waiting, {"$set": {"requested": True}})
         return done.modified_count
 
+    async def open_near_keys(self) -> int:
+        """Give the open cases projected before `open_near` their keys (the cases before
+        `near` theirs first); how many. Once: before the index on `open_near` exists (what
+        it creates is the sign it ran). A query by state, each an equality the index
+        serves: the open cases alone are read, not the history."""
+        names = [i["name"] async for i in await self.cases.list_indexes()]
+        if "open_near_1" in names:
+            return 0
+        await self.add_near_keys()
+        given = 0
+        for state in sorted(OPEN_STATES):
+            done = await self.cases.update_many(
+                {"state": state.value}, [{"$set": {"open_near": "$near"}}]
+            )
+            given += done.modified_count
+        await self.cases.create_index([("open_near", ASCENDING)])
+        return given
+
     async def add_near_keys(self, chunk: int = 1_000) -> int:
-        """Give the cases projected before they had `near` keys theirs; how many. At start
-        (projections and intake): a query over all cases, which finds none after the
-        first start since every case is projected with its keys."""
+        """Give the cases projected before they had `near` keys theirs; how many. Once, in
+        `open_near_keys`: the query reads every case."""
         added = 0
         while True:
             lacking = self.cases.find(
@@ -147,7 +167,8 @@ class CaseStore:
         return {doc["_id"]: doc async for doc in found.batch_size(len(ids) + 1)}
 
 
-Write = tuple[Document, Document]  # filter, update
+Write = tuple[Document, Document | list[Document]]  # filter, update (or update pipeline)
+One = tuple[Document, Document]  # an event's writes as one: filter, update
 
 
 def _writes(env: Envelope) -> list[Write]:
@@ -176,6 +197,8 @@ def _writes(env: Envelope) -> list[Write]:
         writes.append(({"_id": case_id, **change[0]}, {"$set": change[1]}))
     if marks := dispute_marks(env):
         writes.append(({"_id": case_id}, marks))
+    if again := reopening(env):  # after the state it checks
+        writes.append(again)
     return writes
 
 
@@ -190,7 +213,7 @@ def _steps(envs: Sequence[Envelope]) -> list[Step]:
     its filing, produced together), are one write together: every document rewrite costs
     each of the collection's indexes again."""
     steps: list[Step] = []
-    run: list[tuple[Envelope, Write]] = []
+    run: list[tuple[Envelope, One]] = []
     for env in envs:
         write = _one_write(env)
         if run and (write is None or not _follows(run[-1], env, write)):
@@ -205,14 +228,18 @@ def _steps(envs: Sequence[Envelope]) -> list[Step]:
     return steps
 
 
-def _one_write(env: Envelope) -> Write | None:
+def _one_write(env: Envelope) -> One | None:
     """The event's writes as one (the usual): under both guards (not yet in the timeline; no
-    newer version); None when they cannot be (a request's guards, overlapping fields)."""
+    newer version); None when they cannot be (a request's or a reopening's guards,
+    overlapping fields)."""
     (where, push), *rest = _writes(env)
+    assert isinstance(push, dict)  # the timeline's push, never a pipeline
     sets: Document = {}
     for w, c in rest:
-        if set(w) - {"_id", "version"} or set(c) != {"$set"} or sets.keys() & c["$set"].keys():
-            return None
+        if set(w) - {"_id", "version"} or not isinstance(c, dict) or set(c) != {"$set"}:
+            return None  # a request's or a reopening's guards: not together
+        if sets.keys() & c["$set"].keys():
+            return None  # overlapping fields
         where = where | w
         sets |= c["$set"]
     return where, push | ({"$set": sets} if sets else {})
@@ -225,7 +252,7 @@ def _alone(env: Envelope) -> list[Step]:
     return alone + [(UpdateOne(w, c), None) for w, c in rest]
 
 
-def _follows(last: tuple[Envelope, Write], env: Envelope, write: Write) -> bool:
+def _follows(last: tuple[Envelope, One], env: Envelope, write: One) -> bool:
     """Whether `env` can be written together with the run ending in `last`: the same case,
     a newer version of it, and no field one sets inside a field the other sets."""
     before, (_, change) = last
@@ -237,7 +264,7 @@ def _follows(last: tuple[Envelope, Write], env: Envelope, write: Write) -> bool:
     return not any(a.startswith(b + ".") or b.startswith(a + ".") for a in ours for b in theirs)
 
 
-def _together(run: list[tuple[Envelope, Write]]) -> Step:
+def _together(run: list[tuple[Envelope, One]]) -> Step:
     """One write of a run of a case's events (later ones' fields over earlier ones', as
     written one after the other), under the first's guards and none of them in the
     timeline; if a guard fails, each event's writes alone."""

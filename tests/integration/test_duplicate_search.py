@@ -1,6 +1,7 @@
 """The duplicate search on a real MongoDB-protocol server, over cases as projections write
 them: one query for many reports, each given the open cases of its own class, in its own
-box and window; cases projected before they had `near` keys are found too."""
+box and window; cases projected before they had cell keys are found too. The query reads
+open cases only: ended ones, however many, neither cost it nor crowd out an open one."""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ from gridloop.cases.reader import CaseReader
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.mongo import Document
+from gridloop.nearby import keys_around
 from schemas.envelope import Envelope
-from schemas.events import CaseReported, CaseVoided
+from schemas.events import CaseReported, CaseVoided, EventData
+from services.intake.duplicates import search_box
 from services.intake.handlers import SOURCE
 from services.intake.reporting import SYSTEM, decide_report
 from services.intake.requests import ReportIn, report_of
 from services.intake.search import DuplicateSearch
 from services.projections.store import CaseStore
 from tests.conftest import Servers
+from tests.samples import sample
 
 NOW = datetime.now(UTC)
 SUPERVISOR = Principal(Role.supervisor, "sup-1")
@@ -49,6 +53,11 @@ class Cases:
         envs = [Envelope(e, SOURCE, time=NOW - ago) for e in events]
         await self.store.apply_many(envs)
 
+    async def then(self, case_id: str, ce_type: str, version: int, **fields: Any) -> None:
+        """A later event of the case (the projection takes it as the newest version)."""
+        data: EventData = sample(ce_type, case_id=case_id, version=version, **fields)
+        await self.store.apply_many([Envelope(data, SOURCE, time=NOW)])
+
     def reported(self, report: ReportIn) -> CaseReported:
         command = report_of(report, f"R-{uuid.uuid4()}", SUPERVISOR)
         first = decide_report(self.pack, command, NOW)[0]
@@ -68,9 +77,10 @@ async def cases(servers: Servers) -> AsyncIterator[Cases]:
 
 
 async def _world(cases: Cases) -> None:
-    # Projected before cases had `near` keys: it must be found all the same.
+    # Projected before cases had cell keys: it must be found all the same.
     await cases.project("before-index", _report("event", "0505", east_m=10))
-    await cases.store.cases.update_one({"_id": "before-index"}, {"$unset": {"near": ""}})
+    no_keys = {"$unset": {"near": "", "open_near": ""}}
+    await cases.store.cases.update_one({"_id": "before-index"}, no_keys)
     await cases.store.create_indexes()
     await cases.store.create_indexes()  # again: a restart, or intake as well as projections
     await cases.project("near", _report("event", "0505", east_m=-30))
@@ -117,3 +127,68 @@ async def test_concurrent_reports_searched_together_find_what_each_would_alone(
     alone = [await search.many([r]) for r in reports]
     assert [_ids(f) for f in together] == [_ids(f[0]) for f in alone]
     assert _ids(together[0]) == {"before-index", "near"}
+
+
+def _search(cases: Cases) -> DuplicateSearch:
+    reader = CaseReader(cases.store.cases.database)
+    return DuplicateSearch(reader, cases.pack, lambda: NOW + timedelta(seconds=1))
+
+
+def _keys(cases: Cases, report: ReportIn) -> list[str]:
+    reported = cases.reported(report)
+    box = search_box(reported.point, 30.0)
+    return keys_around(reported.kind, reported.class_code, box)
+
+
+async def test_the_query_reads_no_ended_case_however_many_share_the_cell(cases: Cases) -> None:
+    await cases.store.create_indexes()
+    report = _report("event", "0505", east_m=3)
+    for n in range(3):  # a history of the same place: reported and closed, or voided
+        await cases.project(f"closed-{n}", report)
+        await cases.then(f"closed-{n}", "gridloop.case.closed", 7)
+    citizens = _report("event", "0505", east_m=3, channel="website")  # reported alone: v1
+    await cases.project("voided", citizens)
+    await cases.then("voided", "gridloop.case.voided", 2)
+    await cases.project("open", report)
+    reader = CaseReader(cases.store.cases.database)
+    # One case read: the open one, never crowded out by the ended ones before it.
+    assert _ids(await reader.near(_keys(cases, report), limit=1)) == {"open"}
+    assert _ids((await _search(cases).many([cases.reported(report)]))[0]) == {"open"}
+
+
+async def test_a_reopened_case_is_a_duplicates_again(cases: Cases) -> None:
+    await cases.store.create_indexes()
+    report = _report("event", "0505", east_m=3)
+    await cases.project("rated", report)
+    await cases.then("rated", "gridloop.case.closed", 7)
+    await cases.then("rated", "gridloop.case.feedback", 8, rating=1)
+    await cases.project("merged", _report("event", "0505", east_m=3, channel="website"))
+    await cases.then("merged", "gridloop.case.merged", 2, into_case_id="rated")
+    reader = CaseReader(cases.store.cases.database)
+    assert _ids(await reader.near(_keys(cases, report), limit=10)) == set()
+    await cases.then("rated", "gridloop.case.rework", 9)  # the resident was dissatisfied
+    await cases.then("merged", "gridloop.case.split", 3, from_case_id="rated")
+    assert _ids(await reader.near(_keys(cases, report), limit=10)) == {"rated", "merged"}
+    # A reopening read after a newer ending (topics are read in no order) leaves none.
+    await cases.then("rated", "gridloop.case.closed", 11)
+    await cases.then("rated", "gridloop.case.rework", 10)
+    assert _ids(await reader.near(_keys(cases, report), limit=10)) == {"merged"}
+
+
+async def test_cases_projected_with_every_cases_keys_are_given_open_ones_once(
+    cases: Cases,
+) -> None:
+    """A database as projections left it before: every case's keys in `near`, indexed,
+    none in `open_near`. At start the open cases get theirs, read by state (the history is
+    not); the ended ones get none; then never again (the index is the sign)."""
+    report = _report("event", "0505", east_m=3)
+    await cases.project("open", report)
+    await cases.project("closed", report)
+    await cases.then("closed", "gridloop.case.closed", 7)
+    collection = cases.store.cases
+    await collection.update_many({}, {"$unset": {"open_near": ""}})
+    await collection.create_index("near")
+    assert await cases.store.open_near_keys() == 1
+    reader = CaseReader(collection.database)
+    assert _ids(await reader.near(_keys(cases, report), limit=10)) == {"open"}
+    assert await cases.store.open_near_keys() == 0

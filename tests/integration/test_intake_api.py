@@ -396,7 +396,7 @@ async def test_a_case_read_has_geojson_points_and_no_internal_fields(h: Harness)
     assert read.status_code == 200
     pairs = _keys_and_points(read.json(), [])
     keys = {key for key, _ in pairs}
-    assert not keys & {"near", "outbox", "rev", "writer", "_id", "lon", "lat"}, keys
+    assert not keys & {"near", "open_near", "outbox", "rev", "writer", "_id", "lon", "lat"}, keys
     points = [value for key, value in pairs if key == "point"]
     assert len(points) == 2  # the case's and the report's on its timeline
     lon, lat = REPORT["point"]["lon"], REPORT["point"]["lat"]

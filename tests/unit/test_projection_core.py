@@ -10,11 +10,18 @@ from gridloop.cases import CaseView
 from gridloop.cases.reader import view_of
 from gridloop.cases.view import evolve
 from gridloop.contacts import contact_id
-from gridloop.lifecycle import TRANSITIONS, State, transition_name
+from gridloop.lifecycle import OPEN_STATES, TRANSITIONS, State, transition_name
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope, event_id
 from schemas.events import EVENT_TYPES, CaseEvent, EventData, SlaEvent, Stage
-from services.projections.core import facts, sla_change, state_change, timeline_entry
+from services.projections.core import (
+    REOPENING,
+    facts,
+    reopening,
+    sla_change,
+    state_change,
+    timeline_entry,
+)
 from tests.samples import ACTOR, CASE_ID, DEADLINE, SOURCE, TIME, sample
 
 CASE_TYPES = sorted(t for t, m in EVENT_TYPES.items() if issubclass(m, CaseEvent))
@@ -184,6 +191,34 @@ def test_state_change_of_other_types_records_no_ending() -> None:
     change = state_change(_env(sample("gridloop.case.handled")))
     assert not [k for k in change if k.endswith("_at") and k != "updated_at"]
     assert "deadline" not in change
+
+
+# --- the duplicate search's keys: an open case's alone --------------------------------------
+
+
+def test_a_report_gives_its_case_the_keys_the_search_asks_for() -> None:
+    change = state_change(_env(sample("gridloop.case.reported")))
+    assert change["open_near"] == keys_of("component", "01010", 116.397, 39.909)
+
+
+@pytest.mark.parametrize("ce_type", CASE_TYPES)
+def test_an_ended_case_has_no_keys_and_an_open_one_keeps_its_own(ce_type: str) -> None:
+    change = state_change(_env(sample(ce_type, version=6)))
+    if State(change["state"]) not in OPEN_STATES:
+        assert change["open_near"] == []  # no duplicate's: the search does not read it
+    elif ce_type != "gridloop.case.reported":
+        assert "open_near" not in change  # as its report gave them
+
+
+def test_a_reopened_case_gets_its_keys_back_if_it_is_still_open() -> None:
+    assert {"rework", "split"} == REOPENING  # after the resident's rating; a merge undone
+    found = reopening(_env(sample("gridloop.case.rework", version=9)))
+    assert found is not None
+    where, pipeline = found
+    assert where["_id"] == CASE_ID and set(where["state"]["$in"]) == set(OPEN_STATES)
+    assert pipeline == [{"$set": {"open_near": "$near"}}]  # its report's keys, kept for good
+    assert reopening(_env(sample("gridloop.case.dispatched"))) is None
+    assert reopening(_env(sample("gridloop.sla.breach"))) is None
 
 
 def test_state_change_refuses_an_sla_event() -> None:
