@@ -159,7 +159,9 @@ def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
         "WARNING",
         # No replica-set advertisement, so no oplog: every modified document otherwise
         # costs an oplog entry too, for change streams and transactions, which nothing of
-        # ours uses (0.67 → 0.56 ms of the server's CPU an operation, bench mix).
+        # ours uses (0.67 → 0.56 ms of the server's CPU an operation, bench mix), and past
+        # 100,000 entries a prune whose walk grows with what it deleted before (the growth
+        # bench's loader stalled in it for half an hour a few hundred thousand cases in).
         "--standalone",
     ]
     return ServerProcess("mongodb (secantusdb)", argv, port, data_dir / "logs" / "secantus.log")
