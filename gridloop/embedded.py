@@ -144,6 +144,13 @@ def tansu(data_dir: Path, port: int | None = None) -> ServerProcess:
 
 
 def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
+    """SecantusDB as a standalone server: without the oplog a single-node replica set
+    keeps. Nothing of ours reads it (no change streams, no transactions), and every write
+    paid for it: an entry, and past 100,000 entries a prune of the oldest whose walk over
+    the entries deleted before grows with them (the growth bench's loader, at 411 cases a
+    second with it and 546 without over 100,000 cases, stalled with it for over half an
+    hour in one insert a few hundred thousand cases further: docs/benchmarks.md,
+    "Growth")."""
     port = port or free_port()
     storage = data_dir / "mongodb"
     storage.mkdir(parents=True, exist_ok=True)
@@ -157,6 +164,7 @@ def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
         str(storage),
         "--log-level",
         "WARNING",
+        "--standalone",
     ]
     return ServerProcess("mongodb (secantusdb)", argv, port, data_dir / "logs" / "secantus.log")
 
