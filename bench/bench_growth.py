@@ -336,6 +336,8 @@ def run(args: argparse.Namespace) -> None:
         try:
             for size in args.sizes:
                 bench.size(size)
+                # So far, as each size ends: a run stopped later keeps these.
+                print("\n".join(["", *table(bench.measured), *notes(bench.measured)[-2:]]))
         finally:
             bench.system.stop()
     header.append(f"load at the end: {load()}; the whole run {time.perf_counter() - started:.0f} s")

@@ -61,6 +61,7 @@ POLL = 500  # events a poll, as the services apply them
 CHUNK = 2_000  # cases copied, inserted and produced together
 INSERT = 1_000  # documents an insert_many
 POINTS = 4_096  # points drawn in each grid and cell, for its copies
+PROGRESS = 100_000  # cases between two lines of progress
 TEMPLATE_ID = re.compile(rb"T\d{9}")  # a template's case id (`_template_id`)
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 WEBHOOK = re.compile(rb"msg_[0-9a-f]{32}")
@@ -423,6 +424,10 @@ class History:
                     await writing
                 writing = asyncio.create_task(writer.write(docs, batches))
                 self.stored += count
+                if self.stored % PROGRESS < count:  # a long load says how it goes
+                    made = self.stored - first
+                    rate = made / (time.perf_counter() - started)
+                    print(f"  … {self.stored:,} stored ({rate:,.0f}/s)", flush=True)
             if writing is not None:
                 await writing
         finally:
