@@ -23,6 +23,9 @@ from schemas.events import Channel, Point
 # A document whose first event is still being written has no state yet: not a case.
 _IS_CASE: Document = {"state": {"$exists": True}}
 _NOT_INTERNAL = {"near": 0, "open_near": 0}
+# What a tier office's queues ask first: the mark of their indexes, which hold disputes
+# alone (`services.projections.store.MARKED`).
+DISPUTES: Document = {"kind": "dispute"}
 # A queue's rows: no cell keys, no reporter (a desk lists cases; the case page shows more).
 _QUEUE = _NOT_INTERNAL | {"reporter": 0}
 # A map's dots: no timeline either (a dot shows the case's number, class and light).
@@ -267,9 +270,9 @@ class CaseReader:
         """A tier office's disputes (矛盾纠纷): those it holds open, and those it was overdue
         on (held before or now), oldest report first."""
         queries = [
-            {"tier_office": office, "state": "reported"},
-            {"tier_office": office, "state": "mediating"},
-            {"tiers_overdue": office},
+            DISPUTES | {"tier_office": office, "state": "reported"},
+            DISPUTES | {"tier_office": office, "state": "mediating"},
+            DISPUTES | {"tiers_overdue": office},
         ]
         return await self._merged(queries, "reported_at", limit, _QUEUE)
 
@@ -277,7 +280,7 @@ class CaseReader:
         """The disputes a tier office closed (矛盾纠纷, 已调结), the latest closed first."""
         # The office's closed disputes, as many as it ever closed: a tier office closes
         # hundreds a year, not a city's cases.
-        query = {"tier_office": office, "state": State.closed.value}
+        query = DISPUTES | {"tier_office": office, "state": State.closed.value}
         found = self._cases.find(query, _QUEUE).sort("closed_at", -1).limit(limit)
         return [CaseRecord.model_validate(d) async for d in found]
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from gridloop.cases.reader import DISPUTES
 from gridloop.cases.view import REQUEST_KINDS
 from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
@@ -27,6 +29,40 @@ from services.projections.core import (
 DUPLICATE_KEY = 11000
 
 
+@dataclass(frozen=True)
+class Marked:
+    """A desk's queue of the cases that carry a mark few cases do (a request waiting, 督办,
+    a dispute): a partial index of those cases alone, so a case without the mark (most)
+    costs it nothing when it is written. Its queries hold the `mark` as an equality (both
+    MongoDB and SecantusDB read a partial index only for a query that implies its filter);
+    the mark's field is not among its `keys` (SecantusDB leaves such a field out of the
+    key prefix it looks up). It replaces the full index of the fields `replaces`."""
+
+    name: str
+    keys: tuple[str, ...]
+    mark: Document
+    replaces: tuple[str, ...]
+
+
+MARKED = (
+    Marked("deadline_1_requested", ("deadline",), {"requested": True}, ("requested", "deadline")),
+    Marked("updated_at_1_urged", ("updated_at",), {"urged": True}, ("urged", "updated_at")),
+    # A tier office's disputes: those it holds, those it was overdue on.
+    Marked(
+        "tier_office_1_state_1_reported_at_1_disputes",
+        ("tier_office", "state", "reported_at"),
+        DISPUTES,
+        ("tier_office", "state", "reported_at"),
+    ),
+    Marked(
+        "tiers_overdue_1_reported_at_1_disputes",
+        ("tiers_overdue", "reported_at"),
+        DISPUTES,
+        ("tiers_overdue", "reported_at"),
+    ),
+)
+
+
 class CaseStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.cases = db["cases"]
@@ -42,13 +78,9 @@ class CaseStore:
             ("state", "deadline"),
             ("state", "updated_at"),
             ("state", "channel", "reported_at"),
-            ("requested", "deadline"),  # a request waits: one queue for every kind
-            ("urged", "updated_at"),
-            # A tier office's disputes: those it holds, those it was overdue on.
-            ("tier_office", "state", "reported_at"),
-            ("tiers_overdue", "reported_at"),
         ):
             await self.cases.create_index([(name, ASCENDING) for name in desk])
+        await self.marked_queues()
         # Intake's duplicate search (open cases of a class, recently reported): without it,
         # every report scans every case.
         await self.cases.create_index(
@@ -60,12 +92,24 @@ class CaseStore:
         # exists, unused.)
         await self.open_near_keys()
 
+    async def marked_queues(self) -> None:
+        """The queues of a mark few cases carry (`MARKED`), each a partial index; each
+        replaces the full index of its fields, once (dropped first: a server may refuse a
+        second index of the same fields)."""
+        names = {i["name"] async for i in await self.cases.list_indexes()}
+        for queue in MARKED:
+            full = "_".join(f"{name}_1" for name in queue.replaces)
+            if full in names:
+                await self.cases.drop_index(full)
+            keys = [(name, ASCENDING) for name in queue.keys]
+            await self.cases.create_index(keys, name=queue.name, partialFilterExpression=queue.mark)
+
     async def mark_requested(self) -> int:
         """Mark the cases with a request waiting that were projected before the mark
         (`requested`, what the requests queue asks for); how many. Once: before the
         mark's index exists (what it creates is the sign it ran)."""
-        names = [i["name"] async for i in await self.cases.list_indexes()]
-        if "requested_1_deadline_1" in names:
+        names = {i["name"] async for i in await self.cases.list_indexes()}
+        if names & {"requested_1_deadline_1", MARKED[0].name}:
             return 0
         waiting = {"pending_request.kind": {"$in": list(REQUEST_KINDS.values())}}
         done = await self.cases.update_many(waiting, {"$set": {"requested": True}})

@@ -236,7 +236,7 @@ async def test_requests_projected_before_the_mark_are_marked_once_at_start(
                    ("gridloop.case.extension_requested", request))  # fmt: skip
     await made.add("quiet", ("gridloop.case.dispatched", {"department": "ROADS"}))
     await made.store.cases.update_many({}, {"$unset": {"requested": ""}})
-    await made.store.cases.drop_index("requested_1_deadline_1")
+    await made.store.cases.drop_index("deadline_1_requested")
     assert await cases.with_pending_request(NOW, 10) == []
 
     assert await made.store.mark_requested() == 1
