@@ -12,7 +12,11 @@ cases as a consumer sees them. Measured, each into a fresh database:
 - `CaseStore.apply_many`, by `--poll` events (a consumer's poll, as the service projects
   them): one guarded upsert an event when it is new and the newest of its case, `apply`'s
   writes one by one when not (idempotent and order-tolerant either way);
-- `CaseStore.apply`, one event at a time, `--single` events (one round trip a write).
+- `CaseStore.apply`, one event at a time, `--single` events (one round trip a write);
+- `apply_many` again into a database with the service's indexes (`create_indexes`), and
+  with the queues of a rare mark as full indexes instead of partial ones (`MARKED`, as
+  before issue 20): what the indexes cost a case, and the embedded server's CPU an event
+  (SecantusDB rewrites every entry of every index at each update).
 
 Decoding the Kafka records is not counted (`bench_envelope` measures it). Target (issue 7):
 ≥ 0.7 × raw.
@@ -33,15 +37,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench.servers import load, machine, servers, table
+from bench.servers import cpu_seconds, load, machine, servers, table
 from gridloop.mongo import Document
 from schemas.envelope import Envelope
 from schemas.events import CaseEvent, SlaEvent
 from services.projections.core import facts, sla_change, state_change, timeline_entry
-from services.projections.store import CaseStore
+from services.projections.store import MARKED, CaseStore
 from tests.samples import sample
 
 LIFECYCLE = (
@@ -134,6 +138,27 @@ def run(cases: int, poll: int, single: int) -> None:
                 await store.apply(env)
             await client.close()
 
+        async def indexed(full_marks: bool) -> None:
+            client, db = fresh()
+            store = CaseStore(db)
+            await store.create_indexes()
+            if full_marks:  # the queues of a rare mark as they were: full indexes
+                for queue in MARKED:
+                    await db["cases"].drop_index(queue.name)
+                    await db["cases"].create_index([(k, ASCENDING) for k in queue.replaces])
+            for chunk in chunks:
+                await store.apply_many(chunk)
+            await client.close()
+
+        def server_cpu(work: Callable[[], Awaitable[None]]) -> tuple[float, str]:
+            pid = s.pids.get("secantusdb")
+            before = cpu_seconds(pid) if pid else 0.0
+            found = rate(len(events), work)
+            if not pid:
+                return found, "the server is not ours to measure"
+            spent = (cpu_seconds(pid) - before) / len(events) * 1e6
+            return found, f"server {spent:,.0f} µs CPU an event"
+
         print(f"… raw bulk_write (load {load()})", flush=True)
         base = rate(len(events), raw)
         rows.append((f"raw bulk_write by {poll}", f"{base:,.0f} events/s (load {load()})"))
@@ -145,6 +170,11 @@ def run(cases: int, poll: int, single: int) -> None:
         each = rate(min(single, len(events)), one_by_one)
         rows.append(("CaseStore.apply, one by one", f"{each:,.0f} events/s "
                      f"({each / base:.2f} of raw; load {load()})"))  # fmt: skip
+        for full_marks, name in ((True, "its indexes, rare marks full"), (False, "its indexes")):
+            print(f"… apply_many with {name} (load {load()})", flush=True)
+            found, spent = server_cpu(lambda: indexed(full_marks))  # noqa: B023
+            rows.append((f"CaseStore.apply_many, {name}", f"{found:,.0f} events/s "
+                         f"({found / base:.2f} of raw; {spent}; load {load()})"))  # fmt: skip
     print()
     table(rows)
     shutil.rmtree(work, ignore_errors=True)
