@@ -56,7 +56,7 @@ from services.evaluation.people import bounds, scored
 from services.evaluation.people import counted as people_counted
 from services.evaluation.running import Key
 from services.evaluation.scores import graded
-from services.evaluation.totals import Totals
+from services.evaluation.totals import MARKED, MARKED_INDEX, Totals
 
 COLLECTIONS = (
     "evaluation_cases",
@@ -167,11 +167,22 @@ class ScoreStore:
         # entries on every write of the document, which made each facts write and each
         # cleared mark several times dearer. A score's cases are found by their month.
         await self.case_facts.create_index("period.month")
-        await self.case_facts.create_index("dirty")
+        await self.marked_index()
         await self.scores.create_index(
             [("level", ASCENDING), ("period", ASCENDING), ("score", DESCENDING)]
         )
         await self.totals.create_indexes()
+
+    async def marked_index(self) -> None:
+        """The marked cases (`dirty` above 0) alone in the index the recomputer reads them
+        by: the history's cases, counted long ago, are not in it. (A full index on `dirty`
+        came first, replaced once: SecantusDB read its every entry for `$gt: 0`, one a
+        case of the history, at every round.)"""
+        names = {i["name"] async for i in await self.case_facts.list_indexes()}
+        if "dirty_1" in names:
+            await self.case_facts.drop_index("dirty_1")
+        index = self.case_facts.create_index
+        await index("dirty", name=MARKED_INDEX, partialFilterExpression=MARKED)
 
     async def drop(self) -> None:
         for name in COLLECTIONS:
@@ -444,8 +455,10 @@ class ScoreStore:
     async def pending(self) -> int:
         """Cases whose scores are not recomputed yet: marked, or claimed by a recomputer
         that has not moved their scores yet."""
-        marked = await self.case_facts.count_documents({"dirty": {"$gt": 0}})
-        return marked + await self.totals.in_flight()
+        # A find on the index of the marked, not `count_documents`: SecantusDB's aggregate
+        # reads every case of the history for it (the service asks at every round).
+        marked = self.case_facts.find(MARKED, {"_id": 1})
+        return len(await marked.to_list()) + await self.totals.in_flight()
 
 
 def _score_doc(doc: Document) -> Document:

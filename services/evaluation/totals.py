@@ -48,6 +48,11 @@ ABANDONED = timedelta(seconds=60)
 KEEP_JOURNALS = 16  # the last journals a score remembers having applied
 KEEP_CLAIMS = 4  # the last journals a case remembers having been claimed by
 
+# A case with changes not counted yet (`dirty` above 0): what a round reads, by a partial
+# index of the marked cases alone (`ScoreStore.marked_index`).
+MARKED: Document = {"dirty": {"$gt": 0}}
+MARKED_INDEX = "dirty_marked"
+
 
 @dataclass(frozen=True)
 class Move:
@@ -109,7 +114,7 @@ class Totals:
         recomputers left); each moved score with its new value (None: removed)."""
         done = await self._finish_abandoned()
         projection = {"dirty": 1, "facts": 1, "counted": 1, "crev": 1}
-        marks = await self.case_facts.find({"dirty": {"$gt": 0}}, projection).to_list(limit)
+        marks = await self.case_facts.find(MARKED, projection).to_list(limit)
         if not marks:
             return done
         judge = Judge(self.policy.satisfied, self.policy.approve_within)

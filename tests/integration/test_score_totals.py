@@ -182,3 +182,32 @@ async def test_cases_stored_before_running_totals_are_adopted_once(
     assert await store.totals.adopt() == 0  # remembered
     await settle(store)
     assert await stored(store) == scores
+
+
+async def test_only_the_marked_cases_are_in_the_index_a_round_reads(
+    new_store: StoreMaker,
+) -> None:
+    """The cases counted long ago (the history, most) are not in the index of the marked:
+    a round and `pending` read the marked ones, however long the history. A full index on
+    `dirty` from before is replaced once."""
+    store = new_store()
+    await store.case_facts.create_index("dirty")  # as an earlier release made it
+    await store.create_indexes()
+    await store.create_indexes()  # again: nothing to replace, nothing refused
+    names = {i["name"] async for i in await store.case_facts.list_indexes()}
+    assert totals.MARKED_INDEX in names and "dirty_1" not in names
+
+    many = [Story(f"H-{n}-{random.randrange(10**9)}").reported().filed() for n in range(12)]
+    await store.apply_many([e for s in many for e in s.events])
+    assert await store.pending() == 12
+    await settle(store)
+    assert await store.pending() == 0
+    await store.apply_many(many[0].dispatched().events[-1:])  # one of them changes
+
+    def held() -> Any:  # every case a walk of the index finds (a hint, no filter)
+        return store.case_facts.find({}, {"_id": 1}).hint(totals.MARKED_INDEX)
+
+    assert [d["_id"] async for d in held()] == [many[0].case_id]
+    assert await store.pending() == 1
+    plan = await store.case_facts.find(totals.MARKED).explain()
+    assert totals.MARKED_INDEX in str(plan["queryPlanner"]["winningPlan"])
