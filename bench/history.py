@@ -43,6 +43,7 @@ from bench.servers import NAMESPACE, topic
 from gridloop.cases.reader import CaseReader, view_of
 from gridloop.citypack import CityPack
 from gridloop.commands.mongo import MongoHeads
+from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document
 from gridloop.nearby import keys_of
 from gridloop.topology import WIRING, named
@@ -62,6 +63,7 @@ CHUNK = 2_000  # cases copied, inserted and produced together
 INSERT = 1_000  # documents an insert_many
 POINTS = 4_096  # points drawn in each grid and cell, for its copies
 PROGRESS = 100_000  # cases between two lines of progress
+OPEN = {state.value for state in OPEN_STATES}
 TEMPLATE_ID = re.compile(rb"T\d{9}")  # a template's case id (`_template_id`)
 UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 WEBHOOK = re.compile(rb"msg_[0-9a-f]{32}")
@@ -336,7 +338,10 @@ async def templates(
         await client.drop_database(SCRATCH)
         await client.close()
         await raw.close()
-    return read[: len(past)], read[len(past) :]
+    # The past months' ended cases alone: what grows with a city's history is its closed
+    # cases, not its backlog (a few of a simulated month's are still open at its end).
+    ended = [t for t in read[: len(past)] if t.state not in OPEN]
+    return ended, read[len(past) :]
 
 
 # --- the history: copies into the database and the topics -------------------------------------

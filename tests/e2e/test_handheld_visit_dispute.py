@@ -214,7 +214,12 @@ async def _case_of(db: Any, query: dict[str, Any]) -> dict[str, Any]:
         found: dict[str, Any] | None = await db["cases"].find_one(query)
         return found
 
-    return await eventually(probe, 60.0, f"a case {query}")
+    try:
+        return await eventually(probe, 60.0, f"a case {query}")
+    except AssertionError as missed:  # what the projection holds instead, to say why
+        near = {k: v for k, v in query.items() if k != "state"}
+        held = [(d["_id"], d.get("state")) async for d in db["cases"].find(near)]
+        raise AssertionError(f"{missed}; cases of {near} projected: {held}") from None
 
 
 @pytest.mark.timeout(420)
