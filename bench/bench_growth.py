@@ -2,11 +2,13 @@
 (issue 20, item 4: each within 20 % of the smallest size).
 
     python -m bench.bench_growth [--sizes 10000,100000,300000] [--rate 20] [--duration 60]
-                                 [--changed 200] [--this-month 3000]
+                                 [--changed 200] [--this-month 3000] [--cache 8G]
 
 The real system as `bench.bench_e2e` starts it (projections, dispatch, notify, sla and
 intake, each its own process, on the embedded Tansu and SecantusDB, or
-KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI), with its pack (webhooks to this process, no
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URI; SecantusDB's WiredTiger cache as large as MongoDB
+takes by default on the machine, half of its memory less 1 GiB, not SecantusDB's own 1G,
+which a history of millions of cases outgrows), with its pack (webhooks to this process, no
 duplicate radius). The system starts once on the empty database (its services create their
 indexes, as on a city's first day); then, for each size in turn, it is stopped, the
 history grown to that size (`bench.history`: copies of cases the services' own code wrote,
@@ -48,7 +50,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 from bench.bench_e2e import SERVICES, WARM, Driven, drive, write_pack
 from bench.bench_intake import issue_token, reports
 from bench.history import History, Loaded, Shape, templates
-from bench.servers import NAMESPACE, Servers, load, machine, quantiles, servers, system_env
+from bench.servers import (
+    NAMESPACE,
+    Servers,
+    load,
+    machine,
+    mongodb_cache,
+    quantiles,
+    servers,
+    system_env,
+)
 from gridloop import embedded
 from gridloop.cases.reader import Candidate, CaseReader
 from gridloop.citypack import CityPack, load_city_pack
@@ -347,7 +358,8 @@ def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     header = [f"machine: {machine()}", f"date: {datetime.now(UTC).isoformat(timespec='minutes')}"]
     header.append(f"load at the start: {load()}")
-    with servers(work) as s:
+    header.append(f"SecantusDB's cache: {args.cache}")
+    with servers(work, cache=args.cache) as s:
         bench = build(args, s, work)
         try:
             for size in args.sizes:
@@ -380,6 +392,11 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=60.0, help="most seconds to wait after")
     parser.add_argument("--changed", type=int, default=200, help="cases rated, then rescored")
     parser.add_argument("--this-month", type=int, default=3_000, help="this month's cases")
+    parser.add_argument(
+        "--cache",
+        default=mongodb_cache(),
+        help="the embedded SecantusDB's WiredTiger cache (default: MongoDB's on this machine)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the logs (and the data)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -49,7 +49,9 @@ class Servers:
 
 
 @contextmanager
-def servers(work: Path, need_kafka: bool = True) -> Iterator[Servers]:
+def servers(work: Path, need_kafka: bool = True, cache: str | None = None) -> Iterator[Servers]:
+    """The embedded servers (those not given by KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI);
+    `cache` SecantusDB's WiredTiger cache (`embedded.secantus`)."""
     kafka, mongodb = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URI")
     started: list[embedded.ServerProcess] = []
     try:
@@ -58,7 +60,7 @@ def servers(work: Path, need_kafka: bool = True) -> Iterator[Servers]:
             started[-1].start()
             kafka = embedded.kafka_bootstrap(started[-1])
         if not mongodb:
-            started.append(embedded.secantus(work))
+            started.append(embedded.secantus(work, cache=cache))
             started[-1].start()
             mongodb = embedded.mongodb_uri(started[-1])
         # "kafka (tansu)" → "tansu"
@@ -98,6 +100,13 @@ def machine() -> str:
             break
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{model}, {os.cpu_count()} cores, {ram:.0f} GiB, Python {sys.version.split()[0]}"
+
+
+def mongodb_cache() -> str:
+    """The WiredTiger cache MongoDB would take on this machine by default: half of (RAM
+    less 1 GiB), at least 256 MiB."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    return f"{max(256, int((ram - 1024) / 2))}M"
 
 
 def cpu_seconds(pid: int) -> float:

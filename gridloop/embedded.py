@@ -143,7 +143,9 @@ def tansu(data_dir: Path, port: int | None = None) -> ServerProcess:
     return ServerProcess("kafka (tansu)", argv, port, data_dir / "logs" / "tansu.log")
 
 
-def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
+def secantus(data_dir: Path, port: int | None = None, cache: str | None = None) -> ServerProcess:
+    """SecantusDB on `data_dir`; `cache` the WiredTiger cache (as "8G"; its own default
+    1G, enough for a developer's city, not for a history of millions of cases)."""
     port = port or free_port()
     storage = data_dir / "mongodb"
     storage.mkdir(parents=True, exist_ok=True)
@@ -163,6 +165,7 @@ def secantus(data_dir: Path, port: int | None = None) -> ServerProcess:
         # 100,000 entries a prune whose walk grows with what it deleted before (the growth
         # bench's loader stalled in it for half an hour a few hundred thousand cases in).
         "--standalone",
+        *(["--cache-size", cache] if cache else []),
     ]
     return ServerProcess("mongodb (secantusdb)", argv, port, data_dir / "logs" / "secantus.log")
 
