@@ -42,7 +42,7 @@ from schemas.envelope import Envelope, EnvelopeError, Headers, decode, encode
 from schemas.events import SlaEvent
 from schemas.topics import DISPATCHES
 from services.sla import metrics
-from services.sla.consumer import SlaTransport
+from services.sla.consumer import HeadFirstConsumer, SlaTransport
 from services.sla.engine import Engine
 from services.sla.recovery import CaseTables
 from services.sla.table import CaseTable
@@ -140,7 +140,9 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> SlaApp:
 
     @app.on_partitions_assigned.connect
     async def take_over(sender: Any, /, *_: Any, signal: Any, **__: Any) -> None:
-        await _rewind_uncommitted(app, names)
+        consumer = app.consumer
+        assert isinstance(consumer, HeadFirstConsumer)  # `SlaTransport`'s
+        await consumer.rewind_uncommitted(names.sources)
         engine.resume()  # from now on, `owned` skips a case of a partition gone elsewhere
 
     _track(app, engine, names)
@@ -148,20 +150,6 @@ def create_app(settings: Settings, policy: SlaPolicy | None = None) -> SlaApp:
     _measure_lag(app, names)
     _pages(app)
     return app
-
-
-async def _rewind_uncommitted(app: faust.App, names: Names) -> None:
-    """Read again from its start a source partition the group never committed: a rebalance
-    makes faust drop the records it fetched but did not hand over yet, then seek each
-    partition back to its commit, and aiokafka's seek skips a partition without one (or
-    at 0). Two workers on a new system lost their first dispatches that way (the fault
-    suite's scale-out test); reading them twice is harmless (`apply` keeps the newer)."""
-    sources = set(names.sources)
-    consumer: Any = app.consumer  # faust's ConsumerT does not declare seek_to_committed
-    committed = await consumer.seek_to_committed()
-    for tp, offset in committed.items():
-        if tp.topic in sources and not offset:
-            await consumer.seek(tp, 0)
 
 
 def _policy(settings: Settings) -> SlaPolicy:
