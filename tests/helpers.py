@@ -11,7 +11,9 @@ from typing import TypeVar
 import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
+from pymongo.asynchronous.collection import AsyncCollection
 
+from gridloop.mongo import Document
 from gridloop.runtime import server_config
 
 T = TypeVar("T")
@@ -73,3 +75,8 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+async def held(collection: AsyncCollection[Document], index: str) -> list[str]:
+    """The ids of the documents `index` holds, sorted: a walk of it (a hint, no filter)."""
+    return sorted([d["_id"] async for d in collection.find({}, {"_id": 1}).hint(index)])

@@ -37,7 +37,7 @@ from pymongo.errors import BulkWriteError
 from gridloop.citypack import CityPack
 from gridloop.citypack.evaluation import EvaluationPolicy
 from gridloop.kafka import Retry
-from gridloop.mongo import Document
+from gridloop.mongo import Document, partial_index
 from gridloop.scoring import ON_READ, Indicator, Level, PeriodKind, Score, period_kind
 from gridloop.visits import Covered, coverage_of, grid_people
 from schemas.envelope import Envelope
@@ -178,11 +178,7 @@ class ScoreStore:
         by: the history's cases, counted long ago, are not in it. (A full index on `dirty`
         came first, replaced once: SecantusDB read its every entry for `$gt: 0`, one a
         case of the history, at every round.)"""
-        names = {i["name"] async for i in await self.case_facts.list_indexes()}
-        if "dirty_1" in names:
-            await self.case_facts.drop_index("dirty_1")
-        index = self.case_facts.create_index
-        await index("dirty", name=MARKED_INDEX, partialFilterExpression=MARKED)
+        await partial_index(self.case_facts, MARKED_INDEX, ["dirty"], MARKED, ["dirty"])
 
     async def drop(self) -> None:
         for name in COLLECTIONS:

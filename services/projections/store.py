@@ -12,7 +12,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gridloop.cases.reader import DISPUTES
 from gridloop.cases.view import REQUEST_KINDS
 from gridloop.lifecycle import OPEN_STATES
-from gridloop.mongo import Document
+from gridloop.mongo import Document, index_names, partial_index
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
 from schemas.events import CaseEvent, DepartmentRequest, SlaEvent, VoidRequest
@@ -93,23 +93,16 @@ class CaseStore:
         await self.open_near_keys()
 
     async def marked_queues(self) -> None:
-        """The queues of a mark few cases carry (`MARKED`), each a partial index; each
-        replaces the full index of its fields, once (dropped first: a server may refuse a
-        second index of the same fields)."""
-        names = {i["name"] async for i in await self.cases.list_indexes()}
+        """The queues of a mark few cases carry (`MARKED`), each a partial index in place
+        of the full index of its fields."""
         for queue in MARKED:
-            full = "_".join(f"{name}_1" for name in queue.replaces)
-            if full in names:
-                await self.cases.drop_index(full)
-            keys = [(name, ASCENDING) for name in queue.keys]
-            await self.cases.create_index(keys, name=queue.name, partialFilterExpression=queue.mark)
+            await partial_index(self.cases, queue.name, queue.keys, queue.mark, queue.replaces)
 
     async def mark_requested(self) -> int:
         """Mark the cases with a request waiting that were projected before the mark
         (`requested`, what the requests queue asks for); how many. Once: before the
         mark's index exists (what it creates is the sign it ran)."""
-        names = {i["name"] async for i in await self.cases.list_indexes()}
-        if names & {"requested_1_deadline_1", MARKED[0].name}:
+        if await index_names(self.cases) & {"requested_1_deadline_1", MARKED[0].name}:
             return 0
         waiting = {"pending_request.kind": {"$in": list(REQUEST_KINDS.values())}}
         done = await self.cases.update_many(waiting, {"$set": {"requested": True}})
@@ -120,8 +113,7 @@ class CaseStore:
         `near` theirs first); how many. Once: before the index on `open_near` exists (what
         it creates is the sign it ran). A query by state, each an equality the index
         serves: the open cases alone are read, not the history."""
-        names = [i["name"] async for i in await self.cases.list_indexes()]
-        if "open_near_1" in names:
+        if "open_near_1" in await index_names(self.cases):
             return 0
         await self.add_near_keys()
         given = 0

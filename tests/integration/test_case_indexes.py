@@ -15,11 +15,12 @@ from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from gridloop.cases.reader import DISPUTES
-from gridloop.mongo import Document
+from gridloop.mongo import Document, index_names
 from schemas.envelope import Envelope
 from schemas.events import CaseDispatched, CaseFiled, CaseReported
 from services.projections.store import MARKED, CaseStore
 from tests.conftest import Servers
+from tests.helpers import held
 from tests.samples import TIME, sample_of
 
 FULL = ["_".join(f"{name}_1" for name in queue.replaces) for queue in MARKED]
@@ -44,18 +45,13 @@ def dispatched(case_id: str, assisting: list[str]) -> list[Envelope]:
     ]
 
 
-async def held(db: AsyncDatabase[Document], index: str) -> list[str]:
-    """The cases `index` holds: every case a walk of it finds (a hint, no filter)."""
-    return sorted([d["_id"] async for d in db["cases"].find({}, {"_id": 1}).hint(index)])
-
-
-def index_names(plan: Any) -> set[str]:
+def planned_indexes(plan: Any) -> set[str]:
     """Every `indexName` in an explain's plan, however its stages nest."""
     if isinstance(plan, dict):
         own = {plan["indexName"]} if "indexName" in plan else set()
-        return own.union(*(index_names(v) for v in plan.values()))
+        return own.union(*(planned_indexes(v) for v in plan.values()))
     if isinstance(plan, list):
-        return set().union(*(index_names(v) for v in plan))
+        return set().union(*(planned_indexes(v) for v in plan))
     return set()
 
 
@@ -65,12 +61,13 @@ async def test_a_case_without_a_mark_is_in_no_marked_queue(db: AsyncDatabase[Doc
     await store.apply_many(dispatched("C-PLAIN", []) + dispatched("C-JOINT", ["D-WATER"]))
     await db["cases"].update_one({"_id": "C-JOINT"}, {"$set": {"urged": True}})  # 督办
 
-    assert await held(db, "department_1_deadline_1") == ["C-JOINT", "C-PLAIN"]  # every case
-    assert await held(db, "updated_at_1_urged") == ["C-JOINT"]  # the urged one alone
+    cases = db["cases"]
+    assert await held(cases, "department_1_deadline_1") == ["C-JOINT", "C-PLAIN"]  # every case
+    assert await held(cases, "updated_at_1_urged") == ["C-JOINT"]  # the urged one alone
     for name in NAMES:
         if name != "updated_at_1_urged":  # no request waits, no dispute
-            assert await held(db, name) == [], name
-    names = {i["name"] async for i in await db["cases"].list_indexes()}
+            assert await held(cases, name) == [], name
+    names = await index_names(db["cases"])
     assert set(NAMES) <= names and not set(FULL) & names
 
 
@@ -107,7 +104,7 @@ async def test_each_marked_queue_is_read_from_its_partial_index(
     explained = await db.command(
         "explain", {"find": "cases", "filter": query, "sort": {sort: 1}}, verbosity="queryPlanner"
     )
-    assert index_names(explained["queryPlanner"]["winningPlan"]) == {index}
+    assert planned_indexes(explained["queryPlanner"]["winningPlan"]) == {index}
 
 
 async def test_an_older_database_s_full_indexes_are_replaced_once(
@@ -120,8 +117,8 @@ async def test_an_older_database_s_full_indexes_are_replaced_once(
         await db["cases"].create_index([(name, ASCENDING) for name in queue.replaces])
 
     await store.create_indexes()
-    names = {i["name"] async for i in await db["cases"].list_indexes()}
+    names = await index_names(db["cases"])
     assert not set(FULL) & names and set(NAMES) <= names
     assert await store.mark_requested() == 0  # its sign is the marked queue's index now
     await store.create_indexes()  # again: nothing to replace, nothing refused
-    assert await held(db, "updated_at_1_urged") == ["C-JOINT"]
+    assert await held(db["cases"], "updated_at_1_urged") == ["C-JOINT"]

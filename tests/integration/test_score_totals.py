@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from gridloop.mongo import Document
+from gridloop.mongo import Document, index_names
 from schemas.envelope import Envelope
 from services.evaluation import totals
 from services.evaluation.scores import score
 from services.evaluation.store import ScoreStore, keys_of
 from tests.conftest import Servers
 from tests.evaluation_story import OTHER_GRID, Story
+from tests.helpers import held
 from tests.integration.test_evaluation_batch import StoreMaker, new_store, stories
 
 __all__ = ["new_store"]  # the fixture, used by name
@@ -194,7 +195,7 @@ async def test_only_the_marked_cases_are_in_the_index_a_round_reads(
     await store.case_facts.create_index("dirty")  # as an earlier release made it
     await store.create_indexes()
     await store.create_indexes()  # again: nothing to replace, nothing refused
-    names = {i["name"] async for i in await store.case_facts.list_indexes()}
+    names = await index_names(store.case_facts)
     assert totals.MARKED_INDEX in names and "dirty_1" not in names
 
     many = [Story(f"H-{n}-{random.randrange(10**9)}").reported().filed() for n in range(12)]
@@ -204,10 +205,7 @@ async def test_only_the_marked_cases_are_in_the_index_a_round_reads(
     assert await store.pending() == 0
     await store.apply_many(many[0].dispatched().events[-1:])  # one of them changes
 
-    def held() -> Any:  # every case a walk of the index finds (a hint, no filter)
-        return store.case_facts.find({}, {"_id": 1}).hint(totals.MARKED_INDEX)
-
-    assert [d["_id"] async for d in held()] == [many[0].case_id]
+    assert await held(store.case_facts, totals.MARKED_INDEX) == [many[0].case_id]
     assert await store.pending() == 1
     plan = await store.case_facts.find(totals.MARKED).explain()
     assert totals.MARKED_INDEX in str(plan["queryPlanner"]["winningPlan"])
