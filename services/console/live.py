@@ -13,7 +13,9 @@ from gridloop.cases.reader import CaseReader
 from gridloop.cases.record import CaseRecord
 from schemas.envelope import Envelope
 
-CATCH_UP_TRIES = 30  # × 0.1 s: a projection further behind is shown on the next news
+CATCH_UP_TRIES = 30  # × 0.1 s: what a page waits for after the person's own action
+LATE_FOR = 120.0  # s: news the projection shows later still reaches the pages, this long
+LATE_EVERY = 0.5  # s between looks at news the projection did not show in time
 BACKLOG = 100  # news a page may have unread; beyond, it is one refresh anyway
 
 
@@ -30,6 +32,8 @@ class Live:
     def __init__(self, reader: CaseReader) -> None:
         self.reader = reader
         self._pages: set[Page] = set()
+        self._behind: dict[str, tuple[str, float]] = {}  # event id → case id, given up at
+        self._late: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def follow(self, department: str | None) -> AsyncIterator[asyncio.Queue[str]]:
@@ -41,25 +45,56 @@ class Live:
             self._pages.discard(page)
 
     async def on_events(self, envs: Sequence[Envelope]) -> None:
-        """A fetch of the log: tell each page the cases it shows that changed."""
+        """A fetch of the log: tell each page the cases it shows that changed, once the
+        projection shows the change. What it has not shown after the catch-up tries (a
+        projection behind, under load) is told when it does (`_when_shown`): a page fetched
+        before would otherwise keep the old case until the next news, if any came."""
         if not self._pages:
             return
         wanted = {e.id: case_id for e in envs if (case_id := getattr(e.data, "case_id", None))}
-        for case in await projected(self.reader, wanted):
+        cases = await projected(self.reader, wanted)
+        self._tell(cases)
+        if behind := _unshown(wanted, cases):
+            until = asyncio.get_running_loop().time() + LATE_FOR
+            self._behind.update((event, (case_id, until)) for event, case_id in behind.items())
+            if self._late is None or self._late.done():
+                self._late = asyncio.create_task(self._when_shown())
+
+    async def _when_shown(self) -> None:
+        """One look every `LATE_EVERY` at all the news not shown yet, whatever the load."""
+        loop = asyncio.get_running_loop()
+        while self._behind and self._pages:
+            await asyncio.sleep(LATE_EVERY)
+            behind = {event: case_id for event, (case_id, _) in self._behind.items()}
+            cases = await self.reader.records(set(behind.values()))
+            still = _unshown(behind, list(cases.values()))
+            self._tell([case for case in cases.values() if case.case_id not in still.values()])
+            now = loop.time()
+            self._behind = {
+                e: late for e, late in self._behind.items() if e in still and late[1] > now
+            }
+
+    def _tell(self, cases: Sequence[CaseRecord]) -> None:
+        for case in cases:
             for page in list(self._pages):
                 if page.concerned(case) and not page.news.full():
                     page.news.put_nowait(case.case_id)
 
 
+def _unshown(wanted: dict[str, str], cases: Sequence[CaseRecord]) -> dict[str, str]:
+    """The news of `wanted` (event id → case id) the cases' timelines do not show yet."""
+    shown = {entry.event_id for case in cases for entry in case.timeline}
+    return {event: case_id for event, case_id in wanted.items() if event not in shown}
+
+
 async def projected(reader: CaseReader, wanted: dict[str, str]) -> list[CaseRecord]:
     """The cases of `wanted` (event id → case id), once their timelines show those events,
-    or as they are after a few tries (a projection further behind shows them next time):
-    what a page fetched next shows the events — after the person's own action, or news."""
+    or as they are after a few tries (`Live` tells the rest when they show): what a page
+    fetched next shows the events — after the person's own action, or news."""
     cases: dict[str, CaseRecord] = {}
     for _ in range(CATCH_UP_TRIES):
         cases = await reader.records(set(wanted.values()))
-        shown = {entry.event_id for case in cases.values() for entry in case.timeline}
-        if shown.issuperset(wanted):
+        if not _unshown(wanted, list(cases.values())):
             break
         await asyncio.sleep(0.1)
     return list(cases.values())

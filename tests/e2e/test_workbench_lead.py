@@ -129,6 +129,9 @@ async def lead_console(running: Running, approving: tuple[str, str]) -> AsyncIte
     await client.close()
 
 
+PIPELINE_MS = 20_000  # what a page or a probe waits for another service's news
+
+
 async def _state(running: Running, case_id: str, state: str) -> dict[str, Any]:
     """The case as the projection shows it, once it is in `state`."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(
@@ -141,7 +144,7 @@ async def _state(running: Running, case_id: str, state: str) -> dict[str, Any]:
         return record.model_dump() if record and record.state == state else None
 
     try:
-        return await eventually(probe, within=20, what=f"{case_id} {state}")
+        return await eventually(probe, within=PIPELINE_MS / 1000, what=f"{case_id} {state}")
     finally:
         await client.close()
 
@@ -198,7 +201,9 @@ async def test_the_shift_lead_approves_and_urges(
             )
         assert asked.status_code == 202, asked.text
         row = lead.locator(f"#queue-requests tr[data-case='{to_urge}']")
-        await expect(row).to_be_visible()  # live: the desk shows it without a reload
+        # Live: the desk shows it without a reload, once dispatch → Kafka → projections has
+        # (as long as `_state` allows, on a loaded machine).
+        await expect(row).to_be_visible(timeout=PIPELINE_MS)
         await expect(row).to_contain_text("延期申请")
         await expect(row.locator(".current")).to_contain_text(_local(current))
         await expect(row.locator(".moves")).to_have_text(_local(later))
@@ -247,8 +252,8 @@ async def test_the_shift_lead_approves_and_urges(
             )
         assert parking.status_code == 202, parking.text
         row = lead.locator(f"#queue-requests tr[data-case='{to_resume}']")
-        await lead.goto(console + "/approvals")
-        await expect(row).to_contain_text("挂账申请")
+        await lead.goto(console + "/approvals")  # before or after the projection shows it
+        await expect(row).to_contain_text("挂账申请", timeout=PIPELINE_MS)
         await row.get_by_role("button", name="同意", exact=True).click()
         await expect(row).to_have_count(0)
         await _state(running, to_resume, "parked")

@@ -1,0 +1,82 @@
+"""The console's live news (`services.console.live.Live`): a page hears a case changed once
+the projection shows the change — also when the projection is behind by more than the
+catch-up tries (under load), so a page fetched too early is not left with the old case."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gridloop.audit import AuditTrail
+from gridloop.cases.reader import CaseReader
+from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import CaseDispatched, CaseFiled, CaseReported
+from services.console import live as live_module
+from services.console.live import Live
+from services.projections.main import project_many
+from services.projections.store import CaseStore
+from tests.conftest import Servers
+from tests.samples import TIME, sample_of
+
+
+@pytest.fixture
+async def db(servers: Servers) -> AsyncIterator[AsyncDatabase[Document]]:
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
+    yield mongo[f"test_{uuid.uuid4().hex[:12]}"]
+    await mongo.close()
+
+
+def lifecycle(case_id: str) -> list[Envelope]:
+    events = [
+        sample_of(CaseReported, case_id=case_id, version=1),
+        sample_of(CaseFiled, case_id=case_id, version=2),
+        sample_of(CaseDispatched, case_id=case_id, version=3),
+    ]
+    return [Envelope(e, "/t", TIME + timedelta(seconds=n)) for n, e in enumerate(events)]
+
+
+async def next_news(news: asyncio.Queue[str], within: float) -> str | None:
+    try:
+        return await asyncio.wait_for(news.get(), within)
+    except TimeoutError:
+        return None
+
+
+async def test_news_the_projection_shows_late_still_reaches_the_page(
+    db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_module, "CATCH_UP_TRIES", 2)  # 0.2 s: the projection is later
+    store, trail = CaseStore(db), AuditTrail(db)
+    live = Live(CaseReader(db))
+    reported, filed, dispatched = lifecycle("case-late")
+    await project_many(store, trail, [reported, filed])
+    async with live.follow(None) as news:
+        await live.on_events([dispatched])
+        # Told at once as it stands (the projection has not shown the dispatch yet)…
+        assert await next_news(news, 1) == "case-late"
+        assert await next_news(news, 1.5) is None  # …and nothing while it does not show it
+        await project_many(store, trail, [dispatched])
+        # …then again once it does: the page fetched now shows the dispatch.
+        assert await next_news(news, 5) == "case-late"
+        assert await next_news(news, 1.5) is None  # once: the news is no longer behind
+    assert not live._behind
+
+
+async def test_a_case_shown_in_time_is_told_once(db: AsyncDatabase[Document]) -> None:
+    store, trail = CaseStore(db), AuditTrail(db)
+    live = Live(CaseReader(db))
+    envs = lifecycle("case-now")
+    await project_many(store, trail, envs)
+    async with live.follow("ROADS") as roads, live.follow(None) as centre:
+        await live.on_events(envs)
+        assert await next_news(centre, 1) == "case-now"
+        assert await next_news(centre, 1.5) is None
+        assert roads.empty()  # not ROADS' case
+    assert not live._behind
