@@ -253,9 +253,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "m.report.send": ("上报", "Send report"),
     "m.report.none": ("本角色暂不能从城管通上报", "This role cannot report from the handheld yet"),
     "m.outbox.how": (
-        "没有网络时，上报、核实、核查保存在本机，联网后自动发送；每项带本机生成的幂等键，重发不会重复",
-        "Without network, reports, verifications and checks wait on this phone and are sent when "
-        "it returns, each under a key made here: sent twice, done once",
+        "没有网络时，上报、核实、核查、走访、巡查、自处置保存在本机，联网后从任一页面自动发送；"
+        "每项带本机生成的幂等键，重发不会重复",
+        "Without network, reports, verifications, checks, visits, patrols and self-handlings wait "
+        "on this phone and are sent from any page when it returns, each under a key made here: "
+        "sent twice, done once",
     ),
     "m.outbox.none": ("没有待发送的内容", "Nothing waits to be sent"),
     "m.outbox.sent": ("最近已发送", "Sent lately"),

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import yaml
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Route, async_playwright, expect
 from pymongo import AsyncMongoClient
 
 from gridloop.access import Role
@@ -222,6 +222,17 @@ async def _case_of(db: Any, query: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError(f"{missed}; cases of {near} projected: {held}") from None
 
 
+# The patrol's id the phone keeps once its clock-in is answered (outbox.js, `AFTER`).
+PATROL_ID = (
+    "Object.keys(localStorage).filter(k => k.startsWith('gridloop-patrol-id:'))"
+    ".map(k => localStorage.getItem(k))[0]"
+)
+
+
+async def _dropped(route: Route) -> None:
+    await route.abort("internetdisconnected")
+
+
 @pytest.mark.timeout(420)
 async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
     console: tuple[str, Any, str], tmp_path: Path
@@ -229,7 +240,8 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
     """The grid manager clocks in inside their grid, walks (the phone's position moves: the
     track), goes offline and clocks out (the last piece and the clock-out wait on the
     phone), comes back: the grid service has the patrol ended with its track. Then they fix
-    exposed garbage on the spot with photos before and after: one case, self-handled."""
+    exposed garbage on the spot with photos before and after; the network drops it, and it
+    is sent from the outbox's tab: one case, self-handled."""
     url, db, grid_url = console
     async with async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=CHROMIUM, args=QUIET)
@@ -244,7 +256,10 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
         await hand.get_by_role("button", name="巡查签到").click()
         await expect(hand.locator("#on-patrol")).to_be_visible()
         await expect(hand.locator("#patrol-grid")).to_have_text(GRID)
-        await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)  # clocked in
+        # Clocked in: its answer gave the phone the patrol's id (#waiting may read 0 before
+        # the clock-in was even counted).
+        await hand.wait_for_function(PATROL_ID, timeout=30_000)
+        await expect(hand.locator("#waiting")).to_have_text("0")
         for lon, lat in ((116.4027, 39.9206), (116.4023, 39.9203)):  # walking
             await phone.set_geolocation({"longitude": lon, "latitude": lat})
             await hand.wait_for_timeout(300)
@@ -257,10 +272,7 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
         await expect(hand.locator("#off-patrol")).to_be_visible()
         await phone.set_offline(False)
         await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)
-        patrol = await hand.evaluate(
-            "Object.keys(localStorage).filter(k => k.startsWith('gridloop-patrol-id:'))"
-            ".map(k => localStorage.getItem(k))[0]"
-        )
+        patrol = await hand.evaluate(PATROL_ID)
         assert patrol
 
         # 自处置: only the classes the pack allows; photos before and after.
@@ -278,10 +290,19 @@ async def test_a_patrol_and_a_self_handling_from_the_handheld_arrive_once(
         await hand.get_by_label("处置说明").fill("已清理 cleared")
         await expect(hand.locator("#lon")).to_have_value("116.402300")  # where they walked to
         await phone_shot(hand, tmp_path, "handheld-selfhandling")
+        # The network drops the call: kept on the phone, it waits…
+        await hand.route("**/m/api/self-handling", _dropped)
         await hand.get_by_role("button", name="提交自处置").click()
-        # Kept on the phone first (#waiting was already 0: alone it would not wait), then sent.
         await expect(hand.locator("#saved")).to_contain_text("已保存在本机")
-        await expect(hand.locator("#waiting")).to_have_text("0", timeout=30_000)
+        await expect(hand.locator("#waiting")).to_have_text("1")
+        await hand.unroute("**/m/api/self-handling")
+        # …and goes from the 待发送 tab, not the one that kept it; its list of what was sent
+        # says so.
+        await hand.get_by_role("navigation").get_by_role("link", name="待发送").click()
+        sent = hand.locator("#sent li", has_text="自处置")
+        await expect(sent).to_contain_text("self_handled", timeout=30_000)
+        await expect(hand.locator("#outbox li[data-kind]")).to_have_count(0)
+        await phone_shot(hand, tmp_path, "handheld-selfhandling-sent")
         await browser.close()
 
     token = await CredentialStore(db).issue(Role.shift_lead, "lead")

@@ -10,14 +10,34 @@
 (() => {
   const DB = "gridloop-handheld", OUTBOX = "outbox", SENT = "sent", KEEP_SENT = 20;
   // What the device sends, by kind: the console's call for it (null: not yet, the entry
-  // waits, e.g. a piece of track before its patrol's clock-in was answered). The tabs'
-  // scripts (visits.js, patrol.js, selfhandling.js) add their kinds, and an `AFTER` hook
-  // for what the device must remember of an answer (a patrol's id).
-  const AFTER = {};
+  // waits, e.g. a piece of track before its patrol's clock-in was answered). Every kind is
+  // here, whichever tab kept it: any page sends all that waits (an action kept on one tab
+  // and sent from another, or from 待发送). `AFTER`: what the device must remember of an
+  // answer (a patrol's id, by its clock-in's key, for its pieces and its clock-out).
+  const PATROL_ID = (key) => `gridloop-patrol-id:${key}`;
+  const patrolOf = async (e) => {
+    const id = localStorage.getItem(PATROL_ID(e.fields.start));
+    if (id) return id;
+    const start = (await all()).find((w) => w.key === e.fields.start);
+    return start && start.state === "waiting" ? null : "none"; // its clock-in refused: so is this
+  };
+  const patrolCall = (end) => async (e) => {
+    const id = await patrolOf(e);
+    return id && `/m/api/patrols/${encodeURIComponent(id)}/${end}`;
+  };
   const KINDS = {
     report: () => "/m/api/reports",
     verification: (e) => `/m/api/cases/${encodeURIComponent(e.case_id)}/verification`,
     check: (e) => `/m/api/cases/${encodeURIComponent(e.case_id)}/check`,
+    visit: () => "/m/api/visits",
+    finding: (e) => `/m/api/visits/${encodeURIComponent(e.case_id)}/findings/${e.fields.index}/case`,
+    selfhandling: () => "/m/api/self-handling",
+    patrol_start: () => "/m/api/patrols",
+    patrol_track: patrolCall("track"),
+    patrol_end: patrolCall("end"),
+  };
+  const AFTER = {
+    patrol_start: (e, done) => localStorage.setItem(PATROL_ID(e.key), done.patrol),
   };
 
   const opened = new Promise((resolve, reject) => {
@@ -116,7 +136,8 @@
           const field = file.field || "media";
           fields[field] = [...(fields[field] || []), entry.media[i]];
         });
-        const url = await KINDS[entry.kind](entry);
+        // A kind this version does not know (kept by another) waits, holding nothing up.
+        const url = KINDS[entry.kind] && (await KINDS[entry.kind](entry));
         if (!url) continue; // waits for an earlier entry's answer
         const answer = await fetch(url, {
           method: "POST", credentials: "same-origin", body: JSON.stringify(fields),

@@ -6,21 +6,10 @@
 (() => {
   const forms = window.gridloopForms, outbox = window.gridloopOutbox;
   const owner = document.body.dataset.subject, $ = (id) => document.getElementById(id);
-  const STATE = `gridloop-patrol:${owner}`, ID = (key) => `gridloop-patrol-id:${key}`;
+  const STATE = `gridloop-patrol:${owner}`;
   const PIECE_FIXES = 10, PIECE_MS = 60000;
   const state = () => JSON.parse(localStorage.getItem(STATE) || "null");
   const save = (s) => (s ? localStorage.setItem(STATE, JSON.stringify(s)) : localStorage.removeItem(STATE));
-
-  const patrolOf = async (e) => {
-    const id = localStorage.getItem(ID(e.fields.start));
-    if (id) return id;
-    const start = (await outbox.all()).find((w) => w.key === e.fields.start);
-    return start && start.state === "waiting" ? null : "none"; // its clock-in refused: so is this
-  };
-  outbox.KINDS.patrol_start = () => "/m/api/patrols";
-  outbox.KINDS.patrol_track = async (e) => { const id = await patrolOf(e); return id && `/m/api/patrols/${encodeURIComponent(id)}/track`; };
-  outbox.KINDS.patrol_end = async (e) => { const id = await patrolOf(e); return id && `/m/api/patrols/${encodeURIComponent(id)}/end`; };
-  outbox.AFTER.patrol_start = (e, done) => localStorage.setItem(ID(e.key), done.patrol);
 
   const point = () => ({ lon: Number($("lon").value), lat: Number($("lat").value) });
   const show = () => {

@@ -2,7 +2,7 @@
 // before and after (each uploaded once; its media id goes to `before` or `after`), and the
 // point; kept in the outbox and sent to intake's POST /self-handling under the device's key.
 (() => {
-  const forms = window.gridloopForms, outbox = window.gridloopOutbox;
+  const forms = window.gridloopForms;
   const files = (form, field) => [...form.elements[field].files].map((blob) => ({ blob, field }));
   forms.fields.selfhandling = (form) => {
     const [kind, code] = form.elements["class"].value.split(":");
@@ -13,5 +13,4 @@
     };
   };
   forms.files.selfhandling = (form) => [...files(form, "before"), ...files(form, "after")];
-  outbox.KINDS.selfhandling = () => "/m/api/self-handling";
 })();

@@ -2,7 +2,7 @@
 // dispute where the person chose a class) and a finding of an earlier visit made a case.
 // Kept in the outbox like every action (outbox.js), sent under the device's key.
 (() => {
-  const forms = window.gridloopForms, outbox = window.gridloopOutbox;
+  const forms = window.gridloopForms;
   const point = () => ({ lon: Number(document.getElementById("lon").value), lat: Number(document.getElementById("lat").value) });
   const asCase = (value) => {
     const [kind, code] = value.split(":");
@@ -20,8 +20,6 @@
     return { grid, at: new Date().toISOString(), households: doors, findings, point: point() };
   };
   forms.fields.finding = (form) => ({ index: Number(form.dataset.index), ...asCase(form.elements.case.value), point: point() });
-  outbox.KINDS.visit = () => "/m/api/visits";
-  outbox.KINDS.finding = (e) => `/m/api/visits/${encodeURIComponent(e.case_id)}/findings/${e.fields.index}/case`;
   // No door picked: said beside the button, nothing kept (the grid service would refuse it).
   const visit = document.getElementById("visit");
   if (visit) {
