@@ -16,6 +16,7 @@ from schemas.envelope import Envelope
 CATCH_UP_TRIES = 30  # × 0.1 s: what a page waits for after the person's own action
 LATE_FOR = 120.0  # s: news the projection shows later still reaches the pages, this long
 LATE_EVERY = 0.5  # s between looks at news the projection did not show in time
+LATE_MAX = 2_000  # such news looked at, the newest: one read of their cases a look
 BACKLOG = 100  # news a page may have unread; beyond, it is one refresh anyway
 
 
@@ -57,6 +58,8 @@ class Live:
         if behind := _unshown(wanted, cases):
             until = asyncio.get_running_loop().time() + LATE_FOR
             self._behind.update((event, (case_id, until)) for event, case_id in behind.items())
+            for event in list(self._behind)[: max(0, len(self._behind) - LATE_MAX)]:
+                del self._behind[event]  # the oldest: their pages hear of them at the next news
             if self._late is None or self._late.done():
                 self._late = asyncio.create_task(self._when_shown())
 
@@ -69,9 +72,10 @@ class Live:
             cases = await self.reader.records(set(behind.values()))
             still = _unshown(behind, list(cases.values()))
             self._tell([case for case in cases.values() if case.case_id not in still.values()])
-            now = loop.time()
+            # Kept: what is still not shown, and what came in during the read.
+            now, looked = loop.time(), behind.keys() - still.keys()
             self._behind = {
-                e: late for e, late in self._behind.items() if e in still and late[1] > now
+                e: late for e, late in self._behind.items() if e not in looked and late[1] > now
             }
 
     def _tell(self, cases: Sequence[CaseRecord]) -> None:

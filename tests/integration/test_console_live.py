@@ -80,3 +80,20 @@ async def test_a_case_shown_in_time_is_told_once(db: AsyncDatabase[Document]) ->
         assert await next_news(centre, 1.5) is None
         assert roads.empty()  # not ROADS' case
     assert not live._behind
+
+
+async def test_the_news_looked_at_later_are_the_newest_few(
+    db: AsyncDatabase[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a projection far behind, one read a look, of `LATE_MAX` news at most."""
+    monkeypatch.setattr(live_module, "CATCH_UP_TRIES", 1)
+    monkeypatch.setattr(live_module, "LATE_MAX", 3)
+    live = Live(CaseReader(db))
+    reports = [lifecycle(f"case-{n}")[0] for n in range(5)]  # none projected
+    async with live.follow(None):
+        await live.on_events(reports[:2])
+        await live.on_events(reports[2:])
+        assert list(live._behind) == [env.id for env in reports[2:]]
+        await project_many(CaseStore(db), AuditTrail(db), reports[3:4])
+        await asyncio.sleep(3 * live_module.LATE_EVERY)
+        assert list(live._behind) == [reports[2].id, reports[4].id]  # case-3's is shown
