@@ -1,8 +1,8 @@
 // 巡查: clock in inside my grid, the track in pieces while on patrol, clock out. Each is an
 // outbox entry under the device's key; the patrol's id comes from the clock-in's answer
-// (`AFTER`), so pieces and the clock-out made offline wait behind the clock-in. The patrol
-// on (its clock-in key, grid, next piece, the fixes not yet in a piece) is kept in
-// localStorage, per person: a reload or a closed page loses nothing taken.
+// (`AFTER` in outbox.js), so pieces and the clock-out made offline wait behind the
+// clock-in. The patrol on (its clock-in key, grid, next piece, the fixes not yet in a
+// piece) is kept in localStorage, per person: a reload or a closed page loses nothing taken.
 (() => {
   const forms = window.gridloopForms, outbox = window.gridloopOutbox;
   const owner = document.body.dataset.subject, $ = (id) => document.getElementById(id);
