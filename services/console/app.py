@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,8 +103,13 @@ def create_app(console: Console) -> FastAPI:
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
         lang = _lang(request)
+        # When its reads began: a live page hears the news told since (`Live.follow`).
+        since = getattr(request.state, "since", None)
         shown = templates.TemplateResponse(
-            request, name, {"t": words(lang), "lang": lang, **context}, status_code=status
+            request,
+            name,
+            {"t": words(lang), "lang": lang, "since": since, **context},
+            status_code=status,
         )
         if request.query_params.get("lang") in LANGS:
             shown.set_cookie(LANG, lang, httponly=True, samesite="strict")
@@ -111,6 +117,7 @@ def create_app(console: Console) -> FastAPI:
         return shown
 
     async def session(request: Request) -> Session:
+        request.state.since = time.time()  # before the page reads anything
         token = request.cookies.get(SESSION)
         found = await console.people.session(token) if token else None
         if found is None:
@@ -227,13 +234,15 @@ def create_app(console: Console) -> FastAPI:
         return page(request, "intake.html", me=found, queues=queues, page_rows=rows)
 
     @app.get("/live")
-    async def live(request: Request) -> Response:
+    async def live(request: Request, since: float | None = None) -> Response:
         """Server-Sent Events: `changed` with a case id, for each case the person's
-        pages show that changed; a comment every 15 s keeps proxies from closing it."""
+        pages show that changed (`since`: the page's reads began then, so the news told
+        after, before it listened, too); a comment every 15 s keeps proxies from closing
+        it."""
         found = await session(request)
 
         async def news() -> AsyncIterator[str]:
-            async with console.live.follow(found.principal.department) as queue:
+            async with console.live.follow(found.principal.department, since) as queue:
                 yield "retry: 2000\n\n"
                 while not await request.is_disconnected():
                     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +19,7 @@ CATCH_UP_TRIES = 30  # × 0.1 s: what a page waits for after the person's own ac
 LATE_FOR = 120.0  # s: news the projection shows later still reaches the pages, this long
 LATE_EVERY = 0.5  # s between looks at news the projection did not show in time
 LATE_MAX = 2_000  # such news looked at, the newest: one read of their cases a look
+RECENT = 1_000  # news told lately, for a page that began its reads before it listened
 BACKLOG = 100  # news a page may have unread; beyond, it is one refresh anyway
 
 
@@ -35,11 +38,21 @@ class Live:
         self._pages: set[Page] = set()
         self._behind: dict[str, tuple[str, float]] = {}  # event id → case id, given up at
         self._late: asyncio.Task[None] | None = None
+        self._recent: deque[tuple[float, CaseRecord]] = deque(maxlen=RECENT)  # told at
 
     @contextlib.asynccontextmanager
-    async def follow(self, department: str | None) -> AsyncIterator[asyncio.Queue[str]]:
+    async def follow(
+        self, department: str | None, since: float | None = None
+    ) -> AsyncIterator[asyncio.Queue[str]]:
+        """A page's news from now; `since` (wall clock): when its reads began, so that what
+        was told between then and now reaches it too."""
         page = Page(department)
         self._pages.add(page)
+        if since is not None:
+            for told_at, case in self._recent:
+                if told_at >= since and page.concerned(case) and not page.news.full():
+                    page.news.put_nowait(case.case_id)
+        self._look()
         try:
             yield page.news
         finally:
@@ -49,19 +62,27 @@ class Live:
         """A fetch of the log: tell each page the cases it shows that changed, once the
         projection shows the change. What it has not shown after the catch-up tries (a
         projection behind, under load) is told when it does (`_when_shown`): a page fetched
-        before would otherwise keep the old case until the next news, if any came."""
-        if not self._pages:
-            return
+        before would otherwise keep the old case until the next news, if any came. With no
+        page open, the news is kept unread for the next page to open."""
         wanted = {e.id: case_id for e in envs if (case_id := getattr(e.data, "case_id", None))}
+        if not self._pages:
+            self._keep(wanted)
+            return
         cases = await projected(self.reader, wanted)
         self._tell(cases)
-        if behind := _unshown(wanted, cases):
-            until = asyncio.get_running_loop().time() + LATE_FOR
-            self._behind.update((event, (case_id, until)) for event, case_id in behind.items())
-            for event in list(self._behind)[: max(0, len(self._behind) - LATE_MAX)]:
-                del self._behind[event]  # the oldest: their pages hear of them at the next news
-            if self._late is None or self._late.done():
-                self._late = asyncio.create_task(self._when_shown())
+        self._keep(_unshown(wanted, cases))
+
+    def _keep(self, behind: dict[str, str]) -> None:
+        """News to tell once the projection shows it (the newest `LATE_MAX`)."""
+        until = asyncio.get_running_loop().time() + LATE_FOR
+        self._behind.update((event, (case_id, until)) for event, case_id in behind.items())
+        for event in list(self._behind)[: max(0, len(self._behind) - LATE_MAX)]:
+            del self._behind[event]  # the oldest: their pages hear of them at the next news
+        self._look()
+
+    def _look(self) -> None:
+        if self._behind and self._pages and (self._late is None or self._late.done()):
+            self._late = asyncio.create_task(self._when_shown())
 
     async def _when_shown(self) -> None:
         """One look every `LATE_EVERY` at all the news not shown yet, whatever the load."""
@@ -79,7 +100,9 @@ class Live:
             }
 
     def _tell(self, cases: Sequence[CaseRecord]) -> None:
+        now = time.time()
         for case in cases:
+            self._recent.append((now, case))
             for page in list(self._pages):
                 if page.concerned(case) and not page.news.full():
                     page.news.put_nowait(case.case_id)

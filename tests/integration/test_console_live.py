@@ -5,6 +5,7 @@ catch-up tries (under load), so a page fetched too early is not left with the ol
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -97,3 +98,40 @@ async def test_the_news_looked_at_later_are_the_newest_few(
         await project_many(CaseStore(db), AuditTrail(db), reports[3:4])
         await asyncio.sleep(3 * live_module.LATE_EVERY)
         assert list(live._behind) == [reports[2].id, reports[4].id]  # case-3's is shown
+
+
+async def test_news_with_no_page_open_reaches_the_next_page_once_shown(
+    db: AsyncDatabase[Document],
+) -> None:
+    """Nobody watching: the news is kept, unread; the page opened next hears it once the
+    projection shows it (it may have rendered before)."""
+    store, trail = CaseStore(db), AuditTrail(db)
+    live = Live(CaseReader(db))
+    reported, filed, dispatched = lifecycle("case-unwatched")
+    await project_many(store, trail, [reported, filed])
+    await live.on_events([dispatched])  # no page open
+    async with live.follow(None, since=time.time()) as news:
+        assert await next_news(news, 1.5) is None  # not while the projection lacks it
+        await project_many(store, trail, [dispatched])
+        assert await next_news(news, 5) == "case-unwatched"  # and once it shows the dispatch
+        assert await next_news(news, 1.5) is None
+
+
+async def test_a_page_hears_what_was_told_between_its_reads_and_its_listening(
+    db: AsyncDatabase[Document],
+) -> None:
+    store, trail = CaseStore(db), AuditTrail(db)
+    live = Live(CaseReader(db))
+    envs = lifecycle("case-between")
+    async with live.follow(None) as centre:
+        read_before = time.time()  # a page reads the queues…
+        await project_many(store, trail, envs)
+        await live.on_events(envs)  # …the news is told to the pages listening…
+        assert await next_news(centre, 1) == "case-between"
+        read_after = time.time()
+        async with (
+            live.follow("sanitation", since=read_before) as early,
+            live.follow("sanitation", since=read_after) as late,
+        ):
+            assert await next_news(early, 1) == "case-between"  # …and to the one not yet
+            assert late.empty()  # read after: it showed the dispatch already

@@ -13,7 +13,9 @@
     const fresh = page.querySelector("main");
     if (fresh) main.innerHTML = fresh.innerHTML;
   };
-  const news = new EventSource("/live");
+  // Since the page's reads began: what changed before it listened is told too.
+  const since = main.dataset.since ? `?since=${encodeURIComponent(main.dataset.since)}` : "";
+  const news = new EventSource(`/live${since}`);
   news.addEventListener("changed", () => {
     if (!pending) pending = setTimeout(refresh, 200);
   });
