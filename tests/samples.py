@@ -11,10 +11,20 @@ has one.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from schemas.events import EVENT_TYPES, CaseAnnotation, CaseEvent, EventData, SlaEvent
+from schemas.envelope import Envelope
+from schemas.events import (
+    EVENT_TYPES,
+    CaseAnnotation,
+    CaseDispatched,
+    CaseEvent,
+    CaseFiled,
+    CaseReported,
+    EventData,
+    SlaEvent,
+)
 
 CASE_ID = "C-20250301-0001"
 SOURCE = "/gridloop/tests"
@@ -248,3 +258,13 @@ def sample_of(model: type[E], **overrides: Any) -> E:
 def all_samples() -> dict[str, EventData]:
     """ce_type → one valid instance, for every registered event type."""
     return {ce_type: sample(ce_type) for ce_type in sorted(EVENT_TYPES)}
+
+
+def reported_to_dispatched(case_id: str) -> list[Envelope]:
+    """A case's report, filing and dispatch (versions 1–3), a second apart from `TIME`."""
+    events = [
+        sample_of(CaseReported, case_id=case_id, version=1),
+        sample_of(CaseFiled, case_id=case_id, version=2),
+        sample_of(CaseDispatched, case_id=case_id, version=3),
+    ]
+    return [Envelope(e, "/t", TIME + timedelta(seconds=n)) for n, e in enumerate(events)]

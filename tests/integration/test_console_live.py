@@ -8,7 +8,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -17,14 +16,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from gridloop.audit import AuditTrail
 from gridloop.cases.reader import CaseReader
 from gridloop.mongo import Document
-from schemas.envelope import Envelope
-from schemas.events import CaseDispatched, CaseFiled, CaseReported
 from services.console import live as live_module
 from services.console.live import Live
 from services.projections.main import project_many
 from services.projections.store import CaseStore
 from tests.conftest import Servers
-from tests.samples import TIME, sample_of
+from tests.samples import reported_to_dispatched
 
 
 @pytest.fixture
@@ -32,15 +29,6 @@ async def db(servers: Servers) -> AsyncIterator[AsyncDatabase[Document]]:
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(servers.mongodb, tz_aware=True)
     yield mongo[f"test_{uuid.uuid4().hex[:12]}"]
     await mongo.close()
-
-
-def lifecycle(case_id: str) -> list[Envelope]:
-    events = [
-        sample_of(CaseReported, case_id=case_id, version=1),
-        sample_of(CaseFiled, case_id=case_id, version=2),
-        sample_of(CaseDispatched, case_id=case_id, version=3),
-    ]
-    return [Envelope(e, "/t", TIME + timedelta(seconds=n)) for n, e in enumerate(events)]
 
 
 async def next_news(news: asyncio.Queue[str], within: float) -> str | None:
@@ -56,7 +44,7 @@ async def test_news_the_projection_shows_late_still_reaches_the_page(
     monkeypatch.setattr(live_module, "CATCH_UP_TRIES", 2)  # 0.2 s: the projection is later
     store, trail = CaseStore(db), AuditTrail(db)
     live = Live(CaseReader(db))
-    reported, filed, dispatched = lifecycle("case-late")
+    reported, filed, dispatched = reported_to_dispatched("case-late")
     await project_many(store, trail, [reported, filed])
     async with live.follow(None) as news:
         await live.on_events([dispatched])
@@ -73,7 +61,7 @@ async def test_news_the_projection_shows_late_still_reaches_the_page(
 async def test_a_case_shown_in_time_is_told_once(db: AsyncDatabase[Document]) -> None:
     store, trail = CaseStore(db), AuditTrail(db)
     live = Live(CaseReader(db))
-    envs = lifecycle("case-now")
+    envs = reported_to_dispatched("case-now")
     await project_many(store, trail, envs)
     async with live.follow("ROADS") as roads, live.follow(None) as centre:
         await live.on_events(envs)
@@ -90,7 +78,7 @@ async def test_the_news_looked_at_later_are_the_newest_few(
     monkeypatch.setattr(live_module, "CATCH_UP_TRIES", 1)
     monkeypatch.setattr(live_module, "LATE_MAX", 3)
     live = Live(CaseReader(db))
-    reports = [lifecycle(f"case-{n}")[0] for n in range(5)]  # none projected
+    reports = [reported_to_dispatched(f"case-{n}")[0] for n in range(5)]  # none projected
     async with live.follow(None):
         await live.on_events(reports[:2])
         await live.on_events(reports[2:])
@@ -107,7 +95,7 @@ async def test_news_with_no_page_open_reaches_the_next_page_once_shown(
     projection shows it (it may have rendered before)."""
     store, trail = CaseStore(db), AuditTrail(db)
     live = Live(CaseReader(db))
-    reported, filed, dispatched = lifecycle("case-unwatched")
+    reported, filed, dispatched = reported_to_dispatched("case-unwatched")
     await project_many(store, trail, [reported, filed])
     await live.on_events([dispatched])  # no page open
     async with live.follow(None, since=time.time()) as news:
@@ -122,7 +110,7 @@ async def test_a_page_hears_what_was_told_between_its_reads_and_its_listening(
 ) -> None:
     store, trail = CaseStore(db), AuditTrail(db)
     live = Live(CaseReader(db))
-    envs = lifecycle("case-between")
+    envs = reported_to_dispatched("case-between")
     async with live.follow(None) as centre:
         read_before = time.time()  # a page reads the queues…
         await project_many(store, trail, envs)

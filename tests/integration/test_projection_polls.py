@@ -7,7 +7,6 @@ import asyncio
 import functools
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -17,13 +16,12 @@ from gridloop.audit import AuditTrail
 from gridloop.kafka import BatchPipeline, EventProducer, ensure_topics
 from gridloop.mongo import Document
 from schemas.envelope import Envelope, encode
-from schemas.events import CaseDispatched, CaseFiled, CaseReported
 from schemas.topics import Topic, dead_letter_topic
 from services.projections.main import project_many
 from services.projections.store import CaseStore
 from tests.conftest import Servers
 from tests.helpers import eventually, read_topic
-from tests.samples import TIME, sample_of
+from tests.samples import reported_to_dispatched
 
 
 class Fallback:
@@ -81,15 +79,6 @@ async def world(servers: Servers) -> AsyncIterator[World]:
     await w.client.close()
 
 
-def lifecycle(case_id: str) -> list[Envelope]:
-    events = [
-        sample_of(CaseReported, case_id=case_id, version=1),
-        sample_of(CaseFiled, case_id=case_id, version=2),
-        sample_of(CaseDispatched, case_id=case_id, version=3),
-    ]
-    return [Envelope(e, "/t", TIME + timedelta(seconds=n)) for n, e in enumerate(events)]
-
-
 async def running(world: World, until: str, state: str) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(world.pipeline().run(stop))
@@ -101,7 +90,7 @@ async def running(world: World, until: str, state: str) -> None:
 
 
 async def test_a_poll_is_projected_and_audited_at_once(world: World) -> None:
-    a, b = lifecycle("case-a"), lifecycle("case-b")
+    a, b = reported_to_dispatched("case-a"), reported_to_dispatched("case-b")
     await world.send(a[0], b[0], a[1], a[0], b[1], a[2], b[2], a[1])  # with repeats
     await running(world, "case-b", "dispatched")
     doc = await world.projected("case-a", "dispatched")
@@ -114,7 +103,7 @@ async def test_a_poll_is_projected_and_audited_at_once(world: World) -> None:
 async def test_a_record_that_cannot_be_read_is_dead_lettered_and_the_rest_projected(
     world: World,
 ) -> None:
-    a = lifecycle("case-c")
+    a = reported_to_dispatched("case-c")
     await world.send(a[0], a[1])
     await world.producer.send_raw(world.topic, b"bad", b"{not json", [("ce_type", b"x")])
     await world.send(a[2])
