@@ -85,7 +85,7 @@ def system_env(
         "GRIDLOOP_MONGODB_DATABASE": database,
         "GRIDLOOP_DATA_DIR": str(data_dir),
         "GRIDLOOP_LOG_LEVEL": "WARNING",
-        **{f"GRIDLOOP_{n.upper()}_PORT": str(embedded.free_port()) for n in services},
+        **embedded.free_ports(f"GRIDLOOP_{n.upper()}_PORT" for n in services),
     }
     if pack is not None:
         env["GRIDLOOP_CITY_PACK"] = str(pack)

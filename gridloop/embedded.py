@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -27,6 +27,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(names: Iterable[str]) -> dict[str, str]:
+    """A distinct free port for each of `names` (as an environment takes them): all held
+    open until all are chosen, since a port just closed may be handed out again, and two
+    services given one port cannot both start."""
+    with contextlib.ExitStack() as held:
+        chosen = {}
+        for name in names:
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            chosen[name] = str(s.getsockname()[1])
+        return chosen
 
 
 def port_free(host: str, port: int) -> bool:

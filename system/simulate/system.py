@@ -73,10 +73,11 @@ class OwnSystem:
             server.stop()
 
 
-def _door_port() -> int:
+def _door_port(chosen: dict[str, str]) -> str:
+    """GRIDLOOP_DOOR_PORT's own when it is free, else the one `free_ports` chose."""
     settings = Settings()
     port = settings.door_port
-    return port if embedded.port_free(settings.host, port) else embedded.free_port()
+    return str(port) if embedded.port_free(settings.host, port) else chosen[PORT_ENV["door"]]
 
 
 def at_real_speed(own: OwnSystem) -> None:
@@ -114,6 +115,7 @@ def own_system(
         kafka, mongodb = embedded.kafka_bootstrap(servers[0]), embedded.mongodb_uri(servers[1])
         asyncio.run(ensure_topics(kafka, namespace=Settings().namespace))  # as the services
         compression = Compression(start.astimezone(UTC), time.time() + head, speed)
+        ports = embedded.free_ports(PORT_ENV.values())
         env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -124,9 +126,9 @@ def own_system(
             # The simulated citizens all report from this machine's address.
             "GRIDLOOP_PUBLIC_RATE_LIMIT": "1000000/minute",
             "GRIDLOOP_WEBHOOK_POLL_SECONDS": "0.1",
-            **{PORT_ENV[name]: str(embedded.free_port()) for name in PORT_ENV},
+            **ports,
             # The front door where people expect it (GRIDLOOP_DOOR_PORT), when it is free.
-            PORT_ENV["door"]: str(_door_port()),
+            PORT_ENV["door"]: _door_port(ports),
             **compression.environment(),
         }
         services = tuple(s for s in SERVICES if s != "desk")  # the receivers take its place

@@ -23,7 +23,7 @@ from gridloop.auth import CredentialStore, Role
 from gridloop.citypack import CityPack, load_city_pack
 from gridloop.citypack.messages import MESSAGES_FILE
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.embedded import free_port
+from gridloop.embedded import free_port, free_ports
 from gridloop.mongo import Document
 from gridloop.topology import named
 from system.gateway import Gateway
@@ -94,7 +94,7 @@ def system_env(servers: Servers, root: Path, pack_dir: Path) -> dict[str, str]:
         "GRIDLOOP_DATA_DIR": str(root / "data"),
         "GRIDLOOP_SLA_TICK_SECONDS": "0.5",
         "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        **{var: str(free_port()) for var in PORT_ENV.values()},
+        **free_ports(PORT_ENV.values()),
     }
 
 

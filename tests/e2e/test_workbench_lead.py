@@ -35,7 +35,7 @@ from pymongo import AsyncMongoClient
 from gridloop.access import Role
 from gridloop.audit import AuditTrail
 from gridloop.cases.reader import CaseReader
-from gridloop.embedded import free_port
+from gridloop.embedded import free_port, free_ports
 from gridloop.kafka.tail import tail
 from gridloop.mongo import Document
 from gridloop.people import People
@@ -90,7 +90,7 @@ def approving(
     sla["approvals"] = {"return": True, "resume": True, "void": True}
     (pack / "sla.yaml").write_text(yaml.safe_dump(sla, allow_unicode=True), "utf-8")
     (root / "logs").mkdir()
-    ports = {PORT_ENV[s]: str(free_port()) for s in ("dispatch", "intake")}  # their own
+    ports = free_ports(PORT_ENV[s] for s in ("dispatch", "intake"))  # their own
     env = running.system.env | {"GRIDLOOP_CITY_PACK": str(pack)} | ports  # the rest as is
     system = System(env, root / "logs", ("dispatch", "intake"))
     try:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from gridloop.embedded import free_port
+from gridloop.embedded import free_ports
 from system.up import PORT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def newcomer_env(root: Path, **extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in SYSTEM_VARIABLES and not k.startswith("GRIDLOOP_")
     }
-    ports = {variable: str(free_port()) for variable in PORT_ENV.values()}
+    ports = free_ports(PORT_ENV.values())
     return env | ports | {"XDG_STATE_HOME": str(root / "xdg"), "PYTHONPATH": str(REPO)} | extra
 
 

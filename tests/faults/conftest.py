@@ -30,7 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from gridloop import embedded
 from gridloop.auth import CredentialStore, Role
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.embedded import ServerProcess, free_port
+from gridloop.embedded import ServerProcess, free_port, free_ports
 from gridloop.kafka import ensure_topics
 from gridloop.mongo import Document
 from gridloop.topology import named
@@ -239,7 +239,7 @@ def world(receiver: Receiver, ledger: Ledger) -> Iterator[World]:
             "GRIDLOOP_CITY_PACK": str(write_pack(root / "citypack", receiver.port)),
             "GRIDLOOP_DATA_DIR": str(root / "data"),
             **FAULT_ENV,
-            **{var: str(free_port()) for var in PORT_ENV.values()},
+            **free_ports(PORT_ENV.values()),
         }
         system = System(env, root / "logs", SERVICES)
         system.start(90.0)

@@ -23,7 +23,7 @@ from aiokafka import ConsumerRecord
 from gridloop.auth import CredentialStore, Role
 from gridloop.calendar import SHANGHAI
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.embedded import free_port
+from gridloop.embedded import free_ports
 from gridloop.topology import named
 from system.up import PORT_ENV, System
 from tests.conftest import Servers
@@ -74,7 +74,7 @@ def system(servers: Servers, tmp_path: Path) -> Iterator[System]:
         "GRIDLOOP_SLA_TICK_SECONDS": "0.2",
         "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "GRIDLOOP_PUBLIC_RATE_LIMIT": "100000/minute",
-        **{var: str(free_port()) for var in PORT_ENV.values()},
+        **free_ports(PORT_ENV.values()),
     }
     services = ("projections", "evaluation", "dispatch", "sla", "intake")
     running = System(env, tmp_path / "logs", services)

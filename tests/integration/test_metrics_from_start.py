@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.embedded import free_port
+from gridloop.embedded import free_port, free_ports
 from system.desk import pack_for_receivers
 from system.up import PORT_ENV, SERVICES, System
 from tests.conftest import Servers, fresh_namespace
@@ -48,7 +48,7 @@ def system(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "GRIDLOOP_CITY_PACK": str(pack_for_receivers(DEMO_CITY_PACK, root / "pack", nowhere)),
         "GRIDLOOP_DATA_DIR": str(root / "data"),
         "GRIDLOOP_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        **{var: str(free_port()) for var in PORT_ENV.values()},
+        **free_ports(PORT_ENV.values()),
     }
     running = System(env, root / "logs", STARTED)
     try:

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gridloop import tracing
 from gridloop.config import DEMO_CITY_PACK
-from gridloop.embedded import free_port
+from gridloop.embedded import free_port, free_ports
 from system.desk import pack_for_receivers
 from system.up import PORT_ENV, System
 from tests.conftest import Servers, fresh_namespace
@@ -66,7 +66,7 @@ async def test_a_service_exports_its_spans_over_otlp_when_an_endpoint_is_set(
     servers: Servers, collector: tuple[Collector, int], tmp_path: Path
 ) -> None:
     received, port = collector
-    ports = {var: str(free_port()) for var in PORT_ENV.values()}
+    ports = free_ports(PORT_ENV.values())
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,

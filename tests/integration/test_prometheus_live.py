@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer
 from gridloop import embedded
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.dashboards import expressions
-from gridloop.embedded import free_port
+from gridloop.embedded import free_port, free_ports
 from gridloop.kafka import EventProducer, ensure_topics
 from schemas.envelope import Envelope
 from schemas.topics import DISPATCHES, SLA
@@ -168,7 +168,7 @@ def system(
     servers: Servers, kafka: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[System]:
     root = tmp_path_factory.mktemp("prometheus-live")
-    ports = {var: str(free_port()) for var in PORT_ENV.values()}
+    ports = free_ports(PORT_ENV.values())
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
