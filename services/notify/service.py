@@ -295,6 +295,19 @@ def _reporter_delivery(env: Envelope, notice: Notice, now: datetime, contact: st
     return doc | {"contact": contact, "channel": channel}
 
 
+def _held(pending: Sequence[Document], chosen: set[str]) -> bool:
+    """Whether a round left a delivery due that no worker holds: one behind its case's
+    earlier message, its department's limit or circuit. (Not one under a lease: its own
+    worker's attempt is under way.)"""
+    now = datetime.now(UTC)
+    return any(
+        doc["_id"] not in chosen
+        and doc["next_at"] <= now
+        and (doc.get("lease_until") is None or doc["lease_until"] <= now)
+        for doc in pending
+    )
+
+
 @dataclass
 class _EndpointState:
     breaker: Breaker
@@ -331,6 +344,12 @@ class Deliverer:
         self._state: dict[str, _EndpointState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._rounds = 0  # numbers each round's lease
+        # Whether the last round left a delivery waiting that an attempt's end may free (its
+        # case or its department busy), or a round is under way: only then does an attempt's
+        # end start a round. Otherwise it would read the outbox for nothing, a read a
+        # delivery (`_held`).
+        self._waiting = False
+        self._ticking = False
         # Outcomes posted but not yet recorded, each with what its attempt waits on.
         self._unrecorded: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
@@ -362,8 +381,17 @@ class Deliverer:
     async def tick(self) -> None:
         """Start every attempt that is due and allowed, claimed together; never wait for
         one to finish."""
+        self._ticking = True
+        try:
+            await self._round()
+        finally:
+            self._ticking = False
+
+    async def _round(self) -> None:
         endpoints = await self.store.all_endpoints(self.pack) | channel_endpoints(self.pack)
-        chosen = self._choose(await self.store.pending(), endpoints)
+        pending = await self.store.pending()
+        chosen = self._choose(pending, endpoints)
+        self._waiting = _held(pending, {doc["_id"] for doc, _ in chosen})
         if not chosen:
             return
         self._rounds += 1
@@ -430,7 +458,8 @@ class Deliverer:
             # Only once the outcome is recorded may the case's next message (or this one's
             # retry) be considered.
             state.in_flight.discard(doc["case_id"])
-            self.wake.set()
+            if self._waiting or self._ticking:
+                self.wake.set()
 
     async def _record(self, outcome: Outcome) -> None:
         """Record an attempt with every other outcome ready by the time the write before

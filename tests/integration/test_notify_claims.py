@@ -13,12 +13,15 @@ import pytest
 
 from gridloop.cases.reader import CaseReader
 from gridloop.mongo import Document
+from schemas.envelope import Envelope
+from schemas.events import CaseExtended
 from services.notify.core import RetrySchedule
 from services.notify.service import Deliverer, DeliveryPolicy, Notify
 from services.notify.store import Outcome
 from tests.conftest import Servers
 from tests.helpers import eventually
 from tests.integration.notify_world import (
+    CC,
     Receiver,
     World,
     dispatched,
@@ -159,3 +162,68 @@ def _claims(command: Document) -> bool:
 
 async def _delivered(world: World, n: int) -> bool:
     return await world.store.deliveries.count_documents({"status": "delivered"}) >= n
+
+
+# A poll long enough that only an attempt's end can start the next round in these tests.
+SLOW_POLL = DeliveryPolicy(
+    schedule=RetrySchedule.parse("0,0.3", jitter=0),
+    timeout=5.0,
+    concurrency=8,
+    circuit_threshold=1000,
+    poll=60.0,
+)
+
+
+async def _deliver_all(world: World, n: int, policy: DeliveryPolicy = SLOW_POLL) -> None:
+    stop = asyncio.Event()
+    async with httpx.AsyncClient() as http:
+        running = asyncio.create_task(Deliverer(world.pack, world.store, http, policy).run(stop))
+        try:
+            await eventually(lambda: _delivered(world, n), within=20, what=f"{n} delivered")
+            await asyncio.sleep(0.3)  # a round an attempt's end would start, if any
+        finally:
+            stop.set()
+            await running
+
+
+async def test_an_attempt_that_frees_nothing_reads_the_outbox_no_more(
+    world: World, receiver: Receiver
+) -> None:
+    await point_at(world, receiver, "SANITATION")
+    await enqueued(world, 1)
+    world.commands.clear()
+    await _deliver_all(world, 1)
+    # The round that took it; not another when it was recorded (nothing waited on it).
+    assert len(world.commands.of("find", "deliveries")) == 1
+
+
+async def test_a_cases_next_message_goes_when_the_one_before_is_recorded(
+    world: World, receiver: Receiver
+) -> None:
+    await point_at(world, receiver, "SANITATION")
+    first = dispatched()
+    extended = CaseExtended(
+        case_id=first.data.case_id,
+        version=4,
+        actor=CC,
+        deadline=first.time + timedelta(days=2),
+    )
+    await world.project(first.data.case_id, version=4)
+    notify = Notify(world.pack, CaseReader(world.db), world.store)
+    await notify.on_events([first, Envelope(extended, "/tests")])
+    # The second waits for the first (one at a time a case): the first's end, not the
+    # 60 s poll, starts the round that sends it.
+    await _deliver_all(world, 2)
+    assert len(receiver.requests) == 2
+
+
+async def test_a_department_at_its_limit_sends_the_next_when_one_ends(
+    world: World, receiver: Receiver
+) -> None:
+    await point_at(world, receiver, "SANITATION")
+    await enqueued(world, 3)
+    one_at_a_time = DeliveryPolicy(
+        schedule=SLOW_POLL.schedule, timeout=5.0, concurrency=1, poll=60.0
+    )
+    await _deliver_all(world, 3, one_at_a_time)
+    assert len(receiver.requests) == 3
