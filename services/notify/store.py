@@ -4,7 +4,10 @@
   delivery workers drain: `status` pending → delivered, or dead (exhausted, gone, refused);
   while an attempt is made, `lease_owner` names the worker's round that claimed it (one
   update for the round) and `lease_until` when another worker may take it over.
-- `delivery_attempts`: every attempt, with its outcome, status code, error and duration.
+  Every attempt, with its outcome, status code, error and duration, is in the delivery's
+  `attempt_log`, written with the change it made (one write, not two).
+- `delivery_attempts`: the attempts of deliveries recorded before `attempt_log`, read with
+  them.
 - `webhook_endpoints`: a department's URL and secrets as set by the admin API or CLI, and
   whether it is disabled (410 Gone); without one, the city pack's webhook applies.
 """
@@ -57,8 +60,17 @@ class Outcome:
     claim: str
 
 
+# What a list of deliveries leaves out: the message and the attempts (`get` has them).
+_LISTED = {"body": 0, "attempt_log": 0}
+
+
 def _attempt_id(attempt: Document) -> str:
     return f"{attempt['delivery_id']}/{attempt['replay']}/{attempt['attempt']}"
+
+
+def _logged(attempt: Document) -> Document:
+    """An attempt as its delivery's log keeps it: named, so that it is logged once."""
+    return {"id": _attempt_id(attempt)} | attempt
 
 
 class DeliveryStore:
@@ -137,46 +149,61 @@ class DeliveryStore:
         return won
 
     async def record(self, outcomes: Sequence[Outcome]) -> None:
-        """Log the attempts, then move their deliveries on (next try, delivered or dead):
-        two writes for all of them. A delivery moves only if its lease is still the one
-        the attempt was made under: one that ran out and was taken by another worker
-        is that worker's to record."""
+        """Move the deliveries on (next try, delivered or dead), each with its attempt added
+        to its log: one write for all of them. A delivery moves only if its lease is still
+        the one the attempt was made under: one that ran out and was taken by another
+        worker is that worker's to record, and only the attempt is logged (second write,
+        rare: an entry already there is not added again)."""
         if not outcomes:
             return
-        await self.attempts.bulk_write(
-            [
-                UpdateOne({"_id": _attempt_id(o.attempt)}, {"$set": o.attempt}, upsert=True)
-                for o in outcomes
-            ],
-            ordered=False,
-        )
-        await self.deliveries.bulk_write(
+        moved = await self.deliveries.bulk_write(
             [
                 UpdateOne(
                     {"_id": o.attempt["delivery_id"], "lease_owner": o.claim},
-                    {"$set": o.change | {"lease_until": None, "lease_owner": None}},
+                    {
+                        "$set": o.change | {"lease_until": None, "lease_owner": None},
+                        "$push": {"attempt_log": _logged(o.attempt)},
+                    },
                 )
                 for o in outcomes
             ],
             ordered=False,
         )
+        if moved.matched_count < len(outcomes):
+            await self.deliveries.bulk_write(
+                [
+                    UpdateOne(
+                        {
+                            "_id": o.attempt["delivery_id"],
+                            "attempt_log.id": {"$ne": _attempt_id(o.attempt)},
+                        },
+                        {"$push": {"attempt_log": _logged(o.attempt)}},
+                    )
+                    for o in outcomes
+                ],
+                ordered=False,
+            )
 
     async def get(self, delivery_id: str) -> Document | None:
+        """A delivery with every attempt made (`attempt_log`, in order)."""
         doc = await self.deliveries.find_one({"_id": delivery_id})
         if doc is not None:
-            cursor = self.attempts.find({"delivery_id": delivery_id}).sort(
-                [("replay", ASCENDING), ("attempt", ASCENDING)]
-            )
-            doc["attempt_log"] = [{k: v for k, v in a.items() if k != "_id"} async for a in cursor]
+            logged = {a["id"]: a for a in doc.get("attempt_log", [])}
+            cursor = self.attempts.find({"delivery_id": delivery_id})  # before attempt_log
+            older = {a["_id"]: a async for a in cursor if a["_id"] not in logged}
+            made = sorted((older | logged).values(), key=lambda a: (a["replay"], a["attempt"]))
+            doc["attempt_log"] = [
+                {k: v for k, v in a.items() if k not in ("_id", "id")} for a in made
+            ]
         return doc
 
     async def find(self, query: Document, limit: int = 100) -> list[Document]:
-        cursor = self.deliveries.find(query, {"body": 0}).sort("seq", ASCENDING).limit(limit)
+        cursor = self.deliveries.find(query, _LISTED).sort("seq", ASCENDING).limit(limit)
         return [d async for d in cursor]
 
     async def page(self, query: Document, offset: int, limit: int) -> list[Document]:
         """Deliveries matching `query`, newest first, without their bodies."""
-        cursor = self.deliveries.find(query, {"body": 0}).sort("seq", DESCENDING)
+        cursor = self.deliveries.find(query, _LISTED).sort("seq", DESCENDING)
         return [d async for d in cursor.skip(offset).limit(limit)]
 
     async def replay(self, query: Document) -> int:

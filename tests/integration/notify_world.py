@@ -151,3 +151,9 @@ async def point_at(world: World, receiver: Receiver, *departments: str) -> None:
     """Each department's webhook at the receiver (as the admin API sets it)."""
     for code in departments:
         await world.store.set_webhook(world.pack, code, receiver.url(code), timedelta(0))
+
+
+async def attempts_logged(store: DeliveryStore, query: Document | None = None) -> int:
+    """The attempts logged in the deliveries matching `query` (each delivery's log)."""
+    found = store.deliveries.find(query or {}, {"attempt_log": 1})
+    return sum([len(d.get("attempt_log", [])) async for d in found])
