@@ -10,6 +10,8 @@ does too. The address is looked up in the contact store when the message is sent
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,14 @@ from gridloop.citypack import CityPack
 from gridloop.citypack.messages import TOLD, MessagePolicy
 from gridloop.contacts import Contact
 from schemas.envelope import Envelope
-from schemas.events import CaseClosed, CaseDispatched, CaseFiled, CaseHandled, event_name
+from schemas.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseHandled,
+    CaseReported,
+    event_name,
+)
 
 REPORTER = "reporter"  # the recipient's prefix in `deliveries.department`: `reporter:sms`
 TOLD_EVENTS = (CaseFiled, CaseDispatched, CaseHandled, CaseClosed)
@@ -26,6 +35,39 @@ TOLD_EVENTS = (CaseFiled, CaseDispatched, CaseHandled, CaseClosed)
 
 def concerns_reporters(env: Envelope) -> bool:
     return isinstance(env.data, TOLD_EVENTS)
+
+
+class Untold:
+    """The cases known to have no reporter to tell, learnt from their `reported` events as
+    they pass (notify reads the reports topic): reported with no contact, a case never gets
+    one, so its later events are no reason to read it (a patrolling supervisor's findings,
+    most cases of 数字城管). The newest `most`; a case not known (forgotten, or reported
+    before a restart) is read, as every case was before."""
+
+    def __init__(self, most: int = 100_000) -> None:
+        self.most = most
+        self._cases: OrderedDict[str, None] = OrderedDict()
+
+    def learn(self, envs: Iterable[Envelope]) -> None:
+        for env in envs:
+            if isinstance(env.data, CaseReported) and not _reachable(env.data):
+                self._cases[env.data.case_id] = None
+                self._cases.move_to_end(env.data.case_id)
+                if len(self._cases) > self.most:
+                    self._cases.popitem(last=False)
+
+    def __contains__(self, case_id: object) -> bool:
+        return case_id in self._cases
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+
+def _reachable(reported: CaseReported) -> bool:
+    """Whether the reporter left a contact: its reference, or (an event from before contacts
+    left the log) a name or a phone that `gridloop contacts migrate` keeps under one."""
+    reporter = reported.reporter
+    return bool(reporter.contact or reporter.name or reporter.phone)
 
 
 def recipient(channel: str) -> str:

@@ -64,6 +64,7 @@ from services.notify.core import (
 )
 from services.notify.reporters import (
     REPORTER,
+    Untold,
     address_of,
     addressed,
     channel_for,
@@ -151,6 +152,7 @@ class Notify:
         self.wake = wake or asyncio.Event()
         self.telling = Telling(pack, links)  # photo links only where a signer is given
         self.contacts, self.following = contacts, following
+        self.untold = Untold()  # cases with no reporter to tell: not read for them
 
     async def on_event(self, env: Envelope) -> Sequence[Envelope]:
         """One event: the pipeline's record-by-record fallback (and the tests')."""
@@ -163,10 +165,13 @@ class Notify:
         The deliveries of the cases found are written even when some case is not projected
         yet (`Retry`): the poll handled again finds them there and adds only the rest."""
         telling = self.contacts is not None and self.pack.messages is not None
+        if telling:
+            self.untold.learn(envs)
         concerned = [
             env
             for env in envs
-            if concerns_departments(env) or (telling and concerns_reporters(env))
+            if concerns_departments(env)
+            or (telling and concerns_reporters(env) and env.data.case_id not in self.untold)
         ]
         if not concerned:
             return  # most events concern no department

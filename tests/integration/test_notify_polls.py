@@ -12,9 +12,11 @@ from datetime import timedelta
 import pytest
 
 from gridloop.cases.reader import CaseReader
+from gridloop.contacts import MasterKeys
+from gridloop.contacts.store import ContactStore
 from gridloop.kafka import BatchPipeline, EventProducer, Retry, ensure_topics
 from schemas.envelope import Envelope, encode
-from schemas.events import CaseExtended, CaseFiled
+from schemas.events import CaseExtended, CaseFiled, CaseReported, Reporter
 from schemas.topics import Topic, dead_letter_topic
 from services.notify.service import Notify
 from tests.conftest import Servers
@@ -137,3 +139,35 @@ async def test_the_consumer_reads_a_topic_a_poll_at_a_time(world: World, servers
 
 async def _count(world: World, n: int) -> bool:
     return await world.store.deliveries.count_documents({}) >= n
+
+
+async def test_a_case_reported_without_a_contact_is_not_read_for_its_reporter(
+    world: World,
+) -> None:
+    """Its filing concerns no department, and it has no reporter to tell: no case read (a
+    patrolling supervisor's finding). A caller who left a contact is read for."""
+    notify = Notify(
+        world.pack,
+        CaseReader(world.db),
+        world.store,
+        contacts=ContactStore(world.db, MasterKeys.ephemeral()),
+    )
+    found, called = "C-found", "C-called"
+    await world.project(found, version=2)
+    await world.project(called, version=2)
+    world.commands.clear()
+
+    await notify.on_events(_reported_and_filed(found, Reporter(id="supervisor-7")))
+    assert world.commands.of("find", "cases") == []
+
+    await notify.on_events(_reported_and_filed(called, Reporter(contact="ct_" + "1" * 32)))
+    assert len(world.commands.of("find", "cases")) == 1
+
+    # A later event of the case (here its filing again) is not read for either.
+    await notify.on_events(_reported_and_filed(found, Reporter(id="supervisor-7"))[1:])
+    assert len(world.commands.of("find", "cases")) == 1
+
+
+def _reported_and_filed(case_id: str, reporter: Reporter) -> list[Envelope]:
+    reported = sample_of(CaseReported, case_id=case_id, reporter=reporter)
+    return [Envelope(reported, "/tests"), Envelope(sample_of(CaseFiled, case_id=case_id), "/tests")]

@@ -19,14 +19,23 @@ from gridloop.citypack.messages import MESSAGES_FILE, template_problems
 from gridloop.config import DEMO_CITY_PACK
 from gridloop.contacts import Contact
 from schemas.envelope import Envelope
-from schemas.events import CaseClosed, CaseDispatched, CaseFiled, CaseVerified, Reporter
+from schemas.events import (
+    CaseClosed,
+    CaseDispatched,
+    CaseFiled,
+    CaseReported,
+    CaseVerified,
+    Reporter,
+)
 from services.notify.reporters import (
+    Untold,
     addressed,
     channel_for,
     concerns_reporters,
     masked,
     reporter_message,
 )
+from tests.samples import sample_of
 
 PACK = load_city_pack(DEMO_CITY_PACK)
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -243,3 +252,30 @@ def test_the_address_is_added_only_as_the_message_is_sent() -> None:
 )
 def test_an_address_is_masked_for_operators(address: str, shown: str) -> None:
     assert masked(address) == shown
+
+
+def _reported(case_id: str, reporter: Reporter) -> Envelope:
+    return Envelope(sample_of(CaseReported, case_id=case_id, reporter=reporter), "/tests")
+
+
+def test_a_case_reported_without_a_contact_is_known_to_have_no_reporter_to_tell() -> None:
+    untold = Untold()
+    untold.learn(
+        [
+            _reported("C-patrol", Reporter(id="supervisor-7")),
+            _reported("C-hotline", Reporter(contact=CONTACT)),
+            # Written before contacts left the log: `gridloop contacts migrate` keeps its
+            # phone under a reference, so it may be told.
+            _reported("C-old", Reporter(phone="13800000000")),
+            Envelope(sample_of(CaseFiled, case_id="C-filed"), "/tests"),
+        ]
+    )
+    assert "C-patrol" in untold
+    assert "C-hotline" not in untold and "C-old" not in untold and "C-filed" not in untold
+
+
+def test_the_untold_cases_kept_are_the_newest() -> None:
+    untold = Untold(most=2)
+    untold.learn([_reported(f"C-{n}", Reporter()) for n in range(3)])
+    assert len(untold) == 2
+    assert "C-0" not in untold and "C-2" in untold
