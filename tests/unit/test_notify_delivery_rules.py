@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -29,6 +30,7 @@ from services.notify.core import (
     verdict,
     webhook_id,
 )
+from services.notify.service import resolve
 from tests.samples import CASE_ID, DEADLINE, SOURCE, TIME, sample
 
 CASE_DOC = CaseRecord.model_validate(
@@ -313,3 +315,21 @@ def test_a_delivery_is_pinned_to_the_checked_address_with_the_url_s_own_names() 
     assert pinned("https://例子.example/h", "93.184.216.34").host == "xn--fsqu00a.example"
     # A URL naming an address is sent as it is.
     assert pinned("http://[::1]:9/h", "::1") == Pinned("http://[::1]:9/h", None, None)
+
+
+def test_an_address_written_as_one_is_not_asked_of_the_resolver() -> None:
+    async def resolved() -> tuple[list[str], list[str]]:
+        loop = asyncio.get_running_loop()
+
+        async def asked(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(f"the resolver was asked for {args[0]}")
+
+        loop.getaddrinfo = asked  # type: ignore[method-assign]
+        return await resolve("127.0.0.1", 80), await resolve("::1", None)
+
+    assert asyncio.run(resolved()) == (["127.0.0.1"], ["::1"])
+
+
+def test_a_name_is_asked_of_the_resolver_at_each_attempt() -> None:
+    found = asyncio.run(resolve("localhost", 80))
+    assert found and set(found) <= {"127.0.0.1", "::1"}
