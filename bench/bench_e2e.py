@@ -47,7 +47,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
-from bench import floor
+from bench import dbcost, floor
 from bench.bench_intake import issue_token, reports
 from bench.floor import Counts
 from bench.servers import (
@@ -288,7 +288,7 @@ def run(
     # afresh, with the same reports at the same rate.
     for name, checkout in ([("before", compare)] if compare else []) + [("this version", None)]:
         rows.append((f"— {name}", str(checkout or Path.cwd())))
-        with servers(work / name.replace(" ", "-")) as s:
+        with servers(work / name.replace(" ", "-"), db_cost=True) as s:
             asyncio.run(ensure_topics(s.kafka, namespace=NAMESPACE))
             data_dir = work / name.replace(" ", "-") / "data"
             env, database = system_env(s, data_dir, SERVICES, pack)
@@ -356,6 +356,7 @@ class Driven:
     receiver: Receiver
     cpu: dict[str, float]
     load_at_start: str
+    db_cost: tuple[dbcost.Totals, dbcost.Totals]  # before and after the reports were sent
 
     def delays(self) -> list[float]:
         """Seconds from each accepted report's 202 to its case's first webhook."""
@@ -376,6 +377,7 @@ def drive(
     the CPU of every process (the servers `started`, and this one) while they were sent."""
     receiver, load_at_start = Receiver(), load()
     (every, drain), cpu = sampling, dict[str, float]()
+    db_cost: list[dbcost.Totals] = [{}, {}]  # the database's CPU by command, before and after
     pids = started.pids | {n: p.proc.pid for n, p in system.processes.items() if p.proc}
     pids["bench"] = os.getpid()  # the reports' sender and the webhooks' receiver
 
@@ -387,13 +389,19 @@ def drive(
         # CPU while sending: at a rate the system keeps up with, the work of those reports
         # (the drain's idle polling left out); at one it does not, the busiest process shows.
         cpu.update({name: cpu_seconds(pid) for name, pid in pids.items()})
-        run.on_sent = lambda: cpu.update({n: cpu_seconds(p) - cpu[n] for n, p in pids.items()})
+        db_cost[0] = dbcost.read(started.db_cost)
+
+        def sent() -> None:  # the database's totals as written at most 0.2 s before
+            cpu.update({n: cpu_seconds(p) - cpu[n] for n, p in pids.items()})
+            db_cost[1] = dbcost.read(started.db_cost)
+
+        run.on_sent = sent
         print(f"… {len(run.bodies):,} reports at {rate:,.0f}/s (load {load()})", flush=True)
         await run.go(every, receiver, drain)
         await runner.cleanup()
         return run
 
-    return Driven(asyncio.run(go()), receiver, cpu, load_at_start)
+    return Driven(asyncio.run(go()), receiver, cpu, load_at_start, (db_cost[0], db_cost[1]))
 
 
 def measure(
@@ -424,6 +432,7 @@ def measure(
         *lag_rows(run.lags),
         *cpu_rows(driven.cpu, len(run.accepted), TARGET_RATE),
         *count_rows(*run.counted, len(run.accepted)),
+        *dbcost.rows(*driven.db_cost, len(run.accepted)),
         ("load (1 / 5 / 15 min)", f"start {driven.load_at_start}, end {load()}"),
     ], spent  # fmt: skip
 

@@ -46,12 +46,17 @@ class Servers:
     kafka: str
     mongodb: str
     pids: dict[str, int]  # the embedded servers' processes, by name (none for external ones)
+    # Where the embedded database writes its CPU by command (`bench.dbcost`), if asked.
+    db_cost: Path | None = None
 
 
 @contextmanager
-def servers(work: Path, need_kafka: bool = True, cache: str | None = None) -> Iterator[Servers]:
+def servers(
+    work: Path, need_kafka: bool = True, cache: str | None = None, db_cost: bool = False
+) -> Iterator[Servers]:
     """The embedded servers (those not given by KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI);
-    `cache` SecantusDB's WiredTiger cache (`embedded.secantus`)."""
+    `cache` SecantusDB's WiredTiger cache (`embedded.secantus`); `db_cost`: SecantusDB
+    counts its CPU by command (`bench.dbcost`)."""
     kafka, mongodb = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URI")
     started: list[embedded.ServerProcess] = []
     try:
@@ -61,11 +66,15 @@ def servers(work: Path, need_kafka: bool = True, cache: str | None = None) -> It
             kafka = embedded.kafka_bootstrap(started[-1])
         if not mongodb:
             started.append(embedded.secantus(work, cache=cache))
+            if db_cost:  # the same server, started through the module that times it
+                timing = [sys.executable, "-m", "bench.dbcost", str(work / "db-cost.json")]
+                started[-1].argv = timing + started[-1].argv[1:]
             started[-1].start()
             mongodb = embedded.mongodb_uri(started[-1])
         # "kafka (tansu)" → "tansu"
         pids = {s.name.split()[-1].strip("()"): s.proc.pid for s in started if s.proc}
-        yield Servers(kafka or "", mongodb, pids)
+        cost = work / "db-cost.json" if db_cost and "secantusdb" in pids else None
+        yield Servers(kafka or "", mongodb, pids, cost)
     finally:
         for server in reversed(started):
             server.stop()
