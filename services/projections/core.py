@@ -165,8 +165,9 @@ def open_cells(data: CaseEvent, is_open: bool) -> Document:
     open (given by its report), none once it ended. Only an open case takes duplicates,
     and without the ended ones a cell's keys are as few as its open cases, however long
     the history (docs/benchmarks.md, "Growth"). Set with the state, as the newest version
-    alone sets it: a late report of an ended case gives it none. A reopened case gets its
-    keys back from `near` (`reopening`)."""
+    alone sets it: a late report of an ended case gives it none, of an open one its keys if
+    it never had any (`_late` in the store). A reopened case gets its keys back from
+    `near` (`reopening`)."""
     if not is_open:
         return {"open_near": []}
     if isinstance(data, CaseReported):

@@ -15,10 +15,11 @@ from gridloop.lifecycle import OPEN_STATES
 from gridloop.mongo import Document, index_names, partial_index
 from gridloop.nearby import keys_of
 from schemas.envelope import Envelope
-from schemas.events import CaseEvent, DepartmentRequest, SlaEvent, VoidRequest
+from schemas.events import CaseEvent, CaseReported, DepartmentRequest, SlaEvent, VoidRequest
 from services.projections.core import (
     dispute_marks,
     facts,
+    open_cells,
     reopening,
     request_change,
     sla_change,
@@ -162,7 +163,7 @@ class CaseStore:
             added = result.modified_count == 1 or result.upserted_id is not None
         except DuplicateKeyError:
             added = False  # the case exists and already holds this event
-        for where, change in rest:
+        for where, change in rest + _late(env):
             await self.cases.update_one(where, change)
         return added
 
@@ -285,7 +286,21 @@ def _alone(env: Envelope) -> list[Step]:
     """The event's writes one by one, as `apply` makes them."""
     (where, push), *rest = _writes(env)
     alone: list[Step] = [(UpdateOne(where, push, upsert=True), [])]  # a duplicate: skipped
-    return alone + [(UpdateOne(w, c), None) for w, c in rest]
+    return alone + [(UpdateOne(w, c), None) for w, c in rest + _late(env)]
+
+
+def _late(env: Envelope) -> list[Write]:
+    """What an event read after a newer one of its case still owes it, beyond its facts: a
+    report read after its case's filing or dispatch (topics are read in no order, and a
+    consumer that restarts may read one before the other) gives the case its cell keys
+    for the duplicate search, if it never had them (an ended case has none: `[]`). Only
+    written where the event's own write did not stand (`_alone`, `apply`): the newest
+    report sets them with its state."""
+    data = env.data
+    if not isinstance(data, CaseReported):
+        return []
+    never = {"_id": data.case_id, "open_near": {"$exists": False}}
+    return [(never, {"$set": open_cells(data, is_open=True)})]
 
 
 def _follows(last: tuple[Envelope, One], env: Envelope, write: One) -> bool:

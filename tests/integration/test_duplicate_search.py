@@ -192,3 +192,27 @@ async def test_cases_projected_with_every_cases_keys_are_given_open_ones_once(
     reader = CaseReader(collection.database)
     assert _ids(await reader.near(_keys(cases, report), limit=10)) == {"open"}
     assert await cases.store.open_near_keys() == 0
+
+
+async def test_a_report_read_after_its_cases_dispatch_is_found(cases: Cases) -> None:
+    """Topics are read in no order: a projection that restarts may read a case's dispatch
+    before its report. The open case is a duplicate's candidate all the same; one ended
+    before its report was read is not."""
+    await cases.store.create_indexes()
+    report = _report("event", "0505", east_m=3)
+    await cases.then("late", "gridloop.case.dispatched", 3)
+    await cases.project("late", report)
+    await cases.then("ended", "gridloop.case.closed", 7)
+    await cases.project("ended", report)
+    reader = CaseReader(cases.store.cases.database)
+    assert _ids(await reader.near(_keys(cases, report), limit=10)) == {"late"}
+    one_by_one = CaseStore(cases.store.cases.database)  # `apply`, the record-by-record path
+    await cases.then("later", "gridloop.case.dispatched", 3)
+    for env in _report_events(cases, "later", report):
+        await one_by_one.apply(env)
+    assert _ids(await reader.near(_keys(cases, report), limit=10)) == {"late", "later"}
+
+
+def _report_events(cases: Cases, case_id: str, report: ReportIn) -> list[Envelope]:
+    events = decide_report(cases.pack, report_of(report, case_id, SUPERVISOR), NOW, (), "N-2")
+    return [Envelope(e, SOURCE, time=NOW) for e in events]
