@@ -69,19 +69,25 @@ def read(path: Path | None) -> Totals:
     return {k: (v[0], v[1]) for k, v in json.loads(path.read_text()).items()}
 
 
-def rows(before: Totals, after: Totals, cases: int) -> list[tuple[str, str]]:
-    """The run's commands (`after` less `before`), the dearest first: CPU a case, how many
-    a case, CPU each."""
-    spent = {
+def spent(before: Totals, after: Totals) -> Totals:
+    """What the commands served between the two reads cost: `after` less `before`, the
+    commands served at all."""
+    out = {
         k: (ns - before.get(k, (0, 0))[0], n - before.get(k, (0, 0))[1])
         for k, (ns, n) in after.items()
     }
-    spent = {k: v for k, v in spent.items() if v[1] > 0}
-    if not spent or not cases:
+    return {k: v for k, v in out.items() if v[1] > 0}
+
+
+def rows(before: Totals, after: Totals, cases: int) -> list[tuple[str, str]]:
+    """The run's commands (`spent`), the dearest first: CPU a case, how many a case, CPU
+    each."""
+    ran = spent(before, after)
+    if not ran or not cases:
         return []
-    whole = sum(ns for ns, _ in spent.values()) / 1e6 / cases
+    whole = sum(ns for ns, _ in ran.values()) / 1e6 / cases
     out = [("db CPU a case (dispatch)", f"{whole:.1f} ms by its commands, the dearest:")]
-    for key, (ns, n) in sorted(spent.items(), key=lambda kv: -kv[1][0])[:SHOWN]:
+    for key, (ns, n) in sorted(ran.items(), key=lambda kv: -kv[1][0])[:SHOWN]:
         each = f"{ns / 1e6 / cases:.2f} ms a case, {n / cases:.2f} a case"
         out.append((f"  {key}", f"{each}, {ns / 1e3 / n:,.0f} µs each"))
     return out

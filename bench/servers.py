@@ -58,6 +58,7 @@ def servers(
     `cache` SecantusDB's WiredTiger cache (`embedded.secantus`); `db_cost`: SecantusDB
     counts its CPU by command (`bench.dbcost`)."""
     kafka, mongodb = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("MONGODB_URI")
+    cost = work / "db-cost.json" if db_cost and not mongodb else None
     started: list[embedded.ServerProcess] = []
     try:
         if not kafka and need_kafka:
@@ -66,14 +67,13 @@ def servers(
             kafka = embedded.kafka_bootstrap(started[-1])
         if not mongodb:
             started.append(embedded.secantus(work, cache=cache))
-            if db_cost:  # the same server, started through the module that times it
-                timing = [sys.executable, "-m", "bench.dbcost", str(work / "db-cost.json")]
+            if cost:  # the same server, started through the module that times it
+                timing = [sys.executable, "-m", "bench.dbcost", str(cost)]
                 started[-1].argv = timing + started[-1].argv[1:]
             started[-1].start()
             mongodb = embedded.mongodb_uri(started[-1])
         # "kafka (tansu)" → "tansu"
         pids = {s.name.split()[-1].strip("()"): s.proc.pid for s in started if s.proc}
-        cost = work / "db-cost.json" if db_cost and "secantusdb" in pids else None
         yield Servers(kafka or "", mongodb, pids, cost)
     finally:
         for server in reversed(started):

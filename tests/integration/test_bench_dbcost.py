@@ -24,10 +24,7 @@ def test_the_database_counts_its_cpu_by_command(tmp_path: Path) -> None:
         client.close()
         time.sleep(0.6)  # written five times a second
         after = dbcost.read(s.db_cost)
-    spent = {
-        k: (ns - before.get(k, (0, 0))[0], n - before.get(k, (0, 0))[1])
-        for k, (ns, n) in after.items()
-    }
+    spent = dbcost.spent(before, after)
     assert spent["insert things"][1] == 1
     assert spent["update things _id,kind"][1] == 3
     assert spent["find things kind"][1] == 1

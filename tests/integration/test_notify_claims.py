@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -168,13 +169,7 @@ async def _delivered(world: World, n: int) -> bool:
 
 
 # A poll long enough that only an attempt's end can start the next round in these tests.
-SLOW_POLL = DeliveryPolicy(
-    schedule=RetrySchedule.parse("0,0.3", jitter=0),
-    timeout=5.0,
-    concurrency=8,
-    circuit_threshold=1000,
-    poll=60.0,
-)
+SLOW_POLL = replace(POLICY, poll=60.0)
 
 
 async def _deliver_all(world: World, n: int, policy: DeliveryPolicy = SLOW_POLL) -> None:
@@ -225,9 +220,7 @@ async def test_a_department_at_its_limit_sends_the_next_when_one_ends(
 ) -> None:
     await point_at(world, receiver, "SANITATION")
     await enqueued(world, 3)
-    one_at_a_time = DeliveryPolicy(
-        schedule=SLOW_POLL.schedule, timeout=5.0, concurrency=1, poll=60.0
-    )
+    one_at_a_time = replace(SLOW_POLL, concurrency=1)
     await _deliver_all(world, 3, one_at_a_time)
     assert len(receiver.requests) == 3
 
